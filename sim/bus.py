@@ -1,0 +1,129 @@
+"""The host side of the I/O system: an MMIO bus that routes CPU accesses to device registers,
+and interrupt lines.
+
+A device (its transaction-level model or a binding to its RTL) is a :class:`BusTarget`:
+``read``/``write`` take simulated time (the device's wait states, decided by the device) and
+return when the access has completed. The bus knows nothing of devices beyond their address
+windows, so a device can be swapped between its model and its RTL without the software
+noticing.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Callable, Protocol, runtime_checkable
+
+from .kernel import Event, Kernel
+
+
+class BusError(Exception):
+    """An access to an address no device answers, or an unaligned/oversized access."""
+
+
+@runtime_checkable
+class BusTarget(Protocol):
+    """What a device offers the bus: word-wide register/memory access at a byte offset."""
+
+    async def read(self, offset: int) -> int: ...
+
+    async def write(self, offset: int, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    base: int
+    size: int
+    target: BusTarget
+    name: str
+
+    def __contains__(self, addr: int) -> bool:
+        return self.base <= addr < self.base + self.size
+
+
+class Bus:
+    """Routes 32-bit accesses by address to the mapped targets' windows."""
+
+    def __init__(self, kernel: Kernel, name: str = "bus"):
+        self.kernel = kernel
+        self.name = name
+        self._bases: list[int] = []
+        self._windows: list[Window] = []
+        self.reads = 0
+        self.writes = 0
+
+    def map(self, base: int, size: int, target: BusTarget, name: str) -> Window:
+        """Map ``target`` at ``[base, base + size)``; windows may not overlap."""
+        if size <= 0 or base < 0:
+            raise ValueError(f"bad window for {name!r}: base {base:#x} size {size:#x}")
+        for w in self._windows:
+            if base < w.base + w.size and w.base < base + size:
+                raise ValueError(f"window {name!r} at {base:#x}+{size:#x} overlaps {w.name!r} at {w.base:#x}+{w.size:#x}")
+        win = Window(base, size, target, name)
+        i = bisect.bisect(self._bases, base)
+        self._bases.insert(i, base)
+        self._windows.insert(i, win)
+        return win
+
+    def window(self, addr: int) -> Window:
+        i = bisect.bisect(self._bases, addr) - 1
+        if i >= 0 and addr in self._windows[i]:
+            return self._windows[i]
+        raise BusError(f"{self.name}: no device at address {addr:#010x}")
+
+    async def read(self, addr: int) -> int:
+        if addr & 3:
+            raise BusError(f"{self.name}: unaligned word read at {addr:#010x}")
+        w = self.window(addr)
+        self.reads += 1
+        return await w.target.read(addr - w.base)
+
+    async def write(self, addr: int, value: int) -> None:
+        if addr & 3:
+            raise BusError(f"{self.name}: unaligned word write at {addr:#010x}")
+        if not 0 <= value < 1 << 32:
+            raise BusError(f"{self.name}: value {value!r} does not fit a 32-bit word")
+        w = self.window(addr)
+        self.writes += 1
+        await w.target.write(addr - w.base, value)
+
+
+class IrqLine:
+    """A level-sensitive interrupt line driven by one device.
+
+    Devices call :meth:`set`/:meth:`clear` (or ``drive(level)``); the CPU (or a test) awaits
+    :meth:`wait_high` or subscribes with :meth:`on_change`.
+    """
+
+    def __init__(self, kernel: Kernel, name: str):
+        self.kernel = kernel
+        self.name = name
+        self.level = 0
+        self._high = Event(kernel, f"{name}.high")
+        self._listeners: list[Callable[[int], None]] = []
+        self.raised = 0
+
+    def drive(self, level: int) -> None:
+        level = 1 if level else 0
+        if level == self.level:
+            return
+        self.level = level
+        if level:
+            self.raised += 1
+            self._high.set()
+        else:
+            self._high.clear()
+        for fn in self._listeners:
+            fn(level)
+
+    def set(self) -> None:
+        self.drive(1)
+
+    def clear(self) -> None:
+        self.drive(0)
+
+    def wait_high(self):
+        """Await until the line is high (returns at once if it already is)."""
+        return self._high.wait()
+
+    def on_change(self, fn: Callable[[int], None]) -> None:
+        self._listeners.append(fn)

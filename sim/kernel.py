@@ -1,0 +1,421 @@
+"""serveros' own discrete-event kernel: tasks, sleeps, events and wait-for-any.
+
+The kernel is the one scheduler of every run. Simulated activity is written as ``async``
+coroutines that await the kernel's primitives::
+
+    async def blink(k: Kernel, led: Event):
+        while True:
+            await k.sleep(500 * US)
+            led.set()
+
+    k = Kernel()
+    k.spawn(blink(k, Event(k)), name="blink")
+    k.run(until=10 * MS)
+
+On its own the kernel advances time itself (the fast backend). When a device is RTL, a
+binding (``sim.bindings``) lets the HDL simulator own time instead: it asks the kernel for
+:meth:`Kernel.next_time`, lets the simulator run to that time or until the hardware does
+something, and then calls :meth:`Kernel.run_until`. The coroutines never know which.
+
+Ordering is deterministic: entries are ordered by (time, insertion sequence), so events at the
+same picosecond run in the order they were scheduled, on every backend and in every run.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+from typing import Any, Awaitable, Callable, Coroutine, Iterable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Kernel", "Task", "Event", "Cancelled", "SimulationError"]
+
+
+class SimulationError(RuntimeError):
+    """A task failed, or the simulation was used wrongly (e.g. a sleep into the past)."""
+
+
+class Cancelled(BaseException):
+    """Thrown into a task's coroutine by :meth:`Task.cancel`."""
+
+
+# Heap entries are lists [time, seq, fn, arg] so that an entry can be cancelled in place
+# (fn = None) without searching the heap.
+_T, _SEQ, _FN, _ARG = 0, 1, 2, 3
+
+
+class _Waitable:
+    """Something a task can await, alone or inside :meth:`Kernel.wait_any`."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        return (yield self)
+
+    def _arm(self, kernel: "Kernel", wake: Callable[[Any], None]) -> Callable[[], None] | None:
+        """Arrange for ``wake(value)`` to be scheduled once; return a canceller or None."""
+        raise NotImplementedError
+
+
+class _Sleep(_Waitable):
+    __slots__ = ("until",)
+
+    def __init__(self, until: int):
+        self.until = until
+
+    def _arm(self, kernel, wake):
+        entry = kernel._push(self.until, wake, None)
+
+        def cancel():
+            entry[_FN] = None
+        return cancel
+
+
+class _EventWait(_Waitable):
+    __slots__ = ("event",)
+
+    def __init__(self, event: "Event"):
+        self.event = event
+
+    def _arm(self, kernel, wake):
+        ev = self.event
+        if ev.is_set:
+            kernel._push(kernel.now, wake, ev.value)
+            return None
+        ev._waiters.append(wake)
+
+        def cancel():
+            try:
+                ev._waiters.remove(wake)
+            except ValueError:
+                pass
+        return cancel
+
+
+class _AnyOf(_Waitable):
+    """Resumes with ``(index, value)`` of the first of several waitables to fire."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple):
+        if not items:
+            raise SimulationError("wait_any() needs at least one waitable")
+        self.items = items
+
+    def _arm(self, kernel, wake):
+        state = {"done": False, "cancellers": []}
+
+        def branch(i):
+            def fire(value):
+                if state["done"]:
+                    return
+                state["done"] = True
+                for j, c in enumerate(state["cancellers"]):
+                    if j != i and c is not None:
+                        c()
+                wake((i, value))
+            return fire
+
+        cancellers = state["cancellers"]
+        for i, item in enumerate(self.items):
+            cancellers.append(_as_waitable(item)._arm(kernel, branch(i)))
+
+        def cancel_all():
+            state["done"] = True
+            for c in cancellers:
+                if c is not None:
+                    c()
+        return cancel_all
+
+
+def _as_waitable(x) -> _Waitable:
+    if isinstance(x, _Waitable):
+        return x
+    if isinstance(x, Event):
+        return _EventWait(x)
+    raise SimulationError(f"cannot wait on {x!r}: use k.sleep(...), an Event, its wait(), or a Task")
+
+
+class Event:
+    """A level-sensitive flag that tasks can wait on (like ``asyncio.Event``).
+
+    ``set(value)`` wakes every waiter (each resumes with ``value``) and stays set until
+    ``clear()``; ``pulse(value)`` wakes the current waiters without staying set.
+    """
+
+    __slots__ = ("_kernel", "_waiters", "is_set", "value", "name")
+
+    def __init__(self, kernel: "Kernel", name: str = ""):
+        self._kernel = kernel
+        self._waiters: list[Callable[[Any], None]] = []
+        self.is_set = False
+        self.value: Any = None
+        self.name = name
+
+    def set(self, value: Any = None) -> None:
+        self.is_set = True
+        self.value = value
+        self._wake_all(value)
+
+    def pulse(self, value: Any = None) -> None:
+        self._wake_all(value)
+
+    def clear(self) -> None:
+        self.is_set = False
+        self.value = None
+
+    def wait(self) -> _Waitable:
+        return _EventWait(self)
+
+    def __await__(self):
+        return (yield _EventWait(self))
+
+    def _wake_all(self, value: Any) -> None:
+        if not self._waiters:
+            return
+        waiters, self._waiters = self._waiters, []
+        push, now = self._kernel._push, self._kernel.now
+        for wake in waiters:
+            push(now, wake, value)
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name or hex(id(self))} {'set' if self.is_set else 'clear'}>"
+
+
+class Task(_Waitable):
+    """A coroutine run by the kernel. Awaiting a task waits for it and returns its result."""
+
+    __slots__ = ("_kernel", "_coro", "name", "done", "result", "exception", "_joiners",
+                 "_cancel_wait", "daemon")
+
+    def __init__(self, kernel: "Kernel", coro: Coroutine, name: str, daemon: bool):
+        self._kernel = kernel
+        self._coro = coro
+        self.name = name
+        self.done = False
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self._joiners: list[Callable[[Any], None]] = []
+        self._cancel_wait: Callable[[], None] | None = None
+        self.daemon = daemon
+
+    def _step(self, value: Any = None, throw: BaseException | None = None) -> None:
+        k = self._kernel
+        prev, k.current = k.current, self
+        try:
+            cmd = self._coro.throw(throw) if throw is not None else self._coro.send(value)
+        except StopIteration as stop:
+            self._finish(stop.value, None)
+            return
+        except Cancelled:
+            self._finish(None, None)
+            return
+        except BaseException as exc:  # noqa: BLE001 - a task's failure fails the run
+            self._finish(None, exc)
+            k._failed.append(self)
+            return
+        finally:
+            k.current = prev
+        if type(cmd) is _Sleep:  # the hot path: a plain sleep needs no canceller bookkeeping
+            k._push(cmd.until, self._step, None)
+            self._cancel_wait = None
+            return
+        try:
+            self._cancel_wait = cmd._arm(k, self._step)
+        except AttributeError:
+            k._failed.append(self)
+            self._finish(None, SimulationError(
+                f"task {self.name!r} awaited {cmd!r}, which is not a serveros kernel waitable"))
+
+    def _finish(self, result: Any, exc: BaseException | None) -> None:
+        self.done = True
+        self.result = result
+        self.exception = exc
+        self._kernel._live -= 0 if self.daemon else 1
+        joiners, self._joiners = self._joiners, []
+        for wake in joiners:
+            self._kernel._push(self._kernel.now, wake, result)
+
+    def _arm(self, kernel, wake):
+        if self.done:
+            kernel._push(kernel.now, wake, self.result)
+            return None
+        self._joiners.append(wake)
+
+        def cancel():
+            try:
+                self._joiners.remove(wake)
+            except ValueError:
+                pass
+        return cancel
+
+    def cancel(self) -> None:
+        """Stop the task: :class:`Cancelled` is thrown into it at the current time."""
+        if self.done:
+            return
+        if self._cancel_wait is not None:
+            self._cancel_wait()
+            self._cancel_wait = None
+        self._kernel._push(self._kernel.now, lambda _v: None if self.done else self._step(throw=Cancelled()), None)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} {'done' if self.done else 'running'}>"
+
+
+class Kernel:
+    """The event kernel: a heap of (time, sequence) ordered callbacks and the tasks they resume.
+
+    Attributes
+    ----------
+    now : int
+        Current simulated time in picoseconds.
+    events : int
+        Number of heap entries executed so far (the benchmark's unit of work).
+    """
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.events = 0
+        self.current: Task | None = None
+        self._heap: list[list] = []
+        self._seq = 0
+        self._live = 0
+        self._failed: list[Task] = []
+        self.tasks: list[Task] = []
+
+    # -- scheduling primitives ------------------------------------------------------------
+    def _push(self, t: int, fn: Callable[[Any], None], arg: Any) -> list:
+        self._seq += 1
+        entry = [t, self._seq, fn, arg]
+        heapq.heappush(self._heap, entry)
+        return entry
+
+    def call_at(self, t: int, fn: Callable[[], None]) -> Callable[[], None]:
+        """Run the plain function ``fn()`` at time ``t``; returns a function that cancels it."""
+        if t < self.now:
+            raise SimulationError(f"call_at({t}) is in the past (now {self.now})")
+        entry = self._push(t, lambda _v: fn(), None)
+
+        def cancel():
+            entry[_FN] = None
+        return cancel
+
+    def call_after(self, dt: int, fn: Callable[[], None]) -> Callable[[], None]:
+        return self.call_at(self.now + dt, fn)
+
+    def spawn(self, coro: Coroutine, name: str | None = None, daemon: bool = False) -> Task:
+        """Start ``coro`` as a task at the current time (after what is already scheduled now).
+
+        A daemon task (a device model's or a server's endless loop) does not keep
+        :meth:`run` going once every non-daemon task has finished.
+        """
+        if not hasattr(coro, "send"):
+            raise SimulationError(f"spawn() needs a coroutine object, not {coro!r}")
+        task = Task(self, coro, name or getattr(coro, "__qualname__", "task"), daemon)
+        if not daemon:
+            self._live += 1
+        self.tasks.append(task)
+        self._push(self.now, task._step, None)
+        return task
+
+    # -- awaitables -------------------------------------------------------------------------
+    def sleep(self, dt: int) -> _Waitable:
+        """Await to let ``dt`` picoseconds pass."""
+        if dt < 0:
+            raise SimulationError(f"sleep({dt}) is negative")
+        return _Sleep(self.now + dt)
+
+    def sleep_until(self, t: int) -> _Waitable:
+        """Await to resume at absolute time ``t`` (not before now)."""
+        if t < self.now:
+            raise SimulationError(f"sleep_until({t}) is in the past (now {self.now})")
+        return _Sleep(t)
+
+    def wait_any(self, *items: _Waitable | Event) -> _Waitable:
+        """Await the first of several waitables; resumes with ``(index, value)``."""
+        return _AnyOf(tuple(items))
+
+    def timeout(self, item: _Waitable | Event, dt: int) -> _Waitable:
+        """Like ``wait_any(item, sleep(dt))``."""
+        return _AnyOf((item, self.sleep(dt)))
+
+    def event(self, name: str = "") -> Event:
+        return Event(self, name)
+
+    # -- running ----------------------------------------------------------------------------
+    def next_time(self) -> int | None:
+        """Time of the next live entry, or None when nothing is scheduled."""
+        heap = self._heap
+        while heap and heap[0][_FN] is None:
+            heapq.heappop(heap)
+        return heap[0][_T] if heap else None
+
+    def run_until(self, t: int) -> None:
+        """Execute every entry due at or before ``t``, then set ``now = t``.
+
+        Bindings to HDL simulators call this with the simulator's current time.
+        """
+        if t < self.now:
+            raise SimulationError(f"run_until({t}) is in the past (now {self.now})")
+        heap, pop = self._heap, heapq.heappop
+        n = 0
+        try:
+            while heap and heap[0][_T] <= t:
+                entry = pop(heap)
+                fn = entry[_FN]
+                if fn is None:
+                    continue
+                self.now = entry[_T]
+                n += 1
+                fn(entry[_ARG])
+                if self._failed:
+                    break
+        finally:
+            self.events += n
+        self._raise_failures()
+        self.now = t
+
+    def run(self, until: int | None = None) -> int:
+        """Run on the kernel's own clock until every non-daemon task is done, nothing is
+        scheduled, or time ``until`` (whichever is first). Returns the final time."""
+        heap, pop = self._heap, heapq.heappop
+        n = 0
+        try:
+            while heap and (self._live > 0 or until is not None):
+                entry = heap[0]
+                if until is not None and entry[_T] > until:
+                    break
+                pop(heap)
+                fn = entry[_FN]
+                if fn is None:
+                    continue
+                self.now = entry[_T]
+                n += 1
+                fn(entry[_ARG])
+                if self._failed:
+                    break
+        finally:
+            self.events += n
+        self._raise_failures()
+        if until is not None:
+            self.now = max(self.now, until)
+        return self.now
+
+    @property
+    def live_tasks(self) -> int:
+        """Number of non-daemon tasks not yet finished."""
+        return self._live
+
+    def _raise_failures(self) -> None:
+        if self._failed:
+            task = self._failed[0]
+            exc = task.exception
+            raise SimulationError(f"task {task.name!r} failed at t={self.now} ps: {exc!r}") from exc
+
+    def gather(self, tasks: Iterable[Task]) -> Awaitable[list]:
+        """Await every task in ``tasks``; returns their results in order."""
+        tasks = list(tasks)
+
+        async def _g():
+            return [await t for t in tasks]
+        return _g()
