@@ -53,7 +53,8 @@ class _Waitable:
         return (yield self)
 
     def _arm(self, kernel: "Kernel", wake: Callable[[Any], None]) -> Callable[[], None] | None:
-        """Arrange for ``wake(value)`` to be scheduled once; return a canceller or None."""
+        """Arrange for ``wake(value)`` to be scheduled once; return a cancel token: None, a heap
+        entry, an (event waiters, key) pair, or a callable."""
         raise NotImplementedError
 
 
@@ -64,11 +65,7 @@ class _Sleep(_Waitable):
         self.until = until
 
     def _arm(self, kernel, wake):
-        entry = kernel._push(self.until, wake, None)
-
-        def cancel():
-            entry[_FN] = None
-        return cancel
+        return kernel._push(self.until, wake, None)   # the heap entry is its cancel token
 
 
 class _EventWait(_Waitable):
@@ -82,14 +79,9 @@ class _EventWait(_Waitable):
         if ev.is_set:
             kernel._push(kernel.now, wake, ev.value)
             return None
-        ev._waiters.append(wake)
-
-        def cancel():
-            try:
-                ev._waiters.remove(wake)
-            except ValueError:
-                pass
-        return cancel
+        waiters = ev._waiters
+        waiters[wake] = None
+        return (waiters, wake)          # a cancel token: _Race pops it in O(1)
 
 
 class _AnyOf(_Waitable):
@@ -103,29 +95,74 @@ class _AnyOf(_Waitable):
         self.items = items
 
     def _arm(self, kernel, wake):
-        state = {"done": False, "cancellers": []}
-
-        def branch(i):
-            def fire(value):
-                if state["done"]:
-                    return
-                state["done"] = True
-                for j, c in enumerate(state["cancellers"]):
-                    if j != i and c is not None:
-                        c()
-                wake((i, value))
-            return fire
-
-        cancellers = state["cancellers"]
+        race = _Race(wake, len(self.items))
+        tokens = race.tokens
         for i, item in enumerate(self.items):
-            cancellers.append(_as_waitable(item)._arm(kernel, branch(i)))
+            t = type(item)
+            if t is _Sleep:               # the common timeout: cancel by blanking its heap entry
+                tokens[i] = kernel._push(item.until, _Branch(race, i), None)
+            elif t is Event or t is _EventWait:
+                ev = item if t is Event else item.event
+                if ev.is_set:
+                    kernel._push(kernel.now, _Branch(race, i), ev.value)
+                else:
+                    br = _Branch(race, i)
+                    ev._waiters[br] = None
+                    tokens[i] = (ev._waiters, br)
+            else:
+                tokens[i] = _as_waitable(item)._arm(kernel, _Branch(race, i))
+        return race.cancel_all
 
-        def cancel_all():
-            state["done"] = True
-            for c in cancellers:
-                if c is not None:
-                    c()
-        return cancel_all
+
+class _Race:
+    """Shared state of one wait_any: the first branch to fire wins, the rest are cancelled."""
+
+    __slots__ = ("wake", "done", "tokens")
+
+    def __init__(self, wake, n):
+        self.wake = wake
+        self.done = False
+        self.tokens: list = [None] * n
+
+    def cancel_all(self, keep: int = -1) -> None:
+        self.done = True
+        for j, tok in enumerate(self.tokens):
+            if j == keep or tok is None:
+                continue
+            t = type(tok)
+            if t is list:               # a heap entry
+                tok[_FN] = None
+            elif t is tuple:            # (event waiters, key)
+                tok[0].pop(tok[1], None)
+            else:
+                tok()
+
+
+class _Branch:
+    __slots__ = ("race", "i")
+
+    def __init__(self, race: _Race, i: int):
+        self.race = race
+        self.i = i
+
+    def __call__(self, value):
+        race = self.race
+        if race.done:
+            return
+        race.cancel_all(self.i)
+        race.wake((self.i, value))
+
+
+def _canceller(token) -> Callable[[], None] | None:
+    """Turn an ``_arm`` cancel token (None, heap entry, (dict, key) or callable) into a callable."""
+    t = type(token)
+    if t is list:
+        def cancel():
+            token[_FN] = None
+        return cancel
+    if t is tuple:
+        return lambda: token[0].pop(token[1], None)
+    return token
 
 
 def _as_waitable(x) -> _Waitable:
@@ -147,7 +184,7 @@ class Event:
 
     def __init__(self, kernel: "Kernel", name: str = ""):
         self._kernel = kernel
-        self._waiters: list[Callable[[Any], None]] = []
+        self._waiters: dict[Callable[[Any], None], None] = {}  # insertion-ordered set
         self.is_set = False
         self.value: Any = None
         self.name = name
@@ -173,7 +210,7 @@ class Event:
     def _wake_all(self, value: Any) -> None:
         if not self._waiters:
             return
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters = self._waiters, {}
         push, now = self._kernel._push, self._kernel.now
         for wake in waiters:
             push(now, wake, value)
@@ -221,7 +258,7 @@ class Task(_Waitable):
             self._cancel_wait = None
             return
         try:
-            self._cancel_wait = cmd._arm(k, self._step)
+            self._cancel_wait = _canceller(cmd._arm(k, self._step))
         except AttributeError:
             k._failed.append(self)
             self._finish(None, SimulationError(
@@ -337,7 +374,9 @@ class Kernel:
 
     def timeout(self, item: _Waitable | Event, dt: int) -> _Waitable:
         """Like ``wait_any(item, sleep(dt))``."""
-        return _AnyOf((item, self.sleep(dt)))
+        if dt < 0:
+            raise SimulationError(f"timeout({dt}) is negative")
+        return _AnyOf((item, _Sleep(self.now + dt)))
 
     def event(self, name: str = "") -> Event:
         return Event(self, name)

@@ -1,0 +1,281 @@
+"""The event kernel: ordering, sleeps, events, wait-for-any, joins, failures, determinism."""
+import random
+
+import pytest
+
+from sim.kernel import Cancelled, Event, Kernel, SimulationError
+from sim.time import MS, NS, US, Clock, fmt, ps
+
+
+def test_sleep_advances_exact_picoseconds():
+    k = Kernel()
+    seen = []
+
+    async def t():
+        await k.sleep(3)
+        seen.append(k.now)
+        await k.sleep(40 * NS)
+        seen.append(k.now)
+        await k.sleep_until(1 * US)
+        seen.append(k.now)
+
+    k.spawn(t())
+    assert k.run() == 1 * US
+    assert seen == [3, 3 + 40_000, 1_000_000]
+
+
+def test_simultaneous_entries_run_in_scheduling_order():
+    k = Kernel()
+    order = []
+
+    async def t(name):
+        await k.sleep(10)
+        order.append(name)
+        await k.sleep(0)
+        order.append(name + "'")
+
+    for name in "cab":
+        k.spawn(t(name), name=name)
+    k.run()
+    assert order == ["c", "a", "b", "c'", "a'", "b'"]
+
+
+def test_event_set_wakes_all_waiters_with_value_and_stays_set():
+    k = Kernel()
+    ev = Event(k, "go")
+    got = []
+
+    async def waiter(i):
+        v = await ev
+        got.append((k.now, i, v))
+
+    async def setter():
+        await k.sleep(5 * US)
+        ev.set("payload")
+
+    for i in range(3):
+        k.spawn(waiter(i))
+    k.spawn(setter())
+    k.run()
+    assert got == [(5 * US, 0, "payload"), (5 * US, 1, "payload"), (5 * US, 2, "payload")]
+
+    async def late():
+        return await ev.wait()
+    t = k.spawn(late())
+    k.run()
+    assert t.result == "payload" and k.now == 5 * US
+
+
+def test_pulse_does_not_latch_and_clear_resets():
+    k = Kernel()
+    ev = k.event()
+    woke = []
+
+    async def waiter():
+        woke.append(await k.timeout(ev, 10 * US))
+
+    async def driver():
+        ev.pulse(1)                    # nobody waits yet: lost, as a pulse should be
+        await k.sleep(1 * US)
+        k.spawn(waiter())
+        await k.sleep(1 * US)
+        ev.pulse(2)
+    k.spawn(driver())
+    k.run()
+    assert woke == [(0, 2)]
+    assert not ev.is_set
+
+
+def test_wait_any_first_wins_and_losers_are_cancelled():
+    k = Kernel()
+    a, b = k.event("a"), k.event("b")
+    results = []
+
+    async def t():
+        results.append(await k.wait_any(a, k.sleep(7 * US), b))
+        # the timer branch must not fire later; the task must not be resumed twice
+        results.append(await k.wait_any(k.sleep(100 * US)))
+
+    async def setter():
+        await k.sleep(3 * US)
+        b.set("B")
+        a.set("A")                      # same instant, later: loses
+
+    k.spawn(t())
+    k.spawn(setter())
+    k.run()
+    assert results == [(2, "B"), (0, None)]
+    assert k.now == 103 * US
+    assert not a._waiters and not b._waiters
+
+
+def test_timeout_expires():
+    k = Kernel()
+    ev = k.event()
+
+    async def t():
+        return await k.timeout(ev, 2 * MS)
+    task = k.spawn(t())
+    k.run()
+    assert task.result == (1, None) and k.now == 2 * MS
+
+
+def test_join_returns_result_and_gather_keeps_order():
+    k = Kernel()
+
+    async def child(d, v):
+        await k.sleep(d)
+        return v
+
+    async def parent():
+        ts = [k.spawn(child(d, v)) for d, v in ((30, "x"), (10, "y"), (20, "z"))]
+        return await k.gather(ts)
+    p = k.spawn(parent())
+    k.run()
+    assert p.result == ["x", "y", "z"] and k.now == 30
+
+
+def test_daemons_do_not_keep_run_going_but_run_until_does():
+    k = Kernel()
+    ticks = []
+
+    async def daemon():
+        while True:
+            await k.sleep(10)
+            ticks.append(k.now)
+
+    async def main():
+        await k.sleep(35)
+    k.spawn(daemon(), daemon=True)
+    k.spawn(main())
+    assert k.run() == 35
+    assert ticks == [10, 20, 30]
+    k.run(until=60)
+    assert ticks == [10, 20, 30, 40, 50, 60] and k.now == 60
+
+
+def test_task_failure_raises_with_task_name_and_time():
+    k = Kernel()
+
+    async def bad():
+        await k.sleep(5)
+        raise ValueError("boom")
+    k.spawn(bad(), name="bad-task")
+    with pytest.raises(SimulationError, match=r"bad-task.*t=5"):
+        k.run()
+
+
+def test_awaiting_foreign_awaitable_is_a_clear_error():
+    import asyncio
+    k = Kernel()
+
+    async def t():
+        await asyncio.sleep(0)
+    k.spawn(t(), name="foreign")
+    with pytest.raises(SimulationError, match="not a serveros kernel waitable"):
+        k.run()
+
+
+def test_sleep_into_past_rejected():
+    k = Kernel()
+    with pytest.raises(SimulationError):
+        k.sleep(-1)
+    with pytest.raises(SimulationError):
+        k.call_at(-5, lambda: None)
+
+
+def test_cancel_throws_into_task_and_stops_it():
+    k = Kernel()
+    log = []
+
+    async def victim():
+        try:
+            await k.sleep(100)
+            log.append("not reached")
+        except Cancelled:
+            log.append(("cancelled", k.now))
+            raise
+
+    async def killer(v):
+        await k.sleep(10)
+        v.cancel()
+    v = k.spawn(victim())
+    k.spawn(killer(v))
+    k.run()
+    assert log == [("cancelled", 10)] and v.done
+    assert k.now == 10                  # the cancelled sleep does not drag time forward
+
+
+def test_call_at_and_cancel():
+    k = Kernel()
+    hits = []
+    k.call_at(50, lambda: hits.append(k.now))
+    c = k.call_after(20, lambda: hits.append("cancelled"))
+    c()
+    k.run(until=100)
+    assert hits == [50]
+
+
+def test_hdl_style_driving_matches_own_clock():
+    """Driving the kernel the way an HDL binding does (next_time / run_until) gives the same trace."""
+    def program(k, trace):
+        ev = k.event()
+
+        async def a():
+            for i in range(5):
+                await k.sleep(1234 * (i + 1))
+                trace.append((k.now, f"a{i}"))
+                ev.set(i)
+
+        async def b():
+            for _ in range(5):
+                v = await ev
+                ev.clear()
+                await k.sleep(7)
+                trace.append((k.now, f"b{v}"))
+        k.spawn(a())
+        k.spawn(b())
+
+    own, driven = [], []
+    k1 = Kernel()
+    program(k1, own)
+    k1.run()
+    k2 = Kernel()
+    program(k2, driven)
+    while (nt := k2.next_time()) is not None:
+        k2.run_until(nt)
+    assert k2.now == k1.now
+    assert own == driven and len(own) == 10
+
+
+def test_determinism_of_randomised_program():
+    def run(seed):
+        k = Kernel()
+        rng = random.Random(seed)
+        trace = []
+        evs = [k.event(str(i)) for i in range(4)]
+
+        async def worker(i):
+            for _ in range(50):
+                idx, v = await k.wait_any(evs[i], k.sleep(rng.randrange(1, 1000)))
+                trace.append((k.now, i, idx))
+                evs[rng.randrange(4)].pulse(i)
+        for i in range(4):
+            k.spawn(worker(i))
+        k.run()
+        return trace
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+def test_units_and_clock():
+    assert ps(1.5, NS) == 1500
+    with pytest.raises(ValueError):
+        ps(0.25)  # a fraction of a picosecond
+    c = Clock.from_hz(25_000_000)
+    assert c.period == 40_000
+    assert c.edge_at_or_after(80_000) == 80_000 and c.edge_after(80_000) == 120_000
+    assert c.edge_at_or_after(80_001) == 120_000
+    assert fmt(12_500_000) == "12.5 us"
+    with pytest.raises(ValueError):
+        Clock.from_hz(3)
