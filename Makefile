@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 PYTEST_ARGS ?=
+# The main job. Until the paper's experiment exists (issue 6), it is the Ethernet segment experiment.
+RUN_ARGS ?= segment
 
 .PHONY: setup test run bench clean help
 help:
@@ -23,7 +25,7 @@ test: $(STAMP)
 	$(VENV)/bin/serveros-env $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 run: $(STAMP)
-	$(VENV)/bin/serveros-env $(VENV)/bin/serveros run
+	$(VENV)/bin/serveros-env $(VENV)/bin/serveros $(RUN_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/serveros-env $(VENV)/bin/serveros bench

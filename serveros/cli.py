@@ -34,6 +34,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from .experiments.segment import SegmentExperiment, run_segment
+    exp = SegmentExperiment(stations=args.stations, frames=args.frames, payload=args.payload, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pcap = Path(args.pcap) if args.pcap else out / "segment.pcapng"
+    with console.status(f"simulating {exp.stations} stations x {exp.frames} frames ..."):
+        res = run_segment(exp, pcap)
+    (out / "segment.json").write_text(res.to_json())
+    t = Table(title=f"Ethernet segment: {exp.stations} senders, {exp.payload}-byte payloads, seed {exp.seed}")
+    t.add_column("station")
+    for col in ("sent", "received", "collisions", "deferrals", "abandoned", "backoff ms"):
+        t.add_column(col, justify="right")
+    for name, st in res.per_station.items():
+        t.add_row(name, str(st["frames_sent"]), str(st["frames_received"]), str(st["collisions"]),
+                  str(st["deferrals"]), str(st["excessive_collisions"]), f"{st['backoff_ps'] / 1e9:.2f}")
+    console.print(t)
+    console.print(f"simulated {res.sim_seconds:.4f} s; goodput {res.goodput_bits_per_s / 1e6:.3f} Mbit/s "
+                  f"(one saturating sender's framing limit {res.ideal_goodput_bits_per_s / 1e6:.3f}); "
+                  f"utilization {res.utilization:.1%}; collision episodes {res.collisions}, jams {res.jams}")
+    console.print(f"wrote {out / 'segment.json'} and {pcap}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="serveros",
@@ -43,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     b = sub.add_parser("bench", help="print benchmark figures (events per wall-second of the own kernel, ...)")
     b.set_defaults(func=_cmd_bench)
+    s = sub.add_parser("segment", help="simulate stations contending on the 10 Mbit/s Ethernet segment")
+    s.add_argument("--stations", type=int, default=4, help="number of senders (default 4)")
+    s.add_argument("--frames", type=int, default=500, help="frames per sender (default 500)")
+    s.add_argument("--payload", type=int, default=1500, help="bytes after the 14-byte header, 46..1500")
+    s.add_argument("--seed", type=int, default=1, help="backoff random seed (default 1)")
+    s.add_argument("--out", default="results", help="output folder (default results/)")
+    s.add_argument("--pcap", default=None, help="capture file (default OUT/segment.pcapng)")
+    s.set_defaults(func=_cmd_segment)
     return p
 
 
