@@ -1,0 +1,19 @@
+"""Platform profiles: the hardware facts and per-operation costs of each simulated machine.
+
+Every number in a profile is a :class:`Cost` that carries its source: a row of
+``docs/calibration.md`` (a copy of the design's CALIBRATION.md, extended with the rows the
+profiles derive or estimate) or ``"estimate: <reasoning>"``.
+"""
+from .base import Cost, Platform, PROFILES, profile_table
+from .decstation import DECSTATION_5000_125_AEGIS, DECSTATION_5000_125_ULTRIX43
+from .clients import CLIENT_PENTIUM100_OPENBSD
+
+__all__ = [
+    "Cost",
+    "Platform",
+    "PROFILES",
+    "profile_table",
+    "DECSTATION_5000_125_AEGIS",
+    "DECSTATION_5000_125_ULTRIX43",
+    "CLIENT_PENTIUM100_OPENBSD",
+]

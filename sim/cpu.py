@@ -1,0 +1,605 @@
+"""The cost-charging CPU: simulated software pays cycles for what it does.
+
+Software (the exokernel, the library OS, the servers, the Ultrix model) is Python that runs in
+zero simulated time; it makes time pass by charging the CPU::
+
+    await cpu.charge(prof.syscall_cycles, SYSCALL)      # a Cost, an int, or a float (rounded up)
+    await cpu.copy(1460)                                 # bcopy cost from the platform profile
+    status = await cpu.load(bus, LANCE_CSR0)             # MMIO read: the device's wait states
+
+Scheduling semantics
+--------------------
+* **One thread at a time.** A *thread* is a kernel :class:`~sim.kernel.Task`. The CPU has at
+  most one owner. A thread that charges while another owns the CPU waits in FIFO order of
+  arrival (deterministic: same-time arrivals are ordered by the kernel's scheduling order).
+* **Run until it blocks.** A thread keeps the CPU across consecutive charges for as long as it
+  does not await anything else: when a charge ends, the CPU stays with its owner while the
+  owner's Python code runs on; the first time the owner awaits anything that is not a CPU
+  operation (an event, a sleep, ``k.sleep(0)``, a task) the CPU is released to the next
+  waiter. :meth:`CPU.yield_` releases it explicitly. There is no preemption between threads:
+  a thread scheduler that wants time slices (the exokernel) or explicit context switches (the
+  Ultrix model) builds them on top, charging :data:`CONTEXT_SWITCH` itself. The CPU counts
+  owner changes (:attr:`CPU.switches`) and calls an optional ``on_switch(prev, new)`` hook.
+* **Interrupts.** :meth:`CPU.attach_irq` attaches a handler to an :class:`~sim.bus.IrqLine` at
+  a priority level. When the line is high and its level is above the CPU's current level
+  (:meth:`CPU.spl`), the handler is taken at the next *boundary*: the start of a charge, or
+  inside a charge at the next multiple of ``irq_quantum`` cycles since the charge began
+  (default 1 cycle: the R3000 takes interrupts at instruction boundaries). The quanta cost no
+  kernel events unless an interrupt actually arrives, so latency is bounded by one quantum
+  without splitting every charge into chunks. A bus access (:meth:`CPU.load`/:meth:`CPU.store`)
+  is atomic. If the CPU is idle, the handler runs at once in an interrupt context of its own,
+  ahead of any thread waiting for the CPU. Handlers run inline in whatever context was
+  interrupted, raise the level to their own while they run (so a line does not interrupt its
+  own handler; a higher level can nest), and charge their cycles like any software (e.g.
+  under :data:`INTERRUPT`). The line is level-sensitive: while it stays high the handler runs
+  again; a handler that returns in zero time with its line still high is an interrupt storm
+  and fails the run. Each thread has its own level (saved and restored as it loses and gets
+  the CPU, as BSD's spl is); an idle CPU is at level 0.
+
+Accounting
+----------
+Busy time is kept in picoseconds per category and per context (thread name, or
+``irq:<line>``); idle is elapsed minus busy, so the categories add up to the elapsed time
+exactly. :meth:`CPU.report` returns a :class:`CpuReport`. Time a thread spends holding the CPU
+while awaiting a non-CPU waitable from inside a handler is not charged (it shows as idle).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Sequence
+
+from .bus import Bus, IrqLine
+from .kernel import Cancelled, Event, Kernel, SimulationError, Task
+from .platforms.base import Cost, Platform
+
+# -- categories ---------------------------------------------------------------------------
+COPY = "copy"                      #: moving data (bcopy, copies to and from a card's buffer)
+CHECKSUM = "checksum"              #: Internet checksums
+PROTOCOL = "protocol"              #: TCP/IP/HTTP protocol processing
+SYSCALL = "syscall"                #: system-call entry and exit
+CONTEXT_SWITCH = "context_switch"  #: switching threads, processes or environments
+INTERRUPT = "interrupt"            #: interrupt dispatch and handlers
+EXCEPTION = "exception"            #: exception dispatch
+IO_WAIT = "io_wait"                #: bus wait states of programmed I/O (loads and stores)
+DEMUX = "demux"                    #: packet demultiplexing (filters, PCB lookup)
+FILESYSTEM = "filesystem"          #: file-system and buffer-cache work
+APPLICATION = "application"        #: the application's own work (HTTP server logic, clients)
+KERNEL = "kernel"                  #: other kernel work
+COMPUTE = "compute"                #: anything not otherwise classified (the default)
+IDLE = "idle"                      #: no thread on the CPU (reported, never charged)
+
+CATEGORIES: tuple[str, ...] = (COPY, CHECKSUM, PROTOCOL, SYSCALL, CONTEXT_SWITCH, INTERRUPT,
+                               EXCEPTION, IO_WAIT, DEMUX, FILESYSTEM, APPLICATION, KERNEL,
+                               COMPUTE, IDLE)
+
+Handler = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Share:
+    """One category's part of a run: picoseconds, CPU cycles and fraction of elapsed time."""
+
+    ps: int
+    cycles: float
+    fraction: float
+
+
+@dataclass(frozen=True)
+class CpuReport:
+    """Where a CPU's time went between ``start`` and ``end``.
+
+    Attributes
+    ----------
+    name : str
+        The CPU's name.
+    start, end, elapsed : int
+        The accounting interval in picoseconds.
+    cycle_ps : int
+        The CPU cycle.
+    by_category : dict[str, Share]
+        Every category charged, plus :data:`IDLE`; the ``ps`` values add up to ``elapsed``
+        exactly and the fractions to 1.
+    by_context : dict[str, int]
+        Busy picoseconds per context (thread name or ``irq:<line>``).
+    switches : int
+        Owner changes between threads (interrupt contexts not counted).
+    interrupts : dict[str, int]
+        Handler invocations per interrupt line name.
+    """
+
+    name: str
+    start: int
+    end: int
+    elapsed: int
+    cycle_ps: int
+    by_category: dict[str, Share]
+    by_context: dict[str, int]
+    switches: int
+    interrupts: dict[str, int]
+
+    @property
+    def busy_ps(self) -> int:
+        return self.elapsed - self.by_category[IDLE].ps
+
+    @property
+    def utilization(self) -> float:
+        return self.busy_ps / self.elapsed if self.elapsed else 0.0
+
+    def rows(self) -> list[tuple[str, float, float]]:
+        """``(category, cycles, fraction)`` rows, largest first, idle last."""
+        rows = sorted(((c, s.cycles, s.fraction) for c, s in self.by_category.items() if c != IDLE),
+                      key=lambda r: (-r[1], r[0]))
+        idle = self.by_category[IDLE]
+        return rows + [(IDLE, idle.cycles, idle.fraction)]
+
+
+@dataclass
+class _Irq:
+    line: IrqLine
+    handler: Handler
+    name: str
+    level: int
+    dispatch_cycles: int
+    dispatch_category: str
+    taken: int = 0
+
+
+@dataclass
+class _Waiter:
+    task: Task
+    granted: Event = field(repr=False)
+
+
+def _whole_cycles(cycles: int | float | Cost) -> int:
+    if isinstance(cycles, Cost):
+        if cycles.unit != "cycles":
+            raise ValueError(f"cannot charge {cycles!r}: its unit is {cycles.unit!r}, not cycles")
+        cycles = cycles.value
+    if isinstance(cycles, bool) or not isinstance(cycles, (int, float)):
+        raise TypeError(f"cycles must be an int, a float or a Cost, not {cycles!r}")
+    if isinstance(cycles, float):
+        if not math.isfinite(cycles):
+            raise ValueError(f"cycles must be finite, not {cycles!r}")
+        # A partial cycle occupies the whole cycle; the tolerance absorbs float noise.
+        cycles = math.ceil(cycles - 1e-9)
+    if cycles < 0:
+        raise ValueError(f"cannot charge a negative number of cycles ({cycles!r})")
+    return int(cycles)
+
+
+class CPU:
+    """A cost-charging CPU resource (see the module docstring for the semantics).
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The event kernel.
+    profile : Platform
+        The platform profile: clock period and per-operation costs.
+    name : str
+        For reports and errors.
+    irq_quantum : int or None
+        Interrupt granularity inside a charge, in cycles (default 1). ``None`` takes
+        interrupts only between charges (a long charge then delays them to its end).
+    on_switch : callable, optional
+        ``on_switch(prev_task_or_None, new_task)`` called when a different thread gets the
+        CPU; for tracing (charging switch costs is the OS model's business).
+
+    Raises
+    ------
+    ValueError
+        If ``irq_quantum`` is not a positive integer or None.
+    """
+
+    def __init__(self, kernel: Kernel, profile: Platform, name: str = "cpu", *,
+                 irq_quantum: int | None = 1,
+                 on_switch: Callable[[Task | None, Task], None] | None = None):
+        if irq_quantum is not None and (not isinstance(irq_quantum, int) or irq_quantum < 1):
+            raise ValueError(f"irq_quantum must be a positive number of cycles or None, not {irq_quantum!r}")
+        self.kernel = kernel
+        self.profile = profile
+        self.name = name
+        self.period = profile.cycle_ps
+        self.irq_quantum = irq_quantum
+        self.on_switch = on_switch
+        self._owner: Task | None = None
+        self._depth = 0                    # nesting of CPU operations by the owner
+        self._gen = 0                      # bumped by every operation: stale release checks are no-ops
+        self._queue: deque[_Waiter] = deque()
+        self._irqs: list[_Irq] = []
+        self._ipl = 0
+        self._saved_ipl: dict[Task, int] = {}
+        self._irq_task: Task | None = None
+        self._kick = Event(kernel, f"{name}.irq-kick")
+        self._context: str | None = None   # "irq:<line>" while a handler runs
+        self.last_thread: Task | None = None
+        self.reset_stats()
+
+    # -- accounting ---------------------------------------------------------------------------
+    def reset_stats(self) -> None:
+        """Start a new accounting interval now (e.g. after a warm-up)."""
+        self._stats_start = self.kernel.now
+        self._busy: dict[str, int] = {}
+        self._by_context: dict[str, int] = {}
+        self.switches = 0
+        self._taken: dict[str, int] = {}
+
+    def _account(self, cycles: int, category: str) -> None:
+        if not cycles:
+            return
+        dt = cycles * self.period
+        self._busy[category] = self._busy.get(category, 0) + dt
+        ctx = self._context or (self._owner.name if self._owner is not None else "?")
+        self._by_context[ctx] = self._by_context.get(ctx, 0) + dt
+
+    def report(self) -> CpuReport:
+        """Where the time went since construction or the last :meth:`reset_stats`.
+
+        A charge is accounted as its cycles complete (at its end, or at the boundary where an
+        interrupt splits it); until then its time shows as idle, so report between charges
+        (e.g. after ``k.run()``) for exact figures.
+        """
+        now = self.kernel.now
+        elapsed = now - self._stats_start
+        busy = sum(self._busy.values())
+        idle = elapsed - busy
+        if idle < 0:  # only possible if a charge is still in progress past `now`
+            raise SimulationError(f"{self.name}: busy time {busy} ps exceeds elapsed {elapsed} ps")
+        cats = dict(self._busy)
+        cats[IDLE] = idle
+        p = self.period
+        by_cat = {c: Share(v, v / p, (v / elapsed) if elapsed else (1.0 if c == IDLE else 0.0))
+                  for c, v in cats.items()}
+        return CpuReport(self.name, self._stats_start, now, elapsed, p, by_cat,
+                         dict(self._by_context), self.switches, dict(self._taken))
+
+    def breakdown(self) -> dict[str, Share]:
+        """Category -> :class:`Share` (cycles and fraction), idle included."""
+        return self.report().by_category
+
+    @property
+    def owner(self) -> Task | None:
+        """The task holding the CPU (None when idle)."""
+        return self._owner
+
+    @property
+    def busy(self) -> bool:
+        return self._owner is not None
+
+    # -- ownership ----------------------------------------------------------------------------
+    def _me(self, what: str) -> Task:
+        me = self.kernel.current
+        if me is None:
+            raise SimulationError(f"{self.name}.{what}() must be awaited from a kernel task")
+        return me
+
+    async def _enter(self, me: Task) -> None:
+        self._gen += 1
+        if self._owner is me:
+            self._depth += 1
+            return
+        if self._owner is None and not self._queue:
+            self._grant(me)
+        else:
+            w = _Waiter(me, Event(self.kernel, f"{self.name}.grant"))
+            self._queue.append(w)
+            try:
+                await w.granted
+            except Cancelled:
+                if self._owner is me:
+                    self._depth = 0
+                    self._release()
+                else:
+                    self._queue.remove(w)
+                raise
+        self._depth = 1
+
+    def _grant(self, task: Task) -> None:
+        self._owner = task
+        self._depth = 0
+        self._ipl = self._saved_ipl.pop(task, 0)
+        if task is not self._irq_task and task is not self.last_thread:
+            prev, self.last_thread = self.last_thread, task
+            self.switches += 1
+            if self.on_switch is not None:
+                self.on_switch(prev, task)
+
+    def _exit(self, me: Task) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            gen = self._gen
+            # The owner keeps the CPU while its Python code runs on at this instant; if it
+            # awaits anything but the CPU, this check (queued behind it) finds the CPU unused.
+            self.kernel.call_at(self.kernel.now, lambda: self._release_check(me, gen))
+
+    def _release_check(self, me: Task, gen: int) -> None:
+        if self._owner is me and self._depth == 0 and self._gen == gen:
+            self._release()
+
+    def _release(self) -> None:
+        old = self._owner
+        if old is not None and not old.done and self._ipl:
+            self._saved_ipl[old] = self._ipl
+        self._owner = None
+        self._ipl = 0
+        if self._pending() is not None:
+            self._start_irq_context()
+        elif self._queue:
+            w = self._queue.popleft()
+            self._grant(w.task)
+            w.granted.set()
+
+    async def yield_(self) -> None:
+        """Give the CPU to the threads waiting for it, then wait for it again (FIFO)."""
+        me = self._me("yield_")
+        if self._owner is me and self._depth == 0:
+            self._gen += 1
+            self._release()
+        await self.charge(0)
+
+    # -- interrupts -----------------------------------------------------------------------------
+    def attach_irq(self, line: IrqLine, handler: Handler, name: str | None = None, *,
+                   level: int = 1, dispatch_cycles: int | float | Cost = 0,
+                   dispatch_category: str = INTERRUPT) -> None:
+        """Run ``await handler()`` whenever ``line`` is high and ``level`` is unmasked.
+
+        Parameters
+        ----------
+        line : IrqLine
+            The (level-sensitive) interrupt line.
+        handler : async callable
+            Called with no arguments; charges its own work (e.g. under :data:`INTERRUPT`) and
+            must make the device drop the line (or the handler runs again).
+        name : str, optional
+            For reports (defaults to the line's name).
+        level : int
+            Priority level >= 1; the handler runs at this level, masking its own and lower.
+        dispatch_cycles : int, float or Cost
+            Cycles charged before each handler call for the kernel's interrupt entry and exit,
+            e.g. ``profile.interrupt_dispatch_cycles``.
+        dispatch_category : str
+            Category of the dispatch cycles.
+        """
+        if not isinstance(line, IrqLine):
+            raise TypeError(f"attach_irq needs an IrqLine, not {line!r}")
+        if not isinstance(level, int) or level < 1:
+            raise ValueError(f"interrupt level must be an integer >= 1, not {level!r}")
+        if any(i.line is line for i in self._irqs):
+            raise ValueError(f"{self.name}: line {line.name!r} already has a handler")
+        irq = _Irq(line, handler, name or line.name, level, _whole_cycles(dispatch_cycles),
+                   dispatch_category)
+        self._irqs.append(irq)
+        self._irqs.sort(key=lambda i: -i.level)     # stable: same level in attach order
+        line.on_change(lambda lvl, irq=irq: self._line_changed(irq, lvl))
+        if line.level:
+            self._line_changed(irq, 1)
+
+    def spl(self, level: int) -> int:
+        """Set the owner's interrupt level (mask lines at or below it); returns the old one.
+
+        Only the thread holding the CPU may change the level; use it between charges, as BSD
+        code uses ``s = splnet(); ...; splx(s)``.
+        """
+        if not isinstance(level, int) or level < 0:
+            raise ValueError(f"interrupt level must be an integer >= 0, not {level!r}")
+        me = self.kernel.current
+        if self._owner is None or me is not self._owner:
+            raise SimulationError(f"{self.name}.spl() called by {getattr(me, 'name', None)!r}, "
+                                  f"which does not hold the CPU")
+        old, self._ipl = self._ipl, level
+        if level < old and self._pending() is not None:
+            self._kick.pulse()   # taken at the owner's next boundary
+        return old
+
+    @property
+    def level(self) -> int:
+        """The current interrupt level."""
+        return self._ipl
+
+    def _pending(self) -> _Irq | None:
+        for irq in self._irqs:               # highest level first
+            if irq.level <= self._ipl:
+                return None
+            if irq.line.level:
+                return irq
+        return None
+
+    def _line_changed(self, irq: _Irq, level: int) -> None:
+        if not level or irq.level <= self._ipl:
+            return
+        if self._owner is None:
+            self._start_irq_context()
+        else:
+            self._kick.pulse()
+
+    def _start_irq_context(self) -> None:
+        task = self.kernel.spawn(self._irq_context(), name=f"{self.name}.irq", daemon=True)
+        self._irq_task = task
+        self._grant(task)
+        self._depth = 1
+
+    async def _irq_context(self) -> None:
+        # Runs with the CPU already granted: take every pending interrupt, then release.
+        me = self._irq_task
+        try:
+            await self._take_interrupts()
+        except BaseException:
+            # The run is failing (e.g. an interrupt storm): free the CPU without starting
+            # another interrupt context that would never run.
+            if self._owner is me:
+                self._owner, self._depth = None, 0
+            raise
+        self._depth = 0
+        self._gen += 1
+        if self._owner is me:
+            self._release()
+
+    async def _take_interrupts(self) -> None:
+        while True:
+            irq = self._pending()
+            if irq is None:
+                return
+            prev_ipl, prev_ctx = self._ipl, self._context
+            self._ipl, self._context = irq.level, f"irq:{irq.name}"
+            t0 = self.kernel.now
+            self._taken[irq.name] = self._taken.get(irq.name, 0) + 1
+            irq.taken += 1
+            try:
+                if irq.dispatch_cycles:
+                    await self._run(irq.dispatch_cycles, irq.dispatch_category)
+                await irq.handler()
+            finally:
+                self._ipl, self._context = prev_ipl, prev_ctx
+            if self.kernel.now == t0 and irq.line.level:
+                raise SimulationError(
+                    f"{self.name}: interrupt storm on line {irq.line.name!r}: its handler returned "
+                    f"in zero time with the line still high")
+
+    # -- charging ------------------------------------------------------------------------------
+    async def charge(self, cycles: int | float | Cost, category: str = COMPUTE) -> None:
+        """Hold the CPU for ``cycles`` cycles of work of ``category``.
+
+        Waits for the CPU first if another thread holds it; pending interrupts are taken
+        before the work starts and at quantum boundaries inside it. Fractional cycles (a
+        float, or a :class:`Cost` in cycles) round up to whole cycles.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a negative, non-finite or non-numeric cycle count, or the category ``idle``.
+        """
+        n = _whole_cycles(cycles)
+        if category == IDLE or not isinstance(category, str) or not category:
+            raise ValueError(f"cannot charge to category {category!r}")
+        me = self._me("charge")
+        await self._enter(me)
+        try:
+            await self._run(n, category)
+        finally:
+            self._exit(me)
+
+    async def _run(self, n: int, category: str) -> None:
+        k, period = self.kernel, self.period
+        remaining = n
+        while True:
+            if self._irqs:
+                await self._take_interrupts()
+            if remaining == 0:
+                return
+            start = k.now
+            end = start + remaining * period
+            if not self._irqs or self.irq_quantum is None:
+                await k.sleep_until(end)
+                done = remaining
+            else:
+                idx, _ = await k.wait_any(k.sleep_until(end), self._kick)
+                if idx == 0:
+                    done = remaining
+                else:
+                    q = self.irq_quantum * period
+                    b = start + -(-(k.now - start) // q) * q
+                    if b >= end:
+                        await k.sleep_until(end)
+                        done = remaining
+                    else:
+                        if b > k.now:
+                            await k.sleep_until(b)
+                        done = (b - start) // period
+            self._account(done, category)
+            remaining -= done
+            if remaining == 0:
+                return
+
+    async def _stall_since(self, t0: int, category: str) -> None:
+        """Round the time since ``t0`` up to whole cycles, wait out the rest, charge it."""
+        k, p = self.kernel, self.period
+        cycles = -(-(k.now - t0) // p)
+        end = t0 + cycles * p
+        if end > k.now:
+            await k.sleep_until(end)
+        self._account(cycles, category)
+
+    async def load(self, bus: Bus, addr: int, category: str = IO_WAIT) -> int:
+        """A CPU word read through ``bus``: the CPU stalls for the device's access time.
+
+        The access is atomic (interrupts are taken before it); the elapsed time, rounded up
+        to whole CPU cycles, is charged to ``category``.
+        """
+        me = self._me("load")
+        await self._enter(me)
+        try:
+            if self._irqs:
+                await self._take_interrupts()
+            t0 = self.kernel.now
+            value = await bus.read(addr)
+            await self._stall_since(t0, category)
+            return value
+        finally:
+            self._exit(me)
+
+    async def store(self, bus: Bus, addr: int, value: int, category: str = IO_WAIT) -> None:
+        """A CPU word write through ``bus``, charged like :meth:`load`.
+
+        The R3000's write buffer is not modelled for I/O space: the CPU waits for the device
+        to accept the write (for streams of writes the buffer fills at once, so the bus rate
+        is the limit either way).
+        """
+        me = self._me("store")
+        await self._enter(me)
+        try:
+            if self._irqs:
+                await self._take_interrupts()
+            t0 = self.kernel.now
+            await bus.write(addr, value)
+            await self._stall_since(t0, category)
+        finally:
+            self._exit(me)
+
+    async def load_words(self, bus: Bus, addr: int, n: int, category: str = IO_WAIT) -> list[int]:
+        """``n`` consecutive word loads from ``addr`` (one hold; interrupts between words)."""
+        if n < 0:
+            raise ValueError(f"word count must be >= 0, not {n!r}")
+        me = self._me("load_words")
+        await self._enter(me)
+        try:
+            return [await self.load(bus, addr + 4 * i, category) for i in range(n)]
+        finally:
+            self._exit(me)
+
+    async def store_words(self, bus: Bus, addr: int, words: Sequence[int],
+                          category: str = IO_WAIT) -> None:
+        """Consecutive word stores of ``words`` from ``addr`` (one hold)."""
+        me = self._me("store_words")
+        await self._enter(me)
+        try:
+            for i, w in enumerate(words):
+                await self.store(bus, addr + 4 * i, w, category)
+        finally:
+            self._exit(me)
+
+    # -- costed operations from the profile -------------------------------------------------------
+    async def copy(self, nbytes: int, cached: bool = False, category: str = COPY) -> None:
+        """Charge a memory-to-memory copy of ``nbytes`` (see :meth:`Platform.copy_cycles`)."""
+        await self.charge(self.profile.copy_cycles(nbytes, cached), category)
+
+    async def checksum(self, nbytes: int, cached: bool = False, category: str = CHECKSUM) -> None:
+        """Charge an Internet checksum over ``nbytes`` (see :meth:`Platform.checksum_cycles`)."""
+        await self.charge(self.profile.checksum_cycles(nbytes, cached), category)
+
+    async def memcpy(self, mem, dst: int, src: int, n: int, cached: bool = False,
+                     requester: object | None = None) -> None:
+        """Copy ``n`` bytes inside :class:`~sim.memory.Memory` ``mem`` and charge the copy.
+
+        The bytes move when the copy's time has been charged (a reader in between sees the
+        old contents, as it would mid-copy). ``requester`` is checked against page owners.
+        """
+        mem.check(src, n, requester, write=False)
+        mem.check(dst, n, requester, write=True)
+        await self.copy(n, cached)
+        mem.write(dst, mem.read(src, n))
+
+    def __repr__(self) -> str:
+        owner = self._owner.name if self._owner else "idle"
+        return f"<CPU {self.name} {self.profile.name} {owner}>"

@@ -1,0 +1,253 @@
+"""The shape of a platform profile: sourced costs and the helpers that turn them into cycles.
+
+A :class:`Platform` is a frozen dataclass whose cost fields are all :class:`Cost` values; a
+cost names its unit and its source, so a test can check that nothing is unsourced and the
+command line can print the whole table (:func:`profile_table`).
+
+Units used by the fields:
+
+``Hz``            the CPU clock.
+``ps``            a hardware time (memory cycle, bus access).
+``mem cycles``    a count of main-memory cycles (DMA bursts).
+``words``         a count of 32-bit words.
+``cycles``        CPU cycles for one operation (may be fractional: charges round up).
+``cycles/word``   CPU cycles per 32-bit word processed.
+``cycles/entry``  CPU cycles per list entry examined.
+``CPI``           average CPU cycles per instruction.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Iterator
+
+from ..time import S
+
+#: Where the calibration table lives in the repository (profile sources cite its rows).
+CALIBRATION = "docs/calibration.md"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One sourced number of a profile.
+
+    Parameters
+    ----------
+    value : float
+        The number, in ``unit``.
+    unit : str
+        Its unit (see the module docstring).
+    source : str
+        Where it comes from: ``"[P] docs/calibration.md: <row>"`` (or [S]/[D]) for a
+        calibration row, or ``"estimate: <reasoning>"``.
+
+    Raises
+    ------
+    ValueError
+        If the value is negative or not finite, or the unit or source is empty.
+    """
+
+    value: float
+    unit: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, (int, float)) or not math.isfinite(self.value) or self.value < 0:
+            raise ValueError(f"a cost must be a finite non-negative number, not {self.value!r}")
+        if not self.unit.strip():
+            raise ValueError(f"cost {self.value!r} has no unit")
+        if not self.source.strip():
+            raise ValueError(f"cost {self.value!r} {self.unit} has no source")
+
+    @property
+    def is_estimate(self) -> bool:
+        """True when the source is an estimate rather than a calibration row."""
+        return self.source.lstrip().lower().startswith("estimate")
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+
+def _ceil(x: float) -> int:
+    # Charges are whole CPU cycles: a partial cycle occupies the whole cycle. The tiny
+    # tolerance keeps a float like 16.375 * 8 = 131.00000000000003 from costing 132.
+    return max(0, math.ceil(x - 1e-9))
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A simulated machine running one operating system: its hardware facts and CPU costs.
+
+    Every field after ``description`` is a :class:`Cost`. CPU work is in cycles of this
+    platform's clock, so the same software charges the same *operations* on every platform and
+    the profile decides what they cost.
+
+    Parameters
+    ----------
+    name, machine, os, description : str
+        Identification for tables and reports.
+    cpu_hz : Cost
+        CPU clock; its period must be a whole number of picoseconds.
+    mem_cycle_ps, word_read_miss_ps, word_write_ps : Cost
+        Main-memory cycle; a CPU read that misses the data cache; a CPU word write draining
+        through the write buffer.
+    dma_burst_words, dma_read_burst_mem_cycles, dma_write_burst_mem_cycles : Cost
+        A DMA burst and the memory cycles it occupies reading / writing main memory.
+    io_pio_read_ps, io_pio_write_ps : Cost
+        A CPU programmed-I/O word access to an option card's memory over the I/O bus (a
+        reference for device models, which decide their own access times).
+    kernel_cpi : Cost
+        Cycles per instruction of kernel-style code, to turn instruction counts into cycles.
+    copy_uncached_cycles_per_word, copy_cached_cycles_per_word, copy_call_cycles : Cost
+        Memory-to-memory copy (bcopy) per word with the source missing / hitting the data
+        cache, and the fixed cost of one call.
+    checksum_uncached_cycles_per_word, checksum_cached_cycles_per_word, checksum_call_cycles : Cost
+        Internet (one's-complement) checksum per word and per call.
+    syscall_cycles : Cost
+        A null system call, user to kernel and back.
+    context_switch_cycles : Cost
+        The kernel's switch from one thread/environment to another.
+    exception_dispatch_cycles : Cost
+        Dispatching a synchronous exception to its (user-level) handler.
+    interrupt_dispatch_cycles : Cost
+        Entering and leaving an interrupt handler (the handler's own work is extra).
+    demux_dpf_cycles, demux_mpf_cycles : Cost
+        Packet demultiplexing with compiled (DPF) / interpreted (MPF) filters.
+    pcb_lookup_per_entry_cycles : Cost
+        One protocol control block examined by a linear PCB search.
+    tcp_per_packet_cycles, ip_per_packet_cycles : Cost
+        Common-path TCP and IP processing of one packet (no copy, no checksum).
+    select_base_cycles, select_per_fd_cycles : Cost
+        A select() call beyond the system call itself, and per descriptor examined.
+    fork_cycles : Cost
+        fork() of a small server process.
+    """
+
+    name: str
+    machine: str
+    os: str
+    description: str
+    cpu_hz: Cost
+    mem_cycle_ps: Cost
+    word_read_miss_ps: Cost
+    word_write_ps: Cost
+    dma_burst_words: Cost
+    dma_read_burst_mem_cycles: Cost
+    dma_write_burst_mem_cycles: Cost
+    io_pio_read_ps: Cost
+    io_pio_write_ps: Cost
+    kernel_cpi: Cost
+    copy_uncached_cycles_per_word: Cost
+    copy_cached_cycles_per_word: Cost
+    copy_call_cycles: Cost
+    checksum_uncached_cycles_per_word: Cost
+    checksum_cached_cycles_per_word: Cost
+    checksum_call_cycles: Cost
+    syscall_cycles: Cost
+    context_switch_cycles: Cost
+    exception_dispatch_cycles: Cost
+    interrupt_dispatch_cycles: Cost
+    demux_dpf_cycles: Cost
+    demux_mpf_cycles: Cost
+    pcb_lookup_per_entry_cycles: Cost
+    tcp_per_packet_cycles: Cost
+    ip_per_packet_cycles: Cost
+    select_base_cycles: Cost
+    select_per_fd_cycles: Cost
+    fork_cycles: Cost
+
+    def __post_init__(self) -> None:
+        for name, cost in self.costs():
+            if not isinstance(cost, Cost):
+                raise TypeError(f"{self.name}: field {name} must be a Cost, not {cost!r}")
+        hz = self.cpu_hz.value
+        if hz <= 0 or S % int(hz) or int(hz) != hz:
+            raise ValueError(f"{self.name}: a {hz!r} Hz clock has no whole-picosecond period")
+        if int(self.dma_burst_words.value) != self.dma_burst_words.value or self.dma_burst_words.value < 1:
+            raise ValueError(f"{self.name}: dma_burst_words must be a positive whole number")
+
+    # -- introspection ------------------------------------------------------------------------
+    def costs(self) -> Iterator[tuple[str, Cost]]:
+        """``(field name, Cost)`` for every cost field, in declaration order."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name not in ("name", "machine", "os", "description"):
+                yield f.name, v
+
+    # -- derived quantities -------------------------------------------------------------------
+    @property
+    def cycle_ps(self) -> int:
+        """One CPU cycle in picoseconds (40 000 at 25 MHz)."""
+        return S // int(self.cpu_hz.value)
+
+    def instructions(self, n: float) -> int:
+        """Cycles for ``n`` instructions of kernel-style code at the profile's CPI."""
+        if n < 0:
+            raise ValueError(f"instruction count must be >= 0, not {n!r}")
+        return _ceil(n * self.kernel_cpi.value)
+
+    def copy_cycles(self, nbytes: int, cached: bool = False) -> int:
+        """Cycles for the CPU to copy ``nbytes`` memory to memory (one bcopy call).
+
+        ``cached`` says the source is already in the data cache (e.g. it was just written or
+        summed); otherwise every source word is a cache miss.
+        """
+        if nbytes < 0:
+            raise ValueError(f"copy length must be >= 0, not {nbytes!r}")
+        if nbytes == 0:
+            return 0
+        per = self.copy_cached_cycles_per_word if cached else self.copy_uncached_cycles_per_word
+        return _ceil(self.copy_call_cycles.value + per.value * -(-nbytes // 4))
+
+    def checksum_cycles(self, nbytes: int, cached: bool = False) -> int:
+        """Cycles for the CPU to compute the Internet checksum of ``nbytes`` (one call)."""
+        if nbytes < 0:
+            raise ValueError(f"checksum length must be >= 0, not {nbytes!r}")
+        if nbytes == 0:
+            return 0
+        per = self.checksum_cached_cycles_per_word if cached else self.checksum_uncached_cycles_per_word
+        return _ceil(self.checksum_call_cycles.value + per.value * -(-nbytes // 4))
+
+    def cycles(self, cost: Cost | float) -> int:
+        """A per-operation cost (in ``cycles``) as the whole number of cycles a charge takes."""
+        if isinstance(cost, Cost):
+            if cost.unit != "cycles":
+                raise ValueError(f"{cost!r} is in {cost.unit!r}, not cycles")
+            return _ceil(cost.value)
+        return _ceil(cost)
+
+    def dma_ps(self, nbytes: int, write: bool) -> int:
+        """Main-memory time of a DMA transfer of ``nbytes`` (rounded up to whole words).
+
+        A burst of ``dma_burst_words`` costs ``dma_*_burst_mem_cycles``: one memory cycle per
+        word plus a fixed per-burst overhead (4 cycles for reads, 2 for writes on the 3MIN);
+        a partial final burst pays the overhead and its own words.
+        """
+        if nbytes < 0:
+            raise ValueError(f"DMA length must be >= 0, not {nbytes!r}")
+        words = -(-nbytes // 4)
+        if words == 0:
+            return 0
+        burst = int(self.dma_burst_words.value)
+        per_burst = (self.dma_write_burst_mem_cycles if write else self.dma_read_burst_mem_cycles).value
+        overhead = per_burst - burst
+        bursts = -(-words // burst)
+        mem_cycles = words + overhead * bursts
+        return int(round(mem_cycles * self.mem_cycle_ps.value))
+
+
+#: Every built-in profile by name (filled by the modules that define them).
+PROFILES: dict[str, Platform] = {}
+
+
+def register(p: Platform) -> Platform:
+    """Add ``p`` to :data:`PROFILES` (names must be unique)."""
+    if p.name in PROFILES:
+        raise ValueError(f"a profile named {p.name!r} already exists")
+    PROFILES[p.name] = p
+    return p
+
+
+def profile_table(p: Platform) -> list[tuple[str, float, str, str]]:
+    """Rows ``(field, value, unit, source)`` of a profile, for printing."""
+    return [(name, c.value, c.unit, c.source) for name, c in p.costs()]

@@ -1,0 +1,193 @@
+"""The DECstation 5000/125 ("3MIN", 25 MHz MIPS R3000A) under Aegis and under Ultrix 4.3.
+
+The hardware rows are shared; the two operating systems differ in what their kernels do per
+operation. Sources name rows of ``docs/calibration.md``; the rows marked [D] or [EST] there
+carry their derivation ("Derived and estimated rows used by the profiles").
+
+A note on the numbers: the R3000's data cache on the 3MIN has 4-byte lines and is
+write-through, so every word a loop reads for the first time costs a full 400 ns memory read
+(10 CPU cycles) and every word written drains through the write buffer at 240 ns (6 cycles).
+That memory system, not the instruction count, sets the price of copying and summing data.
+"""
+from __future__ import annotations
+
+from .base import CALIBRATION, Cost, Platform, register
+
+C = CALIBRATION
+
+# -- hardware, identical under both operating systems --------------------------------------
+CPU_HZ = Cost(25_000_000, "Hz", f"[P] {C}: DECstation 5000/125, CPU: MIPS R3000A, 25 MHz")
+MEM_CYCLE = Cost(80_000, "ps", f"[P] {C}: main-memory cycle 80 ns (NetBSD pmax kmin.h)")
+READ_MISS = Cost(400_000, "ps", f"[P] {C}: CPU single-word read from memory, 5 memory cycles = 400 ns")
+WORD_WRITE = Cost(240_000, "ps", f"[P] {C}: CPU word write, 3 memory cycles = 240 ns")
+DMA_BURST = Cost(64, "words", f"[P] {C}: DMA 64-word read / write")
+DMA_READ = Cost(68, "mem cycles", f"[P] {C}: DMA 64-word read 68 memory cycles")
+DMA_WRITE = Cost(66, "mem cycles", f"[P] {C}: DMA 64-word write 66 memory cycles")
+TC_PIO_READ = Cost(480_000, "ps", (
+    f"estimate ({C}: 'CPU access time per word of buffer RAM over TURBOchannel'): a "
+    "TURBOchannel I/O read at 12.5 MHz (80 ns cycles) is an address cycle, the option's "
+    "ready with data (SRAM, about 2 cycles) and the crossing back through the 3MIN system "
+    "ASIC to the stalled R3000: about 6 TURBOchannel cycles = 480 ns = 12 CPU cycles"))
+TC_PIO_WRITE = Cost(320_000, "ps", (
+    f"estimate ({C}: same row): a TURBOchannel I/O write is an address and a data cycle plus "
+    "the option's acknowledge, about 4 TURBOchannel cycles = 320 ns; the write buffer posts "
+    "single writes, so only streams of writes see this rate"))
+KERNEL_CPI = Cost(37.5 / 18, "CPI", (
+    f"[D] {C}: Aegis exception dispatch is 18 instructions in 1.5 us = 37.5 cycles at 25 MHz, "
+    "CPI 2.08 for kernel code on this very machine (cache misses at 10 cycles, write-through "
+    "stores at 6, load delay slots)"))
+# bcopy shape (DEC OSF/1 bcopy.s): 9 / 7.5 / 6.75 / 6.375 cycles per word at 4..32 bytes per
+# loop fits exactly 6 + 3 / (words per iteration): a memory term and 3 cycles of loop overhead.
+COPY_UNCACHED = Cost(16.375, "cycles/word", (
+    f"[D] {C}: bcopy shape scaled to the 3MIN: per word a read miss (5 memory cycles) and a "
+    "write (3 memory cycles) serialize on the one memory: 8 x 80 ns = 640 ns = 16 cycles, plus "
+    "the 3-cycle loop overhead spread over a 32-byte (8-word) unrolled loop: 0.375"))
+COPY_CACHED = Cost(6.375, "cycles/word", (
+    f"[D] {C}: source in the data cache: loads hit, each store drains through the write "
+    "buffer at 240 ns = 6 cycles per word, plus 0.375 loop overhead (as above)"))
+COPY_CALL = Cost(20, "cycles", (
+    "estimate: call, alignment tests and return of bcopy, about 10 instructions at CPI 2"))
+
+
+DECSTATION_5000_125_AEGIS = Platform(
+    name="decstation-5000-125-aegis",
+    machine="DECstation 5000/125",
+    os="Aegis (exokernel)",
+    description="25 MHz R3000A, 64 KB I + 128 KB D write-through caches, 80 ns memory, TURBOchannel at 12.5 MHz; Aegis exokernel",
+    cpu_hz=CPU_HZ,
+    mem_cycle_ps=MEM_CYCLE,
+    word_read_miss_ps=READ_MISS,
+    word_write_ps=WORD_WRITE,
+    dma_burst_words=DMA_BURST,
+    dma_read_burst_mem_cycles=DMA_READ,
+    dma_write_burst_mem_cycles=DMA_WRITE,
+    io_pio_read_ps=TC_PIO_READ,
+    io_pio_write_ps=TC_PIO_WRITE,
+    kernel_cpi=KERNEL_CPI,
+    copy_uncached_cycles_per_word=COPY_UNCACHED,
+    copy_cached_cycles_per_word=COPY_CACHED,
+    copy_call_cycles=COPY_CALL,
+    checksum_uncached_cycles_per_word=Cost(12.25, "cycles/word", (
+        f"[D] {C}: the tuned MIPS in_cksum (NetBSD): 3 instructions per word in a 64-byte "
+        "unrolled loop plus about 4 loop instructions per 16 words = 3.25 cycles, plus 9 stall "
+        "cycles per word for the 400 ns read miss")),
+    checksum_cached_cycles_per_word=Cost(3.25, "cycles/word", (
+        f"[D] {C}: the same loop with the data in the cache: 3 + 4/16 cycles per word")),
+    checksum_call_cycles=Cost(30, "cycles", (
+        "estimate: prologue for odd alignment, the carry fold and return, about 15 "
+        "instructions at CPI 2")),
+    syscall_cycles=Cost(80, "cycles", (
+        f"[D] {C}: a system call is an exception: Aegis' dispatch (37.5 cycles) plus the "
+        "call of the kernel routine and the return to user mode, about 20 instructions at "
+        "CPI 2.08 (42 cycles): 80 cycles = 3.2 us")),
+    context_switch_cycles=Cost(125, "cycles", (
+        f"estimate ({C}: 'context switch needed'): Aegis' kernel part of an environment switch "
+        "is a protected control transfer: change the ASID and the current environment and "
+        "upcall, about 60 instructions at CPI 2.08; the library OS saves and restores its "
+        "own registers and charges that itself")),
+    exception_dispatch_cycles=Cost(37.5, "cycles", (
+        f"[P] {C}: exception dispatch, Aegis: 1.5 us, 18 instructions (SOSP'95 section 5)")),
+    interrupt_dispatch_cycles=Cost(37.5, "cycles", (
+        f"[D] {C}: on the R3000 an interrupt enters through the same general exception "
+        "vector; Aegis dispatches it like an exception: 1.5 us")),
+    demux_dpf_cycles=Cost(37.5, "cycles", (
+        f"[S] {C}: packet demultiplexing, DPF (compiled): 1.5 us (SOSP'95 table 7)")),
+    demux_mpf_cycles=Cost(875, "cycles", (
+        f"[S] {C}: packet demultiplexing, MPF (interpreted): 35.0 us (SOSP'95 table 7)")),
+    pcb_lookup_per_entry_cycles=Cost(43, "cycles/entry", (
+        f"estimate ({C}: PCB lookup is a linear scan): about 12 instructions per PCB "
+        "(load and compare the 4-tuple, follow the link) at CPI 2.08 = 25 cycles, plus two "
+        "data-cache misses at 9 stall cycles")),
+    tcp_per_packet_cycles=Cost(417, "cycles", (
+        f"[D] {C}: TCP common path, fewer than 200 instructions per packet (Clark et al. "
+        "1989) x CPI 2.08 = 417 cycles")),
+    ip_per_packet_cycles=Cost(208, "cycles", (
+        "estimate: IP input or output fast path (header checks, no options, cached route, "
+        "link header) about half the TCP common path, 100 instructions x CPI 2.08")),
+    select_base_cycles=Cost(208, "cycles", (
+        "estimate: a select()-like event poll beyond the system call: copy the descriptor "
+        "sets in and out and set up the scan, about 100 instructions x CPI 2.08")),
+    select_per_fd_cycles=Cost(52, "cycles", (
+        "estimate: per descriptor examined: descriptor-table lookup and a poll of the "
+        "object's state, about 25 instructions x CPI 2.08")),
+    fork_cycles=Cost(320_000, "cycles", (
+        "estimate: creating a process environment of a small server: copy about 64 KB of "
+        "writable data and stack plus 8 KB of kernel state (18 k words at 16.375 cycles "
+        "uncached copy = 300 k cycles) and about 20 k cycles of bookkeeping: 12.8 ms")),
+)
+
+DECSTATION_5000_125_ULTRIX43 = Platform(
+    name="decstation-5000-125-ultrix43",
+    machine="DECstation 5000/125",
+    os="Ultrix 4.3",
+    description="25 MHz R3000A, 64 KB I + 128 KB D write-through caches, 80 ns memory, TURBOchannel at 12.5 MHz; Ultrix 4.3 (4.3BSD-derived)",
+    cpu_hz=CPU_HZ,
+    mem_cycle_ps=MEM_CYCLE,
+    word_read_miss_ps=READ_MISS,
+    word_write_ps=WORD_WRITE,
+    dma_burst_words=DMA_BURST,
+    dma_read_burst_mem_cycles=DMA_READ,
+    dma_write_burst_mem_cycles=DMA_WRITE,
+    io_pio_read_ps=TC_PIO_READ,
+    io_pio_write_ps=TC_PIO_WRITE,
+    kernel_cpi=KERNEL_CPI,
+    copy_uncached_cycles_per_word=COPY_UNCACHED,
+    copy_cached_cycles_per_word=COPY_CACHED,
+    copy_call_cycles=COPY_CALL,
+    checksum_uncached_cycles_per_word=Cost(17.125, "cycles/word", (
+        f"[D] {C}: the tuned routine is 150 % faster than Ultrix 4.2A's, so Ultrix spends "
+        "2.5 x its 3.25 instruction cycles per word = 8.125, plus the same 9 stall cycles per "
+        "400 ns read miss")),
+    checksum_cached_cycles_per_word=Cost(8.125, "cycles/word", (
+        f"[D] {C}: 2.5 x the tuned loop's 3.25 cycles per word (150 % faster)")),
+    checksum_call_cycles=Cost(30, "cycles", (
+        "estimate: prologue, carry fold and return, about 15 instructions at CPI 2 "
+        "(as for Aegis)")),
+    syscall_cycles=Cost(802, "cycles", (
+        f"[D] {C} (derivation in 'Derived and estimated rows'): save the full exception "
+        "frame, about 40 words through the write-through write buffer at 6 cycles = 240 "
+        "cycles, plus about 270 instructions (cause decode, syscall table, argument copyin, "
+        "u-area bookkeeping, AST and signal checks, restore, rfe) x CPI 2.08 = 562: 802 cycles "
+        "= 32 us, in line with the SOSP'95 '10-100x' for kernel primitives against Aegis' 3.2 us")),
+    context_switch_cycles=Cost(712, "cycles", (
+        f"[D] {C} (derivation in 'Derived and estimated rows'): swtch(): save 12 callee-saved "
+        "words (72 cycles), run-queue search, pmap/ASID change and the wired TLB entries of "
+        "the new u-area, about 250 instructions x CPI 2.08 = 520, reload 12 words of a cold "
+        "PCB (120): 712 cycles = 28.5 us; excludes the system calls that block and wake")),
+    exception_dispatch_cycles=Cost(3250, "cycles", (
+        f"[S] {C}: overflow exception, Ultrix: 130.0 us (SOSP'95 table 5); about 100x "
+        "Aegis (SOSP'95 section 1)")),
+    interrupt_dispatch_cycles=Cost(490, "cycles", (
+        f"estimate ({C}: derivation in 'Derived and estimated rows'): the kernel-internal "
+        "path, no upcall: save the exception frame (40 words x 6 cycles = 240), decode the "
+        "cause, call through the interrupt table and restore, about 120 instructions x CPI "
+        "2.08 = 250: 490 cycles = 19.6 us")),
+    demux_dpf_cycles=Cost(37.5, "cycles", (
+        f"[S] {C}: DPF 1.5 us (SOSP'95 table 7); not used by Ultrix's protocol-switch "
+        "demultiplexing, kept so the profiles have the same fields")),
+    demux_mpf_cycles=Cost(875, "cycles", (
+        f"[S] {C}: MPF 35.0 us (SOSP'95 table 7), the packet filter Ultrix-era systems "
+        "interpreted")),
+    pcb_lookup_per_entry_cycles=Cost(43, "cycles/entry", (
+        f"estimate ({C}: 4.4BSD PCB lookup, one-entry cache else linear scan): about 12 "
+        "instructions per PCB at CPI 2.08 = 25 cycles plus two data-cache misses at 9 stall "
+        "cycles")),
+    tcp_per_packet_cycles=Cost(417, "cycles", (
+        f"[D] {C}: TCP common path, fewer than 200 instructions per packet x CPI 2.08; "
+        "mbuf and socket work is charged separately by the Ultrix model")),
+    ip_per_packet_cycles=Cost(208, "cycles", (
+        "estimate: IP fast path about half the TCP common path, 100 instructions x CPI 2.08")),
+    select_base_cycles=Cost(208, "cycles", (
+        "estimate: select() beyond the system call: copyin and copyout of the fd_sets and "
+        "setup, about 100 instructions x CPI 2.08")),
+    select_per_fd_cycles=Cost(52, "cycles", (
+        "estimate: per descriptor scanned: getf() and the socket's soo_select (soreadable), "
+        "about 25 instructions x CPI 2.08")),
+    fork_cycles=Cost(320_000, "cycles", (
+        "estimate: fork() of a small httpd: Ultrix on MIPS copies the writable pages; about "
+        "64 KB of data and stack plus the 8 KB u-area = 18 k words at 16.375 cycles = 300 k "
+        "cycles, plus about 20 k cycles of proc and page-table setup: 12.8 ms")),
+)
+
+register(DECSTATION_5000_125_AEGIS)
+register(DECSTATION_5000_125_ULTRIX43)

@@ -1,0 +1,111 @@
+"""Platform profiles: every constant sourced, calibration rows reproduced, derived helpers."""
+import re
+from pathlib import Path
+
+import pytest
+
+from sim.platforms import (CLIENT_PENTIUM100_OPENBSD, DECSTATION_5000_125_AEGIS,
+                           DECSTATION_5000_125_ULTRIX43, PROFILES, Cost, Platform, profile_table)
+from sim.time import NS, US
+
+AEGIS, ULTRIX = DECSTATION_5000_125_AEGIS, DECSTATION_5000_125_ULTRIX43
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_all_profiles_are_registered():
+    assert set(PROFILES) == {AEGIS.name, ULTRIX.name, CLIENT_PENTIUM100_OPENBSD.name}
+
+
+@pytest.mark.parametrize("p", list(PROFILES.values()), ids=list(PROFILES))
+def test_every_constant_has_a_source(p):
+    rows = profile_table(p)
+    assert len(rows) == 28
+    for name, value, unit, source in rows:
+        assert unit and source.strip(), name
+        # a calibration row ([P]/[S]/[D] citing docs/calibration.md) or a reasoned estimate
+        cites = re.match(r"\[(P|S|D)\] docs/calibration\.md", source)
+        est = source.startswith("estimate") and len(source) > 40
+        assert cites or est, f"{p.name}.{name}: {source!r}"
+
+
+def test_sources_point_at_an_existing_calibration_document():
+    doc = (ROOT / "docs" / "calibration.md").read_text()
+    assert "Derived and estimated rows used by the profiles" in doc
+    for field in ("syscall_cycles", "context_switch_cycles", "interrupt_dispatch_cycles",
+                  "copy_uncached_cycles_per_word", "io_pio_read_ps"):
+        assert field in doc, field
+
+
+def test_costs_refuse_missing_sources_and_bad_values():
+    with pytest.raises(ValueError, match="no source"):
+        Cost(1, "cycles", " ")
+    with pytest.raises(ValueError, match="non-negative"):
+        Cost(-1, "cycles", "estimate: x")
+    assert Cost(1, "cycles", "estimate: because").is_estimate
+
+
+def test_a_profile_needs_costs_and_a_whole_picosecond_clock():
+    import dataclasses
+    with pytest.raises(TypeError, match="must be a Cost"):
+        dataclasses.replace(AEGIS, syscall_cycles=80)
+    with pytest.raises(ValueError, match="whole-picosecond"):
+        dataclasses.replace(AEGIS, cpu_hz=Cost(90_000_000, "Hz", "estimate: test"))
+
+
+def test_decstation_hardware_rows_match_calibration():
+    for p in (AEGIS, ULTRIX):
+        assert p.cycle_ps == 40 * NS
+        assert p.mem_cycle_ps.value == 80 * NS
+        assert p.word_read_miss_ps.value == 400 * NS == 10 * p.cycle_ps
+        assert p.word_write_ps.value == 240 * NS
+        assert p.dma_ps(256, write=False) == 68 * 80 * NS
+        assert p.dma_ps(256, write=True) == 66 * 80 * NS
+    # SOSP'95: exception dispatch 1.5 us on Aegis, Ultrix's overflow exception 130 us
+    assert AEGIS.exception_dispatch_cycles.value * AEGIS.cycle_ps == 1.5 * US
+    assert ULTRIX.exception_dispatch_cycles.value * ULTRIX.cycle_ps == 130 * US
+    assert AEGIS.demux_dpf_cycles.value * AEGIS.cycle_ps == 1.5 * US
+    assert AEGIS.demux_mpf_cycles.value * AEGIS.cycle_ps == 35 * US
+
+
+def test_bcopy_shape_and_checksum_ratio():
+    # The OSF/1 bcopy shape (9, 7.5, 6.75, 6.375 cycles/word at 4..32 bytes per loop) is
+    # 6 + 3/w; the 3MIN's memory term is 8 memory cycles = 16 CPU cycles per word.
+    for w, c in ((1, 9), (2, 7.5), (4, 6.75), (8, 6.375)):
+        assert 6 + 3 / w == c
+    assert AEGIS.copy_uncached_cycles_per_word.value == 16 + 3 / 8
+    assert AEGIS.copy_cached_cycles_per_word.value == 6 + 3 / 8
+    # the tuned checksum is 150 % faster than Ultrix 4.2A's routine
+    assert ULTRIX.checksum_cached_cycles_per_word.value == 2.5 * AEGIS.checksum_cached_cycles_per_word.value
+
+
+def test_ultrix_is_slower_than_aegis_where_the_paper_says():
+    assert ULTRIX.exception_dispatch_cycles.value / AEGIS.exception_dispatch_cycles.value > 80
+    assert ULTRIX.syscall_cycles.value / AEGIS.syscall_cycles.value >= 10
+    assert ULTRIX.context_switch_cycles.value > AEGIS.context_switch_cycles.value
+    assert ULTRIX.interrupt_dispatch_cycles.value > AEGIS.interrupt_dispatch_cycles.value
+
+
+def test_cycle_helpers():
+    assert AEGIS.copy_cycles(0) == 0
+    assert AEGIS.copy_cycles(4) == 20 + 17                       # 16.375 rounds up
+    assert AEGIS.copy_cycles(32) == 20 + 131                     # 8 x 16.375 exactly
+    assert AEGIS.copy_cycles(33) == AEGIS.copy_cycles(36)         # whole words
+    assert AEGIS.copy_cycles(1460, cached=True) < AEGIS.copy_cycles(1460)
+    assert AEGIS.checksum_cycles(64, cached=True) == 30 + 52
+    assert AEGIS.instructions(18) == 38
+    assert AEGIS.cycles(AEGIS.syscall_cycles) == 80
+    with pytest.raises(ValueError, match="not cycles"):
+        AEGIS.cycles(AEGIS.mem_cycle_ps)
+    with pytest.raises(ValueError, match=">= 0"):
+        AEGIS.copy_cycles(-1)
+
+
+def test_client_is_faster_than_the_server():
+    c = CLIENT_PENTIUM100_OPENBSD
+    assert c.cycle_ps == 10 * NS
+    assert all(cost.is_estimate for _, cost in c.costs())
+    # per operation in time, the client beats the Ultrix server
+    for f in ("syscall_cycles", "context_switch_cycles", "tcp_per_packet_cycles"):
+        assert getattr(c, f).value * c.cycle_ps < getattr(ULTRIX, f).value * ULTRIX.cycle_ps
+    assert c.copy_cycles(1460) * c.cycle_ps < AEGIS.copy_cycles(1460) * AEGIS.cycle_ps
+    assert isinstance(c, Platform)
