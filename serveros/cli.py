@@ -59,6 +59,25 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from sim.platforms import PROFILES, profile_table
+    names = [args.name] if args.name else list(PROFILES)
+    for name in names:
+        if name not in PROFILES:
+            console.print(f"[red]no profile {name!r}; known: {', '.join(PROFILES)}[/red]")
+            return 2
+        p = PROFILES[name]
+        t = Table(title=f"{name}: {p.description}", show_lines=False)
+        t.add_column("cost")
+        t.add_column("value", justify="right")
+        t.add_column("unit")
+        t.add_column("source (docs/calibration.md or estimate)", overflow="fold")
+        for field, value, unit, source in profile_table(p):
+            t.add_row(field, f"{value:g}", unit, source)
+        console.print(t)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="serveros",
@@ -68,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     b = sub.add_parser("bench", help="print benchmark figures (events per wall-second of the own kernel, ...)")
     b.set_defaults(func=_cmd_bench)
+    pr = sub.add_parser("profiles", help="print the platform cost profiles with the source of every constant")
+    pr.add_argument("name", nargs="?", help="one profile (default: all)")
+    pr.set_defaults(func=_cmd_profiles)
     s = sub.add_parser("segment", help="simulate stations contending on the 10 Mbit/s Ethernet segment")
     s.add_argument("--stations", type=int, default=4, help="number of senders (default 4)")
     s.add_argument("--frames", type=int, default=500, help="frames per sender (default 500)")

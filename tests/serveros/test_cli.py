@@ -13,7 +13,7 @@ from serveros.experiments.segment import SegmentExperiment, run_segment
 def test_help_lists_only_working_subcommands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"bench", "segment"}
+    assert set(sub.choices) == {"bench", "profiles", "segment"}
     out = subprocess.run([sys.executable, "-m", "serveros.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "segment" in out.stdout and "bench" in out.stdout
 
@@ -46,3 +46,12 @@ def test_single_sender_reaches_framing_limit():
 def test_bad_config_rejected_with_clear_error(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         SegmentExperiment(**kw)
+
+
+def test_profiles_prints_every_profile_and_rejects_unknown(capsys):
+    from sim.platforms import PROFILES
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    for name in PROFILES:
+        assert name in out
+    assert main(["profiles", "no-such-machine"]) == 2
