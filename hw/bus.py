@@ -1,0 +1,115 @@
+"""The host bus: how the CPU reaches a device's registers, with wait states.
+
+Every device of serveros (the timer, the LANCE Ethernet card, the SCSI disk controller) exposes
+its registers to the CPU through one :class:`HostBus`. It is written, like amaranth-soc's
+Wishbone signature (STYLE.md #3), from the initiator's side; a device takes it as
+``In(HostBus(...))``.
+"""
+from __future__ import annotations
+
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["HostBus"]
+
+
+class HostBus(wiring.Signature):
+    """CPU register access with wait states: a word-wide, single-initiator request/acknowledge bus.
+
+    The protocol is synchronous to the rising edge of the device's clock (``sync`` domain).
+    Times below are rising edges: ``e0`` is the edge that first samples a request.
+
+    * **Request.** The initiator drives ``addr`` (a *word* address), ``w_data`` and exactly one
+      of ``w_en`` / ``r_en``, changing them only between rising edges, and holds them until it
+      samples ``ack`` high. ``w_en`` and ``r_en`` high together is a protocol violation.
+    * **Acknowledge.** ``ack`` is driven from a register: the target raises it no earlier than
+      at ``e0`` (the minimum: one cycle of latency) and may add wait states by raising it at
+      ``e0 + n`` cycles. It holds ``ack`` high for exactly one cycle. A target ignores the request
+      in the cycle in which its ``ack`` is high, so the initiator may drop the request at any
+      time during that cycle, or keep it for a back-to-back access (which the target then sees
+      one cycle later).
+    * **Effect.** A write takes effect at the edge at which the target raises ``ack``; a read
+      returns the registers' values as they were just before that edge, in ``r_data``, which is
+      valid while ``ack`` is high.
+    * **Completion.** The access completes at the edge at which the initiator samples ``ack``
+      high: one cycle after ``ack`` rose. With no wait states an access therefore takes two
+      cycles, ``e0`` (target acts, ``ack`` rises) and ``e0 + 1`` (initiator sees it).
+
+    Software accesses are not clock-aligned; a request made at time ``t`` is first sampled at
+    the first rising edge strictly after ``t`` (the initiator presents it during the cycle that
+    contains ``t``, or in the next cycle when ``t`` falls exactly on an edge). The
+    transaction-level models in ``hw/*/model.py`` and the bindings in ``sim/bindings`` obey these
+    rules to the picosecond.
+
+    Parameters
+    ----------
+    addr_width : int
+        Width of the word address: the device has ``2 ** addr_width`` word registers.
+    data_width : int
+        Width of a data word, 8, 16 or 32 bits (default 32).
+
+    Members
+    -------
+    addr : Out(addr_width)
+        Word address of the register.
+    w_data : Out(data_width)
+        Data to write.
+    w_en : Out(1)
+        Write request, held until acknowledged.
+    r_en : Out(1)
+        Read request, held until acknowledged.
+    r_data : In(data_width)
+        Read data, valid while ``ack`` is high.
+    ack : In(1)
+        Registered acknowledge, high for one cycle per access.
+
+    Raises
+    ------
+    TypeError
+        If a width is not an integer.
+    ValueError
+        If ``addr_width`` is negative or ``data_width`` is not 8, 16 or 32.
+    """
+
+    def __init__(self, *, addr_width: int, data_width: int = 32):
+        if not isinstance(addr_width, int) or isinstance(addr_width, bool):
+            raise TypeError(f"HostBus addr_width must be an integer, not {addr_width!r}")
+        if addr_width < 0:
+            raise ValueError(f"HostBus addr_width must be a non-negative integer, not {addr_width!r}")
+        if not isinstance(data_width, int) or isinstance(data_width, bool):
+            raise TypeError(f"HostBus data_width must be an integer, not {data_width!r}")
+        if data_width not in (8, 16, 32):
+            raise ValueError(f"HostBus data_width must be 8, 16 or 32, not {data_width!r}")
+        self._addr_width = addr_width
+        self._data_width = data_width
+        super().__init__({
+            "addr":   Out(addr_width),
+            "w_data": Out(data_width),
+            "w_en":   Out(1),
+            "r_en":   Out(1),
+            "r_data": In(data_width),
+            "ack":    In(1),
+        })
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    @property
+    def data_width(self) -> int:
+        return self._data_width
+
+    @property
+    def window_bytes(self) -> int:
+        """Size in bytes of the register window this bus addresses."""
+        return (1 << self._addr_width) * (self._data_width // 8)
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is type(self) and other.addr_width == self.addr_width
+                and other.data_width == self.data_width)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._addr_width, self._data_width))
+
+    def __repr__(self) -> str:
+        return f"HostBus(addr_width={self._addr_width}, data_width={self._data_width})"
