@@ -49,11 +49,8 @@ COPY_CALL = Cost(20, "cycles", (
     "estimate: call, alignment tests and return of bcopy, about 10 instructions at CPI 2"))
 
 
-DECSTATION_5000_125_AEGIS = Platform(
-    name="decstation-5000-125-aegis",
-    machine="DECstation 5000/125",
-    os="Aegis (exokernel)",
-    description="25 MHz R3000A, 64 KB I + 128 KB D write-through caches, 80 ns memory, TURBOchannel at 12.5 MHz; Aegis exokernel",
+# The machine is the same under both systems: only the software costs differ.
+_HARDWARE = dict(
     cpu_hz=CPU_HZ,
     mem_cycle_ps=MEM_CYCLE,
     word_read_miss_ps=READ_MISS,
@@ -67,6 +64,14 @@ DECSTATION_5000_125_AEGIS = Platform(
     copy_uncached_cycles_per_word=COPY_UNCACHED,
     copy_cached_cycles_per_word=COPY_CACHED,
     copy_call_cycles=COPY_CALL,
+)
+
+DECSTATION_5000_125_AEGIS = Platform(
+    name="decstation-5000-125-aegis",
+    machine="DECstation 5000/125",
+    os="Aegis (exokernel)",
+    description="25 MHz R3000A, 64 KB I + 128 KB D write-through caches, 80 ns memory, TURBOchannel at 12.5 MHz; Aegis exokernel",
+    **_HARDWARE,
     checksum_uncached_cycles_per_word=Cost(12.25, "cycles/word", (
         f"[D] {C}: the tuned MIPS in_cksum (NetBSD): 3 instructions per word in a 64-byte "
         "unrolled loop plus about 4 loop instructions per 16 words = 3.25 cycles, plus 9 stall "
@@ -121,19 +126,7 @@ DECSTATION_5000_125_ULTRIX43 = Platform(
     machine="DECstation 5000/125",
     os="Ultrix 4.3",
     description="25 MHz R3000A, 64 KB I + 128 KB D write-through caches, 80 ns memory, TURBOchannel at 12.5 MHz; Ultrix 4.3 (4.3BSD-derived)",
-    cpu_hz=CPU_HZ,
-    mem_cycle_ps=MEM_CYCLE,
-    word_read_miss_ps=READ_MISS,
-    word_write_ps=WORD_WRITE,
-    dma_burst_words=DMA_BURST,
-    dma_read_burst_mem_cycles=DMA_READ,
-    dma_write_burst_mem_cycles=DMA_WRITE,
-    io_pio_read_ps=TC_PIO_READ,
-    io_pio_write_ps=TC_PIO_WRITE,
-    kernel_cpi=KERNEL_CPI,
-    copy_uncached_cycles_per_word=COPY_UNCACHED,
-    copy_cached_cycles_per_word=COPY_CACHED,
-    copy_call_cycles=COPY_CALL,
+    **_HARDWARE,
     checksum_uncached_cycles_per_word=Cost(17.125, "cycles/word", (
         f"[D] {C}: the tuned routine is 150 % faster than Ultrix 4.2A's, so Ultrix spends "
         "2.5 x its 3.25 instruction cycles per word = 8.125, plus the same 9 stall cycles per "

