@@ -114,6 +114,46 @@ class _AnyOf(_Waitable):
         return race.cancel_all
 
 
+class _Timeout(_Waitable):
+    """``wait_any(event, sleep(dt))`` specialised: one object instead of a race of branches,
+    because an event wait with a timeout is the commonest wait of drivers and protocols."""
+
+    __slots__ = ("event", "until", "wake", "entry", "done")
+
+    def __init__(self, event: "Event", until: int):
+        self.event = event
+        self.until = until
+
+    def _arm(self, kernel, wake):
+        ev = self.event
+        if ev.is_set:
+            kernel._push(kernel.now, wake, (0, ev.value))
+            return None
+        self.wake = wake
+        self.done = False
+        self.entry = kernel._push(self.until, self._expire, None)
+        ev._waiters[self._fire] = None      # bound methods compare equal: pop() finds it
+        return self._cancel
+
+    def _fire(self, value):
+        if not self.done:
+            self.done = True
+            self.entry[_FN] = None
+            self.wake((0, value))
+
+    def _expire(self, _value):
+        if not self.done:
+            self.done = True
+            self.event._waiters.pop(self._fire, None)
+            self.wake((1, None))
+
+    def _cancel(self):
+        if not self.done:
+            self.done = True
+            self.entry[_FN] = None
+            self.event._waiters.pop(self._fire, None)
+
+
 class _Race:
     """Shared state of one wait_any: the first branch to fire wins, the rest are cancelled."""
 
@@ -376,6 +416,11 @@ class Kernel:
         """Like ``wait_any(item, sleep(dt))``."""
         if dt < 0:
             raise SimulationError(f"timeout({dt}) is negative")
+        t = type(item)
+        if t is Event:
+            return _Timeout(item, self.now + dt)
+        if t is _EventWait:
+            return _Timeout(item.event, self.now + dt)
         return _AnyOf((item, _Sleep(self.now + dt)))
 
     def event(self, name: str = "") -> Event:

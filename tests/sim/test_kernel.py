@@ -279,3 +279,39 @@ def test_units_and_clock():
     assert fmt(12_500_000) == "12.5 us"
     with pytest.raises(ValueError):
         Clock.from_hz(3)
+
+
+def test_timeout_loser_is_cleaned_up_both_ways():
+    k = Kernel()
+    ev = k.event()
+    got = []
+
+    async def t():
+        got.append(await k.timeout(ev, 5))       # expires: the event wait must be removed
+        assert not ev._waiters
+        got.append(await k.timeout(ev, 50))      # the event wins: the timer must not fire later
+        got.append(await k.sleep(100))
+
+    async def s():
+        await k.sleep(20)
+        ev.set("x")
+    k.spawn(t())
+    k.spawn(s())
+    k.run()
+    assert got == [(1, None), (0, "x"), None] and k.now == 120
+
+
+def test_cancel_during_timeout_removes_waits():
+    k = Kernel()
+    ev = k.event()
+
+    async def victim():
+        await k.timeout(ev, 1000)
+
+    async def killer(v):
+        await k.sleep(10)
+        v.cancel()
+    v = k.spawn(victim())
+    k.spawn(killer(v))
+    k.run()
+    assert v.done and not ev._waiters and k.now == 10
