@@ -39,6 +39,11 @@ class Cancelled(BaseException):
     """Thrown into a task's coroutine by :meth:`Task.cancel`."""
 
 
+# Entries marked "late" (hardware events of device models) sort after every ordinary entry of
+# the same picosecond: their sequence numbers are offset by _LATE. That mirrors an HDL binding,
+# which runs the software due at an instant before the hardware changes it observes there.
+_LATE = 1 << 62
+
 # Heap entries are lists [time, seq, fn, arg] so that an entry can be cancelled in place
 # (fn = None) without searching the heap.
 _T, _SEQ, _FN, _ARG = 0, 1, 2, 3
@@ -59,13 +64,14 @@ class _Waitable:
 
 
 class _Sleep(_Waitable):
-    __slots__ = ("until",)
+    __slots__ = ("until", "late")
 
-    def __init__(self, until: int):
+    def __init__(self, until: int, late: bool = False):
         self.until = until
+        self.late = late
 
     def _arm(self, kernel, wake):
-        return kernel._push(self.until, wake, None)   # the heap entry is its cancel token
+        return kernel._push(self.until, wake, None, self.late)   # the entry is its cancel token
 
 
 class _EventWait(_Waitable):
@@ -294,7 +300,7 @@ class Task(_Waitable):
         finally:
             k.current = prev
         if type(cmd) is _Sleep:  # the hot path: a plain sleep needs no canceller bookkeeping
-            k._push(cmd.until, self._step, None)
+            k._push(cmd.until, self._step, None, cmd.late)
             self._cancel_wait = None
             return
         try:
@@ -361,24 +367,28 @@ class Kernel:
         self.tasks: list[Task] = []
 
     # -- scheduling primitives ------------------------------------------------------------
-    def _push(self, t: int, fn: Callable[[Any], None], arg: Any) -> list:
+    def _push(self, t: int, fn: Callable[[Any], None], arg: Any, late: bool = False) -> list:
         self._seq += 1
-        entry = [t, self._seq, fn, arg]
+        entry = [t, self._seq + _LATE if late else self._seq, fn, arg]
         heapq.heappush(self._heap, entry)
         return entry
 
-    def call_at(self, t: int, fn: Callable[[], None]) -> Callable[[], None]:
-        """Run the plain function ``fn()`` at time ``t``; returns a function that cancels it."""
+    def call_at(self, t: int, fn: Callable[[], None], *, late: bool = False) -> Callable[[], None]:
+        """Run the plain function ``fn()`` at time ``t``; returns a function that cancels it.
+
+        ``late=True`` marks a hardware event of a device model: it runs after every ordinary
+        entry due at the same picosecond, as the HDL bindings deliver an RTL device's changes.
+        """
         if t < self.now:
             raise SimulationError(f"call_at({t}) is in the past (now {self.now})")
-        entry = self._push(t, lambda _v: fn(), None)
+        entry = self._push(t, lambda _v: fn(), None, late)
 
         def cancel():
             entry[_FN] = None
         return cancel
 
-    def call_after(self, dt: int, fn: Callable[[], None]) -> Callable[[], None]:
-        return self.call_at(self.now + dt, fn)
+    def call_after(self, dt: int, fn: Callable[[], None], *, late: bool = False) -> Callable[[], None]:
+        return self.call_at(self.now + dt, fn, late=late)
 
     def spawn(self, coro: Coroutine, name: str | None = None, daemon: bool = False) -> Task:
         """Start ``coro`` as a task at the current time (after what is already scheduled now).
@@ -402,11 +412,12 @@ class Kernel:
             raise SimulationError(f"sleep({dt}) is negative")
         return _Sleep(self.now + dt)
 
-    def sleep_until(self, t: int) -> _Waitable:
-        """Await to resume at absolute time ``t`` (not before now)."""
+    def sleep_until(self, t: int, *, late: bool = False) -> _Waitable:
+        """Await to resume at absolute time ``t`` (not before now); ``late`` as for
+        :meth:`call_at` (a device model completing a bus access)."""
         if t < self.now:
             raise SimulationError(f"sleep_until({t}) is in the past (now {self.now})")
-        return _Sleep(t)
+        return _Sleep(t, late)
 
     def wait_any(self, *items: _Waitable | Event) -> _Waitable:
         """Await the first of several waitables; resumes with ``(index, value)``."""

@@ -77,7 +77,7 @@ class TimerModel:
         self._update_irq()
         self._schedule()
         self.reads += 1
-        await k.sleep_until(edge + p)
+        await k.sleep_until(edge + p, late=True)
         self._release()
         return value
 
@@ -92,13 +92,13 @@ class TimerModel:
         self._advance(edge - p)
         self._update_irq()
         self._pending_edge = edge          # the underflow callback at `edge` defers to us
-        await k.sleep_until(edge)
+        await k.sleep_until(edge, late=True)
         self._edge(edge, offset, value)
         self._pending_edge = None
         self._update_irq()
         self._schedule()
         self.writes += 1
-        await k.sleep_until(edge + p)
+        await k.sleep_until(edge + p, late=True)
         self._release()
 
     # -- inspection ------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class TimerModel:
             self._cancel_cb()
             self._cancel_cb = None
         if self.en and self.irq_en and not self.zero:
-            self._cancel_cb = self.kernel.call_at(self._underflow_edge(), self._on_underflow)
+            self._cancel_cb = self.kernel.call_at(self._underflow_edge(), self._on_underflow, late=True)
 
     def _on_underflow(self) -> None:
         self._cancel_cb = None

@@ -235,10 +235,10 @@ def test_model_rejects_bad_accesses() -> None:
 
 # --- Model vs RTL on the same stimulus ----------------------------------------------------------
 def same_events(a: list, b: list) -> bool:
-    """Same (time, event) pairs. Within one picosecond, a hardware event (an irq edge) and a
-    software one (an access completing) may be listed in either order: the model schedules its
-    irq when the timer is programmed, the bindings deliver it after the software due at that
-    instant. Random traffic hits such coincidences; the four-backend program avoids them and
+    """Same (time, event) pairs. Software due at an instant runs before the hardware events of
+    that instant on every backend (the model marks its events ``late``), but two hardware events
+    of one picosecond (an access completing and an irq edge) may be listed in either order: the
+    model runs them in the order it scheduled them, the bindings in the order of their watches. Random traffic hits such coincidences; the four-backend program avoids them and
     is compared in order."""
     return sorted(map(tuple, a)) == sorted(map(tuple, b))
 

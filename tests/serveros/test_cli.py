@@ -55,3 +55,11 @@ def test_profiles_prints_every_profile_and_rejects_unknown(capsys):
     for name in PROFILES:
         assert name in out
     assert main(["profiles", "no-such-machine"]) == 2
+
+
+def test_bench_functions_measure_real_work():
+    from serveros import bench
+    r = bench.kernel_sleepers(tasks=2, sleeps=50)
+    assert r.value > 0 and "102 events" in r.note      # 2 x 50 sleeps + 2 task starts
+    r = bench.best_of(lambda: bench.kernel_timeouts(tasks=2, waits=20), repeat=2)
+    assert "best of 2" in r.note and r.unit == "events/s"
