@@ -30,12 +30,14 @@ from typing import Any, Iterator, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SIMULATORS", "RESULT_ENV", "REPO", "BUILD_ROOT", "CocotbRun", "to_verilog",
+__all__ = ["SIMULATORS", "RESULT_ENV", "WAVES_ENV", "REPO", "BUILD_ROOT", "CocotbRun", "to_verilog",
            "simulator_missing", "ensure_verilator_env", "run_cocotb", "write_result"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Environment variable holding the path of the JSON result file of a cocotb run.
 RESULT_ENV = "SERVEROS_COCOTB_RESULT"
+#: Set to 1 to record waves in every cocotb run (``SERVEROS_WAVES=1 make test``).
+WAVES_ENV = "SERVEROS_WAVES"
 REPO = Path(__file__).resolve().parents[1]
 BUILD_ROOT = REPO / "build" / "hdl"
 _PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"   # TOOLCHAIN.md #1
@@ -147,7 +149,8 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
     design : str, optional
         Build-directory name for this design and parameter set (default: ``toplevel``).
     waves : bool
-        Record waves: FST on Icarus, VCD on Verilator (the cocotb runner's ``--trace``).
+        Record waves: FST on Icarus, VCD on Verilator (the cocotb runner's ``--trace``). The
+        environment variable ``SERVEROS_WAVES=1`` turns this on for every run.
     extra_env : mapping, optional
         More environment for the test process (the cocotb runner lets this process's own
         environment override it).
@@ -172,6 +175,7 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
+    waves = waves or os.environ.get(WAVES_ENV, "") not in ("", "0")
     build_dir = Path(build_root) / (design or toplevel) / (sim + ("-waves" if waves else ""))
     test_dir = Path(test_dir).resolve()
     build_args = ["-Wno-fatal"] if sim == "verilator" else []   # TOOLCHAIN.md #4
