@@ -43,7 +43,7 @@ import random
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..kernel import Event, Kernel
 from ..time import NS
@@ -52,6 +52,7 @@ from .pcap import LINKTYPE_ETHERNET, PcapNgWriter
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "PhyListener",
     "BIT_TIME_PS", "PREAMBLE_SFD_BYTES", "IFG_BITS", "IFG_PART1_BITS", "SLOT_BITS", "JAM_BITS", "BACKOFF_LIMIT",
     "ATTEMPT_LIMIT", "HEADER_LEN", "FCS_LEN", "MIN_FRAME", "MAX_FRAME", "MIN_PAYLOAD",
     "MAX_PAYLOAD", "BROADCAST",
@@ -73,6 +74,8 @@ IFG_PART1_BITS = 64
 SLOT_BITS = 512
 #: Jam sent after a collision is detected: 32 bits.
 JAM_BITS = 32
+#: The end of a raw transmission whose end its MAC has not decided yet.
+_FOREVER = 1 << 62
 #: Backoff exponent stops growing after 10 collisions ("truncated").
 BACKOFF_LIMIT = 10
 #: A frame is abandoned after 16 attempts (excessive collisions).
@@ -318,6 +321,23 @@ class SegmentStats:
 
 
 # -- the segment -------------------------------------------------------------------------------
+class PhyListener(Protocol):
+    """What a transceiver-level attachment hears (see :meth:`Station.attach_phy`).
+
+    An RTL MAC (the LANCE card's gateware) does its own CSMA/CD and needs the wire as its pins
+    see it: when another station's signal starts and stops here, and what it carries, while the
+    frame is still on the wire.
+    """
+
+    def signal_start(self, tx: "Transmission") -> None:
+        """The first bit of ``tx`` (another station's attempt) reaches this station now.
+        ``tx.frame`` is the frame being sent, or ``b""`` while a raw sender has not finished."""
+
+    def signal_end(self, tx: "Transmission", intact: bool) -> None:
+        """The last bit of ``tx`` passes this station now; ``intact`` is False if it collided,
+        was corrupted by an overlap or was aborted."""
+
+
 class Station:
     """A station's attachment to a :class:`Segment` (its transceiver and MAC).
 
@@ -356,6 +376,7 @@ class Station:
         # Frames waiting for the MAC (one send at a time, FIFO), as events to wake.
         self._busy = False
         self._waiting: deque[Event] = deque()
+        self._phy: PhyListener | None = None
 
     # -- what a NIC model observes ---------------------------------------------------------
     @property
@@ -371,6 +392,66 @@ class Station:
     def current(self) -> Transmission | None:
         """The transmission attempt in progress, if any."""
         return self._tx
+
+    @property
+    def hearing(self) -> bool:
+        """Another station's signal is here now (the MII ``crs`` of a half-duplex PHY, less
+        this station's own transmission)."""
+        return self._heard > 0
+
+    def attach_phy(self, listener: PhyListener) -> None:
+        """Give the wire's signals to ``listener`` as they start and end here.
+
+        Frames are then not queued for :meth:`recv` (the listener's MAC receives them itself);
+        an ``on_frame`` callback is still called. Used with :meth:`begin_raw`/:meth:`end_raw` by
+        a MAC that does its own carrier sense, collision handling and backoff.
+        """
+        if self._phy is not None:
+            raise RuntimeError(f"station {self.name!r} already has a PHY listener")
+        self._phy = listener
+
+    def begin_raw(self) -> Transmission:
+        """A MAC with its own CSMA/CD starts driving the wire now (preamble first).
+
+        The segment does no deferral or backoff for it: it only propagates the signal and
+        detects overlaps (pulsing :attr:`collision` when this station's transmission collides).
+        Finish it with :meth:`end_raw`.
+
+        Raises
+        ------
+        RuntimeError
+            If this station is already transmitting.
+        """
+        if self._tx is not None:
+            raise RuntimeError(f"station {self.name!r} is already transmitting")
+        tx = self.segment._begin(self, b"", 0)
+        if not tx.collided:
+            tx.end = _FOREVER
+        return tx
+
+    def end_raw(self, tx: Transmission, frame: bytes | None) -> None:
+        """The raw transmission ``tx`` stops driving the wire now.
+
+        ``frame`` is what was sent (a complete frame with FCS), or None if the MAC cut it
+        short (a jam after a collision, an underflow). Receivers get an intact frame only if
+        ``frame`` is given and nothing overlapped it.
+
+        Raises
+        ------
+        RuntimeError
+            If ``tx`` is not this station's transmission in progress.
+        """
+        if self._tx is not tx or tx.done:
+            raise RuntimeError(f"station {self.name!r}: {tx!r} is not in progress")
+        seg = self.segment
+        tx.frame = bytes(frame) if frame is not None else b""
+        tx.end = self._k.now
+        if frame is None and not tx.collided:
+            tx.aborted = True
+        seg._finish(tx)
+        if not (tx.collided or tx.aborted):
+            self.stats.frames_sent += 1
+            self.stats.bytes_sent += len(tx.frame)
 
     # -- receiving -------------------------------------------------------------------------
     async def recv(self) -> RxFrame:
@@ -392,7 +473,7 @@ class Station:
         self.stats.bytes_received += len(rx.data)
         if self._on_frame is not None:
             self._on_frame(rx)
-        else:
+        elif self._phy is None:
             self._rxq.append(rx)
             self._rx_ready.set()
 
@@ -698,6 +779,8 @@ class Segment:
                 self._detect(other, now)
             heard_by.append(st)
             st._hear(+1)
+            if st._phy is not None:
+                st._phy.signal_start(tx)
 
     def _detect(self, tx: Transmission, now: int) -> None:
         """``tx``'s sender hears another signal while transmitting: finish the preamble, jam."""
@@ -746,6 +829,8 @@ class Segment:
         rx = RxFrame(tx.frame, tx.station.name, tx.start + self.propagation_ps, now) if intact else None
         for st in tx.heard_by:
             st._hear(-1)
+            if st._phy is not None:
+                st._phy.signal_end(tx, intact)
             if rx is not None:
                 st._deliver(rx)
 

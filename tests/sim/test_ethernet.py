@@ -529,3 +529,93 @@ def test_docstring_examples_run():
     for module in (sim.media.ethernet, sim.media.pcap):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+class _Phy:
+    """Records what a transceiver-level attachment hears."""
+
+    def __init__(self, k):
+        self.k = k
+        self.log = []
+
+    def signal_start(self, tx):
+        self.log.append(("start", self.k.now, tx.station.name, bytes(tx.frame)))
+
+    def signal_end(self, tx, intact):
+        self.log.append(("end", self.k.now, tx.station.name, intact))
+
+
+def test_raw_transmission_is_propagated_delivered_and_captured():
+    k = Kernel()
+    buf = io.BytesIO()
+    seg = Segment(k, seed=3, pcap=PcapNgWriter(buf))
+    rtl, b = seg.attach("rtl"), seg.attach("b")
+    phy = _Phy(k)
+    rtl.attach_phy(phy)
+    f = build_frame(BROADCAST, "02:00:00:00:00:01", 0x88B5, b"raw" * 20)
+
+    async def mac():
+        tx = rtl.begin_raw()
+        assert rtl.carrier and rtl.transmitting and not rtl.hearing
+        await k.sleep(seg.frame_time(len(f)))
+        rtl.end_raw(tx, f)
+
+    k.spawn(mac())
+    k.run(until=1 * MS)
+    assert b.pending() == 1
+    assert rtl.stats.frames_sent == 1 and seg.stats.frames == 1
+    assert phy.log == []                   # a station does not hear itself
+    assert buf.getvalue().count(f) == 1    # the intact frame is in the capture
+
+
+def test_raw_sender_hears_others_and_collides_like_any_station():
+    k = Kernel()
+    seg = Segment(k, seed=4)
+    rtl, b = seg.attach("rtl"), seg.attach("b")
+    phy = _Phy(k)
+    rtl.attach_phy(phy)
+    f = build_frame(BROADCAST, "02:00:00:00:00:02", 0x88B5, b"x" * 46)
+    got = {}
+
+    async def sender():
+        try:
+            await b.send(f)
+            got["b"] = "sent"
+        except ExcessiveCollisions:
+            got["b"] = "gave up"
+
+    async def mac():
+        tx = rtl.begin_raw()                 # both start at t = 0: a collision
+        detected = await rtl.collision
+        got["detected"] = detected
+        await k.sleep(seg.frame_time(0))     # preamble + jam, then stop
+        rtl.end_raw(tx, None)
+        got["tx"] = tx
+
+    k.spawn(sender())
+    k.spawn(mac())
+    k.run(until=10 * MS)
+    assert got["detected"] == seg.propagation_ps
+    assert got["tx"].collided and not got["tx"].aborted
+    assert got["b"] == "sent"                # b backs off and gets through afterwards
+    assert rtl.stats.frames_sent == 0
+    starts = [e for e in phy.log if e[0] == "start"]
+    ends = [e for e in phy.log if e[0] == "end"]
+    assert starts[0][1] == seg.propagation_ps and starts[0][3] == f   # frame known at its start
+    assert ends[0][3] is False and ends[-1][3] is True                 # garbled, then intact
+    assert seg.stats.frames == 1
+
+
+def test_raw_api_misuse_is_refused():
+    k = Kernel()
+    seg = Segment(k)
+    a = seg.attach("a")
+    a.attach_phy(_Phy(k))
+    with pytest.raises(RuntimeError, match="already has a PHY"):
+        a.attach_phy(_Phy(k))
+    tx = a.begin_raw()
+    with pytest.raises(RuntimeError, match="already transmitting"):
+        a.begin_raw()
+    a.end_raw(tx, None)
+    with pytest.raises(RuntimeError, match="not in progress"):
+        a.end_raw(tx, None)
