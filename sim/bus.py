@@ -87,6 +87,52 @@ class Bus:
         await w.target.write(addr - w.base, value)
 
 
+    def _block_window(self, addr: int, n: int, what: str) -> Window:
+        if addr & 3:
+            raise BusError(f"{self.name}: unaligned block {what} at {addr:#010x}")
+        if not isinstance(n, int) or n < 0:
+            raise BusError(f"{self.name}: block {what} of {n!r} words")
+        w = self.window(addr)
+        if n and addr + 4 * n > w.base + w.size:
+            raise BusError(f"{self.name}: block {what} of {n} words at {addr:#010x} runs past "
+                           f"the end of {w.name!r}")
+        return w
+
+    async def read_block(self, addr: int, n: int) -> list[int]:
+        """``n`` consecutive word reads from ``addr``, back to back, as one transaction.
+
+        A target with ``read_block(offset, n)`` serves the whole block (an RTL binding runs it
+        inside the simulator); any other target is read word by word. Either way the device
+        sees the same accesses at the same times as ``n`` reads issued one after another.
+        """
+        w = self._block_window(addr, n, "read")
+        self.reads += n
+        if not n:
+            return []
+        fn = getattr(w.target, "read_block", None)
+        if fn is not None:
+            return list(await fn(addr - w.base, n))
+        return [await w.target.read(addr - w.base + 4 * i) for i in range(n)]
+
+    async def write_block(self, addr: int, words) -> None:
+        """Consecutive word writes of ``words`` from ``addr``, back to back (see
+        :meth:`read_block`)."""
+        words = list(words)
+        w = self._block_window(addr, len(words), "write")
+        for v in words:
+            if not isinstance(v, int) or not 0 <= v < 1 << 32:
+                raise BusError(f"{self.name}: value {v!r} does not fit a 32-bit word")
+        self.writes += len(words)
+        if not words:
+            return
+        fn = getattr(w.target, "write_block", None)
+        if fn is not None:
+            await fn(addr - w.base, words)
+            return
+        for i, v in enumerate(words):
+            await w.target.write(addr - w.base + 4 * i, v)
+
+
 class IrqLine:
     """A level-sensitive interrupt line driven by one device.
 

@@ -558,24 +558,39 @@ class CPU:
             self._exit(me)
 
     async def load_words(self, bus: Bus, addr: int, n: int, category: str = IO_WAIT) -> list[int]:
-        """``n`` consecutive word loads from ``addr`` (one hold; interrupts between words)."""
+        """``n`` consecutive word loads from ``addr``: a copy loop out of device memory.
+
+        The block is one bus transaction (:meth:`sim.bus.Bus.read_block`): the device sees the
+        reads back to back, each issued as the previous completes, and the CPU stalls for all
+        of them. Interrupts are taken before the block, not between its words (a simplification:
+        a real copy loop can be interrupted between any two loads; the cost is up to one
+        block's time of interrupt latency).
+        """
         if n < 0:
             raise ValueError(f"word count must be >= 0, not {n!r}")
         me = self._me("load_words")
         await self._enter(me)
         try:
-            return [await self.load(bus, addr + 4 * i, category) for i in range(n)]
+            if self._irqs:
+                await self._take_interrupts()
+            t0 = self.kernel.now
+            words = await bus.read_block(addr, n)
+            await self._stall_since(t0, category)
+            return words
         finally:
             self._exit(me)
 
     async def store_words(self, bus: Bus, addr: int, words: Sequence[int],
                           category: str = IO_WAIT) -> None:
-        """Consecutive word stores of ``words`` from ``addr`` (one hold)."""
+        """Consecutive word stores of ``words`` from ``addr``, as :meth:`load_words` loads."""
         me = self._me("store_words")
         await self._enter(me)
         try:
-            for i, w in enumerate(words):
-                await self.store(bus, addr + 4 * i, w, category)
+            if self._irqs:
+                await self._take_interrupts()
+            t0 = self.kernel.now
+            await bus.write_block(addr, words)
+            await self._stall_since(t0, category)
         finally:
             self._exit(me)
 

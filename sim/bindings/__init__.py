@@ -38,7 +38,7 @@ from sim.time import Clock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HdlDriver", "HostBusInitiator", "IrqMirror", "BindingError", "DriverStats"]
+__all__ = ["HdlDriver", "HostBusInitiator", "BlockInitiator", "IrqMirror", "BindingError", "DriverStats"]
 
 
 class BindingError(SimulationError):
@@ -309,3 +309,103 @@ class HostBusInitiator:
         done, self._done = self._done, None
         edge, self._ack_at = self._ack_at, None
         k.call_at(edge + self.clock.period, lambda: done.set(value))
+
+
+class BlockInitiator:
+    """Block PIO through a :class:`hw.burst.HostBusBurster`, single accesses through ``single``.
+
+    A :class:`sim.bus.BusTarget` with ``read_block``/``write_block``
+    (:meth:`sim.bus.Bus.read_block`): a block of up to ``max_words`` words is one transaction:
+    its words go into (or come out of) the burster's memory through ``mem_write``/``mem_read``,
+    the parameters are driven, ``go`` toggles, and the calling task resumes when ``done``
+    toggles, at the edge at which the last access completes. Longer blocks run as several
+    transactions back to back.
+
+    Timing: the first access is sampled at the first rising edge after the request, as a
+    single access would be; a request made exactly at a rising edge is driven half a cycle
+    later so that it never races that edge (as :class:`HostBusInitiator` does).
+
+    Parameters
+    ----------
+    driver : HdlDriver
+    clock : Clock
+    single : HostBusInitiator
+        For single reads and writes (on the burster's ``host`` port).
+    go, write, addr, count, done : Any
+        The burster's control signals.
+    mem_read : callable(n) -> list[int]
+        Reads words 0..n-1 of the burster's memory.
+    mem_write : callable(words)
+        Writes words from word 0 of the burster's memory.
+    max_words : int
+        The burster's memory depth.
+    """
+
+    def __init__(self, driver: HdlDriver, clock: Clock, *, single: HostBusInitiator, go: Any,
+                 write: Any, addr: Any, count: Any, done: Any,
+                 mem_read: Callable[[int], list], mem_write: Callable[[list], None],
+                 max_words: int = 512, name: str = "burst"):
+        self.driver = driver
+        self.kernel = driver.kernel
+        self.clock = clock
+        self.single = single
+        self.name = name
+        self.window = single.window
+        self._sig = dict(go=go, write=write, addr=addr, count=count)
+        self._mem_read = mem_read
+        self._mem_write = mem_write
+        self.max_words = max_words
+        self._go = 0
+        self._done: Event | None = None
+        self.blocks = 0
+        driver.watch(done, self._on_done)
+
+    async def read(self, offset: int) -> int:
+        return await self.single.read(offset)
+
+    async def write(self, offset: int, value: int) -> None:
+        await self.single.write(offset, value)
+
+    async def read_block(self, offset: int, n: int) -> list[int]:
+        out: list[int] = []
+        for start in range(0, n, self.max_words):
+            m = min(self.max_words, n - start)
+            await self._block(offset + 4 * start, m, None)
+            out.extend(self._mem_read(m))
+        return out
+
+    async def write_block(self, offset: int, words: list[int]) -> None:
+        for start in range(0, len(words), self.max_words):
+            chunk = words[start:start + self.max_words]
+            await self._block(offset + 4 * start, len(chunk), chunk)
+
+    async def _block(self, offset: int, n: int, words: list[int] | None) -> None:
+        if offset & 3 or offset < 0 or offset + 4 * n > self.window:
+            raise ValueError(f"{self.name}: block of {n} words at {offset:#x} is outside the "
+                             f"{self.window:#x}-byte window")
+        k = self.kernel
+        if self._done is not None:
+            raise BindingError(f"{self.name}: a block is already running")
+        done = self._done = k.event(f"{self.name}.done")
+
+        def drive() -> None:
+            d, s = self.driver, self._sig
+            if words is not None:
+                self._mem_write(words)
+            d.set(s["addr"], offset >> 2)
+            d.set(s["count"], n)
+            d.set(s["write"], 1 if words is not None else 0)
+            self._go ^= 1
+            d.set(s["go"], self._go)
+            self.blocks += 1
+        if k.now % self.clock.period:
+            drive()
+        else:
+            k.call_at(k.now + self.clock.period // 2, drive)
+        await done
+
+    def _on_done(self, level: int) -> None:
+        done, self._done = self._done, None
+        if done is None:
+            raise BindingError(f"{self.name}: done toggled at {self.kernel.now} ps with no block running")
+        done.set()
