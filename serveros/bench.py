@@ -90,3 +90,44 @@ def best_of(fn: Callable[[], BenchResult], repeat: int = 3) -> BenchResult:
 
 def kernel_benchmarks(repeat: int = 3) -> list[BenchResult]:
     return [best_of(f, repeat) for f in (kernel_sleepers, kernel_ping_pong, kernel_timeouts)]
+
+
+# -- LANCE card: model, RTL on Verilator, bare Verilator loop --------------------------------------
+#: Issue targets: the RTL on Verilator carries at least a fifth of the wire's 10 Mbit/s in wall
+#: time, and reaches at least 30 % of the bare Verilator loop's cycle rate.
+LANCE_TARGET_WIRE_FRACTION = 0.2
+LANCE_TARGET_BARE_FRACTION = 0.3
+WIRE_BITS_PER_S = 10_000_000
+
+
+def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
+    """Frames per wall-second streamed from one card to another through the driver, with
+    ``le0``'s card as the model and as the RTL on Verilator (directly driven, no cocotb), and
+    the RTL's simulated cycles per wall-second next to a bare Verilator loop of the same design.
+    """
+    from hw.lance.harness import LanceHarness
+
+    from .experiments.lance import run_lance_exchange
+    from .lance_rtl import LANCE_CLOCK
+    from .verilator_bare import bare_cycles_per_second
+
+    rows = []
+    runs = {}
+    for backend in ("model", "verilator"):
+        r = run_lance_exchange(frames, size, backend=backend, stream=True)
+        runs[backend] = r
+        rows.append(BenchResult(f"lance {backend}: frames", r.frames / r.wall_seconds,
+                                "frames/s", f"{r.frames} x {size} B streamed le0 -> le1"))
+        rows.append(BenchResult(f"lance {backend}: wire bits", r.wire_bits_per_wall_second,
+                                "bit/s", f"{r.wire_bits_per_wall_second / WIRE_BITS_PER_S:.2f} "
+                                         f"of the 10 Mbit/s wire in wall time"))
+    rtl = runs["verilator"]
+    cycles = rtl.sim_ps // LANCE_CLOCK.period
+    cosim = cycles / rtl.wall_seconds
+    rows.append(BenchResult("lance verilator: RTL cycles", cosim, "cycles/s",
+                            f"{cycles:,} cycles, {rtl.python_wakes:,} Python wakes"))
+    bare = bare_cycles_per_second(LanceHarness(), "lance_harness", cycles=2_000_000,
+                                  design="lance_harness_bare")
+    rows.append(BenchResult("lance bare Verilator loop", bare.cycles_per_second, "cycles/s",
+                            f"co-simulation reaches {cosim / bare.cycles_per_second:.0%} of it"))
+    return rows

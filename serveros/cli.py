@@ -31,6 +31,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     verdict = "meets" if worst >= target else "MISSES"
     console.print(f"own kernel: slowest workload {worst:,.0f} events/s {verdict} the "
                   f"{target:,} events/s target (one core)")
+    with console.status("LANCE: streaming frames through the model and the RTL on Verilator ..."):
+        lrows = bench.lance_benchmarks(frames=args.frames)
+    lt = Table(title="LANCE card (figures, not tests)")
+    for col, just in (("benchmark", "left"), ("rate", "right"), ("unit", "left"), ("note", "left")):
+        lt.add_column(col, justify=just)
+    for r in lrows:
+        lt.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
+    console.print(lt)
+    by = {r.name: r.value for r in lrows}
+    wire = by["lance verilator: wire bits"] / bench.WIRE_BITS_PER_S
+    frac = by["lance verilator: RTL cycles"] / by["lance bare Verilator loop"]
+    console.print(f"RTL on Verilator carries {wire:.0%} of the wire in wall time "
+                  f"(target {bench.LANCE_TARGET_WIRE_FRACTION:.0%}: "
+                  f"{'meets' if wire >= bench.LANCE_TARGET_WIRE_FRACTION else 'MISSES'}); "
+                  f"{frac:.0%} of the bare loop's cycle rate (target "
+                  f"{bench.LANCE_TARGET_BARE_FRACTION:.0%}: "
+                  f"{'meets' if frac >= bench.LANCE_TARGET_BARE_FRACTION else 'MISSES'})")
     return 0
 
 
@@ -59,6 +76,40 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lance(args: argparse.Namespace) -> int:
+    from .experiments.lance import run_lance_exchange
+    what = "frames streamed" if args.stream else "round trips"
+    with console.status(f"simulating {args.frames} {what} between two LANCE cards "
+                        f"(le0: {args.backend}) ..."):
+        res = run_lance_exchange(args.frames, args.size, seed=args.seed, pcap_path=args.pcap,
+                                 backend=args.backend, stream=args.stream)
+    secs = res.sim_ps / 1e12
+    t = Table(title=f"LANCE {'stream' if args.stream else 'ping-pong'} (le0: {res.backend}): "
+                    f"{res.frames} frames, {res.bytes:,} bytes, {secs * 1e3:.3f} ms simulated, "
+                    f"{res.wall_seconds:.2f} s wall")
+    t.add_column("CPU category")
+    for name in res.cpu:
+        t.add_column(f"{name} cycles", justify="right")
+        t.add_column(f"{name} share", justify="right")
+    cats = sorted({c for b in res.cpu.values() for c in b}, key=lambda c: (c == "idle", c))
+    for cat in cats:
+        row = [cat]
+        for b in res.cpu.values():
+            total = sum(b.values()) or 1
+            row += [f"{b.get(cat, 0):,.0f}", f"{b.get(cat, 0) / total:.1%}"]
+        t.add_row(*row)
+    console.print(t)
+    for name, st in res.driver.items():
+        console.print(f"{name}: sent {st['sent']}, received {st['received']}, tx errors "
+                      f"{st['tx_errors']}, rx errors {st['rx_errors']}, missed {st['missed']}, "
+                      f"interrupts {st['interrupts']}")
+    console.print(f"segment: {res.segment['frames']} frames, {res.segment['collisions']} collisions, "
+                  f"utilization {res.segment['utilization']:.1%}")
+    if args.pcap:
+        console.print(f"wrote {args.pcap}")
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from sim.platforms import PROFILES, profile_table
     names = [args.name] if args.name else list(PROFILES)
@@ -78,6 +129,52 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from hw.disk.image import ImageError
+    from hw.disk.trace import TraceError, read_trace
+    from .experiments.disk_replay import replay_trace, write_csv
+    try:
+        records = read_trace(args.trace)
+        with console.status(f"replaying {args.trace} through the disk {args.backend} ..."):
+            res = replay_trace(records, image=args.image, backend=args.backend, limit=args.limit,
+                               source=str(args.trace))
+    except (TraceError, ImageError, ValueError, OSError) as exc:
+        console.print(f"[red]serveros replay: {exc}[/red]")
+        return 2
+    n, show = len(res.rows), args.show
+    t = Table(title=f"{args.trace}: {n} requests through the disk controller ({res.backend})")
+    for col in ("line", "op", "lbn", "blocks", "hit trace/sim", "measured ms", "drive ms", "host ms"):
+        t.add_column(col, justify="left" if col in ("op", "hit trace/sim") else "right")
+    picked = list(range(n)) if n <= 2 * show else list(range(show)) + [-1] + list(range(n - show, n))
+    for i in picked:
+        if i < 0:
+            t.add_row("...", "", "", "", f"({n - 2 * show} more)", "", "", "")
+            continue
+        r = res.rows[i]
+        hit = f"{'H' if r.trace_hit else 'M'}/{'H' if r.sim_hit else 'M'}"
+        t.add_row(str(r.line), r.op, str(r.lbn), str(r.count), hit,
+                  f"{r.measured_ms:.3f}" if res.comparison else "-", f"{r.drive_ms:.3f}", f"{r.host_ms:.3f}")
+    console.print(t)
+    mean_drive = sum(r.drive_ms for r in res.rows) / n
+    mean_host = sum(r.host_ms for r in res.rows) / n
+    console.print(f"simulated {res.sim_seconds:.3f} s; mean drive service {mean_drive:.3f} ms, "
+                  f"mean host service {mean_host:.3f} ms; buffer hit/miss agrees with the trace "
+                  f"on {res.hit_agreement:.1%}; {res.blocks / max(res.wall_seconds, 1e-9):,.0f} "
+                  f"blocks per wall-second")
+    c = res.comparison
+    if c is None:
+        console.print("the trace carries no measured times: nothing to compare")
+    else:
+        console.print(f"drive time vs measured over {c.n} requests: mean {c.mean_simulated:.3f} ms vs "
+                      f"{c.mean_measured:.3f} ms; mean error {c.mean_error:+.3f} ms, RMS error "
+                      f"{c.rms_error:.3f} ms; demerit {c.demerit:.3f} ms ({c.demerit_percent:.1f} % of "
+                      f"the mean measured time)")
+    if args.out:
+        write_csv(res, args.out)
+        console.print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="serveros",
@@ -86,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     b = sub.add_parser("bench", help="print benchmark figures (events per wall-second of the own kernel, ...)")
+    b.add_argument("--frames", type=int, default=200,
+                   help="frames streamed through each LANCE backend (default 200)")
     b.set_defaults(func=_cmd_bench)
     pr = sub.add_parser("profiles", help="print the platform cost profiles with the source of every constant")
     pr.add_argument("name", nargs="?", help="one profile (default: all)")
@@ -98,6 +197,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="results", help="output folder (default results/)")
     s.add_argument("--pcap", default=None, help="capture file (default OUT/segment.pcapng)")
     s.set_defaults(func=_cmd_segment)
+    rp = sub.add_parser("replay", help="replay a DiskSim validate trace through the disk controller "
+                        "and driver; print each request's simulated service time")
+    rp.add_argument("trace", help="DiskSim validate trace (R|W Hit|Miss block count service_us gap_us)")
+    rp.add_argument("--backend", choices=("model",), default="model", help="the controller's backend (default model)")
+    rp.add_argument("--image", default=None, help="disk image to read (default: an empty RZ26); not modified")
+    rp.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
+    rp.add_argument("--out", default=None, help="write every request's times to this CSV file")
+    rp.add_argument("--show", type=int, default=10,
+                    help="when there are more than 2*SHOW requests, print only the first and last SHOW (default 10)")
+    rp.set_defaults(func=_cmd_replay)
+    ln = sub.add_parser("lance", help="ping-pong (or stream) frames between two LANCE cards and show the CPU cost")
+    ln.add_argument("--frames", type=int, default=100, help="round trips, or frames with --stream (default 100)")
+    ln.add_argument("--stream", action="store_true", help="send le0 -> le1 back to back instead of ping-pong")
+    ln.add_argument("--backend", choices=("model", "amaranth", "verilator"), default="model",
+                    help="le0's card: the model or its RTL (le1's is the model; default model)")
+    ln.add_argument("--size", type=int, default=None, help="frame bytes without FCS, 14..1514 (default random)")
+    ln.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ln.add_argument("--pcap", default=None, help="write the segment's frames to this pcapng file")
+    ln.set_defaults(func=_cmd_lance)
     return p
 
 

@@ -299,9 +299,8 @@ class Task(_Waitable):
             return
         finally:
             k.current = prev
-        if type(cmd) is _Sleep:  # the hot path: a plain sleep needs no canceller bookkeeping
-            k._push(cmd.until, self._step, None, cmd.late)
-            self._cancel_wait = None
+        if type(cmd) is _Sleep:  # the hot path: the heap entry itself is the cancel token
+            self._cancel_wait = k._push(cmd.until, self._step, None, cmd.late)
             return
         try:
             self._cancel_wait = _canceller(cmd._arm(k, self._step))
@@ -336,9 +335,11 @@ class Task(_Waitable):
         """Stop the task: :class:`Cancelled` is thrown into it at the current time."""
         if self.done:
             return
-        if self._cancel_wait is not None:
-            self._cancel_wait()
-            self._cancel_wait = None
+        token, self._cancel_wait = self._cancel_wait, None
+        if type(token) is list:       # a plain sleep's heap entry
+            token[_FN] = None
+        elif token is not None:
+            token()
         self._kernel._push(self._kernel.now, lambda _v: None if self.done else self._step(throw=Cancelled()), None)
 
     def __repr__(self) -> str:

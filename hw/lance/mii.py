@@ -114,6 +114,10 @@ class MiiTransmitter(wiring.Component):
         Carrier sense (half duplex): while high in idle, transmission defers.
     col : In(1)
         Collision: while transmitting, high means another station is on the wire.
+    draining : Out(1)
+        The frame was aborted (collision or underflow) and the transmitter is throwing away
+        its remaining beats, one per clock: a producer may end the frame early by offering a
+        beat with ``last`` (the LANCE's engine does, rather than feed a dead frame).
     """
 
     i_stream: In(stream.Signature(tx_byte_layout))
@@ -123,6 +127,7 @@ class MiiTransmitter(wiring.Component):
     tx_er: Out(1)
     crs: In(1)
     col: In(1)
+    draining: Out(1)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -167,7 +172,8 @@ class MiiTransmitter(wiring.Component):
             with m.Else():
                 m.next = "End"
 
-        with m.FSM(name="tx_fsm"):
+        with m.FSM(name="tx_fsm") as fsm:
+            m.d.comb += self.draining.eq(fsm.ongoing("Drain"))
             with m.State("Idle"):
                 with m.If(ifg != 0):
                     m.d.sync += ifg.eq(ifg - 1)

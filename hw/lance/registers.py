@@ -39,7 +39,7 @@ from amaranth.lib import data
 
 __all__ = [
     "RAM_OFFSET", "LANCE_OFFSET", "ROM_OFFSET", "RDP_OFFSET", "RAP_OFFSET", "WINDOW_SIZE",
-    "ROM_ESAR_OFFSET", "ROM_ESAR_STRIDE",
+    "ROM_ESAR_OFFSET", "ROM_ESAR_STRIDE", "COUNTERS_OFFSET", "Counter", "DEFAULT_MAC",
     "BUFFER_RAM_SIZE_DEFAULT", "BUFFER_SIZE", "MAX_FRAME", "MIN_FRAME", "FCS_BYTES",
     "MAX_RING_LOG2", "DESCRIPTOR_BYTES", "INIT_BLOCK_BYTES",
     "Csr", "CSR0", "CSR3", "Mode", "RMD1", "TMD1", "TMD3",
@@ -62,6 +62,10 @@ RDP_OFFSET = LANCE_OFFSET + 0x0
 RAP_OFFSET = LANCE_OFFSET + 0x4
 #: A TURBOchannel option slot decodes 4 MiB; the PMAD-AA uses the first 2 MiB.
 WINDOW_SIZE = 0x200000
+#: The card's error counters (ours, not the Am7990's: the data sheet only has CSR0.MISS), one
+#: read-only 16-bit saturating counter per word from here, in :class:`Counter` order. Writing a
+#: counter's word clears it. They make "dropped and counted" visible to tests and drivers.
+COUNTERS_OFFSET = LANCE_OFFSET + 0x10
 #: The Ethernet address sits one byte per 32-bit word starting two bytes into the ROM
 #: (NetBSD ``dev/tc/if_le_dec.c``: ``enaddr = rom + 2``, stepping by 4).
 ROM_ESAR_OFFSET = 2
@@ -102,6 +106,21 @@ def _check_words(name: str, words: tuple[int, ...] | list[int], n: int) -> tuple
     for i, w in enumerate(words):
         _check_u(f"{name}[{i}]", w, 16)
     return words
+
+
+class Counter(enum.IntEnum):
+    """The error counters at :data:`COUNTERS_OFFSET` (word index from there)."""
+
+    MISSED = 0        # frames for us with no receive buffer owned by the card (CSR0.MISS)
+    FCS_ERRORS = 1    # frames for us dropped for a bad FCS, a dribble nibble or rx_er
+    RUNTS = 2         # frames shorter than 64 bytes (FCS included) on the wire
+    TOO_LONG = 3      # frames for us longer than 1518 bytes
+    COLLISIONS = 4    # collisions our transmitter was in
+    RETRY_ERRORS = 5  # frames given up after 16 attempts (or one with MODE.DRTY): TMD3.RTRY
+
+
+#: The station address the card's ROM holds unless told otherwise (DEC's OUI 08:00:2b).
+DEFAULT_MAC = bytes.fromhex("08002b000001")
 
 
 # --- Control and status registers -------------------------------------------------------------

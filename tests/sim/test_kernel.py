@@ -315,3 +315,27 @@ def test_cancel_during_timeout_removes_waits():
     k.spawn(killer(v))
     k.run()
     assert v.done and not ev._waiters and k.now == 10
+
+
+def test_cancel_a_task_in_a_plain_sleep_while_others_run() -> None:
+    """The cancelled task's pending wake-up must not resume it later (it used to, and the
+    run failed with 'cannot reuse already awaited coroutine')."""
+    from sim.kernel import Kernel
+    k = Kernel()
+    log = []
+
+    async def sleeper():
+        await k.sleep(100)
+        log.append("woke")
+
+    async def other():
+        await k.sleep(10)
+        t.cancel()
+        await k.sleep(500)
+        log.append("other done")
+
+    t = k.spawn(sleeper(), name="sleeper")
+    k.spawn(other(), name="other")
+    k.run()
+    assert log == ["other done"]
+    assert t.done and t.exception is None

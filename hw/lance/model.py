@@ -1,0 +1,819 @@
+"""The LANCE-style Ethernet card's transaction-level model: the RTL's registers and cycle timing.
+
+:class:`LanceModel` is the pure-Python twin of :class:`hw.lance.gateware.LanceCard`
+(docs/lance_card.md, "What the model offers"). It never wakes per clock cycle, per nibble or per
+byte: every engine step is computed from the fixed latencies in :mod:`hw.lance.timing` and
+scheduled as one kernel callback (``call_at(..., late=True)``) at the clock edge where the RTL's
+registers change (a handful per frame). Received bytes reach :attr:`LanceModel.ram` as linear
+laws (byte *i* of a run at edge ``c0 + i * stride``) committed when something looks at memory.
+tests/hw/test_lance_equivalence.py checks all of it against the RTL, cycle for cycle.
+
+Conventions
+-----------
+* Edge ``k`` is the ``k``-th rising edge (time ``k * period``; edge 0 at time 0). "At edge
+  ``k``" means a register holds its new value from edge ``k`` on (:mod:`hw.lance.timing`).
+* Host bus: a request made at ``t`` is first sampled at edge ``e0``, the first edge after ``t``;
+  a read returns the registers as after edge ``e0 + BUS_READ_WAIT - 1`` and the buffer RAM as
+  after edge ``e0 + BUS_READ_WAIT - 2``; a write takes effect at ``e0 + BUS_WRITE_WAIT``; both
+  complete one edge after ``ack`` (:class:`hw.bus.HostBus`). Accesses are served one at a time.
+* Several changes at one edge apply in the gateware's order: host bus effects first, then the
+  engines (whose settings win over a simultaneous write-one-to-clear), then the irq register.
+
+The gateware's state machines, as the model follows them
+-------------------------------------------------------
+* **Polls.** TDMD or STRT taking effect at edge ``w`` makes an idle transmit engine start a poll
+  at ``w + 1`` (INIT+STRT: the engines start with IDON at ``w + INIT_CYCLES``). A poll started
+  at ``p`` sees TMD0/TMD1 as after edge ``p`` and TMD2/TMD3 as after ``p + 1``, and decides at
+  ``p + TX_FETCH_CYCLES``. A request arriving while a poll runs (from edge ``p`` on) causes
+  another poll as soon as the engine is idle; one arriving while a frame is sent is absorbed by
+  the poll that follows the frame. Idle, the engine polls again ``TX_POLL_CYCLES`` after the last
+  poll started.
+* **Frames out.** ``tx_en`` rises at the first tick edge after ``decision +
+  TX_FIRST_BYTE_CYCLES`` that is also ``TX_IFG_TICKS`` ticks after it last fell, and falls
+  ``wire_nibbles(n)`` ticks later; the chained descriptor after a buffer whose last byte is frame
+  byte ``j`` is fetched at ``rise + 5 * (PREAMBLE_NIBBLES + 2 j)``. Write-back from ``s = fall +
+  TX_STATUS_CYCLES``: descriptor ``k``'s TMD1 flags byte is read after edge ``s + 2 k`` and
+  written at ``s + 2 k + 2``; TMD3 of the last and TINT at ``s + 2 n + 1``, which also starts
+  the next poll.
+* **Frames in.** Nibble 0 is sampled at tick edge ``t0``; frame byte ``i`` reaches the receive
+  engine at ``beat(i) = t0 + 5 * (PREAMBLE_NIBBLES + RX_LAST_BEAT_TICKS + 2 + 2 i)``. The
+  descriptor at the ring index is read after edges ``beat(0) + 1`` (RMD0/1) and ``+ 2``
+  (RMD2/3); the address filter and OWN are decided with byte 5 (MISS and its counter at
+  ``beat(5) + 2``). The six address bytes are written at ``beat(5) + 4 + 2 j``, byte 6 at
+  ``beat(5) + 16``, every later byte at ``beat(i) + 2``. A byte that finds its buffer full
+  makes the engine read the next descriptor after edges ``put`` and ``put + 1`` (``put`` = when
+  the byte would have been written), decide at ``put + RX_CHAIN_CYCLES`` and write the byte one
+  edge later. With ``fin`` the edge the last byte is written (or the frame was cut), a bad frame
+  is counted at ``fin + 1``; a good one gets descriptor ``k``'s RMD1 flags at ``fin + 2 + k`` and
+  MCNT and RINT together at ``fin + 2 + n``.
+
+Known approximations (not covered by the equivalence test): STOP while a frame is in flight
+(the gateware lets its engines finish; the model drops them), a chained transmit descriptor the
+host does not own (the underflow's exact timing), receive buffers smaller than seven bytes, and
+the timing of frames handed to a :class:`LanceWire` (the wire owns deferral and collisions).
+
+Semantics: docs/lance_card.md and :mod:`hw.lance.registers`.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Callable, Generator, Protocol, runtime_checkable
+
+from sim.bus import IrqLine
+from sim.kernel import Kernel
+from sim.time import Clock
+
+from . import timing as T
+from .registers import (
+    BUFFER_RAM_SIZE_DEFAULT, CSR0, COUNTERS_OFFSET, DEFAULT_MAC, DESCRIPTOR_BYTES, FCS_BYTES,
+    INIT_BLOCK_BYTES, MAX_FRAME, MIN_FRAME, RAP_OFFSET, RDP_OFFSET, RMD1, ROM_ESAR_OFFSET,
+    ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Counter, Mode,
+)
+
+__all__ = ["LanceModel", "LanceWire", "TxOutcome", "COUNTER_NAMES"]
+
+#: The counters' names (:class:`hw.lance.registers.Counter` members in lower case), in the order
+#: of their words at ``COUNTERS_OFFSET``.
+COUNTER_NAMES = tuple(c.name.lower() for c in sorted(Counter))
+_COUNTER_MAX = 0xFFFF
+_MASK32 = 0xFFFF_FFFF
+_W1C = CSR0.IDON | CSR0.TINT | CSR0.RINT | CSR0.MERR | CSR0.MISS | CSR0.CERR | CSR0.BABL
+_INTR_SOURCES = CSR0.BABL | CSR0.MISS | CSR0.MERR | CSR0.RINT | CSR0.TINT | CSR0.IDON
+_ERR_SOURCES = CSR0.BABL | CSR0.CERR | CSR0.MISS | CSR0.MERR
+_MIN_PAYLOAD = MIN_FRAME - FCS_BYTES
+
+# Priorities of the actions at one edge (lower runs first; a later action's writes win).
+_P_BUS = 0
+_P_TX = 1
+_P_RX = 2
+_P_IRQ = 3
+_P_TIMER = 4
+#: zlib.crc32 of a frame whose FCS is right (the CRC residue, complemented).
+_CRC_GOOD = 0x2144DF1C
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """What became of a frame handed to a :class:`LanceWire` (reported in TMD1/TMD3).
+
+    Attributes
+    ----------
+    collisions : int
+        Collisions the frame suffered before it left (or before it was given up).
+    deferred : bool
+        The first attempt had to wait for another station's carrier (TMD1.DEF).
+    rtry : bool
+        Given up after 16 attempts (TMD3.RTRY).
+    late_collision : bool
+        A collision after the slot time (TMD3.LCOL).
+    """
+
+    collisions: int = 0
+    deferred: bool = False
+    rtry: bool = False
+    late_collision: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.collisions, int) or self.collisions < 0:
+            raise ValueError(f"collisions must be a non-negative int, not {self.collisions!r}")
+
+
+@runtime_checkable
+class LanceWire(Protocol):
+    """Where the card's transmitted frames go (a binding to ``sim.media.ethernet.Station``)."""
+
+    async def transmit(self, frame: bytes) -> TxOutcome:
+        """Send ``frame`` (FCS included); return when it has left (or was given up)."""
+        ...
+
+
+@dataclass
+class _Pending:
+    """Receive bytes on their way into the RAM: byte ``i`` of ``data`` is written to
+    ``addr + i`` (modulo the RAM) at edge ``c0 + i * stride``."""
+
+    c0: int
+    stride: int
+    addr: int
+    data: bytes
+    done: int = 0
+
+
+class LanceModel:
+    """Transaction-level model of :class:`hw.lance.gateware.LanceCard`; a ``sim.bus.BusTarget``.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel whose time the model lives in (the card's reset is at time 0).
+    clock : Clock
+        The card's clock (12.5 MHz TURBOchannel clock, rising edges at ``k * period``).
+    irq : IrqLine
+        The interrupt line (``CSR0.INTR & CSR0.INEA``, registered).
+    ram_bytes : int
+        Buffer SRAM size, a power of two multiple of 4 bytes (default 128 KiB).
+    mac : bytes
+        The 6-byte station address in the ROM.
+    wire : LanceWire or None
+        Where transmitted frames go; None is a free wire (``crs = col = 0``), with frames kept
+        in :attr:`transmitted`.
+
+    Attributes
+    ----------
+    ram : bytearray
+        The buffer SRAM (backdoor; reading it commits the receive bytes due by now).
+    counters : dict[str, int]
+        The saturating counters, by :data:`COUNTER_NAMES`.
+    transmitted : list[tuple[int, bytes]]
+        With no wire: (cycle of the rising ``tx_en`` edge, frame with FCS) per frame sent.
+
+    Raises
+    ------
+    TypeError
+        If ``clock``, ``irq`` or ``wire`` has the wrong type.
+    ValueError
+        If ``ram_bytes`` or ``mac`` is invalid.
+    """
+
+    def __init__(self, kernel: Kernel, clock: Clock, *, irq: IrqLine,
+                 ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT, mac: bytes = DEFAULT_MAC,
+                 wire: LanceWire | None = None):
+        if not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
+        if not isinstance(irq, IrqLine):
+            raise TypeError(f"irq must be a sim.bus.IrqLine, not {irq!r}")
+        if not isinstance(ram_bytes, int) or ram_bytes < 64 or ram_bytes & (ram_bytes - 1):
+            raise ValueError(f"ram_bytes must be a power of two of at least 64, not {ram_bytes!r}")
+        if not isinstance(mac, (bytes, bytearray)) or len(mac) != 6:
+            raise ValueError(f"mac must be 6 bytes, not {mac!r}")
+        if wire is not None and not isinstance(wire, LanceWire):
+            raise TypeError(f"wire must implement LanceWire.transmit, not {wire!r}")
+        self.kernel = kernel
+        self.clock = clock
+        self.irq = irq
+        self.wire = wire
+        self.mac = bytes(mac)
+        self.ram_bytes = ram_bytes
+        self._ram = bytearray(ram_bytes)
+        self._p = clock.period
+        self.counters: dict[str, int] = {name: 0 for name in COUNTER_NAMES}
+        self.transmitted: list[tuple[int, bytes]] = []
+        self.reads = 0
+        self.writes = 0
+        # Host bus: one access at a time, in arrival order.
+        self._busy = False
+        self._queue: list = []
+        # Actions per edge (cycle -> list of (priority, seq, fn)).
+        self._actions: dict[int, list] = {}
+        self._seq = 0
+        self._pending: list[_Pending] = []
+        self._irq_next = 0
+        self._rx_busy_until = -1
+        self.rap = 0
+        # Register state that STOP does not touch.
+        self.csr1 = self.csr2 = self.csr3 = 0
+        self.mode = Mode(0)
+        self.padr = bytes(6)
+        self.ladrf = 0
+        self.rdra = self.tdra = 0
+        self.rlen = self.tlen = 1
+        self._epoch = 0
+        self._tx_timer: Callable[[], None] | None = None
+        self._reset_state()
+
+    # -- state ------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        """Reset and STOP: CSR0 = STOP, ring indices 0, engines idle (counters, CSR1-3, the
+        init block's values and the RAM are kept, as in the gateware)."""
+        self.csr0 = CSR0.STOP
+        self.tx_index = 0
+        self.rx_index = 0
+        self._epoch += 1                # engine steps scheduled before this are dropped
+        if self._tx_timer is not None:
+            self._tx_timer()
+            self._tx_timer = None
+        self._tx_busy = False           # a poll or a frame is in progress
+        self._tx_req = -(1 << 40)       # effect edge of the last TDMD/STRT (t_poll_req)
+        self._tx_fall = -(1 << 40)      # the tick edge at which tx_en last fell
+        self._init_busy = False
+
+    @property
+    def ram(self) -> bytearray:
+        """The buffer SRAM, with every receive byte due by now written."""
+        self._commit(self.kernel.now // self._p)
+        return self._ram
+
+    @property
+    def csr0_value(self) -> int:
+        """CSR0 as a read returns it (INTR and ERR computed)."""
+        v = int(self.csr0) & ~int(CSR0.INTR | CSR0.ERR | CSR0.TDMD)
+        if v & _INTR_SOURCES:
+            v |= CSR0.INTR
+        if v & _ERR_SOURCES:
+            v |= CSR0.ERR
+        return v
+
+    # -- BusTarget --------------------------------------------------------------------------
+    async def read(self, offset: int) -> int:
+        """Read the word at byte ``offset`` of the 2 MiB window (``BUS_READ_WAIT + 1`` cycles).
+
+        Registers are returned as they were after edge ``ack - 1``, buffer RAM as it was after
+        edge ``ack - 2`` (its read port registers the address one cycle earlier).
+        """
+        self._check(offset)
+        await self._acquire()
+        k, p = self.kernel, self._p
+        e0 = self.clock.edge_after(k.now) // p
+        ack = e0 + T.BUS_READ_WAIT
+        # Sample in the middle of a cycle: after every change at the edge before, before any
+        # at the edge after.
+        if offset < RDP_OFFSET:
+            await k.sleep_until((ack - 2) * p + p // 2)
+            self._commit(ack - 2)
+            a = offset % self.ram_bytes
+            value = int.from_bytes(self._ram[a:a + 4], "little")
+        else:
+            await k.sleep_until((ack - 1) * p + p // 2)
+            value = self._peek(offset)
+        self.reads += 1
+        await k.sleep_until((ack + 1) * p, late=True)
+        self._release()
+        return value
+
+    async def write(self, offset: int, value: int) -> None:
+        """Write ``value`` at byte ``offset``; takes effect at ``e0 + BUS_WRITE_WAIT``."""
+        self._check(offset)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MASK32:
+            raise ValueError(f"LANCE write value must be a 32-bit unsigned integer, not {value!r}")
+        await self._acquire()
+        k, p = self.kernel, self._p
+        e0 = self.clock.edge_after(k.now) // p
+        ack = e0 + T.BUS_WRITE_WAIT
+        self._at(ack, lambda: self._poke(offset, value, ack), _P_BUS)
+        self.writes += 1
+        await k.sleep_until((ack + 1) * p, late=True)
+        self._release()
+
+    def receive(self, frame: bytes) -> None:
+        """A frame (FCS included) arrives: its first preamble nibble is on the rx pins from
+        the first clock edge at or after now (edge ``e``), nibble ``j`` from edge ``e + 5 j``
+        (``PREAMBLE_NIBBLES`` nibbles of preamble and SFD, then the bytes low nibble first).
+
+        Raises
+        ------
+        TypeError
+            If ``frame`` is not bytes.
+        ValueError
+            If ``frame`` is empty or arrives while the previous one is still on the pins.
+        """
+        if not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
+        frame = bytes(frame)
+        if not frame:
+            raise ValueError("frame must not be empty")
+        e0 = self.clock.edge_at_or_after(self.kernel.now) // self._p
+        if e0 < self._rx_busy_until:
+            raise ValueError(f"frame at edge {e0} overlaps the previous one on the rx pins "
+                             f"(busy until edge {self._rx_busy_until})")
+        self._rx_busy_until = e0 + T.MII_DIVIDER * T.wire_nibbles(len(frame))
+        # The card samples the pins at tick edges: nibble 0 at the first one after e0.
+        t0 = T.next_tick_at_or_after(e0 + 1)
+        self._step(self._rx_engine(frame, t0), _P_RX)
+
+    # -- bus internals ------------------------------------------------------------------------
+    def _check(self, offset: int) -> None:
+        if (not isinstance(offset, int) or isinstance(offset, bool)
+                or not 0 <= offset < WINDOW_SIZE or offset & 3):
+            raise ValueError(f"LANCE offset must be a word offset in [0, {WINDOW_SIZE:#x}), "
+                             f"not {offset!r}")
+
+    async def _acquire(self) -> None:
+        if self._busy:
+            ev = self.kernel.event("lance.bus.turn")
+            self._queue.append(ev)
+            await ev
+        self._busy = True
+
+    def _release(self) -> None:
+        if self._queue:
+            self._queue.pop(0).set()
+        else:
+            self._busy = False
+
+    def _peek(self, offset: int) -> int:
+        """A register word (not RAM) as a read returns it now."""
+        if offset == RDP_OFFSET:
+            return (self.csr0_value, self.csr1, self.csr2, self.csr3)[self.rap]
+        if offset == RAP_OFFSET:
+            return self.rap
+        n = (offset - COUNTERS_OFFSET) // 4
+        if offset >= COUNTERS_OFFSET and n < len(COUNTER_NAMES):
+            return self.counters[COUNTER_NAMES[n]]
+        i = (offset - ROM_OFFSET - (ROM_ESAR_OFFSET & ~3)) // ROM_ESAR_STRIDE
+        if offset >= ROM_OFFSET and 0 <= i < 6 and (offset - ROM_OFFSET) % ROM_ESAR_STRIDE == 0:
+            return self.mac[i] << (8 * (ROM_ESAR_OFFSET % 4))
+        return 0
+
+    def _poke(self, offset: int, value: int, edge: int) -> None:
+        """A host write taking effect at ``edge``."""
+        if offset < RDP_OFFSET:
+            self._commit(edge)
+            a = offset % self.ram_bytes
+            self._ram[a:a + 4] = value.to_bytes(4, "little")
+            return
+        if offset == RAP_OFFSET:
+            self.rap = value & 3
+            return
+        if offset == RDP_OFFSET:
+            v = value & 0xFFFF
+            if self.rap == 0:
+                self._write_csr0(v, edge)
+            elif self.csr0 & CSR0.STOP:
+                if self.rap == 1:
+                    self.csr1 = v & 0xFFFE
+                elif self.rap == 2:
+                    self.csr2 = v & 0xFF
+                else:
+                    self.csr3 = v & 0x7
+            return
+        n = (offset - COUNTERS_OFFSET) // 4
+        if offset >= COUNTERS_OFFSET and n < len(COUNTER_NAMES):
+            self.counters[COUNTER_NAMES[n]] = 0
+
+    def _write_csr0(self, v: int, edge: int) -> None:
+        if v & CSR0.STOP:
+            self._reset_state()
+            return
+        c = self.csr0 & ~(v & _W1C)
+        c = (c & ~CSR0.INEA) | (v & CSR0.INEA)
+        stopped = bool(self.csr0 & CSR0.STOP)
+        self.csr0 = CSR0(c)
+        if v & CSR0.INIT and stopped:
+            self.csr0 = (self.csr0 & ~CSR0.STOP) | CSR0.INIT
+            self._start_init(edge, bool(v & CSR0.STRT))
+        elif v & CSR0.STRT:
+            self._start(edge)
+        if v & CSR0.TDMD:
+            self._tx_demand(edge)
+
+    # -- edge scheduler -------------------------------------------------------------------------
+    def _at(self, cycle: int, fn: Callable[[], None], prio: int) -> None:
+        """Run ``fn`` at edge ``cycle``; actions at one edge run in priority order."""
+        lst = self._actions.get(cycle)
+        if lst is None:
+            if cycle * self._p < self.kernel.now:
+                raise AssertionError(f"LANCE model scheduled edge {cycle} in the past "
+                                     f"(now {self.kernel.now} ps)")
+            lst = self._actions[cycle] = []
+            self.kernel.call_at(cycle * self._p, lambda: self._run_edge(cycle), late=True)
+        self._seq += 1
+        lst.append((prio, self._seq, fn))
+
+    def _run_edge(self, cycle: int) -> None:
+        lst = self._actions[cycle]
+        while lst:
+            lst.sort(key=lambda e: (e[0], e[1]))
+            _, _, fn = lst.pop(0)
+            fn()
+        del self._actions[cycle]
+        self._update_irq(cycle)
+
+    def _update_irq(self, cycle: int) -> None:
+        level = 1 if (self.csr0_value & CSR0.INTR and self.csr0 & CSR0.INEA) else 0
+        if level != self._irq_next:
+            self._irq_next = level
+            self._at(cycle + T.IRQ_LATENCY, lambda: self.irq.drive(level), _P_IRQ)
+
+    def _step(self, gen: Generator, prio: int, value=None) -> None:
+        """Advance an engine (a generator yielding the edges it acts at) to its next step."""
+        epoch = self._epoch
+        try:
+            nxt = gen.send(value)
+        except StopIteration:
+            return
+        if isinstance(nxt, tuple):          # ("wire", frame): hand the frame to the wire
+            self._wire_send(gen, prio, nxt[1], epoch)
+            return
+
+        def resume() -> None:
+            if self._epoch == epoch:
+                self._step(gen, prio)
+        self._at(nxt, resume, prio)
+
+    def _wire_send(self, gen: Generator, prio: int, frame: bytes, epoch: int) -> None:
+        async def send() -> None:
+            outcome = await self.wire.transmit(frame)
+            if not isinstance(outcome, TxOutcome):
+                raise TypeError(f"LanceWire.transmit must return a TxOutcome, not {outcome!r}")
+            edge = T.next_tick_at_or_after(self.clock.edge_after(self.kernel.now) // self._p)
+
+            def resume() -> None:
+                if self._epoch == epoch:
+                    self._step(gen, prio, (edge, outcome))
+            self._at(edge, resume, prio)
+        self.kernel.spawn(send(), name="lance.wire.transmit", daemon=True)
+
+    # -- memory helpers -------------------------------------------------------------------------
+    def _rd32(self, addr: int) -> int:
+        """The aligned word holding byte ``addr``."""
+        a = addr % self.ram_bytes & ~3
+        return int.from_bytes(self._ram[a:a + 4], "little")
+
+    def _wr8(self, addr: int, value: int) -> None:
+        self._ram[addr % self.ram_bytes] = value & 0xFF
+
+    def _wr16(self, addr: int, value: int) -> None:
+        a = addr % self.ram_bytes
+        self._ram[a] = value & 0xFF
+        self._ram[(a + 1) % self.ram_bytes] = value >> 8 & 0xFF
+
+    def _read_ram(self, addr: int, n: int) -> bytes:
+        a = addr % self.ram_bytes
+        if a + n <= self.ram_bytes:
+            return bytes(self._ram[a:a + n])
+        return bytes(self._ram[(a + i) % self.ram_bytes] for i in range(n))
+
+    def _commit(self, edge: int) -> None:
+        """Write every pending receive byte due at or before ``edge``."""
+        if not self._pending:
+            return
+        keep = []
+        n = self.ram_bytes
+        for pnd in self._pending:
+            last = len(pnd.data) - 1
+            due = last + 1 if edge >= pnd.c0 + last * pnd.stride \
+                else max(0, (edge - pnd.c0) // pnd.stride + 1)
+            if due > pnd.done:
+                a = (pnd.addr + pnd.done) % n
+                chunk = pnd.data[pnd.done:due]
+                if a + len(chunk) <= n:
+                    self._ram[a:a + len(chunk)] = chunk
+                else:
+                    for i, b in enumerate(chunk):
+                        self._ram[(a + i) % n] = b
+                pnd.done = due
+            if pnd.done <= last:
+                keep.append(pnd)
+        self._pending = keep
+
+    # -- init and start -------------------------------------------------------------------------
+    def _start_init(self, edge: int, then_start: bool) -> None:
+        """INIT written at ``edge``: read the init block; IDON at ``edge + INIT_CYCLES``."""
+        self._init_busy = True
+        epoch = self._epoch
+
+        def done() -> None:
+            if self._epoch != epoch:
+                return
+            iadr = ((self.csr2 & 0xFF) << 16 | self.csr1) & ~3
+            raw = self._read_ram(iadr, INIT_BLOCK_BYTES)
+            w = struct.unpack("<12H", raw)
+            self.mode = Mode(w[0])
+            self.padr = raw[2:8]
+            self.ladrf = w[4] | w[5] << 16 | w[6] << 32 | w[7] << 48
+            self.rdra = (w[9] & 0xFF) << 16 | w[8]
+            self.rlen = 1 << (w[9] >> 13)
+            self.tdra = (w[11] & 0xFF) << 16 | w[10]
+            self.tlen = 1 << (w[11] >> 13)
+            self._init_busy = False
+            self.csr0 |= CSR0.IDON
+            if then_start:
+                self._start(edge + T.INIT_CYCLES)
+        self._at(edge + T.INIT_CYCLES, done, _P_TX)
+
+    def _start(self, edge: int) -> None:
+        """STRT takes effect at ``edge`` (the ring indices are not reset: STOP does that)."""
+        c = (self.csr0 & ~(CSR0.STOP | CSR0.TXON | CSR0.RXON)) | CSR0.STRT
+        if not self.mode & Mode.DTX:
+            c |= CSR0.TXON
+        if not self.mode & Mode.DRX:
+            c |= CSR0.RXON
+        self.csr0 = CSR0(c)
+        self._tx_demand(edge)
+
+    # -- transmit engine -------------------------------------------------------------------------
+    def _tx_demand(self, edge: int) -> None:
+        """A poll request taking effect at ``edge`` (TDMD, STRT): the idle engine polls at the
+        next edge; a busy one keeps the request for when it is idle again."""
+        self._tx_req = max(self._tx_req, edge)
+        if not self._tx_busy and self.csr0 & CSR0.TXON and not self._init_busy:
+            self._tx_poll(edge + 1)
+
+    def _tx_poll(self, p: int) -> None:
+        """Start a poll at edge ``p`` (the engine enters its descriptor fetch)."""
+        if self._tx_timer is not None:
+            self._tx_timer()
+            self._tx_timer = None
+        self._tx_busy = True
+        self._step(self._tx_engine(p), _P_TX)
+
+    def _tx_idle(self, p: int, d: int) -> None:
+        """The poll started at ``p`` found nothing (decision at edge ``d``): poll again when a
+        request came in meanwhile, else ``TX_POLL_CYCLES`` after ``p``."""
+        self._tx_busy = False
+        if self._tx_req >= p:
+            self._tx_poll(max(self._tx_req, d) + 1)
+            return
+        epoch = self._epoch
+        alive = [True]
+
+        def timer() -> None:
+            if not alive[0] or self._epoch != epoch:
+                return
+            self._tx_timer = None
+            if self.csr0 & CSR0.TXON and not self._tx_busy:
+                self._tx_poll(p + T.TX_POLL_CYCLES)
+        self._at(p + T.TX_POLL_CYCLES - 1, timer, _P_TIMER)
+
+        def cancel() -> None:
+            alive[0] = False
+        self._tx_timer = cancel
+
+    def _tmd(self, i: int) -> int:
+        return self.tdra + (i % self.tlen) * DESCRIPTOR_BYTES
+
+    def _tx_engine(self, p: int) -> Generator:
+        """Polls starting at edge ``p``, and the frames they find (see :mod:`hw.lance.timing`)."""
+        div = T.MII_DIVIDER
+        while True:
+            idx = self.tx_index
+            d = self._tmd(idx)
+            yield p                                   # TMD0/TMD1 as after edge p
+            w0 = self._rd32(d)
+            yield p + 1                               # TMD2/TMD3 as after edge p + 1
+            w1 = self._rd32(d + 4)
+            dec = p + T.TX_FETCH_CYCLES
+            yield dec
+            if not w0 >> 31:
+                self._tx_idle(p, dec)
+                return
+            tmd1 = w0 >> 16
+            add_fcs = not (self.mode & Mode.DTCR) or bool(tmd1 & TMD1.ADD_FCS)
+            descs = [idx]
+            data = bytearray(self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1)))
+            offer = dec + T.TX_FIRST_BYTE_CYCLES
+            rise = max(T.next_tick_at_or_after(offer + 1), self._tx_fall + div * T.TX_IFG_TICKS)
+            buff_error = False
+            enp = bool(w0 >> 24 & 1)
+            while not enp:
+                # The last byte of this buffer is taken by the transmitter at the tick edge
+                # rise + div * (PREAMBLE_NIBBLES + 2 j); the engine fetches the next descriptor.
+                j = len(data) - 1
+                f0 = rise + div * (T.PREAMBLE_NIBBLES + 2 * j)
+                idx = (idx + 1) % self.tlen
+                dn = self._tmd(idx)
+                yield f0
+                w0 = self._rd32(dn)
+                yield f0 + 1
+                w1 = self._rd32(dn + 4)
+                yield f0 + T.TX_FETCH_CYCLES
+                if not w0 >> 31:
+                    buff_error = True
+                    break
+                descs.append(idx)
+                data += self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1))
+                enp = bool(w0 >> 24 & 1)
+            frame = bytes(data)
+            if len(frame) < _MIN_PAYLOAD:
+                frame = frame.ljust(_MIN_PAYLOAD, b"\0")
+            if add_fcs:
+                frame += zlib.crc32(frame).to_bytes(4, "little")
+            outcome = TxOutcome()
+            if buff_error:
+                # The transmitter starves at its next byte: tx_er, and the frame ends there.
+                # (Approximate: the gateware's underflow path is not modelled to the cycle.)
+                fall = T.next_tick_at_or_after(f0 + div * 2)
+                self._tx_fall = fall
+            elif self.wire is None:
+                self.transmitted.append((rise, frame))
+                fall = rise + div * T.wire_nibbles(len(frame))
+                self._tx_fall = fall
+            else:
+                yield rise
+                fall, outcome = yield ("wire", frame)
+                self._tx_fall = fall
+                if outcome.collisions:
+                    self._count("collisions", outcome.collisions)
+                if outcome.rtry:
+                    self._count("retry_errors")
+            s = fall + T.TX_STATUS_CYCLES
+            babble = not buff_error and len(frame) > MAX_FRAME
+            # Write-back: per descriptor, TMD1 is read (Wb0) and its flags byte written.
+            for k, i in enumerate(descs):
+                dk = self._tmd(i)
+                yield s + T.TX_WRITEBACK_PER_DESCRIPTOR * k
+                old = self._ram[(dk + 3) % self.ram_bytes]
+                yield s + T.TX_WRITEBACK_PER_DESCRIPTOR * (k + 1)
+                flags = old & 0b0010_0011             # keep ENP, STP, ADD_FCS; OWN cleared
+                if k == len(descs) - 1:
+                    flags |= (0x04 if outcome.deferred else 0) \
+                        | (0x08 if outcome.collisions == 1 else 0) \
+                        | (0x10 if outcome.collisions > 1 else 0) \
+                        | (0x40 if buff_error or outcome.rtry or outcome.late_collision else 0)
+                self._wr8(dk + 3, flags)
+            c = s + T.TX_WRITEBACK_PER_DESCRIPTOR * len(descs) + T.TX_WRITEBACK_TAIL
+            yield c
+            # TMD3 of the last descriptor the engine owned is replaced (TDR = 0).
+            last = descs[-1]
+            tmd3 = (TMD3.RTRY if outcome.rtry else 0) \
+                | (TMD3.LCOL if outcome.late_collision else 0) \
+                | ((TMD3.UFLO | TMD3.BUFF) if buff_error else 0)
+            self._wr16(self._tmd(last) + 6, int(tmd3))
+            self.csr0 |= CSR0.TINT
+            if babble:
+                self.csr0 |= CSR0.BABL
+            self.tx_index = (last + 1) % self.tlen
+            if buff_error:
+                self.csr0 &= ~CSR0.TXON
+                self._tx_busy = False
+                return
+            p = c                                      # the next poll starts at once
+
+    # -- receive engine --------------------------------------------------------------------------
+    def _accept(self, dst: bytes) -> bool:
+        """The address filter (Am7990): PROM, our PADR, broadcast, or a hashed multicast."""
+        if self.mode & Mode.PROM or dst == self.padr or dst == b"\xff" * 6:
+            return True
+        if dst[0] & 1:
+            h = (zlib.crc32(dst) ^ _MASK32) >> 26     # the CRC register's top six bits
+            return bool(self.ladrf >> h & 1)
+        return False
+
+    def _rmd(self, i: int) -> int:
+        return self.rdra + (i % self.rlen) * DESCRIPTOR_BYTES
+
+    def _rx_engine(self, frame: bytes, t0: int) -> Generator:
+        """The receive engine for a frame whose first preamble nibble is sampled at tick edge
+        ``t0``. Byte ``i`` reaches the engine at ``t0 + MII_DIVIDER * (PREAMBLE_NIBBLES + 4 +
+        2 i)`` (the receiver hands a byte on one nibble pair late, and the engine's holding
+        register adds one tick)."""
+        n = len(frame)
+        div = T.MII_DIVIDER
+        b0 = t0 + div * (T.PREAMBLE_NIBBLES + T.RX_LAST_BEAT_TICKS + 2)
+
+        def beat(i: int) -> int:
+            return b0 + 2 * div * i
+
+        yield beat(0)
+        if not self.csr0 & CSR0.RXON:
+            return
+        runt = n < MIN_FRAME
+        if n == 1:
+            yield beat(0) + 1
+            self._count("runts")
+            return
+        first = self.rx_index
+        d = self._rmd(first)
+        yield beat(0) + 1                             # RMD0/RMD1 as after this edge
+        w0 = self._rd32(d)
+        yield beat(0) + 2                             # RMD2/RMD3
+        w1 = self._rd32(d + 4)
+        if n < 6:
+            yield beat(n - 1) + 1
+            self._count("runts")
+            return
+        yield beat(5) + 2                             # Decide has acted
+        if not self._accept(frame[:6]):
+            return
+        if not w0 >> 31:
+            self.csr0 |= CSR0.MISS
+            self._count("missed")
+            return
+
+        # Byte i is written at edge put(i) (no chaining): the six address bytes two edges
+        # apart from beat(5) + 4, byte 6 when the engine is back in Data, then each byte two
+        # edges after it arrives.
+        def put(i: int) -> int:
+            if i < 6:
+                return beat(5) + 4 + 2 * i
+            if i == 6:
+                return max(beat(6), beat(5) + 14) + 2
+            return beat(i) + 2
+
+        descs = [first]
+        idx = first
+        addr, size = w0 & 0xFF_FFFF, _bcnt(w1)
+        pos = 0
+        cut = False
+        delay = 0          # extra edges for the byte that opened this buffer
+        while True:
+            take = min(size, n - pos)
+            self._queue_rx(frame, pos, take, addr, put, delay)
+            pos += take
+            if pos >= n:
+                fin = put(n - 1) + (delay if take == 1 else 0)
+                break
+            # Byte `pos` finds its buffer full: Chain0 at put(pos) reads the next descriptor.
+            c0 = put(pos)
+            nxt = (idx + 1) % self.rlen
+            yield c0
+            w0 = self._rd32(self._rmd(nxt))
+            yield c0 + 1
+            w1 = self._rd32(self._rmd(nxt) + 4)
+            yield c0 + T.RX_CHAIN_CYCLES
+            if not w0 >> 31 or nxt == first:
+                cut = True
+                fin = c0 + T.RX_CHAIN_CYCLES if pos == n - 1 else beat(n - 1) + 1
+                break
+            idx = nxt
+            descs.append(idx)
+            addr, size = w0 & 0xFF_FFFF, _bcnt(w1)
+            delay = T.RX_CHAIN_CYCLES + 1
+        crc_error = zlib.crc32(frame) != _CRC_GOOD if n >= 4 else True
+        too_long = n > MAX_FRAME
+        if not cut and (crc_error or runt or too_long):
+            yield fin + 1
+            self._count("runts" if runt else "too_long" if too_long else "fcs_errors")
+            return
+        for k, i in enumerate(descs):
+            yield fin + 2 + k
+            last = k == len(descs) - 1
+            flags = 0
+            if last and not cut:
+                flags |= RMD1.ENP >> 8
+            if k == 0:
+                flags |= RMD1.STP >> 8
+            if last:
+                if cut:
+                    flags |= RMD1.BUFF >> 8
+                if crc_error:
+                    flags |= RMD1.CRC >> 8
+                if cut or crc_error:
+                    flags |= RMD1.ERR >> 8
+            self._wr8(self._rmd(i) + 3, flags)
+        yield fin + 2 + len(descs)
+        if not cut:
+            self._wr16(self._rmd(idx) + 6, n & 0xFFF)
+        self.csr0 |= CSR0.RINT
+        self.rx_index = (idx + 1) % self.rlen
+
+    def _queue_rx(self, frame: bytes, pos: int, take: int, addr: int,
+                  put: Callable[[int], int], delay: int) -> None:
+        """Queue bytes ``pos .. pos + take - 1`` of ``frame`` for the buffer at ``addr``; the
+        first of them is ``delay`` edges late (it opened the buffer)."""
+        end = pos + take
+        runs = []
+        i = pos
+        if delay:
+            runs.append((i, i + 1, put(i) + delay, 1))
+            i += 1
+        for lo, hi, stride in ((0, 6, 2), (6, 7, 1), (7, end, 2 * T.MII_DIVIDER)):
+            a, b = max(i, lo), min(end, hi)
+            if a < b:
+                runs.append((a, b, put(a), stride))
+        for a, b, c0, stride in runs:
+            self._pending.append(_Pending(c0, stride, addr + (a - pos), frame[a:b]))
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = min(_COUNTER_MAX, self.counters[name] + n)
+
+    def __repr__(self) -> str:
+        return (f"<LanceModel csr0={self.csr0_value:#06x} tx_index={self.tx_index} "
+                f"rx_index={self.rx_index}>")
+
+
+def _bcnt(word: int) -> int:
+    """A descriptor word's BCNT (bits 11:0, two's complement) as bytes; 0 means 4096."""
+    return (-(word & 0xFFF)) & 0xFFF or 4096

@@ -1,0 +1,637 @@
+"""The Aegis-style exokernel: environments and the secure bindings that protect them.
+
+The kernel multiplexes the hardware and nothing more (SYSTEM.md section 3). It records who owns
+what and checks every use:
+
+* **pages**: :meth:`Aegis.alloc_pages` gives an environment physical pages, recorded as page
+  owners in :class:`sim.memory.Memory`, whose access check the kernel replaces with its own:
+  an environment may touch only its own pages (unowned pages are the kernel's). Every kernel
+  call that names memory is checked (:meth:`Aegis.check_memory`), DMA targets included;
+* **network**: packet filters (:mod:`sw.exokernel.filters`), merged for demultiplexing; a
+  filter that could claim another environment's frames is refused; an environment may attach
+  an ASH (:mod:`sw.exokernel.ash`) that runs in the kernel at packet arrival;
+* **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
+  the pages of its DMA buffer (:meth:`Aegis.disk_request`);
+* **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
+  a round-robin over it (:meth:`Aegis.run_slices`);
+* **control**: frames, interrupts and exceptions are *upcalled* to the owning environment.
+
+Costs, from the CPU's platform profile (e.g. ``decstation-5000-125-aegis``); with no CPU the
+kernel runs in zero time (unit tests):
+
+=====================  ======================================================  ==============
+work                   cycles                                                  category
+=====================  ======================================================  ==============
+demultiplex (DPF trie) ``demux_dpf_cycles / DPF_REFERENCE_TESTS`` per test     ``demux``
+demultiplex (MPF)      ``demux_mpf_cycles / MPF_REFERENCE_FILTERS`` per filter ``demux``
+ASH                    ``kernel_cpi`` x (instructions + 3 per sandbox check);  ``kernel``,
+                       its ``copy`` bytes at the profile's bcopy cost          ``copy``
+upcall to environment  ``context_switch_cycles`` (protected control transfer)  ``context_switch``
+exception upcall       ``exception_dispatch_cycles`` (SOSP'95: 1.5 us)         ``exception``
+interrupt upcall       ``interrupt_dispatch_cycles``                           ``interrupt``
+disk request           ``syscall_cycles`` (the kernel call that checks it)     ``syscall``
+slice switch           ``context_switch_cycles`` when the environment changes  ``context_switch``
+=====================  ======================================================  ==============
+
+Not modelled: capabilities as unforgeable names (ownership is recorded by environment id,
+which is what a capability check decides); the TLB (an environment's loads and stores go
+through :meth:`Aegis.read` / :meth:`Aegis.write`, which check the pages as a TLB refill would);
+preemption inside a slice (an environment's slice handler must return within its slice;
+overruns are counted).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from sim.cpu import CONTEXT_SWITCH, COPY, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL
+from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
+
+from .ash import SANDBOX_CHECK_INSTRUCTIONS, Ash
+from .filters import (DPF_REFERENCE_TESTS, MPF_REFERENCE_FILTERS, DemuxResult, Filter,
+                      FilterTable, LinearFilterTable)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Aegis", "Environment", "ExtentTable", "DiskAccessError", "BindingError",
+           "OutOfPages", "Delivery"]
+
+#: ``disk_io(lbn, count, addr, write, requester)``: the disk driver moving ``count`` blocks
+#: between the disk and memory at ``addr`` by DMA on behalf of ``requester``.
+DiskIO = Callable[[int, int, int, bool, str], Awaitable[None]]
+
+
+class OutOfPages(MemoryError):
+    """No free physical pages (or time slices) are left for an allocation."""
+
+
+class DiskAccessError(PermissionError):
+    """A disk request names blocks the environment does not own (the message says which)."""
+
+
+class BindingError(PermissionError):
+    """A resource (time slice, interrupt) is already bound to another environment."""
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass(eq=False)
+class Environment:
+    """An application's protection domain; its ``id`` is the owner recorded on its resources.
+
+    Attributes
+    ----------
+    on_frame : async callable(frame), optional
+        Upcalled when one of its filters accepts a frame no ASH consumed.
+    on_interrupt : async callable(name, info), optional
+        Upcalled for an interrupt bound to it.
+    on_exception : async callable(cause, info), optional
+        Upcalled for an exception it caused; returns True if it handled it.
+    on_slice : async callable(slot, cycles), optional
+        Run in each of its time slices; must do at most ``cycles`` of work.
+    """
+
+    id: str
+    pages: set[int] = field(default_factory=set)
+    filters: set[int] = field(default_factory=set)
+    slices: set[int] = field(default_factory=set)
+    interrupts: set[str] = field(default_factory=set)
+    on_frame: Callable[[bytes], Awaitable[None]] | None = None
+    on_interrupt: Callable[[str, Any], Awaitable[None]] | None = None
+    on_exception: Callable[[str, Any], Awaitable[bool]] | None = None
+    on_slice: Callable[[int, int], Awaitable[None]] | None = None
+    frames_upcalled: int = 0
+    frames_by_ash: int = 0
+    ash_aborts: int = 0
+    exceptions: int = 0
+    unhandled_exceptions: int = 0
+    slices_run: int = 0
+    slice_overruns: int = 0
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<env {self.id}>"
+
+
+_HANDLERS = ("on_frame", "on_interrupt", "on_exception", "on_slice")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the kernel did with one received frame.
+
+    Attributes
+    ----------
+    owner, filter_id
+        Who got it (None: no filter accepted it).
+    demux : DemuxResult
+        The demultiplexer's work.
+    demux_cycles, ash_cycles
+        Cycles charged for demultiplexing and for the ASH's instructions and checks.
+    ash_ran, ash_consumed, ash_aborted, ash_instructions
+        The ASH's run (``ash_aborted`` is the reason, or None).
+    replies
+        Frames the ASH had the kernel send.
+    upcalled
+        Whether the owner's frame handler was upcalled.
+    """
+
+    owner: str | None
+    filter_id: int | None
+    demux: DemuxResult
+    demux_cycles: int
+    ash_ran: bool = False
+    ash_consumed: bool = False
+    ash_aborted: str | None = None
+    ash_instructions: int = 0
+    ash_cycles: int = 0
+    replies: tuple[bytes, ...] = ()
+    upcalled: bool = False
+
+
+class ExtentTable:
+    """Ownership of disk blocks by extent; every request is checked against it.
+
+    Parameters
+    ----------
+    block_count : int
+        Blocks on the disk (0 for a machine without one).
+    """
+
+    def __init__(self, block_count: int):
+        if not _is_int(block_count) or block_count < 0:
+            raise ValueError(f"block count must be a non-negative int, not {block_count!r}")
+        self.block_count = block_count
+        self._extents: list[tuple[int, int, str]] = []      # (start, count, owner), sorted
+
+    @property
+    def extents(self) -> list[tuple[int, int, str]]:
+        """``(start, count, owner)`` of every claimed extent, in block order."""
+        return list(self._extents)
+
+    def _range(self, who: str, verb: str, start, count) -> None:
+        if not _is_int(start) or not _is_int(count):
+            raise TypeError(f"{who!r}: block numbers must be ints, not {start!r}, {count!r}")
+        if count <= 0 or start < 0 or start + count > self.block_count:
+            raise DiskAccessError(f"{who!r} may not {verb} blocks {start}..{start + count - 1}: "
+                                  f"the disk has blocks 0..{self.block_count - 1}")
+
+    def claim(self, owner: str, start: int, count: int) -> None:
+        """Give ``owner`` blocks ``[start, start + count)``.
+
+        Raises
+        ------
+        DiskAccessError
+            If any block is out of range or already owned (naming the owner).
+        """
+        self._range(owner, "claim", start, count)
+        for s, c, who in self._extents:
+            if start < s + c and s < start + count:
+                raise DiskAccessError(f"{owner!r} may not claim blocks {start}..{start + count - 1}: "
+                                      f"blocks {max(s, start)}..{min(s + c, start + count) - 1} "
+                                      f"belong to {who!r}")
+        self._extents.append((start, count, owner))
+        self._extents.sort()
+
+    def release(self, owner: str, start: int, count: int) -> None:
+        """Give back exactly an extent ``owner`` claimed (DiskAccessError otherwise)."""
+        if (start, count, owner) not in self._extents:
+            raise DiskAccessError(f"{owner!r} holds no extent {start}..{start + count - 1}")
+        self._extents.remove((start, count, owner))
+
+    def owner_of(self, lbn: int) -> str | None:
+        """Who owns block ``lbn`` (None: nobody)."""
+        for s, c, who in self._extents:
+            if s <= lbn < s + c:
+                return who
+        return None
+
+    def check(self, owner: str, lbn: int, count: int, write: bool) -> None:
+        """Raise :class:`DiskAccessError` unless ``owner`` owns every block of the request."""
+        verb = "write" if write else "read"
+        self._range(owner, verb, lbn, count)
+        covered = 0
+        for s, c, who in self._extents:
+            lo, hi = max(s, lbn), min(s + c, lbn + count)
+            if lo < hi:
+                if who != owner:
+                    raise DiskAccessError(f"{owner!r} may not {verb} blocks {lo}..{hi - 1}, "
+                                          f"owned by {who!r}")
+                covered += hi - lo
+        if covered != count:
+            raise DiskAccessError(f"{owner!r} may not {verb} blocks {lbn}..{lbn + count - 1}: "
+                                  f"some of them are owned by nobody")
+
+
+class Aegis:
+    """The exokernel of one machine.
+
+    Parameters
+    ----------
+    memory : Memory
+        Physical memory; the kernel keeps pages below ``reserved_pages`` for itself and
+        installs its own access check on it.
+    cpu : CPU, optional
+        Charged for the kernel's work (None: zero time).
+    demux : {"dpf", "mpf"}
+        The demultiplexer: DPF's merged trie (:class:`FilterTable`) or interpreted filters one
+        by one (:class:`LinearFilterTable`, for comparison).
+    disk_blocks, block_size : int
+        The disk whose blocks environments claim.
+    disk_io : async callable, optional
+        The disk driver (:data:`DiskIO`), called for requests that pass the checks.
+    slices : int
+        Length of the time-slice vector.
+    slice_cycles : int
+        CPU cycles in one time slice.
+    reserved_pages : int
+        Pages kept by the kernel (never given to an environment).
+    send_frame : async callable(frame), optional
+        How the kernel transmits a frame an ASH built (the network driver); without one the
+        frames are kept in :attr:`outbox`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad parameter (the message names it).
+    """
+
+    def __init__(self, memory: Memory, *, cpu: CPU | None = None, demux: str = "dpf",
+                 disk_blocks: int = 0, block_size: int = 512, disk_io: DiskIO | None = None,
+                 slices: int = 16, slice_cycles: int = 250_000, reserved_pages: int = 1,
+                 send_frame: Callable[[bytes], Awaitable[None]] | None = None):
+        if not isinstance(memory, Memory):
+            raise TypeError(f"Aegis needs a sim.memory.Memory, not {memory!r}")
+        if cpu is not None and not isinstance(cpu, CPU):
+            raise TypeError(f"cpu must be a sim.cpu.CPU or None, not {cpu!r}")
+        if demux not in ("dpf", "mpf"):
+            raise ValueError(f"demux must be 'dpf' or 'mpf', not {demux!r}")
+        if not _is_int(block_size) or block_size <= 0:
+            raise ValueError(f"block size must be a positive int, not {block_size!r}")
+        if not _is_int(slices) or slices <= 0:
+            raise ValueError(f"slice count must be a positive int, not {slices!r}")
+        if not _is_int(slice_cycles) or slice_cycles <= 0:
+            raise ValueError(f"slice length must be a positive number of cycles, not {slice_cycles!r}")
+        if not _is_int(reserved_pages) or not 0 <= reserved_pages <= memory.pages:
+            raise ValueError(f"reserved pages must be 0..{memory.pages}, not {reserved_pages!r}")
+        self.memory = memory
+        self.cpu = cpu
+        self.profile = cpu.profile if cpu is not None else None
+        self.filters: FilterTable = FilterTable() if demux == "dpf" else LinearFilterTable()
+        self.extents = ExtentTable(disk_blocks)
+        self.block_size = block_size
+        self.disk_io = disk_io
+        self.slice_cycles = slice_cycles
+        self._slices: list[str | None] = [None] * slices
+        self._interrupts: dict[str, str] = {}
+        self.envs: dict[str, Environment] = {}
+        self.send_frame = send_frame
+        self.outbox: list[bytes] = []
+        self._ashes: dict[int, Ash] = {}
+        self._free = list(range(reserved_pages, memory.pages))
+        self.default_handler: Callable[[bytes], Awaitable[None]] | None = None
+        self.frames_unclaimed = 0
+        self.current: Environment | None = None
+        memory.access_check = self._access_check
+
+    # -- environments ------------------------------------------------------------------------
+    def create_env(self, name: str, **handlers) -> Environment:
+        """A new environment named ``name`` (``handlers``: ``on_frame=...`` etc.)."""
+        if not isinstance(name, str) or not name or name in self.envs:
+            raise ValueError(f"environment name must be a new non-empty string, not {name!r}")
+        for key, fn in handlers.items():
+            if key not in _HANDLERS:
+                raise TypeError(f"unknown environment handler {key!r} (one of {', '.join(_HANDLERS)})")
+            if fn is not None and not callable(fn):
+                raise TypeError(f"handler {key} must be an async callable, not {fn!r}")
+        env = Environment(name, **handlers)
+        self.envs[name] = env
+        return env
+
+    def _env(self, env) -> Environment:
+        if not isinstance(env, Environment) or self.envs.get(env.id) is not env:
+            raise TypeError(f"not an environment of this kernel: {env!r}")
+        return env
+
+    # -- pages -------------------------------------------------------------------------------
+    def alloc_pages(self, env: Environment, n: int) -> list[int]:
+        """Give ``env`` ``n`` free physical pages (their numbers, lowest first).
+
+        Raises
+        ------
+        ValueError
+            If ``n`` is not a positive int.
+        OutOfPages
+            If fewer than ``n`` pages are free.
+        """
+        self._env(env)
+        if not _is_int(n) or n <= 0:
+            raise ValueError(f"page count must be a positive int, not {n!r}")
+        if n > len(self._free):
+            raise OutOfPages(f"{env!r} asked for {n} pages; {len(self._free)} are free")
+        pages, self._free = self._free[:n], self._free[n:]
+        for p in pages:
+            self.memory.set_owner(p, env.id)
+            env.pages.add(p)
+        return pages
+
+    def free_pages(self, env: Environment, pages: list[int]) -> None:
+        """Give pages back (all or none: MemoryAccessError if one is not ``env``'s)."""
+        self._env(env)
+        for p in pages:
+            if p not in env.pages:
+                raise MemoryAccessError(self.memory.name, p, self.memory.page_size,
+                                        self.memory.owner(p), env.id, True)
+        for p in pages:
+            env.pages.discard(p)
+            self.memory.set_owner(p, None)
+            self._free.append(p)
+        self._free.sort()
+
+    def page_addr(self, page: int) -> int:
+        """The physical address of ``page``."""
+        return page * self.memory.page_size
+
+    def owns(self, env: Environment, addr: int, n: int) -> bool:
+        """Does ``env`` own every page of ``[addr, addr + n)`` (n == 0: the page of addr)?"""
+        if not _is_int(addr) or not _is_int(n) or addr < 0 or n < 0 or addr + max(n, 1) > self.memory.size:
+            return False
+        return all(p in env.pages for p in self.memory.pages_of(addr, max(n, 1)))
+
+    def check_memory(self, env: Environment, addr: int, n: int, write: bool) -> None:
+        """The check every kernel call naming memory makes (DMA targets too).
+
+        Raises
+        ------
+        MemoryAccessError
+            Unless ``env`` owns all of ``[addr, addr + n)`` (names page, owner and requester).
+        MemoryBoundsError
+            If the range is outside memory.
+        """
+        self.memory.check(addr, n, env.id, write)
+
+    def read(self, env: Environment, addr: int, n: int) -> bytes:
+        """``env`` loads ``n`` bytes (refused with MemoryAccessError unless it owns them)."""
+        return self.memory.read(addr, n, self._env(env).id)
+
+    def write(self, env: Environment, addr: int, data: bytes) -> None:
+        """``env`` stores ``data`` (refused, nothing written, unless it owns every page)."""
+        self.memory.write(addr, data, self._env(env).id)
+
+    @staticmethod
+    def _access_check(page: int, owner, requester, write: bool) -> bool:
+        # The kernel (None) may touch anything; an environment only its own pages: unowned
+        # pages are the kernel's here, not open to all.
+        return requester is None or owner == requester
+
+    # -- charging ------------------------------------------------------------------------------
+    async def _charge(self, cycles: int, category: str) -> None:
+        if self.cpu is not None and cycles:
+            await self.cpu.charge(cycles, category)
+
+    def _cycles(self, name: str) -> int:
+        return self.profile.cycles(getattr(self.profile, name)) if self.profile else 0
+
+    def demux_cycles(self, res: DemuxResult) -> int:
+        """Cycles the demultiplexer's work costs (0 without a CPU)."""
+        if self.profile is None:
+            return 0
+        if self.filters.kind == "dpf":
+            return self.profile.cycles(self.profile.demux_dpf_cycles.value * res.tests
+                                       / DPF_REFERENCE_TESTS)
+        return self.profile.cycles(self.profile.demux_mpf_cycles.value * res.filters_evaluated
+                                   / MPF_REFERENCE_FILTERS)
+
+    def ash_cycles(self, instructions: int, sandbox_checks: int) -> int:
+        """Cycles for an ASH run (instructions at the kernel CPI; copies are extra)."""
+        if self.profile is None:
+            return 0
+        return self.profile.instructions(instructions + SANDBOX_CHECK_INSTRUCTIONS * sandbox_checks)
+
+    # -- network -----------------------------------------------------------------------------
+    def install_filter(self, env: Environment, flt: Filter, ash: list[tuple] | None = None) -> int:
+        """Bind ``flt`` (and optionally an ASH program) to ``env``; returns the filter id.
+
+        Raises
+        ------
+        FilterConflict
+            If ``flt`` could accept frames another environment's filter accepts.
+        AshRefused
+            If the ASH fails verification (loops, bad registers, accesses outside ``env``'s
+            pages at constant addresses).
+
+        Nothing changes when a refusal is raised.
+        """
+        self._env(env)
+        self.filters.check(flt, env.id)
+        handler = None
+        if ash is not None:
+            handler = Ash(ash, env.id, lambda a, n: self.owns(env, a, n),
+                          lambda a, n: self.memory.read(a, n, env.id),
+                          lambda a, b: self.memory.write(a, b, env.id))
+        fid = self.filters.install(flt, env.id)
+        env.filters.add(fid)
+        if handler is not None:
+            self._ashes[fid] = handler
+        return fid
+
+    def remove_filter(self, env: Environment, fid: int) -> None:
+        """Remove one of ``env``'s filters (and its ASH)."""
+        self.filters.remove(fid, self._env(env).id)
+        env.filters.discard(fid)
+        self._ashes.pop(fid, None)
+
+    async def _upcall(self, env: Environment) -> None:
+        # A protected control transfer into the environment (Aegis changes the ASID and
+        # jumps to the environment's entry point).
+        self.current = env
+        await self._charge(self._cycles("context_switch_cycles"), CONTEXT_SWITCH)
+
+    async def deliver(self, frame: bytes) -> Delivery:
+        """A frame arrived: demultiplex it, run its owner's ASH, upcall the owner if needed.
+
+        Frames no filter accepts go to :attr:`default_handler` (counted in
+        :attr:`frames_unclaimed`). The frame is handed over as the driver received it (the FCS
+        may be included; filters and ASHs decide what they read).
+        """
+        if not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"deliver needs a frame of bytes, not {type(frame).__name__}")
+        frame = bytes(frame)
+        res = self.filters.demux(frame)
+        dcy = self.demux_cycles(res)
+        await self._charge(dcy, DEMUX)
+        if res.owner is None:
+            self.frames_unclaimed += 1
+            if self.default_handler is not None:
+                await self.default_handler(frame)
+            return Delivery(None, None, res, dcy)
+        env = self.envs[res.owner]
+        ash = self._ashes.get(res.filter_id)
+        if ash is None:
+            await self._upcall(env)
+            env.frames_upcalled += 1
+            if env.on_frame is not None:
+                await env.on_frame(frame)
+            return Delivery(env.id, res.filter_id, res, dcy, upcalled=True)
+        out = ash.run(frame)
+        acy = self.ash_cycles(out.instructions, out.sandbox_checks)
+        await self._charge(acy, KERNEL)
+        if out.copied and self.cpu is not None:
+            await self.cpu.copy(out.copied, category=COPY)
+        if out.aborted:
+            env.ash_aborts += 1
+            log.info("%s", out.aborted)
+        for r in out.replies:
+            if self.send_frame is not None:
+                await self.send_frame(r)
+            else:
+                self.outbox.append(r)
+        if out.consumed:
+            env.frames_by_ash += 1
+        else:
+            await self._upcall(env)
+            env.frames_upcalled += 1
+            if env.on_frame is not None:
+                await env.on_frame(frame)
+        return Delivery(env.id, res.filter_id, res, dcy, ash_ran=True, ash_consumed=out.consumed,
+                        ash_aborted=out.aborted, ash_instructions=out.instructions,
+                        ash_cycles=acy, replies=tuple(out.replies), upcalled=not out.consumed)
+
+    # -- disk --------------------------------------------------------------------------------
+    def claim_blocks(self, env: Environment, start: int, count: int) -> None:
+        """Give ``env`` the extent ``[start, start + count)`` (DiskAccessError if taken)."""
+        self.extents.claim(self._env(env).id, start, count)
+
+    def check_disk(self, env: Environment, lbn: int, count: int, addr: int, write: bool) -> None:
+        """The checks of a disk request, made before anything moves.
+
+        The blocks must be ``env``'s (:class:`DiskAccessError`), and so must every page of
+        the DMA buffer (:class:`~sim.memory.MemoryAccessError`): a disk read writes memory, a
+        disk write reads it.
+        """
+        self._env(env)
+        self.extents.check(env.id, lbn, count, write)
+        self.check_memory(env, addr, count * self.block_size, write=not write)
+
+    async def disk_request(self, env: Environment, lbn: int, count: int, addr: int,
+                           write: bool) -> None:
+        """``env`` reads (``write=False``) or writes ``count`` blocks at ``lbn`` to or from
+        memory at ``addr``: a system call, checked, then handed to the disk driver.
+
+        Raises
+        ------
+        DiskAccessError, MemoryAccessError, MemoryBoundsError
+            From :meth:`check_disk`; nothing has moved.
+        RuntimeError
+            If the kernel has no disk driver.
+        """
+        await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        self.check_disk(env, lbn, count, addr, write)
+        if self.disk_io is None:
+            raise RuntimeError("this kernel has no disk driver (disk_io is None)")
+        await self.disk_io(lbn, count, addr, write, env.id)
+
+    # -- interrupts and exceptions ------------------------------------------------------------
+    def bind_interrupt(self, env: Environment, name: str) -> None:
+        """Route interrupt ``name`` to ``env`` (BindingError if another owns it)."""
+        self._env(env)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"interrupt name must be a non-empty string, not {name!r}")
+        who = self._interrupts.get(name)
+        if who is not None and who != env.id:
+            raise BindingError(f"{env.id!r} may not bind interrupt {name!r}: it is bound to {who!r}")
+        self._interrupts[name] = env.id
+        env.interrupts.add(name)
+
+    async def interrupt(self, name: str, info: Any = None) -> str | None:
+        """Interrupt ``name`` fired: upcall its owner (returns the owner's id, or None if the
+        interrupt is bound to nobody and was dropped)."""
+        await self._charge(self._cycles("interrupt_dispatch_cycles"), INTERRUPT)
+        who = self._interrupts.get(name)
+        if who is None:
+            log.info("interrupt %r bound to no environment: dropped", name)
+            return None
+        env = self.envs[who]
+        self.current = env
+        if env.on_interrupt is not None:
+            await env.on_interrupt(name, info)
+        return who
+
+    async def exception(self, env: Environment, cause: str, info: Any = None) -> bool:
+        """``env`` caused an exception (e.g. a protection fault): upcall its handler.
+
+        Returns the handler's verdict (False, and counted as unhandled, when it has none).
+        """
+        self._env(env)
+        await self._charge(self._cycles("exception_dispatch_cycles"), EXCEPTION)
+        env.exceptions += 1
+        self.current = env
+        handled = bool(await env.on_exception(cause, info)) if env.on_exception else False
+        if not handled:
+            env.unhandled_exceptions += 1
+        return handled
+
+    async def checked_read(self, env: Environment, addr: int, n: int) -> bytes | None:
+        """A load by ``env`` with the fault upcalled: the bytes, or None after a protection
+        fault was dispatched to its exception handler (no byte is read)."""
+        try:
+            return self.read(env, addr, n)
+        except (MemoryAccessError, MemoryBoundsError) as exc:
+            await self.exception(env, "protection", exc)
+            return None
+
+    # -- time slices -----------------------------------------------------------------------------
+    def alloc_slices(self, env: Environment, n: int) -> list[int]:
+        """Give ``env`` ``n`` free slots of the slice vector (lowest first)."""
+        self._env(env)
+        if not _is_int(n) or n <= 0:
+            raise ValueError(f"slice count must be a positive int, not {n!r}")
+        free = [i for i, o in enumerate(self._slices) if o is None]
+        if n > len(free):
+            raise OutOfPages(f"{env!r} asked for {n} time slices; {len(free)} are free")
+        for i in free[:n]:
+            self._slices[i] = env.id
+            env.slices.add(i)
+        return free[:n]
+
+    def bind_slice(self, env: Environment, slot: int) -> None:
+        """Claim one particular slot (BindingError if it is another's)."""
+        self._env(env)
+        if not _is_int(slot) or not 0 <= slot < len(self._slices):
+            raise ValueError(f"no time slice {slot!r} (the vector has {len(self._slices)})")
+        who = self._slices[slot]
+        if who is not None and who != env.id:
+            raise BindingError(f"{env.id!r} may not take time slice {slot}: it belongs to {who!r}")
+        self._slices[slot] = env.id
+        env.slices.add(slot)
+
+    async def run_slices(self, rounds: int = 1) -> None:
+        """Run the slice vector round-robin ``rounds`` times.
+
+        Each owned slot switches to its environment (charging a context switch when the
+        environment changes) and runs its ``on_slice(slot, slice_cycles)``; a handler that
+        takes longer than its slice is counted in ``slice_overruns`` (Aegis would abort it).
+        Empty slots are skipped.
+        """
+        if not _is_int(rounds) or rounds < 0:
+            raise ValueError(f"rounds must be a non-negative int, not {rounds!r}")
+        for _ in range(rounds):
+            for slot, who in enumerate(self._slices):
+                if who is None:
+                    continue
+                env = self.envs[who]
+                if self.current is not env:
+                    self.current = env
+                    await self._charge(self._cycles("context_switch_cycles"), CONTEXT_SWITCH)
+                env.slices_run += 1
+                if env.on_slice is None:
+                    continue
+                t0 = self.cpu.kernel.now if self.cpu is not None else 0
+                await env.on_slice(slot, self.slice_cycles)
+                if self.cpu is not None and self.cpu.kernel.now - t0 > self.slice_cycles * self.cpu.period:
+                    env.slice_overruns += 1
