@@ -110,6 +110,24 @@ def _cmd_lance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_build_image(args: argparse.Namespace) -> int:
+    from hw.disk.image import DiskImage
+    from sw.libos.fs.build import build_image
+    from sw.libos.fs.errors import FsError
+    try:
+        res = build_image(args.host_dir, args.image, block_size=args.block_size,
+                          sectors=args.sectors, overwrite=args.overwrite,
+                          image_factory=lambda p, n, bs: DiskImage.create(p, n, bs,
+                                                                          overwrite=args.overwrite))
+    except (FsError, OSError, ValueError) as exc:
+        console.print(f"[red]serveros build-image: {exc}[/red]")
+        return 2
+    console.print(f"wrote {res.path}: {res.files} files, {res.directories} directories, "
+                  f"{res.bytes:,} bytes of file data on {res.sectors:,} sectors of "
+                  f"{res.sector_size} bytes (file-system blocks of {res.fs_block_size})")
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from sim.platforms import PROFILES, profile_table
     names = [args.name] if args.name else list(PROFILES)
@@ -207,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--show", type=int, default=10,
                     help="when there are more than 2*SHOW requests, print only the first and last SHOW (default 10)")
     rp.set_defaults(func=_cmd_replay)
+    bi = sub.add_parser("build-image", help="build a disk image holding a host directory tree (the file system library's layout)")
+    bi.add_argument("host_dir", help="the directory to copy")
+    bi.add_argument("image", help="the image file to create")
+    bi.add_argument("--block-size", type=int, default=4096, help="file-system block size (default 4096)")
+    bi.add_argument("--sectors", type=int, default=None, help="disk size in 512-byte sectors (default: just big enough; an RZ26 has 2050860)")
+    bi.add_argument("--overwrite", action="store_true", help="replace an existing image")
+    bi.set_defaults(func=_cmd_build_image)
     ln = sub.add_parser("lance", help="ping-pong (or stream) frames between two LANCE cards and show the CPU cost")
     ln.add_argument("--frames", type=int, default=100, help="round trips, or frames with --stream (default 100)")
     ln.add_argument("--stream", action="store_true", help="send le0 -> le1 back to back instead of ping-pong")

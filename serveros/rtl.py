@@ -73,11 +73,36 @@ class CocotbRun:
         return self.tests > 0 and self.failed == 0
 
 
-def to_verilog(component: Any, name: str, path: Path | str) -> Path:
-    """Write ``component`` as Verilog module ``name`` to ``path``; rewrite only if it changed."""
+def to_verilog(component: Any, name: str, path: Path | str, *, reset_less: bool = False) -> Path:
+    """Write ``component`` as Verilog module ``name`` to ``path``; rewrite only if it changed.
+
+    With ``reset_less`` the ``sync`` domain has no reset (no ``rst`` port; registers start at
+    their initial values). A Verilator model then runs the design's next-state logic only in
+    its clocked region, instead of also re-evaluating it on every input change because it all
+    depends on the ``rst`` input: about 1.5x faster for the LANCE card. Only for designs that
+    are never reset after time 0.
+    """
     from amaranth.back import verilog
     path = Path(path)
-    text = verilog.convert(component, name=name)
+    if reset_less:
+        from amaranth.hdl import ClockDomain, Elaboratable, Module
+
+        class _ResetLess(Elaboratable):
+            def __init__(self, inner):
+                self.inner = inner
+                self.cd = ClockDomain("sync", reset_less=True)
+
+            def elaborate(self, platform):
+                m = Module()
+                m.domains.sync = self.cd
+                m.submodules.top = self.inner
+                return m
+
+        top = _ResetLess(component)
+        ports = [v for _, _, v in component.signature.flatten(component)] + [top.cd.clk]
+        text = verilog.convert(top, name=name, ports=ports)
+    else:
+        text = verilog.convert(component, name=name)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)

@@ -29,9 +29,7 @@ int main(int argc, char** argv) {{
     VerilatedContext* ctx = new VerilatedContext;
     V{top}* top = new V{top}{{ctx}};
     long cycles = argc > 1 ? atol(argv[1]) : 1000000;
-    top->rst = 1;
-    for (int i = 0; i < 4; i++) {{ top->clk = 1; top->eval(); top->clk = 0; top->eval(); }}
-    top->rst = 0;
+    top->clk = 0; top->eval();
     auto t0 = std::chrono::steady_clock::now();
     for (long i = 0; i < cycles; i++) {{
         top->clk = 1; top->eval();
@@ -61,7 +59,8 @@ def bare_cycles_per_second(component: Any, toplevel: str, *, cycles: int = 2_000
                            design: str | None = None, build_root: Path | str = BUILD_ROOT) -> BareRun:
     """Build ``component`` as a bare Verilator executable and time ``cycles`` clock cycles.
 
-    The design must have Amaranth's default ``clk`` and ``rst`` ports; its other inputs stay 0,
+    The design is built reset-less, as :mod:`serveros.verilator_direct` builds it (so the two
+    rates compare the same model); its inputs stay 0,
     so it idles (the clock tree, the registers and the memories are evaluated every cycle all
     the same, which is what a co-simulation pays for while it waits).
 
@@ -73,16 +72,16 @@ def bare_cycles_per_second(component: Any, toplevel: str, *, cycles: int = 2_000
     ensure_verilator_env()
     build_dir = Path(build_root) / (design or toplevel) / "verilator-bare"
     with _locked(build_dir):
-        src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v")
+        src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v", reset_less=True)
         main = build_dir / "bare_main.cpp"
         text = _MAIN.format(top=toplevel)
         if not main.exists() or main.read_text() != text:
             main.write_text(text)
         exe = build_dir / "obj" / f"V{toplevel}"
         stamp = build_dir / ".bare-stamp"
-        key = f"{src.stat().st_mtime_ns}/{main.stat().st_mtime_ns}"
+        key = f"{src.stat().st_mtime_ns}/{main.stat().st_mtime_ns}/O2"
         if not (exe.exists() and stamp.exists() and stamp.read_text() == key):
-            cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "--top-module",
+            cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "-CFLAGS", "-O2", "--top-module",
                    toplevel, "-Mdir", str(build_dir / "obj"), str(src), str(main)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
             if proc.returncode != 0:

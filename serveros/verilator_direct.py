@@ -21,6 +21,7 @@ unmaintained and predate Verilator 5; the shim is ~100 lines of generated C++.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import re
 import subprocess
@@ -32,11 +33,14 @@ from sim.bindings import BindingError, HdlDriver
 from sim.kernel import Kernel
 from sim.time import Clock
 
-from .rtl import BUILD_ROOT, _locked, ensure_verilator_env, to_verilog
+from .rtl import BUILD_ROOT, WAVES_ENV, _locked, ensure_verilator_env, to_verilog
 
 __all__ = ["Port", "DirectModel", "VerilatorDirectDriver", "build"]
 
 _MAX_WATCH = 32
+#: C++ optimisation of the verilated model (Verilator's default is -Os; -O2 measured faster here,
+#: -O3 slower).
+_OPT = "-O2"
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,17 @@ _SHIM = r"""
 #include "V{top}___024root.h"
 #include "verilated.h"
 #include <cstdint>
+#ifdef SERVEROS_TRACE
+#include "verilated_vcd_c.h"
+#endif
 
 struct Sim {{
     VerilatedContext* ctx;
     V{top}* top;
+#ifdef SERVEROS_TRACE
+    VerilatedVcdC* tfp;
+#endif
+    uint64_t period;
     uint64_t next_edge;
     int nwatch;
     int watch[{maxw}];
@@ -86,14 +97,34 @@ void* sim_new() {{
     s->ctx = new VerilatedContext;
     s->top = new V{top}{{s->ctx}};
     s->top->clk = 0;
-    s->top->rst = 0;
     s->top->eval();
     s->next_edge = 0;
     s->nwatch = 0;
+    s->period = 0;
+#ifdef SERVEROS_TRACE
+    s->tfp = nullptr;
+#endif
     return s;
+}}
+/* Record a VCD of every edge from now on (only in a build with waves); 0 on success. */
+int sim_trace(void* h, const char* path, uint64_t period_ps) {{
+#ifdef SERVEROS_TRACE
+    Sim* s = (Sim*)h;
+    s->ctx->traceEverOn(true);
+    s->tfp = new VerilatedVcdC;
+    s->top->trace(s->tfp, 99);
+    s->tfp->open(path);
+    s->period = period_ps;
+    return 0;
+#else
+    return -1;
+#endif
 }}
 void sim_free(void* h) {{
     Sim* s = (Sim*)h;
+#ifdef SERVEROS_TRACE
+    if (s->tfp) {{ s->tfp->close(); delete s->tfp; }}
+#endif
     s->top->final();
     delete s->top;
     delete s->ctx;
@@ -123,7 +154,13 @@ int sim_run(void* h, uint64_t until) {{
     V{top}* top = s->top;
     while (s->next_edge <= until) {{
         top->clk = 1; top->eval();
+#ifdef SERVEROS_TRACE
+        if (s->tfp) s->tfp->dump(s->next_edge * s->period);
+#endif
         top->clk = 0; top->eval();
+#ifdef SERVEROS_TRACE
+        if (s->tfp) s->tfp->dump(s->next_edge * s->period + s->period / 2);
+#endif
         s->next_edge++;
         int changed = 0;
         for (int i = 0; i < s->nwatch; i++) {{
@@ -158,7 +195,10 @@ class DirectModel:
     One instance is one simulation (its state starts at reset values).
     """
 
-    def __init__(self, lib_path: Path, ports: list[Port], memories: dict[str, tuple[int, int]]):
+    def __init__(self, lib_path: Path, ports: list[Port], memories: dict[str, tuple[int, int]],
+                 waves: bool = False):
+        self.build_dir = lib_path.parent
+        self.waves = waves
         self.lib = ctypes.CDLL(str(lib_path))
         L = self.lib
         L.sim_new.restype = ctypes.c_void_p
@@ -172,6 +212,8 @@ class DirectModel:
         L.sim_next_edge.argtypes = [ctypes.c_void_p]
         L.sim_run.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
         L.sim_run.restype = ctypes.c_int
+        L.sim_trace.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint64]
+        L.sim_trace.restype = ctypes.c_int
         L.sim_mem_read.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                    ctypes.POINTER(ctypes.c_uint32)]
         L.sim_mem_write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -192,6 +234,12 @@ class DirectModel:
             self.close()
         except Exception:
             pass
+
+    def trace(self, path: Path | str, period_ps: int) -> None:
+        """Write a VCD of every clock edge from now on to ``path`` (needs a ``waves`` build)."""
+        if self.lib.sim_trace(self._h, str(path).encode(), period_ps) != 0:
+            raise BindingError("this build has no tracing: build(..., waves=True) or "
+                               "SERVEROS_WAVES=1")
 
     def port(self, name: str) -> Port:
         try:
@@ -246,13 +294,15 @@ class DirectModel:
 
 
 def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
-          design: str | None = None, build_root: Path | str = BUILD_ROOT) -> DirectModel:
+          design: str | None = None, build_root: Path | str = BUILD_ROOT,
+          waves: bool | None = None) -> DirectModel:
     """Verilate ``component`` into a shared library and load it.
 
     Parameters
     ----------
     component
-        An Amaranth component with the default ``clk`` and ``rst`` ports.
+        An Amaranth component in the ``sync`` domain. It is built reset-less
+        (:func:`serveros.rtl.to_verilog`): it starts at its initial values and is never reset.
     toplevel
         The Verilog module name.
     memories
@@ -260,6 +310,8 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
         (``"bridge.tx_mem"``).
     design
         Build directory name (default: ``toplevel``); reused while the Verilog is unchanged.
+    waves
+        Build with VCD tracing (:meth:`DirectModel.trace`); default: ``SERVEROS_WAVES=1``.
 
     Raises
     ------
@@ -267,17 +319,19 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
         If Verilator is missing or the build fails.
     """
     ensure_verilator_env()
-    build_dir = Path(build_root) / (design or toplevel) / "verilator-direct"
+    if waves is None:
+        waves = os.environ.get(WAVES_ENV, "") not in ("", "0")
+    build_dir = Path(build_root) / (design or toplevel) / ("verilator-direct" + ("-waves" if waves else ""))
     with _locked(build_dir):
-        src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v")
+        src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v", reset_less=True)
         verilog = src.read_text()
         ports = _top_ports(verilog)
         names = {p.name for p in ports}
-        if not {"clk", "rst"} <= names:
-            raise RuntimeError(f"{toplevel} needs clk and rst ports")
+        if "clk" not in names:
+            raise RuntimeError(f"{toplevel} needs a clk port")
         lib = build_dir / f"lib{toplevel}.so"
         stamp = build_dir / ".direct-stamp"
-        key = f"{src.stat().st_mtime_ns}/{','.join(memories)}/{len(_SHIM)}"
+        key = f"{src.stat().st_mtime_ns}/{','.join(memories)}/{hashlib.sha1(_SHIM.encode()).hexdigest()[:12]}/{_OPT}"
         vars_ = sorted({m.rsplit(".", 1)[-1] for m in memories})
         vlt = build_dir / "public.vlt"
         vlt.write_text("`verilator_config\n" + "".join(
@@ -286,7 +340,7 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
         mem_info: dict[str, tuple[int, int]] = {}
         if not (lib.exists() and stamp.exists() and stamp.read_text() == key):
             base = ["verilator", "--cc", "-O3", "-Wno-fatal", "--top-module", toplevel,
-                    "-Mdir", str(obj), str(vlt), str(src)]
+                    "-Mdir", str(obj), str(vlt), str(src)] + (["--trace"] if waves else [])
             _run(base, "verilate")
             header = (obj / f"V{toplevel}___024root.h").read_text()
             mem_reads, mem_writes = [], []
@@ -303,14 +357,15 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
             shim.write_text(_SHIM.format(top=toplevel, maxw=_MAX_WATCH, gets=gets, sets=sets,
                                          mem_reads="\n".join(mem_reads),
                                          mem_writes="\n".join(mem_writes)))
-            _run(base + ["--exe", "--build", str(shim), "-CFLAGS", "-fPIC -O2",
+            _run(base + ["--exe", "--build", str(shim), "-CFLAGS", "-fPIC" + (" -DSERVEROS_TRACE" if waves else ""),
+                         "-CFLAGS", _OPT,
                          "-LDFLAGS", "-shared", "-o", str(lib)], "build")
             stamp.write_text(key)
         header = (obj / f"V{toplevel}___024root.h").read_text()
         for i, path in enumerate(memories):
             _, depth = _find_member(header, toplevel, path)
             mem_info[path] = (i, depth)
-        return DirectModel(lib, ports, mem_info)
+        return DirectModel(lib, ports, mem_info, waves)
 
 
 def _cxx(name: str) -> str:
@@ -347,6 +402,12 @@ class VerilatorDirectDriver(HdlDriver):
         The design's ``clk``.
     until : int, optional
         Stop at this time (ps) even if tasks are still live.
+
+    Attributes
+    ----------
+    waves : Path or None
+        The VCD being written, when the model was built with waves (``SERVEROS_WAVES=1``):
+        ``build/hdl/<design>/verilator-direct-waves/dump.vcd``.
     """
 
     def __init__(self, model: DirectModel, kernel: Kernel, clock: Clock, *,
@@ -359,6 +420,10 @@ class VerilatorDirectDriver(HdlDriver):
         self.model = model
         self.clock = clock
         self._now = 0
+        self.waves: Path | None = None
+        if model.waves:
+            self.waves = model.build_dir / "dump.vcd"
+            model.trace(self.waves, clock.period)
 
     def get(self, signal: str) -> int:
         return self.model.get(signal)

@@ -139,6 +139,7 @@ class _Pending:
     addr: int
     data: bytes
     done: int = 0
+    unit: int = 1       # bytes written per step (4 for a host block write)
 
 
 class LanceModel:
@@ -209,6 +210,7 @@ class LanceModel:
         self._actions: dict[int, list] = {}
         self._seq = 0
         self._pending: list[_Pending] = []
+        self._host_runs: list[_Pending] = []   # host block writes on their way into the RAM
         self._irq_next = 0
         self._rx_busy_until = -1
         self.rap = 0
@@ -294,6 +296,63 @@ class LanceModel:
         self._at(ack, lambda: self._poke(offset, value, ack), _P_BUS)
         self.writes += 1
         await k.sleep_until((ack + 1) * p, late=True)
+        self._release()
+
+    async def read_block(self, offset: int, n: int) -> list[int]:
+        """``n`` words from byte ``offset`` with the timing of back-to-back single reads
+        (each first sampled one cycle after the previous completes: ``BUS_READ_WAIT + 2``
+        cycles apart). One kernel wake-up for the block: every word is returned as the RAM
+        holds it at the last word's sample edge, which differs from word-by-word reads only
+        for words the card itself writes during the block. Outside the RAM: word by word.
+        """
+        self._check(offset)
+        if not isinstance(n, int) or n < 0 or offset + 4 * n > RDP_OFFSET:
+            if isinstance(n, int) and n >= 0 and offset + 4 * n <= WINDOW_SIZE:
+                return [await self.read(offset + 4 * i) for i in range(n)]
+            raise ValueError(f"LANCE block read of {n!r} words at {offset:#x} leaves the window")
+        if n == 0:
+            return []
+        await self._acquire()
+        k, p = self.kernel, self._p
+        e0 = self.clock.edge_after(k.now) // p
+        ack = e0 + (n - 1) * (T.BUS_READ_WAIT + 2) + T.BUS_READ_WAIT
+        await k.sleep_until((ack - 2) * p + p // 2)
+        self._commit(ack - 2)
+        raw = self._read_ram(offset, 4 * n)
+        self.reads += n
+        await k.sleep_until((ack + 1) * p, late=True)
+        self._release()
+        return [int.from_bytes(raw[i:i + 4], "little") for i in range(0, 4 * n, 4)]
+
+    async def write_block(self, offset: int, words) -> None:
+        """Words from byte ``offset`` with the timing of back-to-back single writes (word
+        ``i`` takes effect at ``e0 + i * (BUS_WRITE_WAIT + 2) + BUS_WRITE_WAIT``), each at its
+        own edge, without a kernel event per word. Outside the RAM: word by word."""
+        self._check(offset)
+        words = list(words)
+        n = len(words)
+        for w in words:
+            if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= _MASK32:
+                raise ValueError(f"LANCE write value must be a 32-bit unsigned integer, not {w!r}")
+        if offset + 4 * n > RDP_OFFSET:
+            if offset + 4 * n > WINDOW_SIZE:
+                raise ValueError(f"LANCE block write of {n} words at {offset:#x} leaves the window")
+            for i, w in enumerate(words):
+                await self.write(offset + 4 * i, w)
+            return
+        if n == 0:
+            return
+        await self._acquire()
+        k, p = self.kernel, self._p
+        e0 = self.clock.edge_after(k.now) // p
+        stride = T.BUS_WRITE_WAIT + 2
+        first = e0 + T.BUS_WRITE_WAIT
+        last = first + (n - 1) * stride
+        self._commit(first - 1)
+        data = b"".join(w.to_bytes(4, "little") for w in words)
+        self._host_runs.append(_Pending(first, stride, offset % self.ram_bytes, data, unit=4))
+        self.writes += n
+        await k.sleep_until((last + 1) * p, late=True)
         self._release()
 
     def receive(self, frame: bytes) -> None:
@@ -458,6 +517,8 @@ class LanceModel:
     # -- memory helpers -------------------------------------------------------------------------
     def _rd32(self, addr: int) -> int:
         """The aligned word holding byte ``addr``."""
+        if self._host_runs:
+            self._host_runs = self._apply(self._host_runs, self.kernel.now // self._p)
         a = addr % self.ram_bytes & ~3
         return int.from_bytes(self._ram[a:a + 4], "little")
 
@@ -470,24 +531,31 @@ class LanceModel:
         self._ram[(a + 1) % self.ram_bytes] = value >> 8 & 0xFF
 
     def _read_ram(self, addr: int, n: int) -> bytes:
+        if self._host_runs:
+            self._host_runs = self._apply(self._host_runs, self.kernel.now // self._p)
         a = addr % self.ram_bytes
         if a + n <= self.ram_bytes:
             return bytes(self._ram[a:a + n])
         return bytes(self._ram[(a + i) % self.ram_bytes] for i in range(n))
 
     def _commit(self, edge: int) -> None:
-        """Write every pending receive byte due at or before ``edge``."""
-        if not self._pending:
-            return
+        """Write every pending host block word and receive byte due at or before ``edge``."""
+        if self._host_runs:
+            self._host_runs = self._apply(self._host_runs, edge)
+        if self._pending:
+            self._pending = self._apply(self._pending, edge)
+
+    def _apply(self, runs: list[_Pending], edge: int) -> list[_Pending]:
         keep = []
         n = self.ram_bytes
-        for pnd in self._pending:
-            last = len(pnd.data) - 1
+        for pnd in runs:
+            u = pnd.unit
+            last = len(pnd.data) // u - 1
             due = last + 1 if edge >= pnd.c0 + last * pnd.stride \
                 else max(0, (edge - pnd.c0) // pnd.stride + 1)
             if due > pnd.done:
-                a = (pnd.addr + pnd.done) % n
-                chunk = pnd.data[pnd.done:due]
+                a = (pnd.addr + pnd.done * u) % n
+                chunk = pnd.data[pnd.done * u:due * u]
                 if a + len(chunk) <= n:
                     self._ram[a:a + len(chunk)] = chunk
                 else:
@@ -496,7 +564,7 @@ class LanceModel:
                 pnd.done = due
             if pnd.done <= last:
                 keep.append(pnd)
-        self._pending = keep
+        return keep
 
     # -- init and start -------------------------------------------------------------------------
     def _start_init(self, edge: int, then_start: bool) -> None:

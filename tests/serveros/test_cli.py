@@ -13,7 +13,7 @@ from serveros.experiments.segment import SegmentExperiment, run_segment
 def test_help_lists_only_working_subcommands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"bench", "profiles", "segment", "replay", "lance"}
+    assert set(sub.choices) == {"bench", "profiles", "segment", "replay", "lance", "build-image"}
     out = subprocess.run([sys.executable, "-m", "serveros.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "segment" in out.stdout and "bench" in out.stdout
 
@@ -63,3 +63,31 @@ def test_bench_functions_measure_real_work():
     assert r.value > 0 and "102 events" in r.note      # 2 x 50 sleeps + 2 task starts
     r = bench.best_of(lambda: bench.kernel_timeouts(tasks=2, waits=20), repeat=2)
     assert "best of 2" in r.note and r.unit == "events/s"
+
+
+def test_build_image_round_trips_a_directory(tmp_path):
+    """`serveros build-image` writes an image the file system library mounts and reads back;
+    a missing directory is a clear error."""
+    from hw.disk.image import DiskImage
+    from sim.kernel import Kernel
+    from sw.libos.fs.device import ImageBlockDevice
+    from sw.libos.fs.fs import FileSystem
+
+    src = tmp_path / "site"
+    (src / "img").mkdir(parents=True)
+    (src / "index.html").write_bytes(b"<html>hello</html>")
+    (src / "img" / "a.gif").write_bytes(bytes(range(256)) * 40)
+    image = tmp_path / "site.img"
+    assert main(["build-image", str(src), str(image)]) == 0
+    assert main(["build-image", str(tmp_path / "nope"), str(tmp_path / "x.img")]) == 2
+    k = Kernel()
+    out = {}
+
+    async def read():
+        fs = await FileSystem.mount(ImageBlockDevice(DiskImage.open(image)), kernel=k)
+        out["index"] = await fs.read("/index.html")
+        out["gif"] = await fs.read("/img/a.gif")
+    k.spawn(read())
+    k.run()
+    assert out["index"] == b"<html>hello</html>"
+    assert out["gif"] == bytes(range(256)) * 40
