@@ -43,7 +43,7 @@ from sim.kernel import Event
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LanceDriver", "LanceStats", "LanceError", "MIN_SEND", "MAX_SEND"]
+__all__ = ["LanceDriver", "LanceNetDevice", "LanceStats", "LanceError", "MIN_SEND", "MAX_SEND"]
 
 #: Shortest frame :meth:`LanceDriver.send` takes: a header (the card pads to 60 bytes).
 MIN_SEND = 14
@@ -487,6 +487,36 @@ class LanceDriver:
 
     def __repr__(self) -> str:
         return f"<LanceDriver {self.name} at {self.base:#x}>"
+
+
+class LanceNetDevice:
+    """A started :class:`LanceDriver` as a network interface for a TCP/IP stack
+    (:class:`sw.libos.net.ether.NetDevice`, plus :meth:`attach`).
+
+    Raises
+    ------
+    RuntimeError
+        If the driver has not been started (its MAC is not known yet).
+    """
+
+    def __init__(self, driver: LanceDriver):
+        if not driver.started or driver.mac is None:
+            raise RuntimeError(f"{driver.name}: start the driver before making an interface of it")
+        self.driver = driver
+        self.mac = driver.mac
+
+    async def send(self, frame: bytes) -> None:
+        """Send ``frame`` (no FCS), padded to the 60-byte minimum."""
+        if len(frame) < 60:
+            frame = bytes(frame) + bytes(60 - len(frame))
+        await self.driver.send(frame)
+
+    def attach(self, fn: Callable[[bytes], Any]) -> None:
+        """Pass every received frame (no FCS) to ``fn`` (plain or async)."""
+        self.driver.on_frame = fn
+
+    def __repr__(self) -> str:
+        return f"<LanceNetDevice {self.driver.name}>"
 
 
 def _rx_size(lay: BufferLayout) -> int:
