@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["HostBus"]
+__all__ = ["HostBus", "DmaBus"]
 
 
 class HostBus(wiring.Signature):
@@ -113,3 +113,93 @@ class HostBus(wiring.Signature):
 
     def __repr__(self) -> str:
         return f"HostBus(addr_width={self._addr_width}, data_width={self._data_width})"
+
+
+class DmaBus(wiring.Signature):
+    """A device's DMA master port to host memory: word bursts with a per-word acknowledge.
+
+    Written from the initiator's (the device's) side; host memory takes it as
+    ``In(DmaBus(...))``. Synchronous to the rising edge of the ``sync`` domain.
+
+    * **Burst request.** The initiator raises ``req`` with ``addr`` (the *byte* address of the
+      first word, word aligned), ``count`` (words, at least 1) and ``write`` (1: device to
+      memory), and holds all of them, unchanged, until the burst's last word is acknowledged.
+    * **Words.** Word ``i`` of the burst is at ``addr + 4 * i``. The target transfers one word in
+      every cycle in which it drives ``ack`` high (from a register, as on
+      :class:`HostBus`), ``count`` times in all, with any number of wait cycles in between.
+      On a write the target stores ``w_data`` as it is in the cycle ``ack`` is high; on a read
+      ``r_data`` is valid while ``ack`` is high. The initiator moves to the next word (its
+      ``w_data``) at the edge at which it samples ``ack`` high.
+    * **End.** The initiator drops ``req`` at the edge at which it samples the last ``ack``
+      (it may raise it again, for the next burst, one cycle later). The target never
+      acknowledges more than ``count`` words and ignores ``req`` in the cycle after its last
+      ``ack``.
+
+    Parameters
+    ----------
+    addr_width : int
+        Width of the byte address (default 32).
+    count_width : int
+        Width of the burst length: bursts of 1 .. ``2 ** count_width - 1`` words (default 8).
+
+    Members
+    -------
+    req : Out(1)
+        A burst is requested (held until its last word).
+    write : Out(1)
+        Direction: 1 device to memory, 0 memory to device.
+    addr : Out(addr_width)
+        Byte address of the burst's first word.
+    count : Out(count_width)
+        Words in the burst.
+    w_data : Out(32)
+        The current word of a write burst.
+    r_data : In(32)
+        Read data, valid while ``ack`` is high.
+    ack : In(1)
+        One word transferred in this cycle.
+
+    Raises
+    ------
+    TypeError
+        If a width is not an integer.
+    ValueError
+        If ``addr_width`` is not in 2 .. 64 or ``count_width`` not in 1 .. 16.
+    """
+
+    def __init__(self, *, addr_width: int = 32, count_width: int = 8):
+        for name, value, lo, hi in (("addr_width", addr_width, 2, 64),
+                                    ("count_width", count_width, 1, 16)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"DmaBus {name} must be an integer, not {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"DmaBus {name} must be in {lo} .. {hi}, not {value!r}")
+        self._addr_width = addr_width
+        self._count_width = count_width
+        super().__init__({
+            "req":    Out(1),
+            "write":  Out(1),
+            "addr":   Out(addr_width),
+            "count":  Out(count_width),
+            "w_data": Out(32),
+            "r_data": In(32),
+            "ack":    In(1),
+        })
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    @property
+    def count_width(self) -> int:
+        return self._count_width
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is type(self) and other.addr_width == self.addr_width
+                and other.count_width == self.count_width)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._addr_width, self._count_width))
+
+    def __repr__(self) -> str:
+        return f"DmaBus(addr_width={self._addr_width}, count_width={self._count_width})"

@@ -131,3 +131,50 @@ def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
     rows.append(BenchResult("lance bare Verilator loop", bare.cycles_per_second, "cycles/s",
                             f"co-simulation reaches {cosim / bare.cycles_per_second:.0%} of it"))
     return rows
+
+
+# -- disk controller: model and RTL on Verilator ---------------------------------------------------
+def disk_benchmarks(seed: int = 31, commands: int = 40) -> list[BenchResult]:
+    """Blocks per wall-second through the disk controller: the same random RZ26 program of
+    reads and writes (up to 8 blocks each) on the model (own kernel) and on the RTL under
+    cocotb + Verilator with the drive firmware and host memory served from Python (the
+    verification bench of tests/hw/cocotb_disk.py; the RTL wall time includes the simulator's
+    start-up). Both runs' results are checked equal by the tests, not here."""
+    import sys
+    import tempfile
+    import time as _time
+    from pathlib import Path
+
+    from .rtl import REPO, run_cocotb, simulator_missing
+    here = REPO / "tests" / "hw"
+    if str(here) not in sys.path:
+        sys.path.insert(0, str(here))
+    from test_disk_gateware import MEM_SIZE, program_for, run_model  # the bench's programs
+
+    from hw.disk.gateware import DiskController
+
+    spec = f"random:{seed}:{commands}:rz26"
+    prog, media, memory, params, capacity = program_for(spec)
+    blocks = sum(c.count for c in prog if c.command is not None and c.count)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = _time.perf_counter()
+        out = run_model(prog, media, Path(tmp), memory, params, capacity)
+        dt = _time.perf_counter() - t0
+    sim_s = out[0].events[-1][0] / 1e12 if out[0].events else 0.0
+    rows.append(BenchResult("disk model: blocks", blocks / dt, "blocks/s",
+                            f"{blocks} blocks in {len(prog)} commands, {sim_s:.3f} s simulated"))
+    reason = simulator_missing("verilator")
+    if reason:
+        rows.append(BenchResult("disk RTL (Verilator): blocks", float("nan"), "blocks/s", reason))
+        return rows
+    dut = DiskController(params=params, capacity=capacity, mem_size=MEM_SIZE)
+    t0 = _time.perf_counter()
+    run = run_cocotb(dut, toplevel="disk_controller", sim="verilator", test_module="cocotb_disk",
+                     test_dir=here, design="disk_rz26", extra_env={"SERVEROS_DISK_PROGRAM": spec})
+    dt = _time.perf_counter() - t0
+    note = f"{blocks} blocks, cocotb + Verilator, simulator start-up included"
+    if not run.ok:
+        note = "the cocotb run failed: " + note
+    rows.append(BenchResult("disk RTL (Verilator): blocks", blocks / dt, "blocks/s", note))
+    return rows

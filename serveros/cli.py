@@ -48,6 +48,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   f"{frac:.0%} of the bare loop's cycle rate (target "
                   f"{bench.LANCE_TARGET_BARE_FRACTION:.0%}: "
                   f"{'meets' if frac >= bench.LANCE_TARGET_BARE_FRACTION else 'MISSES'})")
+    with console.status("disk: one RZ26 program on the model and on the RTL (Verilator) ..."):
+        drows = bench.disk_benchmarks()
+    dt = Table(title="disk controller (figures, not tests)")
+    for col, just in (("benchmark", "left"), ("rate", "right"), ("unit", "left"), ("note", "left")):
+        dt.add_column(col, justify=just)
+    for r in drows:
+        dt.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
+    console.print(dt)
     return 0
 
 
