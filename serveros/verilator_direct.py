@@ -318,6 +318,8 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
         (``"bridge.tx_mem"``).
     design
         Build directory name (default: ``toplevel``); reused while the Verilog is unchanged.
+        It must identify the component's parameters: the Verilog is not regenerated while
+        the gateware sources (hw/**/*.py) and this name are unchanged.
     one_eval_ok
         The design has one clock domain, acts only on the rising edge and its outputs the
         driver reads are registered: then the falling edge is not evaluated (about 1.25x
@@ -335,7 +337,14 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
         waves = os.environ.get(WAVES_ENV, "") not in ("", "0")
     build_dir = Path(build_root) / (design or toplevel) / ("verilator-direct" + ("-waves" if waves else ""))
     with _locked(build_dir):
-        src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v", reset_less=True)
+        # Converting a large design to Verilog takes seconds; skip it when the gateware's
+        # sources are unchanged and ``design`` names the same parameters.
+        src = build_dir / f"{toplevel}.v"
+        skey = build_dir / ".source-key"
+        hw_key = _hw_source_key(design or toplevel)
+        if not (src.exists() and skey.exists() and skey.read_text() == hw_key):
+            src = to_verilog(component, toplevel, src, reset_less=True)
+            skey.write_text(hw_key)
         verilog = src.read_text()
         ports = _top_ports(verilog)
         names = {p.name for p in ports}
@@ -382,6 +391,15 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
             _, depth = _find_member(header, toplevel, path)
             mem_info[path] = (i, depth)
         return DirectModel(lib, ports, mem_info, waves)
+
+
+def _hw_source_key(design: str) -> str:
+    """A digest of every gateware source file (hw/**/*.py) and the design's name."""
+    from .rtl import REPO
+    h = hashlib.sha1(design.encode())
+    for f in sorted((REPO / "hw").rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _cxx(name: str) -> str:
