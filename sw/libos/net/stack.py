@@ -1,0 +1,450 @@
+"""A host's TCP/IP stack: frames in, frames out, demultiplexed to ARP, IP, ICMP and TCP.
+
+The stack sits on any :class:`~sw.libos.net.ether.NetDevice`. Received frames (without FCS)
+are given to :meth:`NetStack.input`, which queues them for the stack's receive task; frames to
+send are queued for its transmit task, which awaits ``device.send`` one frame at a time.
+Timers (retransmission, TIME_WAIT, ARP retries) run on the simulation kernel.
+
+CPU costs
+---------
+With a :class:`sim.cpu.CPU`, the stack charges it from the platform profile: per packet
+``ip_per_packet_cycles`` (IP input or output, ARP and ICMP too) and ``tcp_per_packet_cycles``
+(TCP input or output) as :data:`~sim.cpu.PROTOCOL`; every byte it sums through
+``cpu.checksum`` (headers always, payload unless the application supplied its sum); a copy of
+received payload into the application through ``cpu.copy``; ``pcb_lookup_per_entry_cycles``
+per PCB examined as :data:`~sim.cpu.DEMUX`. Without a CPU everything takes zero time.
+
+Example
+-------
+>>> from sim.kernel import Kernel
+>>> from sim.media.ethernet import Segment
+>>> k = Kernel(); seg = Segment(k)
+>>> a = NetStack.on_segment(k, seg, "a", "02:00:00:00:00:01", "10.0.0.1")
+>>> b = NetStack.on_segment(k, seg, "b", "02:00:00:00:00:02", "10.0.0.2")
+>>> t = k.spawn(a.ping("10.0.0.2"))
+>>> _ = k.run(until=10**10)
+>>> t.result is not None
+True
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from sim.cpu import CPU, DEMUX, PROTOCOL
+from sim.kernel import Event, Kernel
+from sim.media.ethernet import Segment
+from sim.platforms.base import Cost, Platform
+from sim.time import S
+
+from . import arp as arpmod
+from . import ether, icmp, ipv4
+from .tcp import Tcp, TcpConfig, TcpPcb
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NetStack", "StackCosts", "NetStats"]
+
+
+@dataclass(frozen=True)
+class StackCosts:
+    """The profile costs the stack charges (cycles).
+
+    Built from a :class:`~sim.platforms.base.Platform` by :meth:`from_profile`.
+    """
+
+    ip_per_packet: Cost | float
+    tcp_per_packet: Cost | float
+    pcb_lookup_per_entry: Cost | float
+
+    @classmethod
+    def from_profile(cls, p: Platform) -> "StackCosts":
+        """Take ``ip_per_packet_cycles``, ``tcp_per_packet_cycles`` and
+        ``pcb_lookup_per_entry_cycles`` from ``p``.
+
+        Raises
+        ------
+        ValueError
+            If the profile lacks one of them.
+        """
+        try:
+            return cls(p.ip_per_packet_cycles, p.tcp_per_packet_cycles,
+                       p.pcb_lookup_per_entry_cycles)
+        except AttributeError as e:
+            raise ValueError(f"profile {getattr(p, 'name', p)!r} lacks a TCP/IP cost: {e}") from None
+
+
+@dataclass
+class NetStats:
+    """Per-stack counters (TCP's are in ``stack.tcp.stats``)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    tx_errors: int = 0
+    runts: int = 0
+    unknown_ethertype: int = 0
+    arp_in: int = 0
+    arp_requests_sent: int = 0
+    arp_replies_sent: int = 0
+    arp_failed: int = 0
+    arp_queue_drops: int = 0
+    arp_malformed: int = 0
+    ip_in: int = 0
+    ip_out: int = 0
+    ip_not_for_us: int = 0
+    ip_unknown_protocol: int = 0
+    #: Dropped datagrams by reason (``"checksum"``, ``"fragment"``, ...; see ipv4.parse).
+    ip_dropped: dict = field(default_factory=dict)
+    icmp_in: int = 0
+    icmp_bad: int = 0
+    echo_replies_sent: int = 0
+
+
+class NetStack:
+    """The per-host TCP/IP stack.
+
+    Parameters
+    ----------
+    kernel : Kernel
+    device : NetDevice
+        The interface (its ``mac`` and ``async send(frame)``); wire its received frames to
+        :meth:`input` (``StationDevice.attach(stack.input)``; :meth:`on_segment` does it).
+    ip : str or bytes
+        The host's IPv4 address (one interface, one subnet: every peer is on the link).
+    cpu : CPU, optional
+        Charged for the stack's work (see the module docstring); None runs in zero time.
+    costs : StackCosts, optional
+        Defaults to the CPU's profile.
+    config : TcpConfig, optional
+    name : str
+        Names the stack's tasks.
+    seed : int
+        Seeds TCP's initial sequence numbers.
+    arp_timeout_ps, arp_retry_ps, arp_retries : int
+        ARP entry lifetime (20 min, as BSD), time between requests (1 s) and requests sent
+        before the queued packets are dropped (3).
+    mtu : int
+        Largest IP datagram (1500 on Ethernet).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad kernel, device, address or parameter.
+    """
+
+    ARP_QUEUE = 16
+
+    def __init__(self, kernel: Kernel, device, ip: str | bytes, *, cpu: CPU | None = None,
+                 costs: StackCosts | None = None, config: TcpConfig | None = None,
+                 name: str = "net", seed: int = 0, arp_timeout_ps: int = 20 * 60 * S,
+                 arp_retry_ps: int = 1 * S, arp_retries: int = 3, mtu: int = ether.MTU):
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"NetStack needs a sim.kernel.Kernel, not {kernel!r}")
+        if not isinstance(getattr(device, "mac", None), bytes) or len(device.mac) != 6 \
+                or not callable(getattr(device, "send", None)):
+            raise TypeError(f"device must have a 6-byte mac and an async send(), not {device!r}")
+        if cpu is not None and not isinstance(cpu, CPU):
+            raise TypeError(f"cpu must be a sim.cpu.CPU or None, not {cpu!r}")
+        if config is not None and not isinstance(config, TcpConfig):
+            raise TypeError(f"config must be a TcpConfig, not {config!r}")
+        for pname, v, lo in (("arp_retry_ps", arp_retry_ps, 1), ("arp_retries", arp_retries, 1),
+                             ("mtu", mtu, 68)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{pname} must be an int >= {lo}, not {v!r}")
+        if mtu > ether.MTU:
+            raise ValueError(f"mtu must be at most {ether.MTU}, not {mtu!r}")
+        self.kernel = kernel
+        self.device = device
+        self.mac = device.mac
+        self.ip = ipv4.addr(ip)
+        self.cpu = cpu
+        self.costs = costs if costs is not None or cpu is None else StackCosts.from_profile(cpu.profile)
+        self.name = name
+        self.mtu = mtu
+        self.stats = NetStats()
+        self.arp = arpmod.ArpCache(arp_timeout_ps)
+        self.arp_retry_ps = arp_retry_ps
+        self.arp_retries = arp_retries
+        self._arp_pending: dict[bytes, list[tuple[int, bytes]]] = {}
+        self._arp_resolved: dict[bytes, Event] = {}
+        self._ident = 0
+        self._pings: dict[tuple[int, int], Event] = {}
+        self._ping_seq = 0
+        self.tcp = Tcp(self, config or TcpConfig(), seed)
+        self._rxq: deque[bytes] = deque()
+        self._rx_ready = Event(kernel, f"{name}.rx")
+        self._txq: deque[bytes] = deque()
+        self._tx_ready = Event(kernel, f"{name}.tx")
+        kernel.spawn(self._rx_loop(), name=f"{name}.rx", daemon=True)
+        kernel.spawn(self._tx_loop(), name=f"{name}.tx", daemon=True)
+
+    @classmethod
+    def on_segment(cls, kernel: Kernel, segment: Segment, station: str, mac: str | bytes,
+                   ip: str | bytes, **kw) -> "NetStack":
+        """A stack on a new :class:`~sw.libos.net.ether.StationDevice` of ``segment``."""
+        dev = ether.StationDevice(segment, station, mac)
+        stack = cls(kernel, dev, ip, name=kw.pop("name", station), **kw)
+        dev.attach(stack.input)
+        return stack
+
+    # -- CPU charging ---------------------------------------------------------------------------
+    async def charge_protocol(self, layer: str) -> None:
+        """Charge one packet's processing at ``layer`` (``"ip"`` or ``"tcp"``)."""
+        if self.cpu is not None:
+            cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
+            await self.cpu.charge(cost, PROTOCOL)
+
+    async def charge_checksum(self, nbytes: int) -> None:
+        """Charge summing ``nbytes`` (nothing for 0)."""
+        if self.cpu is not None and nbytes:
+            await self.cpu.checksum(nbytes)
+
+    async def charge_copy(self, nbytes: int) -> None:
+        """Charge copying ``nbytes``."""
+        if self.cpu is not None and nbytes:
+            await self.cpu.copy(nbytes)
+
+    async def charge_demux(self, entries: int) -> None:
+        """Charge examining ``entries`` PCBs."""
+        if self.cpu is not None and entries:
+            per = self.costs.pcb_lookup_per_entry
+            await self.cpu.charge(float(per) * entries, DEMUX)
+
+    # -- frames in ------------------------------------------------------------------------------
+    def input(self, frame: bytes) -> None:
+        """Hand the stack a received frame (without FCS); processed by the stack's receive
+        task in arrival order. Callable from any context (a device callback, a driver)."""
+        if not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a frame must be bytes, not {type(frame).__name__}")
+        self._rxq.append(bytes(frame))
+        self._rx_ready.set()
+
+    async def _rx_loop(self) -> None:
+        while True:
+            while not self._rxq:
+                self._rx_ready.clear()
+                await self._rx_ready
+            await self.process(self._rxq.popleft())
+
+    async def process(self, frame: bytes) -> None:
+        """Process one received frame now (what the receive task does with each)."""
+        self.stats.frames_in += 1
+        if len(frame) < ether.HEADER_LEN:
+            self.stats.runts += 1
+            return
+        dst, src, etype, payload = ether.parse(frame)
+        if etype == ether.ETHERTYPE_IP:
+            await self._ip_input(src, payload)
+        elif etype == ether.ETHERTYPE_ARP:
+            await self._arp_input(payload)
+        else:
+            self.stats.unknown_ethertype += 1
+
+    # -- frames out -----------------------------------------------------------------------------
+    def _queue_frame(self, frame: bytes) -> None:
+        self._txq.append(frame)
+        self._tx_ready.set()
+
+    async def _tx_loop(self) -> None:
+        while True:
+            while not self._txq:
+                self._tx_ready.clear()
+                await self._tx_ready
+            frame = self._txq.popleft()
+            try:
+                await self.device.send(frame)
+                self.stats.frames_out += 1
+            except Exception as e:              # e.g. excessive collisions: the frame is lost
+                self.stats.tx_errors += 1
+                log.debug("%s: transmit failed: %r", self.name, e)
+
+    # -- ARP ------------------------------------------------------------------------------------
+    def add_arp(self, ip: str | bytes, hw: str | bytes) -> None:
+        """A static ARP entry."""
+        self.arp.update(ipv4.addr(ip), ether.mac(hw),
+                        self.kernel.now, static=True)
+
+    async def _arp_input(self, payload: bytes) -> None:
+        self.stats.arp_in += 1
+        await self.charge_protocol("ip")
+        try:
+            p = arpmod.ArpPacket.parse(payload)
+        except ValueError:
+            self.stats.arp_malformed += 1
+            return
+        now = self.kernel.now
+        for_us = p.tpa == self.ip
+        if for_us or p.spa in self.arp:
+            self.arp.update(p.spa, p.sha, now)
+            self._arp_flush(p.spa, p.sha)
+        if for_us and p.op == arpmod.OP_REQUEST:
+            reply = arpmod.ArpPacket(arpmod.OP_REPLY, self.mac, self.ip, p.sha, p.spa)
+            self.stats.arp_replies_sent += 1
+            await self.charge_protocol("ip")
+            self._queue_frame(ether.build(p.sha, self.mac, ether.ETHERTYPE_ARP, bytes(reply)))
+
+    def _arp_flush(self, ip: bytes, hw: bytes) -> None:
+        for etype, payload in self._arp_pending.pop(ip, []):
+            self._queue_frame(ether.build(hw, self.mac, etype, payload))
+        ev = self._arp_resolved.pop(ip, None)
+        if ev is not None:
+            ev.set(hw)
+
+    async def _arp_resolve(self, ip: bytes) -> None:
+        ev = self._arp_resolved[ip]
+        req = arpmod.ArpPacket(arpmod.OP_REQUEST, self.mac, self.ip, bytes(6), ip)
+        frame = ether.build(ether.BROADCAST, self.mac, ether.ETHERTYPE_ARP, bytes(req))
+        for _ in range(self.arp_retries):
+            self.stats.arp_requests_sent += 1
+            await self.charge_protocol("ip")
+            self._queue_frame(frame)
+            idx, _v = await self.kernel.timeout(ev, self.arp_retry_ps)
+            if idx == 0:
+                return
+        dropped = self._arp_pending.pop(ip, [])
+        self._arp_resolved.pop(ip, None)
+        self.stats.arp_failed += 1
+        log.debug("%s: ARP for %s failed, %d packets dropped", self.name, ipv4.format_addr(ip),
+                  len(dropped))
+
+    # -- IP -------------------------------------------------------------------------------------
+    async def ip_output(self, dst: bytes, proto: int, payload: bytes) -> None:
+        """Send ``payload`` to ``dst`` in one datagram (resolving the MAC with ARP).
+
+        Raises
+        ------
+        ValueError
+            If the datagram would exceed the MTU (the library never fragments).
+        """
+        if ipv4.HEADER_LEN + len(payload) > self.mtu:
+            raise ValueError(f"datagram of {ipv4.HEADER_LEN + len(payload)} bytes exceeds the "
+                             f"MTU {self.mtu}; the library does not fragment")
+        self._ident = (self._ident + 1) & 0xFFFF
+        hdr = ipv4.build_header(self.ip, dst, proto, len(payload), ident=self._ident)
+        await self.charge_protocol("ip")
+        await self.charge_checksum(ipv4.HEADER_LEN)
+        self.stats.ip_out += 1
+        packet = hdr + payload
+        hw = self.arp.lookup(dst, self.kernel.now)
+        if hw is not None:
+            self._queue_frame(ether.build(hw, self.mac, ether.ETHERTYPE_IP, packet))
+            return
+        q = self._arp_pending.setdefault(dst, [])
+        if len(q) >= self.ARP_QUEUE:
+            self.stats.arp_queue_drops += 1
+            return
+        q.append((ether.ETHERTYPE_IP, packet))
+        if dst not in self._arp_resolved:
+            self._arp_resolved[dst] = Event(self.kernel, f"{self.name}.arp")
+            self.kernel.spawn(self._arp_resolve(dst), name=f"{self.name}.arp", daemon=True)
+
+    async def _ip_input(self, src_mac: bytes, data: bytes) -> None:
+        self.stats.ip_in += 1
+        await self.charge_protocol("ip")
+        await self.charge_checksum(min(len(data), ipv4.HEADER_LEN))
+        try:
+            hdr, payload = ipv4.parse(data)
+        except ipv4.IpError as e:
+            d = self.stats.ip_dropped
+            d[e.reason] = d.get(e.reason, 0) + 1
+            return
+        if hdr.dst != self.ip:
+            self.stats.ip_not_for_us += 1
+            return
+        if hdr.proto == ipv4.PROTO_TCP:
+            await self.tcp.input(hdr.src, hdr.dst, payload)
+        elif hdr.proto == ipv4.PROTO_ICMP:
+            await self._icmp_input(hdr.src, payload)
+        else:
+            self.stats.ip_unknown_protocol += 1
+
+    # -- ICMP -----------------------------------------------------------------------------------
+    async def _icmp_input(self, src: bytes, data: bytes) -> None:
+        self.stats.icmp_in += 1
+        await self.charge_checksum(len(data))
+        try:
+            m = icmp.parse(data)
+        except ValueError:
+            self.stats.icmp_bad += 1
+            return
+        if m.type == icmp.ECHO_REQUEST:
+            reply = icmp.build_echo(icmp.ECHO_REPLY, m.ident, m.seq, m.data)
+            self.stats.echo_replies_sent += 1
+            await self.charge_checksum(len(reply))
+            await self.ip_output(src, ipv4.PROTO_ICMP, reply)
+        elif m.type == icmp.ECHO_REPLY:
+            ev = self._pings.pop((m.ident, m.seq), None)
+            if ev is not None:
+                ev.set(m.data)
+
+    async def ping(self, dst: str | bytes, data: bytes = b"serveros", *,
+                   timeout_ps: int = 3 * S, ident: int = 0x5E05) -> int | None:
+        """Send an ICMP echo request; return the round-trip time in ps, or None on timeout."""
+        dst = ipv4.addr(dst)
+        self._ping_seq = (self._ping_seq + 1) & 0xFFFF
+        key = (ident, self._ping_seq)
+        ev = Event(self.kernel, f"{self.name}.ping")
+        self._pings[key] = ev
+        t0 = self.kernel.now
+        msg = icmp.build_echo(icmp.ECHO_REQUEST, ident, self._ping_seq, data)
+        await self.charge_checksum(len(msg))
+        await self.ip_output(dst, ipv4.PROTO_ICMP, msg)
+        idx, got = await self.kernel.timeout(ev, timeout_ps)
+        self._pings.pop(key, None)
+        if idx != 0 or got != data:
+            return None
+        return self.kernel.now - t0
+
+    # -- TCP, for applications -------------------------------------------------------------------
+    def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
+        """Accept TCP connections to ``port``; ``factory()`` supplies each one's PCB (the
+        application's object), or None to refuse with a reset."""
+        self.tcp.listen(port, factory)
+
+    def unlisten(self, port: int) -> None:
+        """Stop accepting connections to ``port`` (established ones go on)."""
+        self.tcp.unlisten(port)
+
+    async def connect(self, pcb: TcpPcb, ip: str | bytes, port: int, *,
+                      local_port: int | None = None) -> None:
+        """Start opening a connection with the application's ``pcb`` (non-blocking:
+        ``pcb.on_connected`` or ``pcb.on_closed("refused"/"timeout")`` tells the outcome)."""
+        await self.tcp.connect(pcb, ipv4.addr(ip), port, local_port)
+
+    async def send(self, pcb: TcpPcb, data: bytes | Sequence[bytes], *, last: bool = False,
+                   csum: int | Sequence[int | None] | None = None) -> int:
+        """Queue ``data`` (bytes or a list of buffers) and transmit what the window allows.
+
+        Parameters
+        ----------
+        last : bool
+            This is the connection's last data: the FIN rides on its last segment.
+        csum : int or list, optional
+            The one's-complement sum of the data (:func:`~.checksum.ones_sum`), or one per
+            buffer (None for buffers without one).
+
+        Returns
+        -------
+        int
+            Bytes of ``data`` transmitted now; the rest is asked of ``pcb.resupply`` when the
+            window opens (the stack keeps no copy).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a connection that cannot send or bad arguments.
+        """
+        return await self.tcp.send(pcb, data, last=last, csum=csum)
+
+    async def close(self, pcb: TcpPcb) -> None:
+        """Send FIN after the queued data (a no-op if already closing)."""
+        await self.tcp.close(pcb)
+
+    async def abort(self, pcb: TcpPcb) -> None:
+        """Reset the connection at once."""
+        await self.tcp.abort(pcb)
+
+    def __repr__(self) -> str:
+        return f"<NetStack {self.name} {ipv4.format_addr(self.ip)}>"

@@ -1,0 +1,1079 @@
+"""TCP (RFC 793 with RFC 1122's corrections) with the server-OS specializations.
+
+The state machine: three-way handshake with the MSS option, simultaneous open, a sliding
+window, retransmission on a timer whose timeout follows Jacobson's RTT estimator (RFC 6298)
+with exponential backoff and Karn's rule, FIN and RST, simultaneous close and TIME_WAIT.
+
+The specializations of the paper (SYSTEM.md section 4):
+
+* **Application-owned PCBs.** The application creates the :class:`TcpPcb` (usually a subclass
+  holding its own per-connection state) and passes it to ``connect``, or returns it from the
+  factory it gave ``listen``. The stack allocates nothing per connection: its demultiplexing
+  table refers to the application's object.
+* **FIN on the last data segment.** ``send(..., last=True)`` queues the FIN with the data, so
+  a small response goes out as one segment carrying data and FIN.
+* **Precomputed checksums.** ``send`` takes the one's-complement sum of the payload (of the
+  whole, or one per buffer); segments that cover summed buffers use it and the CPU sums only
+  the headers and any partial buffers.
+* **Scatter/gather.** ``send`` takes a list of buffers; segments are gathered from them.
+* **No retransmission buffer.** The stack keeps no data: bytes to retransmit (or that did not
+  fit in the window when they were sent) are asked of the application through
+  ``pcb.resupply(offset, length)``, offsets counted from the first data byte of the stream.
+* **Cheap TIME_WAIT.** A connection entering TIME_WAIT gives its PCB back to the application
+  at once and leaves a three-field entry in a table (:class:`TimeWaitTable`), expired after a
+  configurable 2 MSL by one timer for the whole table.
+
+Simplifications (documented limits): no congestion control (slow start) and no fast
+retransmit (a timeout resends from the first unacknowledged byte), no delayed ACKs (every data
+segment is acknowledged at once, after the application's handler has had the chance to send a
+reply that carries the ACK), no window scaling or timestamps, no urgent data, no persist timer
+(the receive window never shrinks because data is handed to the application as it arrives).
+
+Sequence numbers are kept internally as offsets from the initial sequence numbers (the SYN is
+offset 0, the first data byte offset 1), so comparisons are plain integer comparisons; they
+are converted to 32-bit wire values only in headers.
+"""
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from sim.time import MS, S
+
+from ..events import Handlers, invoke
+from . import checksum as ck
+from .ipv4 import PROTO_TCP
+
+if TYPE_CHECKING:                               # pragma: no cover
+    from .stack import NetStack
+
+__all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "TcpState", "TcpConfig", "TcpPcb",
+           "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "Tcp", "build_segment",
+           "parse_segment"]
+
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_M32 = 0xFFFFFFFF
+HEADER_LEN = 20
+OPT_MSS = 2
+
+
+class TcpState(enum.Enum):
+    """RFC 793's connection states."""
+
+    Closed = "CLOSED"
+    Listen = "LISTEN"
+    SynSent = "SYN-SENT"
+    SynReceived = "SYN-RECEIVED"
+    Established = "ESTABLISHED"
+    FinWait1 = "FIN-WAIT-1"
+    FinWait2 = "FIN-WAIT-2"
+    CloseWait = "CLOSE-WAIT"
+    Closing = "CLOSING"
+    LastAck = "LAST-ACK"
+    TimeWait = "TIME-WAIT"
+
+
+#: States in which data and FIN may be transmitted.
+_SENDING = {TcpState.Established, TcpState.CloseWait, TcpState.FinWait1, TcpState.Closing,
+            TcpState.LastAck}
+#: States in which data and FIN from the peer are accepted.
+_RECEIVING = {TcpState.Established, TcpState.FinWait1, TcpState.FinWait2}
+
+
+@dataclass(frozen=True)
+class TcpConfig:
+    """TCP parameters (times in picoseconds).
+
+    Parameters
+    ----------
+    mss : int
+        The MSS announced and the largest segment sent (1460 on Ethernet).
+    rcv_wnd : int
+        The receive window advertised (at most 65535: no window scaling).
+    initial_rto_ps : int
+        Retransmission timeout before any RTT sample: 3 s (RFC 1122 4.2.3.1).
+    min_rto_ps, max_rto_ps : int
+        Bounds of the timeout: 1 s (RFC 6298 2.4) and 64 s.
+    granularity_ps : int
+        The clock granularity G of RFC 6298's ``RTO = SRTT + max(G, 4 RTTVAR)``.
+    max_retransmits : int
+        Consecutive timeouts after which the connection is dropped (reason ``"timeout"``).
+    msl_ps : int
+        Maximum segment lifetime: 30 s as in 4.4BSD (CALIBRATION.md).
+    time_wait_ps : int or None
+        TIME_WAIT duration; None means 2 MSL.
+    pcb_lookup : str
+        ``"hash"`` (one entry examined per lookup) or ``"linear"`` (a BSD-style scan: the
+        entries before the match are examined too); what the CPU is charged for.
+    rx_copy : bool
+        Charge a copy of received payload into the application's memory.
+
+    Raises
+    ------
+    ValueError
+        For a value out of range.
+    """
+
+    mss: int = 1460
+    rcv_wnd: int = 8760
+    initial_rto_ps: int = 3 * S
+    min_rto_ps: int = 1 * S
+    max_rto_ps: int = 64 * S
+    granularity_ps: int = 10 * MS
+    max_retransmits: int = 12
+    msl_ps: int = 30 * S
+    time_wait_ps: int | None = None
+    pcb_lookup: str = "hash"
+    rx_copy: bool = True
+
+    def __post_init__(self) -> None:
+        def need(name, ok):
+            if not ok:
+                raise ValueError(f"TcpConfig.{name} is out of range: {getattr(self, name)!r}")
+        ints = ("mss", "rcv_wnd", "initial_rto_ps", "min_rto_ps", "max_rto_ps", "granularity_ps",
+                "max_retransmits", "msl_ps")
+        for n in ints:
+            v = getattr(self, n)
+            need(n, isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+        need("mss", 1 <= self.mss <= 65495)
+        need("rcv_wnd", 1 <= self.rcv_wnd <= 0xFFFF)
+        need("initial_rto_ps", self.initial_rto_ps > 0)
+        need("max_rto_ps", self.max_rto_ps >= self.min_rto_ps > 0)
+        need("time_wait_ps", self.time_wait_ps is None
+             or (isinstance(self.time_wait_ps, int) and self.time_wait_ps >= 0))
+        need("pcb_lookup", self.pcb_lookup in ("hash", "linear"))
+
+    @property
+    def time_wait(self) -> int:
+        """TIME_WAIT duration in ps (2 MSL unless set)."""
+        return 2 * self.msl_ps if self.time_wait_ps is None else self.time_wait_ps
+
+
+class TcpPcb(Handlers):
+    """A protocol control block, owned by the application.
+
+    Subclass it (or assign the handlers of :class:`~sw.libos.events.Handlers` on an instance)
+    and implement :meth:`resupply` if the connection sends more than fits in one window or may
+    lose a segment (always, in practice).
+
+    Parameters
+    ----------
+    rcv_wnd : int, optional
+        The window to advertise (default: the stack's configuration).
+
+    Attributes
+    ----------
+    state : TcpState
+    local_ip, remote_ip : bytes
+    local_port, remote_port : int
+    snd_una, snd_nxt, snd_max, snd_end : int
+        Send-side sequence offsets from the ISS: oldest unacknowledged, next to send, highest
+        sent, end of the data queued by the application (the FIN's offset).
+    rcv_nxt : int
+        Next expected offset from the peer's ISS.
+    srtt, rttvar, rto : int
+        RTT estimator state in ps (``srtt`` None before the first sample).
+    rtt_samples, retransmits, timeouts : int
+        Counters.
+    rtt_history : list or None
+        Set to a list to have every RTT sample (ps) appended.
+    close_reason : str or None
+        Why the connection ended.
+    """
+
+    def __init__(self, *, rcv_wnd: int | None = None):
+        if rcv_wnd is not None and (not isinstance(rcv_wnd, int) or not 1 <= rcv_wnd <= 0xFFFF):
+            raise ValueError(f"rcv_wnd must be 1..65535, not {rcv_wnd!r}")
+        self.rcv_wnd = rcv_wnd
+        self.state = TcpState.Closed
+        self.stack: NetStack | None = None
+        self.local_ip = self.remote_ip = b""
+        self.local_port = self.remote_port = 0
+        self.close_reason: str | None = None
+        self.rtt_history: list[int] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.iss = self.irs = 0
+        self.snd_una = self.snd_nxt = self.snd_max = 0
+        self.snd_end = 1
+        self.snd_wnd = 0
+        self.snd_wl1 = self.snd_wl2 = -1
+        self.fin_queued = False
+        self.rcv_nxt = 0
+        self.mss = 536                        # RFC 1122 default until the peer's option
+        self.srtt: int | None = None
+        self.rttvar = 0
+        self.rto = 0
+        self.rtt_seq: int | None = None
+        self.rtt_start = 0
+        self.rtt_samples = self.retransmits = self.timeouts = 0
+        self.rexmt_count = 0
+        self.bytes_received = 0
+        self.ooo: dict[int, tuple[bytes, bool]] = {}
+        self.ack_pending = False
+        self._timer: Callable[[], None] | None = None
+        self._timer_at: int | None = None
+        self._to_time_wait = False
+
+    # -- what the application may override ---------------------------------------------------
+    def resupply(self, offset: int, length: int) -> Any:
+        """Return ``length`` bytes of the stream starting at ``offset`` (again).
+
+        May return bytes, a list of buffers, or ``(data, sum)`` with the one's-complement sum
+        of the bytes (:func:`~sw.libos.net.checksum.ones_sum`) so the stack need not sum them.
+
+        Raises
+        ------
+        NotImplementedError
+            By default: the application keeps the data, not the stack.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.resupply({offset}, {length}): the stack keeps no "
+            "retransmission buffer; the application must supply the bytes again")
+
+    # -- read-only views -------------------------------------------------------------------
+    @property
+    def bytes_acked(self) -> int:
+        """Data bytes the peer has acknowledged."""
+        return max(0, min(self.snd_una, self.snd_end) - 1)
+
+    @property
+    def bytes_queued(self) -> int:
+        """Data bytes the application has given to ``send`` so far."""
+        return self.snd_end - 1
+
+    @property
+    def key(self) -> tuple[int, bytes, int]:
+        return (self.local_port, self.remote_ip, self.remote_port)
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.state.value} :{self.local_port} -> "
+                f"{'.'.join(map(str, self.remote_ip))}:{self.remote_port}>")
+
+
+@dataclass(frozen=True)
+class TcpSegment:
+    """A parsed TCP segment (wire sequence numbers)."""
+
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    wnd: int
+    mss: int | None
+    payload: bytes
+    header_length: int
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space occupied: payload plus one each for SYN and FIN."""
+        return len(self.payload) + bool(self.flags & SYN) + bool(self.flags & FIN)
+
+
+def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
+                  flags: int, wnd: int, payload_parts: Sequence[tuple[bytes, int | None]] = (),
+                  *, mss: int | None = None) -> tuple[bytes, int]:
+    """A TCP segment with its checksum; returns ``(segment, bytes the CPU summed)``.
+
+    ``payload_parts`` are ``(bytes, sum or None)`` pieces; a piece with a known sum is not
+    summed again (the caller vouches for it).
+
+    Raises
+    ------
+    ValueError
+        For a port, window or MSS out of range.
+    """
+    for name, v, hi in (("sport", sport, 0xFFFF), ("dport", dport, 0xFFFF), ("wnd", wnd, 0xFFFF)):
+        if not 0 <= v <= hi:
+            raise ValueError(f"TCP {name} out of range: {v!r}")
+    opts = b""
+    if mss is not None:
+        if not 0 < mss <= 0xFFFF:
+            raise ValueError(f"MSS option out of range: {mss!r}")
+        opts = bytes([OPT_MSS, 4]) + mss.to_bytes(2, "big")
+    hl = HEADER_LEN + len(opts)
+    h = bytearray(hl)
+    h[0:2] = sport.to_bytes(2, "big")
+    h[2:4] = dport.to_bytes(2, "big")
+    h[4:8] = (seq & _M32).to_bytes(4, "big")
+    h[8:12] = (ack & _M32).to_bytes(4, "big")
+    h[12] = (hl // 4) << 4
+    h[13] = flags
+    h[14:16] = wnd.to_bytes(2, "big")
+    h[20:] = opts
+    plen = sum(len(b) for b, _ in payload_parts)
+    summed = hl + 12
+    pieces = []
+    for b, s in payload_parts:
+        if s is None:
+            s = ck.ones_sum(b)
+            summed += len(b)
+        pieces.append((s, len(b)))
+    # The header length is even, so the payload starts at an even offset of the segment.
+    total = ck.add(ck.add(ck.pseudo_header_sum(src, dst, PROTO_TCP, hl + plen), ck.ones_sum(h)),
+                   ck.combine(pieces))
+    h[16:18] = ck.finish(total).to_bytes(2, "big")
+    return bytes(h) + b"".join(bytes(b) for b, _ in payload_parts), summed
+
+
+def parse_segment(src: bytes, dst: bytes, data: bytes) -> TcpSegment:
+    """Check the checksum (with the pseudo-header) and parse a segment.
+
+    Raises
+    ------
+    ValueError
+        For a short segment, a bad data offset or a wrong checksum.
+    """
+    n = len(data)
+    if n < HEADER_LEN:
+        raise ValueError(f"TCP segment of {n} bytes is shorter than its header")
+    hl = (data[12] >> 4) * 4
+    if hl < HEADER_LEN or hl > n:
+        raise ValueError(f"TCP data offset {hl} is invalid for {n} bytes")
+    if not ck.verify(data, ck.pseudo_header_sum(src, dst, PROTO_TCP, n)):
+        raise ValueError("TCP checksum is wrong")
+    mss = None
+    opts = data[HEADER_LEN:hl]
+    i = 0
+    while i < len(opts):
+        kind = opts[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(opts) or opts[i + 1] < 2:
+            break                               # malformed options: ignore the rest
+        ln = opts[i + 1]
+        if kind == OPT_MSS and ln == 4 and i + 4 <= len(opts):
+            mss = int.from_bytes(opts[i + 2:i + 4], "big")
+        i += ln
+    return TcpSegment(int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big"),
+                      int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big"),
+                      data[13] & 0x3F, int.from_bytes(data[14:16], "big"), mss,
+                      bytes(data[hl:]), hl)
+
+
+class TimeWaitEntry:
+    """What remains of a connection in TIME_WAIT: enough to re-acknowledge a FIN.
+
+    Three slots, no reference to the PCB (which went back to the application).
+    """
+
+    __slots__ = ("snd_nxt", "rcv_nxt", "expires")
+
+    def __init__(self, snd_nxt: int, rcv_nxt: int, expires: int):
+        self.snd_nxt = snd_nxt          # wire sequence number to send with
+        self.rcv_nxt = rcv_nxt          # wire sequence number to acknowledge
+        self.expires = expires
+
+    def __repr__(self) -> str:
+        return f"<TimeWaitEntry snd {self.snd_nxt} rcv {self.rcv_nxt} until {self.expires}>"
+
+
+class TimeWaitTable:
+    """TIME_WAIT entries keyed by ``(local port, remote ip, remote port)``, in expiry order.
+
+    One kernel timer serves the table (the head's expiry); an entry removed early or
+    restarted leaves a stale queue record that the timer skips.
+    """
+
+    def __init__(self, stack: "NetStack"):
+        self._stack = stack
+        self._entries: dict[tuple, TimeWaitEntry] = {}
+        self._queue: deque[tuple[int, tuple]] = deque()
+        self._timer: Callable[[], None] | None = None
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
+
+    def get(self, key) -> TimeWaitEntry | None:
+        return self._entries.get(key)
+
+    def entries(self) -> dict[tuple, TimeWaitEntry]:
+        """A copy of the table."""
+        return dict(self._entries)
+
+    def add(self, key: tuple, snd_nxt: int, rcv_nxt: int, duration: int) -> TimeWaitEntry:
+        expires = self._stack.kernel.now + duration
+        e = TimeWaitEntry(snd_nxt & _M32, rcv_nxt & _M32, expires)
+        self._entries[key] = e
+        self._queue.append((expires, key))
+        self._arm()
+        return e
+
+    def restart(self, key: tuple, duration: int) -> None:
+        e = self._entries[key]
+        e.expires = self._stack.kernel.now + duration
+        self._queue.append((e.expires, key))
+        self._arm()
+
+    def remove(self, key: tuple) -> None:
+        self._entries.pop(key, None)
+
+    def _arm(self) -> None:
+        if self._timer is None and self._queue:
+            self._timer = self._stack.kernel.call_at(self._queue[0][0], self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self._stack.kernel.now
+        q = self._queue
+        while q and q[0][0] <= now:
+            t, key = q.popleft()
+            e = self._entries.get(key)
+            if e is not None and e.expires == t:
+                del self._entries[key]
+                self.expired += 1
+        self._arm()
+
+
+@dataclass
+class TcpStats:
+    """Per-stack TCP counters."""
+
+    segments_in: int = 0
+    segments_out: int = 0
+    bad_checksum: int = 0
+    malformed: int = 0
+    resets_sent: int = 0
+    resets_received: int = 0
+    retransmit_timeouts: int = 0
+    out_of_order: int = 0
+    duplicates: int = 0
+    connections_opened: int = 0
+    connections_accepted: int = 0
+    refused: int = 0
+    time_wait_hits: int = 0
+    pcb_entries_examined: int = 0
+    checksum_bytes_saved: int = 0
+
+
+def _unwrap(wire: int, base: int, ref: int) -> int:
+    """The offset (from ``base``) of wire sequence number ``wire`` closest to offset ``ref``."""
+    d = ((wire - base - ref + (1 << 31)) & _M32) - (1 << 31)
+    return ref + d
+
+
+class _SendData:
+    """The buffers of the ``send`` call in progress (valid only during that call)."""
+
+    __slots__ = ("start", "end", "pieces")
+
+    def __init__(self, start: int, bufs: list[bytes], sums: list[int | None]):
+        self.start = start
+        self.pieces = []
+        off = start
+        for b, s in zip(bufs, sums):
+            self.pieces.append((off, b, s))
+            off += len(b)
+        self.end = off
+
+    def parts(self, o: int, n: int) -> list[tuple[bytes, int | None]] | None:
+        if not (self.start <= o and o + n <= self.end):
+            return None
+        out = []
+        for off, b, s in self.pieces:
+            lo, hi = max(o, off), min(o + n, off + len(b))
+            if lo >= hi:
+                continue
+            if lo == off and hi == off + len(b):
+                out.append((b, s))
+            else:
+                out.append((b[lo - off:hi - off], None))
+        return out
+
+
+def _as_buffers(data, what: str) -> list[bytes]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return [bytes(data)]
+    if isinstance(data, (list, tuple)) and all(isinstance(b, (bytes, bytearray, memoryview))
+                                               for b in data):
+        return [bytes(b) for b in data]
+    raise TypeError(f"{what} must be bytes or a list of bytes, not {type(data).__name__}")
+
+
+class Tcp:
+    """The TCP engine of one :class:`~sw.libos.net.stack.NetStack` (used through the stack).
+
+    Parameters
+    ----------
+    stack : NetStack
+    config : TcpConfig
+    seed : int
+        Seeds the initial sequence numbers (deterministic runs).
+    """
+
+    EPHEMERAL = (49152, 65535)
+
+    def __init__(self, stack: "NetStack", config: TcpConfig, seed: int = 0):
+        self.stack = stack
+        self.config = config
+        self.stats = TcpStats()
+        self.conns: dict[tuple, TcpPcb] = {}
+        self.listeners: dict[int, Callable[[], TcpPcb | None]] = {}
+        self.time_wait = TimeWaitTable(stack)
+        self._rng = random.Random(seed)
+        self._next_port = self.EPHEMERAL[0]
+
+    # -- application calls -----------------------------------------------------------------
+    def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
+        """Accept connections to ``port``; ``factory()`` returns the application's PCB for each
+        new connection (or None to refuse it with a reset)."""
+        self._check_port(port)
+        if not callable(factory):
+            raise TypeError(f"listen needs a PCB factory (callable), not {factory!r}")
+        if port in self.listeners:
+            raise ValueError(f"port {port} already has a listener")
+        self.listeners[port] = factory
+
+    def unlisten(self, port: int) -> None:
+        if port not in self.listeners:
+            raise ValueError(f"port {port} has no listener")
+        del self.listeners[port]
+
+    async def connect(self, pcb: TcpPcb, ip: bytes, port: int, local_port: int | None) -> None:
+        self._check_pcb(pcb)
+        self._check_port(port)
+        if pcb.state is not TcpState.Closed:
+            raise ValueError(f"connect needs a closed PCB, not one in {pcb.state.value}")
+        if local_port is None:
+            local_port = self._ephemeral(ip, port)
+        else:
+            self._check_port(local_port)
+        key = (local_port, ip, port)
+        if key in self.conns or key in self.time_wait:
+            raise ValueError(f"connection {key!r} is in use (or in TIME_WAIT)")
+        self._init_pcb(pcb, ip, local_port, port)
+        pcb.state = TcpState.SynSent
+        self.conns[key] = pcb
+        self.stats.connections_opened += 1
+        await self._transmit(self._collect(pcb))
+
+    async def send(self, pcb: TcpPcb, data, *, last: bool = False,
+                   csum: int | Sequence[int | None] | None = None) -> int:
+        self._check_pcb(pcb)
+        bufs = _as_buffers(data, "send data")
+        if pcb.state not in (TcpState.Established, TcpState.CloseWait, TcpState.SynSent,
+                             TcpState.SynReceived):
+            raise ValueError(f"cannot send on a connection in {pcb.state.value}")
+        if pcb.fin_queued:
+            raise ValueError("cannot send after the last send or close")
+        if csum is None:
+            sums: list[int | None] = [None] * len(bufs)
+        elif isinstance(csum, int) and not isinstance(csum, bool):
+            ck._check_sum(csum, "precomputed sum")
+            bufs, sums = [b"".join(bufs)], [csum]
+        elif isinstance(csum, (list, tuple)) and len(csum) == len(bufs):
+            sums = [None if s is None else ck._check_sum(s, "precomputed sum") for s in csum]
+        else:
+            raise ValueError(f"csum must be None, a 16-bit sum or one per buffer "
+                             f"({len(bufs)}), not {csum!r}")
+        total = sum(len(b) for b in bufs)
+        start = pcb.snd_end - 1
+        pcb.snd_end += total
+        if last:
+            self._queue_fin(pcb)
+        frames = self._collect(pcb, _SendData(start, bufs, sums))
+        await self._transmit(frames)
+        return max(0, min(total, pcb.snd_max - 1 - start))
+
+    async def close(self, pcb: TcpPcb) -> None:
+        self._check_pcb(pcb)
+        if pcb.state is TcpState.SynSent:
+            self._drop(pcb, "closed")
+            return
+        if pcb.fin_queued or pcb.state not in (TcpState.SynReceived, TcpState.Established,
+                                               TcpState.CloseWait):
+            return                              # already closing or closed
+        self._queue_fin(pcb)
+        await self._transmit(self._collect(pcb))
+
+    async def abort(self, pcb: TcpPcb) -> None:
+        self._check_pcb(pcb)
+        if pcb.state is TcpState.Closed:
+            return
+        frames = []
+        if pcb.state is not TcpState.SynSent:
+            frames.append(self._rst_frame(pcb.remote_ip, pcb.local_port, pcb.remote_port,
+                                          pcb.iss + pcb.snd_nxt, 0, 0))
+        closed = self._drop(pcb, "aborted")
+        await self._transmit(frames)
+        await self._dispatch(closed)
+
+    # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _check_pcb(pcb) -> None:
+        if not isinstance(pcb, TcpPcb):
+            raise TypeError(f"expected a TcpPcb, not {type(pcb).__name__}")
+
+    @staticmethod
+    def _check_port(port) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 0xFFFF:
+            raise ValueError(f"TCP port must be 1..65535, not {port!r}")
+
+    def _ephemeral(self, ip: bytes, port: int) -> int:
+        lo, hi = self.EPHEMERAL
+        for _ in range(hi - lo + 1):
+            p = self._next_port
+            self._next_port = lo if p >= hi else p + 1
+            key = (p, ip, port)
+            if key not in self.conns and key not in self.time_wait and p not in self.listeners:
+                return p
+        raise ValueError(f"no ephemeral port free towards {ip!r}:{port}")
+
+    def _init_pcb(self, pcb: TcpPcb, ip: bytes, lport: int, rport: int) -> None:
+        pcb._reset()
+        pcb.stack = self.stack
+        pcb.local_ip, pcb.remote_ip = self.stack.ip, ip
+        pcb.local_port, pcb.remote_port = lport, rport
+        pcb.iss = self._rng.getrandbits(32)
+        pcb.rto = self.config.initial_rto_ps
+        pcb.close_reason = None
+        if pcb.rcv_wnd is None:
+            pcb.rcv_wnd = self.config.rcv_wnd
+
+    def _queue_fin(self, pcb: TcpPcb) -> None:
+        pcb.fin_queued = True
+        if pcb.state in (TcpState.SynReceived, TcpState.Established):
+            pcb.state = TcpState.FinWait1
+        elif pcb.state is TcpState.CloseWait:
+            pcb.state = TcpState.LastAck
+        # In SYN-SENT the FIN waits for the handshake (the state changes when it completes).
+
+    def _set_timer(self, pcb: TcpPcb) -> None:
+        self._cancel_timer(pcb)
+        when = self.stack.kernel.now + pcb.rto
+        pcb._timer_at = when
+        pcb._timer = self.stack.kernel.call_at(when, lambda: self._timeout(pcb))
+
+    @staticmethod
+    def _cancel_timer(pcb: TcpPcb) -> None:
+        if pcb._timer is not None:
+            pcb._timer()
+            pcb._timer = None
+            pcb._timer_at = None
+
+    # -- output ----------------------------------------------------------------------------------
+    def _payload(self, pcb: TcpPcb, off: int, n: int, data: _SendData | None):
+        o = off - 1
+        if data is not None:
+            parts = data.parts(o, n)
+            if parts is not None:
+                return parts
+        got = pcb.resupply(o, n)
+        if (isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], int)
+                and not isinstance(got[1], bool)):
+            bufs = _as_buffers(got[0], "resupplied data")
+            parts = [(b"".join(bufs), ck._check_sum(got[1], "resupplied sum"))]
+        else:
+            parts = [(b, None) for b in _as_buffers(got, "resupplied data")]
+        have = sum(len(b) for b, _ in parts)
+        if have != n:
+            raise ValueError(f"resupply({o}, {n}) returned {have} bytes, not {n}")
+        return parts
+
+    def _segment(self, pcb: TcpPcb, off: int, flags: int, parts=(), mss: int | None = None):
+        seg, summed = build_segment(pcb.local_ip, pcb.remote_ip, pcb.local_port, pcb.remote_port,
+                                    pcb.iss + off, pcb.irs + pcb.rcv_nxt, flags, pcb.rcv_wnd,
+                                    parts, mss=mss)
+        saved = sum(len(b) for b, s in parts if s is not None)
+        self.stats.checksum_bytes_saved += saved
+        pcb.ack_pending = False
+        return (pcb.remote_ip, seg, summed)
+
+    def _collect(self, pcb: TcpPcb, data: _SendData | None = None) -> list:
+        """Advance the send state and build every segment the window allows now (sync)."""
+        out = []
+        now = self.stack.kernel.now
+        st = pcb.state
+        if st in (TcpState.SynSent, TcpState.SynReceived):
+            if pcb.snd_nxt == 0:
+                flags = SYN | (ACK if st is TcpState.SynReceived else 0)
+                # In SYN-SENT irs and rcv_nxt are 0, so the ack field goes out as 0.
+                seg = self._segment(pcb, 0, flags, mss=self._our_mss())
+                if pcb.snd_max == 0 and pcb.rtt_seq is None:
+                    pcb.rtt_seq, pcb.rtt_start = 0, now
+                pcb.snd_nxt = 1
+                pcb.snd_max = max(pcb.snd_max, 1)
+                if pcb._timer is None:
+                    self._set_timer(pcb)
+                out.append(seg)
+            elif pcb.ack_pending and st is TcpState.SynReceived:
+                out.append(self._segment(pcb, pcb.snd_nxt, ACK))
+            return out
+        if st in _SENDING:
+            while True:
+                n = max(0, min(pcb.snd_end - pcb.snd_nxt, pcb.snd_una + pcb.snd_wnd - pcb.snd_nxt,
+                               pcb.mss))
+                fin = pcb.fin_queued and pcb.snd_nxt + n == pcb.snd_end
+                if n == 0 and not fin:
+                    break
+                parts = self._payload(pcb, pcb.snd_nxt, n, data) if n else []
+                flags = ACK | (PSH if n and pcb.snd_nxt + n == pcb.snd_end else 0) | (FIN if fin else 0)
+                retrans = pcb.snd_nxt < pcb.snd_max
+                out.append(self._segment(pcb, pcb.snd_nxt, flags, parts))
+                if retrans:
+                    pcb.retransmits += 1
+                elif pcb.rtt_seq is None:
+                    pcb.rtt_seq, pcb.rtt_start = pcb.snd_nxt, now
+                pcb.snd_nxt += n + fin
+                pcb.snd_max = max(pcb.snd_max, pcb.snd_nxt)
+                if pcb._timer is None:
+                    self._set_timer(pcb)
+        if pcb.ack_pending and st is not TcpState.Closed:
+            out.append(self._segment(pcb, pcb.snd_nxt, ACK))
+        return out
+
+    def _our_mss(self) -> int:
+        return min(self.config.mss, self.stack.mtu - 40)
+
+    def _rst_frame(self, ip: bytes, lport: int, rport: int, seq: int, ack: int, flags: int):
+        seg, summed = build_segment(self.stack.ip, ip, lport, rport, seq & _M32, ack & _M32,
+                                    RST | flags, 0)
+        self.stats.resets_sent += 1
+        return (ip, seg, summed)
+
+    async def _transmit(self, frames: list) -> None:
+        st = self.stack
+        for ip, seg, summed in frames:
+            self.stats.segments_out += 1
+            await st.charge_protocol("tcp")
+            await st.charge_checksum(summed)
+            await st.ip_output(ip, PROTO_TCP, seg)
+
+    async def _dispatch(self, events: list) -> None:
+        for fn, args in events:
+            await invoke(fn, *args)
+
+    def _drop(self, pcb: TcpPcb, reason: str) -> list:
+        """Close ``pcb`` now: forget it and return the ``on_closed`` event to dispatch."""
+        self._cancel_timer(pcb)
+        if self.conns.get(pcb.key) is pcb:
+            del self.conns[pcb.key]
+        pcb.state = TcpState.Closed
+        pcb.close_reason = reason
+        pcb.ooo.clear()
+        return [(pcb.on_closed, (reason,))]
+
+    def _enter_time_wait(self, pcb: TcpPcb) -> list:
+        self.time_wait.add(pcb.key, pcb.iss + pcb.snd_nxt, pcb.irs + pcb.rcv_nxt,
+                           self.config.time_wait)
+        return self._drop(pcb, "closed")
+
+    # -- timers ----------------------------------------------------------------------------------
+    def _timeout(self, pcb: TcpPcb) -> None:
+        pcb._timer = None
+        pcb._timer_at = None
+        if pcb.state in (TcpState.Closed, TcpState.Listen, TcpState.TimeWait):
+            return
+        if pcb.snd_una >= pcb.snd_max:
+            return
+        pcb.timeouts += 1
+        self.stats.retransmit_timeouts += 1
+        pcb.rexmt_count += 1
+        k = self.stack.kernel
+        if pcb.rexmt_count > self.config.max_retransmits:
+            events = self._drop(pcb, "timeout")
+            k.spawn(self._dispatch(events), name=f"{self.stack.name}.tcp-timeout", daemon=True)
+            return
+        pcb.rto = min(pcb.rto * 2, self.config.max_rto_ps)
+        pcb.rtt_seq = None                      # Karn: nothing retransmitted is timed
+        pcb.snd_nxt = pcb.snd_una
+        k.spawn(self._retransmit(pcb), name=f"{self.stack.name}.tcp-rexmt", daemon=True)
+
+    async def _retransmit(self, pcb: TcpPcb) -> None:
+        await self._transmit(self._collect(pcb))
+
+    def _rtt_sample(self, pcb: TcpPcb, r: int) -> None:
+        cfg = self.config
+        if pcb.srtt is None:
+            pcb.srtt, pcb.rttvar = r, r // 2
+        else:
+            pcb.rttvar = (3 * pcb.rttvar + abs(pcb.srtt - r)) // 4
+            pcb.srtt = (7 * pcb.srtt + r) // 8
+        self._rto_from_estimate(pcb)
+        pcb.rtt_samples += 1
+        if pcb.rtt_history is not None:
+            pcb.rtt_history.append(r)
+
+    def _rto_from_estimate(self, pcb: TcpPcb) -> None:
+        cfg = self.config
+        pcb.rto = min(max(pcb.srtt + max(cfg.granularity_ps, 4 * pcb.rttvar), cfg.min_rto_ps),
+                      cfg.max_rto_ps)
+
+    # -- input -----------------------------------------------------------------------------------
+    async def input(self, src: bytes, dst: bytes, data: bytes) -> None:
+        """Process one segment from ``src`` (the IP layer has checked the IP header)."""
+        st = self.stack
+        self.stats.segments_in += 1
+        await st.charge_protocol("tcp")
+        await st.charge_checksum(len(data) + 12)
+        try:
+            seg = parse_segment(src, dst, data)
+        except ValueError as e:
+            if "checksum" in str(e):
+                self.stats.bad_checksum += 1
+            else:
+                self.stats.malformed += 1
+            return
+        key = (seg.dport, src, seg.sport)
+        pcb = self.conns.get(key)
+        examined = 1
+        if pcb is not None and self.config.pcb_lookup == "linear":
+            for i, k in enumerate(self.conns):
+                if k == key:
+                    examined = i + 1
+                    break
+        elif pcb is None:
+            examined = 1 + len(self.conns) if self.config.pcb_lookup == "linear" else 2
+        self.stats.pcb_entries_examined += examined
+        await st.charge_demux(examined)
+        if pcb is not None:
+            await self._input_pcb(pcb, seg)
+            return
+        tw = self.time_wait.get(key)
+        if tw is not None:
+            if await self._input_time_wait(key, tw, src, seg):
+                return
+        factory = self.listeners.get(seg.dport)
+        if factory is not None and seg.flags & (SYN | ACK | RST) == SYN:
+            await self._accept(factory, src, seg)
+            return
+        if factory is not None and seg.flags & RST:
+            return
+        await self._reset_reply(src, seg)
+
+    async def _reset_reply(self, src: bytes, seg: TcpSegment) -> None:
+        """RFC 793: a segment for no connection is answered with a reset (unless it is one)."""
+        if seg.flags & RST:
+            return
+        if seg.flags & ACK:
+            f = self._rst_frame(src, seg.dport, seg.sport, seg.ack, 0, 0)
+        else:
+            f = self._rst_frame(src, seg.dport, seg.sport, 0, seg.seq + seg.seg_len, ACK)
+        await self._transmit([f])
+
+    async def _input_time_wait(self, key, tw: TimeWaitEntry, src: bytes, seg: TcpSegment) -> bool:
+        """Handle a segment for a TIME_WAIT entry; False lets a new SYN through (reuse)."""
+        self.stats.time_wait_hits += 1
+        if seg.flags & RST:
+            return True                         # RFC 1337: no TIME_WAIT assassination
+
+        if seg.flags & SYN and not seg.flags & ACK:
+            # RFC 1122 4.2.2.13: a new SYN beyond the old connection's sequence space may
+            # reopen it from TIME_WAIT.
+            if ((seg.seq - tw.rcv_nxt) & _M32) < (1 << 31) and seg.dport in self.listeners:
+                self.time_wait.remove(key)
+                return False
+        if not (seg.flags & FIN or seg.payload):
+            return True                         # a bare ACK: answering it could ping-pong
+        if seg.flags & FIN:
+            self.time_wait.restart(key, self.config.time_wait)
+        seg_ack, summed = build_segment(self.stack.ip, src, seg.dport, seg.sport, tw.snd_nxt,
+                                        tw.rcv_nxt, ACK, self.config.rcv_wnd)
+        await self._transmit([(src, seg_ack, summed)])
+        return True
+
+    async def _accept(self, factory, src: bytes, seg: TcpSegment) -> None:
+        pcb = factory()
+        if pcb is None:
+            self.stats.refused += 1
+            await self._reset_reply(src, seg)
+            return
+        self._check_pcb(pcb)
+        if pcb.state is not TcpState.Closed:
+            raise ValueError(f"the listener's factory returned a PCB in {pcb.state.value}, "
+                             "not a closed one")
+        self._init_pcb(pcb, src, seg.dport, seg.sport)
+        pcb.irs = seg.seq
+        pcb.rcv_nxt = 1
+        pcb.snd_wnd = seg.wnd
+        pcb.snd_wl1, pcb.snd_wl2 = 0, 0
+        pcb.mss = min(seg.mss or 536, self._our_mss())
+        pcb.state = TcpState.SynReceived
+        self.conns[pcb.key] = pcb
+        self.stats.connections_accepted += 1
+        await self._transmit(self._collect(pcb))
+
+    async def _input_pcb(self, pcb: TcpPcb, seg: TcpSegment) -> None:
+        events: list = []
+        frames: list = []
+        if pcb.state is TcpState.SynSent:
+            self._syn_sent(pcb, seg, events, frames)
+        else:
+            self._synchronized(pcb, seg, events, frames)
+        await self._transmit(frames)
+        closing = [e for e in events if e[0] == pcb.on_closed]
+        await self._dispatch([e for e in events if e[0] != pcb.on_closed])
+        if pcb.state is not TcpState.Closed:
+            frames = self._collect(pcb)
+            if pcb._to_time_wait:
+                pcb._to_time_wait = False
+                closing += self._enter_time_wait(pcb)
+            await self._transmit(frames)
+        await self._dispatch(closing)
+
+    def _syn_sent(self, pcb: TcpPcb, seg: TcpSegment, events: list, frames: list) -> None:
+        ack = None
+        if seg.flags & ACK:
+            ack = _unwrap(seg.ack, pcb.iss, pcb.snd_una)
+            if ack <= 0 or ack > pcb.snd_max:
+                if not seg.flags & RST:
+                    frames.append(self._rst_frame(pcb.remote_ip, pcb.local_port,
+                                                  pcb.remote_port, seg.ack, 0, 0))
+                return
+        if seg.flags & RST:
+            if ack is not None:
+                self.stats.resets_received += 1
+                events += self._drop(pcb, "refused")
+            return
+        if not seg.flags & SYN:
+            return
+        pcb.irs = seg.seq
+        pcb.rcv_nxt = 1
+        pcb.mss = min(seg.mss or 536, self._our_mss())
+        pcb.snd_wnd, pcb.snd_wl1, pcb.snd_wl2 = seg.wnd, 0, ack or 0
+        if ack is not None:
+            self._ack_advance(pcb, ack, events)
+            pcb.state = TcpState.FinWait1 if pcb.fin_queued else TcpState.Established
+            pcb.ack_pending = True
+            events.insert(0, (pcb.on_connected, ()))
+        else:
+            # Simultaneous open: answer with SYN-ACK (the SYN is sent again with an ACK).
+            pcb.state = TcpState.SynReceived
+            pcb.snd_nxt = 0
+            pcb.rtt_seq = None
+
+    def _acceptable(self, pcb: TcpPcb, seq: int, seg_len: int) -> bool:
+        lo, hi = pcb.rcv_nxt, pcb.rcv_nxt + pcb.rcv_wnd
+        if seg_len == 0:
+            return lo <= seq < hi or seq == lo
+        return lo <= seq < hi or lo <= seq + seg_len - 1 < hi
+
+    def _synchronized(self, pcb: TcpPcb, seg: TcpSegment, events: list, frames: list) -> None:
+        seq = _unwrap(seg.seq, pcb.irs, pcb.rcv_nxt)
+        flags = seg.flags
+        if (pcb.state is TcpState.SynReceived and flags & SYN and not flags & ACK
+                and seq == 0):
+            pcb.snd_nxt = 0                     # our SYN-ACK was lost: send it again
+            return
+        if not self._acceptable(pcb, seq, seg.seg_len):
+            self.stats.duplicates += 1
+            if not flags & RST:
+                pcb.ack_pending = True
+            return
+        if flags & RST:
+            self.stats.resets_received += 1
+            events += self._drop(pcb, "reset")
+            return
+        if flags & SYN:
+            # A SYN inside the window of a synchronized connection: the peer restarted.
+            frames.append(self._rst_frame(pcb.remote_ip, pcb.local_port, pcb.remote_port,
+                                          pcb.iss + pcb.snd_nxt, 0, 0))
+            events += self._drop(pcb, "reset")
+            return
+        if not flags & ACK:
+            return
+        ack = _unwrap(seg.ack, pcb.iss, pcb.snd_una)
+        if pcb.state is TcpState.SynReceived:
+            if not pcb.snd_una < ack <= pcb.snd_max:
+                frames.append(self._rst_frame(pcb.remote_ip, pcb.local_port, pcb.remote_port,
+                                              seg.ack, 0, 0))
+                return
+            pcb.state = TcpState.FinWait1 if pcb.fin_queued else TcpState.Established
+            events.append((pcb.on_connected, ()))
+        if ack > pcb.snd_max:
+            pcb.ack_pending = True              # acknowledges something never sent
+            return
+        if ack > pcb.snd_una:
+            self._ack_advance(pcb, ack, events)
+        if seq > pcb.snd_wl1 or (seq == pcb.snd_wl1 and ack >= pcb.snd_wl2):
+            pcb.snd_wnd, pcb.snd_wl1, pcb.snd_wl2 = seg.wnd, seq, ack
+        fin_acked = pcb.fin_queued and pcb.snd_una == pcb.snd_end + 1
+        if fin_acked:
+            if pcb.state is TcpState.FinWait1:
+                pcb.state = TcpState.FinWait2
+            elif pcb.state is TcpState.Closing:
+                pcb._to_time_wait = True
+                return
+            elif pcb.state is TcpState.LastAck:
+                events += self._drop(pcb, "closed")
+                return
+        # -- data and FIN ---------------------------------------------------------------------
+        payload = seg.payload
+        fin = bool(flags & FIN)
+        if not payload and not fin:
+            return
+        pcb.ack_pending = True
+        if pcb.state not in _RECEIVING:
+            return                              # after the peer's FIN: ignore, acknowledge
+        end = pcb.rcv_nxt + pcb.rcv_wnd
+        if seq + len(payload) > end:            # trim to the window (and lose the FIN)
+            payload, fin = payload[:max(0, end - seq)], False
+        if seq > pcb.rcv_nxt:
+            self.stats.out_of_order += 1
+            pcb.ooo.setdefault(seq, (payload, fin))
+            return
+        self._deliver(pcb, seq, payload, fin, events)
+        while pcb.ooo and pcb.state in _RECEIVING:
+            k = min(pcb.ooo)
+            if k > pcb.rcv_nxt:
+                break
+            p, f = pcb.ooo.pop(k)
+            self._deliver(pcb, k, p, f, events)
+        if pcb.state not in _RECEIVING:
+            pcb.ooo.clear()
+
+    def _deliver(self, pcb: TcpPcb, seq: int, payload: bytes, fin: bool, events: list) -> None:
+        cut = pcb.rcv_nxt - seq
+        if cut > len(payload):
+            return                              # entirely old (its FIN too)
+        payload = payload[cut:]
+        if payload:
+            pcb.rcv_nxt += len(payload)
+            pcb.bytes_received += len(payload)
+            if self.config.rx_copy:
+                events.append((self.stack.charge_copy, (len(payload),)))
+            events.append((pcb.on_readable, (payload,)))
+        if fin:
+            pcb.rcv_nxt += 1
+            if pcb.state is TcpState.Established:
+                pcb.state = TcpState.CloseWait
+            elif pcb.state is TcpState.FinWait1:
+                pcb.state = TcpState.Closing
+            elif pcb.state is TcpState.FinWait2:
+                pcb._to_time_wait = True
+                pcb.state = TcpState.TimeWait
+            events.append((pcb.on_peer_closed, ()))
+
+    def _ack_advance(self, pcb: TcpPcb, ack: int, events: list) -> None:
+        old = pcb.snd_una
+        if pcb.rtt_seq is not None and ack > pcb.rtt_seq:
+            self._rtt_sample(pcb, self.stack.kernel.now - pcb.rtt_start)
+            pcb.rtt_seq = None
+        pcb.snd_una = ack
+        if pcb.snd_nxt < ack:
+            pcb.snd_nxt = ack
+        if pcb.rexmt_count and pcb.srtt is not None:
+            # New data was acknowledged: drop the backoff and use the estimate again (as
+            # 4.4BSD does). This takes no RTT sample, so Karn's rule still holds; without it
+            # a lossy recovery would crawl at the backed-off timeout, one hole per timeout.
+            self._rto_from_estimate(pcb)
+        pcb.rexmt_count = 0
+        if ack >= pcb.snd_max:
+            self._cancel_timer(pcb)
+        else:
+            self._set_timer(pcb)
+        data = max(0, min(ack, pcb.snd_end) - max(old, 1))
+        if data:
+            events.append((pcb.on_writable, (data,)))
