@@ -310,15 +310,23 @@ class RtlSession:
         The card's bus target, interrupt line and wire adapter.
     """
 
-    def __init__(self, backend: str, driver: HdlDriver, card: LanceRtl, run: Callable[[], None]):
+    def __init__(self, backend: str, driver: HdlDriver, card: LanceRtl, run: Callable[[], None],
+                 close: Callable[[], None] | None = None):
         self.backend = backend
         self.driver = driver
         self.card = card
         self._run = run
+        self._close = close
 
     def run(self) -> None:
         """Run the co-simulation until every non-daemon kernel task has finished."""
         self._run()
+
+    def close(self) -> None:
+        """Free the simulation (a Verilated model's memory); the session cannot run again."""
+        if self._close is not None:
+            self._close()
+            self._close = None
 
 
 def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int | None = None,
@@ -337,7 +345,7 @@ def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int
         model = build_direct(ram_bytes=ram_bytes, mac=mac)
         driver = VerilatorDirectDriver(model, kernel, LANCE_CLOCK)
         card = bind_direct(driver, station, name)
-        return RtlSession(backend, driver, card, driver.run)
+        return RtlSession(backend, driver, card, driver.run, model.close)
     if backend == "amaranth":
         from amaranth.sim import Simulator
 

@@ -21,6 +21,7 @@ unmaintained and predate Verilator 5; the shim is ~100 lines of generated C++.
 from __future__ import annotations
 
 import ctypes
+import sys
 import hashlib
 import os
 import re
@@ -238,6 +239,10 @@ class DirectModel:
             self._h = None
 
     def __del__(self):
+        # At interpreter exit Verilator's own static objects may already be going away and
+        # freeing a model then can deadlock inside Verilator; the process frees everything anyway.
+        if sys.is_finalizing():
+            return
         try:
             self.close()
         except Exception:

@@ -178,6 +178,8 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
     finally:
         if writer is not None:
             writer.close()
+        if session is not None:
+            session.close()
     elapsed = int(marks["t1"] - marks["t0"])
     return LanceExchangeResult(
         backend=backend,
