@@ -56,6 +56,8 @@ Semantics: docs/lance_card.md and :mod:`hw.lance.registers`.
 """
 from __future__ import annotations
 
+import types
+
 import struct
 import zlib
 from dataclasses import dataclass
@@ -79,9 +81,12 @@ __all__ = ["LanceModel", "LanceWire", "TxOutcome", "COUNTER_NAMES"]
 COUNTER_NAMES = tuple(c.name.lower() for c in sorted(Counter))
 _COUNTER_MAX = 0xFFFF
 _MASK32 = 0xFFFF_FFFF
-_W1C = CSR0.IDON | CSR0.TINT | CSR0.RINT | CSR0.MERR | CSR0.MISS | CSR0.CERR | CSR0.BABL
-_INTR_SOURCES = CSR0.BABL | CSR0.MISS | CSR0.MERR | CSR0.RINT | CSR0.TINT | CSR0.IDON
-_ERR_SOURCES = CSR0.BABL | CSR0.CERR | CSR0.MISS | CSR0.MERR
+# CSR0 bits as plain ints: the model tests them on every bus access and edge, where
+# IntFlag arithmetic costs a Python enum construction per operation.
+_C0 = types.SimpleNamespace(**{m.name: int(m) for m in CSR0})
+_W1C = _C0.IDON | _C0.TINT | _C0.RINT | _C0.MERR | _C0.MISS | _C0.CERR | _C0.BABL
+_INTR_SOURCES = _C0.BABL | _C0.MISS | _C0.MERR | _C0.RINT | _C0.TINT | _C0.IDON
+_ERR_SOURCES = _C0.BABL | _C0.CERR | _C0.MISS | _C0.MERR
 _MIN_PAYLOAD = MIN_FRAME - FCS_BYTES
 
 # Priorities of the actions at one edge (lower runs first; a later action's writes win).
@@ -152,7 +157,7 @@ class LanceModel:
     clock : Clock
         The card's clock (12.5 MHz TURBOchannel clock, rising edges at ``k * period``).
     irq : IrqLine
-        The interrupt line (``CSR0.INTR & CSR0.INEA``, registered).
+        The interrupt line (``_C0.INTR & _C0.INEA``, registered).
     ram_bytes : int
         Buffer SRAM size, a power of two multiple of 4 bytes (default 128 KiB).
     mac : bytes
@@ -229,7 +234,7 @@ class LanceModel:
     def _reset_state(self) -> None:
         """Reset and STOP: CSR0 = STOP, ring indices 0, engines idle (counters, CSR1-3, the
         init block's values and the RAM are kept, as in the gateware)."""
-        self.csr0 = CSR0.STOP
+        self.csr0 = _C0.STOP
         self.tx_index = 0
         self.rx_index = 0
         self._epoch += 1                # engine steps scheduled before this are dropped
@@ -250,11 +255,11 @@ class LanceModel:
     @property
     def csr0_value(self) -> int:
         """CSR0 as a read returns it (INTR and ERR computed)."""
-        v = int(self.csr0) & ~int(CSR0.INTR | CSR0.ERR | CSR0.TDMD)
+        v = self.csr0 & ~(_C0.INTR | _C0.ERR | _C0.TDMD)
         if v & _INTR_SOURCES:
-            v |= CSR0.INTR
+            v |= _C0.INTR
         if v & _ERR_SOURCES:
-            v |= CSR0.ERR
+            v |= _C0.ERR
         return v
 
     # -- BusTarget --------------------------------------------------------------------------
@@ -429,7 +434,7 @@ class LanceModel:
             v = value & 0xFFFF
             if self.rap == 0:
                 self._write_csr0(v, edge)
-            elif self.csr0 & CSR0.STOP:
+            elif self.csr0 & _C0.STOP:
                 if self.rap == 1:
                     self.csr1 = v & 0xFFFE
                 elif self.rap == 2:
@@ -442,19 +447,19 @@ class LanceModel:
             self.counters[COUNTER_NAMES[n]] = 0
 
     def _write_csr0(self, v: int, edge: int) -> None:
-        if v & CSR0.STOP:
+        if v & _C0.STOP:
             self._reset_state()
             return
         c = self.csr0 & ~(v & _W1C)
-        c = (c & ~CSR0.INEA) | (v & CSR0.INEA)
-        stopped = bool(self.csr0 & CSR0.STOP)
-        self.csr0 = CSR0(c)
-        if v & CSR0.INIT and stopped:
-            self.csr0 = (self.csr0 & ~CSR0.STOP) | CSR0.INIT
-            self._start_init(edge, bool(v & CSR0.STRT))
-        elif v & CSR0.STRT:
+        c = (c & ~_C0.INEA) | (v & _C0.INEA)
+        stopped = bool(self.csr0 & _C0.STOP)
+        self.csr0 = c
+        if v & _C0.INIT and stopped:
+            self.csr0 = (self.csr0 & ~_C0.STOP) | _C0.INIT
+            self._start_init(edge, bool(v & _C0.STRT))
+        elif v & _C0.STRT:
             self._start(edge)
-        if v & CSR0.TDMD:
+        if v & _C0.TDMD:
             self._tx_demand(edge)
 
     # -- edge scheduler -------------------------------------------------------------------------
@@ -480,7 +485,7 @@ class LanceModel:
         self._update_irq(cycle)
 
     def _update_irq(self, cycle: int) -> None:
-        level = 1 if (self.csr0_value & CSR0.INTR and self.csr0 & CSR0.INEA) else 0
+        level = 1 if (self.csr0_value & _C0.INTR and self.csr0 & _C0.INEA) else 0
         if level != self._irq_next:
             self._irq_next = level
             self._at(cycle + T.IRQ_LATENCY, lambda: self.irq.drive(level), _P_IRQ)
@@ -586,19 +591,19 @@ class LanceModel:
             self.tdra = (w[11] & 0xFF) << 16 | w[10]
             self.tlen = 1 << (w[11] >> 13)
             self._init_busy = False
-            self.csr0 |= CSR0.IDON
+            self.csr0 |= _C0.IDON
             if then_start:
                 self._start(edge + T.INIT_CYCLES)
         self._at(edge + T.INIT_CYCLES, done, _P_TX)
 
     def _start(self, edge: int) -> None:
         """STRT takes effect at ``edge`` (the ring indices are not reset: STOP does that)."""
-        c = (self.csr0 & ~(CSR0.STOP | CSR0.TXON | CSR0.RXON)) | CSR0.STRT
+        c = (self.csr0 & ~(_C0.STOP | _C0.TXON | _C0.RXON)) | _C0.STRT
         if not self.mode & Mode.DTX:
-            c |= CSR0.TXON
+            c |= _C0.TXON
         if not self.mode & Mode.DRX:
-            c |= CSR0.RXON
-        self.csr0 = CSR0(c)
+            c |= _C0.RXON
+        self.csr0 = c
         self._tx_demand(edge)
 
     # -- transmit engine -------------------------------------------------------------------------
@@ -606,7 +611,7 @@ class LanceModel:
         """A poll request taking effect at ``edge`` (TDMD, STRT): the idle engine polls at the
         next edge; a busy one keeps the request for when it is idle again."""
         self._tx_req = max(self._tx_req, edge)
-        if not self._tx_busy and self.csr0 & CSR0.TXON and not self._init_busy:
+        if not self._tx_busy and self.csr0 & _C0.TXON and not self._init_busy:
             self._tx_poll(edge + 1)
 
     def _tx_poll(self, p: int) -> None:
@@ -631,7 +636,7 @@ class LanceModel:
             if not alive[0] or self._epoch != epoch:
                 return
             self._tx_timer = None
-            if self.csr0 & CSR0.TXON and not self._tx_busy:
+            if self.csr0 & _C0.TXON and not self._tx_busy:
                 self._tx_poll(p + T.TX_POLL_CYCLES)
         self._at(p + T.TX_POLL_CYCLES - 1, timer, _P_TIMER)
 
@@ -729,12 +734,12 @@ class LanceModel:
                 | (TMD3.LCOL if outcome.late_collision else 0) \
                 | ((TMD3.UFLO | TMD3.BUFF) if buff_error else 0)
             self._wr16(self._tmd(last) + 6, int(tmd3))
-            self.csr0 |= CSR0.TINT
+            self.csr0 |= _C0.TINT
             if babble:
-                self.csr0 |= CSR0.BABL
+                self.csr0 |= _C0.BABL
             self.tx_index = (last + 1) % self.tlen
             if buff_error:
-                self.csr0 &= ~CSR0.TXON
+                self.csr0 &= ~_C0.TXON
                 self._tx_busy = False
                 return
             p = c                                      # the next poll starts at once
@@ -765,7 +770,7 @@ class LanceModel:
             return b0 + 2 * div * i
 
         yield beat(0)
-        if not self.csr0 & CSR0.RXON:
+        if not self.csr0 & _C0.RXON:
             return
         runt = n < MIN_FRAME
         if n == 1:
@@ -786,7 +791,7 @@ class LanceModel:
         if not self._accept(frame[:6]):
             return
         if not w0 >> 31:
-            self.csr0 |= CSR0.MISS
+            self.csr0 |= _C0.MISS
             self._count("missed")
             return
 
@@ -854,7 +859,7 @@ class LanceModel:
         yield fin + 2 + len(descs)
         if not cut:
             self._wr16(self._rmd(idx) + 6, n & 0xFFF)
-        self.csr0 |= CSR0.RINT
+        self.csr0 |= _C0.RINT
         self.rx_index = (idx + 1) % self.rlen
 
     def _queue_rx(self, frame: bytes, pos: int, take: int, addr: int,
