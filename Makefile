@@ -5,8 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 PYTEST_ARGS ?=
-# The main job. Until the paper's experiment exists (issue 6), it is the Ethernet segment experiment.
-RUN_ARGS ?= segment
+# The main job: the paper's experiment (`serveros run`, both figures, model backend; see README).
+RUN_ARGS ?= run
 
 .PHONY: setup test run bench clean help
 help:

@@ -178,3 +178,44 @@ def disk_benchmarks(seed: int = 31, commands: int = 40) -> list[BenchResult]:
         note = "the cocotb run failed: " + note
     rows.append(BenchResult("disk RTL (Verilator): blocks", blocks / dt, "blocks/s", note))
     return rows
+
+
+#: Issue 6's targets: the default run at most 0.1 wall seconds per simulated second on the
+#: model backend, the Verilator backend at most 5.
+WEB_TARGET_MODEL = 0.1
+WEB_TARGET_VERILATOR = 5.0
+
+
+def web_benchmarks(requests: int = 50, clients: int = 4, doc_bytes: int = 100) -> list[BenchResult]:
+    """Wall seconds per simulated second of one experiment point (Cheetah, ``clients`` clients
+    fetching a ``doc_bytes`` document ``requests`` times each) with the server's LANCE card as
+    the model and as its RTL on Verilator (the Verilator build is cached; the first run also
+    builds it). Simulated time is the measured interval of the point, from the first request
+    to the last reply, as in ``results.json``."""
+    import tempfile
+    from pathlib import Path
+
+    from .experiments import paper
+    from .rtl import simulator_missing
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        image = paper.build_documents_image(Path(tmp) / "docs.img", [doc_bytes])
+        for backend in ("model", "verilator"):
+            if backend == "verilator":
+                reason = simulator_missing("verilator")
+                if reason:
+                    rows.append(BenchResult("web verilator: wall s per sim s", float("nan"),
+                                            "s/s", reason))
+                    continue
+                # Build (or load) the card once outside the timed run.
+                paper.run_point(paper.Point(("a",), "cheetah", doc_bytes, 1, 1, backend, 1), image)
+            p = paper.Point(("a",), "cheetah", doc_bytes, clients, requests, backend, 1)
+            r = paper.run_point(p, image)[0]
+            target = WEB_TARGET_MODEL if backend == "model" else WEB_TARGET_VERILATOR
+            rows.append(BenchResult(
+                f"web {backend}: wall s per sim s", r["wall_seconds"] / r["sim_seconds"], "s/s",
+                f"cheetah, {clients} clients x {requests} requests of {doc_bytes} B: "
+                f"{r['throughput_rps']:,.0f} req/s, {r['sim_seconds']:.3f} s simulated in "
+                f"{r['wall_seconds']:.1f} s (target <= {target})"))
+    return rows

@@ -56,6 +56,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for r in drows:
         dt.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
     console.print(dt)
+    with console.status("web server: one Cheetah point on the model and with the card's RTL "
+                        "on Verilator ..."):
+        wrows = bench.web_benchmarks()
+    wt = Table(title="paper experiment, one point (figures, not tests)")
+    for col, just in (("benchmark", "left"), ("value", "right"), ("unit", "left"), ("note", "left")):
+        wt.add_column(col, justify=just)
+    for r in wrows:
+        wt.add_row(r.name, f"{r.value:,.2f}", r.unit, r.note)
+    console.print(wt)
+    console.print("the default run's own wall time and peak memory are printed by "
+                  "`serveros run` at its end")
     return 0
 
 
@@ -201,6 +212,82 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import resource
+    import time
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .experiments import paper
+
+    try:
+        figures = paper.parse_figures(args.figure)
+        servers = paper.parse_servers(args.servers)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, not {args.jobs}")
+        points = paper.plan_points(figures, servers, requests=args.requests,
+                                   backend=args.backend, seed=args.seed)
+        for name in servers:
+            paper.server_factory(name)
+    except (ValueError, paper.ServerUnavailable) as exc:
+        console.print(f"[red]serveros run: {exc}[/red]")
+        return 2
+    out = Path(args.out)
+    wall0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as prog:
+        bar = prog.add_task(f"simulating {len(points)} points ({args.jobs} workers)",
+                            total=len(points))
+
+        def done(point, rows) -> None:
+            r = rows[0]
+            prog.console.print(f"  {point.label}: {r['throughput_rps']:,.0f} req/s, "
+                               f"{r['sim_seconds']:.2f} s simulated in {r['wall_seconds']:.1f} s")
+            prog.advance(bar)
+        try:
+            rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap, progress=done)
+        except paper.PointFailed as exc:
+            console.print(f"[red]serveros run: {exc}[/red]")
+            return 1
+    wall = time.perf_counter() - wall0
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = max(me.ru_maxrss, kids.ru_maxrss)
+    cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    for fig in figures:
+        mine = [r for r in rows if r["figure"] == fig]
+        xkey, xname = ("doc_bytes", "document bytes") if fig == "a" else ("clients", "clients")
+        xs = sorted({r[xkey] for r in mine})
+        sub = (f"{paper.FIGURE_A_CLIENTS} clients" if fig == "a"
+               else f"{paper.FIGURE_B_DOC}-byte document")
+        t = Table(title=f"figure {fig}: requests per second by {xname} ({sub}, "
+                        f"{args.requests} requests per client, {args.backend}, seed {args.seed})")
+        t.add_column(f"server \\ {xname}")
+        for x in xs:
+            t.add_column(str(x), justify="right")
+        for s in servers:
+            by = {r[xkey]: r for r in mine if r["server"] == s}
+            t.add_row(s, *[f"{by[x]['throughput_rps']:,.0f}" + (f" ({by[x]['failed']} failed)"
+                                                                 if by[x]["failed"] else "")
+                           if x in by else "-" for x in xs])
+        console.print(t)
+    files = paper.write_results(rows, out, meta={"figures": list(figures),
+                                                 "servers": list(servers),
+                                                 "requests_per_client": args.requests,
+                                                 "backend": args.backend, "seed": args.seed})
+    simulated = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows}.values()
+    console.print(f"{len(points)} points, {sum(r['requests'] for r in simulated):,} requests "
+                  f"simulated; {wall:.1f} s wall, {cpu_s:.1f} s CPU (all processes), peak "
+                  f"memory {peak / 1024:.0f} MiB per process")
+    console.print("wrote:", soft_wrap=True)
+    for p in files.values():
+        console.print(f"  {p}", soft_wrap=True, markup=False, highlight=False)
+    if args.pcap:
+        console.print(f"  {args.pcap} (the first point only)", soft_wrap=True, markup=False,
+                      highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="serveros",
@@ -249,6 +336,23 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     ln.add_argument("--pcap", default=None, help="write the segment's frames to this pcapng file")
     ln.set_defaults(func=_cmd_lance)
+    ru = sub.add_parser("run", help="the paper's experiment: HTTP throughput of cheetah, harvest "
+                        "and ncsa against document size (figure a) and clients (figure b)")
+    ru.add_argument("--figure", default="all", help="a, b or all (default all)")
+    ru.add_argument("--requests", type=int, default=1000, help="requests per client (default 1000)")
+    ru.add_argument("--servers", default="cheetah,harvest,ncsa",
+                    help="comma-separated servers (default cheetah,harvest,ncsa); "
+                         "cheetah@STAGE runs Cheetah at one of the paper's stages "
+                         "(posix, libos, ... see README)")
+    ru.add_argument("--backend", default="model",
+                    help="the server's LANCE card: model, or its RTL on verilator or amaranth "
+                         "(icarus runs the RTL only in the cocotb testbenches; default model)")
+    ru.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ru.add_argument("--pcap", default=None,
+                    help="write the frames of the FIRST point run to this pcapng file")
+    ru.add_argument("--out", default="results", help="output folder (default results/)")
+    ru.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    ru.set_defaults(func=_cmd_run)
     return p
 
 

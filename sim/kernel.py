@@ -47,6 +47,7 @@ _LATE = 1 << 62
 # Heap entries are lists [time, seq, fn, arg] so that an entry can be cancelled in place
 # (fn = None) without searching the heap.
 _T, _SEQ, _FN, _ARG = 0, 1, 2, 3
+_NEVER = 1 << 126
 
 
 class _Waitable:
@@ -284,23 +285,35 @@ class Task(_Waitable):
 
     def _step(self, value: Any = None, throw: BaseException | None = None) -> None:
         k = self._kernel
-        prev, k.current = k.current, self
-        try:
-            cmd = self._coro.throw(throw) if throw is not None else self._coro.send(value)
-        except StopIteration as stop:
-            self._finish(stop.value, None)
-            return
-        except Cancelled:
-            self._finish(None, None)
-            return
-        except BaseException as exc:  # noqa: BLE001 - a task's failure fails the run
-            self._finish(None, exc)
-            k._failed.append(self)
-            return
-        finally:
-            k.current = prev
-        if type(cmd) is _Sleep:  # the hot path: the heap entry itself is the cancel token
-            self._cancel_wait = k._push(cmd.until, self._step, None, cmd.late)
+        heap = k._heap
+        while True:
+            prev, k.current = k.current, self
+            try:
+                cmd = self._coro.throw(throw) if throw is not None else self._coro.send(value)
+            except StopIteration as stop:
+                self._finish(stop.value, None)
+                return
+            except Cancelled:
+                self._finish(None, None)
+                return
+            except BaseException as exc:  # noqa: BLE001 - a task's failure fails the run
+                self._finish(None, exc)
+                k._failed.append(self)
+                return
+            finally:
+                k.current = prev
+            if type(cmd) is not _Sleep:
+                break
+            # The hot path. A sleep that ends before every other scheduled entry (and within
+            # the time the running loop may reach) would be the very next entry popped: resume
+            # the task at once instead of a heap round trip. Same order, same times.
+            until = cmd.until
+            if until <= k._horizon and (not heap or heap[0][_T] > until):
+                k.now = until
+                k.events += 1
+                value = None
+                continue
+            self._cancel_wait = k._push(until, self._step, None, cmd.late)   # its cancel token
             return
         try:
             self._cancel_wait = _canceller(cmd._arm(k, self._step))
@@ -366,6 +379,9 @@ class Kernel:
         self._live = 0
         self._failed: list[Task] = []
         self.tasks: list[Task] = []
+        #: How far the running loop may advance time (run's ``until``, run_until's ``t``):
+        #: a task's sleep is only short-cut within it (:meth:`Task._step`).
+        self._horizon = -1
 
     # -- scheduling primitives ------------------------------------------------------------
     def _push(self, t: int, fn: Callable[[Any], None], arg: Any, late: bool = False) -> list:
@@ -455,6 +471,7 @@ class Kernel:
             raise SimulationError(f"run_until({t}) is in the past (now {self.now})")
         heap, pop = self._heap, heapq.heappop
         n = 0
+        self._horizon = t
         try:
             while heap and heap[0][_T] <= t:
                 entry = pop(heap)
@@ -468,6 +485,7 @@ class Kernel:
                     break
         finally:
             self.events += n
+            self._horizon = -1
         self._raise_failures()
         self.now = t
 
@@ -476,6 +494,7 @@ class Kernel:
         scheduled, or time ``until`` (whichever is first). Returns the final time."""
         heap, pop = self._heap, heapq.heappop
         n = 0
+        self._horizon = _NEVER if until is None else until
         try:
             while heap and (self._live > 0 or until is not None):
                 entry = heap[0]
@@ -492,6 +511,7 @@ class Kernel:
                     break
         finally:
             self.events += n
+            self._horizon = -1
         self._raise_failures()
         if until is not None:
             self.now = max(self.now, until)

@@ -828,30 +828,41 @@ class Tcp:
             return
         key = (seg.dport, src, seg.sport)
         pcb = self.conns.get(key)
-        examined = 1
-        if pcb is not None and self.config.pcb_lookup == "linear":
-            for i, k in enumerate(self.conns):
-                if k == key:
-                    examined = i + 1
-                    break
-        elif pcb is None:
-            examined = 1 + len(self.conns) if self.config.pcb_lookup == "linear" else 2
+        tw = self.time_wait.get(key) if pcb is None else None
+        factory = self.listeners.get(seg.dport)
+        new_conn = pcb is None and factory is not None and seg.flags & (SYN | ACK | RST) == SYN
+        examined = self._lookup_cost(key, pcb is not None, tw is not None, new_conn)
         self.stats.pcb_entries_examined += examined
         await st.charge_demux(examined)
         if pcb is not None:
             await self._input_pcb(pcb, seg)
             return
-        tw = self.time_wait.get(key)
         if tw is not None:
             if await self._input_time_wait(key, tw, src, seg):
                 return
-        factory = self.listeners.get(seg.dport)
-        if factory is not None and seg.flags & (SYN | ACK | RST) == SYN:
+        if new_conn:
             await self._accept(factory, src, seg)
+            self._accepted(key)
             return
         if factory is not None and seg.flags & RST:
             return
         await self._reset_reply(src, seg)
+
+    def _lookup_cost(self, key: tuple, found: bool, in_time_wait: bool, new_conn: bool) -> int:
+        """PCB entries a lookup of ``key`` examines (charged as demultiplexing): one hash probe
+        (two on a miss), or with ``pcb_lookup="linear"`` the place of the PCB in the list.
+        A stack with another PCB organisation (4.3BSD's, in sw/ultrix) overrides this."""
+        if self.config.pcb_lookup != "linear":
+            return 1 if found else 2
+        if not found:
+            return 1 + len(self.conns)
+        for i, k in enumerate(self.conns):
+            if k == key:
+                return i + 1
+        return 1
+
+    def _accepted(self, key: tuple) -> None:
+        """A listener accepted a new connection ``key`` (a hook for PCB bookkeeping)."""
 
     async def _reset_reply(self, src: bytes, seg: TcpSegment) -> None:
         """RFC 793: a segment for no connection is answered with a reset (unless it is one)."""

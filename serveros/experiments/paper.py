@@ -1,0 +1,546 @@
+"""The paper's experiment: HTTP throughput of Cheetah, Harvest and NCSA (``serveros run``).
+
+Kaashoek et al. (1996) measure a DECstation 5000/125 server answering closed-loop clients on a
+10 Mbit/s Ethernet, each client fetching the same document again and again over a new TCP
+connection per request:
+
+- **figure a**: throughput against document size (0, 10, 100, 1024 and 10240 bytes), 4 clients;
+- **figure b**: throughput against the number of clients (1 to 6), 100-byte document.
+
+Every ``(server, document size, clients)`` combination is a *point*: an independent simulation
+(fresh kernel, segment and machines, seeded from the run's seed and the point itself), so points
+run in parallel worker processes and the same seed gives the same rows whatever the number of
+workers. The point shared by both figures (100 bytes, 4 clients) is simulated once and reported
+in both.
+
+Measurement
+-----------
+The server machine boots (drivers, then ``await server.start()``), then every client starts at
+the same simulated time. The measured interval runs from the first request's start to the last
+request's end; the server's CPU accounting and the segment's frame count are reset at its start.
+
+Rows
+----
+:func:`run_point` returns one row (a dict) per point and figure, with the fields of
+:data:`ROW_FIELDS`: ``throughput_rps`` counts the successful requests over the interval;
+``first100_rps``/``last100_rps`` are the same rate over the first and over the last
+``100 x clients`` completions (the start of the run to the N-th completion; the completion
+before the last N to the last one), so a server that slows down as, e.g., TIME_WAIT PCBs pile
+up shows it; ``goodput_bytes_per_s`` counts
+document bytes only; ``cpu_breakdown`` maps each CPU category (:mod:`sim.cpu`, ``idle``
+included) to its fraction of the server's cycles over the interval; ``packets_per_request`` is
+frames delivered on the segment over the interval per request; ``server_stats`` is the server's
+``stats()``; ``wall_seconds`` is the only field that changes between runs with the same seed.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+__all__ = ["FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS", "FIGURE_B_DOC",
+           "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "Point",
+           "ServerUnavailable", "PointFailed", "server_factory", "document_path",
+           "document_content", "write_documents", "build_documents_image", "plan_points",
+           "run_point", "run_paper", "write_results", "rows_without_wall", "parse_servers",
+           "parse_figures"]
+
+FIGURES = ("a", "b")
+#: Figure a's document sizes (bytes) and clients.
+DOC_SIZES = (0, 10, 100, 1024, 10240)
+FIGURE_A_CLIENTS = 4
+#: Figure b's document and client counts.
+FIGURE_B_DOC = 100
+FIGURE_B_CLIENTS = (1, 2, 3, 4, 5, 6)
+#: The paper's servers, and the module and function each is built by (imported lazily).
+SERVERS = {
+    "cheetah": ("sw.cheetah", "make_server"),
+    "harvest": ("sw.ultrix", "make_harvest"),
+    "ncsa": ("sw.ultrix", "make_ncsa"),
+}
+#: Servers for tests and smoke runs only (never in the default run).
+TEST_SERVERS = {"static": ("sw.clients.testserver", "make_server")}
+DEFAULT_REQUESTS = 1000
+
+ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client", "requests",
+              "ok", "failed", "timeouts", "throughput_rps", "first100_rps", "last100_rps",
+              "goodput_bytes_per_s", "mean_latency_ms", "sim_seconds", "wall_seconds",
+              "cpu_breakdown", "packets_per_request", "backend", "seed", "point_seed",
+              "server_stats", "wire_collisions", "wire_excessive_collisions",
+              "wire_busy_fraction")
+
+
+class ServerUnavailable(RuntimeError):
+    """A server's constructor cannot be imported (its package is not written yet)."""
+
+
+def server_factory(name: str) -> Callable:
+    """The constructor ``f(host) -> HttpServer`` of server ``name`` (imported now).
+
+    Raises
+    ------
+    ValueError
+        For an unknown server name.
+    ServerUnavailable
+        If the server's module or function does not exist.
+    """
+    base, _, stage_name = name.partition("@")
+    if stage_name:
+        return _cheetah_stage_factory(name, base, stage_name)
+    spec = SERVERS.get(name) or TEST_SERVERS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown server {name!r}; known: {', '.join([*SERVERS, *TEST_SERVERS])}")
+    module, func = spec
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ServerUnavailable(f"server {name!r} is not available: cannot import {module} "
+                                f"({e})") from e
+    fn = getattr(mod, func, None)
+    if not callable(fn):
+        raise ServerUnavailable(f"server {name!r} is not available: {module} has no {func}()")
+    return fn
+
+
+def _cheetah_stage_factory(name: str, base: str, stage_name: str) -> Callable:
+    """``cheetah@STAGE``: Cheetah built at one of the paper's stages (``sw.cheetah.STAGES``)."""
+    if base != "cheetah":
+        raise ValueError(f"only cheetah has stages ({name!r}): use cheetah@STAGE")
+    try:
+        cheetah = importlib.import_module("sw.cheetah")
+    except ImportError as e:
+        raise ServerUnavailable(f"server {name!r} is not available: cannot import sw.cheetah "
+                                f"({e})") from e
+    if stage_name not in cheetah.STAGES:
+        raise ValueError(f"unknown Cheetah stage {stage_name!r} in {name!r}; stages: "
+                         f"{', '.join(cheetah.STAGES)}")
+    return functools.partial(cheetah.make_server, config=cheetah.stage(stage_name))
+
+
+def base_server(name: str) -> str:
+    """The machine a server runs on is chosen by its base name: ``cheetah@libos`` -> ``cheetah``."""
+    return name.partition("@")[0]
+
+
+def parse_servers(text: str | Iterable[str]) -> tuple[str, ...]:
+    """``"cheetah,ncsa"`` (or a list) as a tuple of known server names, in the given order.
+
+    Raises
+    ------
+    ValueError
+        For an empty list, an unknown name or a repeated one.
+    """
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    names = [s for s in names if s]
+    if not names:
+        raise ValueError(f"no server given in {text!r}")
+    for s in names:
+        if "@" in s:
+            server_factory(s)               # validates the stage (raises ValueError)
+        elif s not in SERVERS and s not in TEST_SERVERS:
+            raise ValueError(f"unknown server {s!r}; known: {', '.join(SERVERS)} "
+                             f"(and cheetah@STAGE for Cheetah's stages)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a server is named twice in {text!r}")
+    return tuple(names)
+
+
+def parse_figures(text: str) -> tuple[str, ...]:
+    """``"a"``, ``"b"`` or ``"all"`` as a tuple of figure names.
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    if text == "all":
+        return FIGURES
+    if text in FIGURES:
+        return (text,)
+    raise ValueError(f"figure must be a, b or all, not {text!r}")
+
+
+# -- documents ------------------------------------------------------------------------------------
+_PATTERN = bytes(range(32, 127)) + b"\n"
+
+
+def document_path(size: int) -> str:
+    """The URL path (and file-system path) of the ``size``-byte document: ``/doc<size>``."""
+    return f"/doc{size}"
+
+
+def document_content(size: int) -> bytes:
+    """The ``size`` bytes of the document: printable ASCII, deterministic."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"document size must be an integer >= 0, not {size!r}")
+    reps = size // len(_PATTERN) + 1
+    return (_PATTERN * reps)[:size]
+
+
+def write_documents(host_dir: str | os.PathLike, sizes: Iterable[int] = DOC_SIZES) -> list[Path]:
+    """Write ``/doc<N>`` for every size into ``host_dir``; returns the files."""
+    d = Path(host_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n in sizes:
+        p = d / document_path(n).lstrip("/")
+        p.write_bytes(document_content(n))
+        out.append(p)
+    return out
+
+
+def build_documents_image(image_path: str | os.PathLike, sizes: Iterable[int] = DOC_SIZES) -> Path:
+    """A disk image holding the documents (256 bytes of application inode fields each, for
+    Cheetah's precomputed headers and checksums). Returns the image's path."""
+    from hw.disk.image import DiskImage
+    from sw.libos.fs.build import build_image
+
+    image_path = Path(image_path)
+    with tempfile.TemporaryDirectory(prefix="serveros-docs-") as tmp:
+        write_documents(tmp, sizes)
+        build_image(tmp, image_path, extra_size=256, overwrite=True,
+                    image_factory=lambda p, n, bs: DiskImage.create(p, n, bs, overwrite=True))
+    return image_path
+
+
+# -- points ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Point:
+    """One simulation: ``server`` answering ``clients`` clients that each fetch the
+    ``doc_bytes`` document ``requests`` times; ``figures`` are the figures it belongs to."""
+
+    figures: tuple[str, ...]
+    server: str
+    doc_bytes: int
+    clients: int
+    requests: int
+    backend: str
+    seed: int
+
+    @property
+    def point_seed(self) -> int:
+        """The simulation's seed: the run's seed mixed with what the point is."""
+        key = f"{self.server}/{self.doc_bytes}/{self.clients}/{self.requests}".encode()
+        return (self.seed * 1_000_003 + zlib.crc32(key)) % (1 << 31)
+
+    @property
+    def label(self) -> str:
+        return f"{self.server} {self.doc_bytes} B x{self.clients}"
+
+
+def _check_int(name: str, v, lo: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
+
+
+def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple(SERVERS), *,
+                requests: int = DEFAULT_REQUESTS, backend: str = "model", seed: int = 1,
+                doc_sizes: Iterable[int] = DOC_SIZES,
+                clients: Iterable[int] = FIGURE_B_CLIENTS) -> list[Point]:
+    """Every point of ``figures`` for ``servers``, each simulated once (figure a's 100-byte
+    4-client point is also figure b's). Ordered by server, then figure a, then figure b.
+
+    Raises
+    ------
+    ValueError
+        For an unknown figure, server or backend, or a bad number.
+    """
+    from ..machines import BACKENDS
+
+    figures = tuple(figures)
+    for f in figures:
+        if f not in FIGURES:
+            raise ValueError(f"figure must be one of {', '.join(FIGURES)}, not {f!r}")
+    servers = parse_servers(list(servers))
+    _check_int("requests", requests, 1)
+    _check_int("seed", seed, 0)
+    if backend == "icarus":
+        raise ValueError("backend 'icarus' cannot run the experiment: the card's RTL runs on "
+                         "Icarus only inside the cocotb testbenches (tests/hw), one cocotb "
+                         "process per test; use --backend verilator (or amaranth) for the RTL "
+                         "in the loop")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    doc_sizes, clients = tuple(doc_sizes), tuple(clients)
+    for n in doc_sizes:
+        _check_int("document size", n, 0)
+    for c in clients:
+        _check_int("client count", c, 1)
+        if c > 200:
+            raise ValueError(f"client count must be at most 200, not {c!r}")
+    points: list[Point] = []
+    for server in servers:
+        combos: dict[tuple[int, int], list[str]] = {}
+        if "a" in figures:
+            for n in doc_sizes:
+                combos.setdefault((n, FIGURE_A_CLIENTS), []).append("a")
+        if "b" in figures:
+            for c in clients:
+                combos.setdefault((FIGURE_B_DOC, c), []).append("b")
+        for (n, c), figs in combos.items():
+            points.append(Point(tuple(figs), server, n, c, requests, backend, seed))
+    return points
+
+
+def _window_rates(records: list, n: int) -> tuple[float, float]:
+    """Throughput over the first and over the last ``n`` successful completions of
+    ``records``: ``n`` over the time from the first start to the ``n``-th completion, and over
+    the time from the completion before the last ``n`` to the last one."""
+    ends = sorted(r.end for r in records if r.ok)
+    if not ends:
+        return 0.0, 0.0
+    n = min(n, len(ends))
+    t0 = min(r.start for r in records)
+    first = ends[n - 1] - t0
+    last = ends[-1] - (ends[-n - 1] if len(ends) > n else t0)
+    return (n / (first / 1e12) if first > 0 else 0.0, n / (last / 1e12) if last > 0 else 0.0)
+
+
+def run_point(point: Point, image_path: str | os.PathLike, *,
+              pcap_path: str | os.PathLike | None = None) -> list[dict]:
+    """Simulate ``point`` with the documents of ``image_path``; returns its rows (one per
+    figure it belongs to, the same apart from ``figure``).
+
+    Raises
+    ------
+    ServerUnavailable
+        If the server's package is not there.
+    RuntimeError
+        If the simulation stops before every client is done.
+    """
+    from sim.kernel import Kernel
+    from sim.media.ethernet import Segment
+    from sim.media.pcap import PcapNgWriter
+    from sw.clients.http import HttpClient
+
+    from ..machines import boot, build_client_machine, build_server_machine, preload_arp, \
+        server_ip
+
+    factory = server_factory(point.server)
+    wall0 = time.perf_counter()
+    pseed = point.point_seed
+    k = Kernel()
+    writer = PcapNgWriter(str(pcap_path)) if pcap_path else None
+    seg = Segment(k, seed=pseed, pcap=writer)
+    host, session = build_server_machine(k, seg, server=base_server(point.server),
+                                         backend=point.backend,
+                                         image_path=image_path, seed=pseed)
+    clients = [build_client_machine(k, seg, i, seed=pseed + 1 + i) for i in range(point.clients)]
+    preload_arp([host, *clients])
+    path = document_path(point.doc_bytes)
+    marks: dict = {}
+
+    async def main() -> None:
+        await boot(host)
+        server = factory(host)
+        await server.start()
+        marks["server"] = server
+        host.cpu.reset_stats()
+        marks["t0"] = k.now
+        marks["frames0"] = seg.stats.frames
+        marks["wire0"] = (seg.stats.collisions, seg.stats.excessive_collisions, seg.stats.busy_ps)
+        http = [HttpClient(c, server_ip(), path, point.requests) for c in clients]
+        tasks = [k.spawn(h.run(), name=f"{h.name}") for h in http]
+        for t in tasks:
+            await t
+        marks["t1"] = k.now
+        marks["frames1"] = seg.stats.frames
+        marks["wire1"] = (seg.stats.collisions, seg.stats.excessive_collisions, seg.stats.busy_ps)
+        marks["cpu"] = host.cpu.report()
+        marks["http"] = http
+        # JSON-clean (e.g. integer status keys become strings), so rows equal their JSON.
+        marks["stats"] = json.loads(json.dumps(server.stats(), default=str))
+
+    try:
+        task = k.spawn(main(), name="experiment")
+        if session is None:
+            k.run()
+        else:
+            session.run()
+        if not task.done:
+            raise RuntimeError(f"{point.label}: the simulation stopped before every client "
+                               f"was done (t={k.now} ps)")
+        if task.exception is not None:
+            raise task.exception
+    finally:
+        if writer is not None:
+            writer.close()
+        if session is not None:
+            session.close()
+    wall = time.perf_counter() - wall0
+    http = marks["http"]
+    records = [r for h in http for r in h.records]
+    ok = [r for r in records if r.ok]
+    t_first = min(r.start for r in records)
+    t_last = max(r.end for r in records)
+    span_s = (t_last - t_first) / 1e12
+    first100, last100 = _window_rates(records, 100 * point.clients)
+    cpu = marks["cpu"]
+    breakdown = {c: s.fraction for c, s in sorted(cpu.by_category.items())}
+    frames = marks["frames1"] - marks["frames0"]
+    row = {
+        "figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
+        "clients": point.clients, "requests_per_client": point.requests,
+        "requests": len(records), "ok": len(ok), "failed": len(records) - len(ok),
+        "timeouts": sum(h.stats.timeouts for h in http),
+        "throughput_rps": len(ok) / span_s if span_s > 0 else 0.0,
+        "first100_rps": first100, "last100_rps": last100,
+        "goodput_bytes_per_s": sum(r.body_bytes for r in ok) / span_s if span_s > 0 else 0.0,
+        "mean_latency_ms": (sum(r.end - r.start for r in ok) / len(ok) / 1e9) if ok else 0.0,
+        "sim_seconds": span_s, "wall_seconds": wall, "cpu_breakdown": breakdown,
+        "packets_per_request": frames / len(records) if records else 0.0,
+        "backend": point.backend, "seed": point.seed, "point_seed": pseed,
+        "server_stats": marks["stats"],
+        # The shared wire over the interval: collision episodes, frames abandoned after 16
+        # attempts (each costs its sender a TCP retransmission timeout) and the busy fraction.
+        "wire_collisions": marks["wire1"][0] - marks["wire0"][0],
+        "wire_excessive_collisions": marks["wire1"][1] - marks["wire0"][1],
+        "wire_busy_fraction": ((marks["wire1"][2] - marks["wire0"][2]) / (span_s * 1e12)
+                               if span_s > 0 else 0.0),
+    }
+    return [dict(row, figure=f) for f in point.figures]
+
+
+#: Rough wall cost of a request per server, relative (measured on the model backend).
+_SERVER_COST = {"cheetah": 1.0, "harvest": 1.6, "ncsa": 2.8}
+
+
+def _cost(p: Point) -> float:
+    """A point's expected wall time, relative (for scheduling only)."""
+    return p.clients * p.requests * _SERVER_COST.get(p.server, 1.0) * (1 + p.doc_bytes / 1460)
+
+
+class PointFailed(RuntimeError):
+    """A point's simulation raised (the message names the point and the cause)."""
+
+
+def _run_point_job(args) -> list[dict]:
+    point, image, pcap = args
+    try:
+        return run_point(point, image, pcap_path=pcap)
+    except Exception as e:                      # picklable, names the point
+        import traceback
+        raise PointFailed(f"point {point.label} (seed {point.point_seed}) failed: {e!r}\n"
+                          + traceback.format_exc(limit=-8)) from None
+
+
+def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLike | None = None,
+              image_path: str | os.PathLike | None = None,
+              progress: Callable[[Point, list[dict]], None] | None = None) -> list[dict]:
+    """Run every point (in ``jobs`` worker processes; 1 runs them here) and return the rows in
+    the order of ``points``.
+
+    Parameters
+    ----------
+    pcap_path : path-like, optional
+        Write the FIRST point's frames to this pcapng file (the other points are not captured).
+    image_path : path-like, optional
+        The documents' disk image; default: built in a temporary folder.
+    progress : callable, optional
+        ``progress(point, rows)`` as each point finishes (in completion order).
+
+    Raises
+    ------
+    ValueError
+        For no points or a bad ``jobs``.
+    ServerUnavailable
+        If a server's package is missing (checked before anything runs).
+    PointFailed
+        If a point's simulation raised.
+    """
+    _check_int("jobs", jobs, 1)
+    if not points:
+        raise ValueError("no points to run")
+    for name in sorted({p.server for p in points}):
+        server_factory(name)
+    if pcap_path:
+        Path(pcap_path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="serveros-paper-") as tmp:
+        image = image_path or build_documents_image(Path(tmp) / "docs.img")
+        work = [(p, str(image), str(pcap_path) if (pcap_path and i == 0) else None)
+                for i, p in enumerate(points)]
+        results: list[list[dict] | None] = [None] * len(points)
+        if jobs == 1 or len(points) == 1:
+            for i, w in enumerate(work):
+                results[i] = _run_point_job(w)
+                if progress:
+                    progress(points[i], results[i])
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(max_workers=min(jobs, len(points)), mp_context=ctx) as ex:
+                # Longest first, so the two workers finish together.
+                order = sorted(range(len(work)), key=lambda i: -_cost(points[i]))
+                futs = {ex.submit(_run_point_job, work[i]): i for i in order}
+                for f in as_completed(futs):
+                    i = futs[f]
+                    results[i] = f.result()
+                    if progress:
+                        progress(points[i], results[i])
+    rows = [r for rs in results for r in rs]
+    rows.sort(key=lambda r: (r["figure"], list(SERVERS).index(r["server"])
+                             if r["server"] in SERVERS else 99, r["doc_bytes"], r["clients"]))
+    return rows
+
+
+# -- outputs --------------------------------------------------------------------------------------
+def rows_without_wall(rows: list[dict]) -> list[dict]:
+    """The rows with ``wall_seconds`` removed (what must be equal for equal seeds)."""
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+
+
+def _flat(row: dict, categories: list[str], stat_keys: list[str]) -> list:
+    out = []
+    for f in ROW_FIELDS:
+        if f in ("cpu_breakdown", "server_stats"):
+            continue
+        out.append(row.get(f))
+    out += [row["cpu_breakdown"].get(c, 0.0) for c in categories]
+    out += [row["server_stats"].get(s, "") for s in stat_keys]
+    return out
+
+
+def write_results(rows: list[dict], out_dir: str | os.PathLike, *, plots: bool = True,
+                  meta: dict | None = None) -> dict[str, Path]:
+    """Write ``results.json`` (``{"rows": [...]}`` plus ``meta``), ``results.csv``
+    (``cpu_breakdown`` as ``cpu_<category>`` columns, server stats as ``server_<name>``) and,
+    with ``plots``, ``figure_a.png``/``figure_b.png`` for the figures present. Returns the
+    files written by name."""
+    import csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    doc = {"rows": rows}
+    if meta:
+        doc["meta"] = meta
+    p = out / "results.json"
+    p.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    files["json"] = p
+    cats = sorted({c for r in rows for c in r["cpu_breakdown"]})
+    stats = sorted({s for r in rows for s, v in r["server_stats"].items()
+                    if isinstance(v, (int, float, str, bool)) or v is None})
+    p = out / "results.csv"
+    with p.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([f for f in ROW_FIELDS if f not in ("cpu_breakdown", "server_stats")]
+                   + [f"cpu_{c}" for c in cats] + [f"server_{s}" for s in stats])
+        for r in rows:
+            w.writerow(_flat(r, cats, stats))
+    files["csv"] = p
+    if plots:
+        from .. import plots as plotmod
+        for fig in sorted({r["figure"] for r in rows}):
+            png = out / f"figure_{fig}.png"
+            plotmod.plot_figure(rows, fig, png)
+            files[f"figure_{fig}"] = png
+    return files

@@ -1,0 +1,171 @@
+"""Cheetah's configuration: one switch per specialization, and the paper's stages.
+
+SYSTEM.md section 5: Cheetah was built in stages, "a plain server on POSIX-like defaults first,
+then each default replaced by the server OS library, then each specialization switched on one
+at a time". :class:`CheetahConfig` holds one boolean per step and :func:`stage` returns the
+configuration of each stage named in :data:`STAGES`, so that every contribution can be measured.
+
+The costs the server charges for its own work (beyond what the TCP/IP library, the file system
+and the exokernel charge) are instruction-count estimates in :data:`APP_COSTS`, converted to
+cycles with the platform's ``kernel_cpi`` (``Platform.instructions``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from sim.platforms.base import Cost
+
+__all__ = ["CheetahConfig", "STAGES", "SPECIALIZATIONS", "stage", "APP_COSTS"]
+
+#: The specializations, in the order the stages switch them on.
+SPECIALIZATIONS: tuple[str, ...] = (
+    "event_loop", "request_pool", "parse_in_place", "merged_segments",
+    "precomputed_checksums", "precomputed_headers", "inline_prefetch",
+    "cache_as_retransmit_pool",
+)
+
+
+@dataclass(frozen=True)
+class CheetahConfig:
+    """Which of Cheetah's specializations are on (all on by default: the real Cheetah).
+
+    Parameters
+    ----------
+    libos : bool
+        Use the library OS's interfaces directly (application-owned PCBs looked up by hash,
+        sends from the application's buffers). Off: POSIX-like defaults on top of them: each
+        socket or file operation is a call through an emulation layer (charged as a system
+        call), data written to a socket is copied into a socket buffer, PCBs are found by a
+        BSD-style linear scan.
+    event_loop : bool
+        One thread of control running HTTP handlers from network and disk events. Off: a
+        thread per request that blocks in its calls (creation and context switches charged;
+        the request's ACK cannot ride on the reply).
+    request_pool : bool
+        Request structures (with their PCB and prebuilt TCP/IP header) come from a pool of
+        preinitialized ones. Off: each connection allocates and initializes its own.
+    parse_in_place : bool
+        Parse the request in the buffer it arrived in. Off: the stack copies the received
+        bytes into the application's buffer first.
+    merged_segments : bool
+        HTTP header, document and FIN in the fewest segments (``send(..., last=True)``).
+        Off: the header, the document and the FIN are sent by separate calls, so each goes
+        in segments of its own.
+    precomputed_checksums : bool
+        The document's (per-segment) checksums and the header's checksum are computed at
+        start-up, stored in the inode's extra fields and passed to the stack (``csum=``).
+        Off: the stack sums every byte it sends.
+    precomputed_headers : bool
+        The response header (without the Date) is built at start-up and stored in the
+        inode's extra fields; only the Date is added per request (reformatted once per
+        second). Off: each response header is formatted from a stat of the file.
+    inline_prefetch : bool
+        The inline images of an HTML page are read from the disk together with the page
+        (the cache's miss policy reads them ahead). Off: each is read when requested.
+    cache_as_retransmit_pool : bool
+        The file cache is the retransmission pool: the document's cache blocks are pinned
+        and the stack's ``resupply`` reads from them; no copy is made. Off: the document is
+        copied out of the cache into a buffer the request keeps for retransmissions.
+    """
+
+    libos: bool = True
+    event_loop: bool = True
+    request_pool: bool = True
+    parse_in_place: bool = True
+    merged_segments: bool = True
+    precomputed_checksums: bool = True
+    precomputed_headers: bool = True
+    inline_prefetch: bool = True
+    cache_as_retransmit_pool: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, bool):
+                raise TypeError(f"CheetahConfig.{f.name} must be a bool, not {v!r}")
+
+    def without(self, name: str) -> "CheetahConfig":
+        """This configuration with switch ``name`` off.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not a switch.
+        """
+        if name not in {f.name for f in fields(self)}:
+            raise ValueError(f"unknown Cheetah switch {name!r} "
+                             f"(one of {', '.join(f.name for f in fields(self))})")
+        return replace(self, **{name: False})
+
+    def switches(self) -> dict[str, bool]:
+        """All switches by name (JSON-serialisable)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _stages() -> dict[str, CheetahConfig]:
+    off = {name: False for name in SPECIALIZATIONS}
+    out = {"posix": CheetahConfig(libos=False, **off), "libos": CheetahConfig(**off)}
+    on: dict[str, bool] = dict(off)
+    for name in SPECIALIZATIONS[:-1]:
+        on[name] = True
+        out[f"+{name}"] = CheetahConfig(**on)
+    out["cheetah"] = CheetahConfig()
+    return out
+
+
+_STAGE_CONFIGS = _stages()
+
+#: The paper's stages in order: ``"posix"`` (plain server on POSIX-like defaults), ``"libos"``
+#: (the library OS's components, no specialization), then ``"+event_loop"``,
+#: ``"+request_pool"``, ... each adding one specialization to the previous stage, and
+#: ``"cheetah"`` (all of them: the last one, ``cache_as_retransmit_pool``, added).
+STAGES: tuple[str, ...] = tuple(_STAGE_CONFIGS)
+
+
+def stage(name: str) -> CheetahConfig:
+    """The configuration of stage ``name`` (one of :data:`STAGES`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown stage name.
+    """
+    try:
+        return _STAGE_CONFIGS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown Cheetah stage {name!r} (one of {', '.join(STAGES)})") from None
+
+
+def _est(n: float, unit: str, why: str) -> Cost:
+    return Cost(n, unit, f"estimate: {why}")
+
+
+#: The application's own work, in instructions (cycles = ``profile.instructions(n)``).
+APP_COSTS: dict[str, Cost] = {
+    "parse_base": _est(150, "instructions", (
+        "HTTP request dispatch: find the method among GET/HEAD, split the request line, "
+        "check the version, look up If-Modified-Since: about 150 instructions")),
+    "parse_per_byte": _est(3, "instructions/byte", (
+        "scanning the request for spaces, CR and LF: load byte, compare, branch")),
+    "name_lookup": _est(120, "instructions", (
+        "hash the URL path and probe the server's table of open documents (inode and "
+        "extra fields already in memory): about 120 instructions")),
+    "header_build": _est(600, "instructions", (
+        "format a response header: status line, Content-Type from the suffix, itoa of the "
+        "length, two RFC 1123 dates (gmtime and formatting, about 200 instructions each), "
+        "string concatenation: about 600 instructions")),
+    "stat": _est(100, "instructions", (
+        "fetch size and modification time from the in-core inode for the header "
+        "(no I/O: the inode is cached)")),
+    "date_format": _est(250, "instructions", (
+        "format the current Date (gmtime and RFC 1123 formatting), done once per second "
+        "when headers are precomputed")),
+    "request_alloc": _est(330, "instructions", (
+        "malloc and later free the request structure and its PCB (about 50 instructions "
+        "each), build the TCP/IP header template (about 100) and clear the structure's "
+        "512 bytes (128 word stores, about 130 instructions)")),
+    "pool_get": _est(20, "instructions", "pop a preinitialized request off a free list"),
+    "thread_create": _est(200, "instructions", (
+        "create a thread for a request: take a stack from a free list and set up its "
+        "context (about 200 instructions); its switches are charged separately")),
+}

@@ -1,0 +1,796 @@
+"""Cheetah: the HTTP server of the exokernel, on the library OS (SYSTEM.md section 5).
+
+:class:`CheetahServer` runs on a :class:`~sw.host.Host`: the library OS's TCP/IP stack
+(:class:`~sw.libos.net.NetStack`) on the host's interface and CPU, and its file system
+(:class:`~sw.libos.fs.FileSystem`) on the host's disk. With an exokernel in
+``host.extra["aegis"]`` the server installs its packet filters (TCP to port 80 of its
+address, ARP) and receives its frames as upcalls after Aegis demultiplexed them (demux and
+upcall costs show in the CPU breakdown); otherwise frames go straight to the stack.
+
+What each :class:`~sw.cheetah.config.CheetahConfig` switch changes
+---------------------------------------------------------------------
+=============================  ==================================================================
+switch off                     extra work per request
+=============================  ==================================================================
+``libos``                      a system call per socket/file operation (accept, read, open,
+                               read file, write, close), a copy of the response into a socket
+                               buffer, BSD-style linear PCB search
+``event_loop``                 a thread per request: creation, a switch in and out; the
+                               request's ACK is sent alone (the reply comes later)
+``request_pool``               allocate and initialize a request structure per connection
+``parse_in_place``             the stack copies the request into the application's buffer
+``merged_segments``            the header, the data and the FIN go in separate segments
+``precomputed_checksums``      the stack sums every byte of the header and the document
+``precomputed_headers``        a stat and the formatting of the header per request
+``inline_prefetch``            an HTML page's inline images are read from disk on their own
+                               (on: the cache's miss policy reads them with the page, one device
+                               request per contiguous run, and its replacement policy keeps them
+                               until they are asked for)
+``cache_as_retransmit_pool``   the document is copied out of the file cache into a buffer
+                               the request keeps for retransmissions
+=============================  ==================================================================
+
+Start-up (not part of any measurement: it is charged to no CPU) walks the file system and
+stores in every file's extra inode fields (when the image has them) the response header
+without its Date, the header's partial checksums and the checksums of the document's pieces
+as the MSS cuts them (:func:`encode_extra`); a file whose fields are current (same size and
+modification time) is not summed again.
+
+Requests: GET and HEAD (HTTP/1.0 replies with Server, Content-Type, Content-Length,
+Last-Modified and Date, in simulated time from :data:`EPOCH`); If-Modified-Since answers 304
+when the file is not newer (only the status line of the stored header changes); a request
+line that is not ``METHOD /path HTTP/x.y``, a request longer than :data:`MAX_REQUEST` bytes
+or one cut short by the client's FIN gets 400; another method 501; a missing file 404; a
+document the cache cannot hold pinned 500. Each connection's failure is its own.
+
+Simplifications (documented): file-system calls are awaited in line (a cache miss holds the
+event loop for the disk read; with the whole document set cached after start-up none
+happens); the "prebuilt TCP/IP header" of a pooled request is not modelled apart from the
+allocation it saves (the library stack builds its headers itself).
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, SYSCALL
+from sim.kernel import Event, Kernel
+from sim.time import S
+from sw.host import HTTP_PORT, Host
+from sw.libos.fs import FileSystem, FsError
+from sw.libos.fs.layout import FT_DIR, FT_REG
+from sw.libos.net import NetStack, TcpPcb
+from sw.libos.net import checksum as ck
+from sw.libos.net.tcp import TcpConfig, TcpState
+
+from .config import APP_COSTS, CheetahConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CheetahServer", "Document", "make_server", "http_date", "encode_extra",
+           "decode_extra", "EPOCH", "MAX_REQUEST", "SERVER_NAME"]
+
+#: Simulated time 0 is 1996-01-01 00:00:00 UTC (Unix time); Dates and file times count from it.
+EPOCH = 820454400
+#: Requests longer than this (without their end) are answered 400.
+MAX_REQUEST = 4096
+SERVER_NAME = "Cheetah"
+#: The segment size the precomputed checksums are cut for (Ethernet's MSS).
+PRECOMPUTE_MSS = 1460
+
+_CONTENT_TYPES = {".html": "text/html", ".htm": "text/html", ".gif": "image/gif",
+                  ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                  ".txt": "text/plain", ".css": "text/css"}
+_DEFAULT_TYPE = "text/plain"
+_IMG = re.compile(rb"<img\b[^>]*?\bsrc\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE)
+_VERSION = re.compile(rb"HTTP/\d+\.\d+\Z")
+_REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 404: "Not Found",
+            500: "Internal Server Error", 501: "Not Implemented"}
+_DATE_LEN = 29                      # "Mon, 01 Jan 1996 00:00:00 GMT"
+_EXTRA_MAGIC = b"CHT1"
+_EXTRA_HEAD = struct.Struct("<4sIIHHHHH")   # magic, size, mtime, mss, hdr_len, sum200, sum304, n
+
+
+def http_date(seconds: int) -> str:
+    """RFC 1123 date of ``seconds`` after :data:`EPOCH` (``"Mon, 01 Jan 1996 00:00:00 GMT"``).
+
+    Raises
+    ------
+    ValueError
+        For a negative or non-integer time.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+        raise ValueError(f"time must be a non-negative int of seconds, not {seconds!r}")
+    return email.utils.formatdate(EPOCH + seconds, usegmt=True)
+
+
+def _parse_date(value: bytes) -> int | None:
+    """Seconds after :data:`EPOCH` of an HTTP date, or None if it does not parse."""
+    try:
+        t = email.utils.parsedate_tz(value.decode("latin-1").strip())
+        return None if t is None else email.utils.mktime_tz(t) - EPOCH
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def content_type(path: str) -> str:
+    """The Content-Type served for ``path`` (by suffix)."""
+    dot = path.rfind(".")
+    return _CONTENT_TYPES.get(path[dot:].lower(), _DEFAULT_TYPE) if dot > path.rfind("/") \
+        else _DEFAULT_TYPE
+
+
+def _status(code: int) -> bytes:
+    return f"HTTP/1.0 {code} {_REASONS[code]}\r\n".encode()
+
+
+def _header(code: int, ctype: str, length: int, mtime: int | None) -> bytes:
+    """A response header without the Date line and the final CRLF."""
+    h = _status(code) + f"Server: {SERVER_NAME}\r\nContent-Type: {ctype}\r\n" \
+        f"Content-Length: {length}\r\n".encode()
+    if mtime is not None:
+        h += f"Last-Modified: {http_date(mtime)}\r\n".encode()
+    return h
+
+
+def _date_tail(seconds: int) -> bytes:
+    return f"Date: {http_date(seconds)}\r\n\r\n".encode()
+
+
+def _cuts(size: int, first: int, mss: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` of the document's pieces: ``first`` bytes share the first segment
+    with the header, then one MSS each."""
+    out, off = [], 0
+    n = max(0, min(first, size))
+    if n:
+        out.append((0, n))
+        off = n
+    while off < size:
+        n = min(mss, size - off)
+        out.append((off, n))
+        off += n
+    return out
+
+
+@dataclass
+class Document:
+    """One file as Cheetah holds it after start-up.
+
+    Attributes
+    ----------
+    path : str
+    ino, size, mtime : int
+        The inode, the size in bytes and the modification time (seconds after EPOCH).
+    content_type : str
+    header : bytes
+        The 200 header without Date (ends with the Last-Modified line).
+    header_sum, header304_sum : int
+        One's-complement sums of the 200 header and of the same header with the 304 status
+        line (what the precomputed checksums pass to the stack).
+    pieces : list of (offset, length, sum)
+        The document cut as the segments will carry it, with each piece's sum.
+    inline : tuple of str
+        Paths of the inline images of an HTML page.
+    blocks : list of int
+        Its data blocks (for prefetching).
+    """
+
+    path: str
+    ino: int
+    size: int
+    mtime: int
+    content_type: str
+    header: bytes
+    header_sum: int
+    header304_sum: int
+    pieces: list = field(default_factory=list)
+    inline: tuple = ()
+    blocks: list = field(default_factory=list)
+
+    @property
+    def header304(self) -> bytes:
+        return _status(304) + self.header[len(_status(200)):]
+
+
+def encode_extra(doc: Document, mss: int, extra_size: int) -> bytes:
+    """The extra inode fields Cheetah stores for ``doc`` (truncated to what fits: the sums
+    first, then the header bytes; :func:`decode_extra` accepts only a complete record)."""
+    sums = [s for _, _, s in doc.pieces]
+    rec = _EXTRA_HEAD.pack(_EXTRA_MAGIC, doc.size, doc.mtime, mss, len(doc.header),
+                           doc.header_sum, doc.header304_sum, len(sums))
+    rec += struct.pack(f"<{len(sums)}H", *sums) + doc.header
+    return rec[:extra_size]
+
+
+def decode_extra(raw: bytes, size: int, mtime: int, mss: int) -> tuple | None:
+    """``(header, sum200, sum304, sums)`` from extra fields that are complete and current for
+    a file of ``size`` bytes modified at ``mtime``, else None."""
+    if len(raw) < _EXTRA_HEAD.size:
+        return None
+    magic, sz, mt, m, hlen, s200, s304, n = _EXTRA_HEAD.unpack_from(raw)
+    end = _EXTRA_HEAD.size + 2 * n + hlen
+    if magic != _EXTRA_MAGIC or sz != size or mt != mtime or m != mss or end > len(raw):
+        return None
+    sums = list(struct.unpack_from(f"<{n}H", raw, _EXTRA_HEAD.size))
+    header = bytes(raw[_EXTRA_HEAD.size + 2 * n:end])
+    return header, s200, s304, sums
+
+
+class _Mutex:
+    """One file-system call at a time (the library's calls are not re-entrant)."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.locked = False
+        self._waiters: deque[Event] = deque()
+
+    async def __aenter__(self):
+        while self.locked:
+            ev = Event(self.kernel, "cheetah.fs-lock")
+            self._waiters.append(ev)
+            await ev
+        self.locked = True
+
+    async def __aexit__(self, *exc):
+        self.locked = False
+        if self._waiters:
+            self._waiters.popleft().set()
+
+
+class Request(TcpPcb):
+    """A request structure: status, the TCP PCB (this object), request state, the reply.
+
+    Kept in the server's pool between connections when ``request_pool`` is on.
+    """
+
+    def __init__(self, server: "CheetahServer"):
+        super().__init__()
+        self.server = server
+        self.clear()
+
+    def clear(self) -> None:
+        self.buf = b""
+        self.answered = False
+        self.pending_instructions = 0.0
+        #: The reply's layout: ``(offset, bytes or None, length, sum, document offset)``.
+        self.stream: list[tuple] = []
+        self.doc: Document | None = None
+        self.body: bytes | None = None
+        self.pinned: list = []
+        self.busy = False                  # a request thread is still working on it
+        self.release_pending = False
+
+    def on_readable(self, data: bytes):
+        return self.server._on_data(self, data)
+
+    def on_peer_closed(self):
+        if not self.answered and self.state is not TcpState.Closed:
+            self.answered = True                  # a truncated request is a bad one
+            if self.buf:
+                return self.server._send_error(self, 400)
+            return self.server.stack.close(self)
+        return None
+
+    def on_closed(self, reason: str):
+        self.server._release(self, reason)
+
+    def resupply(self, offset: int, length: int):
+        return self.server._resupply(self, offset, length)
+
+
+class CheetahServer:
+    """Cheetah on a :class:`~sw.host.Host` (the :class:`~sw.host.HttpServer` shape).
+
+    Parameters
+    ----------
+    host : Host
+        The server machine (its ``blockdev`` holds the documents).
+    config : CheetahConfig, optional
+        The specializations (default: all on).
+    cache_blocks : int
+        File-cache size in blocks.
+    pool_size : int
+        Request structures prebuilt when ``request_pool`` is on (the pool grows if a burst
+        needs more).
+    tcp : TcpConfig, optional
+        TCP parameters; ``pcb_lookup`` and ``rx_copy`` are set from the configuration.
+    port : int
+        The port to listen on (80).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad host, configuration or parameter.
+    """
+
+    def __init__(self, host: Host, config: CheetahConfig | None = None, *,
+                 cache_blocks: int = 512, pool_size: int = 32, tcp: TcpConfig | None = None,
+                 port: int = HTTP_PORT):
+        if not isinstance(host, Host):
+            raise TypeError(f"CheetahServer needs a sw.host.Host, not {host!r}")
+        if config is None:
+            config = CheetahConfig()
+        if not isinstance(config, CheetahConfig):
+            raise TypeError(f"config must be a CheetahConfig, not {config!r}")
+        if host.blockdev is None:
+            raise ValueError(f"host {host.name!r} has no blockdev holding the documents")
+        if host.cpu is not None and not isinstance(host.cpu, CPU):
+            raise TypeError(f"host.cpu must be a sim.cpu.CPU or None, not {host.cpu!r}")
+        for name, v, lo in (("cache_blocks", cache_blocks, 16), ("pool_size", pool_size, 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an int >= {lo}, not {v!r}")
+        if tcp is not None and not isinstance(tcp, TcpConfig):
+            raise TypeError(f"tcp must be a TcpConfig, not {tcp!r}")
+        self.host = host
+        self.config = config
+        self.name = f"cheetah ({host.name})"
+        self.kernel: Kernel = host.kernel
+        self.cpu: CPU | None = host.cpu
+        self.port = port
+        self.cache_blocks = cache_blocks
+        self.pool_size = pool_size
+        base = tcp or TcpConfig()
+        self.tcp_config = TcpConfig(**{**base.__dict__,
+                                       "pcb_lookup": "hash" if config.libos else "linear",
+                                       "rx_copy": not config.parse_in_place})
+        self.stack: NetStack | None = None
+        self.fs: FileSystem | None = None
+        self.docs: dict[str, Document] = {}
+        self.env = None
+        self._pool: list[Request] = []
+        self._prefetch: dict[int, list[int]] = {}
+        self._prefetched: set[int] = set()     # read ahead, not yet asked for
+        self._lock = _Mutex(self.kernel)
+        self._date_sec = -1
+        self._date_tail = b""
+        self._date_sum = 0
+        self._rxq: deque[bytes] = deque()
+        self._rx_ready = Event(self.kernel, "cheetah.rx")
+        self.counters = {"connections": 0, "requests": 0, "responses": {}, "bytes_sent": 0,
+                         "body_bytes": 0, "pool_allocs": 0, "pool_hits": 0, "threads": 0,
+                         "resupplied_bytes": 0, "date_refreshes": 0, "prefetched_blocks": 0,
+                         "extra_reused": 0}
+        self.started = False
+
+    # -- costs -------------------------------------------------------------------------------
+    def _instr(self, name: str) -> float:
+        return float(APP_COSTS[name].value)
+
+    async def _app(self, instructions: float) -> None:
+        if self.cpu is not None and instructions:
+            await self.cpu.charge(self.cpu.profile.instructions(instructions), APPLICATION)
+
+    async def _syscalls(self, n: int) -> None:
+        if self.cpu is not None and n:
+            await self.cpu.charge(float(self.cpu.profile.syscall_cycles) * n, SYSCALL)
+
+    async def _switches(self, n: int) -> None:
+        if self.cpu is not None and n:
+            await self.cpu.charge(float(self.cpu.profile.context_switch_cycles) * n,
+                                  CONTEXT_SWITCH)
+
+    # -- start-up ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Mount the documents, precompute their headers and checksums, listen on port 80.
+
+        Raises
+        ------
+        RuntimeError
+            If called twice.
+        """
+        if self.started:
+            raise RuntimeError(f"{self.name} is already started")
+        h = self.host
+        self.fs = await FileSystem.mount(h.blockdev, cache_blocks=self.cache_blocks,
+                                         miss=self._miss, replace=self._replace,
+                                         kernel=self.kernel, cpu=None,
+                                         clock=lambda: self.kernel.now // S)
+        await self._scan()
+        self.fs.cpu = self.cpu                     # from now on copies are charged
+        self.stack = NetStack(self.kernel, h.netdev, h.ip, cpu=self.cpu, config=self.tcp_config,
+                              name=f"{h.name}.cheetah", seed=h.seed)
+        for ip, mac in h.arp.items():
+            self.stack.add_arp(ip, mac)
+        aegis = h.extra.get("aegis")
+        if aegis is not None:
+            self._bind_aegis(aegis)
+            h.netdev.attach(self._frame_in)
+            self.kernel.spawn(self._aegis_rx(aegis), name=f"{h.name}.aegis-rx", daemon=True)
+        else:
+            h.netdev.attach(self.stack.input)
+        if self.config.request_pool:
+            self._pool = [Request(self) for _ in range(self.pool_size)]
+        self.stack.listen(self.port, self._new_request)
+        self.started = True
+
+    def _bind_aegis(self, aegis) -> None:
+        from sw.exokernel import FilterConflict, ethertype_filter, tcp_filter
+        self.env = aegis.create_env(f"{self.host.name}.cheetah", on_frame=self.stack.process)
+        aegis.install_filter(self.env, tcp_filter(self.port, local_ip=self.host.ip))
+        try:
+            aegis.install_filter(self.env, ethertype_filter(0x0806))
+        except FilterConflict:                      # another environment answers ARP
+            log.info("%s: ARP is owned by another environment", self.name)
+
+    def _frame_in(self, frame: bytes) -> None:
+        self._rxq.append(bytes(frame))
+        self._rx_ready.set()
+
+    async def _aegis_rx(self, aegis) -> None:
+        while True:
+            while not self._rxq:
+                self._rx_ready.clear()
+                await self._rx_ready
+            await aegis.deliver(self._rxq.popleft())
+
+    async def _scan(self) -> None:
+        """Walk the tree; fill (or reuse) every file's extra fields; note inline images."""
+        fs = self.fs
+        extra_size = fs.sb.extra_size
+        todo, files = ["/"], []
+        while todo:
+            d = todo.pop()
+            for e in await fs.readdir(d):
+                p = d.rstrip("/") + "/" + e.name
+                if e.ftype == FT_DIR:
+                    todo.append(p)
+                elif e.ftype == FT_REG:
+                    files.append((p, e.ino))
+        pages = {}
+        for path, ino in sorted(files):
+            st = await fs.stat(ino)
+            ctype = content_type(path)
+            hdr = _header(200, ctype, st.size, st.mtime)
+            first = PRECOMPUTE_MSS - len(hdr) - len(_date_tail(0))
+            cuts = _cuts(st.size, first, PRECOMPUTE_MSS)
+            got = decode_extra(await fs.get_extra(ino), st.size, st.mtime, PRECOMPUTE_MSS) \
+                if extra_size else None
+            data = None
+            if got is not None and got[0] == hdr and len(got[3]) == len(cuts):
+                _, s200, s304, sums = got
+                self.counters["extra_reused"] += 1
+            else:
+                data = await fs.read(ino)
+                s200, s304 = ck.ones_sum(hdr), ck.ones_sum(_status(304) + hdr[len(_status(200)):])
+                sums = [ck.ones_sum(data[o:o + n]) for o, n in cuts]
+            doc = Document(path, ino, st.size, st.mtime, ctype, hdr, s200, s304,
+                           [(o, n, s) for (o, n), s in zip(cuts, sums)],
+                           blocks=[b for b in await fs.file_blocks(ino) if b])
+            if extra_size and got is None:
+                await fs.set_extra(ino, encode_extra(doc, PRECOMPUTE_MSS, extra_size))
+            if ctype == "text/html":
+                pages[path] = data if data is not None else await fs.read(ino)
+            self.docs[path] = doc
+        for path, html in pages.items():
+            base = path[:path.rfind("/") + 1]
+            found = []
+            for m in _IMG.finditer(html):
+                src = m.group(1).decode("latin-1")
+                src = src if src.startswith("/") else base + src
+                if src in self.docs and src not in found:
+                    found.append(src)
+            doc = self.docs[path]
+            doc.inline = tuple(found)
+            if found and doc.blocks:
+                group = list(doc.blocks)
+                for s in found:
+                    group += [b for b in self.docs[s].blocks if b not in group]
+                self._prefetch[doc.blocks[0]] = group
+        await fs.sync()
+
+    async def _miss(self, cache, lbn: int) -> bytes:
+        """The cache's miss policy: a page's first block brings its inline images along."""
+        group = self._prefetch.get(lbn) if self.config.inline_prefetch else None
+        if not group:
+            return await cache.read_blocks(lbn, 1)
+        bs = cache.block_size
+        mine = None
+        runs: list[list[int]] = []
+        for b in sorted(set(group)):
+            if runs and b == runs[-1][0] + runs[-1][1]:
+                runs[-1][1] += 1
+            else:
+                runs.append([b, 1])
+        for start, count in runs:
+            raw = await cache.read_blocks(start, count)
+            for i in range(count):
+                blk = raw[i * bs:(i + 1) * bs]
+                if start + i == lbn:
+                    mine = blk
+                elif start + i not in cache:
+                    self._prefetched.add(start + i)
+                    await cache.insert(start + i, blk)
+                    self.counters["prefetched_blocks"] += 1
+        return mine if mine is not None else await cache.read_blocks(lbn, 1)
+
+    def _replace(self, cache, candidates: list) -> Any:
+        """The cache's replacement policy: LRU, but blocks read ahead with a page stay until
+        their document is asked for (unless nothing else can go)."""
+        if self._prefetched:
+            for buf in candidates:
+                if buf.lbn not in self._prefetched:
+                    return buf
+            self._prefetched.discard(candidates[0].lbn)
+        return candidates[0]
+
+    # -- connections -------------------------------------------------------------------------
+    def _new_request(self) -> Request:
+        self.counters["connections"] += 1
+        if self.config.request_pool and self._pool:
+            r = self._pool.pop()
+            r.pending_instructions = self._instr("pool_get")
+            self.counters["pool_hits"] += 1
+        else:
+            r = Request(self)
+            r.pending_instructions = self._instr("request_alloc")
+            self.counters["pool_allocs"] += 1
+        return r
+
+    def _release(self, r: Request, reason: str) -> None:
+        if r.busy:                                     # its thread finishes first
+            r.release_pending = True
+            return
+        if r.pinned:
+            self.fs.unpin(r.pinned)
+        r.clear()
+        if self.config.request_pool:
+            self._pool.append(r)
+
+    def _on_data(self, r: Request, data: bytes):
+        if r.answered:
+            return None                                # e.g. a body after a 400: ignore
+        r.buf = data if not r.buf else r.buf + data
+        end = r.buf.find(b"\r\n\r\n")
+        if end < 0:
+            end = r.buf.find(b"\n\n")
+        if end < 0 and len(r.buf) <= MAX_REQUEST:
+            return self._charge_partial(r, len(data))
+        r.answered = True
+        if self.config.event_loop:
+            return self._serve(r)                       # in line: the ACK rides on the reply
+        self.counters["threads"] += 1
+        r.busy = True                                   # the thread owns it from now on
+        self.kernel.spawn(self._thread(r), name=f"{self.host.name}.cheetah-thread", daemon=True)
+        return None
+
+    async def _charge_partial(self, r: Request, n: int) -> None:
+        await self._app(self._instr("parse_per_byte") * n)
+
+    async def _thread(self, r: Request) -> None:
+        await self._app(self._instr("thread_create"))
+        await self._switches(1)                         # the new thread gets the CPU
+        await self._serve(r)
+        await self._switches(1)                         # it exits: back to the dispatcher
+
+    # -- requests ----------------------------------------------------------------------------
+    def _date(self) -> tuple[bytes, int, bool]:
+        """The current Date line (+ final CRLF), its sum, and whether it was reformatted."""
+        sec = self.kernel.now // S
+        if sec == self._date_sec:
+            return self._date_tail, self._date_sum, False
+        self._date_sec = sec
+        self._date_tail = _date_tail(sec)
+        self._date_sum = ck.ones_sum(self._date_tail)
+        self.counters["date_refreshes"] += 1
+        return self._date_tail, self._date_sum, True
+
+    async def _serve(self, r: Request) -> None:
+        r.busy = True                                   # not released (pooled) while served
+        try:
+            await self._serve_request(r)
+        except FsError as e:                            # e.g. a document larger than the cache
+            log.warning("%s: %s", self.name, e)
+            if r.pinned:
+                self.fs.unpin(r.pinned)
+                r.pinned = []
+            await self._send_error(r, 500)
+        finally:
+            r.busy = False
+            if r.release_pending:
+                self._release(r, r.close_reason or "closed")
+
+    async def _serve_request(self, r: Request) -> None:
+        cfg = self.config
+        req = r.buf
+        instr = r.pending_instructions + self._instr("parse_base") \
+            + self._instr("parse_per_byte") * min(len(req), MAX_REQUEST)
+        r.pending_instructions = 0
+        self.counters["requests"] += 1
+        syscalls = 0 if cfg.libos else 2                # accept, read
+        code, method, doc, ims = self._parse(req)
+        if code == 200:
+            instr += self._instr("name_lookup")
+            doc = self.docs.get(doc)
+            if doc is None:
+                code = 404
+            elif ims is not None and doc.mtime <= ims:
+                code = 304
+        if code not in (200, 304):
+            await self._app(instr)
+            await self._syscalls(syscalls + (0 if cfg.libos else 2))   # write, close
+            await self._send_error(r, code)
+            return
+        date, dsum, fresh = self._date()
+        if cfg.precomputed_headers:
+            if fresh:
+                instr += self._instr("date_format")
+            header = doc.header if code == 200 else doc.header304
+            hsum = doc.header_sum if code == 200 else doc.header304_sum
+        else:
+            instr += self._instr("stat") + self._instr("header_build")
+            header = _header(code, doc.content_type, doc.size, doc.mtime)
+            hsum = None
+        await self._app(instr)
+        if not cfg.precomputed_checksums:
+            hsum = dsum = None
+        if fresh and cfg.precomputed_headers and cfg.precomputed_checksums and self.cpu:
+            await self.cpu.checksum(len(date))          # the new Date line's sum, once a second
+        with_body = code == 200 and method == b"GET" and doc.size > 0
+        if with_body:
+            syscalls += 0 if cfg.libos else 2           # open, read
+            await self._syscalls(syscalls)
+            syscalls = 0
+            await self._load_body(r, doc)
+            if r.state is TcpState.Closed:              # reset while the disk was read
+                return
+        bufs = [header, date]
+        sums = [hsum, dsum]
+        if with_body:
+            for off, n, s in doc.pieces:
+                bufs.append(self._body(r, off, n))
+                sums.append(s if cfg.precomputed_checksums else None)
+        total = sum(len(b) for b in bufs)
+        self._record(r, bufs, sums)
+        self.counters["responses"][code] = self.counters["responses"].get(code, 0) + 1
+        self.counters["bytes_sent"] += total
+        if with_body:
+            self.counters["body_bytes"] += doc.size
+        if not cfg.libos:
+            await self._syscalls(syscalls + 2)          # write, close
+            if self.cpu is not None:
+                await self.cpu.copy(total)              # into the socket buffer
+        await self._transmit(r, bufs, sums)
+
+    def _parse(self, req: bytes) -> tuple[int, bytes, Any, int | None]:
+        """``(code, method, path, if_modified_since)``: code 200 means well-formed."""
+        if len(req) > MAX_REQUEST:
+            return 400, b"", None, None
+        head = req.split(b"\n\n", 1)[0] if b"\r\n\r\n" not in req else req.split(b"\r\n\r\n", 1)[0]
+        lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not _VERSION.match(parts[2]) or not parts[1].startswith(b"/") \
+                or not parts[0].isalpha() or not parts[0].isupper():
+            return 400, b"", None, None
+        method, uri = parts[0], parts[1]
+        if method not in (b"GET", b"HEAD"):
+            return 501, method, None, None
+        path = uri.split(b"?", 1)[0]
+        try:
+            spath = path.decode("ascii")
+        except UnicodeDecodeError:
+            return 400, method, None, None
+        if "/../" in spath + "/" or "\x00" in spath:
+            return 400, method, None, None
+        if spath.endswith("/"):
+            spath += "index.html"
+        ims = None
+        for line in lines[1:]:
+            if line[:18].lower() == b"if-modified-since:":
+                ims = _parse_date(line[18:])
+        return 200, method, spath, ims
+
+    async def _load_body(self, r: Request, doc: Document) -> None:
+        async with self._lock:
+            if self.config.cache_as_retransmit_pool:
+                r.pinned = await self.fs.pin(doc.ino)    # no copy: the cache blocks go out
+                r.body = None
+            else:
+                r.body = await self.fs.read(doc.ino)     # a copy the request keeps
+        if self._prefetched:
+            self._prefetched.difference_update(doc.blocks)
+        r.doc = doc
+
+    def _body(self, r: Request, off: int, n: int) -> bytes:
+        if r.body is not None:
+            return r.body[off:off + n]
+        bs = self.fs.sb.block_size
+        out = []
+        while n:
+            i, bo = divmod(off, bs)
+            k = min(n, bs - bo)
+            out.append(bytes(r.pinned[i].data[bo:bo + k]))
+            off += k
+            n -= k
+        return b"".join(out)
+
+    def _record(self, r: Request, bufs: list, sums: list) -> None:
+        """Remember the reply's layout for resupply: the header bytes, the body by offset."""
+        r.stream = []
+        off = 0
+        for i, (b, s) in enumerate(zip(bufs, sums)):
+            body_off = None if i < 2 else r.doc.pieces[i - 2][0]
+            r.stream.append((off, b if i < 2 else None, len(b), s, body_off))
+            off += len(b)
+
+    def _resupply(self, r: Request, offset: int, length: int):
+        """The reply's bytes ``[offset, offset + length)`` again (from the pinned cache blocks
+        or the request's copy), with their precomputed sum when they are exactly one piece."""
+        self.counters["resupplied_bytes"] += length
+        out, end = [], offset + length
+        for off, data, n, s, body_off in r.stream:
+            lo, hi = max(off, offset), min(off + n, end)
+            if lo >= hi:
+                continue
+            if data is not None:
+                piece = data[lo - off:hi - off]
+            else:
+                piece = self._body(r, body_off + lo - off, hi - lo)
+            if s is not None and lo == off == offset and hi == off + n == end:
+                return piece, s
+            out.append(piece)
+        return b"".join(out)
+
+    async def _transmit(self, r: Request, bufs: list, sums: list) -> None:
+        st = self.stack
+        if r.state not in (TcpState.Established, TcpState.CloseWait, TcpState.SynReceived):
+            return                                      # the peer went away meanwhile
+        csum = sums if any(s is not None for s in sums) else None
+        if self.config.merged_segments:
+            await st.send(r, bufs, last=True, csum=csum)
+            return
+        # One send for the header, one for the document, then the FIN on its own.
+        await st.send(r, bufs[:2], csum=None if csum is None else csum[:2])
+        if len(bufs) > 2 and r.state in (TcpState.Established, TcpState.CloseWait):
+            await st.send(r, bufs[2:], csum=None if csum is None else csum[2:])
+        await st.close(r)
+
+    async def _send_error(self, r: Request, code: int) -> None:
+        body = (f"<html><head><title>{code} {_REASONS[code]}</title></head><body>"
+                f"<h1>{code} {_REASONS[code]}</h1></body></html>\n").encode()
+        date, _, _ = self._date()
+        hdr = _header(code, "text/html", len(body), None) + date
+        await self._app(self._instr("header_build"))
+        self.counters["responses"][code] = self.counters["responses"].get(code, 0) + 1
+        self.counters["bytes_sent"] += len(hdr) + len(body)
+        r.stream = [(0, hdr + body, len(hdr) + len(body), None, None)]
+        if r.state in (TcpState.Established, TcpState.CloseWait, TcpState.SynReceived):
+            await self.stack.send(r, hdr + body, last=True)
+
+    # -- reports -----------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counters: requests, responses by status, bytes, pool use, TCP and cache counters."""
+        c = dict(self.counters)
+        c["responses"] = {str(k): v for k, v in sorted(c["responses"].items())}
+        c["config"] = self.config.switches()
+        c["documents"] = len(self.docs)
+        if self.stack is not None:
+            t = self.stack.tcp
+            c["time_wait_entries"] = len(t.time_wait)
+            c["time_wait_pcbs"] = sum(1 for p in t.conns.values()
+                                      if p.state is TcpState.TimeWait)
+            c["open_connections"] = len(t.conns)
+            c["pool_free"] = len(self._pool)
+            c["tcp"] = dict(t.stats.__dict__)
+            c["frames_in"] = self.stack.stats.frames_in
+            c["frames_out"] = self.stack.stats.frames_out
+        if self.fs is not None:
+            cache = self.fs.cache
+            c["cache"] = {"hits": cache.hits, "misses": cache.misses,
+                          "evictions": cache.evictions}
+        return c
+
+    def __repr__(self) -> str:
+        return f"<CheetahServer {self.host.name} {'started' if self.started else 'stopped'}>"
+
+
+def make_server(host: Host, config: CheetahConfig | None = None, **options) -> CheetahServer:
+    """Cheetah on ``host`` with ``config`` (default: every specialization on).
+
+    ``options`` go to :class:`CheetahServer` (``cache_blocks``, ``pool_size``, ``tcp``).
+    """
+    return CheetahServer(host, config, **options)

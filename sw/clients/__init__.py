@@ -1,0 +1,8 @@
+"""The load-generating client programs (the paper's closed-loop HTTP clients).
+
+:mod:`.http` holds :class:`~.http.HttpClient`; :mod:`.testserver` a minimal HTTP server on the
+library OS (for tests and smoke runs, not one of the paper's servers).
+"""
+from .http import ClientStats, HttpClient, RequestRecord
+
+__all__ = ["HttpClient", "RequestRecord", "ClientStats"]

@@ -1,0 +1,358 @@
+"""The Ultrix 4.3 kernel as the web servers feel it: processes, system calls, sleep/wakeup.
+
+Ultrix 4.3 is a 4.3BSD-derived monolithic kernel. What the baseline servers pay for, and what
+this model charges to the one CPU (categories of :mod:`sim.cpu`):
+
+* **Processes.** Each process is a simulation task running on the machine's CPU. A process
+  runs until it blocks (the CPU's run-until-block semantics; Ultrix does not preempt a
+  process in the kernel, and the servers' user-level bursts are far shorter than the 100 ms
+  quantum). When a process resumes after sleeping and it is not the process that last held
+  the CPU, ``context_switch_cycles`` are charged (:data:`~sim.cpu.CONTEXT_SWITCH`): that is
+  ``swtch()`` in BSD. The network stack's input runs as software-interrupt work on the same
+  CPU and does not change the current process.
+* **System calls.** Every call charges ``syscall_cycles`` (:data:`~sim.cpu.SYSCALL`) before
+  its own work; the count per call name is kept (:attr:`UltrixKernel.syscalls`).
+* **fork()** charges ``fork_cycles`` in the parent.
+* **Sleep/wakeup.** :class:`WaitChannel` is BSD's ``sleep(chan)``/``wakeup(chan)``: a wakeup
+  makes every sleeper runnable and each re-checks its condition.
+* **Files.** :meth:`UltrixKernel.stat`, :meth:`UltrixKernel.open` and
+  :meth:`UltrixKernel.read_file` go through :mod:`sw.libos.fs` (which charges the copy from the
+  buffer cache into the user's buffer) plus a ``namei`` estimate per path lookup; the file
+  system is not re-entrant, so one process at a time uses it (the inode lock of Ultrix).
+
+Costs the platform profile lacks are in :class:`UltrixCosts` with their reasoning.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, FILESYSTEM, KERNEL, SYSCALL
+from sim.kernel import Event, Kernel, Task
+from sw.libos.fs.errors import IsADirectory
+
+log = logging.getLogger(__name__)
+
+__all__ = ["UltrixCosts", "WaitChannel", "Mutex", "Process", "UltrixKernel", "OpenFile"]
+
+#: The R3000's kernel CPI on this machine (profile ``kernel_cpi``: 37.5 cycles / 18 instr.).
+_CPI = 37.5 / 18
+
+
+@dataclass(frozen=True)
+class UltrixCosts:
+    """Ultrix costs (CPU cycles) that the platform profile does not hold: all estimates.
+
+    Each is an instruction count of the 4.3BSD code path times the kernel CPI of the 3MIN
+    (2.08, profile ``kernel_cpi``), rounded. They are inputs, never tuned to an end result.
+
+    Attributes
+    ----------
+    mbuf : float
+        Allocating and later freeing one mbuf or cluster (``MGET``/``MCLGET`` and ``m_free``
+        with their ``splimp`` brackets and free-list updates): about 30 instructions = 62.
+    socket_op : float
+        Socket-layer work of one ``sosend``/``soreceive``/``soaccept``/``soclose`` beyond the
+        system call and the copies: ``sblock``, ``sbappend``/``sbdrop`` walking the mbuf chain,
+        ``sowakeup`` and the protocol's ``pr_usrreq`` switch: about 100 instructions = 208.
+    pcb_alloc : float
+        A new connection: ``sonewconn`` allocates and zeroes a socket, an ``inpcb`` and a
+        ``tcpcb`` (about 400 bytes through the write buffer at 6 cycles per word = 600) and
+        initialises them, about 150 instructions (312): 912.
+    fd_pass : float
+        Passing a descriptor over a UNIX-domain socket (``unp_internalize`` on send,
+        ``unp_externalize`` and ``fdalloc`` on receive, the control mbuf): about 120
+        instructions per side = 250.
+    namei : float
+        One path lookup of a short name through the name cache (``namei``: copy the name in,
+        hash, cache probe, ``iget`` of a cached inode, permission check): about 300
+        instructions = 625.
+    falloc : float
+        Allocating and initialising a file-table entry and a descriptor (``falloc``,
+        ``ufalloc``), or releasing one in ``closef``: about 60 instructions = 125.
+    """
+
+    mbuf: float = 62
+    socket_op: float = 208
+    pcb_alloc: float = 912
+    fd_pass: float = 250
+    namei: float = 625
+    falloc: float = 125
+
+
+class WaitChannel:
+    """BSD's ``sleep(chan)`` / ``wakeup(chan)``: wakeup makes every sleeper runnable."""
+
+    __slots__ = ("_kernel", "_sleepers", "name")
+
+    def __init__(self, kernel: Kernel, name: str = ""):
+        self._kernel = kernel
+        self._sleepers: list[Event] = []
+        self.name = name
+
+    def sleeper(self) -> Event:
+        """An event that the next :meth:`wakeup` sets (register before checking again)."""
+        ev = Event(self._kernel, self.name)
+        self._sleepers.append(ev)
+        return ev
+
+    def register(self, ev: Event) -> None:
+        """Have the next :meth:`wakeup` set ``ev`` (one event may wait on many channels)."""
+        self._sleepers.append(ev)
+
+    def wakeup(self) -> None:
+        """Make every sleeper runnable."""
+        if self._sleepers:
+            sl, self._sleepers = self._sleepers, []
+            for ev in sl:
+                ev.set()
+
+    def forget(self, ev: Event) -> None:
+        """Withdraw a registration that was not used (a select() woken by another channel)."""
+        try:
+            self._sleepers.remove(ev)
+        except ValueError:
+            pass
+
+
+class Mutex:
+    """A sleep lock (an inode lock): FIFO, no CPU cost of its own."""
+
+    def __init__(self, kernel: Kernel, name: str = "lock"):
+        self._kernel = kernel
+        self._held = False
+        self._waiters: deque[Event] = deque()
+        self.name = name
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    async def acquire(self) -> bool:
+        """Take the lock; returns True if the caller had to sleep for it."""
+        if not self._held:
+            self._held = True
+            return False
+        ev = Event(self._kernel, self.name)
+        self._waiters.append(ev)
+        await ev
+        return True                        # ownership was handed over by release()
+
+    def release(self) -> None:
+        if not self._held:
+            raise RuntimeError(f"{self.name}: release of a lock that is not held")
+        if self._waiters:
+            self._waiters.popleft().set()  # hand over: stays held
+        else:
+            self._held = False
+
+
+@dataclass
+class OpenFile:
+    """An open regular file: the inode, its size and the read offset."""
+
+    path: str
+    ino: int
+    size: int
+    offset: int = 0
+    closed: bool = False
+
+
+class Process:
+    """An Ultrix process: a simulation task and the system calls it makes.
+
+    Created by :meth:`UltrixKernel.spawn` or :meth:`Process.fork`; the body is
+    ``async def body(proc)``.
+    """
+
+    def __init__(self, ukernel: "UltrixKernel", pid: int, name: str):
+        self.uk = ukernel
+        self.pid = pid
+        self.name = name
+        self.task: Task | None = None
+        self.parent: Process | None = None
+        self.syscalls = 0
+
+    # -- kernel entry and scheduling -------------------------------------------------------------
+    async def syscall(self, name: str) -> None:
+        """Enter the kernel for system call ``name`` (charges ``syscall_cycles``)."""
+        self.syscalls += 1
+        self.uk.count_syscall(name)
+        await self.uk.dispatch(self)
+        await self.uk.cpu.charge(self.uk.profile.syscall_cycles, SYSCALL)
+
+    async def sleep(self, *waits: Event) -> int:
+        """Block until one of ``waits`` is set; charge the context switch back in.
+
+        Returns the index of the event that woke the process.
+        """
+        if len(waits) == 1:
+            await waits[0]
+            idx = 0
+        else:
+            idx, _ = await self.uk.kernel.wait_any(*waits)
+        self.uk.sleeps += 1
+        await self.uk.dispatch(self)
+        return idx
+
+    async def compute(self, cycles: float, category: str = APPLICATION) -> None:
+        """User-level work of the process (parsing, formatting)."""
+        await self.uk.dispatch(self)
+        if cycles:
+            await self.uk.cpu.charge(cycles, category)
+
+    async def fork(self, body: Callable[["Process"], Awaitable[Any]], name: str) -> "Process":
+        """fork(): charge ``fork_cycles`` and start ``body(child)`` as a new process."""
+        await self.syscall("fork")
+        await self.uk.cpu.charge(self.uk.profile.fork_cycles, KERNEL)
+        self.uk.forks += 1
+        child = self.uk.spawn(body, name)
+        child.parent = self
+        return child
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid} {self.name}>"
+
+
+class UltrixKernel:
+    """The kernel of one Ultrix machine: processes, syscall accounting, file access.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The simulation kernel.
+    cpu : CPU
+        The machine's CPU (an Ultrix profile: ``syscall_cycles``, ``context_switch_cycles``,
+        ``fork_cycles``, ``select_*``).
+    costs : UltrixCosts, optional
+        The estimates the profile lacks.
+    name : str
+        Names the processes' tasks.
+
+    Raises
+    ------
+    TypeError
+        For a bad kernel or CPU.
+    ValueError
+        If the CPU's profile lacks an Ultrix cost.
+    """
+
+    def __init__(self, kernel: Kernel, cpu: CPU, *, costs: UltrixCosts | None = None,
+                 name: str = "ultrix"):
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"UltrixKernel needs a sim.kernel.Kernel, not {kernel!r}")
+        if not isinstance(cpu, CPU):
+            raise TypeError(f"UltrixKernel needs a sim.cpu.CPU, not {cpu!r}")
+        for attr in ("syscall_cycles", "context_switch_cycles", "fork_cycles",
+                     "select_base_cycles", "select_per_fd_cycles"):
+            if not hasattr(cpu.profile, attr):
+                raise ValueError(f"profile {cpu.profile.name!r} lacks {attr}")
+        if costs is not None and not isinstance(costs, UltrixCosts):
+            raise TypeError(f"costs must be UltrixCosts, not {costs!r}")
+        self.kernel = kernel
+        self.cpu = cpu
+        self.profile = cpu.profile
+        self.costs = costs or UltrixCosts()
+        self.name = name
+        self.current: Process | None = None
+        self.processes: list[Process] = []
+        self.syscall_counts: dict[str, int] = {}
+        self.context_switches = 0
+        self.forks = 0
+        self.sleeps = 0
+        self.fs = None
+        self._fs_lock = Mutex(kernel, f"{name}.fs")
+        self._next_pid = 1
+
+    # -- processes ---------------------------------------------------------------------------------
+    def spawn(self, body: Callable[[Process], Awaitable[Any]], name: str) -> Process:
+        """Start a process running ``body(proc)`` (no fork cost: a process the system starts)."""
+        if not callable(body):
+            raise TypeError(f"a process body must be an async callable, not {body!r}")
+        p = Process(self, self._next_pid, name)
+        self._next_pid += 1
+        self.processes.append(p)
+        p.task = self.kernel.spawn(body(p), name=f"{self.name}.{name}", daemon=True)
+        return p
+
+    async def dispatch(self, proc: Process) -> None:
+        """Make ``proc`` the running process, charging a context switch if it was not."""
+        if self.current is not proc:
+            self.current = proc
+            self.context_switches += 1
+            await self.cpu.charge(self.profile.context_switch_cycles, CONTEXT_SWITCH)
+
+    def count_syscall(self, name: str) -> None:
+        self.syscall_counts[name] = self.syscall_counts.get(name, 0) + 1
+
+    # -- files -------------------------------------------------------------------------------------
+    def attach_fs(self, fs) -> None:
+        """Use the mounted :class:`sw.libos.fs.FileSystem` ``fs`` for file calls."""
+        self.fs = fs
+
+    def _need_fs(self):
+        if self.fs is None:
+            raise RuntimeError(f"{self.name}: no file system mounted")
+        return self.fs
+
+    async def _fs_call(self, proc: Process, fn):
+        fs = self._need_fs()
+        if await self._fs_lock.acquire():
+            self.sleeps += 1
+            await self.dispatch(proc)
+        try:
+            return await fn(fs)
+        finally:
+            self._fs_lock.release()
+
+    async def stat(self, proc: Process, path: str):
+        """stat(2): the :class:`sw.libos.fs.Stat` of ``path`` (raises ``FsError`` subclasses)."""
+        await proc.syscall("stat")
+        await self.cpu.charge(self.costs.namei, FILESYSTEM)
+        return await self._fs_call(proc, lambda fs: fs.stat(path))
+
+    async def open(self, proc: Process, path: str) -> OpenFile:
+        """open(2) for reading: namei, a file-table entry (raises ``FsError`` subclasses)."""
+        await proc.syscall("open")
+        # namei and the file-table entry in one charge (the entry is taken before the lookup)
+        await self.cpu.charge(self.costs.namei + self.costs.falloc, FILESYSTEM)
+        st = await self._fs_call(proc, lambda fs: fs.stat(path))
+        if not st.is_file:
+            raise IsADirectory(f"{path!r} is not a regular file")
+        return OpenFile(path, st.ino, st.size)
+
+    async def read_file(self, proc: Process, f: OpenFile, n: int) -> bytes:
+        """read(2) of up to ``n`` bytes at the file's offset (the file system charges the copy
+        from the buffer cache into the user's buffer)."""
+        if not isinstance(f, OpenFile) or f.closed:
+            raise ValueError(f"read of a file that is not open: {f!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"read size must be a non-negative int, not {n!r}")
+        await proc.syscall("read")
+        if f.offset >= f.size or n == 0:
+            return b""
+        data = await self._fs_call(proc, lambda fs: fs.read(f.ino, f.offset, n))
+        f.offset += len(data)
+        return data
+
+    async def close_file(self, proc: Process, f: OpenFile) -> None:
+        """close(2) of a file."""
+        await proc.syscall("close")
+        await self.cpu.charge(self.costs.falloc, KERNEL)
+        f.closed = True
+
+    async def write_log(self, proc: Process, line: bytes) -> None:
+        """write(2) of a log line to a log file: the copy into the buffer cache is charged;
+        the disk write is delayed (write-behind) and outside the measured path."""
+        await proc.syscall("write")
+        await self.cpu.charge(self.costs.socket_op, KERNEL)
+        await self.cpu.copy(len(line))
+
+    def stats(self) -> dict:
+        """Counters: processes, forks, context switches, system calls by name."""
+        return {"processes": len(self.processes), "forks": self.forks,
+                "context_switches": self.context_switches, "sleeps": self.sleeps,
+                "syscalls": dict(sorted(self.syscall_counts.items())),
+                "syscalls_total": sum(self.syscall_counts.values())}

@@ -1,0 +1,362 @@
+"""An NCSA httpd 1.4.2-like web server on the Ultrix model.
+
+Process structure (NCSA httpd 1.4; CALIBRATION.md, "The baseline servers"): the parent
+process pre-forks ``StartServers`` children (default 5), each connected to it by a UNIX-domain
+socket pair. The parent ``select()``s on the listening socket and on the children's sockets,
+``accept()``s each connection and passes the descriptor to an idle child (``sendmsg`` with
+access rights, the 1.4 "FilePass" mechanism), then closes its own copy. A child that finishes
+a request writes a byte to the parent to say it is idle again. When every child is busy the
+parent forks another, up to the compiled-in maximum (10); at the maximum it waits for a child.
+(NCSA 1.3 forked a child per request; 1.4 introduced the pool.)
+
+Per request the child does what 1.4 did, one system call at a time:
+
+1. ``recvmsg`` the descriptor; ``read`` the request (a buffered read of the socket);
+2. parse the request line and headers (user-level work: :attr:`NcsaOptions.request_cycles`);
+3. look for an access-control file (``AccessFileName .htaccess``) in the document root: an
+   ``open`` that fails;
+4. ``stat`` the file, ``open`` it, ``read`` it through the buffer cache in ``IOBUFSIZE``
+   (8 KB) pieces;
+5. ``write`` the MIME header (one write, from the stdio buffer flushed before the body), then
+   ``write`` each piece of the body: separate calls, as NCSA did;
+6. ``close`` the file and the connection (the kernel sends the FIN after the data), ``write``
+   the access-log line, and tell the parent it is idle.
+
+GET and HEAD are served; HTTP/0.9 simple requests get the body without a header; errors get
+NCSA's small HTML error page: 400 (malformed request), 403 (``..`` in the path), 404 (no such
+file), 501 (other methods). Directories are served through their ``index.html`` or are 404
+(no directory listings: a simplification).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sim.kernel import Event
+from sim.time import S
+from sw.libos.fs.errors import FsError
+
+from .kernel import Process
+from .sockets import SocketError, SocketLayer, UltrixMachine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NcsaOptions", "NcsaServer", "parse_request", "http_date", "Request",
+           "request_complete"]
+
+#: Simulated time 0 is this calendar time (1 June 1995, 00:00 GMT) in Date headers.
+EPOCH = 801_964_800
+SERVER = "NCSA/1.4.2"
+CRLF = b"\r\n"
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            501: "Not Implemented"}
+
+
+def http_date(t_ps: int) -> str:
+    """The RFC 850 date NCSA 1.4 wrote, for simulated time ``t_ps``."""
+    return time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(EPOCH + t_ps // S))
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed request: ``status`` is 0 when well formed, else the error to answer."""
+
+    method: str
+    url: str
+    version: str | None
+    status: int = 0
+
+
+def request_complete(buf: bytes) -> bool:
+    """Whether ``buf`` holds a whole request: a blank line after the headers, or a single
+    HTTP/0.9 line (no version)."""
+    if b"\r\n\r\n" in buf or b"\n\n" in buf:
+        return True
+    line, sep, _ = buf.partition(b"\n")
+    return bool(sep) and len(line.split()) == 2
+
+
+def parse_request(buf: bytes) -> Request:
+    """Parse a request line (the headers are read and ignored, as NCSA did for GET/HEAD)."""
+    line = buf.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        parts = line.decode("ascii").split()
+    except UnicodeDecodeError:
+        return Request("", "", None, 400)
+    if len(parts) not in (2, 3) or not parts[1].startswith("/"):
+        return Request(parts[0] if parts else "", "", None, 400)
+    method, url = parts[0], parts[1]
+    version = parts[2] if len(parts) == 3 else None
+    if version is not None and not version.startswith("HTTP/"):
+        return Request(method, url, None, 400)
+    if method not in ("GET", "HEAD"):
+        return Request(method, url, version, 501)
+    path = url.split("?", 1)[0]
+    if ".." in path.split("/"):
+        return Request(method, url, version, 403)
+    return Request(method, url, version)
+
+
+def error_body(status: int, url: str) -> bytes:
+    """NCSA's small HTML error page."""
+    reason = _REASONS[status]
+    text = {400: "Your client sent a query that this server could not understand.",
+            403: f"You do not have permission to access {url} on this server.",
+            404: f"The requested URL {url} was not found on this server.",
+            501: "The method is not implemented by this server."}[status]
+    return (f"<HEAD><TITLE>{status} {reason}</TITLE></HEAD>\n<BODY><H1>{status} {reason}"
+            f"</H1>\n{text}<P>\n</BODY>\n").encode()
+
+
+def header(status: int, now_ps: int, length: int, mtime_ps: int | None = None,
+           ctype: str = "text/html") -> bytes:
+    """NCSA 1.4's MIME header for a reply."""
+    lines = [f"HTTP/1.0 {status} {_REASONS[status]}", f"Date: {http_date(now_ps)}",
+             f"Server: {SERVER}", "MIME-version: 1.0", f"Content-type: {ctype}"]
+    if mtime_ps is not None:
+        lines.append(f"Last-modified: {http_date(mtime_ps)}")
+    lines.append(f"Content-length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@dataclass(frozen=True)
+class NcsaOptions:
+    """NCSA httpd's configuration and the estimates of its user-level work.
+
+    Attributes
+    ----------
+    port : int
+        The ``Port`` it listens on (80).
+    start_servers, max_servers : int
+        ``StartServers`` (default 5) and the compiled-in maximum of children (10).
+    document_root : str
+        ``DocumentRoot`` inside the file system.
+    access_file : bool
+        Look for ``.htaccess`` in the document root per request (NCSA's default
+        ``AccessFileName``).
+    iobufsize : int
+        The body is read and written in pieces of this size (NCSA's 8 KB ``IOBUFSIZE``).
+    log : bool
+        Write the access-log line per request.
+    request_cycles : float
+        User-level work per request, estimate: reading and scanning about 100 bytes of
+        request (10 instructions a byte), ``translate_name`` through the alias tables,
+        ``evaluate_access``, the MIME-type lookup, formatting the header and the log line
+        with ``sprintf``/``strftime`` (the two dates alone are some 2000 instructions):
+        about 6000 instructions at the kernel CPI of 2.08 = 12 500 cycles (0.5 ms).
+    """
+
+    port: int = 80
+    start_servers: int = 5
+    max_servers: int = 10
+    document_root: str = "/"
+    access_file: bool = True
+    iobufsize: int = 8192
+    log: bool = True
+    request_cycles: float = 12_500
+
+    def __post_init__(self) -> None:
+        for name, lo in (("port", 1), ("start_servers", 1), ("max_servers", 1), ("iobufsize", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"NcsaOptions.{name} must be an int >= {lo}, not {v!r}")
+        if self.port > 0xFFFF:
+            raise ValueError(f"NcsaOptions.port must be at most 65535, not {self.port!r}")
+        if self.max_servers < self.start_servers:
+            raise ValueError(f"max_servers ({self.max_servers}) < start_servers "
+                             f"({self.start_servers})")
+        if not isinstance(self.document_root, str) or not self.document_root.startswith("/"):
+            raise ValueError(f"document_root must be an absolute path, not {self.document_root!r}")
+        if isinstance(self.request_cycles, bool) or not isinstance(self.request_cycles, (int, float)) \
+                or self.request_cycles < 0:
+            raise ValueError(f"request_cycles must be >= 0, not {self.request_cycles!r}")
+
+
+@dataclass
+class _Child:
+    proc: Process | None
+    parent_end: object
+    child_end: object
+    busy: bool = False
+    served: int = 0
+
+
+@dataclass
+class NcsaStats:
+    requests: int = 0
+    by_status: dict = field(default_factory=dict)
+    body_bytes: int = 0
+    errors: int = 0
+    log_lines: int = 0
+
+
+class NcsaServer:
+    """NCSA httpd 1.4.2 on an :class:`~sw.ultrix.sockets.UltrixMachine` (see the module
+    docstring). Built by :func:`sw.ultrix.make_ncsa`.
+
+    Parameters
+    ----------
+    machine : UltrixMachine
+    options : NcsaOptions, optional
+    name : str
+    """
+
+    def __init__(self, machine: UltrixMachine, options: NcsaOptions | None = None, *,
+                 name: str = "ncsa"):
+        if not isinstance(machine, UltrixMachine):
+            raise TypeError(f"NcsaServer needs an UltrixMachine, not {machine!r}")
+        if options is not None and not isinstance(options, NcsaOptions):
+            raise TypeError(f"options must be NcsaOptions, not {options!r}")
+        self.machine = machine
+        self.options = options or NcsaOptions()
+        self.name = name
+        self.uk = machine.uk
+        self.sockets: SocketLayer = machine.sockets
+        self.children: list[_Child] = []
+        self.parent: Process | None = None
+        self.counters = NcsaStats()
+        self._ready = None
+        self._started = False
+
+    # -- HttpServer --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Mount the documents, start the parent and its children; return when listening."""
+        if self._started:
+            raise RuntimeError(f"{self.name} already started")
+        self._started = True
+        await self.machine.mount()
+        self._ready = Event(self.uk.kernel, f"{self.name}.ready")
+        self.parent = self.uk.spawn(self._parent, f"{self.name}.httpd")
+        await self._ready
+
+    def stats(self) -> dict:
+        c = self.counters
+        out = {"server": self.name, "requests": c.requests, "by_status": dict(sorted(c.by_status.items())),
+               "body_bytes": c.body_bytes, "errors": c.errors, "log_lines": c.log_lines,
+               "children": len(self.children)}
+        out.update(self.machine.stats())
+        return out
+
+    # -- the parent ----------------------------------------------------------------------------
+    async def _fork_child(self, proc: Process) -> _Child:
+        pe, ce = await self.sockets.socketpair(proc)
+        ch = _Child(None, pe, ce)
+        self.children.append(ch)
+        ch.proc = await proc.fork(lambda p, ch=ch: self._child(p, ch),
+                                  f"{self.name}.child{len(self.children)}")
+        return ch
+
+    async def _parent(self, proc: Process) -> None:
+        so = self.sockets
+        lst = await so.listen(proc, self.options.port, backlog=5)
+        for _ in range(self.options.start_servers):
+            await self._fork_child(proc)
+        self._ready.set()
+        while True:
+            free = [c for c in self.children if not c.busy]
+            can_take = bool(free) or len(self.children) < self.options.max_servers
+            rd = ([lst] if can_take else []) + [c.parent_end for c in self.children]
+            ready, _ = await so.select(proc, rd)
+            for c in self.children:
+                if c.parent_end in ready:
+                    note = await so.read(proc, c.parent_end, 64)
+                    if note:
+                        c.busy = False
+            if lst in ready:
+                free = [c for c in self.children if not c.busy]
+                if not free:
+                    if len(self.children) >= self.options.max_servers:
+                        continue
+                    free = [await self._fork_child(proc)]
+                conn = await so.accept(proc, lst, nonblock=True)
+                if conn is None:
+                    continue
+                child = free[0]
+                child.busy = True
+                await so.send_fd(proc, child.parent_end, conn)
+                await so.close(proc, conn)          # the parent's copy; the child's stays open
+
+    # -- a child ---------------------------------------------------------------------------------
+    async def _child(self, proc: Process, ch: _Child) -> None:
+        so = self.sockets
+        while True:
+            conn = await so.recv_fd(proc, ch.child_end)
+            try:
+                await self.serve(proc, conn)
+            except SocketError as e:
+                self.counters.errors += 1
+                log.debug("%s: connection failed: %s", self.name, e)
+                if not conn.closed:
+                    await so.close(proc, conn)
+            ch.served += 1
+            await so.write(proc, ch.child_end, b"i")   # idle again
+
+    async def _read_request(self, proc: Process, conn) -> bytes:
+        buf = b""
+        while not request_complete(buf) and len(buf) < 8192:
+            got = await self.sockets.read(proc, conn, 8192)
+            if not got:
+                break
+            buf += got
+        return buf
+
+    async def serve(self, proc: Process, conn) -> None:
+        """Serve one connection in process ``proc`` (a child, or another server's process)."""
+        so, uk, opt = self.sockets, self.uk, self.options
+        raw = await self._read_request(proc, conn)
+        await proc.compute(opt.request_cycles)
+        req = parse_request(raw)
+        status, length = req.status, 0
+        now = uk.kernel.now
+        simple = req.version is None and req.status == 0
+        if status == 0:
+            status, length = await self._send_file(proc, conn, req, simple)
+        if status != 200:
+            body = error_body(status, req.url)
+            if not simple:
+                await so.write(proc, conn, header(status, now, len(body)))
+            if req.method != "HEAD":
+                await so.write(proc, conn, body)
+            length = len(body)
+        await so.close(proc, conn)
+        c = self.counters
+        c.requests += 1
+        c.by_status[status] = c.by_status.get(status, 0) + 1
+        if status == 200 and req.method == "GET":
+            c.body_bytes += length
+        if opt.log:
+            peer = conn.peer_name or (b"\x7f\x00\x00\x01", 0)
+            first = raw.split(b"\n", 1)[0].decode("latin-1").strip()
+            line = f"{'.'.join(map(str, peer[0]))} - - [{http_date(now)}] \"{first}\" {status} {length}\n"
+            await uk.write_log(proc, line.encode("latin-1"))
+            c.log_lines += 1
+
+    async def _send_file(self, proc: Process, conn, req: Request, simple: bool) -> tuple[int, int]:
+        so, uk, opt = self.sockets, self.uk, self.options
+        root = opt.document_root.rstrip("/")
+        if opt.access_file:
+            try:
+                f = await uk.open(proc, f"{root}/.htaccess")
+                await uk.close_file(proc, f)
+            except FsError:
+                pass
+        path = root + req.url.split("?", 1)[0]
+        try:
+            st = await uk.stat(proc, path)
+            if st.is_dir:
+                path = path.rstrip("/") + "/index.html"
+                st = await uk.stat(proc, path)
+            f = await uk.open(proc, path)
+        except FsError:
+            return 404, 0
+        if not simple:
+            await so.write(proc, conn, header(200, uk.kernel.now, st.size, st.mtime))
+        if req.method == "GET":
+            while True:
+                piece = await uk.read_file(proc, f, opt.iobufsize)
+                if not piece:
+                    break
+                await so.write(proc, conn, piece)
+        await uk.close_file(proc, f)
+        return 200, st.size

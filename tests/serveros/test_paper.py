@@ -1,0 +1,295 @@
+"""The paper's experiment backbone: machines, the HTTP client, tiny runs, outputs, determinism,
+clear errors, and the RTL card (Verilator) giving the model's throughput."""
+import csv
+import json
+
+import pytest
+
+from serveros.cli import main
+from serveros.experiments import paper
+from serveros.machines import (boot, build_client_machine, build_server_machine, client_ip,
+                               machine_mac, preload_arp, server_ip)
+from serveros.rtl import simulator_missing
+from sim.kernel import Kernel
+from sim.media.ethernet import Segment
+from sim.time import MS, S
+from sw.clients.http import HttpClient, parse_response_head
+from sw.libos.net import NetStack, TcpPcb
+
+
+def _available_servers():
+    """The paper's servers whose packages exist now, plus the test server."""
+    names = []
+    for s in paper.SERVERS:
+        try:
+            paper.server_factory(s)
+            names.append(s)
+        except paper.ServerUnavailable:
+            pass
+    return names + ["static"]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    return paper.build_documents_image(tmp_path_factory.mktemp("img") / "docs.img")
+
+
+# -- documents and machines ---------------------------------------------------------------------
+def test_documents_are_deterministic_and_sized(tmp_path):
+    files = paper.write_documents(tmp_path)
+    assert [f.name for f in files] == ["doc0", "doc10", "doc100", "doc1024", "doc10240"]
+    for f, n in zip(files, paper.DOC_SIZES):
+        assert f.read_bytes() == paper.document_content(n) and len(f.read_bytes()) == n
+    assert paper.document_content(200) == paper.document_content(300)[:200]
+    with pytest.raises(ValueError, match="-1"):
+        paper.document_content(-1)
+
+
+def test_machines_addresses_profiles_and_errors(image):
+    k = Kernel()
+    seg = Segment(k, seed=1)
+    host, session = build_server_machine(k, seg, server="cheetah", image_path=image, seed=3)
+    assert session is None and host.cpu.profile.name == "decstation-5000-125-aegis"
+    assert host.ip == bytes([10, 0, 0, 1]) == server_ip() and "aegis" in host.extra
+    c = build_client_machine(k, seg, 2, seed=4)
+    assert c.ip == client_ip(2) == bytes([10, 0, 0, 12]) and c.netdev.mac == machine_mac(12)
+    assert c.cpu.profile.name == "client-pentium100-openbsd" and c.blockdev is None
+    preload_arp([host, c])
+    assert host.arp[c.ip] == machine_mac(12) and c.arp[host.ip] == machine_mac(1)
+    h2, _ = build_server_machine(k, Segment(k, seed=1), server="ncsa", image_path=image)
+    assert h2.cpu.profile.name == "decstation-5000-125-ultrix43" and "aegis" not in h2.extra
+    with pytest.raises(ValueError, match="apache"):
+        build_server_machine(k, seg, server="apache", image_path=image)
+    with pytest.raises(ValueError, match="fpga"):
+        build_server_machine(k, seg, server="ncsa", backend="fpga", image_path=image)
+    with pytest.raises(ValueError, match="-1"):
+        build_client_machine(k, seg, -1)
+
+    async def go():
+        await boot(host)
+    t = k.spawn(go())
+    k.run()
+    assert t.exception is None and host.netdev is not None and host.blockdev is not None
+
+
+# -- the client ----------------------------------------------------------------------------------
+def _pair(server_fn=None):
+    """A client host and a server stack on one segment (ideal interfaces)."""
+    k = Kernel()
+    seg = Segment(k, seed=2)
+    c = build_client_machine(k, seg, 0, seed=5)
+    srv = NetStack.on_segment(k, seg, "server", machine_mac(1), server_ip(), name="srv")
+    srv.add_arp(c.ip, c.netdev.mac)
+    c.arp[server_ip()] = machine_mac(1)
+    if server_fn is not None:
+        srv.listen(80, server_fn(srv))
+    return k, c, srv
+
+
+def _responder(response: bytes):
+    def factory_for(stack):
+        class Conn(TcpPcb):
+            async def on_readable(self, data):
+                await stack.send(self, response, last=True)
+
+            def resupply(self, offset, length):
+                return response[offset:offset + length]
+        return Conn
+    return factory_for
+
+
+def test_client_records_whole_responses():
+    body = b"x" * 3000
+    k, c, _ = _pair(_responder(b"HTTP/1.0 200 OK\r\nContent-Length: 3000\r\n\r\n" + body))
+    done = []
+    cl = HttpClient(c, "10.0.0.1", "/doc", 5, on_done=done.append)
+    k.spawn(cl.run())
+    k.run()
+    assert done == [cl] and cl.finished
+    assert [r.ok for r in cl.records] == [True] * 5
+    assert all(r.status == 200 and r.body_bytes == 3000 and r.end > r.start for r in cl.records)
+    assert all(a.end <= b.start for a, b in zip(cl.records, cl.records[1:]))    # closed loop
+    assert cl.stats.ok == 5 and cl.stats.failed == 0
+
+
+def test_client_counts_bad_length_refused_and_timeout():
+    k, c, _ = _pair(_responder(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nshort"))
+    cl = HttpClient(c, "10.0.0.1", "/doc", 2)
+    k.spawn(cl.run())
+    k.run()
+    assert [r.error for r in cl.records] == ["length", "length"]
+    k, c, _ = _pair()                                   # nobody listens: a reset
+    cl = HttpClient(c, "10.0.0.1", "/doc", 2)
+    k.spawn(cl.run())
+    k.run()
+    assert cl.stats.failed == 2 and all(not r.ok for r in cl.records)
+    k = Kernel()                                        # nobody there at all: timeouts
+    seg = Segment(k, seed=1)
+    c = build_client_machine(k, seg, 0)
+    c.arp[server_ip()] = machine_mac(1)
+    cl = HttpClient(c, server_ip(), "/doc", 3, timeout_ps=50 * MS)
+    k.spawn(cl.run())
+    end = k.run()
+    assert cl.stats.timeouts == 3 and [r.error for r in cl.records] == ["timeout"] * 3
+    assert end < 1 * S and all(50 * MS <= r.end - r.start < 51 * MS for r in cl.records)
+
+
+def test_client_bad_arguments():
+    c = build_client_machine(Kernel(), Segment(Kernel(), seed=1), 0)
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match="requests"):
+            HttpClient(c, "10.0.0.1", "/d", bad)
+    with pytest.raises(ValueError, match="path"):
+        HttpClient(c, "10.0.0.1", "no-slash", 1)
+    with pytest.raises(ValueError, match="timeout"):
+        HttpClient(c, "10.0.0.1", "/d", 1, timeout_ps=0)
+    with pytest.raises(TypeError, match="Host"):
+        HttpClient(object(), "10.0.0.1", "/d", 1)
+    with pytest.raises(TypeError, match="callable"):
+        HttpClient(c, "10.0.0.1", "/d", 1, on_done=3)
+    assert parse_response_head(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0") == \
+        (404, {"content-length": "0"})
+    with pytest.raises(ValueError, match="status line"):
+        parse_response_head(b"garbage")
+
+
+# -- runs ----------------------------------------------------------------------------------------
+REQUIRED = {"figure", "server", "doc_bytes", "clients", "requests_per_client", "throughput_rps",
+            "first100_rps", "last100_rps", "goodput_bytes_per_s", "mean_latency_ms",
+            "sim_seconds", "wall_seconds", "cpu_breakdown", "packets_per_request", "backend",
+            "seed", "server_stats"}
+
+
+def test_plan_points_default_shape():
+    pts = paper.plan_points()
+    assert len(pts) == 3 * (5 + 6 - 1)                  # the shared point simulated once
+    assert sum(p.clients * p.requests * len(p.figures) for p in pts) == 3 * 41_000
+    shared = [p for p in pts if p.figures == ("a", "b")]
+    assert [(p.doc_bytes, p.clients) for p in shared] == [(100, 4)] * 3
+    assert len({p.point_seed for p in pts}) == len(pts)
+
+
+def test_tiny_run_writes_every_output(tmp_path, image):
+    servers = _available_servers()
+    pts = paper.plan_points(("a", "b"), servers, requests=20, seed=3, doc_sizes=(1024,),
+                            clients=(2,))
+    rows = paper.run_paper(pts, jobs=2, image_path=image, pcap_path=tmp_path / "p.pcapng")
+    assert len(rows) == 2 * len(servers)
+    for r in rows:
+        assert REQUIRED <= set(r), REQUIRED - set(r)
+        assert r["ok"] == r["requests"] == 20 * r["clients"] and r["failed"] == 0, r
+        assert r["throughput_rps"] > 0 and r["first100_rps"] > 0 and r["last100_rps"] > 0
+        assert r["goodput_bytes_per_s"] == pytest.approx(r["throughput_rps"] * r["doc_bytes"])
+        assert r["mean_latency_ms"] > 0 and r["sim_seconds"] > 0
+        assert sum(r["cpu_breakdown"].values()) == pytest.approx(1.0)
+        assert r["cpu_breakdown"]["idle"] < 1.0
+        assert r["packets_per_request"] >= 5                 # SYN, SYN-ACK, ... FIN, ACK
+    files = paper.write_results(rows, tmp_path / "out")
+    doc = json.loads(files["json"].read_text())
+    assert doc["rows"] == json.loads(json.dumps(rows))
+    with files["csv"].open() as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == len(rows) and "cpu_idle" in table[0] and "throughput_rps" in table[0]
+    for f in ("figure_a", "figure_b"):
+        assert files[f].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "p.pcapng").stat().st_size > 1000
+
+
+def test_rows_are_deterministic_for_a_seed(image):
+    pts = paper.plan_points(("b",), ["static"], requests=15, seed=9, clients=(3,))
+    a = paper.run_paper(pts, jobs=1, image_path=image)
+    b = paper.run_paper(pts, jobs=2, image_path=image)
+    assert paper.rows_without_wall(a) == paper.rows_without_wall(b)
+    c = paper.run_paper(paper.plan_points(("b",), ["static"], requests=15, seed=10,
+                                          clients=(3,)), jobs=1, image_path=image)
+    assert paper.rows_without_wall(a) != paper.rows_without_wall(c)
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["--servers", "apache"], "apache"),
+    (["--servers", ""], "no server"),
+    (["--figure", "c"], "'c'"),
+    (["--requests", "0"], "requests"),
+    (["--jobs", "0"], "jobs"),
+    (["--backend", "fpga"], "fpga"),
+    (["--seed", "-1"], "seed"),
+    (["--backend", "icarus"], "icarus"),
+    (["--servers", "cheetah@turbo"], "turbo"),
+    (["--servers", "ncsa@posix"], "only cheetah"),
+])
+def test_run_bad_options_are_clear_errors(argv, what, capsys, tmp_path):
+    assert main(["run", *argv, "--out", str(tmp_path)]) == 2
+    assert what in capsys.readouterr().out
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_cli_run_writes_results(tmp_path, capsys):
+    assert main(["run", "--servers", "static", "--figure", "b", "--requests", "3",
+                 "--out", str(tmp_path), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "figure b" in out and "results.json" in out
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [r["clients"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "figure_b.png").exists() and not (tmp_path / "figure_a.png").exists()
+
+
+def test_missing_server_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(paper.SERVERS, "nothere", ("sw.no_such_package", "make_server"))
+    with pytest.raises(paper.ServerUnavailable, match="nothere"):
+        paper.server_factory("nothere")
+
+
+@pytest.mark.hdl
+def test_verilator_card_gives_the_model_throughput(image):
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    pts = [paper.Point(("a",), "cheetah", 100, 2, 5, b, 1) for b in ("model", "verilator")]
+    model, rtl = (paper.run_point(p, image)[0] for p in pts)
+    assert rtl["ok"] == model["ok"] == 10
+    assert rtl["throughput_rps"] == pytest.approx(model["throughput_rps"], rel=0.01)
+
+
+def test_a_failing_point_names_itself(monkeypatch, image):
+    class Broken:
+        name = "broken"
+
+        def __init__(self, host):
+            pass
+
+        async def start(self):
+            raise OSError("no documents")
+
+        def stats(self):
+            return {}
+    monkeypatch.setattr(paper, "server_factory", lambda name: Broken)
+    pts = paper.plan_points(("b",), ["static"], requests=2, clients=(1,))
+    with pytest.raises(paper.PointFailed, match="static 100 B x1.*no documents"):
+        paper.run_paper(pts, jobs=1, image_path=image)
+
+
+def test_first_and_last_window_rates():
+    from sw.clients.http import RequestRecord
+    # 10 requests back to back, 1 ms each, then 10 taking 2 ms each (a server slowing down).
+    recs, t = [], 0
+    for d in [1] * 10 + [2] * 10:
+        recs.append(RequestRecord(t * MS, (t + d) * MS, 10, 0, 200, True))
+        t += d
+    first, last = paper._window_rates(recs, 10)
+    assert first == pytest.approx(1000.0) and last == pytest.approx(500.0)
+    assert paper._window_rates(recs, 50) == pytest.approx((20 / 0.030, 20 / 0.030))
+    assert paper._window_rates([], 5) == (0.0, 0.0)
+
+
+def test_cheetah_stages_run_as_servers(image):
+    """``cheetah@STAGE`` is Cheetah at one of the paper's stages: the plain POSIX-like stage
+    does more server work per request than the full Cheetah on the same machine."""
+    rows = {}
+    for name in ("cheetah@posix", "cheetah"):
+        r = paper.run_point(paper.Point(("a",), name, 1024, 1, 10, "model", 1), image)[0]
+        assert r["server"] == name and r["ok"] == 10
+        rows[name] = r
+    busy = {n: (1 - r["cpu_breakdown"]["idle"]) * r["sim_seconds"] / r["ok"]
+            for n, r in rows.items()}
+    assert busy["cheetah@posix"] > 1.3 * busy["cheetah"]
+    assert rows["cheetah@posix"]["packets_per_request"] > rows["cheetah"]["packets_per_request"]

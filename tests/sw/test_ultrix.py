@@ -1,0 +1,448 @@
+"""The Ultrix 4.3 model with NCSA httpd and the Harvest accelerator, served over a simulated
+Ethernet to a zero-cost client stack."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sim.cpu import CHECKSUM, CONTEXT_SWITCH, COPY, CPU, DEMUX, SYSCALL
+from sim.kernel import Event, Kernel
+from sim.media.ethernet import Segment
+from sim.platforms import DECSTATION_5000_125_ULTRIX43
+from sim.time import MS, S
+from sw.host import HTTP_PORT, Host
+from sw.libos.fs import FileSystem, mkfs
+from sw.libos.fs.device import MemoryBlockDevice
+from sw.libos.net import NetStack, TcpPcb
+from sw.libos.net.ether import StationDevice
+from sw.libos.net.ipv4 import addr
+from sw.ultrix import NcsaOptions, NcsaServer, make_harvest, make_ncsa
+from sw.ultrix.ncsa import parse_request, request_complete
+from sw.ultrix.sockets import UltrixTcp
+
+SERVER_MAC, CLIENT_MAC = "02:00:00:00:01:01", "02:00:00:00:02:01"
+SERVER_IP, CLIENT_IP = "10.0.0.1", "10.0.0.2"
+SIZES = (0, 1, 10, 100, 1024, 1460, 1461, 4096, 4097, 10240)
+
+
+def content(n: int) -> bytes:
+    """Deterministic document bytes (not periodic in 256, so misplaced bytes show)."""
+    return bytes((i * 7 + i // 251) & 0xFF for i in range(n))
+
+
+class HttpConn(TcpPcb):
+    """A one-request HTTP/1.0 client connection (zero CPU cost: the client's stack has none)."""
+
+    def __init__(self, kernel: Kernel, stack: NetStack, request: bytes):
+        super().__init__()
+        self.app = stack
+        self.request = request
+        self.response = bytearray()
+        self.reason = None
+        self.done = Event(kernel, "http-done")
+
+    async def on_connected(self):
+        await self.app.send(self, self.request)
+
+    def on_readable(self, data):
+        self.response += data
+
+    async def on_peer_closed(self):
+        await self.app.close(self)
+
+    def on_closed(self, reason):
+        self.reason = reason
+        self.done.set()
+
+    def resupply(self, offset, length):
+        return self.request[offset:offset + length]
+
+
+class World:
+    """A server Host (Ultrix CPU, StationDevice, memory disk with the documents) and a client
+    stack on one Segment."""
+
+    def __init__(self, sizes=SIZES):
+        self.k = k = Kernel()
+        self.seg = Segment(k)
+        self.client = NetStack.on_segment(k, self.seg, "client", CLIENT_MAC, CLIENT_IP)
+        self.client.add_arp(SERVER_IP, SERVER_MAC)
+        dev = StationDevice(self.seg, "server", SERVER_MAC)
+        self.cpu = CPU(k, DECSTATION_5000_125_ULTRIX43, name="server")
+        self.disk = MemoryBlockDevice(8192, 512)
+        self.docs = {f"/doc{n}": content(n) for n in sizes}
+        self._run(self._populate())
+        self.host = Host("server", k, self.cpu, dev, addr(SERVER_IP), blockdev=self.disk,
+                         arp={addr(CLIENT_IP): bytes.fromhex(CLIENT_MAC.replace(":", ""))},
+                         seed=7)
+
+    async def _populate(self):
+        await mkfs(self.disk, block_size=4096, extra_size=256)
+        fs = await FileSystem.mount(self.disk, cache_blocks=32)
+        for path, data in self.docs.items():
+            await fs.create(path)
+            if data:
+                await fs.write(path, data)
+        await fs.sync()
+
+    def _run(self, coro):
+        t = self.k.spawn(coro, name="test")
+        # The servers' processes are daemons: the run ends when the scenario does (or when
+        # nothing is left to happen, which the assertion reports).
+        self.k.run()
+        assert t.done, "the scenario did not finish"
+        return t.result
+
+    def run(self, coro):
+        return self._run(coro)
+
+    async def fetch(self, request: bytes) -> bytes:
+        c = HttpConn(self.k, self.client, request)
+        await self.client.connect(c, SERVER_IP, HTTP_PORT)
+        await c.done
+        assert c.reason == "closed", c.reason
+        return bytes(c.response)
+
+
+def split(resp: bytes) -> tuple[int, dict, bytes]:
+    head, sep, body = resp.partition(b"\r\n\r\n")
+    assert sep, resp[:200]
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    fields = {}
+    for ln in lines[1:]:
+        name, _, value = ln.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return status, fields, body
+
+
+def make(world: World, kind: str):
+    return make_ncsa(world.host) if kind == "ncsa" else make_harvest(world.host)
+
+
+# -- request parsing ----------------------------------------------------------------------------
+def test_parse_request():
+    assert parse_request(b"GET /doc10 HTTP/1.0\r\n\r\n").status == 0
+    assert parse_request(b"GET /doc10\r\n").version is None
+    assert parse_request(b"HEAD /x HTTP/1.0\r\n\r\n").method == "HEAD"
+    assert parse_request(b"GARBAGE\r\n\r\n").status == 400
+    assert parse_request(b"GET nope HTTP/1.0\r\n\r\n").status == 400
+    assert parse_request(b"GET /a FTP/1.0\r\n\r\n").status == 400
+    assert parse_request(b"POST /a HTTP/1.0\r\n\r\n").status == 501
+    assert parse_request(b"GET /../etc HTTP/1.0\r\n\r\n").status == 403
+    assert request_complete(b"GET / HTTP/1.0\r\nA: b\r\n\r\n")
+    assert not request_complete(b"GET / HTTP/1.0\r\nA: b\r\n")
+    assert request_complete(b"GET /\r\n")
+
+
+def test_options_are_checked():
+    w = World(sizes=(0,))
+    with pytest.raises(TypeError, match="bogus"):
+        make_ncsa(w.host, bogus=1)
+    with pytest.raises(ValueError, match="start_servers"):
+        NcsaOptions(start_servers=0)
+    with pytest.raises(ValueError, match="max_servers"):
+        NcsaOptions(start_servers=6, max_servers=5)
+    with pytest.raises(TypeError):
+        NcsaServer(object())
+
+
+# -- serving ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["ncsa", "harvest"])
+def test_get_bodies_are_byte_identical(kind):
+    w = World()
+    server = make(w, kind)
+
+    async def scenario():
+        await server.start()
+        out = {}
+        for path in w.docs:
+            out[path] = await w.fetch(f"GET {path} HTTP/1.0\r\nUser-Agent: t\r\n\r\n".encode())
+        # a second round: Harvest serves these from its cache
+        for path in w.docs:
+            out[path + "#2"] = await w.fetch(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        return out
+
+    out = w.run(scenario())
+    for path, data in w.docs.items():
+        for key in (path, path + "#2"):
+            status, fields, body = split(out[key])
+            assert status == 200
+            assert fields["content-length"] == str(len(data))
+            assert fields["content-type"] == "text/html"
+            assert fields["server"] == "NCSA/1.4.2"
+            assert body == data, (key, len(body), len(data))
+    st = server.stats()
+    assert json.loads(json.dumps(st))["server"] == kind    # JSON-serialisable
+    if kind == "harvest":
+        assert st["hits"] == len(w.docs) and st["misses"] == len(w.docs)
+        assert st["backend"]["requests"] == len(w.docs)
+    else:
+        assert st["requests"] == 2 * len(w.docs)
+        assert st["by_status"] == {200: 2 * len(w.docs)}
+        assert st["body_bytes"] == 2 * sum(len(d) for d in w.docs.values())
+
+
+@pytest.mark.parametrize("kind", ["ncsa", "harvest"])
+def test_head_missing_malformed_then_still_serving(kind):
+    w = World(sizes=(100,))
+    server = make(w, kind)
+
+    async def scenario():
+        await server.start()
+        r = [await w.fetch(b"HEAD /doc100 HTTP/1.0\r\n\r\n"),
+             await w.fetch(b"GET /nosuchfile HTTP/1.0\r\n\r\n"),
+             await w.fetch(b"GARBAGE\r\n\r\n"),
+             await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n"),
+             await w.fetch(b"GET /doc100\r\n")]            # HTTP/0.9: no header
+        return r
+
+    head, missing, bad, good, simple = w.run(scenario())
+    status, fields, body = split(head)
+    assert status == 200 and fields["content-length"] == "100" and body == b""
+    status, _, body = split(missing)
+    assert status == 404 and b"404 Not Found" in body and b"/nosuchfile" in body
+    status, _, body = split(bad)
+    assert status == 400 and b"400 Bad Request" in body
+    status, _, body = split(good)
+    assert status == 200 and body == w.docs["/doc100"]
+    assert simple == w.docs["/doc100"]
+
+
+def test_harvest_hits_do_not_touch_the_file_system():
+    w = World(sizes=(1024,))
+    server = make_harvest(w.host)
+    marks = {}
+
+    async def scenario():
+        await server.start()
+        first = await w.fetch(b"GET /doc1024 HTTP/1.0\r\n\r\n")
+        uk = server.uk
+        marks["fs_calls"] = sum(uk.syscall_counts.get(c, 0) for c in ("open", "stat"))
+        marks["backend"] = server.backend.stats()["requests"]
+        marks["fs_reads"] = server.machine.fs.cache.stats.hits if hasattr(
+            server.machine.fs.cache, "stats") else None
+        second = await w.fetch(b"GET /doc1024 HTTP/1.0\r\n\r\n")
+        head = await w.fetch(b"HEAD /doc1024 HTTP/1.0\r\n\r\n")
+        marks["fs_calls2"] = sum(uk.syscall_counts.get(c, 0) for c in ("open", "stat"))
+        marks["backend2"] = server.backend.stats()["requests"]
+        return first, second, head
+
+    first, second, head = w.run(scenario())
+    assert first == second
+    assert split(second)[2] == w.docs["/doc1024"]
+    assert split(head)[2] == b"" and split(head)[0] == 200
+    assert marks["fs_calls"] > 0                      # the miss went through NCSA and the FS
+    assert marks["fs_calls2"] == marks["fs_calls"]    # the hits did not
+    assert marks["backend2"] == marks["backend"] == 1
+    st = server.stats()
+    assert st["hits"] == 2 and st["misses"] == 1 and st["objects"] == 1
+
+
+# -- 4.3BSD TCP behaviour -----------------------------------------------------------------------
+def test_time_wait_pcbs_accumulate_and_lengthen_the_pcb_search():
+    w = World(sizes=(10,))
+    server = make_ncsa(w.host)
+    n = 40
+    samples = []
+
+    async def scenario():
+        await server.start()
+        tcp = server.machine.stack.tcp
+        assert isinstance(tcp, UltrixTcp)
+        for i in range(n):
+            before_demux = w.cpu.breakdown()[DEMUX].cycles if DEMUX in w.cpu.breakdown() else 0
+            before = tcp.stats.pcb_entries_examined
+            await w.fetch(b"GET /doc10 HTTP/1.0\r\n\r\n")
+            after_demux = w.cpu.breakdown()[DEMUX].cycles
+            samples.append((tcp.stats.pcb_entries_examined - before, after_demux - before_demux))
+        return len(tcp.time_wait), tcp.pcb_count, w.k.now
+
+    tw, pcbs, t_end = w.run(scenario())
+    assert t_end < 60 * S
+    assert tw == n                                    # every connection is in TIME_WAIT
+    assert pcbs == n + 1                              # ... with its PCB in the list (+ listener)
+    st = server.stats()
+    assert st["time_wait"] == n and st["pcb_list"] == n + 1
+    # Each new connection's SYN scans the whole list twice: the cost grows with the TIME_WAIT
+    # PCBs, by two entries per earlier connection.
+    examined = [e for e, _ in samples]
+    assert examined[-1] - examined[0] == 2 * (n - 1)
+    assert all(b - a == 2 for a, b in zip(examined, examined[1:]))
+    demux = [d for _, d in samples]
+    per_entry = DECSTATION_5000_125_ULTRIX43.pcb_lookup_per_entry_cycles.value
+    assert demux[-1] - demux[0] == pytest.approx(2 * (n - 1) * per_entry, abs=2)
+
+
+def test_time_wait_expires_after_60_seconds():
+    w = World(sizes=(10,))
+    server = make_ncsa(w.host)
+
+    async def scenario():
+        await server.start()
+        for _ in range(3):
+            await w.fetch(b"GET /doc10 HTTP/1.0\r\n\r\n")
+        tcp = server.machine.stack.tcp
+        n0, t0 = len(tcp.time_wait), w.k.now
+        await w.k.sleep(59 * S)
+        n59 = len(tcp.time_wait)
+        await w.k.sleep(2 * S)
+        return n0, n59, len(tcp.time_wait), tcp.pcb_count
+
+    n0, n59, n61, pcbs = w.run(scenario())
+    assert (n0, n59, n61) == (3, 3, 0)
+    assert pcbs == 1                                  # only the listener is left
+
+
+def test_fin_is_a_separate_segment_after_the_data():
+    w = World(sizes=(100,))
+    server = make_ncsa(w.host)
+    segs = []
+    orig = w.client.tcp.input
+
+    async def spy(src, dst, data):
+        flags = data[13]
+        hl = (data[12] >> 4) * 4
+        segs.append((flags, len(data) - hl))
+        await orig(src, dst, data)
+
+    w.client.tcp.input = spy
+
+    async def scenario():
+        await server.start()
+        return await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n")
+
+    w.run(scenario())
+    data_segs = [(f, n) for f, n in segs if n]
+    fins = [(f, n) for f, n in segs if f & 0x01]
+    assert len(fins) == 1 and fins[0][1] == 0         # FIN carries no data
+    assert all(not f & 0x01 for f, _ in data_segs)
+    assert len(data_segs) == 2                        # header and body: two write() calls
+
+
+def test_cpu_breakdown_shows_the_ultrix_costs():
+    w = World(sizes=(1024,))
+    server = make_ncsa(w.host)
+
+    async def scenario():
+        await server.start()
+        w.cpu.reset_stats()
+        for _ in range(5):
+            await w.fetch(b"GET /doc1024 HTTP/1.0\r\n\r\n")
+
+    w.run(scenario())
+    bd = w.cpu.breakdown()
+    for cat in (SYSCALL, CONTEXT_SWITCH, COPY, CHECKSUM, DEMUX):
+        assert bd[cat].cycles > 0, cat
+    st = server.stats()
+    prof = DECSTATION_5000_125_ULTRIX43
+    assert bd[SYSCALL].cycles == pytest.approx(st["syscalls_total"] * prof.syscall_cycles.value,
+                                               rel=0.2)
+    # every byte of the 5 bodies was checksummed (no precomputed sums)
+    assert bd[CHECKSUM].cycles > 5 * prof.checksum_cycles(1024)
+    # per request: at least accept, sendmsg, recvmsg, read, stat, open, read, write x2,
+    # close x3, select, log write
+    assert st["syscalls"]["recvmsg"] >= 5 and st["syscalls"]["sendmsg"] == 5
+    assert st["forks"] == 5 and st["children"] == 5
+
+
+def test_several_clients_at_once():
+    w = World(sizes=(100, 10240))
+    extra = [NetStack.on_segment(w.k, w.seg, f"c{i}", f"02:00:00:00:03:0{i}", f"10.0.0.{10 + i}")
+             for i in range(6)]
+    for s in extra:
+        s.add_arp(SERVER_IP, SERVER_MAC)
+    server = make_ncsa(w.host)
+    results = []
+
+    async def one(stack, path):
+        for _ in range(3):
+            c = HttpConn(w.k, stack, f"GET {path} HTTP/1.0\r\n\r\n".encode())
+            await stack.connect(c, SERVER_IP, HTTP_PORT)
+            await c.done
+            results.append((path, bytes(c.response)))
+
+    async def scenario():
+        await server.start()
+        tasks = [w.k.spawn(one(s, "/doc10240" if i % 2 else "/doc100"))
+                 for i, s in enumerate(extra)]
+        await w.k.gather(tasks)
+
+    w.run(scenario())
+    assert len(results) == 18
+    for path, resp in results:
+        assert split(resp)[2] == w.docs[path]
+    st = server.stats()
+    assert st["requests"] == 18 and st["children"] >= 5
+
+
+def test_ncsa_forks_more_children_when_all_are_busy():
+    w = World(sizes=(10240,))
+    extra = [NetStack.on_segment(w.k, w.seg, f"c{i}", f"02:00:00:00:03:0{i}", f"10.0.0.{10 + i}")
+             for i in range(3)]
+    for s in extra:
+        s.add_arp(SERVER_IP, SERVER_MAC)
+    server = make_ncsa(w.host, start_servers=1, max_servers=2)
+    bodies = []
+
+    async def one(stack):
+        c = HttpConn(w.k, stack, b"GET /doc10240 HTTP/1.0\r\n\r\n")
+        await stack.connect(c, SERVER_IP, HTTP_PORT)
+        await c.done
+        bodies.append(split(bytes(c.response))[2])
+
+    async def scenario():
+        await server.start()
+        assert server.stats()["children"] == 1
+        await w.k.gather([w.k.spawn(one(s)) for s in extra])
+
+    w.run(scenario())
+    assert bodies == [w.docs["/doc10240"]] * 3         # the third waited for a free child
+    st = server.stats()
+    assert st["children"] == 2 and st["forks"] == 2 and st["requests"] == 3
+
+
+class Aborter(HttpConn):
+    """Resets the connection as soon as the first response bytes arrive."""
+
+    async def on_readable(self, data):
+        self.response += data
+        if self.state.value == "ESTABLISHED":
+            await self.app.abort(self)
+
+
+@pytest.mark.parametrize("kind", ["ncsa", "harvest"])
+def test_a_reset_connection_does_not_stop_the_server(kind):
+    w = World(sizes=(10240,))
+    server = make(w, kind)
+
+    async def scenario():
+        await server.start()
+        c = Aborter(w.k, w.client, b"GET /doc10240 HTTP/1.0\r\n\r\n")
+        await w.client.connect(c, SERVER_IP, HTTP_PORT)
+        await c.done
+        await w.k.sleep(50 * MS)
+        return c.reason, await w.fetch(b"GET /doc10240 HTTP/1.0\r\n\r\n")
+
+    reason, resp = w.run(scenario())
+    assert reason == "aborted"
+    assert split(resp)[2] == w.docs["/doc10240"]
+    assert server.stats()["errors"] >= 1             # the failed write was noticed
+
+
+def test_harvest_does_not_cache_errors():
+    w = World(sizes=(10,))
+    server = make_harvest(w.host)
+
+    async def scenario():
+        await server.start()
+        a = await w.fetch(b"GET /missing HTTP/1.0\r\n\r\n")
+        b = await w.fetch(b"GET /missing HTTP/1.0\r\n\r\n")
+        return a, b
+
+    a, b = w.run(scenario())
+    assert split(a)[0] == split(b)[0] == 404
+    st = server.stats()
+    assert st["hits"] == 0 and st["misses"] == 2 and st["objects"] == 0
+    assert st["backend"]["requests"] == 2
