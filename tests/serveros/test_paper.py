@@ -293,3 +293,32 @@ def test_cheetah_stages_run_as_servers(image):
             for n, r in rows.items()}
     assert busy["cheetah@posix"] > 1.3 * busy["cheetah"]
     assert rows["cheetah@posix"]["packets_per_request"] > rows["cheetah"]["packets_per_request"]
+
+
+def test_each_specialization_off_alone_lowers_throughput_through_its_mechanism(image):
+    """One client on a quiet wire: a request's latency is its critical path, so every piece of
+    extra work a switched-off specialization causes shows as lower throughput, and the CPU
+    breakdown grows in the category the mechanism predicts. (The document has no inline
+    images, so switching the prefetch off must change nothing.)"""
+    from sw.cheetah import SPECIALIZATIONS
+
+    def run(name):
+        r = paper.run_point(paper.Point(("a",), name, 1024, 1, 8, "model", 1), image)[0]
+        assert r["ok"] == 8 and r["wire_excessive_collisions"] == 0
+        busy = {c: f * r["sim_seconds"] / r["ok"] for c, f in r["cpu_breakdown"].items()}
+        return r, busy
+
+    full, full_busy = run("cheetah")
+    grows = {"precomputed_checksums": "checksum", "parse_in_place": "copy",
+             "cache_as_retransmit_pool": "copy"}
+    for switch in SPECIALIZATIONS:
+        r, busy = run(f"cheetah@no-{switch}")
+        if switch == "inline_prefetch":
+            assert r["throughput_rps"] == pytest.approx(full["throughput_rps"], rel=1e-9)
+            continue
+        assert r["throughput_rps"] < full["throughput_rps"], switch
+        if switch in grows:
+            cat = grows[switch]
+            assert busy.get(cat, 0) > full_busy.get(cat, 0), (switch, cat)
+        if switch == "merged_segments":
+            assert r["packets_per_request"] > full["packets_per_request"]
