@@ -9,6 +9,8 @@ noticing.
 """
 from __future__ import annotations
 
+import struct
+
 import bisect
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
@@ -119,9 +121,13 @@ class Bus:
         :meth:`read_block`)."""
         words = list(words)
         w = self._block_window(addr, len(words), "write")
-        for v in words:
-            if not isinstance(v, int) or not 0 <= v < 1 << 32:
-                raise BusError(f"{self.name}: value {v!r} does not fit a 32-bit word")
+        try:
+            struct.pack(f"<{len(words)}I", *words)      # checks every word at C speed
+        except (struct.error, TypeError):
+            for v in words:
+                if not isinstance(v, int) or not 0 <= v < 1 << 32:
+                    raise BusError(f"{self.name}: value {v!r} does not fit a 32-bit word") from None
+            raise
         self.writes += len(words)
         if not words:
             return

@@ -327,7 +327,7 @@ class LanceModel:
         self.reads += n
         await k.sleep_until((ack + 1) * p, late=True)
         self._release()
-        return [int.from_bytes(raw[i:i + 4], "little") for i in range(0, 4 * n, 4)]
+        return list(struct.unpack(f"<{n}I", raw))
 
     async def write_block(self, offset: int, words) -> None:
         """Words from byte ``offset`` with the timing of back-to-back single writes (word
@@ -336,9 +336,15 @@ class LanceModel:
         self._check(offset)
         words = list(words)
         n = len(words)
-        for w in words:
-            if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= _MASK32:
-                raise ValueError(f"LANCE write value must be a 32-bit unsigned integer, not {w!r}")
+        try:
+            data = struct.pack(f"<{n}I", *words)         # checks every word at C speed
+        except (struct.error, TypeError):
+            data = None
+        if data is None or bool in set(map(type, words)):
+            for w in words:
+                if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= _MASK32:
+                    raise ValueError(f"LANCE write value must be a 32-bit unsigned integer, "
+                                     f"not {w!r}")
         if offset + 4 * n > RDP_OFFSET:
             if offset + 4 * n > WINDOW_SIZE:
                 raise ValueError(f"LANCE block write of {n} words at {offset:#x} leaves the window")
@@ -354,7 +360,6 @@ class LanceModel:
         first = e0 + T.BUS_WRITE_WAIT
         last = first + (n - 1) * stride
         self._commit(first - 1)
-        data = b"".join(w.to_bytes(4, "little") for w in words)
         self._host_runs.append(_Pending(first, stride, offset % self.ram_bytes, data, unit=4))
         self.writes += n
         await k.sleep_until((last + 1) * p, late=True)

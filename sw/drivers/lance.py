@@ -26,6 +26,8 @@ little-endian; a descriptor is two such words (``RMD0 | RMD1 << 16``, ``RMD2 | R
 """
 from __future__ import annotations
 
+import struct
+
 import inspect
 import logging
 from collections import deque
@@ -528,4 +530,4 @@ def _words(data: bytes) -> list[int]:
     """``data`` as little-endian 32-bit words, the last one zero-padded."""
     if len(data) % 4:
         data = data + bytes(4 - len(data) % 4)
-    return [int.from_bytes(data[j:j + 4], "little") for j in range(0, len(data), 4)]
+    return list(struct.unpack(f"<{len(data) // 4}I", data))
