@@ -153,6 +153,8 @@ class _Waiter:
 
 
 def _whole_cycles(cycles: int | float | Cost) -> int:
+    if type(cycles) is int and cycles >= 0:      # the common case, checked first
+        return cycles
     if isinstance(cycles, Cost):
         if cycles.unit != "cycles":
             raise ValueError(f"cannot charge {cycles!r}: its unit is {cycles.unit!r}, not cycles")
@@ -309,12 +311,13 @@ class CPU:
     def _exit(self, me: Task) -> None:
         self._depth -= 1
         if self._depth == 0:
-            gen = self._gen
             # The owner keeps the CPU while its Python code runs on at this instant; if it
             # awaits anything but the CPU, this check (queued behind it) finds the CPU unused.
-            self.kernel.call_at(self.kernel.now, lambda: self._release_check(me, gen))
+            k = self.kernel
+            k.post(k.now, self._release_check, (me, self._gen))
 
-    def _release_check(self, me: Task, gen: int) -> None:
+    def _release_check(self, arg: tuple[Task, int]) -> None:
+        me, gen = arg
         if self._owner is me and self._depth == 0 and self._gen == gen:
             self._release()
 
@@ -474,7 +477,16 @@ class CPU:
         if category == IDLE or not isinstance(category, str) or not category:
             raise ValueError(f"cannot charge to category {category!r}")
         me = self._me("charge")
-        await self._enter(me)
+        # _enter's two immediate cases inline (a charge is the commonest await of a run).
+        if self._owner is me:
+            self._gen += 1
+            self._depth += 1
+        elif self._owner is None and not self._queue:
+            self._gen += 1
+            self._grant(me)
+            self._depth = 1
+        else:
+            await self._enter(me)
         try:
             await self._run(n, category)
         finally:
@@ -484,7 +496,7 @@ class CPU:
         k, period = self.kernel, self.period
         remaining = n
         while True:
-            if self._irqs:
+            if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
             if remaining == 0:
                 return
@@ -494,8 +506,8 @@ class CPU:
                 await k.sleep_until(end)
                 done = remaining
             else:
-                idx, _ = await k.wait_any(k.sleep_until(end), self._kick)
-                if idx == 0:
+                idx, _ = await k.timeout(self._kick, end - start)
+                if idx == 1:                # the charge ran to its end without a kick
                     done = remaining
                 else:
                     q = self.irq_quantum * period
@@ -530,7 +542,7 @@ class CPU:
         me = self._me("load")
         await self._enter(me)
         try:
-            if self._irqs:
+            if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
             t0 = self.kernel.now
             value = await bus.read(addr)
@@ -549,7 +561,7 @@ class CPU:
         me = self._me("store")
         await self._enter(me)
         try:
-            if self._irqs:
+            if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
             t0 = self.kernel.now
             await bus.write(addr, value)
@@ -571,7 +583,7 @@ class CPU:
         me = self._me("load_words")
         await self._enter(me)
         try:
-            if self._irqs:
+            if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
             t0 = self.kernel.now
             words = await bus.read_block(addr, n)
@@ -586,7 +598,7 @@ class CPU:
         me = self._me("store_words")
         await self._enter(me)
         try:
-            if self._irqs:
+            if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
             t0 = self.kernel.now
             await bus.write_block(addr, words)

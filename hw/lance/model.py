@@ -56,7 +56,6 @@ Semantics: docs/lance_card.md and :mod:`hw.lance.registers`.
 """
 from __future__ import annotations
 
-import types
 
 import struct
 import zlib
@@ -71,7 +70,7 @@ from . import timing as T
 from .registers import (
     BUFFER_RAM_SIZE_DEFAULT, CSR0, COUNTERS_OFFSET, DEFAULT_MAC, DESCRIPTOR_BYTES, FCS_BYTES,
     INIT_BLOCK_BYTES, MAX_FRAME, MIN_FRAME, RAP_OFFSET, RDP_OFFSET, RMD1, ROM_ESAR_OFFSET,
-    ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Counter, Mode,
+    ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Counter, Mode, plain_bits,
 )
 
 __all__ = ["LanceModel", "LanceWire", "TxOutcome", "COUNTER_NAMES"]
@@ -83,7 +82,7 @@ _COUNTER_MAX = 0xFFFF
 _MASK32 = 0xFFFF_FFFF
 # CSR0 bits as plain ints: the model tests them on every bus access and edge, where
 # IntFlag arithmetic costs a Python enum construction per operation.
-_C0 = types.SimpleNamespace(**{m.name: int(m) for m in CSR0})
+_C0 = plain_bits(CSR0)
 _W1C = _C0.IDON | _C0.TINT | _C0.RINT | _C0.MERR | _C0.MISS | _C0.CERR | _C0.BABL
 _INTR_SOURCES = _C0.BABL | _C0.MISS | _C0.MERR | _C0.RINT | _C0.TINT | _C0.IDON
 _ERR_SOURCES = _C0.BABL | _C0.CERR | _C0.MISS | _C0.MERR
@@ -476,15 +475,16 @@ class LanceModel:
                 raise AssertionError(f"LANCE model scheduled edge {cycle} in the past "
                                      f"(now {self.kernel.now} ps)")
             lst = self._actions[cycle] = []
-            self.kernel.call_at(cycle * self._p, lambda: self._run_edge(cycle), late=True)
+            self.kernel.post(cycle * self._p, self._run_edge, cycle, late=True)
         self._seq += 1
         lst.append((prio, self._seq, fn))
 
     def _run_edge(self, cycle: int) -> None:
         lst = self._actions[cycle]
         while lst:
-            lst.sort(key=lambda e: (e[0], e[1]))
-            _, _, fn = lst.pop(0)
+            if len(lst) > 1:
+                lst.sort()                  # by (prio, seq): seq is unique, fn never compared
+            fn = lst.pop(0)[2]
             fn()
         del self._actions[cycle]
         self._update_irq(cycle)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import types
 from dataclasses import dataclass, field
 
 from amaranth.lib import data
@@ -43,7 +44,7 @@ __all__ = [
     "BUFFER_RAM_SIZE_DEFAULT", "BUFFER_SIZE", "MAX_FRAME", "MIN_FRAME", "FCS_BYTES",
     "MAX_RING_LOG2", "DESCRIPTOR_BYTES", "INIT_BLOCK_BYTES",
     "Csr", "CSR0", "CSR3", "Mode", "RMD1", "TMD1", "TMD3",
-    "csr1_csr2", "iadr_from_csr1_csr2", "bcnt_encode", "bcnt_decode",
+    "plain_bits", "csr1_csr2", "iadr_from_csr1_csr2", "bcnt_encode", "bcnt_decode",
     "InitBlock", "RxDescriptor", "TxDescriptor", "RingSizes", "ring_sizes", "BufferLayout",
     "csr0_layout", "rmd1_layout", "tmd1_layout", "tmd3_layout",
     "rx_descriptor_layout", "tx_descriptor_layout",
@@ -179,6 +180,12 @@ class CSR3(enum.IntFlag):
     BCON = 1 << 0  # byte control: pin 16 is /BM1 or BUSAKO
     ACON = 1 << 1  # ALE control: ALE active low
     BSWP = 1 << 2  # byte swap for big-endian hosts (the DECstation is little-endian: 0)
+
+
+def plain_bits(flags: type[enum.IntFlag]) -> types.SimpleNamespace:
+    """The members of ``flags`` as plain ints (``plain_bits(CSR0).RINT``), for the per-frame
+    paths of the model and the driver, where IntFlag arithmetic costs a few percent of a run."""
+    return types.SimpleNamespace(**{m.name: int(m) for m in flags})
 
 
 def csr1_csr2(iadr: int) -> tuple[int, int]:

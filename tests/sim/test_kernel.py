@@ -339,3 +339,48 @@ def test_cancel_a_task_in_a_plain_sleep_while_others_run() -> None:
     k.run()
     assert log == ["other done"]
     assert t.done and t.exception is None
+
+
+def test_post_runs_fn_with_its_argument_in_scheduling_order():
+    k = Kernel()
+    hits = []
+    k.post(50, hits.append, "late", late=True)
+    k.post(50, hits.append, "first")
+    k.call_at(50, lambda: hits.append("second"))
+    k.run(until=100)
+    assert hits == ["first", "second", "late"]
+    with pytest.raises(SimulationError, match="in the past"):
+        k.post(10, hits.append, None)
+
+
+def test_timeouts_short_cut_only_when_nothing_can_intervene():
+    """A timeout that ends before every other entry resumes at once (no heap round trip);
+    one that an earlier entry can beat, or that ends past the running loop's horizon, does
+    not. Either way the results and times are those of the plain heap path."""
+    def program(k, got):
+        ev = k.event()
+
+        async def waiter():
+            for _ in range(4):
+                got.append((await k.timeout(ev, 100), k.now))
+
+        async def setter():
+            await k.sleep(250)
+            ev.set("x")
+        k.spawn(waiter())
+        k.spawn(setter())
+
+    own = []
+    k1 = Kernel()
+    program(k1, own)
+    k1.run(until=150)                       # the horizon stops the second timeout's short cut
+    assert own == [((1, None), 100)] and k1.now == 150
+    k1.run()
+    assert own == [((1, None), 100), ((1, None), 200), ((0, "x"), 250), ((0, "x"), 250)]
+
+    driven = []
+    k2 = Kernel()
+    program(k2, driven)
+    while (nt := k2.next_time()) is not None:
+        k2.run_until(nt)
+    assert driven == own
