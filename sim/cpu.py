@@ -214,6 +214,8 @@ class CPU:
         self._ipl = 0
         self._saved_ipl: dict[Task, int] = {}
         self._irq_task: Task | None = None
+        self._ticket: tuple | None = None  # the owner's pending release check (see _exit)
+        self._owner_suspends = self._owner_suspends   # one bound method: on_suspend dedups
         self._kick = Event(kernel, f"{name}.irq-kick")
         self._context: str | None = None   # "irq:<line>" while a handler runs
         self.last_thread: Task | None = None
@@ -312,9 +314,21 @@ class CPU:
         self._depth -= 1
         if self._depth == 0:
             # The owner keeps the CPU while its Python code runs on at this instant; if it
-            # awaits anything but the CPU, this check (queued behind it) finds the CPU unused.
-            k = self.kernel
-            k.post(k.now, self._release_check, (me, self._gen))
+            # then awaits anything but the CPU, a release check queued behind what is already
+            # due now finds the CPU unused and frees it. The check takes its place in the
+            # order now (a reserved sequence number) but is only posted when the owner
+            # suspends without having used the CPU again: otherwise it would find the CPU in
+            # use and do nothing, and the entry would only stop the kernel's short cuts.
+            self._ticket = (me, self._gen, self.kernel.now, self.kernel.reserve())
+            me.on_suspend(self._owner_suspends)
+
+    def _owner_suspends(self) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is None:
+            return
+        me, gen, t, seq = ticket
+        if gen == self._gen:                 # not used since: the check may free it
+            self.kernel.post_reserved(seq, t, self._release_check, (me, gen))
 
     def _release_check(self, arg: tuple[Task, int]) -> None:
         me, gen = arg

@@ -275,7 +275,7 @@ class Task(_Waitable):
     """A coroutine run by the kernel. Awaiting a task waits for it and returns its result."""
 
     __slots__ = ("_kernel", "_coro", "name", "done", "result", "exception", "_joiners",
-                 "_cancel_wait", "daemon")
+                 "_cancel_wait", "daemon", "_on_suspend")
 
     def __init__(self, kernel: "Kernel", coro: Coroutine, name: str, daemon: bool):
         self._kernel = kernel
@@ -287,6 +287,21 @@ class Task(_Waitable):
         self._joiners: list[Callable[[Any], None]] = []
         self._cancel_wait: Callable[[], None] | None = None
         self.daemon = daemon
+        self._on_suspend: list[Callable[[], None]] | None = None
+
+    def on_suspend(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once, the next time this task gives control back to the kernel (it
+        awaits something, or ends). Adding the same ``fn`` again before then is a no-op."""
+        hooks = self._on_suspend
+        if hooks is None:
+            self._on_suspend = [fn]
+        elif fn not in hooks:
+            hooks.append(fn)
+
+    def _suspending(self) -> None:
+        hooks, self._on_suspend = self._on_suspend, None
+        for fn in hooks:
+            fn()
 
     def _step(self, value: Any = None, throw: BaseException | None = None) -> None:
         k = self._kernel
@@ -296,17 +311,25 @@ class Task(_Waitable):
             try:
                 cmd = self._coro.throw(throw) if throw is not None else self._coro.send(value)
             except StopIteration as stop:
+                k.current = prev
+                if self._on_suspend is not None:
+                    self._suspending()
                 self._finish(stop.value, None)
                 return
             except Cancelled:
+                k.current = prev
+                if self._on_suspend is not None:
+                    self._suspending()
                 self._finish(None, None)
                 return
             except BaseException as exc:  # noqa: BLE001 - a task's failure fails the run
+                k.current = prev
                 self._finish(None, exc)
                 k._failed.append(self)
                 return
-            finally:
-                k.current = prev
+            k.current = prev
+            if self._on_suspend is not None:
+                self._suspending()
             t = type(cmd)
             # The hot path. A sleep that ends before every other scheduled entry (and within
             # the time the running loop may reach) would be the very next entry popped: resume
@@ -318,7 +341,7 @@ class Task(_Waitable):
                 if until <= k._horizon and (not heap or heap[0][_T] > until):
                     k.now = until
                     k.events += 1
-                    value = None
+                    value = throw = None
                     continue
                 self._cancel_wait = k._push(until, self._step, None, cmd.late)   # its cancel token
                 return
@@ -327,7 +350,7 @@ class Task(_Waitable):
                 if until <= k._horizon and (not heap or heap[0][_T] > until):
                     k.now = until
                     k.events += 1
-                    value = (1, None)
+                    value, throw = (1, None), None
                     continue
             break
         try:
@@ -426,6 +449,19 @@ class Kernel:
         if t < self.now:
             raise SimulationError(f"post({t}) is in the past (now {self.now})")
         self._push(t, fn, arg, late)
+
+    def reserve(self) -> int:
+        """A place in the order of the current picosecond's entries, for an entry that may or
+        may not be posted later: :meth:`post_reserved` then orders it as if posted now."""
+        self._seq += 1
+        return self._seq
+
+    def post_reserved(self, seq: int, t: int, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run ``fn(arg)`` at time ``t`` in the place ``seq`` (from :meth:`reserve` at time
+        ``t``, which must not have passed)."""
+        if t < self.now:
+            raise SimulationError(f"post_reserved({t}) is in the past (now {self.now})")
+        heapq.heappush(self._heap, [t, seq, fn, arg])
 
     def call_after(self, dt: int, fn: Callable[[], None], *, late: bool = False) -> Callable[[], None]:
         return self.call_at(self.now + dt, fn, late=late)

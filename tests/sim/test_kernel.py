@@ -384,3 +384,55 @@ def test_timeouts_short_cut_only_when_nothing_can_intervene():
     while (nt := k2.next_time()) is not None:
         k2.run_until(nt)
     assert driven == own
+
+
+def test_reserved_place_orders_a_late_post_as_if_posted_then():
+    k = Kernel()
+    hits = []
+
+    async def t():
+        await k.sleep(7)
+        seq = k.reserve()                      # our place, before what follows
+        k.call_at(k.now, lambda: hits.append("posted after the reservation"))
+        k.post_reserved(seq, k.now, hits.append, "reserved")   # pushed later, runs first
+    k.spawn(t())
+    k.run(until=100)
+    assert hits == ["reserved", "posted after the reservation"]
+    with pytest.raises(SimulationError, match="in the past"):
+        k.post_reserved(k.reserve(), -1, hits.append, None)
+
+
+def test_on_suspend_runs_once_when_the_task_next_awaits_or_ends():
+    k = Kernel()
+    log = []
+
+    async def t():
+        me = k.current
+        me.on_suspend(lambda: log.append(("hook", k.now)))
+        log.append("still running")
+        await k.sleep(10)
+        log.append(("resumed", k.now))
+        me.on_suspend(lambda: log.append(("end hook", k.now)))
+    k.spawn(t())
+    k.run()
+    assert log == ["still running", ("hook", 0), ("resumed", 10), ("end hook", 10)]
+
+
+def test_a_task_that_handles_cancel_and_sleeps_is_not_cancelled_again():
+    k = Kernel()
+    log = []
+
+    async def cleanup():
+        try:
+            await k.sleep(100)
+        except Cancelled:
+            await k.sleep(5)                   # the short-cut path: must not re-throw
+            log.append(("cleaned up", k.now))
+
+    async def killer(v):
+        await k.sleep(10)
+        v.cancel()
+    v = k.spawn(cleanup())
+    k.spawn(killer(v))
+    k.run()
+    assert log == [("cleaned up", 15)] and v.done and v.exception is None
