@@ -217,6 +217,8 @@ class CPU:
         self._ticket: tuple | None = None  # the owner's pending release check (see _exit)
         self._owner_suspends = self._owner_suspends   # one bound method: on_suspend dedups
         self._kick = Event(kernel, f"{name}.irq-kick")
+        self._irq_go = Event(kernel, f"{name}.irq-go")
+        self._irq_again = False
         self._context: str | None = None   # "irq:<line>" while a handler runs
         self.last_thread: Task | None = None
         self.reset_stats()
@@ -432,26 +434,42 @@ class CPU:
             self._kick.pulse()
 
     def _start_irq_context(self) -> None:
-        task = self.kernel.spawn(self._irq_context(), name=f"{self.name}.irq", daemon=True)
-        self._irq_task = task
+        # One task runs every interrupt context, woken (at the place in the order where a
+        # new task would start) each time the idle CPU has an interrupt to take.
+        task = self._irq_task
+        if task is None:
+            task = self._irq_task = self.kernel.spawn(self._irq_contexts(),
+                                                      name=f"{self.name}.irq", daemon=True)
+        elif task is self.kernel.current:
+            self._irq_again = True    # it is ending a context: it starts the next one at once
+        else:
+            self._irq_go.pulse()      # it waits for this between contexts
         self._grant(task)
         self._depth = 1
 
-    async def _irq_context(self) -> None:
-        # Runs with the CPU already granted: take every pending interrupt, then release.
+    async def _irq_contexts(self) -> None:
+        # Each context runs with the CPU already granted: take every pending interrupt, then
+        # release the CPU and wait for the next grant.
         me = self._irq_task
-        try:
-            await self._take_interrupts()
-        except BaseException:
-            # The run is failing (e.g. an interrupt storm): free the CPU without starting
-            # another interrupt context that would never run.
+        k = self.kernel
+        while True:
+            try:
+                await self._take_interrupts()
+            except BaseException:
+                # The run is failing (e.g. an interrupt storm): free the CPU without starting
+                # another interrupt context that would never run.
+                if self._owner is me:
+                    self._owner, self._depth = None, 0
+                raise
+            self._depth = 0
+            self._gen += 1
             if self._owner is me:
-                self._owner, self._depth = None, 0
-            raise
-        self._depth = 0
-        self._gen += 1
-        if self._owner is me:
-            self._release()
+                self._release()
+            if self._irq_again:
+                self._irq_again = False
+                await k.sleep(0)
+            else:
+                await self._irq_go
 
     async def _take_interrupts(self) -> None:
         while True:

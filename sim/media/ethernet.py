@@ -539,7 +539,7 @@ class Station:
             self._tx_collided.clear()
             tx = seg._begin(self, frame, attempt)   # may detect a collision at once
             try:
-                idx, _ = await k.wait_any(self._tx_collided, k.sleep_until(tx.end))
+                idx, _ = await k.timeout(self._tx_collided, tx.end - k.now)
                 if idx == 0:
                     await k.sleep_until(tx.end)      # finish preamble and jam
             except BaseException:
@@ -585,7 +585,7 @@ class Station:
             commit = self._idle_since + part1
             if k.now < commit:
                 # Still listening: a carrier now sends us back to waiting for it to drop.
-                idx, _ = await k.wait_any(self.carrier_changed, k.sleep_until(commit))
+                idx, _ = await k.timeout(self.carrier_changed, commit - k.now)
                 if idx == 0:
                     continue
             # Committed: the rest of the gap is not listened to (802.3 4.2.3.2.1).
