@@ -416,7 +416,6 @@ class Kernel:
         self._seq = 0
         self._live = 0
         self._failed: list[Task] = []
-        self.tasks: list[Task] = []
         #: How far the running loop may advance time (run's ``until``, run_until's ``t``):
         #: a task's sleep is only short-cut within it (:meth:`Task._step`).
         self._horizon = -1
@@ -477,7 +476,6 @@ class Kernel:
         task = Task(self, coro, name or getattr(coro, "__qualname__", "task"), daemon)
         if not daemon:
             self._live += 1
-        self.tasks.append(task)
         self._push(self.now, task._step, None)
         return task
 
