@@ -250,6 +250,21 @@ def test_verilator_card_gives_the_model_throughput(image):
     assert rtl["throughput_rps"] == pytest.approx(model["throughput_rps"], rel=0.01)
 
 
+@pytest.mark.slow
+@pytest.mark.hdl
+@pytest.mark.xfail(strict=True, reason="known gap: the model card leaves CSMA/CD to the segment's "
+                   "station, the RTL card does its own (deferral, LFSR backoff, re-fetch); on a "
+                   "contended wire one run can lose a SYN to 16 collisions and the other not")
+def test_verilator_card_gives_the_model_throughput_on_a_contended_wire(image):
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    pts = [paper.Point(("a",), "cheetah", 100, 4, 200, b, 1) for b in ("model", "verilator")]
+    model, rtl = (paper.run_point(p, image)[0] for p in pts)
+    assert rtl["ok"] == model["ok"] == 800
+    assert rtl["throughput_rps"] == pytest.approx(model["throughput_rps"], rel=0.01)
+
+
 def test_a_failing_point_names_itself(monkeypatch, image):
     class Broken:
         name = "broken"
