@@ -281,25 +281,34 @@ class CPU:
             raise SimulationError(f"{self.name}.{what}() must be awaited from a kernel task")
         return me
 
-    async def _enter(self, me: Task) -> None:
-        self._gen += 1
+    def _take(self, me: Task) -> bool:
+        """Take the CPU for ``me`` at once if it can be (``me`` holds it, or it is free and
+        nobody waits); False if ``me`` has to queue (:meth:`_enter`)."""
         if self._owner is me:
+            self._gen += 1
             self._depth += 1
-            return
+            return True
         if self._owner is None and not self._queue:
+            self._gen += 1
             self._grant(me)
-        else:
-            w = _Waiter(me, Event(self.kernel, f"{self.name}.grant"))
-            self._queue.append(w)
-            try:
-                await w.granted
-            except Cancelled:
-                if self._owner is me:
-                    self._depth = 0
-                    self._release()
-                else:
-                    self._queue.remove(w)
-                raise
+            self._depth = 1
+            return True
+        return False
+
+    async def _enter(self, me: Task) -> None:
+        """Wait in the queue for the CPU (when :meth:`_take` could not take it)."""
+        self._gen += 1
+        w = _Waiter(me, Event(self.kernel, f"{self.name}.grant"))
+        self._queue.append(w)
+        try:
+            await w.granted
+        except Cancelled:
+            if self._owner is me:
+                self._depth = 0
+                self._release()
+            else:
+                self._queue.remove(w)
+            raise
         self._depth = 1
 
     def _grant(self, task: Task) -> None:
@@ -509,15 +518,7 @@ class CPU:
         if category == IDLE or not isinstance(category, str) or not category:
             raise ValueError(f"cannot charge to category {category!r}")
         me = self._me("charge")
-        # _enter's two immediate cases inline (a charge is the commonest await of a run).
-        if self._owner is me:
-            self._gen += 1
-            self._depth += 1
-        elif self._owner is None and not self._queue:
-            self._gen += 1
-            self._grant(me)
-            self._depth = 1
-        else:
+        if not self._take(me):
             await self._enter(me)
         try:
             await self._run(n, category)
@@ -572,7 +573,8 @@ class CPU:
         to whole CPU cycles, is charged to ``category``.
         """
         me = self._me("load")
-        await self._enter(me)
+        if not self._take(me):
+            await self._enter(me)
         try:
             if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
@@ -591,7 +593,8 @@ class CPU:
         is the limit either way).
         """
         me = self._me("store")
-        await self._enter(me)
+        if not self._take(me):
+            await self._enter(me)
         try:
             if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
@@ -613,7 +616,8 @@ class CPU:
         if n < 0:
             raise ValueError(f"word count must be >= 0, not {n!r}")
         me = self._me("load_words")
-        await self._enter(me)
+        if not self._take(me):
+            await self._enter(me)
         try:
             if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
@@ -628,7 +632,8 @@ class CPU:
                           category: str = IO_WAIT) -> None:
         """Consecutive word stores of ``words`` from ``addr``, as :meth:`load_words` loads."""
         me = self._me("store_words")
-        await self._enter(me)
+        if not self._take(me):
+            await self._enter(me)
         try:
             if self._irqs and self._pending() is not None:
                 await self._take_interrupts()

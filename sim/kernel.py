@@ -336,23 +336,19 @@ class Task(_Waitable):
             # the task at once instead of a heap round trip. Same order, same times. A timeout
             # whose event is clear qualifies too: nothing else runs before its end, so nothing
             # can set the event first (the CPU's charges wait this way).
-            if t is _Sleep:
-                until = cmd.until
-                if until <= k._horizon and (not heap or heap[0][_T] > until):
-                    k.now = until
-                    k.events += 1
-                    value = throw = None
-                    continue
-                self._cancel_wait = k._push(until, self._step, None, cmd.late)   # its cancel token
-                return
-            if t is _Timeout and not cmd.event.is_set:
-                until = cmd.until
-                if until <= k._horizon and (not heap or heap[0][_T] > until):
-                    k.now = until
-                    k.events += 1
-                    value, throw = (1, None), None
-                    continue
-            break
+            if t is not _Sleep and (t is not _Timeout or cmd.event.is_set):
+                break
+            until = cmd.until
+            if until <= k._horizon and (not heap or heap[0][_T] > until):
+                k.now = until
+                k.events += 1
+                value = None if t is _Sleep else (1, None)      # a timeout resumes expired
+                throw = None
+                continue
+            if t is not _Sleep:
+                break
+            self._cancel_wait = k._push(until, self._step, None, cmd.late)   # its cancel token
+            return
         try:
             self._cancel_wait = _canceller(cmd._arm(k, self._step))
         except AttributeError:

@@ -56,7 +56,6 @@ Semantics: docs/lance_card.md and :mod:`hw.lance.registers`.
 """
 from __future__ import annotations
 
-
 import struct
 import zlib
 from dataclasses import dataclass
@@ -83,8 +82,8 @@ _MASK32 = 0xFFFF_FFFF
 # CSR0 bits as plain ints: the model tests them on every bus access and edge, where
 # IntFlag arithmetic costs a Python enum construction per operation.
 _C0 = plain_bits(CSR0)
-_W1C = _C0.IDON | _C0.TINT | _C0.RINT | _C0.MERR | _C0.MISS | _C0.CERR | _C0.BABL
-_INTR_SOURCES = _C0.BABL | _C0.MISS | _C0.MERR | _C0.RINT | _C0.TINT | _C0.IDON
+_W1C = int(CSR0.write_one_to_clear())
+_INTR_SOURCES = int(CSR0.interrupt_sources())
 _ERR_SOURCES = _C0.BABL | _C0.CERR | _C0.MISS | _C0.MERR
 _MIN_PAYLOAD = MIN_FRAME - FCS_BYTES
 

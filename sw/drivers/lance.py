@@ -56,11 +56,11 @@ _MISSED_COUNTER = COUNTERS_OFFSET + 4 * Counter.MISSED
 #: How long :meth:`LanceDriver.start` waits for IDON before giving up (ps): the card reads
 #: 12 init-block words in a few microseconds; 1 ms is generous.
 _INIT_TIMEOUT_PS = 1_000_000_000
-#: TMD3 errors that a transmit descriptor can report, with their stats counter.
 # The register and descriptor bits as plain ints for the per-frame paths (interrupt, ring
 # service): IntFlag arithmetic there cost about 3 % of a web-server run.
 _C0, _R1, _T1 = plain_bits(CSR0), plain_bits(RMD1), plain_bits(TMD1)
 _W1C = int(CSR0.write_one_to_clear())
+#: TMD3 errors that a transmit descriptor can report, with their stats counter.
 _TX_ERRORS = ((TMD3.RTRY, "tx_retry_errors"), (TMD3.LCOL, "tx_late_collisions"),
               (TMD3.LCAR, "tx_lost_carrier"), (TMD3.UFLO, "tx_underflows"),
               (TMD3.BUFF, "tx_buffer_errors"))

@@ -7,6 +7,16 @@ from sim.kernel import Cancelled, Event, Kernel, SimulationError
 from sim.time import MS, NS, US, Clock, fmt, ps
 
 
+def _spawn_and_cancel_at_10(k: Kernel, coro):
+    """Spawn ``coro`` and cancel its task at t = 10 from another task; returns the task."""
+    async def killer(v):
+        await k.sleep(10)
+        v.cancel()
+    v = k.spawn(coro)
+    k.spawn(killer(v))
+    return v
+
+
 def test_sleep_advances_exact_picoseconds():
     k = Kernel()
     seen = []
@@ -196,11 +206,7 @@ def test_cancel_throws_into_task_and_stops_it():
             log.append(("cancelled", k.now))
             raise
 
-    async def killer(v):
-        await k.sleep(10)
-        v.cancel()
-    v = k.spawn(victim())
-    k.spawn(killer(v))
+    v = _spawn_and_cancel_at_10(k, victim())
     k.run()
     assert log == [("cancelled", 10)] and v.done
     assert k.now == 10                  # the cancelled sleep does not drag time forward
@@ -308,11 +314,7 @@ def test_cancel_during_timeout_removes_waits():
     async def victim():
         await k.timeout(ev, 1000)
 
-    async def killer(v):
-        await k.sleep(10)
-        v.cancel()
-    v = k.spawn(victim())
-    k.spawn(killer(v))
+    v = _spawn_and_cancel_at_10(k, victim())
     k.run()
     assert v.done and not ev._waiters and k.now == 10
 
@@ -429,10 +431,6 @@ def test_a_task_that_handles_cancel_and_sleeps_is_not_cancelled_again():
             await k.sleep(5)                   # the short-cut path: must not re-throw
             log.append(("cleaned up", k.now))
 
-    async def killer(v):
-        await k.sleep(10)
-        v.cancel()
-    v = k.spawn(cleanup())
-    k.spawn(killer(v))
+    v = _spawn_and_cancel_at_10(k, cleanup())
     k.run()
     assert log == [("cleaned up", 15)] and v.done and v.exception is None
