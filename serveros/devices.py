@@ -7,156 +7,81 @@ network card, connects its wire side to a simulated medium.
 LANCE card, model backend
 -------------------------
 :func:`attach_lance_model` maps a :class:`hw.lance.model.LanceModel` on a bus and gives it a
-:class:`StationWire` onto a :class:`sim.media.ethernet.Segment`:
-
-* **transmit**: the model hands the wire each frame (FCS included); the wire sends it with
-  :meth:`Station.send`, which does the 802.3 CSMA/CD (deferral, collisions, backoff), and turns
-  the :class:`~sim.media.ethernet.TxResult` (or :class:`~sim.media.ethernet.ExcessiveCollisions`)
-  into the model's transmit outcome (DEF, ONE/MORE, RTRY in the descriptor);
-* **receive**: the wire is the station's PHY listener (:meth:`Station.attach_phy`). The model
-  wants each frame at the moment its first preamble nibble reaches the card's pins, but a frame
-  can still be garbled by a collision just after its signal arrives. A station that would
-  overlap it starts at the latest 32 bit times after the signal reaches it (the committed
-  second part of the inter-frame gap, 802.3 4.2.3.2.1), so the wire decides
-  :attr:`StationWire.decide_bits` (33) bit times after the signal's arrival: an intact frame
-  is then given to :meth:`LanceModel.receive` (the card locks on 3.3 us into the 6.4 us
-  preamble, as a real receiver may); a garbled one is dropped, as the segment drops collision
-  fragments. A frame from a raw (RTL) sender, whose bytes are known only at its end, is given
-  to the model when its last bit has passed.
-
-With a wire, the segment's station does the CSMA/CD, so the model's own backoff (its LFSR,
-``timing.BACKOFF_SEED``) is used only by the RTL and by the model on a free wire.
+:class:`StationWire` onto a :class:`sim.media.ethernet.Segment`: a
+:class:`serveros.transceiver.Transceiver`, the same coupling the RTL binding uses
+(serveros/lance_rtl.py). The card does its own CSMA/CD (deferral, jam, backoff with its LFSR,
+as the gateware does); the segment only carries the signals and detects the overlaps.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hw.lance.model import LanceModel, TxOutcome
+from hw.lance.model import LanceModel
 from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, DEFAULT_MAC, WINDOW_SIZE
 from hw.lance.timing import CLOCK_HZ
 from sim.bus import Bus, IrqLine, Window
 from sim.kernel import Kernel
-from sim.media.ethernet import (IFG_BITS, IFG_PART1_BITS, ExcessiveCollisions, Segment, Station,
-                                Transmission, TxResult, mac as parse_mac)
+from sim.media.ethernet import Segment, Station, mac as parse_mac
 from sim.time import Clock
 
-log = logging.getLogger(__name__)
+from .transceiver import Transceiver, rx_start_edge
 
-__all__ = ["StationWire", "LanceCard", "attach_lance_model", "tx_outcome"]
-
-
-def tx_outcome(result: TxResult | None = None, *,
-               error: ExcessiveCollisions | None = None) -> TxOutcome:
-    """The model's :class:`~hw.lance.model.TxOutcome` for what the segment reported.
-
-    Parameters
-    ----------
-    result : TxResult, optional
-        A frame that left: ``attempts - 1`` collisions, DEF if it deferred.
-    error : ExcessiveCollisions, optional
-        A frame given up: its 16 attempts all collided (TMD3.RTRY).
-
-    Raises
-    ------
-    ValueError
-        Unless exactly one of ``result`` and ``error`` is given.
-    """
-    if (result is None) == (error is None):
-        raise ValueError(f"give exactly one of result and error, not {result!r} and {error!r}")
-    if error is not None:
-        return TxOutcome(collisions=error.attempts, rtry=True)
-    # The segment detects every collision inside the slot time (its propagation delay is well
-    # inside it), so late_collision stays False; the station counts late ones if they happen.
-    return TxOutcome(collisions=result.collisions, deferred=result.deferred)
+__all__ = ["StationWire", "LanceCard", "attach_lance_model"]
 
 
 class StationWire:
-    """A LANCE model's wire (the model's ``LanceWire``) over a segment :class:`Station`.
+    """A LANCE model's transceiver (its :class:`~hw.lance.model.LanceWire`) on a segment
+    :class:`Station`.
 
     Parameters
     ----------
     station : Station
-        The card's attachment to the segment; this wire becomes its PHY listener.
+        The card's attachment to the segment.
+    clock : Clock
+        The card's clock.
     decide_bits : int
-        Bit times after a frame's signal arrives at which the wire decides whether it is
-        intact and hands it to the card (see the module docstring).
-
-    Raises
-    ------
-    TypeError
-        If ``station`` is not a :class:`Station`.
-    ValueError
-        If ``decide_bits`` is negative.
+        See :class:`serveros.transceiver.Transceiver`, which also names what it raises.
     """
 
-    #: 32 bit times of committed gap, plus one so a same-instant start is seen first.
-    DEFAULT_DECIDE_BITS = IFG_BITS - IFG_PART1_BITS + 1
-
-    def __init__(self, station: Station, *, decide_bits: int = DEFAULT_DECIDE_BITS):
-        if not isinstance(station, Station):
-            raise TypeError(f"station must be a sim.media.ethernet.Station, not {station!r}")
-        if not isinstance(decide_bits, int) or decide_bits < 0:
-            raise ValueError(f"decide_bits must be an integer >= 0, not {decide_bits!r}")
-        self.station = station
-        self.decide_bits = decide_bits
-        self.kernel: Kernel = station.segment.kernel
+    def __init__(self, station: Station, clock: Clock, *,
+                 decide_bits: int = Transceiver.DEFAULT_DECIDE_BITS):
         self.model: Any = None
-        #: Frames given to the card; not given because a collision garbled them; given up
-        #: after excessive collisions on transmit.
-        self.delivered = 0
-        self.garbled = 0
-        self.abandoned = 0
-        #: Frames dropped because the previous one was still on the card's rx pins.
-        self.overlapped = 0
-        station.attach_phy(self)
+        self.transceiver = Transceiver(station, set_crs=self._crs, set_col=self._col,
+                                       give=self._give, period=clock.period,
+                                       decide_bits=decide_bits)
+        self.station = station
+        self.kernel: Kernel = station.segment.kernel
+        self.stats = self.transceiver.stats
 
-    def bind(self, model: Any) -> None:
-        """Feed received frames to ``model`` (anything with ``receive(frame)``)."""
-        if not callable(getattr(model, "receive", None)):
-            raise TypeError(f"model must have a receive(frame) method, not {model!r}")
+    def bind(self, model: LanceModel) -> None:
+        """Couple ``model`` (a :class:`~hw.lance.model.LanceModel` built with this wire)."""
+        if not isinstance(model, LanceModel):
+            raise TypeError(f"model must be a LanceModel, not {model!r}")
         self.model = model
 
-    # -- LanceWire --------------------------------------------------------------------------
-    async def transmit(self, frame: bytes) -> TxOutcome:
-        """Send ``frame`` (FCS included) with CSMA/CD; return the model's ``TxOutcome`` when
-        its last bit has left (or when it was abandoned after 16 collisions)."""
-        try:
-            result = await self.station.send(frame)
-        except ExcessiveCollisions as e:
-            self.abandoned += 1
-            return tx_outcome(error=e)
-        return tx_outcome(result)
+    # -- LanceWire ----------------------------------------------------------------------------
+    def tx_start(self, frame: bytes | None) -> None:
+        self.transceiver.tx_start(frame)
 
-    # -- PhyListener ------------------------------------------------------------------------
-    def signal_start(self, tx: Transmission) -> None:
-        if tx.frame:
-            dt = self.decide_bits * self.station.segment.bit_time_ps
-            self.kernel.call_after(dt, lambda: self._decide(tx))
+    def tx_stop(self, frame: bytes | None) -> None:
+        self.transceiver.tx_stop(frame)
 
-    def signal_end(self, tx: Transmission, intact: bool) -> None:
-        if not tx.attempt and intact and tx.frame:       # a raw sender: known only now
-            self._give(tx.frame)
+    # -- the model's pins ---------------------------------------------------------------------
+    def _crs(self, level: int) -> None:
+        if self.model is not None:
+            self.model.set_crs(level)
 
-    def _decide(self, tx: Transmission) -> None:
-        if tx.corrupted or tx.collided or tx.aborted:
-            self.garbled += 1
-            return
-        self._give(tx.frame)
+    def _col(self, level: int) -> None:
+        if self.model is not None:
+            self.model.set_col(level)
 
     def _give(self, frame: bytes) -> None:
-        if self.model is None:
+        m = self.model
+        if m is None:
             return
-        try:
-            self.model.receive(frame)
-        except ValueError as e:
-            # Only a raw sender's frame, handed over late, can still be on the pins when the
-            # next one starts: the card would have missed it.
-            self.overlapped += 1
-            log.warning("%s: frame dropped, the card's rx pins are busy: %s", self.station.name, e)
-            return
-        self.delivered += 1
+        p = m.clock.period
+        self.kernel.call_at(rx_start_edge(self.kernel.now, p) * p, lambda: m.receive(frame))
 
     def __repr__(self) -> str:
         return f"<StationWire {self.station.name}>"
@@ -208,12 +133,12 @@ def attach_lance_model(kernel: Kernel, bus: Bus, base: int, *, segment: Segment 
         raise ValueError(f"LANCE base must be a multiple of {WINDOW_SIZE:#x}, not {base!r}")
     mac_b = parse_mac(mac)
     irq = IrqLine(kernel, f"{name}.irq")
+    if clock is None:
+        clock = Clock.from_hz(CLOCK_HZ, f"{name}.clk")
     station = wire = None
     if segment is not None:
         station = segment.attach(name)
-        wire = StationWire(station)
-    if clock is None:
-        clock = Clock.from_hz(CLOCK_HZ, f"{name}.clk")
+        wire = StationWire(station, clock)
     model = LanceModel(kernel, clock, irq=irq, ram_bytes=ram_bytes, mac=mac_b, wire=wire)
     if wire is not None:
         wire.bind(model)

@@ -10,13 +10,12 @@ driven by a :class:`sim.bindings.HdlDriver`. Three adapters join them, all at tr
   :class:`sim.bindings.HostBusInitiator`, block copies (:meth:`sim.cpu.CPU.store_words`) through
   the harness's :class:`hw.burst.HostBusBurster`, one Python transaction per block;
 * its ``irq`` is an :class:`sim.bindings.IrqMirror` onto an :class:`sim.bus.IrqLine`;
-* its wire is a :class:`SegmentPhy` on a :class:`sim.media.ethernet.Station`: the card does its
-  own CSMA/CD, so the station is used at the transceiver level
-  (:meth:`~sim.media.ethernet.Station.begin_raw`, :meth:`~sim.media.ethernet.Station.attach_phy`).
-  A frame the card sends starts on the segment when ``tx_en`` rises and ends when it falls
-  (its bytes are read from the bridge's capture memory then); a frame another station sends is
-  written into the bridge when its first bit arrives and serialised into the card at once; the
-  segment's carrier and collisions drive the card's ``crs`` and ``col``.
+* its wire is a :class:`SegmentPhy`: a :class:`serveros.transceiver.Transceiver` on a segment
+  station (the coupling the model binding uses too). A frame the card sends starts on the
+  segment when ``tx_en`` rises and ends when it falls (its bytes are read from the bridge's
+  capture memory then); a frame another station sends is written into the bridge and
+  serialised into the card once the transceiver has judged it intact; the segment's carrier
+  and collisions drive the card's ``crs`` and ``col``.
 """
 from __future__ import annotations
 
@@ -26,8 +25,10 @@ from typing import Any, Callable, Sequence
 
 from sim.bindings import BlockInitiator, HdlDriver, HostBusInitiator, IrqMirror
 from sim.bus import IrqLine
-from sim.media.ethernet import Station, Transmission
+from sim.media.ethernet import Station
 from sim.time import Clock
+
+from .transceiver import Transceiver
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +49,13 @@ class PhySignals:
     tx_bad: Any
     rx_len: Any
     rx_go: Any
-    rx_abort: Any
     crs: Any
     col: Any
 
 
-@dataclass
-class PhyStats:
-    frames_sent: int = 0
-    frames_cut: int = 0          # transmissions that ended in a collision or were cut short
-    frames_injected: int = 0
-    injections_aborted: int = 0
-    late_injections: int = 0     # a raw sender's frame, known only at its end (see SegmentPhy)
-
-
 class SegmentPhy:
-    """Joins a :class:`~hw.lance.harness.LanceHarness`'s wire side to a segment station.
+    """Joins a :class:`~hw.lance.harness.LanceHarness`'s wire side to a segment station through
+    a :class:`serveros.transceiver.Transceiver` (the coupling the model binding uses too).
 
     Parameters
     ----------
@@ -77,11 +69,6 @@ class SegmentPhy:
         Reads the first ``n`` words of the bridge's capture memory.
     write_rx_words : callable(words)
         Writes words into the bridge's injection memory from word 0.
-
-    Notes
-    -----
-    A frame from another *raw* sender (a second RTL card) is known only at its end; it is
-    injected then, one frame time late. Frames from model stations are known at their start.
     """
 
     def __init__(self, driver: HdlDriver, station: Station, sig: PhySignals, *,
@@ -93,68 +80,25 @@ class SegmentPhy:
         self.sig = sig
         self._read = read_tx_words
         self._write = write_rx_words
-        self.stats = PhyStats()
-        self._tx: Transmission | None = None
-        self._heard = 0
         self._go = 0
-        self._abort = 0
-        self._injecting: Transmission | None = None
-        self._inject_end = -1
+        self.transceiver = Transceiver(
+            station, set_crs=lambda v: driver.set(sig.crs, v),
+            set_col=lambda v: driver.set(sig.col, v), give=self._inject,
+            period=LANCE_CLOCK.period)
+        self.stats = self.transceiver.stats
         driver.watch(sig.tx_en, self._on_tx_en)
-        station.attach_phy(self)
-        self.kernel.spawn(self._collisions(), name=f"{station.name}.col", daemon=True)
 
-    # -- the card transmits --------------------------------------------------------------------
     def _on_tx_en(self, level: int) -> None:
-        st, d = self.station, self.driver
+        t, d = self.transceiver, self.driver
         if level:
-            self._tx = st.begin_raw()
-            return
-        tx, self._tx = self._tx, None
-        if tx is None:
+            t.tx_start()
             return
         n = d.get(self.sig.tx_len)
-        bad = d.get(self.sig.tx_bad)
         frame = None
-        if not (bad or tx.collided):
+        if not d.get(self.sig.tx_bad):
             raw = b"".join(int(w).to_bytes(4, "little") for w in self._read((n + 3) // 4))
             frame = raw[:n]
-            self.stats.frames_sent += 1
-        else:
-            self.stats.frames_cut += 1
-        st.end_raw(tx, frame)
-        d.set(self.sig.col, 0)
-
-    async def _collisions(self) -> None:
-        while True:
-            await self.station.collision
-            if self._tx is not None:
-                self.driver.set(self.sig.col, 1)
-
-    # -- others transmit -----------------------------------------------------------------------
-    def signal_start(self, tx: Transmission) -> None:
-        self._heard += 1
-        self.driver.set(self.sig.crs, 1)
-        if self._injecting is not None:
-            # Two signals overlap here: what the card is receiving is garbage.
-            self._abort_injection()
-            return
-        if tx.frame:
-            self._inject(tx.frame)
-            self._injecting = tx
-
-    def signal_end(self, tx: Transmission, intact: bool) -> None:
-        self._heard -= 1
-        if self._heard == 0:
-            self.driver.set(self.sig.crs, 0)
-        if tx is self._injecting:
-            self._injecting = None
-            if not intact:
-                self._abort_injection()
-        elif intact and tx.attempt == 0 and tx.frame and self._injecting is None:
-            # A raw sender's frame (another RTL card): known only now.
-            self.stats.late_injections += 1
-            self._inject(tx.frame)
+        t.tx_stop(frame)
 
     def _inject(self, frame: bytes) -> None:
         padded = frame + bytes(-len(frame) % 4)
@@ -162,12 +106,6 @@ class SegmentPhy:
         self.driver.set(self.sig.rx_len, len(frame))
         self._go ^= 1
         self.driver.set(self.sig.rx_go, self._go)
-        self.stats.frames_injected += 1
-
-    def _abort_injection(self) -> None:
-        self._abort ^= 1
-        self.driver.set(self.sig.rx_abort, self._abort)
-        self.stats.injections_aborted += 1
 
 
 @dataclass
@@ -203,7 +141,7 @@ def bind_amaranth(driver: HdlDriver, harness: Any, station: Station | None,
     h = harness
     b = h.bus
     bus_sig = dict(addr=b.addr, w_data=b.w_data, r_data=b.r_data, w_en=b.w_en, r_en=b.r_en, ack=b.ack)
-    sig = PhySignals(h.tx_en, h.tx_len, h.tx_bad, h.rx_len, h.rx_go, h.rx_abort, h.crs, h.col)
+    sig = PhySignals(h.tx_en, h.tx_len, h.tx_bad, h.rx_len, h.rx_go, h.crs, h.col)
     tx_mem, rx_mem, bmem = h.bridge.tx_mem, h.bridge.rx_mem, h.burst.mem
 
     def read(n: int) -> list[int]:
@@ -229,7 +167,7 @@ def bind_cocotb(driver: HdlDriver, dut: Any, station: Station | None, name: str 
     """Bind the harness's Verilog top ``dut`` running under cocotb (``driver`` is a
     :class:`sim.bindings.cocotb.CocotbDriver`; the clock is started by the caller at 80 ns)."""
     bus_sig = {k: getattr(dut, f"bus__{k}") for k in ("addr", "w_data", "r_data", "w_en", "r_en", "ack")}
-    sig = PhySignals(dut.tx_en, dut.tx_len, dut.tx_bad, dut.rx_len, dut.rx_go, dut.rx_abort,
+    sig = PhySignals(dut.tx_en, dut.tx_len, dut.tx_bad, dut.rx_len, dut.rx_go,
                      dut.crs, dut.col)
     tx_mem, rx_mem, bmem = dut.bridge.tx_mem, dut.bridge.rx_mem, dut.burst.mem
 
@@ -276,7 +214,7 @@ def bind_direct(driver: HdlDriver, station: Station | None, name: str = "le0") -
     :class:`serveros.verilator_direct.VerilatorDirectDriver`)."""
     model = driver.model
     bus_sig = {k: f"bus__{k}" for k in ("addr", "w_data", "r_data", "w_en", "r_en", "ack")}
-    sig = PhySignals("tx_en", "tx_len", "tx_bad", "rx_len", "rx_go", "rx_abort", "crs", "col")
+    sig = PhySignals("tx_en", "tx_len", "tx_bad", "rx_len", "rx_go", "crs", "col")
 
     def read(n: int) -> list[int]:
         return model.mem_read("bridge.tx_mem", 0, n)

@@ -352,7 +352,7 @@ class LanceCard(wiring.Component):
         t_status = Signal(tx_status_layout)
         t_bufferr = Signal()
         t_wb = Signal(7)
-        t_lfsr = Signal(16, init=T.BACKOFF_SEED)
+        t_lfsr = Signal(16, init=T.backoff_seed(self.mac))
         t_backoff = Signal(20)
         t_poll_req = Signal()
         t_poll_cnt = Signal(range(T.TX_POLL_CYCLES + 1))

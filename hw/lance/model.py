@@ -49,8 +49,13 @@ The gateware's state machines, as the model follows them
 
 Known approximations (not covered by the equivalence test): STOP while a frame is in flight
 (the gateware lets its engines finish; the model drops them), a chained transmit descriptor the
-host does not own (the underflow's exact timing), receive buffers smaller than seven bytes, and
-the timing of frames handed to a :class:`LanceWire` (the wire owns deferral and collisions).
+host does not own (the underflow's exact timing), and receive buffers smaller than seven bytes.
+
+On a wire (:class:`~hw.lance.mii_model.LanceWire`) the card does its own CSMA/CD, as the
+gateware does: :class:`~hw.lance.mii_model.MiiTxModel` defers to ``crs`` and jams on ``col``;
+the engine backs off with the gateware's LFSR (seeded from the station address) and fetches the
+frame again from its first descriptor. serveros/devices.py binds it to a segment the way
+serveros/lance_rtl.py binds the RTL, so the two backends see the same wire.
 
 Semantics: docs/lance_card.md and :mod:`hw.lance.registers`.
 """
@@ -59,20 +64,21 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Generator, Protocol, runtime_checkable
+from typing import Callable, Generator
 
 from sim.bus import IrqLine
 from sim.kernel import Kernel
 from sim.time import Clock
 
 from . import timing as T
+from .mii_model import LanceWire, MiiTxModel, TxAttempt
 from .registers import (
     BUFFER_RAM_SIZE_DEFAULT, CSR0, COUNTERS_OFFSET, DEFAULT_MAC, DESCRIPTOR_BYTES, FCS_BYTES,
     INIT_BLOCK_BYTES, MAX_FRAME, MIN_FRAME, RAP_OFFSET, RDP_OFFSET, RMD1, ROM_ESAR_OFFSET,
     ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Counter, Mode, plain_bits,
 )
 
-__all__ = ["LanceModel", "LanceWire", "TxOutcome", "COUNTER_NAMES"]
+__all__ = ["LanceModel", "LanceWire", "COUNTER_NAMES"]
 
 #: The counters' names (:class:`hw.lance.registers.Counter` members in lower case), in the order
 #: of their words at ``COUNTERS_OFFSET``.
@@ -95,41 +101,6 @@ _P_IRQ = 3
 _P_TIMER = 4
 #: zlib.crc32 of a frame whose FCS is right (the CRC residue, complemented).
 _CRC_GOOD = 0x2144DF1C
-
-
-@dataclass(frozen=True)
-class TxOutcome:
-    """What became of a frame handed to a :class:`LanceWire` (reported in TMD1/TMD3).
-
-    Attributes
-    ----------
-    collisions : int
-        Collisions the frame suffered before it left (or before it was given up).
-    deferred : bool
-        The first attempt had to wait for another station's carrier (TMD1.DEF).
-    rtry : bool
-        Given up after 16 attempts (TMD3.RTRY).
-    late_collision : bool
-        A collision after the slot time (TMD3.LCOL).
-    """
-
-    collisions: int = 0
-    deferred: bool = False
-    rtry: bool = False
-    late_collision: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.collisions, int) or self.collisions < 0:
-            raise ValueError(f"collisions must be a non-negative int, not {self.collisions!r}")
-
-
-@runtime_checkable
-class LanceWire(Protocol):
-    """Where the card's transmitted frames go (a binding to ``sim.media.ethernet.Station``)."""
-
-    async def transmit(self, frame: bytes) -> TxOutcome:
-        """Send ``frame`` (FCS included); return when it has left (or was given up)."""
-        ...
 
 
 @dataclass
@@ -161,8 +132,9 @@ class LanceModel:
     mac : bytes
         The 6-byte station address in the ROM.
     wire : LanceWire or None
-        Where transmitted frames go; None is a free wire (``crs = col = 0``), with frames kept
-        in :attr:`transmitted`.
+        The transceiver ``tx_en`` drives (:mod:`hw.lance.mii_model`); its binding drives
+        :meth:`set_crs` and :meth:`set_col` back. None is a free wire (``crs = col = 0``), with
+        frames kept in :attr:`transmitted`.
 
     Attributes
     ----------
@@ -193,7 +165,7 @@ class LanceModel:
         if not isinstance(mac, (bytes, bytearray)) or len(mac) != 6:
             raise ValueError(f"mac must be 6 bytes, not {mac!r}")
         if wire is not None and not isinstance(wire, LanceWire):
-            raise TypeError(f"wire must implement LanceWire.transmit, not {wire!r}")
+            raise TypeError(f"wire must implement LanceWire (tx_start, tx_stop), not {wire!r}")
         self.kernel = kernel
         self.clock = clock
         self.irq = irq
@@ -226,6 +198,10 @@ class LanceModel:
         self.rlen = self.tlen = 1
         self._epoch = 0
         self._tx_timer: Callable[[], None] | None = None
+        self._mii = MiiTxModel(lambda edge, fn: self._at(edge, fn, _P_TX), self._p,
+                               lambda: kernel.now, wire)
+        #: The backoff random numbers (the gateware's t_lfsr; STOP does not reset it).
+        self._lfsr = T.backoff_seed(self.mac)
         self._reset_state()
 
     # -- state ------------------------------------------------------------------------------
@@ -241,7 +217,7 @@ class LanceModel:
             self._tx_timer = None
         self._tx_busy = False           # a poll or a frame is in progress
         self._tx_req = -(1 << 40)       # effect edge of the last TDMD/STRT (t_poll_req)
-        self._tx_fall = -(1 << 40)      # the tick edge at which tx_en last fell
+        self._mii.reset()
         self._init_busy = False
 
     @property
@@ -389,6 +365,16 @@ class LanceModel:
         t0 = T.next_tick_at_or_after(e0 + 1)
         self._step(self._rx_engine(frame, t0), _P_RX)
 
+    # -- the wire's pins -------------------------------------------------------------------------
+    def set_crs(self, level: int) -> None:
+        """Drive ``crs`` (carrier: another station's signal is here) from now on; sampled at
+        the first clock edge after now, like the RTL's input."""
+        self._mii.set_crs(level)
+
+    def set_col(self, level: int) -> None:
+        """Drive ``col`` (collision while transmitting) from now on."""
+        self._mii.set_col(level)
+
     # -- bus internals ------------------------------------------------------------------------
     def _check(self, offset: int) -> None:
         if (not isinstance(offset, int) or isinstance(offset, bool)
@@ -501,27 +487,14 @@ class LanceModel:
             nxt = gen.send(value)
         except StopIteration:
             return
-        if isinstance(nxt, tuple):          # ("wire", frame): hand the frame to the wire
-            self._wire_send(gen, prio, nxt[1], epoch)
+        if isinstance(nxt, tuple):          # ("tx", ...): the frame goes to the transmitter
+            self._tx_send(gen, prio, epoch, *nxt[1:])
             return
 
         def resume() -> None:
             if self._epoch == epoch:
                 self._step(gen, prio)
         self._at(nxt, resume, prio)
-
-    def _wire_send(self, gen: Generator, prio: int, frame: bytes, epoch: int) -> None:
-        async def send() -> None:
-            outcome = await self.wire.transmit(frame)
-            if not isinstance(outcome, TxOutcome):
-                raise TypeError(f"LanceWire.transmit must return a TxOutcome, not {outcome!r}")
-            edge = T.next_tick_at_or_after(self.clock.edge_after(self.kernel.now) // self._p)
-
-            def resume() -> None:
-                if self._epoch == epoch:
-                    self._step(gen, prio, (edge, outcome))
-            self._at(edge, resume, prio)
-        self.kernel.spawn(send(), name="lance.wire.transmit", daemon=True)
 
     # -- memory helpers -------------------------------------------------------------------------
     def _rd32(self, addr: int) -> int:
@@ -654,6 +627,8 @@ class LanceModel:
     def _tx_engine(self, p: int) -> Generator:
         """Polls starting at edge ``p``, and the frames they find (see :mod:`hw.lance.timing`)."""
         div = T.MII_DIVIDER
+        attempts = 0                                  # retries of this frame so far
+        deferred = False
         while True:
             idx = self.tx_index
             d = self._tmd(idx)
@@ -668,55 +643,31 @@ class LanceModel:
                 return
             tmd1 = w0 >> 16
             add_fcs = not (self.mode & Mode.DTCR) or bool(tmd1 & TMD1.ADD_FCS)
-            descs = [idx]
             data = bytearray(self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1)))
-            offer = dec + T.TX_FIRST_BYTE_CYCLES
-            rise = max(T.next_tick_at_or_after(offer + 1), self._tx_fall + div * T.TX_IFG_TICKS)
-            buff_error = False
-            enp = bool(w0 >> 24 & 1)
-            while not enp:
-                # The last byte of this buffer is taken by the transmitter at the tick edge
-                # rise + div * (PREAMBLE_NIBBLES + 2 j); the engine fetches the next descriptor.
-                j = len(data) - 1
-                f0 = rise + div * (T.PREAMBLE_NIBBLES + 2 * j)
-                idx = (idx + 1) % self.tlen
-                dn = self._tmd(idx)
-                yield f0
-                w0 = self._rd32(dn)
-                yield f0 + 1
-                w1 = self._rd32(dn + 4)
-                yield f0 + T.TX_FETCH_CYCLES
-                if not w0 >> 31:
-                    buff_error = True
-                    break
-                descs.append(idx)
-                data += self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1))
-                enp = bool(w0 >> 24 & 1)
-            frame = bytes(data)
-            if len(frame) < _MIN_PAYLOAD:
-                frame = frame.ljust(_MIN_PAYLOAD, b"\0")
-            if add_fcs:
-                frame += zlib.crc32(frame).to_bytes(4, "little")
-            outcome = TxOutcome()
-            if buff_error:
-                # The transmitter starves at its next byte: tx_er, and the frame ends there.
-                # (Approximate: the gateware's underflow path is not modelled to the cycle.)
-                fall = T.next_tick_at_or_after(f0 + div * 2)
-                self._tx_fall = fall
-            elif self.wire is None:
-                self.transmitted.append((rise, frame))
-                fall = rise + div * T.wire_nibbles(len(frame))
-                self._tx_fall = fall
-            else:
-                yield rise
-                fall, outcome = yield ("wire", frame)
-                self._tx_fall = fall
-                if outcome.collisions:
-                    self._count("collisions", outcome.collisions)
-                if outcome.rtry:
+            # The transmitter takes it from here; the engine resumes when its status is ready.
+            a: TxAttempt = yield ("tx", dec + T.TX_FIRST_BYTE_CYCLES, data, idx,
+                                  bool(w0 >> 24 & 1), add_fcs)
+            deferred |= a.deferred
+            buff_error = a.underflow
+            rtry = False
+            if a.collision:
+                self._count("collisions")
+                if (not a.late and not self.mode & Mode.DRTY and not buff_error
+                        and attempts + 1 < T.MAX_ATTEMPTS):
+                    # Truncated binary exponential backoff, r in [0, 2^min(n, 10)), then the
+                    # frame is fetched again from its first descriptor.
+                    attempts += 1
+                    r = self._lfsr & ((1 << min(attempts, 10)) - 1)
+                    self._lfsr = T.backoff_step(self._lfsr)
+                    p = a.status_edge + 1 + r * T.SLOT_TICKS * div
+                    continue
+                if not a.late and not buff_error:
+                    rtry = True
                     self._count("retry_errors")
-            s = fall + T.TX_STATUS_CYCLES
-            babble = not buff_error and len(frame) > MAX_FRAME
+            s = a.status_edge
+            descs = a.descs
+            babble = a.frame is not None and not buff_error and len(a.frame) > MAX_FRAME
+            errors = buff_error or rtry or a.late
             # Write-back: per descriptor, TMD1 is read (Wb0) and its flags byte written.
             for k, i in enumerate(descs):
                 dk = self._tmd(i)
@@ -725,28 +676,96 @@ class LanceModel:
                 yield s + T.TX_WRITEBACK_PER_DESCRIPTOR * (k + 1)
                 flags = old & 0b0010_0011             # keep ENP, STP, ADD_FCS; OWN cleared
                 if k == len(descs) - 1:
-                    flags |= (0x04 if outcome.deferred else 0) \
-                        | (0x08 if outcome.collisions == 1 else 0) \
-                        | (0x10 if outcome.collisions > 1 else 0) \
-                        | (0x40 if buff_error or outcome.rtry or outcome.late_collision else 0)
+                    flags |= (0x04 if deferred else 0) \
+                        | (0x08 if attempts == 1 else 0) \
+                        | (0x10 if attempts > 1 else 0) \
+                        | (0x40 if errors else 0)
                 self._wr8(dk + 3, flags)
             c = s + T.TX_WRITEBACK_PER_DESCRIPTOR * len(descs) + T.TX_WRITEBACK_TAIL
             yield c
             # TMD3 of the last descriptor the engine owned is replaced (TDR = 0).
             last = descs[-1]
-            tmd3 = (TMD3.RTRY if outcome.rtry else 0) \
-                | (TMD3.LCOL if outcome.late_collision else 0) \
+            tmd3 = (TMD3.RTRY if rtry else 0) \
+                | (TMD3.LCOL if a.late else 0) \
                 | ((TMD3.UFLO | TMD3.BUFF) if buff_error else 0)
             self._wr16(self._tmd(last) + 6, int(tmd3))
             self.csr0 |= _C0.TINT
             if babble:
                 self.csr0 |= _C0.BABL
             self.tx_index = (last + 1) % self.tlen
+            attempts = 0
+            deferred = False
             if buff_error:
                 self.csr0 &= ~_C0.TXON
                 self._tx_busy = False
                 return
             p = c                                      # the next poll starts at once
+
+    def _tx_send(self, gen: Generator, prio: int, epoch: int, offer: int, data: bytearray,
+                 idx: int, enp: bool, add_fcs: bool) -> None:
+        """Hand a frame whose first buffer is ``data`` (descriptor ``idx``) to the transmitter
+        from edge ``offer``; fetch its chained buffers while it goes out; resume the engine
+        with the :class:`~hw.lance.mii_model.TxAttempt` when the transmitter's status is
+        ready."""
+        div = T.MII_DIVIDER
+
+        def done(a: TxAttempt) -> None:
+            if self._epoch == epoch:
+                self._step(gen, prio, a)
+
+        def ready(a: TxAttempt) -> None:
+            frame = bytes(data)
+            n = len(frame)
+            if n < _MIN_PAYLOAD:
+                frame = frame.ljust(_MIN_PAYLOAD, b"\0")
+            padded = len(frame)
+            if add_fcs:
+                frame += zlib.crc32(frame).to_bytes(4, "little")
+            if self.wire is None:
+                self.transmitted.append((a.rise, frame))
+            self._mii.frame_ready(a, frame, n, padded)
+
+        def fetch(a: TxAttempt, idx: int, enp: bool) -> None:
+            if enp:
+                ready(a)
+                return
+            # The last byte of this buffer is taken by the transmitter at the tick edge
+            # rise + div * (PREAMBLE_NIBBLES + 2 j); the engine fetches the next descriptor
+            # then (unless a collision stopped the frame before).
+            f0 = a.rise + div * (T.PREAMBLE_NIBBLES + 2 * (len(data) - 1))
+            nxt = (idx + 1) % self.tlen
+            dn = self._tmd(nxt)
+            words = []
+
+            def tmd01() -> None:
+                if self._epoch == epoch and (a.cut is None or f0 <= a.cut):
+                    words.append(self._rd32(dn))
+                    self._at(f0 + 1, tmd23, _P_TX)
+
+            def tmd23() -> None:
+                if self._epoch == epoch:
+                    words.append(self._rd32(dn + 4))
+                    self._at(f0 + T.TX_FETCH_CYCLES, decide, _P_TX)
+
+            def decide() -> None:
+                if self._epoch != epoch:
+                    return
+                w0, w1 = words
+                if not w0 >> 31:
+                    # The transmitter starves at its next byte: tx_er, and the frame ends
+                    # there. (Approximate: the gateware's underflow is not modelled to the cycle.)
+                    self._mii.underflow(a, T.next_tick_at_or_after(f0 + div * 2))
+                    return
+                a.descs.append(nxt)
+                data.extend(self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1)))
+                fetch(a, nxt, bool(w0 >> 24 & 1))
+            self._at(f0, tmd01, _P_TX)
+
+        def on_rise(a: TxAttempt) -> None:
+            if self._epoch == epoch:
+                a.descs.append(idx)
+                fetch(a, idx, enp)
+        self._mii.offer(offer, done, on_rise)
 
     # -- receive engine --------------------------------------------------------------------------
     def _accept(self, dst: bytes) -> bool:

@@ -27,7 +27,7 @@ __all__ = [
     "TX_WRITEBACK_TAIL", "SLOT_TICKS", "BACKOFF_SEED", "BACKOFF_TAPS", "MAX_ATTEMPTS",
     "PREAMBLE_NIBBLES", "RX_LAST_BEAT_TICKS", "RX_WRITEBACK_START", "RX_CHAIN_CYCLES",
     "IRQ_LATENCY", "MII_RESET_CYCLES", "is_tick", "next_tick_at_or_after", "wire_nibbles",
-    "backoff_step",
+    "backoff_step", "backoff_seed", "TX_JAM_TICKS", "TX_ABORT_END_TICKS",
 ]
 
 #: The TURBOchannel clock of the DECstation 5000/125 (CALIBRATION.md): 80 ns per cycle.
@@ -67,6 +67,17 @@ TX_IFG_TICKS = 24
 #: ``tx_en`` falls at tick edge ``f``; the engine takes the transmitter's status at
 #: ``f + TX_STATUS_CYCLES`` and starts writing its descriptors back.
 TX_STATUS_CYCLES = 1
+#: Collisions: ``col`` seen high at a tick edge ``c`` while the preamble, data, padding or FCS
+#: goes out makes the transmitter jam: ``tx_en`` falls at ``c + MII_DIVIDER * TX_JAM_TICKS``
+#: (32 bits of jam). ``col`` is sampled only at tick edges, like ``crs``.
+TX_JAM_TICKS = 8
+#: After a jam ends at tick edge ``f`` the transmitter drains the frame's remaining beats and
+#: reports at ``f + MII_DIVIDER * TX_ABORT_END_TICKS`` (its End; the inter-frame gap counts from
+#: there); one tick earlier if the engine had already given it the frame's last byte. The
+#: engine takes the status ``TX_STATUS_CYCLES`` later at ``s`` and, to retry, waits ``r`` slot
+#: times in Backoff: its next poll of the frame's first descriptor starts at ``s + 1 + r *
+#: SLOT_TICKS * MII_DIVIDER``.
+TX_ABORT_END_TICKS = 3
 #: Write-back: two edges per descriptor (read TMD1, write it), then TMD3 of the last one and
 #: TINT at ``status + TX_WRITEBACK_PER_DESCRIPTOR * ndesc + TX_WRITEBACK_TAIL``. The next poll
 #: starts at that same edge.
@@ -74,8 +85,11 @@ TX_WRITEBACK_PER_DESCRIPTOR = 2
 TX_WRITEBACK_TAIL = 1
 #: Backoff unit: the slot time, 512 bit times = 128 ticks.
 SLOT_TICKS = 128
-#: The backoff random numbers: a 16-bit Galois LFSR, reset to BACKOFF_SEED, stepped once per
-#: backoff (see :func:`backoff_step`).
+#: The backoff random numbers: a 16-bit Galois LFSR stepped once per backoff (see
+#: :func:`backoff_step`), reset to :func:`backoff_seed` of the card's station address, so that
+#: two cards on one segment draw different backoffs (BACKOFF_SEED alone would make every card
+#: collide with every other in lock-step, forever). An estimate: the Am7990's own generator is
+#: not documented to the bit; any per-station sequence gives 802.3's uniform draws.
 BACKOFF_SEED = 0xACE1
 BACKOFF_TAPS = 0xB400
 #: Attempts before TMD3.RTRY (IEEE 802.3 attemptLimit).
@@ -111,6 +125,13 @@ def next_tick_at_or_after(edge: int) -> int:
 def wire_nibbles(nbytes: int) -> int:
     """Ticks a frame of ``nbytes`` (FCS and padding included) keeps ``tx_en``/``rx_dv`` high."""
     return PREAMBLE_NIBBLES + 2 * nbytes
+
+
+def backoff_seed(mac: bytes) -> int:
+    """The backoff LFSR's reset value for a card whose station address is ``mac``: the last
+    two address bytes (which differ between the cards of one segment) folded into
+    :data:`BACKOFF_SEED`, never 0 (an all-zero LFSR would stay zero)."""
+    return (BACKOFF_SEED ^ (mac[4] << 8 | mac[5])) or BACKOFF_SEED
 
 
 def backoff_step(lfsr: int) -> int:

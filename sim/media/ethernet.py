@@ -410,12 +410,14 @@ class Station:
             raise RuntimeError(f"station {self.name!r} already has a PHY listener")
         self._phy = listener
 
-    def begin_raw(self) -> Transmission:
+    def begin_raw(self, frame: bytes | None = None) -> Transmission:
         """A MAC with its own CSMA/CD starts driving the wire now (preamble first).
 
         The segment does no deferral or backoff for it: it only propagates the signal and
         detects overlaps (pulsing :attr:`collision` when this station's transmission collides).
-        Finish it with :meth:`end_raw`.
+        Finish it with :meth:`end_raw`. ``frame`` is the frame being sent if the MAC knows it
+        already (PHY listeners then see it in :meth:`PhyListener.signal_start`, as for
+        :meth:`send`); otherwise it is known only at :meth:`end_raw`.
 
         Raises
         ------
@@ -424,7 +426,7 @@ class Station:
         """
         if self._tx is not None:
             raise RuntimeError(f"station {self.name!r} is already transmitting")
-        tx = self.segment._begin(self, b"", 0)
+        tx = self.segment._begin(self, bytes(frame) if frame is not None else b"", 0)
         if not tx.collided:
             tx.end = _FOREVER
         return tx

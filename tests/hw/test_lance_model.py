@@ -4,7 +4,8 @@ Semantics (docs/lance_card.md) and the timing formulas of hw/lance/timing.py: bu
 init, transmit (bytes and FCS against zlib.crc32, padding, DTCR, chaining, the poll timer,
 back-to-back gap), receive (chained buffers, ring wrap, MISS with nothing written, bad FCS /
 runt / too long dropped and counted, the address filter), STOP, write-one-to-clear, the irq,
-the counters, a LanceWire's outcome in the descriptors, and bad arguments. Cycle equality with
+the counters, CSMA/CD on a scripted transceiver (deferral, jam, LFSR backoff, DEF, ONE,
+MORE, RTRY, LCOL in the descriptors), and bad arguments. Cycle equality with
 the RTL itself is tests/hw/test_lance_equivalence.py.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import zlib
 import pytest
 
 from hw.lance import timing as T
-from hw.lance.model import COUNTER_NAMES, LanceModel, LanceWire, TxOutcome
+from hw.lance.model import COUNTER_NAMES, LanceModel, LanceWire
 from hw.lance.registers import (COUNTERS_OFFSET, CSR0, RAP_OFFSET, RDP_OFFSET, RMD1, ROM_OFFSET,
                                 TMD1, TMD3, WINDOW_SIZE, InitBlock, Mode, RxDescriptor,
                                 TxDescriptor)
@@ -415,42 +416,129 @@ def test_counters_read_clear_on_write_and_saturate() -> None:
 
 
 # --- a wire ------------------------------------------------------------------------------------
-class FakeWire:
-    """A LanceWire that takes 1000 cycles per frame and reports a fixed outcome."""
+class ScriptedWire:
+    """A transceiver that raises ``col`` ``col_after`` cycles into each of the first
+    ``collide`` attempts, and can hold ``crs`` high over given cycles. Records every attempt
+    as (rise edge, fall edge, frame or None)."""
 
-    def __init__(self, k: Kernel, outcome: TxOutcome):
-        self.k, self.outcome, self.frames = k, outcome, []
+    def __init__(self, collide: int = 0, col_after: int = 200, crs: tuple = ()):
+        self.collide, self.col_after, self.crs = collide, col_after, crs
+        self.attempts: list[list] = []
+        self.m: LanceModel | None = None
 
-    async def transmit(self, frame: bytes) -> TxOutcome:
-        self.frames.append((self.k.now // P, frame))
-        await self.k.sleep(1000 * P)
-        return self.outcome
+    def bind(self, m: LanceModel) -> None:
+        self.m = m
+        k = m.kernel
+        for lo, hi in self.crs:           # mid-cycle, as a far station's signal would be
+            k.call_at(lo * P + P // 3, lambda: m.set_crs(1))
+            k.call_at(hi * P + P // 3, lambda: m.set_crs(0))
+
+    def tx_start(self, frame: bytes | None) -> None:
+        k = self.m.kernel
+        self.attempts.append([k.now // P, None, None])
+        if len(self.attempts) <= self.collide:
+            k.call_at(k.now + self.col_after * P + P // 3, lambda: self.m.set_col(1))
+
+    def tx_stop(self, frame: bytes | None) -> None:
+        self.attempts[-1][1:] = [self.m.kernel.now // P, frame]
+        self.m.set_col(0)
 
 
-@pytest.mark.parametrize("outcome,flags,errors,counters", [
-    (TxOutcome(collisions=2, deferred=True), TMD1.MORE | TMD1.DEF, TMD3(0),
-     {"collisions": 2}),
-    (TxOutcome(collisions=1), TMD1.ONE, TMD3(0), {"collisions": 1}),
-    (TxOutcome(collisions=16, rtry=True), TMD1.MORE | TMD1.ERR, TMD3.RTRY,
-     {"collisions": 16, "retry_errors": 1}),
-])
-def test_a_wire_outcome_is_reported_in_the_descriptor(outcome, flags, errors, counters) -> None:
-    k = Kernel()
-    wire = FakeWire(k, outcome)
+def _send_on(wire: ScriptedWire, data: bytes, cycles: int = 400_000) -> Card:
     c = Card(wire=wire)
-    wire.k = c.k
+    wire.bind(c.m)
     c.start()
-    data = bytes(range(80))
     c.queue_tx(0, data)
     c.tdmd()
-    c.run(k_sleep(c), cycles=5_000)
-    (_, frame), = wire.frames
-    assert frame == data + zlib.crc32(data).to_bytes(4, "little")
-    assert c.m.transmitted == []
+    c.run(k_sleep(c), cycles=cycles)
+    return c
+
+
+def _draws(n: int) -> list[int]:
+    """The first ``n`` backoff draws (in slots) of a card with station address MAC."""
+    lfsr, out = T.backoff_seed(MAC), []
+    for i in range(1, n + 1):
+        out.append(lfsr & ((1 << min(i, 10)) - 1))
+        lfsr = T.backoff_step(lfsr)
+    return out
+
+
+@pytest.mark.parametrize("collide", [1, 3])
+def test_collisions_jam_back_off_and_retry(collide: int) -> None:
+    wire = ScriptedWire(collide=collide)
+    data = bytes(range(80))
+    c = _send_on(wire, data)
+    assert len(wire.attempts) == collide + 1
+    draws = _draws(collide)
+    div = T.MII_DIVIDER
+    for i, (rise, fall, frame) in enumerate(wire.attempts[:-1]):
+        # col driven mid-cycle col_after cycles in: seen at the next tick, then 32 bits of jam
+        col_tick = T.next_tick_at_or_after(rise + wire.col_after + 1)
+        assert (fall, frame) == (col_tick + div * T.TX_JAM_TICKS, None)
+        # status 3 ticks later, then r slots of backoff, a fresh poll and the gap
+        end = fall + div * T.TX_ABORT_END_TICKS
+        poll = end + T.TX_STATUS_CYCLES + 1 + draws[i] * T.SLOT_TICKS * div
+        offer = poll + T.TX_FETCH_CYCLES + T.TX_FIRST_BYTE_CYCLES
+        assert wire.attempts[i + 1][0] == max(T.next_tick_at_or_after(offer + 1),
+                                              end + div * T.TX_IFG_TICKS)
+    assert wire.attempts[-1][2] == data + zlib.crc32(data).to_bytes(4, "little")
     d = c.tmd(0)
-    assert d.flags == TMD1.STP | TMD1.ENP | flags and d.errors == errors
-    assert c.m.counters == {n: counters.get(n, 0) for n in COUNTER_NAMES}
+    assert d.flags == TMD1.STP | TMD1.ENP | (TMD1.ONE if collide == 1 else TMD1.MORE)
+    assert d.errors == TMD3(0)
+    assert c.m.counters == {n: collide if n == "collisions" else 0 for n in COUNTER_NAMES}
     assert c.m.csr0_value & CSR0.TINT
+
+
+def test_sixteen_collisions_give_up_with_rtry() -> None:
+    wire = ScriptedWire(collide=99)
+    c = _send_on(wire, bytes(100), cycles=3_000_000)
+    assert len(wire.attempts) == T.MAX_ATTEMPTS
+    assert all(f is None for _, _, f in wire.attempts)
+    d = c.tmd(0)
+    assert d.flags == TMD1.STP | TMD1.ENP | TMD1.MORE | TMD1.ERR and d.errors == TMD3.RTRY
+    assert c.m.counters["collisions"] == 16 and c.m.counters["retry_errors"] == 1
+
+
+def test_late_collision_is_not_retried() -> None:
+    # 100 bytes in: past the 64-byte slot
+    wire = ScriptedWire(collide=1, col_after=5 * (T.PREAMBLE_NIBBLES + 2 * 100))
+    c = _send_on(wire, bytes(200))
+    assert len(wire.attempts) == 1 and wire.attempts[0][2] is None
+    d = c.tmd(0)
+    assert d.flags == TMD1.STP | TMD1.ENP | TMD1.ERR and d.errors == TMD3.LCOL
+    assert c.m.counters["collisions"] == 1 and c.m.counters["retry_errors"] == 0
+
+
+def test_deferral_waits_for_the_carrier_and_the_gap() -> None:
+    # The carrier is up from before TDMD until cycle 3000: the frame waits, then 24 ticks more.
+    wire = ScriptedWire(crs=((10, 3000),))
+    c = _send_on(wire, bytes(80))
+    (rise, _, frame), = wire.attempts
+    last_high = 3000 - (3000 - T.MII_TICK_PHASE) % T.MII_DIVIDER
+    assert rise == last_high + T.MII_DIVIDER * T.TX_IFG_TICKS and frame is not None
+    assert c.tmd(0).flags == TMD1.STP | TMD1.ENP | TMD1.DEF
+
+
+def test_no_deferral_when_the_carrier_is_gone_before_the_frame() -> None:
+    wire = ScriptedWire(crs=((10, 20),))
+    c = _send_on(wire, bytes(80))
+    assert len(wire.attempts) == 1
+    assert c.tmd(0).flags == TMD1.STP | TMD1.ENP
+
+
+def test_stop_mid_frame_ends_the_transmission_on_the_wire() -> None:
+    wire = ScriptedWire()
+    c = Card(wire=wire)
+    wire.bind(c.m)
+    c.start()
+    c.queue_tx(0, bytes(1000))
+    c.tdmd()
+    c.run(k_sleep(c), cycles=1_000)                 # the frame is going out
+    (rise, fall, _), = wire.attempts
+    assert fall is None
+    stop = c.start(CSR0.STOP)
+    (rise, fall, frame), = wire.attempts
+    assert (fall, frame) == (stop, None)
 
 
 # --- bad arguments -----------------------------------------------------------------------------
@@ -467,8 +555,6 @@ def test_bad_arguments_are_rejected() -> None:
         LanceModel(k, CLOCK, irq=irq, mac=b"\x01")
     with pytest.raises(TypeError, match="wire"):
         LanceModel(k, CLOCK, irq=irq, wire=object())
-    with pytest.raises(ValueError, match="collisions"):
-        TxOutcome(collisions=-1)
     m = LanceModel(k, CLOCK, irq=irq)
     with pytest.raises(TypeError, match="frame"):
         m.receive("abc")

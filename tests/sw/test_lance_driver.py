@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from hw.lance.registers import (BUFFER_SIZE, FCS_BYTES, RMD1, TMD1, InitBlock, RxDescriptor,
+from hw.lance.registers import (BUFFER_SIZE, FCS_BYTES, RMD1, TMD1, Mode, InitBlock, RxDescriptor,
                                 TxDescriptor)
-from serveros.devices import LanceCard, StationWire, attach_lance_model, tx_outcome
+from serveros.devices import LanceCard, StationWire, attach_lance_model
 from sim.bus import Bus, IrqLine
 from sim.cpu import CPU, IO_WAIT, INTERRUPT
 from sim.kernel import Kernel
-from sim.media.ethernet import ExcessiveCollisions, Segment, TxResult, fcs
+from sim.media.ethernet import Segment, fcs
 from sim.media.pcap import PcapNgWriter
 from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as AEGIS
-from sim.time import MS, US
+from sim.time import MS, US, Clock
 from sw.drivers.lance import MAX_SEND, MIN_SEND, LanceDriver
 
 BASE = 0x1E00_0000          # a TURBOchannel option slot
@@ -245,18 +245,19 @@ def test_collision_sets_one_or_more_and_frames_arrive():
     assert ta.result == fb and tb.result == fa
     assert seg.stats.collisions >= 1
     # each card's wire saw the other's first attempt garbled and did not hand it to the card
-    assert a.card.wire.garbled >= 1 and b.card.wire.garbled >= 1
-    assert a.card.wire.delivered == b.card.wire.delivered == 1
+    assert a.card.wire.stats.garbled >= 1 and b.card.wire.stats.garbled >= 1
+    assert a.card.wire.stats.delivered == b.card.wire.stats.delivered == 1
     retried = sum(m.drv.stats.tx_one_collision + m.drv.stats.tx_more_collisions for m in (a, b))
     assert retried >= 1
     assert a.drv.stats.sent == b.drv.stats.sent == 1
 
 
-def test_excessive_collisions_reported_as_rtry():
+def test_a_collision_without_retry_is_reported_as_rtry():
+    """With MODE.DRTY the cards give a frame up at its first collision (TMD3.RTRY)."""
     rng = random.Random(4)
     k = Kernel()
-    seg = Segment(k, seed=9, attempt_limit=1)   # give up at the first collision
-    a, b = make_pair(k, seg)
+    seg = Segment(k, seed=9)
+    a, b = make_pair(k, seg, mode=Mode.DRTY)
 
     async def side(m, f):
         await m.drv.start()
@@ -271,7 +272,8 @@ def test_excessive_collisions_reported_as_rtry():
         st = m.drv.stats
         assert (st.tx_errors, st.tx_retry_errors, st.sent) == (1, 1, 0)
         assert m.card.model.counters["retry_errors"] == 1
-        assert m.card.wire.abandoned == 1
+        assert m.card.model.counters["collisions"] == 1
+        assert m.card.wire.stats.frames_cut == 1
         assert st.received == 0
 
 
@@ -406,16 +408,9 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="Bus"):
         LanceDriver(cpu, None, BASE, irq=irq)
     with pytest.raises(TypeError, match="Station"):
-        StationWire(object())
-    with pytest.raises(ValueError, match="exactly one"):
-        tx_outcome()
+        StationWire(object(), Clock(80_000))
     with pytest.raises(ValueError, match="multiple of"):
         attach_lance_model(k, Bus(k), BASE + 4)
-    # the bindings' outcome mapping
-    assert tx_outcome(TxResult(0, 1, 3, True, 0)).collisions == 2
-    assert tx_outcome(TxResult(0, 1, 3, True, 0)).deferred
-    o = tx_outcome(error=ExcessiveCollisions("x", 16, 5))
-    assert o.rtry and o.collisions == 16
     assert IrqLine(k, "x").level == 0
 
 
@@ -503,8 +498,8 @@ def test_concurrent_senders_both_ways():
     # the cards reported the retries in TMD1.ONE/MORE, and the wires dropped the fragments
     assert sum(m.drv.stats.tx_one_collision + m.drv.stats.tx_more_collisions
                for m in (a, b)) > 0
-    assert a.card.wire.garbled + b.card.wire.garbled > 0
-    assert a.card.wire.delivered == b.card.wire.delivered == 2 * n
+    assert a.card.wire.stats.garbled + b.card.wire.stats.garbled > 0
+    assert a.card.wire.stats.delivered == b.card.wire.stats.delivered == 2 * n
 
 
 def test_free_wire_without_segment():

@@ -1,0 +1,186 @@
+"""A LANCE card's transceiver on a segment station: one wire coupling for the model and the RTL.
+
+The card (its transaction-level model, or its RTL through serveros/lance_rtl.py) does its own
+CSMA/CD, as the Am7990 does: it defers to ``crs``, jams on ``col`` and backs off. The station is
+used at the transceiver level (:meth:`sim.media.ethernet.Station.begin_raw`,
+:meth:`~sim.media.ethernet.Station.attach_phy`), and :class:`Transceiver` does what a 10BASE2
+transceiver and the co-simulation's MII bridge do between them:
+
+* **transmit**: ``tx_en`` rising starts a raw transmission on the segment, falling ends it, with
+  the frame that went out, or none if the card cut it short (a jam, an underflow). While the
+  card transmits, a collision the segment detects raises ``col`` until ``tx_en`` falls;
+* **carrier**: ``crs`` is high while another station's signal is here;
+* **receive**: a frame can still be garbled by a collision just after its signal arrives. A
+  station that would overlap it starts at the latest 32 bit times after its signal reaches it
+  (the committed second part of the inter-frame gap, 802.3 4.2.3.2.1), so the transceiver
+  decides :attr:`Transceiver.decide_bits` (33) bit times after the signal's arrival whether the
+  frame is intact and only then hands it to the card (the card locks on 3.3 us into the 6.4 us
+  preamble, as a real receiver may); a garbled one is dropped, as the segment drops collision
+  fragments. The card's MII receive pins start carrying it at the next rise of the card's MII
+  clock (:func:`rx_start_edge`: the RTL's injection bridge, hw/lance/bridge.py, acts then).
+  A raw sender's frame that its MAC did not know whole when it started (an RTL card's, whose
+  bytes the bridge captures as they go out) is known only when its last bit has passed: it is
+  handed over then, one frame time late.
+
+Both bindings use this class, so a model card and an RTL card see the same wire to the ps;
+tests/serveros/test_lance_cosim.py checks that their transmissions on a contended segment are
+identical.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from hw.lance import timing as T
+from sim.media.ethernet import IFG_BITS, IFG_PART1_BITS, Station, Transmission
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Transceiver", "TransceiverStats", "rx_start_edge"]
+
+
+def rx_start_edge(t: int, period: int) -> int:
+    """The clock edge from which the card's MII receive pins carry a frame handed over at
+    ``t`` ps: the injection bridge sees the hand-over at the first edge after ``t`` and starts
+    the preamble one edge after the next rise of the MII clock, which rises at the edges ``k``
+    with ``k % MII_DIVIDER == MII_CLK_RISE_PHASE``."""
+    seen = t // period + 1
+    phase = (T.MII_CLK_RISE_PHASE + 1) % T.MII_DIVIDER
+    first = seen + 1
+    return first + (phase - first) % T.MII_DIVIDER
+
+
+@dataclass
+class TransceiverStats:
+    #: Frames this card sent whole, and transmissions it cut short (or that collided).
+    frames_sent: int = 0
+    frames_cut: int = 0
+    #: Frames handed to the card; signals dropped because a collision garbled them; frames
+    #: dropped because the card's receive pins were still busy with the previous one.
+    delivered: int = 0
+    garbled: int = 0
+    overlapped: int = 0
+    #: Frames of raw senders, known (and handed over) only at their end.
+    late: int = 0
+
+
+class Transceiver:
+    """The card's transceiver on ``station`` (see the module docstring).
+
+    Parameters
+    ----------
+    station : Station
+        The card's attachment to the segment; this becomes its PHY listener.
+    set_crs, set_col : callable(level)
+        Drive the card's ``crs`` / ``col`` input from now on.
+    give : callable(frame)
+        Hand ``frame`` (FCS included) to the card's receiver now; the pins carry it from
+        :func:`rx_start_edge` of now on.
+    period : int
+        The card's clock period in ps.
+    decide_bits : int
+        Bit times after a frame's signal arrives at which it is judged intact or garbled.
+
+    Raises
+    ------
+    TypeError
+        If ``station`` is not a :class:`Station`.
+    ValueError
+        If ``decide_bits`` is negative.
+    """
+
+    #: 32 bit times of committed gap, plus one so a same-instant start is seen first.
+    DEFAULT_DECIDE_BITS = IFG_BITS - IFG_PART1_BITS + 1
+
+    def __init__(self, station: Station, *, set_crs: Callable[[int], None],
+                 set_col: Callable[[int], None], give: Callable[[bytes], None], period: int,
+                 decide_bits: int = DEFAULT_DECIDE_BITS):
+        if not isinstance(station, Station):
+            raise TypeError(f"station must be a sim.media.ethernet.Station, not {station!r}")
+        if not isinstance(decide_bits, int) or decide_bits < 0:
+            raise ValueError(f"decide_bits must be an integer >= 0, not {decide_bits!r}")
+        self.station = station
+        self.kernel = station.segment.kernel
+        self.decide_bits = decide_bits
+        self.period = period
+        self.stats = TransceiverStats()
+        self._set_crs = set_crs
+        self._set_col = set_col
+        self._give_now = give
+        self._tx: Transmission | None = None
+        self._heard = 0
+        self._rx_busy_until = -1            # ps: the card's receive pins carry a frame till then
+        self._late: set[Transmission] = set()   # signals here whose frame is not known yet
+        station.attach_phy(self)
+        self.kernel.spawn(self._collisions(), name=f"{station.name}.col", daemon=True)
+
+    # -- the card transmits --------------------------------------------------------------------
+    def tx_start(self, frame: bytes | None = None) -> None:
+        """``tx_en`` rises now; ``frame`` is the frame if the card knows it whole already."""
+        self._tx = self.station.begin_raw(frame)
+
+    def tx_stop(self, frame: bytes | None) -> None:
+        """``tx_en`` falls now; ``frame`` went out (FCS included), or None if it was cut."""
+        tx, self._tx = self._tx, None
+        if tx is None:
+            return
+        if frame is not None and not tx.collided:
+            self.stats.frames_sent += 1
+        else:
+            frame = None
+            self.stats.frames_cut += 1
+        self.station.end_raw(tx, frame)
+        self._set_col(0)
+
+    async def _collisions(self) -> None:
+        while True:
+            await self.station.collision
+            if self._tx is not None:
+                self._set_col(1)
+
+    # -- PhyListener: others transmit -----------------------------------------------------------
+    def signal_start(self, tx: Transmission) -> None:
+        self._heard += 1
+        if self._heard == 1:
+            self._set_crs(1)
+        if tx.frame:
+            dt = self.decide_bits * self.station.segment.bit_time_ps
+            self.kernel.call_after(dt, lambda: self._decide(tx))
+        else:
+            self._late.add(tx)
+
+    def signal_end(self, tx: Transmission, intact: bool) -> None:
+        self._heard -= 1
+        if self._heard == 0:
+            self._set_crs(0)
+        if tx in self._late:                            # a raw sender's: known only now
+            self._late.discard(tx)
+            if intact and tx.frame:
+                self.stats.late += 1
+                self._give(tx.frame)
+            else:
+                self.stats.garbled += 1
+
+    def _decide(self, tx: Transmission) -> None:
+        if tx.corrupted or tx.collided or tx.aborted:
+            self.stats.garbled += 1
+            return
+        self._give(tx.frame)
+
+    def _give(self, frame: bytes) -> None:
+        p = self.period
+        start = rx_start_edge(self.kernel.now, p) * p
+        if start < self._rx_busy_until:
+            # Only a raw sender's frame, handed over late, can still find the pins busy.
+            self.stats.overlapped += 1
+            log.warning("%s: frame dropped, the card's receive pins are still busy",
+                        self.station.name)
+            return
+        # The pins carry the preamble and the frame, one nibble per tick, from `start`.
+        self._rx_busy_until = start + p * T.MII_DIVIDER * (T.wire_nibbles(len(frame)) + 1)
+        self.stats.delivered += 1
+        self._give_now(frame)
+
+    def __repr__(self) -> str:
+        return f"<Transceiver {self.station.name}>"
