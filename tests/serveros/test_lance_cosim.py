@@ -74,31 +74,17 @@ def test_rtl_and_model_backends_carry_the_same_frames(tmp_path) -> None:
     assert frames["model"] == frames["verilator"]
 
 
-def _contended(backend: str, seed: int, frames: int, peers: int):
-    """``le0`` (its card as ``backend``) sends ``frames`` broadcast frames while ``peers``
-    plain stations each send as many to it, all at random moments 0-300 us apart: the wire is
-    busy, so the card defers, collides, jams and backs off. Returns every transmission on the
-    segment (sender, start, end, collided, length), every frame the driver received with its
-    time, and the driver's counters."""
-    import random
-
+def _le0(backend: str, k, seg):
+    """A DECstation's driver and LANCE card ``le0`` (model, or RTL on ``backend``) on ``seg``.
+    Returns (driver, MAC, RTL session or None)."""
     from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, WINDOW_SIZE
     from serveros.devices import attach_lance_model
     from serveros.lance_rtl import rtl_session
     from sim.bus import Bus
     from sim.cpu import CPU
-    from sim.kernel import Kernel
-    from sim.media.ethernet import Segment, build_frame
     from sim.platforms.decstation import DECSTATION_5000_125_AEGIS
-    from sim.time import MS, US
     from sw.drivers.lance import LanceDriver
 
-    rng = random.Random(seed)
-    k = Kernel()
-    seg = Segment(k, seed=seed)
-    wire: list[tuple] = []
-    seg.monitors.append(lambda tx: wire.append((tx.station.name, tx.start, tx.end, tx.collided,
-                                                len(tx.frame))))
     base, bus = 0x1E00_0000, Bus(k, "bus")
     cpu = CPU(k, DECSTATION_5000_125_AEGIS, "cpu")
     mac = bytes([0x08, 0x00, 0x2B, 0, 0, 1])
@@ -110,7 +96,42 @@ def _contended(backend: str, seed: int, frames: int, peers: int):
                               mac=mac)
         bus.map(base, WINDOW_SIZE, session.card.bus, "le0")
         irq = session.card.irq
-    drv = LanceDriver(cpu, bus, base, irq=irq, name="le0")
+    return LanceDriver(cpu, bus, base, irq=irq, name="le0"), mac, session
+
+
+def _run(k, session) -> None:
+    try:
+        k.run() if session is None else session.run()
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _wire_log(seg) -> list[tuple]:
+    """Every transmission on ``seg`` as it ends: (sender, start, end, collided, length)."""
+    log: list[tuple] = []
+    seg.monitors.append(lambda tx: log.append((tx.station.name, tx.start, tx.end, tx.collided,
+                                               len(tx.frame))))
+    return log
+
+
+def _contended(backend: str, seed: int, frames: int, peers: int):
+    """``le0`` (its card as ``backend``) sends ``frames`` broadcast frames while ``peers``
+    plain stations each send as many to it, all at random moments 0-300 us apart: the wire is
+    busy, so the card defers, collides, jams and backs off. Returns every transmission on the
+    segment (sender, start, end, collided, length), every frame the driver received with its
+    time, and the driver's counters."""
+    import random
+
+    from sim.kernel import Kernel
+    from sim.media.ethernet import Segment, build_frame
+    from sim.time import MS, US
+
+    rng = random.Random(seed)
+    k = Kernel()
+    seg = Segment(k, seed=seed)
+    wire = _wire_log(seg)
+    drv, mac, session = _le0(backend, k, seg)
     names = ["le0"] + [f"p{i}" for i in range(peers)]
     plan = {n: [(rng.randrange(300) * US, rng.randrange(60, 400)) for _ in range(frames)]
             for n in names}
@@ -142,11 +163,7 @@ def _contended(backend: str, seed: int, frames: int, peers: int):
     for n in names[1:]:
         k.spawn(peer(seg.attach(n)), name=n)
     k.spawn(receive(), name="rx", daemon=True)
-    try:
-        k.run() if session is None else session.run()
-    finally:
-        if session is not None:
-            session.close()
+    _run(k, session)
     return wire, got, drv.stats
 
 
@@ -173,3 +190,81 @@ def test_model_and_rtl_cards_contend_for_the_wire_identically(seed, frames, peer
     assert len(wire) == len(rtl[0])
     assert got == rtl[1]
     assert stats == rtl[2]
+
+
+class _Jammer:
+    """A station that starts a 32-bit burst ``offset`` ps after the signal of ``victim``'s
+    next attempt reaches it (one entry of ``offsets`` per attempt; None lets it through): a
+    collision at a chosen point of the frame (preamble, data, padding, FCS, or after the slot
+    time)."""
+
+    def __init__(self, seg, victim: str, offsets: list[int | None]):
+        self.st = seg.attach("jammer")
+        self.st.attach_phy(self)
+        self.k = seg.kernel
+        self.victim, self.offsets = victim, list(offsets)
+
+    def signal_start(self, tx) -> None:
+        if tx.station.name != self.victim or not self.offsets:
+            return
+        off = self.offsets.pop(0)
+        if off is not None:
+            self.k.call_after(off, self._burst)
+
+    def _burst(self) -> None:
+        tx = self.st.begin_raw()
+        self.k.call_after(32 * 100_000, lambda: self.st.end_raw(tx, None))
+
+    def signal_end(self, tx, intact: bool) -> None:
+        pass
+
+
+def _jammed(backend: str, sizes: list[int], offsets: list[int | None]):
+    """``le0`` sends one frame of each of ``sizes`` bytes (one at a time) while a jammer
+    collides with its attempts at ``offsets`` (see :class:`_Jammer`). Returns the wire log and
+    the driver's counters."""
+    from sim.kernel import Kernel
+    from sim.media.ethernet import Segment
+    from sim.time import MS
+
+    k = Kernel()
+    seg = Segment(k, seed=1)
+    wire = _wire_log(seg)
+    drv, mac, session = _le0(backend, k, seg)
+    _Jammer(seg, "le0", offsets)
+
+    async def card() -> None:
+        await drv.start()
+        for size in sizes:
+            await k.sleep(1 * MS)
+            await drv.send(b"\xff" * 6 + mac + b"\x88\xb5" + bytes(size - 14))
+            await drv.flush()
+
+    k.spawn(card(), name="le0")
+    _run(k, session)
+    return wire, drv.stats
+
+
+@pytest.mark.hdl
+def test_model_and_rtl_cards_abort_identically_wherever_the_collision_falls() -> None:
+    """Collisions forced into the preamble, the data, the padding of a short frame (the
+    engine has handed over its last byte), the FCS, and past the 64-byte slot (a late
+    collision: no retry, TMD3.LCOL): model and RTL jam, report and back off identically."""
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    us = 1_000_000
+    sizes = [100, 30, 30, 400, 200]
+    # 100 B: preamble, then data, then through (MORE); 30 B (padded to 60): in the padding
+    # (its last byte handed over), then through; 30 B: in the FCS, then through; 400 B: after
+    # 64 bytes (late: given up, LCOL); 200 B: through.
+    offsets = [2 * us, 12 * us, None, 35 * us, None, 53 * us, None, 80 * us, None]
+    model = _jammed("model", sizes, offsets)
+    rtl = _jammed("verilator", sizes, offsets)
+    wire, stats = model
+    ours = [w for w in wire if w[0] == "le0"]
+    assert [w[3] for w in ours] == [True, True, False, True, False, True, False, True, False]
+    assert (stats.sent, stats.tx_late_collisions, stats.tx_one_collision,
+            stats.tx_more_collisions) == (4, 1, 2, 1)
+    assert wire == rtl[0]
+    assert stats == rtl[1]
