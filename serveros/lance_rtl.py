@@ -19,7 +19,6 @@ driven by a :class:`sim.bindings.HdlDriver`. Three adapters join them, all at tr
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -30,7 +29,6 @@ from sim.time import Clock
 
 from .transceiver import Transceiver
 
-log = logging.getLogger(__name__)
 
 __all__ = ["LANCE_CLOCK", "PhySignals", "SegmentPhy", "LanceRtl", "bind_amaranth", "bind_cocotb",
            "build_direct", "bind_direct", "DIRECT_MEMORIES", "RTL_BACKENDS", "RtlSession",
