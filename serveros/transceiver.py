@@ -20,7 +20,8 @@ transceiver and the co-simulation's MII bridge do between them:
   clock (:func:`rx_start_edge`: the RTL's injection bridge, hw/lance/bridge.py, acts then).
   A raw sender's frame that its MAC did not know whole when it started (an RTL card's, whose
   bytes the bridge captures as they go out) is known only when its last bit has passed: it is
-  handed over then, one frame time late.
+  handed over then, one frame time late, or after the frame before it and an inter-frame gap
+  if that one is still on the card's pins.
 
 Both bindings use this class, so a model card and an RTL card see the same wire to the ps;
 tests/serveros/test_lance_cosim.py checks that their transmissions on a contended segment are
@@ -28,14 +29,12 @@ identical.
 """
 from __future__ import annotations
 
-import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
 from hw.lance import timing as T
 from sim.media.ethernet import IFG_BITS, IFG_PART1_BITS, Station, Transmission
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Transceiver", "TransceiverStats", "rx_start_edge"]
 
@@ -57,10 +56,10 @@ class TransceiverStats:
     frames_sent: int = 0
     frames_cut: int = 0
     #: Frames handed to the card; signals dropped because a collision garbled them; frames
-    #: dropped because the card's receive pins were still busy with the previous one.
+    #: that waited because the card's receive pins were still busy with the previous one.
     delivered: int = 0
     garbled: int = 0
-    overlapped: int = 0
+    held: int = 0
     #: Frames of raw senders, known (and handed over) only at their end.
     late: int = 0
 
@@ -112,6 +111,7 @@ class Transceiver:
         self._heard = 0
         self._rx_busy_until = -1            # ps: the card's receive pins carry a frame till then
         self._late: set[Transmission] = set()   # signals here whose frame is not known yet
+        self._held: deque[bytes] = deque()      # frames waiting for the receive pins
         station.attach_phy(self)
         self.kernel.spawn(self._collisions(), name=f"{station.name}.col", daemon=True)
 
@@ -169,16 +169,30 @@ class Transceiver:
         self._give(tx.frame)
 
     def _give(self, frame: bytes) -> None:
+        if self._held or rx_start_edge(self.kernel.now, self.period) * self.period \
+                < self._rx_busy_until:
+            # Only a raw sender's frame, handed over late, can find the pins still busy (a
+            # long frame and a short one right behind it): it waits its turn, like a frame in
+            # a bridge's buffer, and keeps its place in the order.
+            self.stats.held += 1
+            self._held.append(frame)
+            if len(self._held) == 1:
+                self.kernel.call_at(self._rx_busy_until, self._next_held)
+            return
+        self._hand_over(frame)
+
+    def _next_held(self) -> None:
+        self._hand_over(self._held.popleft())
+        if self._held:
+            self.kernel.call_at(self._rx_busy_until, self._next_held)
+
+    def _hand_over(self, frame: bytes) -> None:
         p = self.period
         start = rx_start_edge(self.kernel.now, p) * p
-        if start < self._rx_busy_until:
-            # Only a raw sender's frame, handed over late, can still find the pins busy.
-            self.stats.overlapped += 1
-            log.warning("%s: frame dropped, the card's receive pins are still busy",
-                        self.station.name)
-            return
-        # The pins carry the preamble and the frame, one nibble per tick, from `start`.
-        self._rx_busy_until = start + p * T.MII_DIVIDER * (T.wire_nibbles(len(frame)) + 1)
+        # The pins carry the preamble and the frame, one nibble per tick, from `start`; the
+        # next frame may follow an inter-frame gap after it.
+        self._rx_busy_until = start + p * T.MII_DIVIDER * (T.wire_nibbles(len(frame))
+                                                           + T.TX_IFG_TICKS)
         self.stats.delivered += 1
         self._give_now(frame)
 
