@@ -204,7 +204,8 @@ def build_direct(*, ram_bytes: int | None = None, mac: bytes | None = None):
     if mac is not None:
         kwargs["mac"] = mac
     design = f"lance_harness_{(ram_bytes or 0) // 1024}k_{(mac or b'').hex() or 'default'}"
-    return build(LanceHarness(**kwargs), "lance_harness", memories=DIRECT_MEMORIES, design=design)
+    return build(lambda: LanceHarness(**kwargs), "lance_harness", memories=DIRECT_MEMORIES,
+                 design=design)
 
 
 def bind_direct(driver: HdlDriver, station: Station | None, name: str = "le0") -> LanceRtl:

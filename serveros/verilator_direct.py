@@ -314,7 +314,9 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
     Parameters
     ----------
     component
-        An Amaranth component in the ``sync`` domain. It is built reset-less
+        An Amaranth component in the ``sync`` domain, or a function of no arguments that makes
+        one (called only when the Verilog has to be generated, so a cached build constructs
+        nothing and Amaranth warns about no unused component). It is built reset-less
         (:func:`serveros.rtl.to_verilog`): it starts at its initial values and is never reset.
     toplevel
         The Verilog module name.
@@ -348,6 +350,8 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
         skey = build_dir / ".source-key"
         hw_key = _hw_source_key(design or toplevel)
         if not (src.exists() and skey.exists() and skey.read_text() == hw_key):
+            if callable(component) and not hasattr(component, "elaborate"):
+                component = component()
             src = to_verilog(component, toplevel, src, reset_less=True)
             skey.write_text(hw_key)
         verilog = src.read_text()
