@@ -9,6 +9,11 @@ crc
     CRC-32 (Ethernet FCS) as an Amaranth expression, with a plain-Python twin.
 mii
     The 10 Mbit/s MII wire side: transmit and receive engines (Amaranth components).
+timing
+    The card's fixed latencies in clock cycles: the timing contract the model computes from.
+model, mii_model
+    The transaction-level model (a ``sim.bus.BusTarget``) and its MII transmitter against a
+    half-duplex wire (deferral, jam), equal to the gateware to the cycle.
 
 Importing this package imports only :mod:`.registers` so that software can use the map
 without pulling in gateware.
