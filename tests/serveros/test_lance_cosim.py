@@ -282,3 +282,24 @@ def test_rtl_card_streams_frames_of_any_sizes_to_a_model_card() -> None:
     r = run_lance_exchange(40, None, seed=3, backend="verilator", stream=True)
     assert (r.driver["le0"]["sent"], r.driver["le1"]["received"]) == (40, 40)
     assert r.driver["le1"]["rx_errors"] == 0 and r.driver["le1"]["missed"] == 0
+
+
+@pytest.mark.hdl
+def test_model_and_rtl_agree_on_the_late_collision_boundary() -> None:
+    """Collisions swept in 100 ns steps across the 64th byte of 400-byte frames: the model
+    calls the same ones late (TMD3.LCOL, no retry) as the RTL does, to the tick."""
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    ns = 1_000
+    # Each frame: one jammed attempt, then (if it is retried) one clean one.
+    steps = range(54_000 * ns, 56_000 * ns, 100 * ns)
+    sizes = [400] * len(steps)
+    model_runs, rtl_runs = [], []
+    for off in steps:
+        model_runs.append(_jammed("model", [400], [off, None]))
+        rtl_runs.append(_jammed("verilator", [400], [off, None]))
+    late = [stats.tx_late_collisions for _, stats in model_runs]
+    assert 0 < sum(late) < len(sizes)                            # the sweep crosses the boundary
+    assert late == sorted(late)                                  # once late, always late
+    assert model_runs == rtl_runs
