@@ -82,6 +82,8 @@ class TxAttempt:
     frame: bytes | None = None
     padded: int | None = None
     last_byte_tick: int | None = None
+    #: Where ``tx_en`` falls if no collision cuts the frame (known with the frame).
+    due: int | None = None
     fall: int | None = None
     #: The transmitter's End: the gap counts from here; the engine takes the status at
     #: ``end + TX_STATUS_CYCLES``.
@@ -132,7 +134,7 @@ class MiiTxModel:
         """STOP: the transmitter is held in reset; a frame on the wire stops now (the engine
         drops its own steps by epoch)."""
         a, self._att = self._att, None
-        if a is not None and a.rise is not None and a.fall is None and self.wire is not None:
+        if a is not None and a.rise is not None and self.wire is not None:
             self.wire.tx_stop(None)
         self.end_tick = _NEVER
 
@@ -156,10 +158,10 @@ class MiiTxModel:
     def set_col(self, level: int) -> None:
         """The PHY drives ``col`` from now on; only its rise during a frame matters."""
         a = self._att
-        if not level or a is None or a.rise is None or a.cut is not None or a.fall is not None:
+        if not level or a is None or a.rise is None or a.cut is not None:
             return
         c = T.next_tick_at_or_after(self._now() // self._p + 1)
-        if a.frame is not None and c >= a.rise + _DIV * T.wire_nibbles(len(a.frame)):
+        if a.due is not None and c >= a.due:
             return                              # seen only at the frame's own end
         a.cut = c
         # Bytes taken before tick c (padding counts, the FCS does not).
@@ -232,7 +234,7 @@ class MiiTxModel:
         a.last_byte_tick = a.rise + _BYTE0 + 2 * _DIV * (data_bytes - 1)
         if a.cut is not None:
             return
-        fall = a.rise + _DIV * T.wire_nibbles(len(frame))
+        a.due = fall = a.rise + _DIV * T.wire_nibbles(len(frame))
         self._at(fall, lambda: self._ended(a, fall))
 
     def underflow(self, a: TxAttempt, fall: int) -> None:

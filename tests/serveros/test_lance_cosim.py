@@ -10,6 +10,7 @@ import pytest
 
 from serveros.experiments.lance import run_lance_exchange
 from serveros.rtl import simulator_missing
+from sim.media.ethernet import JAM_BITS
 
 
 def _tshark_frames(path) -> list[tuple[str, str, int]]:
@@ -213,7 +214,8 @@ class _Jammer:
 
     def _burst(self) -> None:
         tx = self.st.begin_raw()
-        self.k.call_after(32 * 100_000, lambda: self.st.end_raw(tx, None))
+        bits = JAM_BITS * self.st.segment.bit_time_ps
+        self.k.call_after(bits, lambda: self.st.end_raw(tx, None))
 
     def signal_end(self, tx, intact: bool) -> None:
         pass
@@ -275,7 +277,6 @@ def test_rtl_card_streams_frames_of_any_sizes_to_a_model_card() -> None:
     """An RTL card's frames are known only when they end, so a short frame right behind a long
     one reaches the other card while the long one is still on its pins: the transceiver holds
     it for its turn and nothing is lost or reordered."""
-    from serveros.experiments.lance import run_lance_exchange
     reason = simulator_missing("verilator")
     if reason:
         pytest.skip(reason)
@@ -294,12 +295,11 @@ def test_model_and_rtl_agree_on_the_late_collision_boundary() -> None:
     ns = 1_000
     # Each frame: one jammed attempt, then (if it is retried) one clean one.
     steps = range(54_000 * ns, 56_000 * ns, 100 * ns)
-    sizes = [400] * len(steps)
     model_runs, rtl_runs = [], []
     for off in steps:
         model_runs.append(_jammed("model", [400], [off, None]))
         rtl_runs.append(_jammed("verilator", [400], [off, None]))
     late = [stats.tx_late_collisions for _, stats in model_runs]
-    assert 0 < sum(late) < len(sizes)                            # the sweep crosses the boundary
+    assert 0 < sum(late) < len(steps)                            # the sweep crosses the boundary
     assert late == sorted(late)                                  # once late, always late
     assert model_runs == rtl_runs

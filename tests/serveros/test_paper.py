@@ -254,7 +254,6 @@ def _model_and_verilator_agree(image, clients: int, requests: int) -> None:
     same = {"backend", "wall_seconds"}
     assert {k: v for k, v in rtl.items() if k not in same} == \
         {k: v for k, v in model.items() if k not in same}
-    assert rtl["throughput_rps"] == pytest.approx(model["throughput_rps"], rel=0.01)
 
 
 @pytest.mark.hdl
