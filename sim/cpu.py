@@ -76,6 +76,11 @@ CATEGORIES: tuple[str, ...] = (COPY, CHECKSUM, PROTOCOL, SYSCALL, CONTEXT_SWITCH
 
 Handler = Callable[[], Awaitable[None]]
 
+#: Default interval of the CPU's stall checks (:class:`CPU` ``watchdog``): 100 ms of simulated
+#: time. The checks exist only while a thread waits for the CPU or an interrupt is pending, so
+#: a busy machine pays about ten kernel entries per simulated second for them.
+WATCHDOG_PS = 100_000_000_000
+
 
 @dataclass(frozen=True)
 class Share:
@@ -188,18 +193,28 @@ class CPU:
     on_switch : callable, optional
         ``on_switch(prev_task_or_None, new_task)`` called when a different thread gets the
         CPU; for tracing (charging switch costs is the OS model's business).
+    watchdog : int or None
+        Picoseconds between the stall checks that run while a thread waits for the CPU or an
+        interrupt is pending (default :data:`WATCHDOG_PS`; None turns them off). A CPU held by
+        a thread that is not running (it awaits something other than the CPU) while others
+        wait, or an unmasked interrupt that no handler takes, seen at two checks in a row,
+        fails the run with a :class:`~sim.kernel.SimulationError` naming the tasks.
 
     Raises
     ------
     ValueError
-        If ``irq_quantum`` is not a positive integer or None.
+        If ``irq_quantum`` is not a positive integer or None, or ``watchdog`` not a positive
+        integer or None.
     """
 
     def __init__(self, kernel: Kernel, profile: Platform, name: str = "cpu", *,
                  irq_quantum: int | None = 1,
-                 on_switch: Callable[[Task | None, Task], None] | None = None):
+                 on_switch: Callable[[Task | None, Task], None] | None = None,
+                 watchdog: int | None = WATCHDOG_PS):
         if irq_quantum is not None and (not isinstance(irq_quantum, int) or irq_quantum < 1):
             raise ValueError(f"irq_quantum must be a positive number of cycles or None, not {irq_quantum!r}")
+        if watchdog is not None and (not isinstance(watchdog, int) or watchdog < 1):
+            raise ValueError(f"watchdog must be a positive number of picoseconds or None, not {watchdog!r}")
         self.kernel = kernel
         self.profile = profile
         self.name = name
@@ -221,6 +236,9 @@ class CPU:
         self._irq_again = False
         self._context: str | None = None   # "irq:<line>" while a handler runs
         self.last_thread: Task | None = None
+        self.watchdog = watchdog
+        self._wd_armed = False
+        self._wd_seen: tuple | None = None   # what the last watchdog check saw stuck
         self.reset_stats()
 
     # -- accounting ---------------------------------------------------------------------------
@@ -296,10 +314,15 @@ class CPU:
         return False
 
     async def _enter(self, me: Task) -> None:
-        """Wait in the queue for the CPU (when :meth:`_take` could not take it)."""
-        self._gen += 1
+        """Wait in the queue for the CPU (when :meth:`_take` could not take it).
+
+        Queueing does not touch the generation: it is the owner's, and a release check the
+        owner has pending at this instant must still free the CPU (issue 13: a thread that
+        queued in that window voided the idle owner's check and froze the machine)."""
         w = _Waiter(me, Event(self.kernel, f"{self.name}.grant"))
         self._queue.append(w)
+        if not self._wd_armed and self.watchdog is not None:
+            self._arm_watchdog()
         try:
             await w.granted
         except Cancelled:
@@ -312,6 +335,9 @@ class CPU:
         self._depth = 1
 
     def _grant(self, task: Task) -> None:
+        # A new tenure: release checks left over from the task's earlier tenures are void
+        # (a waiter is granted before it resumes, and must not be released in between).
+        self._gen += 1
         self._owner = task
         self._depth = 0
         self._ipl = self._saved_ipl.pop(task, 0)
@@ -437,6 +463,8 @@ class CPU:
     def _line_changed(self, irq: _Irq, level: int) -> None:
         if not level or irq.level <= self._ipl:
             return
+        if not self._wd_armed and self.watchdog is not None:
+            self._arm_watchdog()
         if self._owner is None:
             self._start_irq_context()
         else:
@@ -500,6 +528,53 @@ class CPU:
                 raise SimulationError(
                     f"{self.name}: interrupt storm on line {irq.line.name!r}: its handler returned "
                     f"in zero time with the line still high")
+
+    # -- stall detection ---------------------------------------------------------------------------
+    def _arm_watchdog(self) -> None:
+        self._wd_armed = True
+        self.kernel.post(self.kernel.now + self.watchdog, self._watchdog_check, None)
+
+    def _stall(self) -> tuple | None:
+        """What is stuck now, or None: the CPU held by a thread that is between CPU operations
+        and not running while others wait, or an unmasked pending interrupt (with the count of
+        its handler's runs, so that a handler that ran in between is progress)."""
+        owner = self._owner
+        if (self._queue and owner is not None and self._depth == 0
+                and owner is not self.kernel.current and owner is not self._irq_task):
+            return ("owner", owner, self._gen)
+        irq = self._pending()
+        if irq is not None:
+            return ("irq", irq, irq.taken, owner, self._gen)
+        return None
+
+    def _watchdog_check(self, _arg) -> None:
+        seen = self._stall()
+        if seen is not None and seen == self._wd_seen:
+            raise SimulationError(self._describe_stall(seen))
+        self._wd_seen = seen
+        if seen is None and not self._queue and self._pending() is None:
+            self._wd_armed = False          # nothing waits: checks resume with the next waiter
+        else:
+            self._arm_watchdog()
+
+    def _describe_stall(self, seen: tuple) -> str:
+        waiting = [w.task for w in self._queue]
+        names = ", ".join(repr(t.name) for t in waiting[:8])
+        if len(waiting) > 8:
+            names += f" and {len(waiting) - 8} more"
+        owner = self._owner
+        held = (f"held by {owner.name!r}, suspended in {owner.where()}" if owner is not None
+                else "idle")
+        since = self.kernel.now - self.watchdog
+        if seen[0] == "owner":
+            what = (f"{self.name}: stalled since t<={since} ps: the CPU is {held} and not released, "
+                    f"while {len(waiting)} task(s) wait for it ({names or 'none'})")
+        else:
+            irq = seen[1]
+            what = (f"{self.name}: stalled since t<={since} ps: interrupt line {irq.line.name!r} is "
+                    f"high and unmasked (CPU level {self._ipl}) but its handler has not run; "
+                    f"the CPU is {held}; {len(waiting)} task(s) wait for it ({names or 'none'})")
+        return what
 
     # -- charging ------------------------------------------------------------------------------
     async def charge(self, cycles: int | float | Cost, category: str = COMPUTE) -> None:

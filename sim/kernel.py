@@ -389,6 +389,20 @@ class Task(_Waitable):
             token()
         self._kernel._push(self._kernel.now, lambda _v: None if self.done else self._step(throw=Cancelled()), None)
 
+    def where(self) -> str:
+        """Where the task is suspended: the innermost coroutine frame of its await chain, as
+        ``function (file:line)``, for error messages ("done" once it has finished)."""
+        if self.done:
+            return "done"
+        coro, frame = self._coro, None
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or frame
+            coro = getattr(coro, "cr_await", None)
+        if frame is None:
+            return "not started"
+        code = frame.f_code
+        return f"{code.co_name} ({code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})"
+
     def __repr__(self) -> str:
         return f"<Task {self.name} {'done' if self.done else 'running'}>"
 

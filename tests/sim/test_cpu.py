@@ -521,3 +521,110 @@ def test_cancelling_the_owner_mid_charge_frees_the_cpu():
     k.call_at(20 * CY, ta.cancel)
     k.run()
     assert log == [("b", 30 * CY)]
+
+
+def test_a_thread_queueing_while_the_idle_owners_release_check_is_due_does_not_freeze_the_cpu():
+    # Issue 13 item 1: the owner A ends a charge and goes to wait for something else (a frame);
+    # its release check is due at that same picosecond. B asks for the CPU at that instant,
+    # before the check runs. B's arrival must not void A's release: A does not hold the CPU
+    # while it waits, and B runs at once.
+    k, cpu = make()
+    frame = k.event("frame")
+    log = []
+
+    async def receiver():
+        await cpu.charge(10)
+        log.append(("a-waits", k.now))
+        await frame                          # idle, waiting for the next frame
+        await cpu.charge(1)
+        log.append(("a", k.now))
+
+    async def retransmit():
+        await k.sleep_until(10 * CY)         # due at A's release instant, scheduled earlier
+        await cpu.charge(5)
+        log.append(("b", k.now))
+        frame.set()
+
+    k.spawn(receiver(), name="server.aegis-rx")
+    k.spawn(retransmit(), name="tcp-rexmt")
+    k.run(until=1_000 * CY)
+    assert log == [("a-waits", 10 * CY), ("b", 15 * CY), ("a", 16 * CY)]
+    assert cpu.owner is None
+
+
+def _lose_release_checks(cpu):
+    """Break the CPU as issue 13's freeze did: an owner that suspends is never released."""
+    cpu._owner_suspends = lambda: None
+
+
+def test_watchdog_names_the_idle_owner_and_the_waiters_of_a_frozen_cpu():
+    k, cpu = make(watchdog=10 * US)
+    _lose_release_checks(cpu)
+    frame = k.event("frame")
+
+    async def receiver():
+        await cpu.charge(10)
+        await frame                          # holds the CPU while it waits: the freeze
+
+    async def other(i):
+        await k.sleep(20 * CY)
+        await cpu.charge(5)
+
+    k.spawn(receiver(), name="server.aegis-rx")
+    for i in range(3):
+        k.spawn(other(i), name=f"tcp-rexmt-{i}")
+    with pytest.raises(SimulationError) as e:
+        k.run(until=1_000 * US)
+    msg = str(e.value)
+    assert "'server.aegis-rx'" in msg and "receiver" in msg      # the owner and where it waits
+    assert all(f"'tcp-rexmt-{i}'" in msg for i in range(3)) and "3 task(s)" in msg
+    assert k.now <= 20 * CY + 2 * 10 * US + 10 * US               # found within two checks
+
+
+def test_watchdog_reports_an_unmasked_interrupt_that_no_handler_takes():
+    k, cpu = make(watchdog=10 * US)
+    _lose_release_checks(cpu)
+    line = IrqLine(k, "lance")
+    handled = []
+
+    async def handler():
+        handled.append(k.now)
+        line.clear()
+
+    cpu.attach_irq(line, handler, level=2)
+
+    async def receiver():
+        await cpu.charge(10)
+        await k.event("never")
+
+    k.spawn(receiver(), name="server.aegis-rx")
+    k.call_at(50 * CY, line.set)
+    with pytest.raises(SimulationError) as e:
+        k.run(until=1_000 * US)
+    assert "interrupt line 'lance'" in str(e.value) and "'server.aegis-rx'" in str(e.value)
+    assert handled == []
+
+
+def test_watchdog_stays_quiet_on_long_charges_and_disarms_when_nothing_waits():
+    k, cpu = make(watchdog=10 * US)
+    line = IrqLine(k, "lance")
+
+    async def handler():
+        await cpu.charge(3)
+        line.clear()
+
+    cpu.attach_irq(line, handler, level=2)
+
+    async def long_worker():
+        await cpu.charge(10_000)             # 400 us: many watchdog intervals, other waits
+        await k.sleep(1_000 * US)
+
+    async def waiter():
+        await k.sleep(CY)
+        await cpu.charge(1)
+
+    k.spawn(long_worker(), name="long")
+    k.spawn(waiter(), name="waiter")
+    k.call_at(100 * CY, line.set)
+    k.run()
+    assert not cpu._wd_armed and k.now == 10_003 * CY + 1_000 * US
