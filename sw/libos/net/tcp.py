@@ -50,11 +50,13 @@ from .ipv4 import PROTO_TCP
 if TYPE_CHECKING:                               # pragma: no cover
     from .stack import NetStack
 
-__all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "TcpState", "TcpConfig", "TcpPcb",
+__all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "DROP", "TcpState", "TcpConfig", "TcpPcb",
            "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "Tcp", "build_segment",
            "parse_segment"]
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+#: What a listener's factory returns to drop a SYN silently (a full listen queue, as BSD).
+DROP = object()
 _M32 = 0xFFFFFFFF
 HEADER_LEN = 20
 OPT_MSS = 2
@@ -453,6 +455,7 @@ class TcpStats:
     connections_opened: int = 0
     connections_accepted: int = 0
     refused: int = 0
+    listen_drops: int = 0
     time_wait_hits: int = 0
     pcb_entries_examined: int = 0
     checksum_bytes_saved: int = 0
@@ -528,7 +531,8 @@ class Tcp:
     # -- application calls -----------------------------------------------------------------
     def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
         """Accept connections to ``port``; ``factory()`` returns the application's PCB for each
-        new connection (or None to refuse it with a reset)."""
+        new connection (or None to refuse it with a reset, or :data:`DROP` to drop the SYN
+        silently)."""
         self._check_port(port)
         if not callable(factory):
             raise TypeError(f"listen needs a PCB factory (callable), not {factory!r}")
@@ -897,6 +901,11 @@ class Tcp:
 
     async def _accept(self, factory, src: bytes, seg: TcpSegment) -> None:
         pcb = factory()
+        if pcb is DROP:
+            # The listener's queue is full: 4.3/4.4BSD tcp_input drops the SYN without a
+            # reset (``so = sonewconn(so); if (so == 0) goto drop;``); the peer retransmits.
+            self.stats.listen_drops += 1
+            return
         if pcb is None:
             self.stats.refused += 1
             await self._reset_reply(src, seg)
