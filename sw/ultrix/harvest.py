@@ -16,6 +16,13 @@ front of the real web server on the same machine:
 HEAD requests are answered from a cached object's header; a HEAD miss is forwarded and not
 cached. Anything the accelerator cannot parse is forwarded too, so errors are NCSA's.
 The cache has no size limit or expiry (the experiment's documents fit, and do not change).
+
+Robustness: a connection on which nothing happens for :attr:`HarvestOptions.read_timeout`
+seconds is closed (Harvest's ``read_timeout``, 15 minutes in its ``cached.conf`` and in the
+``squid.conf`` Squid inherited it with; quoted from memory of those files, not checked here):
+the ``select()`` loop sleeps at most until the earliest deadline. An unexpected exception while
+handling one connection is logged with its traceback, counted (``internal_errors``), answered
+500 if nothing was sent yet, and only that connection is closed.
 """
 from __future__ import annotations
 
@@ -23,9 +30,10 @@ import logging
 from dataclasses import dataclass, field
 
 from sim.kernel import Event
+from sim.time import S
 
 from .kernel import Process
-from .ncsa import NcsaOptions, NcsaServer, parse_request, request_complete
+from .ncsa import NcsaOptions, NcsaServer, error_body, header, parse_request, request_complete
 from .sockets import Socket, SocketError, SocketLayer, UltrixMachine
 
 log = logging.getLogger(__name__)
@@ -50,12 +58,16 @@ class HarvestOptions:
         shorter than NCSA's: no name translation, access checks or header formatting).
     read_size : int
         Bytes asked of each non-blocking read.
+    read_timeout : int
+        Seconds a connection may stay without progress (no request bytes, no reply bytes
+        taken, no reply from the backend) before it is closed: 900 (15 minutes).
     """
 
     port: int = 80
     backend_port: int = 8080
     request_cycles: float = 3_100
     read_size: int = 8192
+    read_timeout: int = 900
 
     def __post_init__(self) -> None:
         for name in ("port", "backend_port"):
@@ -64,9 +76,10 @@ class HarvestOptions:
                 raise ValueError(f"HarvestOptions.{name} must be 1..65535, not {v!r}")
         if self.port == self.backend_port:
             raise ValueError(f"port and backend_port must differ (both {self.port})")
-        if isinstance(self.read_size, bool) or not isinstance(self.read_size, int) \
-                or self.read_size < 1:
-            raise ValueError(f"HarvestOptions.read_size must be a positive int, not {self.read_size!r}")
+        for name in ("read_size", "read_timeout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"HarvestOptions.{name} must be a positive int, not {v!r}")
         if isinstance(self.request_cycles, bool) or not isinstance(self.request_cycles, (int, float)) \
                 or self.request_cycles < 0:
             raise ValueError(f"request_cycles must be >= 0, not {self.request_cycles!r}")
@@ -83,6 +96,7 @@ class _Conn:
     reply: bytearray = field(default_factory=bytearray)
     key: str = ""
     cacheable: bool = False
+    deadline: int = 0               # closed if nothing happens on it before then (ps)
 
 
 def _split_reply(reply: bytes) -> tuple[bytes, bytes]:
@@ -125,6 +139,7 @@ class HarvestServer:
         self.backend = backend
         self.cache: dict[str, tuple[bytes, bytes]] = {}
         self.hits = self.misses = self.requests = self.errors = 0
+        self.timeouts = self.internal_errors = 0
         self.proc: Process | None = None
         self._ready: Event | None = None
 
@@ -139,7 +154,8 @@ class HarvestServer:
 
     def stats(self) -> dict:
         return {"server": self.name, "requests": self.requests, "hits": self.hits,
-                "misses": self.misses, "errors": self.errors, "objects": len(self.cache),
+                "misses": self.misses, "errors": self.errors, "timeouts": self.timeouts,
+                "internal_errors": self.internal_errors, "objects": len(self.cache),
                 "cached_bytes": sum(len(h) + len(b) for h, b in self.cache.values()),
                 "backend": {k: v for k, v in self.backend.stats().items()
                             if k in ("requests", "by_status", "body_bytes", "errors")},
@@ -161,26 +177,59 @@ class HarvestServer:
                     rd.append(c.backend)
                 else:
                     wr.append(c.client)
-            r, w = await so.select(proc, rd, wr)
+            until = min(c.deadline for c in conns) if conns else None
+            r, w = await so.select(proc, rd, wr, until=until)
             r, w = set(map(id, r)), set(map(id, w))
+            now = self.uk.kernel.now
+            timeout = self.options.read_timeout * S
             if id(lst) in r:
                 new = await so.accept(proc, lst, nonblock=True)
                 if new is not None:
-                    conns.append(_Conn(new))
+                    conns.append(_Conn(new, deadline=now + timeout))
             for c in list(conns):
+                if c.state == "request" and id(c.client) in r:
+                    handler = self._on_request
+                elif c.state == "backend" and c.backend is not None and id(c.backend) in r:
+                    handler = self._on_backend
+                elif c.state == "sending" and id(c.client) in w:
+                    handler = self._on_writable
+                else:
+                    handler = None
                 try:
-                    if c.state == "request" and id(c.client) in r:
-                        await self._on_request(proc, c)
-                    elif c.state == "backend" and c.backend is not None and id(c.backend) in r:
-                        await self._on_backend(proc, c)
-                    elif c.state == "sending" and id(c.client) in w:
-                        await self._on_writable(proc, c)
+                    if handler is not None:
+                        c.deadline = now + timeout      # progress: the timer starts again
+                        await handler(proc, c)
+                    elif c.deadline <= now:
+                        self.timeouts += 1
+                        log.info("%s: connection idle for %d s: closed", self.name,
+                                 self.options.read_timeout)
+                        await self._finish(proc, c)
                 except SocketError as e:
                     self.errors += 1
                     log.debug("%s: %s", self.name, e)
                     await self._finish(proc, c)
+                except Exception:                       # noqa: BLE001 - keep serving the rest
+                    await self._internal_error(proc, c)
                 if c.state == "done":
                     conns.remove(c)
+
+    async def _internal_error(self, proc: Process, c: _Conn) -> None:
+        """An unexpected exception on one connection: log it with its traceback, count it,
+        answer 500 if nothing was sent yet, close only that connection."""
+        self.internal_errors += 1
+        log.error("%s: internal error on a connection", self.name, exc_info=True)
+        so = self.sockets
+        try:
+            if not c.client.closed and c.client.bytes_written == 0 and c.client.error is None:
+                body = error_body(500, c.key)
+                await so.write(proc, c.client, header(500, self.uk.kernel.now, len(body)) + body,
+                               nonblock=True)
+        except SocketError:
+            pass
+        try:
+            await self._finish(proc, c)
+        except SocketError:
+            c.state = "done"
 
     async def _finish(self, proc: Process, c: _Conn) -> None:
         so = self.sockets

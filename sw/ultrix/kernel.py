@@ -15,6 +15,11 @@ this model charges to the one CPU (categories of :mod:`sim.cpu`):
 * **fork()** charges ``fork_cycles`` in the parent.
 * **Sleep/wakeup.** :class:`WaitChannel` is BSD's ``sleep(chan)``/``wakeup(chan)``: a wakeup
   makes every sleeper runnable and each re-checks its condition.
+* **alarm(2)** (:meth:`Process.alarm`) arms the process's real-time interval timer; when it
+  expires while the process sleeps in a system call, the call is interrupted and
+  :class:`Alarm` is raised in the process (SIGALRM with a handler that ``longjmp``s out, as
+  NCSA httpd's ``timed_out`` did). Only :meth:`Process.sleep` (socket waits, BSD's
+  interruptible ``tsleep``) is interrupted; the inode lock is not (an uninterruptible sleep).
 * **Files.** :meth:`UltrixKernel.stat`, :meth:`UltrixKernel.open` and
   :meth:`UltrixKernel.read_file` go through :mod:`sw.libos.fs` (which charges the copy from the
   buffer cache into the user's buffer) plus a ``namei`` estimate per path lookup; the file
@@ -31,11 +36,12 @@ from typing import Any, Awaitable, Callable
 
 from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, FILESYSTEM, KERNEL, SYSCALL
 from sim.kernel import Event, Kernel, Task
+from sim.time import S
 from sw.libos.fs.errors import IsADirectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UltrixCosts", "WaitChannel", "Mutex", "Process", "UltrixKernel", "OpenFile"]
+__all__ = ["UltrixCosts", "WaitChannel", "Mutex", "Process", "UltrixKernel", "OpenFile", "Alarm"]
 
 #: The R3000's kernel CPI on this machine (profile ``kernel_cpi``: 37.5 cycles / 18 instr.).
 _CPI = 37.5 / 18
@@ -149,6 +155,10 @@ class Mutex:
             self._held = False
 
 
+class Alarm(Exception):
+    """SIGALRM delivered to a process sleeping in a system call (see :meth:`Process.alarm`)."""
+
+
 @dataclass
 class OpenFile:
     """An open regular file: the inode, its size and the read offset."""
@@ -174,6 +184,8 @@ class Process:
         self.task: Task | None = None
         self.parent: Process | None = None
         self.syscalls = 0
+        #: When the armed alarm(2) goes off (simulated ps), or None.
+        self.alarm_at: int | None = None
 
     # -- kernel entry and scheduling -------------------------------------------------------------
     async def syscall(self, name: str) -> None:
@@ -183,16 +195,44 @@ class Process:
         await self.uk.dispatch(self)
         await self.uk.cpu.charge(self.uk.profile.syscall_cycles, SYSCALL)
 
-    async def sleep(self, *waits: Event) -> int:
+    async def alarm(self, seconds: int) -> None:
+        """alarm(2): deliver SIGALRM ``seconds`` from now (0 cancels), replacing any alarm.
+
+        Raises
+        ------
+        ValueError
+            For a negative or non-integer number of seconds.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+            raise ValueError(f"alarm needs a non-negative int of seconds, not {seconds!r}")
+        await self.syscall("alarm")
+        self.alarm_at = self.uk.kernel.now + seconds * S if seconds else None
+
+    async def sleep(self, *waits) -> int:
         """Block until one of ``waits`` is set; charge the context switch back in.
 
         Returns the index of the event that woke the process.
+
+        Raises
+        ------
+        Alarm
+            If the process's alarm went off first (the alarm is then disarmed); the
+            process is switched back in to run its handler.
         """
-        if len(waits) == 1:
+        k = self.uk.kernel
+        if self.alarm_at is not None:
+            idx, _ = await k.wait_any(*waits, k.sleep_until(max(self.alarm_at, k.now)))
+            if idx == len(waits):
+                self.alarm_at = None
+                self.uk.sleeps += 1
+                self.uk.alarms += 1
+                await self.uk.dispatch(self)
+                raise Alarm(f"{self.name}: alarm went off")
+        elif len(waits) == 1:
             await waits[0]
             idx = 0
         else:
-            idx, _ = await self.uk.kernel.wait_any(*waits)
+            idx, _ = await k.wait_any(*waits)
         self.uk.sleeps += 1
         await self.uk.dispatch(self)
         return idx
@@ -262,6 +302,7 @@ class UltrixKernel:
         self.context_switches = 0
         self.forks = 0
         self.sleeps = 0
+        self.alarms = 0
         self.fs = None
         self._fs_lock = Mutex(kernel, f"{name}.fs")
         self._next_pid = 1
@@ -354,5 +395,6 @@ class UltrixKernel:
         """Counters: processes, forks, context switches, system calls by name."""
         return {"processes": len(self.processes), "forks": self.forks,
                 "context_switches": self.context_switches, "sleeps": self.sleeps,
+                "alarms": self.alarms,
                 "syscalls": dict(sorted(self.syscall_counts.items())),
                 "syscalls_total": sum(self.syscall_counts.values())}

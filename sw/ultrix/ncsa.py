@@ -24,8 +24,21 @@ Per request the child does what 1.4 did, one system call at a time:
 
 GET and HEAD are served; HTTP/0.9 simple requests get the body without a header; errors get
 NCSA's small HTML error page: 400 (malformed request), 403 (``..`` in the path), 404 (no such
-file), 501 (other methods). Directories are served through their ``index.html`` or are 404
-(no directory listings: a simplification).
+file, or a path the file system cannot name, such as one holding a NUL), 501 (other methods).
+Directories are served through their ``index.html`` or are 404 (no directory listings: a
+simplification).
+
+Robustness, as the real server had it:
+
+* **Timeout** (:attr:`NcsaOptions.timeout`): a child arms ``alarm(Timeout)`` before reading
+  the request and disarms it after the reply; a client that sends nothing (or stops reading)
+  for that long gets its connection closed by the SIGALRM handler and the child is free again.
+  NCSA's ``TimeOut`` documentation gives the default as 1200 s ("If you do not specify a
+  TimeOut, httpd assumes TimeOut 1200"); the value of the distributed ``httpd.conf-dist``
+  could not be checked here, so the documented default is used.
+* **A failing request stays one request's failure**: an unexpected exception while serving
+  is logged with its traceback, counted (``internal_errors``), answered 500 if nothing of the
+  reply was written yet, and the connection closed; the child goes back to the pool.
 """
 from __future__ import annotations
 
@@ -37,7 +50,7 @@ from sim.kernel import Event
 from sim.time import S
 from sw.libos.fs.errors import FsError
 
-from .kernel import Process
+from .kernel import Alarm, Process
 from .sockets import SocketError, SocketLayer, UltrixMachine
 
 log = logging.getLogger(__name__)
@@ -50,7 +63,7 @@ EPOCH = 801_964_800
 SERVER = "NCSA/1.4.2"
 CRLF = b"\r\n"
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-            501: "Not Implemented"}
+            500: "Server Error", 501: "Not Implemented"}
 
 
 def http_date(t_ps: int) -> str:
@@ -104,6 +117,8 @@ def error_body(status: int, url: str) -> bytes:
     text = {400: "Your client sent a query that this server could not understand.",
             403: f"You do not have permission to access {url} on this server.",
             404: f"The requested URL {url} was not found on this server.",
+            500: "The server encountered an internal error or misconfiguration and was unable "
+                 "to complete your request.",
             501: "The method is not implemented by this server."}[status]
     return (f"<HEAD><TITLE>{status} {reason}</TITLE></HEAD>\n<BODY><H1>{status} {reason}"
             f"</H1>\n{text}<P>\n</BODY>\n").encode()
@@ -145,6 +160,9 @@ class NcsaOptions:
         ``evaluate_access``, the MIME-type lookup, formatting the header and the log line
         with ``sprintf``/``strftime`` (the two dates alone are some 2000 instructions):
         about 6000 instructions at the kernel CPI of 2.08 = 12 500 cycles (0.5 ms).
+    timeout : int
+        ``TimeOut`` in seconds: how long a child waits for the request, or for the client to
+        take the reply, before dropping the connection (1200, NCSA's documented default).
     """
 
     port: int = 80
@@ -155,9 +173,11 @@ class NcsaOptions:
     iobufsize: int = 8192
     log: bool = True
     request_cycles: float = 12_500
+    timeout: int = 1200
 
     def __post_init__(self) -> None:
-        for name, lo in (("port", 1), ("start_servers", 1), ("max_servers", 1), ("iobufsize", 1)):
+        for name, lo in (("port", 1), ("start_servers", 1), ("max_servers", 1), ("iobufsize", 1),
+                         ("timeout", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"NcsaOptions.{name} must be an int >= {lo}, not {v!r}")
@@ -189,6 +209,8 @@ class NcsaStats:
     body_bytes: int = 0
     errors: int = 0
     log_lines: int = 0
+    timeouts: int = 0
+    internal_errors: int = 0
 
 
 class NcsaServer:
@@ -234,6 +256,7 @@ class NcsaServer:
         c = self.counters
         out = {"server": self.name, "requests": c.requests, "by_status": dict(sorted(c.by_status.items())),
                "body_bytes": c.body_bytes, "errors": c.errors, "log_lines": c.log_lines,
+               "timeouts": c.timeouts, "internal_errors": c.internal_errors,
                "children": len(self.children)}
         out.update(self.machine.stats())
         return out
@@ -274,23 +297,58 @@ class NcsaServer:
                     continue
                 child = free[0]
                 child.busy = True
-                await so.send_fd(proc, child.parent_end, conn)
+                try:
+                    await so.send_fd(proc, child.parent_end, conn)
+                except Exception:                   # noqa: BLE001 - one connection's failure
+                    self._internal_error("handing a connection to a child")
+                    child.busy = False
                 await so.close(proc, conn)          # the parent's copy; the child's stays open
+
+    def _internal_error(self, what: str) -> None:
+        """Log an unexpected exception (with its traceback) and count it."""
+        self.counters.internal_errors += 1
+        log.error("%s: internal error %s", self.name, what, exc_info=True)
 
     # -- a child ---------------------------------------------------------------------------------
     async def _child(self, proc: Process, ch: _Child) -> None:
         so = self.sockets
         while True:
             conn = await so.recv_fd(proc, ch.child_end)
-            try:
-                await self.serve(proc, conn)
-            except SocketError as e:
-                self.counters.errors += 1
-                log.debug("%s: connection failed: %s", self.name, e)
-                if not conn.closed:
-                    await so.close(proc, conn)
+            await self.serve_guarded(proc, conn)
             ch.served += 1
             await so.write(proc, ch.child_end, b"i")   # idle again
+
+    async def serve_guarded(self, proc: Process, conn) -> None:
+        """:meth:`serve` one connection under ``alarm(Timeout)``; whatever goes wrong ends
+        only this connection (a timeout or a failed socket is counted, anything else is an
+        internal error: logged with its traceback, answered 500 if nothing was sent yet)."""
+        so = self.sockets
+        try:
+            await proc.alarm(self.options.timeout)
+            try:
+                await self.serve(proc, conn)
+            finally:
+                proc.alarm_at = None                # the alarm(0) below, even on the way out
+            await proc.alarm(0)
+        except Alarm:
+            self.counters.timeouts += 1             # NCSA's timed_out(): log and drop
+            log.info("%s: connection timed out after %d s", self.name, self.options.timeout)
+        except SocketError as e:
+            self.counters.errors += 1
+            log.debug("%s: connection failed: %s", self.name, e)
+        except Exception:                           # noqa: BLE001 - keep the server serving
+            self._internal_error("serving a request")
+            if not conn.closed and conn.bytes_written == 0 and conn.error is None:
+                body = error_body(500, "")
+                try:
+                    await so.write(proc, conn, header(500, self.uk.kernel.now, len(body)) + body)
+                except SocketError:
+                    pass
+        if not conn.closed:
+            try:
+                await so.close(proc, conn)
+            except SocketError:
+                pass
 
     async def _read_request(self, proc: Process, conn) -> bytes:
         buf = b""

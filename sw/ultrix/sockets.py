@@ -39,7 +39,7 @@ from sim.kernel import Event
 from sim.time import S
 from sw.libos.fs import FileSystem
 from sw.libos.net import NetStack
-from sw.libos.net.tcp import Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
+from sw.libos.net.tcp import DROP, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
 
 from .kernel import Process, UltrixKernel, WaitChannel
 
@@ -313,6 +313,8 @@ class Socket:
         # socketpair ends: descriptors in flight
         self.fds: deque = deque()
         self.peer_name: tuple | None = None
+        #: Bytes the owner has written (so a server knows whether a reply has begun).
+        self.bytes_written = 0
 
     def wake(self) -> None:
         self.chan.wakeup()
@@ -392,8 +394,11 @@ class SocketLayer:
 
     def _sonewconn(self, lst: Socket):
         if self._full(lst):
+            # 4.3BSD tcp_input: ``so = sonewconn(so); if (so == 0) goto drop;`` -- the SYN is
+            # dropped without a reset and the client retransmits it; embryonic connections
+            # leave the queue when established, reset or timed out.
             self.refused += 1
-            return None
+            return DROP
         so = Socket(self, "tcp")
         so.listener = lst
         so.embryonic = True
@@ -494,6 +499,7 @@ class SocketLayer:
             prof = self.uk.profile
             await self._charge(prof.copy_cycles(n) * (1 if n >= MINCLSIZE else 2), COPY)
             so.snd += chunk
+            so.bytes_written += n
             await self.stack.send(pcb, chunk)
             done += n
         return done
@@ -506,6 +512,7 @@ class SocketLayer:
         await self._charge(self.costs.socket_op * 2 + self.costs.mbuf * _mbufs(n))
         await self.cpu.copy(n)
         peer.rcv += data
+        so.bytes_written += n
         peer.wake()
         return n
 
@@ -536,15 +543,21 @@ class SocketLayer:
                 peer.rcv_eof = True
                 peer.wake()
 
-    async def select(self, proc: Process, rd, wr=()) -> tuple[list[Socket], list[Socket]]:
-        """select(): block until a socket of ``rd`` is readable or one of ``wr`` writable.
+    async def select(self, proc: Process, rd, wr=(), *,
+                     until: int | None = None) -> tuple[list[Socket], list[Socket]]:
+        """select(): block until a socket of ``rd`` is readable or one of ``wr`` writable,
+        or until simulated time ``until`` (select's timeout, as an absolute time): then it
+        returns two empty lists.
 
         Charges ``select_base_cycles`` and ``select_per_fd_cycles`` per descriptor for the
-        first scan, and the scan again after every wakeup (BSD rescans all descriptors).
+        first scan, and the scan again after every wakeup (BSD rescans all descriptors); a
+        timeout returns without a scan (4.3BSD ``select`` returns 0 when its timer fired).
         """
         rd, wr = list(rd), list(wr)
-        if not rd and not wr:
+        if not rd and not wr and until is None:
             raise ValueError("select with no descriptors would sleep forever")
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
+            raise ValueError(f"select's until must be a time in ps, not {until!r}")
         for so in rd + wr:
             if not isinstance(so, Socket):
                 raise TypeError(f"select on a non-socket {so!r}")
@@ -560,13 +573,22 @@ class SocketLayer:
             w = [s for s in wr if s.writable()]
             if r or w:
                 return r, w
+            if until is not None and self.kernel.now >= until:
+                return [], []
             ev = Event(self.kernel, "select")
             chans = {id(s.chan): s.chan for s in rd + wr}.values()
             for ch in chans:
                 ch.register(ev)
-            await proc.sleep(ev)
-            for ch in chans:
-                ch.forget(ev)
+            try:
+                if until is None:
+                    idx = await proc.sleep(ev)
+                else:
+                    idx = await proc.sleep(ev, self.kernel.sleep_until(until))
+            finally:
+                for ch in chans:
+                    ch.forget(ev)
+            if idx == 1:
+                return [], []
 
     # -- loopback and socketpair ------------------------------------------------------------------
     def _pair(self) -> tuple[Socket, Socket]:

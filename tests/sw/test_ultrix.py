@@ -446,3 +446,124 @@ def test_harvest_does_not_cache_errors():
     st = server.stats()
     assert st["hits"] == 0 and st["misses"] == 2 and st["objects"] == 0
     assert st["backend"]["requests"] == 2
+
+
+# -- bad and abusive clients (issue 13) ------------------------------------------------------
+def bad_then_good(kind: str, bad_request: bytes) -> tuple[object, bytes, bytes]:
+    """The server, its reply to ``bad_request`` and then to a good GET of /doc100."""
+    w = World(sizes=(100,))
+    server = make(w, kind)
+
+    async def scenario():
+        await server.start()
+        bad = await w.fetch(bad_request)
+        return bad, await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n")
+
+    bad, good = w.run(scenario())
+    assert split(good)[0] == 200 and split(good)[2] == w.docs["/doc100"]
+    return server, bad, good
+
+
+@pytest.mark.parametrize("kind", ["ncsa", "harvest"])
+def test_a_nul_in_the_path_is_a_404_and_the_server_keeps_serving(kind):
+    _, bad, _ = bad_then_good(kind, b"GET /doc\x00100 HTTP/1.0\r\n\r\n")
+    assert split(bad)[0] == 404
+
+
+@pytest.mark.parametrize("kind", ["ncsa", "harvest"])
+def test_an_unexpected_exception_is_a_500_and_the_server_keeps_serving(kind, monkeypatch, caplog):
+    import sw.ultrix.harvest as harvest_mod
+    import sw.ultrix.ncsa as ncsa_mod
+
+    mod = ncsa_mod if kind == "ncsa" else harvest_mod
+    real = mod.parse_request
+
+    def faulty(buf):
+        if b"/boom" in buf:
+            raise RuntimeError("injected fault")
+        return real(buf)
+
+    monkeypatch.setattr(mod, "parse_request", faulty)
+    server, bad, _ = bad_then_good(kind, b"GET /boom HTTP/1.0\r\n\r\n")
+    assert split(bad)[0] == 500
+    assert server.stats()["internal_errors"] == 1
+    assert any(r.exc_info and "injected fault" in str(r.exc_info[1]) for r in caplog.records)
+
+
+class Silent(HttpConn):
+    """Connects and never sends a request; closes when the server does."""
+
+    async def on_connected(self):
+        pass
+
+
+def test_ncsa_drops_silent_clients_after_its_timeout_and_serves_again():
+    w = World(sizes=(100,))
+    server = make_ncsa(w.host)
+    timeout = server.options.timeout
+    assert timeout == 1200                            # NCSA's documented TimeOut default
+
+    async def scenario():
+        await server.start()
+        silent = [Silent(w.k, w.client, b"") for _ in range(10)]
+        for c in silent:
+            await w.client.connect(c, SERVER_IP, HTTP_PORT)
+        await w.k.sleep(10 * S)                       # SYNs dropped on a full queue come again
+        assert server.stats()["children"] == 10      # every child holds a silent client
+        await w.k.sleep((timeout + 10) * S)
+        reasons = [c.reason for c in silent]
+        return reasons, await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n")
+
+    reasons, resp = w.run(scenario())
+    assert reasons == ["closed"] * 10                 # the server closed them
+    assert split(resp)[2] == w.docs["/doc100"]
+    st = server.stats()
+    assert st["timeouts"] == st["alarms"] == 10 and st["syscalls"]["alarm"] == 10 + 2
+
+
+def test_harvest_closes_an_idle_connection_after_its_read_timeout():
+    w = World(sizes=(100,))
+    server = make_harvest(w.host)
+    timeout = server.options.read_timeout
+
+    async def scenario():
+        await server.start()
+        c = Silent(w.k, w.client, b"")
+        await w.client.connect(c, SERVER_IP, HTTP_PORT)
+        await w.k.sleep((timeout - 1) * S)
+        early = c.reason
+        await w.k.sleep(2 * S)
+        return early, c.reason, await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n")
+
+    early, late, resp = w.run(scenario())
+    assert early is None and late == "closed"
+    assert split(resp)[2] == w.docs["/doc100"]
+    assert server.stats()["timeouts"] == 1
+
+
+def test_ncsa_drops_syns_beyond_its_listen_queue_silently_and_serves_again():
+    from abuse_harness import SynFlooder
+
+    w = World(sizes=(100,))
+    server = make_ncsa(w.host)
+    flood = SynFlooder(w.seg, SERVER_MAC, SERVER_IP)
+
+    async def scenario():
+        await server.start()
+        for i in range(8):                             # half-open: never completed
+            await flood.syn(i)
+        await w.k.sleep(1 * S)
+        early = HttpConn(w.k, w.client, b"GET /doc100 HTTP/1.0\r\n\r\n")
+        await w.client.connect(early, SERVER_IP, HTTP_PORT)
+        await w.k.sleep(2 * S)
+        state = early.state.value
+        # TCPTV_KEEP_INIT (75 s) frees the embryonic connections; then a new client is served.
+        await w.k.sleep(80 * S)
+        return state, await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n")
+
+    state, resp = w.run(scenario())
+    # 4.3BSD sonewconn: qlen + q0len > 3 * 5 / 2 refuses the 8th; tcp_input drops it, no RST,
+    # so the client is still trying (not "refused" at once).
+    assert flood.resets == 0 and state == "SYN-SENT"
+    assert server.machine.stack.tcp.stats.listen_drops >= 2
+    assert split(resp)[2] == w.docs["/doc100"]

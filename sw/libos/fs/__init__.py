@@ -13,13 +13,13 @@ from .alloc import Allocator, FFSAllocator
 from .cache import Buffer, BufferCache
 from .device import BlockDevice, DriverBlockDevice, ImageBlockDevice, MemoryBlockDevice
 from .errors import (Busy, CacheFull, Corrupt, DeviceCrashed, Exists, FileTooLarge, FsError,
-                     IsADirectory, NameTooLong, NoSpace, NotADirectory, NotEmpty, NotFound,
+                     InvalidName, IsADirectory, NameTooLong, NoSpace, NotADirectory, NotEmpty, NotFound,
                      WriteLocked)
 from .fs import Completion, File, FileSystem, Progress, Stat, mkfs
 from .layout import DirEntry
 
 __all__ = ["Allocator", "FFSAllocator", "Buffer", "BufferCache", "BlockDevice", "DriverBlockDevice",
            "ImageBlockDevice", "MemoryBlockDevice", "Busy", "CacheFull", "Corrupt",
-           "DeviceCrashed", "Exists", "FileTooLarge", "FsError", "IsADirectory", "NameTooLong",
-           "NoSpace", "NotADirectory", "NotEmpty", "NotFound", "WriteLocked", "Completion",
-           "File", "FileSystem", "Progress", "Stat", "mkfs", "DirEntry"]
+           "DeviceCrashed", "Exists", "FileTooLarge", "FsError", "InvalidName", "IsADirectory",
+           "NameTooLong", "NoSpace", "NotADirectory", "NotEmpty", "NotFound", "WriteLocked",
+           "Completion", "File", "FileSystem", "Progress", "Stat", "mkfs", "DirEntry"]

@@ -4,7 +4,8 @@ Every message names the path, inode or block concerned and the cause.
 """
 from __future__ import annotations
 
-__all__ = ["FsError", "NotFound", "Exists", "NotEmpty", "NameTooLong", "NoSpace", "NotADirectory",
+__all__ = ["FsError", "NotFound", "Exists", "NotEmpty", "NameTooLong", "InvalidName", "NoSpace",
+           "NotADirectory",
            "IsADirectory", "Busy", "WriteLocked", "CacheFull", "FileTooLarge", "Corrupt",
            "WouldBlock", "DeviceCrashed"]
 
@@ -27,6 +28,12 @@ class NotEmpty(FsError):
 
 class NameTooLong(FsError):
     """A path component is longer than :data:`~sw.libos.fs.layout.NAME_MAX` bytes."""
+
+
+class InvalidName(FsError, ValueError):
+    """A path holds a byte no name may contain (NUL: the on-disk names, like the C strings of
+    a Unix kernel's ``namei``, cannot carry one). Also a ``ValueError``, for callers that
+    checked arguments that way."""
 
 
 class NoSpace(FsError):

@@ -36,8 +36,8 @@ from typing import Any, Callable
 
 from .alloc import FFSAllocator
 from .cache import DATA, DIRECTORY, GROUP, INDIRECT, INODE, SUPER, Buffer, BufferCache
-from .errors import (Busy, Corrupt, Exists, FileTooLarge, FsError, IsADirectory, NameTooLong,
-                     NoSpace, NotADirectory, NotEmpty, NotFound, WouldBlock, WriteLocked)
+from .errors import (Busy, Corrupt, Exists, FileTooLarge, FsError, InvalidName, IsADirectory,
+                     NameTooLong, NoSpace, NotADirectory, NotEmpty, NotFound, WouldBlock, WriteLocked)
 from .layout import (DIR_CHUNK, FT_DIR, FT_REG, NAME_MAX, NDIRECT, ROOT_INO, S_IFDIR, S_IFMT,
                      S_IFREG, CylinderGroup, DirEntry, Inode, Superblock, bit_get, bit_set,
                      dirent_size, find_clear, inode_size_for, pack_dir_chunk_empty, pack_dirent,
@@ -635,7 +635,7 @@ class FileSystem:
                 continue
             raw = comp.encode("utf-8")
             if b"\0" in raw:
-                raise ValueError(f"path {path!r} contains a NUL byte")
+                raise InvalidName(f"path {path!r} contains a NUL byte")
             if len(raw) > NAME_MAX:
                 raise NameTooLong(f"{path!r}: component {comp[:20]!r}... is {len(raw)} bytes, "
                                   f"longer than {NAME_MAX}")
