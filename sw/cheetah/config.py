@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from sim.platforms.base import Cost
+from sim.time import S
 
 __all__ = ["CheetahConfig", "STAGES", "SPECIALIZATIONS", "stage", "APP_COSTS"]
 
@@ -66,6 +67,22 @@ class CheetahConfig:
         The file cache is the retransmission pool: the document's cache blocks are pinned
         and the stack's ``resupply`` reads from them; no copy is made. Off: the document is
         copied out of the cache into a buffer the request keeps for retransmissions.
+
+    Parameters that are not specializations (the same in every stage):
+
+    idle_timeout_ps : int
+        A connection that has not delivered a whole request this long after it was
+        established is closed and its request structure returned (75 s). Reasoning: it is
+        BSD's connection-establishment time (``TCPTV_KEEP_INIT``), the same bound the stack
+        gives a handshake, and it outlasts four backed-off retransmissions (3 + 6 + 12 + 24
+        = 45 s from RFC 1122's 3 s initial RTO) of a lost request segment, so only a client
+        that is silent on purpose (or gone) loses its connection; the paper's clients send
+        their request with the handshake's last ACK.
+    backlog : int
+        Connections allowed in SYN-RECEIVED at once; a SYN beyond them is dropped without a
+        reset, as a full BSD listen queue drops it (16: half the preallocated pool, so a
+        SYN flood cannot take the request structures that established connections need;
+        the paper's 6 clients never have more than 6 handshakes in flight).
     """
 
     libos: bool = True
@@ -77,11 +94,16 @@ class CheetahConfig:
     precomputed_headers: bool = True
     inline_prefetch: bool = True
     cache_as_retransmit_pool: bool = True
+    idle_timeout_ps: int = 75 * S
+    backlog: int = 16
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if not isinstance(v, bool):
+            if f.name in _PARAMETERS:
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise ValueError(f"CheetahConfig.{f.name} must be a positive int, not {v!r}")
+            elif not isinstance(v, bool):
                 raise TypeError(f"CheetahConfig.{f.name} must be a bool, not {v!r}")
 
     def without(self, name: str) -> "CheetahConfig":
@@ -92,14 +114,18 @@ class CheetahConfig:
         ValueError
             If ``name`` is not a switch.
         """
-        if name not in {f.name for f in fields(self)}:
-            raise ValueError(f"unknown Cheetah switch {name!r} "
-                             f"(one of {', '.join(f.name for f in fields(self))})")
+        names = [f.name for f in fields(self) if f.name not in _PARAMETERS]
+        if name not in names:
+            raise ValueError(f"unknown Cheetah switch {name!r} (one of {', '.join(names)})")
         return replace(self, **{name: False})
 
     def switches(self) -> dict[str, bool]:
-        """All switches by name (JSON-serialisable)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """All switches by name (JSON-serialisable); the parameters are not switches."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PARAMETERS}
+
+
+#: The fields of :class:`CheetahConfig` that are parameters, not specialization switches.
+_PARAMETERS = frozenset({"idle_timeout_ps", "backlog"})
 
 
 def _stages() -> dict[str, CheetahConfig]:

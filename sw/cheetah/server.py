@@ -41,7 +41,24 @@ Last-Modified and Date, in simulated time from :data:`EPOCH`); If-Modified-Since
 when the file is not newer (only the status line of the stored header changes); a request
 line that is not ``METHOD /path HTTP/x.y``, a request longer than :data:`MAX_REQUEST` bytes
 or one cut short by the client's FIN gets 400; another method 501; a missing file 404; a
-document the cache cannot hold pinned 500. Each connection's failure is its own.
+document the cache cannot hold pinned 500. An HTTP/0.9 simple request (``GET /path`` and a
+line end, RFC 1945 section 4.1) is answered with the document alone (an error with its page
+alone) and the connection closed, as NCSA httpd did. Each connection's failure is its own.
+
+Abusive clients (issue 13):
+
+* an unexpected exception while serving is logged with its traceback, counted
+  (``internal_errors``) and answered 500 if nothing of the reply was queued yet (else the
+  connection is reset); the server goes on;
+* a connection that has not delivered a whole request ``idle_timeout_ps`` (75 s) after its
+  handshake is reset and its request structure returned (``idle_timeouts``): one kernel timer
+  serves all of them, in arrival order, so arming costs no CPU (no charge is made);
+* at most ``backlog`` (16) connections may be in SYN-RECEIVED; further SYNs are dropped
+  without a reset (``syn_drops``), as a full BSD listen queue drops them; a request
+  structure goes back to the pool whenever its connection ends, in any state (reset, the
+  stack's 75 s connection-establishment timer, ...);
+* on Aegis the library OS also claims the default binding (frames no filter accepts), so its
+  stack answers ICMP echo requests and resets connection attempts to closed ports.
 
 Simplifications (documented): file-system calls are awaited in line (a cache miss holds the
 event loop for the disk read; with the whole document set cached after start-up none
@@ -66,7 +83,7 @@ from sw.libos.fs import FileSystem, FsError
 from sw.libos.fs.layout import FT_DIR, FT_REG
 from sw.libos.net import NetStack, TcpPcb
 from sw.libos.net import checksum as ck
-from sw.libos.net.tcp import TcpConfig, TcpState
+from sw.libos.net.tcp import DROP, TcpConfig, TcpState
 
 from .config import APP_COSTS, CheetahConfig
 
@@ -136,6 +153,15 @@ def _header(code: int, ctype: str, length: int, mtime: int | None) -> bytes:
     if mtime is not None:
         h += f"Last-Modified: {http_date(mtime)}\r\n".encode()
     return h
+
+
+def _simple_request(buf: bytes) -> bool:
+    """Whether ``buf`` is a whole HTTP/0.9 simple request: one line ``GET /path`` (no
+    version) ended by LF (RFC 1945 section 4.1: ``Simple-Request = "GET" SP Request-URI CRLF``;
+    NCSA httpd answered such a line at once)."""
+    line, sep, _ = buf.partition(b"\n")
+    parts = line.rstrip(b"\r").split(b" ")
+    return bool(sep) and len(parts) == 2 and parts[0] == b"GET"
 
 
 def _date_tail(seconds: int) -> bytes:
@@ -256,6 +282,9 @@ class Request(TcpPcb):
     def clear(self) -> None:
         self.buf = b""
         self.answered = False
+        self.simple = False                # an HTTP/0.9 simple request: the body alone
+        self.embryonic = False             # counted against the backlog (SYN-RECEIVED)
+        self.serial = 0                    # which connection: the structure is reused
         self.pending_instructions = 0.0
         #: The reply's layout: ``(offset, bytes or None, length, sum, document offset)``.
         self.stream: list[tuple] = []
@@ -264,6 +293,9 @@ class Request(TcpPcb):
         self.pinned: list = []
         self.busy = False                  # a request thread is still working on it
         self.release_pending = False
+
+    def on_connected(self):
+        self.server._established(self)
 
     def on_readable(self, data: bytes):
         return self.server._on_data(self, data)
@@ -354,7 +386,14 @@ class CheetahServer:
         self.counters = {"connections": 0, "requests": 0, "responses": {}, "bytes_sent": 0,
                          "body_bytes": 0, "pool_allocs": 0, "pool_hits": 0, "threads": 0,
                          "resupplied_bytes": 0, "date_refreshes": 0, "prefetched_blocks": 0,
-                         "extra_reused": 0}
+                         "extra_reused": 0, "syn_drops": 0, "idle_timeouts": 0,
+                         "internal_errors": 0}
+        self._embryonic = 0                        # requests in SYN-RECEIVED (the backlog)
+        self._serial = 0
+        #: Established connections still reading their request, oldest first:
+        #: ``(deadline, request, serial)``; one kernel timer serves them all.
+        self._idle: deque[tuple[int, Request, int]] = deque()
+        self._idle_timer = None
         self.started = False
 
     # -- costs -------------------------------------------------------------------------------
@@ -409,13 +448,21 @@ class CheetahServer:
         self.started = True
 
     def _bind_aegis(self, aegis) -> None:
-        from sw.exokernel import FilterConflict, ethertype_filter, tcp_filter
+        from sw.exokernel import BindingError, FilterConflict, ethertype_filter, tcp_filter
         self.env = aegis.create_env(f"{self.host.name}.cheetah", on_frame=self.stack.process)
         aegis.install_filter(self.env, tcp_filter(self.port, local_ip=self.host.ip))
         try:
             aegis.install_filter(self.env, ethertype_filter(0x0806))
         except FilterConflict:                      # another environment answers ARP
             log.info("%s: ARP is owned by another environment", self.name)
+        # Traffic no environment owns (an ICMP echo, a SYN to a closed port) comes to this
+        # library OS unless another environment took the default binding: its stack answers
+        # the echo and resets the connection attempt, as a host must (RFC 1122 3.2.2.6,
+        # RFC 793 "Reset Generation"). Without it, Aegis drops such frames.
+        try:
+            aegis.claim_default(self.env)
+        except BindingError:
+            log.info("%s: another environment handles unclaimed frames", self.name)
 
     def _frame_in(self, frame: bytes) -> None:
         self._rxq.append(bytes(frame))
@@ -519,7 +566,12 @@ class CheetahServer:
         return candidates[0]
 
     # -- connections -------------------------------------------------------------------------
-    def _new_request(self) -> Request:
+    def _new_request(self) -> Request | object:
+        if self._embryonic >= self.config.backlog:
+            # The backlog is full: drop the SYN without a reset, as BSD's tcp_input does when
+            # sonewconn fails; the client retransmits it.
+            self.counters["syn_drops"] += 1
+            return DROP
         self.counters["connections"] += 1
         if self.config.request_pool and self._pool:
             r = self._pool.pop()
@@ -529,9 +581,46 @@ class CheetahServer:
             r = Request(self)
             r.pending_instructions = self._instr("request_alloc")
             self.counters["pool_allocs"] += 1
+        self._serial += 1
+        r.serial = self._serial
+        r.embryonic = True
+        self._embryonic += 1
         return r
 
+    def _established(self, r: Request) -> None:
+        """The handshake completed: the backlog has room again; the request must now arrive
+        within ``idle_timeout_ps``."""
+        if r.embryonic:
+            r.embryonic = False
+            self._embryonic -= 1
+        if not r.answered:
+            self._idle.append((self.kernel.now + self.config.idle_timeout_ps, r, r.serial))
+            if self._idle_timer is None:
+                self._idle_timer = self.kernel.call_at(self._idle[0][0], self._idle_expire)
+
+    def _idle_expire(self) -> None:
+        """Abort the connections whose request has not arrived in time (a reset: the request
+        structure is the PCB, and a graceful close would hold it through FIN-WAIT-2 on behalf
+        of a client that sends nothing)."""
+        self._idle_timer = None
+        now = self.kernel.now
+        q = self._idle
+        while q and q[0][0] <= now:
+            _, r, serial = q.popleft()
+            if r.serial == serial and not r.answered and r.state is not TcpState.Closed:
+                r.answered = True
+                self.counters["idle_timeouts"] += 1
+                log.info("%s: no request within %d s: connection dropped", self.name,
+                         self.config.idle_timeout_ps // S)
+                self.kernel.spawn(self.stack.abort(r), name=f"{self.host.name}.cheetah-idle",
+                                  daemon=True)
+        if q:
+            self._idle_timer = self.kernel.call_at(q[0][0], self._idle_expire)
+
     def _release(self, r: Request, reason: str) -> None:
+        if r.embryonic:                                # died in SYN-RECEIVED
+            r.embryonic = False
+            self._embryonic -= 1
         if r.busy:                                     # its thread finishes first
             r.release_pending = True
             return
@@ -548,7 +637,7 @@ class CheetahServer:
         end = r.buf.find(b"\r\n\r\n")
         if end < 0:
             end = r.buf.find(b"\n\n")
-        if end < 0 and len(r.buf) <= MAX_REQUEST:
+        if end < 0 and len(r.buf) <= MAX_REQUEST and not _simple_request(r.buf):
             return self._charge_partial(r, len(data))
         r.answered = True
         if self.config.event_loop:
@@ -585,14 +674,27 @@ class CheetahServer:
             await self._serve_request(r)
         except FsError as e:                            # e.g. a document larger than the cache
             log.warning("%s: %s", self.name, e)
-            if r.pinned:
-                self.fs.unpin(r.pinned)
-                r.pinned = []
-            await self._send_error(r, 500)
+            await self._fail(r)
+        except Exception:                               # noqa: BLE001 - keep the server serving
+            self.counters["internal_errors"] += 1
+            log.error("%s: internal error serving a request", self.name, exc_info=True)
+            await self._fail(r)
         finally:
             r.busy = False
             if r.release_pending:
                 self._release(r, r.close_reason or "closed")
+
+    async def _fail(self, r: Request) -> None:
+        """Answer 500 if nothing of the reply was queued yet, else reset the connection."""
+        if r.pinned:
+            self.fs.unpin(r.pinned)
+            r.pinned = []
+        if r.state is TcpState.Closed:
+            return
+        if r.bytes_queued == 0 and not r.fin_queued:
+            await self._send_error(r, 500)
+        else:
+            await self.stack.abort(r)
 
     async def _serve_request(self, r: Request) -> None:
         cfg = self.config
@@ -603,6 +705,7 @@ class CheetahServer:
         self.counters["requests"] += 1
         syscalls = 0 if cfg.libos else 2                # accept, read
         code, method, doc, ims = self._parse(req)
+        r.simple = method == b"GET" and _simple_request(req)
         if code == 200:
             instr += self._instr("name_lookup")
             doc = self.docs.get(doc)
@@ -638,14 +741,15 @@ class CheetahServer:
             await self._load_body(r, doc)
             if r.state is TcpState.Closed:              # reset while the disk was read
                 return
-        bufs = [header, date]
-        sums = [hsum, dsum]
+        # An HTTP/0.9 simple request gets the document alone (RFC 1945 section 4.1).
+        bufs, sums = ([], []) if r.simple else ([header, date], [hsum, dsum])
+        heads = len(bufs)
         if with_body:
             for off, n, s in doc.pieces:
                 bufs.append(self._body(r, off, n))
                 sums.append(s if cfg.precomputed_checksums else None)
         total = sum(len(b) for b in bufs)
-        self._record(r, bufs, sums)
+        self._record(r, bufs, sums, heads)
         self.counters["responses"][code] = self.counters["responses"].get(code, 0) + 1
         self.counters["bytes_sent"] += total
         if with_body:
@@ -663,6 +767,8 @@ class CheetahServer:
         head = req.split(b"\n\n", 1)[0] if b"\r\n\r\n" not in req else req.split(b"\r\n\r\n", 1)[0]
         lines = head.replace(b"\r\n", b"\n").split(b"\n")
         parts = lines[0].split(b" ")
+        if len(parts) == 2 and parts[0] == b"GET" and _simple_request(req):
+            parts.append(b"HTTP/0.9")                   # a simple request: GET only
         if len(parts) != 3 or not _VERSION.match(parts[2]) or not parts[1].startswith(b"/") \
                 or not parts[0].isalpha() or not parts[0].isupper():
             return 400, b"", None, None
@@ -708,13 +814,14 @@ class CheetahServer:
             n -= k
         return b"".join(out)
 
-    def _record(self, r: Request, bufs: list, sums: list) -> None:
-        """Remember the reply's layout for resupply: the header bytes, the body by offset."""
+    def _record(self, r: Request, bufs: list, sums: list, heads: int = 2) -> None:
+        """Remember the reply's layout for resupply: the ``heads`` leading buffers (header
+        and Date) as bytes, the body by offset."""
         r.stream = []
         off = 0
         for i, (b, s) in enumerate(zip(bufs, sums)):
-            body_off = None if i < 2 else r.doc.pieces[i - 2][0]
-            r.stream.append((off, b if i < 2 else None, len(b), s, body_off))
+            body_off = None if i < heads else r.doc.pieces[i - heads][0]
+            r.stream.append((off, b if i < heads else None, len(b), s, body_off))
             off += len(b)
 
     def _resupply(self, r: Request, offset: int, length: int):
@@ -744,16 +851,18 @@ class CheetahServer:
             await st.send(r, bufs, last=True, csum=csum)
             return
         # One send for the header, one for the document, then the FIN on its own.
-        await st.send(r, bufs[:2], csum=None if csum is None else csum[:2])
-        if len(bufs) > 2 and r.state in (TcpState.Established, TcpState.CloseWait):
-            await st.send(r, bufs[2:], csum=None if csum is None else csum[2:])
+        heads = 0 if r.simple else 2
+        if heads:
+            await st.send(r, bufs[:heads], csum=None if csum is None else csum[:heads])
+        if len(bufs) > heads and r.state in (TcpState.Established, TcpState.CloseWait):
+            await st.send(r, bufs[heads:], csum=None if csum is None else csum[heads:])
         await st.close(r)
 
     async def _send_error(self, r: Request, code: int) -> None:
         body = (f"<html><head><title>{code} {_REASONS[code]}</title></head><body>"
                 f"<h1>{code} {_REASONS[code]}</h1></body></html>\n").encode()
         date, _, _ = self._date()
-        hdr = _header(code, "text/html", len(body), None) + date
+        hdr = b"" if r.simple else _header(code, "text/html", len(body), None) + date
         await self._app(self._instr("header_build"))
         self.counters["responses"][code] = self.counters["responses"].get(code, 0) + 1
         self.counters["bytes_sent"] += len(hdr) + len(body)
@@ -774,6 +883,7 @@ class CheetahServer:
             c["time_wait_pcbs"] = sum(1 for p in t.conns.values()
                                       if p.state is TcpState.TimeWait)
             c["open_connections"] = len(t.conns)
+            c["embryonic"] = self._embryonic
             c["pool_free"] = len(self._pool)
             c["tcp"] = dict(t.stats.__dict__)
             c["frames_in"] = self.stack.stats.frames_in

@@ -9,7 +9,12 @@ what and checks every use:
   call that names memory is checked (:meth:`Aegis.check_memory`), DMA targets included;
 * **network**: packet filters (:mod:`sw.exokernel.filters`), merged for demultiplexing; a
   filter that could claim another environment's frames is refused; an environment may attach
-  an ASH (:mod:`sw.exokernel.ash`) that runs in the kernel at packet arrival;
+  an ASH (:mod:`sw.exokernel.ash`) that runs in the kernel at packet arrival. A frame no
+  filter accepts is dropped (counted in ``frames_unclaimed``) unless one environment has
+  claimed the *default* binding (:meth:`Aegis.claim_default`): then it is upcalled there, like
+  any frame, so that environment's library OS can do what a host must do with traffic no
+  application owns (answer an ICMP echo, reset a connection attempt to a closed TCP port:
+  RFC 1122 3.2.2.6 and RFC 793 "Reset Generation"). The kernel itself answers nothing;
 * **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
   the pages of its DMA buffer (:meth:`Aegis.disk_request`);
 * **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
@@ -128,7 +133,8 @@ class Delivery:
     Attributes
     ----------
     owner, filter_id
-        Who got it (None: no filter accepted it).
+        Who got it (None: no filter accepted it; a frame given to the default environment
+        has its owner and no filter id).
     demux : DemuxResult
         The demultiplexer's work.
     demux_cycles, ash_cycles
@@ -295,6 +301,7 @@ class Aegis:
         self._ashes: dict[int, Ash] = {}
         self._free = list(range(reserved_pages, memory.pages))
         self.default_handler: Callable[[bytes], Awaitable[None]] | None = None
+        self.default_env: Environment | None = None
         self.frames_unclaimed = 0
         self.current: Environment | None = None
         memory.access_check = self._access_check
@@ -446,6 +453,26 @@ class Aegis:
         env.filters.discard(fid)
         self._ashes.pop(fid, None)
 
+    def claim_default(self, env: Environment) -> None:
+        """Make ``env`` the default environment: frames no filter accepts are upcalled to its
+        ``on_frame`` (instead of being dropped).
+
+        Raises
+        ------
+        BindingError
+            If another environment holds the default binding.
+        """
+        env = self._env(env)
+        if self.default_env is not None and self.default_env is not env:
+            raise BindingError(f"the default binding belongs to {self.default_env.id!r}; "
+                               f"{env.id!r} cannot claim it")
+        self.default_env = env
+
+    def release_default(self, env: Environment) -> None:
+        """Give up the default binding (unclaimed frames are dropped again)."""
+        if self.default_env is self._env(env):
+            self.default_env = None
+
     async def _upcall(self, env: Environment) -> None:
         # A protected control transfer into the environment (Aegis changes the ASID and
         # jumps to the environment's entry point).
@@ -455,9 +482,11 @@ class Aegis:
     async def deliver(self, frame: bytes) -> Delivery:
         """A frame arrived: demultiplex it, run its owner's ASH, upcall the owner if needed.
 
-        Frames no filter accepts go to :attr:`default_handler` (counted in
-        :attr:`frames_unclaimed`). The frame is handed over as the driver received it (the FCS
-        may be included; filters and ASHs decide what they read).
+        Frames no filter accepts (counted in :attr:`frames_unclaimed`) are upcalled to the
+        default environment (:meth:`claim_default`) if there is one, else given to
+        :attr:`default_handler` (a kernel hook, no upcall) if set, else dropped. The frame is
+        handed over as the driver received it (the FCS may be included; filters and ASHs
+        decide what they read).
         """
         if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise TypeError(f"deliver needs a frame of bytes, not {type(frame).__name__}")
@@ -467,6 +496,13 @@ class Aegis:
         await self._charge(dcy, DEMUX)
         if res.owner is None:
             self.frames_unclaimed += 1
+            env = self.default_env
+            if env is not None:
+                await self._upcall(env)
+                env.frames_upcalled += 1
+                if env.on_frame is not None:
+                    await env.on_frame(frame)
+                return Delivery(env.id, None, res, dcy, upcalled=True)
             if self.default_handler is not None:
                 await self.default_handler(frame)
             return Delivery(None, None, res, dcy)

@@ -438,3 +438,27 @@ def test_extents_release_and_handlers_are_checked():
         kern.create_env("b", on_frames=None)
     with pytest.raises(TypeError, match="handler on_frame must be an async callable, not 3"):
         kern.create_env("b", on_frame=3)
+
+
+def test_unclaimed_frames_are_dropped_unless_an_environment_holds_the_default_binding():
+    k, c, mem, kern, _ = machine()
+    got = []
+    web = kern.create_env("web", on_frame=recorder(got, "web"))
+    other = kern.create_env("other", on_frame=recorder(got, "other"))
+    kern.install_filter(web, tcp_filter(80))
+    stray = [ip_frame(1, 0, 0, b"ping"), ip_frame(6, 1234, 81, b"closed port")]
+
+    async def deliver_all():
+        return [await kern.deliver(f) for f in stray]
+    dropped = run(k, deliver_all())
+    assert got == [] and all(d.owner is None and not d.upcalled for d in dropped)
+    kern.claim_default(web)
+    with pytest.raises(BindingError, match="default binding belongs to 'web'; 'other' cannot"):
+        kern.claim_default(other)
+    taken = run(k, deliver_all())
+    assert got == [("web", f) for f in stray]                 # upcalled like its own frames
+    assert all(d.owner == "web" and d.filter_id is None and d.upcalled for d in taken)
+    assert web.frames_upcalled == 2 and kern.frames_unclaimed == 4
+    kern.release_default(web)
+    kern.claim_default(other)
+    assert kern.default_env is other
