@@ -50,8 +50,8 @@ from scapy.packet import Packet, Raw
 from scapy.utils import checksum as inet_checksum
 
 from sim.kernel import Event, Kernel
-from sim.media.ethernet import (FCS_LEN, MIN_FRAME, FrameError, RxFrame, Segment, check_frame,
-                                fcs)
+from sim.media.ethernet import (FCS_LEN, MIN_FRAME, ExcessiveCollisions, FrameError, RxFrame,
+                                Segment, check_frame, fcs)
 from sim.time import MS, S
 
 from .experiments import paper
@@ -251,8 +251,10 @@ class RawPeer:
         Every frame the server has sent, in arrival order.
     problems : list[str]
         Every problem :func:`check_server_frame` found, with the frame's time.
-    sent : int
-        Frames the peer has transmitted.
+    sent, lost : int
+        Frames the peer has transmitted, and abandoned after 16 collisions.
+    arp_replies : int
+        ARP replies sent for the peer's addresses.
     """
 
     def __init__(self, segment: Segment, *, server_mac: bytes, server_ip: str | bytes,
@@ -266,6 +268,7 @@ class RawPeer:
         self.captured: list[Captured] = []
         self.problems: list[str] = []
         self.sent = 0
+        self.lost = 0
         self.arp_replies = 0
         self._arrived = Event(self.kernel, f"{name}.arrived")
         self.station = segment.attach(name, on_frame=self._on_frame)
@@ -313,14 +316,24 @@ class RawPeer:
                                   + "; ".join(self.problems[:10]))
 
     # -- sending --------------------------------------------------------------------------------
-    async def send(self, pkt: Packet | bytes) -> None:
+    async def send(self, pkt: Packet | bytes) -> bool:
         """Transmit ``pkt`` (an Ethernet frame without FCS, scapy-built or bytes) now, under
-        the segment's CSMA/CD; padded to the 60-byte minimum and given its FCS here."""
+        the segment's CSMA/CD; padded to the 60-byte minimum and given its FCS here.
+
+        Returns False if the frame was abandoned after 16 collisions (IEEE 802.3 4.2.3.2.5:
+        a busy wire can do that to any station; counted in ``lost``), True once it is sent.
+        """
         frame = bytes(pkt)
         if len(frame) < MIN_FRAME - FCS_LEN:
             frame += bytes(MIN_FRAME - FCS_LEN - len(frame))
+        try:
+            await self.station.send(frame + fcs(frame))
+        except ExcessiveCollisions:
+            self.lost += 1
+            log.debug("peer frame lost to excessive collisions at %d ps", self.kernel.now)
+            return False
         self.sent += 1
-        await self.station.send(frame + fcs(frame))
+        return True
 
     def send_at(self, t: int, pkt: Packet | bytes) -> None:
         """Transmit ``pkt`` at simulated time ``t`` (ps; deferring to a busy wire as 802.3 does).
@@ -432,6 +445,45 @@ class RawPeer:
         """Send a RST on ``conn`` (at its next sequence number, so the server accepts it)."""
         await self.send(self.segment(conn, "R", ack=0))
 
+    async def syn_flood(self, count: int, *, dport: int = 80, first_port: int = 1024,
+                        isn: int = 1, gap_ps: int = 0) -> list[str]:
+        """Send ``count`` SYNs to ``dport``, each from its own spoofed address
+        (:func:`spoofed_ip`), one every ``gap_ps`` ps or, with 0, as fast as the wire takes
+        them; the peer answers ARP for every one of them but never completes a handshake (the
+        classic SYN flood, CERT CA-1996-21). Returns the addresses used.
+
+        Raises
+        ------
+        ValueError
+            For a count outside 1..63750.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 250 * 255:
+            raise ValueError(f"flood size must be an integer 1..{250 * 255}, not {count!r}")
+        if isinstance(gap_ps, bool) or not isinstance(gap_ps, int) or gap_ps < 0:
+            raise ValueError(f"gap between SYNs must be an integer >= 0 ps, not {gap_ps!r}")
+        ips = [spoofed_ip(i) for i in range(count)]
+        self.add_addresses(ips)
+        t = self.kernel.now
+        for i, src in enumerate(ips):
+            if gap_ps:
+                await self.kernel.sleep_until(max(self.kernel.now, t + i * gap_ps))
+            await self.send(self.tcp(sport=first_port + i % 60000, dport=dport, seq=isn + i,
+                                     flags="S", options=[("MSS", 1460)], src=src))
+        return ips
+
+    async def ping(self, within: int = 1 * S, *, ident: int = 0x5E5, seq: int = 1) -> Captured | None:
+        """Send an ICMP echo request to the server (RFC 792); its echo reply within ``within``
+        ps, or None. A cheap probe that the server's CPU and stack are alive."""
+        await self.send(Ether(dst=self.server_mac, src=self.mac)
+                        / IP(src=self.ip, dst=self.server_ip, ttl=64)
+                        / ICMP(type=8, id=ident, seq=seq) / Raw(b"serveros peer"))
+
+        def reply(c: Captured) -> bool:
+            p = c.pkt
+            return (p.haslayer(ICMP) and p[IP].dst == self.ip and p[ICMP].type == 0
+                    and p[ICMP].id == ident and p[ICMP].seq == seq)
+        return await self.expect(reply, within, start=len(self.captured))
+
     async def receive(self, conn: PeerConn, within: int = 2 * S) -> bytes:
         """Take the server's segments on ``conn`` for up to ``within`` ps, acknowledging each
         in-order one (and re-acknowledging anything else, as RFC 793 3.9 asks), until its FIN
@@ -535,10 +587,10 @@ class Testbed:
         self.peer.check_frames()
         return task.result
 
-    def run_for(self, dt: int) -> None:
-        """Let ``dt`` ps of simulated time pass."""
+    def run_until(self, t: int) -> None:
+        """Let simulated time pass up to ``t`` ps (nothing happens if it is already later)."""
         async def idle() -> None:
-            await self.kernel.sleep(dt)
+            await self.kernel.sleep_until(max(t, self.kernel.now))
         self.run(idle())
 
     async def fresh_get(self, doc_bytes: int | None = None, *, timeout_ps: int = 10 * S):

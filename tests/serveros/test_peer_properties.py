@@ -27,6 +27,7 @@ from sim.kernel import Kernel
 from sim.media.ethernet import Segment, fcs
 from sim.time import MS, S
 from sw.clients.http import parse_response_head
+from sw.libos.net.tcp import TCPTV_KEEP_INIT
 
 SERVERS = ("cheetah", "ncsa", "harvest")
 _MOD = 1 << 32
@@ -37,7 +38,7 @@ def _settings(n: int) -> settings:
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-FAST, MANY = _settings(8), _settings(150)
+FAST, MANY = _settings(15), _settings(150)
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +325,45 @@ test_many_odd_tcp_headers_to_listen = \
     pytest.mark.slow(_property_test(_listen_case, tcp_headers(), MANY))
 test_many_odd_tcp_headers_to_established = \
     pytest.mark.slow(_property_test(_established_case, tcp_headers(), MANY))
+
+
+# -- SYN flood ------------------------------------------------------------------------------------
+def _syn_flood_case(server: str, image, count: int, seed: int) -> None:
+    """``count`` SYNs from as many spoofed addresses (which answer ARP but never complete the
+    handshake), back to back, then ~15 s of the server retransmitting its SYN-ACKs.
+
+    At 15 s the server must answer a ping (its CPU is not frozen). A fresh client's GET must
+    then be served once the flood's embryonic connections are gone: a server with 4.3BSD's
+    bounded listen queue (uipc_socket2.c sonewconn: at most 3/2 of the backlog, embryonic
+    connections included; NCSA and Harvest on Ultrix) drops new SYNs, a real client's
+    included, until the connection-establishment timer (TCPTV_KEEP_INIT, 75 s: tcp_timer.h)
+    has dropped them, as the real systems did under the SYN floods of 1996 (CERT CA-1996-21).
+    """
+    bed = Testbed(server, image, seed=seed)
+    start = bed.kernel.now
+
+    async def flood():
+        ips = await bed.peer.syn_flood(count)
+        await bed.kernel.sleep_until(start + 15 * S)
+        return ips, await bed.peer.ping()
+
+    ips, pong = bed.run(flood())
+    assert bed.peer.sent + bed.peer.lost >= count
+    answered = {c.pkt[IP].dst for c in bed.peer.captured
+                if c.pkt.haslayer(TCP) and c.pkt[TCP].flags & 0x12 == 0x12}
+    assert answered & set(ips), f"{server} answered none of the {count} SYNs"
+    assert pong is not None, f"{server} did not answer a ping 15 s into a {count}-SYN flood"
+    bed.run_until(start + TCPTV_KEEP_INIT + 5 * S)
+    bed.check_fresh_get()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_syn_flood_leaves_the_server_serving(server, seed, image):
+    _syn_flood_case(server, image, 300, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_3000_address_syn_flood_does_not_freeze_cheetah(seed, image):
+    _syn_flood_case("cheetah", image, 3000, seed)
