@@ -4,8 +4,10 @@ lines and odd TCP header fields, sent as scapy-built frames over the simulated E
 After every case: the simulation did not raise (no task of the server failed), every frame the
 server sent parses in scapy with valid IP and TCP checksums (the harness checks each one as it
 is captured), and a fresh client machine's GET is served (200 and the document's exact bytes).
-Segments to LISTEN are also held to 4.4BSD's rules for that state (tcp_input.c, TCPS_LISTEN;
-RFC 793 3.9 "If the state is LISTEN").
+Well-formed segments are also held to RFC 793 3.9's rules, which 4.4BSD's tcp_input.c follows:
+to LISTEN (a RST dropped, an ACK reset, a segment without SYN dropped, a SYN answered with
+SYN-ACK) and to ESTABLISHED (a RST never answered, an unacceptable segment acknowledged, a SYN
+in the window reset).
 
 Each case builds its world afresh (a server machine boots in about 0.1 s of wall time), so a
 case cannot depend on another and hypothesis can shrink a failure to one concrete example.
@@ -302,6 +304,16 @@ def _listen_case(server: str, image, h: dict) -> None:
     bed.check_fresh_get()
 
 
+def _acceptable(seq: int, length: int, rcv_nxt: int, rcv_wnd: int) -> bool:
+    """RFC 793 3.3's test of a segment's acceptability (p. 26 and 69): ``length`` counts the
+    data, SYN and FIN."""
+    def inside(x: int) -> bool:
+        return (x - rcv_nxt) % _MOD < rcv_wnd
+    if length == 0:
+        return seq == rcv_nxt if rcv_wnd == 0 else inside(seq)
+    return rcv_wnd > 0 and (inside(seq) or inside((seq + length - 1) % _MOD))
+
+
 def _established_case(server: str, image, h: dict) -> None:
     bed = Testbed(server, image)
     peer, sport = bed.peer, 43000
@@ -309,11 +321,30 @@ def _established_case(server: str, image, h: dict) -> None:
     async def case():
         conn = await peer.handshake(sport, isn=9_000_000)
         assert conn is not None, f"{server}: no SYN-ACK to a plain SYN"
-        await peer.send(_odd_segment(peer, h, sport=sport, seq_base=conn.snd_nxt,
-                                     ack_base=conn.rcv_nxt))
+        await bed.kernel.sleep(10 * MS)         # the server has taken the ACK
+        pkt = _odd_segment(peer, h, sport=sport, seq_base=conn.snd_nxt, ack_base=conn.rcv_nxt)
+        mark = len(peer.captured)
+        await peer.send(pkt)
         await bed.kernel.sleep(500 * MS)
+        return conn, pkt[TCP].seq, [c.pkt[TCP] for c in peer.captured[mark:]
+                                    if c.tcp_to(peer.ip, sport)]
 
-    bed.run(case())
+    conn, seq, replies = bed.run(case())
+    if _sound(h):
+        # RFC 793 3.9 "SEGMENT ARRIVES, Otherwise" (4.4BSD tcp_input.c the same): a RST is
+        # never answered; an unacceptable segment gets an ACK of RCV.NXT; a SYN in the window
+        # gets a RST.
+        f = h["flags"]
+        length = len(h["payload"]) + bool(f & _SYN) + bool(f & _FIN)
+        if f & _RST:
+            assert replies == [], f"{server}: answered a RST: {replies}"
+        elif not _acceptable(seq, length, conn.snd_nxt, conn.server_window):
+            assert replies and replies[0].flags & (_ACK | _RST) == _ACK \
+                and replies[0].ack == conn.snd_nxt, \
+                f"{server}: an unacceptable segment must get <ACK={conn.snd_nxt}>, got {replies}"
+        elif f & _SYN:
+            assert any(r.flags & _RST for r in replies), \
+                f"{server}: a SYN in the window must get a RST, got {replies}"
     bed.check_fresh_get()
 
 
