@@ -7,8 +7,8 @@ from sim.kernel import Kernel
 from sim.media.ethernet import BROADCAST, FCS_LEN, Segment, build_frame, fcs
 from sim.media.pcap import PcapNgWriter
 from sim.time import NS, US
-from sw.libos.net import NetStack, TcpPcb
-from sw.libos.net.tcp import TcpConfig
+from sw.libos.net import NetStack, TcpPcb, ether, ipv4
+from sw.libos.net.tcp import TcpConfig, TcpSegment, build_segment, parse_segment
 
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 IP_A, IP_B = "10.0.0.1", "10.0.0.2"
@@ -159,3 +159,49 @@ def link_pair(k: Kernel, link: LossyLink, *, config: TcpConfig | None = None, se
     da.attach(a.input)
     db.attach(b.input)
     return a, b
+
+
+class RawPeer:
+    """A hand-driven TCP peer (address A) facing one stack (address B) with nothing between:
+    the test crafts every segment the peer sends (:meth:`inject`) and reads every segment the
+    stack sent (:attr:`sent`, ``(time, TcpSegment)`` in order).
+
+    Parameters
+    ----------
+    k : Kernel
+    config : TcpConfig, optional
+        The stack's TCP configuration.
+    """
+
+    def __init__(self, k: Kernel, *, config: TcpConfig | None = None, seed: int = 1):
+        self.k = k
+        self.peer_mac, self.mac = ether.mac(MAC_A), ether.mac(MAC_B)   # .mac: the device's
+        self.ip, self.stack_ip = ipv4.addr(IP_A), ipv4.addr(IP_B)
+        self.sent: list[tuple[int, TcpSegment]] = []
+        self.stack = NetStack(k, self, IP_B, config=config, name="b", seed=seed)
+        self.stack.add_arp(IP_A, MAC_A)
+
+    # -- the stack's device: what it transmits is recorded, in zero time
+
+    async def send(self, frame: bytes) -> None:
+        _dst, _src, etype, payload = ether.parse(frame)
+        if etype != ether.ETHERTYPE_IP:
+            return
+        hdr, data = ipv4.parse(payload)
+        if hdr.proto == ipv4.PROTO_TCP:
+            self.sent.append((self.k.now, parse_segment(hdr.src, hdr.dst, data)))
+
+    def inject(self, sport: int, dport: int, seq: int, ack: int, flags: int, wnd: int,
+               payload: bytes = b"", *, mss: int | None = None) -> None:
+        """Hand the stack one segment from the peer, now."""
+        seg, _ = build_segment(self.ip, self.stack_ip, sport, dport, seq & 0xFFFFFFFF,
+                               ack & 0xFFFFFFFF, flags, wnd, [(payload, None)] if payload else (),
+                               mss=mss)
+        packet = ipv4.build_header(self.ip, self.stack_ip, ipv4.PROTO_TCP, len(seg)) + seg
+        self.stack.input(ether.build(self.mac, self.peer_mac, ether.ETHERTYPE_IP, packet))
+
+    def run_to(self, t: int) -> list[tuple[int, TcpSegment]]:
+        """Run the kernel to time ``t``; returns the segments the stack sent meanwhile."""
+        n = len(self.sent)
+        self.k.run(until=t)
+        return self.sent[n:]

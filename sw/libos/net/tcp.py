@@ -23,11 +23,40 @@ The specializations of the paper (SYSTEM.md section 4):
   at once and leaves a three-field entry in a table (:class:`TimeWaitTable`), expired after a
   configurable 2 MSL by one timer for the whole table.
 
+The timers of 4.3BSD-Reno/4.4BSD (``netinet/tcp_timer.c``, constants below):
+
+* **Retransmission** (``TCPT_REXMT``): the connection is dropped (reason ``"timeout"``) after
+  ``TCP_MAXRXTSHIFT`` = 12 consecutive timeouts.
+* **Persist** (``TCPT_PERSIST``, RFC 1122 4.2.2.17): data waiting on a zero window, or held by
+  sender silly-window avoidance, is forced out when it expires: a one-byte window probe into a
+  zero window, else what the window takes. ``tcp_setpersist``'s interval is the RTO estimate
+  times ``tcp_backoff[]``, bounded to 5..60 s; probes go on as long as the peer answers.
+* **Connection establishment** (``TCPT_KEEP`` before ESTABLISHED): a connection still in
+  SYN-SENT or SYN-RECEIVED after 75 s is dropped (``on_closed("timeout")``; a reset is sent in
+  SYN-RECEIVED, as ``tcp_drop`` does). One kernel timer serves every connection (each is due a
+  fixed time after it began), so opening a connection costs no kernel entry.
+* **FIN-WAIT-2** (``TCPT_2MSL`` there): once our FIN is acknowledged the application receives
+  no more (the library's ``close`` and last ``send`` are BSD's ``close()``), so a connection
+  idle for ``tcp_maxidle`` (10 min) is closed; the idleness is checked at 10 min and then
+  every 75 s, as BSD does.
+* **Keepalive** (``TCPT_KEEP`` when ``pcb.keepalive``, BSD's ``SO_KEEPALIVE``): after 2 h
+  without a segment from the peer, a probe every 75 s; dropped after 2 h + 10 min of silence.
+
+Sender silly-window avoidance (RFC 1122 4.2.3.4, 4.4BSD ``tcp_output``): a segment shorter than
+the MSS goes out only if it takes all the queued data (and, with ``nodelay=False``, nothing is
+unacknowledged: Nagle's rule), if it is at least half the largest window the peer offered, if
+it is a retransmission, or when the persist timer forces it.
+
+The receiver keeps out-of-order data as 4.4BSD's ``tcp_reass`` does: trimmed to the receive
+window and with overlaps removed, so the queue never holds more than the window's bytes.
+
 Simplifications (documented limits): no congestion control (slow start) and no fast
 retransmit (a timeout resends from the first unacknowledged byte), no delayed ACKs (every data
 segment is acknowledged at once, after the application's handler has had the chance to send a
-reply that carries the ACK), no window scaling or timestamps, no urgent data, no persist timer
-(the receive window never shrinks because data is handed to the application as it arrives).
+reply that carries the ACK), no window scaling or timestamps, no urgent data. The receive
+window never shrinks (data is handed to the application as it arrives), so this TCP never
+advertises a zero window itself. As in the stacks of the period there are none of RFC 5961's
+protections: an in-window RST or SYN ends the connection.
 
 Sequence numbers are kept internally as offsets from the initial sequence numbers (the SYN is
 offset 0, the first data byte offset 1), so comparisons are plain integer comparisons; they
@@ -35,6 +64,7 @@ are converted to 32-bit wire values only in headers.
 """
 from __future__ import annotations
 
+import bisect
 import enum
 import random
 from collections import deque
@@ -51,8 +81,10 @@ if TYPE_CHECKING:                               # pragma: no cover
     from .stack import NetStack
 
 __all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "DROP", "TcpState", "TcpConfig", "TcpPcb",
-           "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "Tcp", "build_segment",
-           "parse_segment"]
+           "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "FixedDelayTimers", "Tcp",
+           "build_segment", "parse_segment", "TCPTV_KEEP_INIT", "TCPTV_KEEP_IDLE",
+           "TCPTV_KEEPINTVL", "TCPTV_KEEPCNT", "TCPTV_PERSMIN", "TCPTV_PERSMAX",
+           "TCP_MAXRXTSHIFT", "TCP_BACKOFF"]
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 #: What a listener's factory returns to drop a SYN silently (a full listen queue, as BSD).
@@ -60,6 +92,25 @@ DROP = object()
 _M32 = 0xFFFFFFFF
 HEADER_LEN = 20
 OPT_MSS = 2
+
+# -- 4.4BSD's TCP timer constants (netinet/tcp_timer.h, the same in 4.3BSD-Reno), converted
+# from slow-timeout ticks (PR_SLOWHZ = 2 a second) to picoseconds.
+#: Connection-establishment timer: a connection not ESTABLISHED after 75 s is dropped.
+TCPTV_KEEP_INIT = 75 * S
+#: Idle time before the first keepalive probe (only with SO_KEEPALIVE).
+TCPTV_KEEP_IDLE = 2 * 60 * 60 * S
+#: Time between keepalive probes, and between FIN-WAIT-2 idleness checks.
+TCPTV_KEEPINTVL = 75 * S
+#: Keepalive probes left unanswered before the connection is dropped.
+TCPTV_KEEPCNT = 8
+#: Smallest and largest persist timer interval.
+TCPTV_PERSMIN = 5 * S
+TCPTV_PERSMAX = 60 * S
+#: Consecutive retransmission timeouts before the connection is dropped; also the cap of the
+#: persist timer's backoff index.
+TCP_MAXRXTSHIFT = 12
+#: tcp_timer.c ``tcp_backoff[]``: the multiplier of the persist interval per probe.
+TCP_BACKOFF = (1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64)
 
 
 class TcpState(enum.Enum):
@@ -102,7 +153,8 @@ class TcpConfig:
     granularity_ps : int
         The clock granularity G of RFC 6298's ``RTO = SRTT + max(G, 4 RTTVAR)``.
     max_retransmits : int
-        Consecutive timeouts after which the connection is dropped (reason ``"timeout"``).
+        Consecutive timeouts after which the connection is dropped (reason ``"timeout"``):
+        ``TCP_MAXRXTSHIFT`` = 12.
     msl_ps : int
         Maximum segment lifetime: 30 s as in 4.4BSD (CALIBRATION.md).
     time_wait_ps : int or None
@@ -112,6 +164,19 @@ class TcpConfig:
         entries before the match are examined too); what the CPU is charged for.
     rx_copy : bool
         Charge a copy of received payload into the application's memory.
+    keep_init_ps : int
+        Connection-establishment timer: ``TCPTV_KEEP_INIT`` = 75 s.
+    keep_idle_ps : int
+        Idleness before the first keepalive probe: ``TCPTV_KEEP_IDLE`` = 2 h (BSD's
+        ``tcp_keepidle``; only for PCBs with ``keepalive`` set).
+    keep_intvl_ps : int
+        Between keepalive probes and FIN-WAIT-2 checks: ``TCPTV_KEEPINTVL`` = 75 s.
+    keep_count : int
+        ``TCPTV_KEEPCNT`` = 8; ``tcp_maxidle`` is ``keep_count * keep_intvl_ps`` (10 min).
+    nodelay : bool
+        True (the library's default): a short segment that takes all queued data goes at
+        once. False applies Nagle's rule as 4.3BSD does without ``TCP_NODELAY``: it waits until
+        nothing is unacknowledged.
 
     Raises
     ------
@@ -130,16 +195,25 @@ class TcpConfig:
     time_wait_ps: int | None = None
     pcb_lookup: str = "hash"
     rx_copy: bool = True
+    keep_init_ps: int = TCPTV_KEEP_INIT
+    keep_idle_ps: int = TCPTV_KEEP_IDLE
+    keep_intvl_ps: int = TCPTV_KEEPINTVL
+    keep_count: int = TCPTV_KEEPCNT
+    nodelay: bool = True
 
     def __post_init__(self) -> None:
         def need(name, ok):
             if not ok:
                 raise ValueError(f"TcpConfig.{name} is out of range: {getattr(self, name)!r}")
         ints = ("mss", "rcv_wnd", "initial_rto_ps", "min_rto_ps", "max_rto_ps", "granularity_ps",
-                "max_retransmits", "msl_ps")
+                "max_retransmits", "msl_ps", "keep_init_ps", "keep_idle_ps", "keep_intvl_ps",
+                "keep_count")
         for n in ints:
             v = getattr(self, n)
             need(n, isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+        for n in ("keep_init_ps", "keep_idle_ps", "keep_intvl_ps", "keep_count"):
+            need(n, getattr(self, n) > 0)
+        need("nodelay", isinstance(self.nodelay, bool))
         need("mss", 1 <= self.mss <= 65495)
         need("rcv_wnd", 1 <= self.rcv_wnd <= 0xFFFF)
         need("initial_rto_ps", self.initial_rto_ps > 0)
@@ -153,6 +227,11 @@ class TcpConfig:
         """TIME_WAIT duration in ps (2 MSL unless set)."""
         return 2 * self.msl_ps if self.time_wait_ps is None else self.time_wait_ps
 
+    @property
+    def max_idle(self) -> int:
+        """BSD's ``tcp_maxidle`` in ps: ``keep_count * keep_intvl_ps`` (10 min)."""
+        return self.keep_count * self.keep_intvl_ps
+
 
 class TcpPcb(Handlers):
     """A protocol control block, owned by the application.
@@ -165,6 +244,9 @@ class TcpPcb(Handlers):
     ----------
     rcv_wnd : int, optional
         The window to advertise (default: the stack's configuration).
+    keepalive : bool
+        BSD's ``SO_KEEPALIVE``: probe an idle established connection (set it before
+        ``connect``, or in the listener's factory).
 
     Attributes
     ----------
@@ -180,16 +262,26 @@ class TcpPcb(Handlers):
         RTT estimator state in ps (``srtt`` None before the first sample).
     rtt_samples, retransmits, timeouts : int
         Counters.
+    max_sndwnd : int
+        The largest window the peer has offered (BSD's ``max_sndwnd``, for silly-window
+        avoidance).
+    persist_shift : int
+        The persist timer's backoff index (``t_rxtshift`` while persisting).
+    ooo : list
+        Out-of-order data as ``(offset, bytes, fin)``, sorted and not overlapping.
     rtt_history : list or None
         Set to a list to have every RTT sample (ps) appended.
     close_reason : str or None
         Why the connection ended.
     """
 
-    def __init__(self, *, rcv_wnd: int | None = None):
+    def __init__(self, *, rcv_wnd: int | None = None, keepalive: bool = False):
         if rcv_wnd is not None and (not isinstance(rcv_wnd, int) or not 1 <= rcv_wnd <= 0xFFFF):
             raise ValueError(f"rcv_wnd must be 1..65535, not {rcv_wnd!r}")
+        if not isinstance(keepalive, bool):
+            raise TypeError(f"keepalive must be a bool, not {keepalive!r}")
         self.rcv_wnd = rcv_wnd
+        self.keepalive = keepalive
         self.state = TcpState.Closed
         self.stack: NetStack | None = None
         self.local_ip = self.remote_ip = b""
@@ -202,7 +294,7 @@ class TcpPcb(Handlers):
         self.iss = self.irs = 0
         self.snd_una = self.snd_nxt = self.snd_max = 0
         self.snd_end = 1
-        self.snd_wnd = 0
+        self.snd_wnd = self.max_sndwnd = 0
         self.snd_wl1 = self.snd_wl2 = -1
         self.fin_queued = False
         self.rcv_nxt = 0
@@ -215,10 +307,15 @@ class TcpPcb(Handlers):
         self.rtt_samples = self.retransmits = self.timeouts = 0
         self.rexmt_count = 0
         self.bytes_received = 0
-        self.ooo: dict[int, tuple[bytes, bool]] = {}
+        self.ooo: list[tuple[int, bytes, bool]] = []
         self.ack_pending = False
-        self._timer: Callable[[], None] | None = None
+        self._timer: Callable[[], None] | None = None      # TCPT_REXMT
         self._timer_at: int | None = None
+        self._persist: Callable[[], None] | None = None    # TCPT_PERSIST
+        self.persist_shift = 0
+        self._keep: Callable[[], None] | None = None       # TCPT_KEEP / FIN-WAIT-2's TCPT_2MSL
+        self._keep_kind: str | None = None
+        self._last_rcv = 0                                 # when a segment last came (t_idle)
         self._to_time_wait = False
 
     # -- what the application may override ---------------------------------------------------
@@ -247,6 +344,11 @@ class TcpPcb(Handlers):
     def bytes_queued(self) -> int:
         """Data bytes the application has given to ``send`` so far."""
         return self.snd_end - 1
+
+    @property
+    def ooo_bytes(self) -> int:
+        """Bytes held in the out-of-order queue."""
+        return sum(len(p) for _, p, _ in self.ooo)
 
     @property
     def key(self) -> tuple[int, bytes, int]:
@@ -459,6 +561,54 @@ class TcpStats:
     time_wait_hits: int = 0
     pcb_entries_examined: int = 0
     checksum_bytes_saved: int = 0
+    listen_non_syn_drops: int = 0
+    persist_timeouts: int = 0
+    window_probes: int = 0
+    keep_timeouts: int = 0
+    keepalive_probes: int = 0
+    keep_drops: int = 0
+    fin_wait_2_drops: int = 0
+
+
+def _reass_insert(q: list[tuple[int, bytes, bool]], seq: int, payload: bytes,
+                  fin: bool) -> None:
+    """Queue out-of-order data as 4.4BSD ``tcp_reass`` does: ``q`` is sorted by offset
+    and never overlaps, so it holds at most the window's bytes however the peer slices it.
+
+    Data already queued before the new segment wins (the new one's front is trimmed, or the
+    whole of it dropped as a duplicate); queued data the new segment covers is replaced (a
+    segment covered entirely is freed, one covered in part loses its front).
+    """
+    end = seq + len(payload)
+    i = bisect.bisect_left(q, (seq,))
+    if i:
+        ps, pp, pf = q[i - 1]
+        pend = ps + len(pp)
+        if pend >= end:                         # a duplicate of queued data
+            if fin and pend == end and not pf:
+                q[i - 1] = (ps, pp, True)
+            return
+        if pend > seq:
+            payload = payload[pend - seq:]
+            seq = pend
+    while i < len(q):
+        qs, qp, qf = q[i]
+        if qs >= end:
+            break
+        qend = qs + len(qp)
+        if qend > end:
+            q[i] = (end, qp[end - qs:], qf)
+            break
+        fin = fin or (qf and qend == end)
+        del q[i]
+    q.insert(i, (seq, payload, fin))
+
+
+def _stopped(cancel: Callable[[], None] | None) -> None:
+    """Cancel a kernel timer (``cancel`` from ``call_at``, or None); None for its slot."""
+    if cancel is not None:
+        cancel()
+    return None
 
 
 def _unwrap(wire: int, base: int, ref: int) -> int:
@@ -505,6 +655,65 @@ def _as_buffers(data, what: str) -> list[bytes]:
     raise TypeError(f"{what} must be bytes or a list of bytes, not {type(data).__name__}")
 
 
+class FixedDelayTimers:
+    """PCBs each due a fixed ``delay`` after it was added, served by one kernel timer.
+
+    Entries are due in the order they were added, so the kernel timer only ever waits for the
+    oldest; :meth:`remove` takes an entry out at once (a dict delete), which keeps a timer that
+    nearly every connection starts and cancels (TCP's connection-establishment timer) off the
+    kernel's event heap. When the kernel timer finds the oldest entry gone it re-arms for the
+    next one.
+
+    Parameters
+    ----------
+    kernel : Kernel
+    delay : int
+        Picoseconds from :meth:`add` to expiry.
+    expire : callable
+        ``expire(pcb)``, called from the kernel timer for each PCB that comes due.
+    """
+
+    def __init__(self, kernel, delay: int, expire: Callable[[TcpPcb], None]):
+        self._kernel = kernel
+        self.delay = delay
+        self._expire = expire
+        self._due: dict[int, tuple[int, TcpPcb]] = {}
+        self._armed = False
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, pcb: TcpPcb) -> bool:
+        return id(pcb) in self._due
+
+    def add(self, pcb: TcpPcb) -> None:
+        """(Re)start ``pcb``'s timer: it expires ``delay`` from now."""
+        t = self._kernel.now + self.delay
+        self._due.pop(id(pcb), None)
+        self._due[id(pcb)] = (t, pcb)
+        if not self._armed:
+            self._armed = True
+            self._kernel.call_at(t, self._fire)
+
+    def remove(self, pcb: TcpPcb) -> None:
+        """Stop ``pcb``'s timer (nothing if it has none)."""
+        self._due.pop(id(pcb), None)
+
+    def _fire(self) -> None:
+        self._armed = False
+        now = self._kernel.now
+        due = self._due
+        while due:
+            key = next(iter(due))
+            t, pcb = due[key]
+            if t > now:
+                self._armed = True
+                self._kernel.call_at(t, self._fire)
+                return
+            del due[key]
+            self._expire(pcb)
+
+
 class Tcp:
     """The TCP engine of one :class:`~sw.libos.net.stack.NetStack` (used through the stack).
 
@@ -525,6 +734,8 @@ class Tcp:
         self.conns: dict[tuple, TcpPcb] = {}
         self.listeners: dict[int, Callable[[], TcpPcb | None]] = {}
         self.time_wait = TimeWaitTable(stack)
+        self.keep_init = FixedDelayTimers(stack.kernel, config.keep_init_ps,
+                                          self._keep_init_expired)
         self._rng = random.Random(seed)
         self._next_port = self.EPHEMERAL[0]
 
@@ -560,6 +771,7 @@ class Tcp:
         self._init_pcb(pcb, ip, local_port, port)
         pcb.state = TcpState.SynSent
         self.conns[key] = pcb
+        self.keep_init.add(pcb)                 # 4.4BSD PRU_CONNECT: TCPTV_KEEP_INIT
         self.stats.connections_opened += 1
         await self._transmit(self._collect(pcb))
 
@@ -642,6 +854,7 @@ class Tcp:
         pcb.local_port, pcb.remote_port = lport, rport
         pcb.iss = self._rng.getrandbits(32)
         pcb.rto = self.config.initial_rto_ps
+        pcb._last_rcv = self.stack.kernel.now
         pcb.close_reason = None
         if pcb.rcv_wnd is None:
             pcb.rcv_wnd = self.config.rcv_wnd
@@ -662,10 +875,8 @@ class Tcp:
 
     @staticmethod
     def _cancel_timer(pcb: TcpPcb) -> None:
-        if pcb._timer is not None:
-            pcb._timer()
-            pcb._timer = None
-            pcb._timer_at = None
+        pcb._timer = _stopped(pcb._timer)
+        pcb._timer_at = None
 
     # -- output ----------------------------------------------------------------------------------
     def _payload(self, pcb: TcpPcb, off: int, n: int, data: _SendData | None):
@@ -695,8 +906,12 @@ class Tcp:
         pcb.ack_pending = False
         return (pcb.remote_ip, seg, summed)
 
-    def _collect(self, pcb: TcpPcb, data: _SendData | None = None) -> list:
-        """Advance the send state and build every segment the window allows now (sync)."""
+    def _collect(self, pcb: TcpPcb, data: _SendData | None = None, force: bool = False) -> list:
+        """Advance the send state and build every segment the window allows now (sync).
+
+        ``force`` is the persist timer's (4.4BSD ``t_force``): a one-byte probe into a zero
+        window, or what a small window takes, whatever silly-window avoidance says.
+        """
         out = []
         now = self.stack.kernel.now
         st = pcb.state
@@ -716,27 +931,71 @@ class Tcp:
                 out.append(self._segment(pcb, pcb.snd_nxt, ACK))
             return out
         if st in _SENDING:
-            while True:
-                n = max(0, min(pcb.snd_end - pcb.snd_nxt, pcb.snd_una + pcb.snd_wnd - pcb.snd_nxt,
-                               pcb.mss))
-                fin = pcb.fin_queued and pcb.snd_nxt + n == pcb.snd_end
-                if n == 0 and not fin:
-                    break
-                parts = self._payload(pcb, pcb.snd_nxt, n, data) if n else []
-                flags = ACK | (PSH if n and pcb.snd_nxt + n == pcb.snd_end else 0) | (FIN if fin else 0)
-                retrans = pcb.snd_nxt < pcb.snd_max
-                out.append(self._segment(pcb, pcb.snd_nxt, flags, parts))
-                if retrans:
-                    pcb.retransmits += 1
-                elif pcb.rtt_seq is None:
-                    pcb.rtt_seq, pcb.rtt_start = pcb.snd_nxt, now
-                pcb.snd_nxt += n + fin
-                pcb.snd_max = max(pcb.snd_max, pcb.snd_nxt)
-                if pcb._timer is None:
-                    self._set_timer(pcb)
+            self._output_data(pcb, data, force, now, out)
         if pcb.ack_pending and st is not TcpState.Closed:
             out.append(self._segment(pcb, pcb.snd_nxt, ACK))
         return out
+
+    def _output_data(self, pcb: TcpPcb, data: _SendData | None, force: bool, now: int,
+                     out: list) -> None:
+        """The data and FIN part of 4.4BSD ``tcp_output``: window, silly-window avoidance,
+        persist."""
+        wnd = pcb.snd_wnd
+        if wnd == 0:
+            if pcb.snd_una < pcb.snd_nxt and pcb.snd_una < pcb.snd_end and not force:
+                # The window shrank to zero after we sent into it: stop retransmitting and
+                # pull snd_nxt back to the (closed) window; persist below.
+                self._cancel_timer(pcb)
+                pcb.snd_nxt = pcb.snd_una
+            if force and pcb.snd_nxt < pcb.snd_end:
+                # The window probe: one byte, without the FIN. "In persist state, just set
+                # snd_max": snd_nxt stays, and no retransmission timer is started.
+                off = pcb.snd_nxt
+                parts = self._payload(pcb, off, 1, data)
+                out.append(self._segment(pcb, off, ACK | (PSH if off + 1 == pcb.snd_end else 0),
+                                         parts))
+                self.stats.window_probes += 1
+                pcb.snd_max = max(pcb.snd_max, off + 1)
+                return
+        elif force:
+            self._cancel_persist(pcb)              # leave persist state: transmit
+            pcb.persist_shift = 0
+        # "idle" is taken once, before any segment goes (tcp_output's idle).
+        nagle_ok = self.config.nodelay or pcb.snd_max == pcb.snd_una
+        while True:
+            off = pcb.snd_nxt
+            n = max(0, min(pcb.snd_end - off, pcb.snd_una + wnd - off, pcb.mss))
+            fin = pcb.fin_queued and off + n == pcb.snd_end
+            if n == 0 and not fin:
+                break
+            retrans = off < pcb.snd_max
+            if (n and n < pcb.mss and not retrans and not force
+                    and not (nagle_ok and off + n == pcb.snd_end)
+                    and n < pcb.max_sndwnd // 2):
+                # Sender silly-window avoidance (RFC 1122 4.2.3.4; 4.4BSD tcp_output): a
+                # short segment that takes neither all the queued data nor half the largest
+                # window offered waits for a larger window or the persist timer.
+                break
+            parts = self._payload(pcb, off, n, data) if n else []
+            flags = ACK | (PSH if n and off + n == pcb.snd_end else 0) | (FIN if fin else 0)
+            out.append(self._segment(pcb, off, flags, parts))
+            if retrans:
+                pcb.retransmits += 1
+            elif pcb.rtt_seq is None:
+                pcb.rtt_seq, pcb.rtt_start = off, now
+            pcb.snd_nxt += n + fin
+            pcb.snd_max = max(pcb.snd_max, pcb.snd_nxt)
+            if pcb._timer is None:
+                self._set_timer(pcb)
+                if pcb._persist is not None:       # transmitting ends persisting
+                    self._cancel_persist(pcb)
+                    pcb.persist_shift = 0
+        if pcb.snd_una < pcb.snd_end and pcb._timer is None and pcb._persist is None:
+            # Data is waiting and neither timer runs: enter persist state (4.4BSD: t_rxtshift
+            # = 0; tcp_setpersist).
+            pcb.persist_shift = 0
+            pcb.rexmt_count = 0
+            self._set_persist(pcb)
 
     def _our_mss(self) -> int:
         return min(self.config.mss, self.stack.mtu - 40)
@@ -762,11 +1021,14 @@ class Tcp:
     def _drop(self, pcb: TcpPcb, reason: str) -> list:
         """Close ``pcb`` now: forget it and return the ``on_closed`` event to dispatch."""
         self._cancel_timer(pcb)
+        self._cancel_persist(pcb)
+        self._cancel_keep(pcb)
+        self.keep_init.remove(pcb)
         if self.conns.get(pcb.key) is pcb:
             del self.conns[pcb.key]
         pcb.state = TcpState.Closed
         pcb.close_reason = reason
-        pcb.ooo.clear()
+        pcb.ooo = []
         return [(pcb.on_closed, (reason,))]
 
     def _enter_time_wait(self, pcb: TcpPcb) -> list:
@@ -797,6 +1059,118 @@ class Tcp:
 
     async def _retransmit(self, pcb: TcpPcb) -> None:
         await self._transmit(self._collect(pcb))
+
+    def _from_timer(self, frames: list, events: list, what: str) -> None:
+        """Send ``frames`` and dispatch ``events`` in a task (a timer runs in no task)."""
+        self.stack.kernel.spawn(self._send_and_dispatch(frames, events),
+                                name=f"{self.stack.name}.tcp-{what}", daemon=True)
+
+    async def _send_and_dispatch(self, frames: list, events: list) -> None:
+        await self._transmit(frames)
+        await self._dispatch(events)
+
+    def _drop_with_reset(self, pcb: TcpPcb, reason: str, what: str) -> None:
+        """4.4BSD ``tcp_drop`` from a timer: a connection that has received a SYN sends
+        RST|ACK (``tcp_outflags[TCPS_CLOSED]``), then it is closed."""
+        frames = []
+        if pcb.state is not TcpState.SynSent:
+            frames.append(self._rst_frame(pcb.remote_ip, pcb.local_port, pcb.remote_port,
+                                          pcb.iss + pcb.snd_nxt, pcb.irs + pcb.rcv_nxt, ACK))
+        self._from_timer(frames, self._drop(pcb, reason), what)
+
+    # persist (TCPT_PERSIST)
+    def _set_persist(self, pcb: TcpPcb) -> None:
+        """4.4BSD ``tcp_setpersist``: (re)start the persist timer at the RTO estimate times
+        ``tcp_backoff[persist_shift]``, bounded to [TCPTV_PERSMIN, TCPTV_PERSMAX], and back off.
+
+        The estimate is ``srtt + 2 rttvar`` (BSD's ``((t_srtt >> 2) + t_rttvar) >> 1``), or
+        the initial RTO before any RTT sample.
+        """
+        self._cancel_persist(pcb)
+        base = self.config.initial_rto_ps if pcb.srtt is None else pcb.srtt + 2 * pcb.rttvar
+        t = min(max(base * TCP_BACKOFF[pcb.persist_shift], TCPTV_PERSMIN), TCPTV_PERSMAX)
+        if pcb.persist_shift < TCP_MAXRXTSHIFT:
+            pcb.persist_shift += 1
+        k = self.stack.kernel
+        pcb._persist = k.call_at(k.now + t, lambda: self._persist_timeout(pcb))
+
+    @staticmethod
+    def _cancel_persist(pcb: TcpPcb) -> None:
+        pcb._persist = _stopped(pcb._persist)
+
+    def _persist_timeout(self, pcb: TcpPcb) -> None:
+        """4.4BSD tcp_timer.c TCPT_PERSIST: restart the timer (backed off), then force
+        output: a window probe into a zero window, else what the window takes."""
+        pcb._persist = None
+        if pcb.state not in _SENDING or self.conns.get(pcb.key) is not pcb:
+            return
+        self.stats.persist_timeouts += 1
+        self._set_persist(pcb)
+        self._from_timer(self._collect(pcb, force=True), [], "persist")
+
+    # connection establishment, keepalive, FIN-WAIT-2 (TCPT_KEEP, TCPT_2MSL)
+    def _keep_init_expired(self, pcb: TcpPcb) -> None:
+        """4.4BSD tcp_timer.c TCPT_KEEP before ESTABLISHED: drop the connection (a listener's
+        embryonic connection is freed; its owner sees ``on_closed("timeout")``)."""
+        if (pcb.state not in (TcpState.SynSent, TcpState.SynReceived)
+                or self.conns.get(pcb.key) is not pcb):
+            return
+        self.stats.keep_timeouts += 1
+        self.stats.keep_drops += 1
+        self._drop_with_reset(pcb, "timeout", "keep-init")
+
+    def _established(self, pcb: TcpPcb) -> None:
+        """The handshake completed: stop the establishment timer; with ``keepalive`` start
+        the idle timer (4.4BSD sets TCPT_KEEP to ``tcp_keepidle`` here)."""
+        self.keep_init.remove(pcb)
+        if pcb.keepalive:
+            self._arm_keep(pcb, self.config.keep_idle_ps, "idle")
+
+    def _arm_keep(self, pcb: TcpPcb, delay: int, kind: str) -> None:
+        self._cancel_keep(pcb)
+        k = self.stack.kernel
+        pcb._keep_kind = kind
+        pcb._keep = k.call_at(k.now + delay, lambda: self._keep_timeout(pcb))
+
+    @staticmethod
+    def _cancel_keep(pcb: TcpPcb) -> None:
+        pcb._keep = _stopped(pcb._keep)
+        pcb._keep_kind = None
+
+    def _keep_timeout(self, pcb: TcpPcb) -> None:
+        """4.4BSD tcp_timer.c: TCPT_2MSL in FIN_WAIT_2 (close after ``tcp_maxidle`` of
+        idleness, checking every ``tcp_keepintvl``) and TCPT_KEEP with SO_KEEPALIVE (probe
+        after ``tcp_keepidle``, every ``tcp_keepintvl``; drop after ``keepidle + maxidle``)."""
+        kind = pcb._keep_kind
+        pcb._keep = None
+        pcb._keep_kind = None
+        if self.conns.get(pcb.key) is not pcb:
+            return
+        cfg = self.config
+        idle = self.stack.kernel.now - pcb._last_rcv
+        if kind == "fin_wait_2":
+            if pcb.state is not TcpState.FinWait2:
+                return
+            if idle <= cfg.max_idle:
+                self._arm_keep(pcb, cfg.keep_intvl_ps, kind)
+                return
+            self.stats.fin_wait_2_drops += 1
+            self._from_timer([], self._drop(pcb, "timeout"), "fin-wait-2")   # tcp_close: no RST
+            return
+        if pcb.state not in (TcpState.Established, TcpState.CloseWait):
+            return                              # closing: the other timers take over
+        self.stats.keep_timeouts += 1
+        if idle >= cfg.keep_idle_ps + cfg.max_idle:
+            self.stats.keep_drops += 1
+            self._drop_with_reset(pcb, "timeout", "keepalive")
+        elif idle >= cfg.keep_idle_ps:
+            # tcp_respond(tp, ..., rcv_nxt, snd_una - 1, 0): an old sequence number, so the
+            # peer must answer with an ACK.
+            self.stats.keepalive_probes += 1
+            self._arm_keep(pcb, cfg.keep_intvl_ps, kind)
+            self._from_timer([self._segment(pcb, pcb.snd_una - 1, ACK)], [], "keepalive")
+        else:                                   # a segment came since: wait from it
+            self._arm_keep(pcb, pcb._last_rcv + cfg.keep_idle_ps - self.stack.kernel.now, kind)
 
     def _rtt_sample(self, pcb: TcpPcb, r: int) -> None:
         cfg = self.config
@@ -848,8 +1222,15 @@ class Tcp:
             await self._accept(factory, src, seg)
             self._accepted(key)
             return
-        if factory is not None and seg.flags & RST:
-            return
+        if factory is not None:
+            # RFC 793 p. 65-66, LISTEN: a RST is ignored; an ACK is answered with a reset
+            # (below); "any other control or text-bearing segment (not containing SYN) ...
+            # drop the segment and return".
+            if seg.flags & RST:
+                return
+            if not seg.flags & ACK:
+                self.stats.listen_non_syn_drops += 1
+                return
         await self._reset_reply(src, seg)
 
     def _lookup_cost(self, key: tuple, found: bool, in_time_wait: bool, new_conn: bool) -> int:
@@ -917,17 +1298,19 @@ class Tcp:
         self._init_pcb(pcb, src, seg.dport, seg.sport)
         pcb.irs = seg.seq
         pcb.rcv_nxt = 1
-        pcb.snd_wnd = seg.wnd
+        pcb.snd_wnd = pcb.max_sndwnd = seg.wnd
         pcb.snd_wl1, pcb.snd_wl2 = 0, 0
         pcb.mss = min(seg.mss or 536, self._our_mss())
         pcb.state = TcpState.SynReceived
         self.conns[pcb.key] = pcb
+        self.keep_init.add(pcb)                 # 4.4BSD tcp_input, LISTEN: TCPTV_KEEP_INIT
         self.stats.connections_accepted += 1
         await self._transmit(self._collect(pcb))
 
     async def _input_pcb(self, pcb: TcpPcb, seg: TcpSegment) -> None:
         events: list = []
         frames: list = []
+        pcb._last_rcv = self.stack.kernel.now       # BSD: t_idle = 0
         if pcb.state is TcpState.SynSent:
             self._syn_sent(pcb, seg, events, frames)
         else:
@@ -940,6 +1323,11 @@ class Tcp:
             if pcb._to_time_wait:
                 pcb._to_time_wait = False
                 closing += self._enter_time_wait(pcb)
+            elif pcb.state is TcpState.FinWait2 and pcb._keep_kind != "fin_wait_2":
+                # 4.4BSD tcp_input, FIN_WAIT_1 when our FIN is acked and the user can receive
+                # no more: TCPT_2MSL = tcp_maxidle, so a peer that never sends its FIN does
+                # not hold the connection forever.
+                self._arm_keep(pcb, self.config.max_idle, "fin_wait_2")
             await self._transmit(frames)
         await self._dispatch(closing)
 
@@ -963,9 +1351,11 @@ class Tcp:
         pcb.rcv_nxt = 1
         pcb.mss = min(seg.mss or 536, self._our_mss())
         pcb.snd_wnd, pcb.snd_wl1, pcb.snd_wl2 = seg.wnd, 0, ack or 0
+        pcb.max_sndwnd = max(pcb.max_sndwnd, seg.wnd)
         if ack is not None:
             self._ack_advance(pcb, ack, events)
             pcb.state = TcpState.FinWait1 if pcb.fin_queued else TcpState.Established
+            self._established(pcb)
             pcb.ack_pending = True
             events.insert(0, (pcb.on_connected, ()))
         else:
@@ -1011,6 +1401,7 @@ class Tcp:
                                               seg.ack, 0, 0))
                 return
             pcb.state = TcpState.FinWait1 if pcb.fin_queued else TcpState.Established
+            self._established(pcb)
             events.append((pcb.on_connected, ()))
         if ack > pcb.snd_max:
             pcb.ack_pending = True              # acknowledges something never sent
@@ -1019,6 +1410,8 @@ class Tcp:
             self._ack_advance(pcb, ack, events)
         if seq > pcb.snd_wl1 or (seq == pcb.snd_wl1 and ack >= pcb.snd_wl2):
             pcb.snd_wnd, pcb.snd_wl1, pcb.snd_wl2 = seg.wnd, seq, ack
+            if seg.wnd > pcb.max_sndwnd:
+                pcb.max_sndwnd = seg.wnd
         fin_acked = pcb.fin_queued and pcb.snd_una == pcb.snd_end + 1
         if fin_acked:
             if pcb.state is TcpState.FinWait1:
@@ -1042,17 +1435,16 @@ class Tcp:
             payload, fin = payload[:max(0, end - seq)], False
         if seq > pcb.rcv_nxt:
             self.stats.out_of_order += 1
-            pcb.ooo.setdefault(seq, (payload, fin))
+            if payload or fin:
+                _reass_insert(pcb.ooo, seq, payload, fin)
             return
         self._deliver(pcb, seq, payload, fin, events)
-        while pcb.ooo and pcb.state in _RECEIVING:
-            k = min(pcb.ooo)
-            if k > pcb.rcv_nxt:
-                break
-            p, f = pcb.ooo.pop(k)
+        q = pcb.ooo
+        while q and q[0][0] <= pcb.rcv_nxt and pcb.state in _RECEIVING:
+            k, p, f = q.pop(0)
             self._deliver(pcb, k, p, f, events)
         if pcb.state not in _RECEIVING:
-            pcb.ooo.clear()
+            pcb.ooo = []
 
     def _deliver(self, pcb: TcpPcb, seq: int, payload: bytes, fin: bool, events: list) -> None:
         cut = pcb.rcv_nxt - seq
@@ -1092,7 +1484,7 @@ class Tcp:
         pcb.rexmt_count = 0
         if ack >= pcb.snd_max:
             self._cancel_timer(pcb)
-        else:
+        elif pcb._persist is None:              # 4.4BSD: persisting keeps REXMT off
             self._set_timer(pcb)
         data = max(0, min(ack, pcb.snd_end) - max(old, 1))
         if data:
