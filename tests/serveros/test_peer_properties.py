@@ -170,6 +170,25 @@ def request_lines(draw) -> bytes:
     return line + end
 
 
+_DOCS = {paper.document_path(n).encode(): paper.document_content(n) for n in paper.DOC_SIZES}
+
+
+def _expected_reply(request: bytes) -> tuple[str, bytes] | None:
+    """What a GET of an existing document must get back, when ``request`` is one: a Full
+    Request (HTTP/1.x, CRLF line ends, a blank line) gets a 200 Full-Response with the
+    document; a Simple-Request (``GET path CRLF``) gets the bare document, no status line
+    (RFC 1945 4.1 and 6, NCSA 1.4's behaviour). None for anything else."""
+    line, sep, rest = request.partition(b"\r\n")
+    parts = line.split(b" ")
+    if not sep or len(parts) not in (2, 3) or parts[0] != b"GET" or parts[1] not in _DOCS:
+        return None
+    if len(parts) == 2:
+        return ("simple", _DOCS[parts[1]]) if rest == b"" else None
+    if parts[2] in (b"HTTP/1.0", b"HTTP/1.1") and (rest == b"\r\n" or rest.endswith(b"\r\n\r\n")):
+        return ("full", _DOCS[parts[1]])
+    return None
+
+
 def _request_line_case(server: str, image, request: bytes) -> None:
     bed = Testbed(server, image)
 
@@ -187,6 +206,14 @@ def _request_line_case(server: str, image, request: bytes) -> None:
     if reply.startswith(b"HTTP/"):
         head = reply.partition(b"\r\n\r\n")[0]
         parse_response_head(head)                   # a status line that parses
+    want = _expected_reply(request)
+    if want is not None and want[0] == "simple":
+        assert reply == want[1], f"{server}: a Simple-Request must get the bare document, " \
+                                 f"got {reply[:80]!r}"
+    elif want is not None:
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert parse_response_head(head)[0] == 200 and body == want[1], \
+            f"{server}: a GET of a document must get 200 and the document, got {reply[:80]!r}"
     bed.check_fresh_get()
 
 
@@ -194,6 +221,7 @@ def _request_line_case(server: str, image, request: bytes) -> None:
 @FAST
 @given(request=request_lines())
 @example(request=b"GET /doc100\r\n")                        # HTTP/0.9 simple request
+@example(request=b"GET /doc1024 HTTP/1.0\r\nHost: x\r\nAccept: */*\r\n\r\n")
 @example(request=b"GET /doc\x0010 HTTP/1.0\r\n\r\n")        # NUL in the path
 @example(request=b"GET /doc100 HTTP/1.0")                   # no line end at all
 @example(request=b"GET /" + b"a" * 3000 + b" HTTP/1.0\r\n\r\n")   # three segments
