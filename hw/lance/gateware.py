@@ -312,10 +312,16 @@ class LanceCard(wiring.Component):
         init_word = Signal(3)
         m.d.comb += init_word.eq(icnt)
 
+        # The init block need only be 16-bit aligned (CSR1 bit 0 = 0, Am7990 data sheet): at
+        # an address that is 2 mod 4 its twelve words straddle seven RAM words, each 32-bit
+        # piece made of one word's upper half and the next word's lower half (one more read:
+        # timing.INIT_UNALIGNED_CYCLES).
+        i_odd = csr1[1]
+        i_prev = Signal(16)
         with m.If(init_busy):
-            m.d.sync += icnt.eq(icnt + 1)
-            word = tx_rd.data
-            with m.Switch(icnt):
+            m.d.sync += [icnt.eq(icnt + 1), i_prev.eq(tx_rd.data[16:32])]
+            word = Mux(i_odd, Cat(i_prev, tx_rd.data[0:16]), tx_rd.data)
+            with m.Switch(icnt - i_odd):
                 with m.Case(1):
                     m.d.sync += [mode.eq(word[0:16]), padr[0:16].eq(word[16:32])]
                 with m.Case(2):
@@ -549,14 +555,33 @@ class LanceCard(wiring.Component):
 
         # --- Receive engine -------------------------------------------------------------------
         rxs = rxm.o_stream
-        pb = Signal(rx_byte_layout)
+        # The receive SILO (the Am7990's FIFO between the wire and memory): the engine takes
+        # the oldest byte (``pb``) while the wire keeps delivering, so that a slow stretch (the
+        # six held address bytes, each opening a one-byte buffer) loses nothing. A byte is
+        # visible the cycle after the tick that delivers it, as from a plain register.
+        silo = Memory(shape=rx_byte_layout, depth=T.RX_SILO_BYTES, init=[])
+        m.submodules.silo = silo
+        silo_w = silo.write_port()
+        silo_r = silo.read_port(domain="comb")
+        s_wp = Signal(range(T.RX_SILO_BYTES))
+        s_rp = Signal(range(T.RX_SILO_BYTES))
+        s_n = Signal(range(T.RX_SILO_BYTES + 1))
+        pb = silo_r.data
         pb_valid = Signal()
         take = Signal()
-        m.d.comb += rxs.ready.eq(tick)
+        put_in = Signal()
+        m.d.comb += [
+            rxs.ready.eq(tick & (s_n != T.RX_SILO_BYTES)),
+            put_in.eq(rxs.valid & rxs.ready),
+            silo_w.addr.eq(s_wp), silo_w.data.eq(rxs.payload), silo_w.en.eq(put_in),
+            silo_r.addr.eq(s_rp),
+            pb_valid.eq(s_n != 0),
+        ]
+        with m.If(put_in):
+            m.d.sync += s_wp.eq(s_wp + 1)
         with m.If(take):
-            m.d.sync += pb_valid.eq(0)
-        with m.If(rxs.valid & tick):
-            m.d.sync += [pb.eq(rxs.payload), pb_valid.eq(1)]
+            m.d.sync += s_rp.eq(s_rp + 1)
+        m.d.sync += s_n.eq(s_n + put_in - take)
 
         r_idx = Signal(7)
         r_first_idx = Signal(7)
@@ -703,9 +728,13 @@ class LanceCard(wiring.Component):
                         with m.Else():
                             m.next = "Idle"
             with rstate("Finish"):
+                # As the Am7990: a frame with a bad FCS is handed up with ERR and CRC (and FRAM
+                # when it also ended in a dribble nibble, which alone is no error). Runts, frames
+                # over 1518 bytes and frames with rx_er are dropped and counted
+                # (docs/lance_card.md, "Departures").
                 s = r_status
-                bad = s.crc_error | s.dribble | s.runt | s.too_long | s.rx_error | s.overflow
-                with m.If(bad & ~r_bufferr):
+                drop = s.runt | s.too_long | s.rx_error | s.overflow
+                with m.If(drop & ~r_bufferr):
                     with m.If(s.runt):
                         m.d.comb += inc[Counter.RUNTS].eq(1)
                     with m.Elif(s.too_long):
@@ -715,6 +744,8 @@ class LanceCard(wiring.Component):
                     m.d.sync += r_idx.eq(r_first_idx)
                     m.next = "Idle"
                 with m.Else():
+                    with m.If(s.crc_error & ~r_bufferr):
+                        m.d.comb += inc[Counter.FCS_ERRORS].eq(1)
                     m.d.sync += r_wb.eq(r_first_idx)
                     m.next = "Wb"
             with rstate("Wb"):
@@ -761,7 +792,7 @@ class LanceCard(wiring.Component):
                 stop.eq(1), init_bit.eq(0), strt_bit.eq(0), txon.eq(0), rxon.eq(0), inea.eq(0),
                 idon.eq(0), tint.eq(0), rint.eq(0), merr.eq(0), miss.eq(0), cerr.eq(0),
                 babl.eq(0), init_busy.eq(0), t_idx.eq(0), r_idx.eq(0), t_poll_req.eq(0),
-                txs.valid.eq(0), pb_valid.eq(0), rst_cnt.eq(T.MII_RESET_CYCLES),
+                txs.valid.eq(0), s_n.eq(0), s_rp.eq(0), s_wp.eq(0), rst_cnt.eq(T.MII_RESET_CYCLES),
             ]
         return m
 

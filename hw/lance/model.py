@@ -36,20 +36,25 @@ The gateware's state machines, as the model follows them
   written at ``s + 2 k + 2``; TMD3 of the last and TINT at ``s + 2 n + 1``, which also starts
   the next poll.
 * **Frames in.** Nibble 0 is sampled at tick edge ``t0``; frame byte ``i`` reaches the receive
-  engine at ``beat(i) = t0 + 5 * (PREAMBLE_NIBBLES + RX_LAST_BEAT_TICKS + 2 + 2 i)``. The
-  descriptor at the ring index is read after edges ``beat(0) + 1`` (RMD0/1) and ``+ 2``
-  (RMD2/3); the address filter and OWN are decided with byte 5 (MISS and its counter at
-  ``beat(5) + 2``). The six address bytes are written at ``beat(5) + 4 + 2 j``, byte 6 at
-  ``beat(5) + 16``, every later byte at ``beat(i) + 2``. A byte that finds its buffer full
-  makes the engine read the next descriptor after edges ``put`` and ``put + 1`` (``put`` = when
-  the byte would have been written), decide at ``put + RX_CHAIN_CYCLES`` and write the byte one
-  edge later. With ``fin`` the edge the last byte is written (or the frame was cut), a bad frame
-  is counted at ``fin + 1``; a good one gets descriptor ``k``'s RMD1 flags at ``fin + 2 + k`` and
-  MCNT and RINT together at ``fin + 2 + n``.
+  engine at ``beat(i) = t0 + 5 * (PREAMBLE_NIBBLES + RX_LAST_BEAT_TICKS + 2 + 2 i)`` (the last
+  byte one tick later after a dribble nibble). The descriptor at the ring index is read after
+  edges ``beat(0) + 1`` (RMD0/1) and ``+ 2`` (RMD2/3); the address filter and OWN are decided
+  with byte 5 (MISS and its counter at ``beat(5) + 2``). From ``h = beat(5) + 2`` the engine
+  writes each byte, the six held address bytes first: byte ``i`` is taken at ``tau =
+  max(h, beat(i))`` (``h`` for an address byte: the receive SILO holds what arrives meanwhile)
+  and written at ``tau + 2``, which is the new ``h``. A byte that finds its buffer full makes
+  the engine read the next descriptor after edges ``tau + 2`` and ``tau + 3`` and write the
+  byte ``RX_CHAIN_CYCLES`` edges later than otherwise; a descriptor it does not own cuts the
+  frame (the rest is thrown away, one byte per edge). With ``fin`` the edge the last byte is
+  written (or the cut frame ends), a dropped frame is counted at ``fin + 1``; one handed up gets
+  descriptor ``k``'s RMD1 flags at ``fin + 2 + k`` and MCNT and RINT together at ``fin + 2 +
+  n``.
 
 Known approximations (not covered by the equivalence test): STOP while a frame is in flight
 (the gateware lets its engines finish; the model drops them), a chained transmit descriptor the
-host does not own (the underflow's exact timing), and receive buffers smaller than seven bytes.
+host does not own (the underflow's exact timing), and a frame arriving while the receive engine
+still writes the previous one's descriptors back (never with the 802.3 gap: a 128-descriptor
+write-back takes 131 edges, the gap and preamble 200).
 
 On a wire (:class:`~hw.lance.mii_model.LanceWire`) the card does its own CSMA/CD, as the
 gateware does: :class:`~hw.lance.mii_model.MiiTxModel` defers to ``crs`` and jams on ``col``;
@@ -339,10 +344,11 @@ class LanceModel:
         await k.sleep_until((last + 1) * p, late=True)
         self._release()
 
-    def receive(self, frame: bytes) -> None:
+    def receive(self, frame: bytes, *, dribble: bool = False) -> None:
         """A frame (FCS included) arrives: its first preamble nibble is on the rx pins from
         the first clock edge at or after now (edge ``e``), nibble ``j`` from edge ``e + 5 j``
         (``PREAMBLE_NIBBLES`` nibbles of preamble and SFD, then the bytes low nibble first).
+        ``dribble``: one more nibble follows the last byte (a non-integral byte count).
 
         Raises
         ------
@@ -360,10 +366,10 @@ class LanceModel:
         if e0 < self._rx_busy_until:
             raise ValueError(f"frame at edge {e0} overlaps the previous one on the rx pins "
                              f"(busy until edge {self._rx_busy_until})")
-        self._rx_busy_until = e0 + T.MII_DIVIDER * T.wire_nibbles(len(frame))
+        self._rx_busy_until = e0 + T.MII_DIVIDER * (T.wire_nibbles(len(frame)) + int(dribble))
         # The card samples the pins at tick edges: nibble 0 at the first one after e0.
         t0 = T.next_tick_at_or_after(e0 + 1)
-        self._step(self._rx_engine(frame, t0), _P_RX)
+        self._step(self._rx_engine(frame, t0, bool(dribble)), _P_RX)
 
     # -- the wire's pins -------------------------------------------------------------------------
     def set_crs(self, level: int) -> None:
@@ -550,14 +556,16 @@ class LanceModel:
 
     # -- init and start -------------------------------------------------------------------------
     def _start_init(self, edge: int, then_start: bool) -> None:
-        """INIT written at ``edge``: read the init block; IDON at ``edge + INIT_CYCLES``."""
+        """INIT written at ``edge``: read the init block; IDON at ``edge + INIT_CYCLES`` (one
+        edge later for a block at an address that is 2 mod 4)."""
         self._init_busy = True
         epoch = self._epoch
+        iadr = (self.csr2 & 0xFF) << 16 | self.csr1       # CSR1 bit 0 is always 0
+        cycles = T.INIT_CYCLES + (T.INIT_UNALIGNED_CYCLES if iadr & 2 else 0)
 
         def done() -> None:
             if self._epoch != epoch:
                 return
-            iadr = ((self.csr2 & 0xFF) << 16 | self.csr1) & ~3
             raw = self._read_ram(iadr, INIT_BLOCK_BYTES)
             w = struct.unpack("<12H", raw)
             self.mode = Mode(w[0])
@@ -570,8 +578,8 @@ class LanceModel:
             self._init_busy = False
             self.csr0 |= _C0.IDON
             if then_start:
-                self._start(edge + T.INIT_CYCLES)
-        self._at(edge + T.INIT_CYCLES, done, _P_TX)
+                self._start(edge + cycles)
+        self._at(edge + cycles, done, _P_TX)
 
     def _start(self, edge: int) -> None:
         """STRT takes effect at ``edge`` (the ring indices are not reset: STOP does that)."""
@@ -780,17 +788,19 @@ class LanceModel:
     def _rmd(self, i: int) -> int:
         return self.rdra + (i % self.rlen) * DESCRIPTOR_BYTES
 
-    def _rx_engine(self, frame: bytes, t0: int) -> Generator:
+    def _rx_engine(self, frame: bytes, t0: int, dribble: bool = False) -> Generator:
         """The receive engine for a frame whose first preamble nibble is sampled at tick edge
         ``t0``. Byte ``i`` reaches the engine at ``t0 + MII_DIVIDER * (PREAMBLE_NIBBLES + 4 +
         2 i)`` (the receiver hands a byte on one nibble pair late, and the engine's holding
-        register adds one tick)."""
+        register adds one tick); the last one tick later after a dribble nibble (the receiver
+        flushes it when ``rx_dv`` falls)."""
         n = len(frame)
         div = T.MII_DIVIDER
         b0 = t0 + div * (T.PREAMBLE_NIBBLES + T.RX_LAST_BEAT_TICKS + 2)
+        last_late = div if dribble else 0
 
         def beat(i: int) -> int:
-            return b0 + 2 * div * i
+            return b0 + 2 * div * i + (last_late if i == n - 1 else 0)
 
         yield beat(0)
         if not self.csr0 & _C0.RXON:
@@ -818,51 +828,52 @@ class LanceModel:
             self._count("missed")
             return
 
-        # Byte i is written at edge put(i) (no chaining): the six address bytes two edges
-        # apart from beat(5) + 4, byte 6 when the engine is back in Data, then each byte two
-        # edges after it arrives.
-        def put(i: int) -> int:
-            if i < 6:
-                return beat(5) + 4 + 2 * i
-            if i == 6:
-                return max(beat(6), beat(5) + 14) + 2
-            return beat(i) + 2
-
+        # The engine writes the six held address bytes from beat(5) + 2, then takes each later
+        # byte from the SILO when it has arrived and the engine is free (timing.RX_SILO_BYTES).
         descs = [first]
         idx = first
         addr, size = w0 & 0xFF_FFFF, _bcnt(w1)
-        pos = 0
+        used = 0           # bytes in the current buffer
+        h = beat(5) + 2    # the engine is free for the next byte from this edge
+        i = 0
         cut = False
-        delay = 0          # extra edges for the byte that opened this buffer
         while True:
-            take = min(size, n - pos)
-            self._queue_rx(frame, pos, take, addr, put, delay)
-            pos += take
-            if pos >= n:
-                fin = put(n - 1) + (delay if take == 1 else 0)
+            tau = h if i < 6 else max(h, beat(i))     # byte i is taken
+            if used == size:
+                # Its buffer is full: Chain0..2 read the next descriptor.
+                nxt = (idx + 1) % self.rlen
+                yield tau + 2                         # RMD0/RMD1 as after this edge
+                w0 = self._rd32(self._rmd(nxt))
+                yield tau + 3                         # RMD2/RMD3
+                w1 = self._rd32(self._rmd(nxt) + 4)
+                if not w0 >> 31 or nxt == first:
+                    cut = True
+                    fin = tau + 5 if i == n - 1 else self._rx_skip(beat, max(i + 1, 6), n,
+                                                                   tau + 5)
+                    break
+                idx = nxt
+                descs.append(idx)
+                addr, size = w0 & 0xFF_FFFF, _bcnt(w1)
+                used = 0
+                tau += T.RX_CHAIN_CYCLES
+            end = min(n, i + size - used)
+            h = self._queue_rx(frame, i, end, addr + used, tau + 2, beat)
+            used += end - i
+            i = end
+            if i == n:
+                fin = h
                 break
-            # Byte `pos` finds its buffer full: Chain0 at put(pos) reads the next descriptor.
-            c0 = put(pos)
-            nxt = (idx + 1) % self.rlen
-            yield c0
-            w0 = self._rd32(self._rmd(nxt))
-            yield c0 + 1
-            w1 = self._rd32(self._rmd(nxt) + 4)
-            yield c0 + T.RX_CHAIN_CYCLES
-            if not w0 >> 31 or nxt == first:
-                cut = True
-                fin = c0 + T.RX_CHAIN_CYCLES if pos == n - 1 else beat(n - 1) + 1
-                break
-            idx = nxt
-            descs.append(idx)
-            addr, size = w0 & 0xFF_FFFF, _bcnt(w1)
-            delay = T.RX_CHAIN_CYCLES + 1
         crc_error = zlib.crc32(frame) != _CRC_GOOD if n >= 4 else True
         too_long = n > MAX_FRAME
-        if not cut and (crc_error or runt or too_long):
+        # The Am7990 hands a frame with a bad FCS up (ERR, CRC; FRAM too after a dribble
+        # nibble); runts and frames over 1518 bytes are dropped (docs/lance_card.md).
+        if not cut and (runt or too_long):
             yield fin + 1
-            self._count("runts" if runt else "too_long" if too_long else "fcs_errors")
+            self._count("runts" if runt else "too_long")
             return
+        if not cut and crc_error:
+            yield fin + 1
+            self._count("fcs_errors")
         for k, i in enumerate(descs):
             yield fin + 2 + k
             last = k == len(descs) - 1
@@ -876,6 +887,8 @@ class LanceModel:
                     flags |= RMD1.BUFF >> 8
                 if crc_error:
                     flags |= RMD1.CRC >> 8
+                    if dribble:
+                        flags |= RMD1.FRAM >> 8
                 if cut or crc_error:
                     flags |= RMD1.ERR >> 8
             self._wr8(self._rmd(i) + 3, flags)
@@ -885,22 +898,31 @@ class LanceModel:
         self.csr0 |= _C0.RINT
         self.rx_index = (idx + 1) % self.rlen
 
-    def _queue_rx(self, frame: bytes, pos: int, take: int, addr: int,
-                  put: Callable[[int], int], delay: int) -> None:
-        """Queue bytes ``pos .. pos + take - 1`` of ``frame`` for the buffer at ``addr``; the
-        first of them is ``delay`` edges late (it opened the buffer)."""
-        end = pos + take
-        runs = []
-        i = pos
-        if delay:
-            runs.append((i, i + 1, put(i) + delay, 1))
-            i += 1
-        for lo, hi, stride in ((0, 6, 2), (6, 7, 1), (7, end, 2 * T.MII_DIVIDER)):
-            a, b = max(i, lo), min(end, hi)
-            if a < b:
-                runs.append((a, b, put(a), stride))
-        for a, b, c0, stride in runs:
-            self._pending.append(_Pending(c0, stride, addr + (a - pos), frame[a:b]))
+    def _queue_rx(self, frame: bytes, lo: int, hi: int, addr: int, w: int,
+                  beat: Callable[[int], int]) -> int:
+        """Queue bytes ``lo .. hi - 1`` of ``frame`` for the buffer bytes from ``addr``: byte
+        ``lo`` is written at edge ``w``; each next one two edges after the previous while the
+        engine lags the wire (the address bytes always), else two edges after its beat.
+        Returns the edge the last is written (the engine is free from there)."""
+        k = lo + 1
+        while k < hi and (k < 6 or beat(k) < w + 2 * (k - lo - 1)):
+            k += 1
+        self._pending.append(_Pending(w, 2, addr, frame[lo:k]))
+        if k == hi:
+            return w + 2 * (k - lo - 1)
+        self._pending.append(_Pending(beat(k) + 2, 2 * T.MII_DIVIDER, addr + (k - lo),
+                                      frame[k:hi]))
+        return beat(hi - 1) + 2
+
+    @staticmethod
+    def _rx_skip(beat: Callable[[int], int], lo: int, n: int, s: int) -> int:
+        """A cut frame: from edge ``s`` the engine throws away bytes ``lo .. n - 1`` (one per
+        edge, each once it has arrived); returns the edge it finishes (after the last)."""
+        j = lo
+        while j < n and beat(j) < s:
+            s += 1
+            j += 1
+        return (beat(n - 1) if j < n else s - 1) + 1
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = min(_COUNTER_MAX, self.counters[name] + n)

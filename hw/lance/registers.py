@@ -113,7 +113,7 @@ class Counter(enum.IntEnum):
     """The error counters at :data:`COUNTERS_OFFSET` (word index from there)."""
 
     MISSED = 0        # frames for us with no receive buffer owned by the card (CSR0.MISS)
-    FCS_ERRORS = 1    # frames for us dropped for a bad FCS, a dribble nibble or rx_er
+    FCS_ERRORS = 1    # frames for us with a bad FCS (handed up, RMD1.CRC) or rx_er (dropped)
     RUNTS = 2         # frames shorter than 64 bytes (FCS included) on the wire
     TOO_LONG = 3      # frames for us longer than 1518 bytes
     COLLISIONS = 4    # collisions our transmitter was in

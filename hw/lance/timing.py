@@ -22,10 +22,11 @@ from __future__ import annotations
 
 __all__ = [
     "CLOCK_HZ", "MII_DIVIDER", "MII_TICK_PHASE", "MII_CLK_RISE_PHASE",
-    "BUS_READ_WAIT", "BUS_WRITE_WAIT", "INIT_CYCLES", "TX_POLL_CYCLES", "TX_FETCH_CYCLES",
+    "BUS_READ_WAIT", "BUS_WRITE_WAIT", "INIT_CYCLES", "INIT_UNALIGNED_CYCLES", "TX_POLL_CYCLES", "TX_FETCH_CYCLES",
     "TX_FIRST_BYTE_CYCLES", "TX_IFG_TICKS", "TX_STATUS_CYCLES", "TX_WRITEBACK_PER_DESCRIPTOR",
     "TX_WRITEBACK_TAIL", "SLOT_TICKS", "BACKOFF_SEED", "BACKOFF_TAPS", "MAX_ATTEMPTS",
     "PREAMBLE_NIBBLES", "RX_LAST_BEAT_TICKS", "RX_WRITEBACK_START", "RX_CHAIN_CYCLES",
+    "RX_SILO_BYTES",
     "IRQ_LATENCY", "MII_RESET_CYCLES", "is_tick", "next_tick_at_or_after", "wire_nibbles",
     "backoff_step", "backoff_seed", "TX_JAM_TICKS", "TX_ABORT_END_TICKS",
 ]
@@ -51,6 +52,8 @@ BUS_WRITE_WAIT = 3
 #: Writing CSR0.INIT (effect edge ``w``) sets IDON at ``w + INIT_CYCLES`` (six word reads of
 #: the init block). With STRT in the same write the engines start at that edge too.
 INIT_CYCLES = 7
+#: ... and one edge more when the init block's address is 2 mod 4 (seven RAM words to read).
+INIT_UNALIGNED_CYCLES = 1
 
 #: While TXON and idle, the transmit engine polls its current descriptor when the previous
 #: poll started ``TX_POLL_CYCLES`` edges ago (1.6 ms, the Am7990's poll period), or at once on
@@ -106,6 +109,13 @@ RX_LAST_BEAT_TICKS = 2
 #: edge per descriptor (RMD1), one for the last's RMD3 (MCNT); RINT at the edge after.
 RX_WRITEBACK_START = 3
 RX_CHAIN_CYCLES = 4
+#: Bytes the receive SILO holds between the MII receiver and the engine (the Am7990 has 48).
+#: The engine is slower than the wire only while it writes the six held address bytes into
+#: buffers of one or two bytes (a descriptor fetch per byte): at most five bytes wait then.
+#: While it lags, the engine takes a waiting byte at once: with ``h`` the edge from which it
+#: is free, byte ``i`` is taken at ``max(h, beat)`` and written two edges later
+#: (``RX_CHAIN_CYCLES`` more when it opens a new buffer); the next is free from that edge.
+RX_SILO_BYTES = 16
 #: ``irq`` is registered: it follows INTR & INEA one edge later.
 IRQ_LATENCY = 1
 #: Writing STOP holds the MII engines in reset for this many edges (one tick is sure to fall in).

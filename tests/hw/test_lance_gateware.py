@@ -335,7 +335,7 @@ def test_receive_good_frame_chained_and_timing(size) -> None:
     run(card, bench)
 
 
-def test_receive_drops_bad_fcs_runt_and_counts_miss_without_writing() -> None:
+def test_receive_flags_bad_fcs_drops_runt_and_counts_miss_without_writing() -> None:
     card = LanceCard(ram_bytes=RAM)
     body = DEFAULT_MAC + PEER + bytes(range(60))
     good = body + fcs(body)
@@ -350,14 +350,20 @@ def test_receive_drops_bad_fcs_runt_and_counts_miss_without_writing() -> None:
         await wait_irq(tb)
         await tb.csr_write(0, int(CSR0.IDON | CSR0.INEA))
         before = tb.memory()
-        for f in (bad, runt, other + fcs(other)):
+        for f in (runt, other + fcs(other)):
             await drive_rx(tb, f)
             await tb.tick(200)
-        # Descriptors untouched (bytes of the bad frame may sit in the still-owned buffer).
+        # Descriptors untouched.
         assert tb.peek(rdra, 8 * LAYOUT_RX) == before[rdra:rdra + 8 * LAYOUT_RX]
-        assert await tb.read(COUNTERS_OFFSET + 4 * Counter.FCS_ERRORS) == 1
         assert await tb.read(COUNTERS_OFFSET + 4 * Counter.RUNTS) == 1
         assert not ctx.get(card.irq)
+        # A bad FCS: handed up with ERR and CRC, as the Am7990 does (and counted).
+        await drive_rx(tb, bad)
+        await tb.tick(200)
+        w0, w1, w2, w3 = struct.unpack("<4H", tb.peek(rdra, 8))
+        assert w1 & 0xFF00 == RMD1.STP | RMD1.ENP | RMD1.ERR | RMD1.CRC and w3 == len(bad)
+        assert await tb.read(COUNTERS_OFFSET + 4 * Counter.FCS_ERRORS) == 1
+        await tb.csr_write(0, int(CSR0.RINT | CSR0.INEA))
         # Take every buffer away: the next frame is missed and nothing is written.
         for i in range(LAYOUT_RX):
             tb.poke(rdra + 8 * i, rx_desc(rxb[i], 1520, own=False))

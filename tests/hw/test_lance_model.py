@@ -320,7 +320,7 @@ def test_a_frame_with_no_owned_buffer_is_missed_and_writes_nothing() -> None:
 
 
 @pytest.mark.parametrize("kind", ["bad-fcs", "runt", "too-long", "tiny"])
-def test_bad_frames_are_dropped_and_counted(kind: str) -> None:
+def test_bad_frames_are_dropped_or_flagged_and_counted(kind: str) -> None:
     c = Card(rx_size=1520)
     c.start()
     f = frame_to(MAC, 300)
@@ -337,6 +337,12 @@ def test_bad_frames_are_dropped_and_counted(kind: str) -> None:
     c.run(k_sleep(c), cycles=20_000)
     want = {"bad-fcs": "fcs_errors", "runt": "runts", "too-long": "too_long", "tiny": "runts"}
     assert c.m.counters == {n: int(n == want[kind]) for n in COUNTER_NAMES}
+    if kind == "bad-fcs":
+        # The Am7990 hands a bad-FCS frame up, flagged (and the card counts it).
+        assert c.rmd(0).flags == RMD1.STP | RMD1.ENP | RMD1.ERR | RMD1.CRC
+        assert c.rmd(0).mcnt == 300 and c.m.rx_index == 1
+        assert c.m.csr0_value & CSR0.RINT
+        return
     assert c.rmd(0).flags == RMD1.OWN and c.m.rx_index == 0
     assert not c.m.csr0_value & CSR0.RINT
 
@@ -369,7 +375,7 @@ def test_stop_resets_the_engines_and_keeps_the_counters() -> None:
     c.receive_at(1000, frame_to(MAC, 100))
     c.receive_at(3000, frame_to(MAC, 100)[:-1] + b"\x00")
     c.run(k_sleep(c), cycles=5_000)
-    assert c.m.rx_index == 1 and c.m.counters["fcs_errors"] == 1
+    assert c.m.rx_index == 2 and c.m.counters["fcs_errors"] == 1   # the bad one handed up too
     w = c.start(CSR0.STOP)
     assert c.m.csr0_value == CSR0.STOP
     assert (c.m.tx_index, c.m.rx_index) == (0, 0)
@@ -378,7 +384,7 @@ def test_stop_resets_the_engines_and_keeps_the_counters() -> None:
     # Stopped: a frame on the wire is ignored.
     c.receive_at(c.k.now // P + 10, frame_to(MAC, 100))
     c.run(k_sleep(c), cycles=5_000)
-    assert c.rmd(1).flags == RMD1.OWN
+    assert c.rmd(2).flags == RMD1.OWN
 
 
 def test_write_one_to_clear_and_the_irq_line() -> None:

@@ -312,6 +312,31 @@ def test_missed_frames_counted_when_ring_full():
     assert b.drv.stats.received == 64 and b.drv.pending() == 0
 
 
+def test_a_frame_with_a_bad_fcs_is_counted_and_dropped():
+    """The card hands a bad-FCS frame up with ERR|CRC, as the Am7990 does: the driver counts
+    it as a receive error and delivers only the good frame after it."""
+    rng = random.Random(8)
+    k = Kernel()
+    a, b = make_pair(k, Segment(k, seed=8))
+    good = frame(rng, b.mac, a.mac, 100)
+    bad = bytearray(good + fcs(good))
+    bad[40] ^= 1
+    got: list[bytes] = []
+
+    async def go():
+        await b.drv.start()
+        await k.sleep(1 * MS)
+        b.card.model.receive(bytes(bad))
+        await k.sleep(1 * MS)
+        b.card.model.receive(good + fcs(good))
+        got.append(await b.drv.recv())
+
+    run(k, go())
+    assert got == [good]
+    assert b.drv.stats.rx_errors == 1 and b.drv.stats.received == 1
+    assert b.card.model.counters["fcs_errors"] == 1
+
+
 def test_on_frame_callback_async():
     """Frames reach an async on_frame callback in order, shortly after their last bit
     reached the receiving station (card receive, RINT, dispatch, copy-out)."""
