@@ -345,3 +345,21 @@ def test_listener_drops_segments_without_ack_and_resets_an_ack():
     peer.inject(CPORT, 81, 777, 0, FIN, 8760)
     (_, rst), = peer.run_to(3 * S)
     assert rst.flags == RST | ACK and rst.ack == 778
+
+
+# -- item 4: an established connection that keeps retransmitting ------------------------------
+def test_unacknowledged_data_is_retransmitted_12_times_then_the_connection_is_dropped():
+    k = Kernel()
+    peer = RawPeer(k)
+    s, s_iss, sent = open_conn(k, peer, payload=b"hello")
+    t0 = k.now
+    # RTT ~0: RTO = 1 s (RFC 6298's floor), doubled per timeout up to 64 s: resent at
+    # 1, 3, 7, 15, 31, 63, 127, 191, ... s; the 13th timeout (t_rxtshift > TCP_MAXRXTSHIFT)
+    # drops it with tcp_drop's RST|ACK.
+    sent = peer.run_to(t0 + 600 * S)
+    resent = [(t - t0, x) for t, x in sent if x.payload]
+    assert len(resent) == 12 and all(x.payload == b"hello" for _, x in resent)
+    assert [t for t, _ in resent[:7]] == [1 * S, 3 * S, 7 * S, 15 * S, 31 * S, 63 * S, 127 * S]
+    (t_rst, rst), = [(t - t0, x) for t, x in sent if x.flags & RST]
+    assert rst.flags == RST | ACK and rst.seq == s_iss + 1 + 5 and t_rst == resent[-1][0] + 64 * S
+    assert s.reason == "timeout" and not peer.stack.tcp.conns

@@ -1049,8 +1049,8 @@ class Tcp:
         pcb.rexmt_count += 1
         k = self.stack.kernel
         if pcb.rexmt_count > self.config.max_retransmits:
-            events = self._drop(pcb, "timeout")
-            k.spawn(self._dispatch(events), name=f"{self.stack.name}.tcp-timeout", daemon=True)
+            # 4.4BSD tcp_timer.c: t_rxtshift > TCP_MAXRXTSHIFT: tcp_drop (with its reset).
+            self._drop_with_reset(pcb, "timeout", "timeout")
             return
         pcb.rto = min(pcb.rto * 2, self.config.max_rto_ps)
         pcb.rtt_seq = None                      # Karn: nothing retransmitted is timed
@@ -1071,11 +1071,12 @@ class Tcp:
 
     def _drop_with_reset(self, pcb: TcpPcb, reason: str, what: str) -> None:
         """4.4BSD ``tcp_drop`` from a timer: a connection that has received a SYN sends
-        RST|ACK (``tcp_outflags[TCPS_CLOSED]``), then it is closed."""
+        RST|ACK (``tcp_outflags[TCPS_CLOSED]``, a segment without data: sequence number
+        ``snd_max``), then it is closed."""
         frames = []
         if pcb.state is not TcpState.SynSent:
             frames.append(self._rst_frame(pcb.remote_ip, pcb.local_port, pcb.remote_port,
-                                          pcb.iss + pcb.snd_nxt, pcb.irs + pcb.rcv_nxt, ACK))
+                                          pcb.iss + pcb.snd_max, pcb.irs + pcb.rcv_nxt, ACK))
         self._from_timer(frames, self._drop(pcb, reason), what)
 
     # persist (TCPT_PERSIST)
