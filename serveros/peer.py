@@ -72,7 +72,11 @@ _HEAD_END = b"\r\n\r\n"
 
 
 def _dotted(ip: str | bytes) -> str:
-    return ip if isinstance(ip, str) else socket.inet_ntoa(bytes(ip))
+    """``ip`` (dotted text or 4 bytes) as dotted text; ValueError if it is neither."""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(ip) if isinstance(ip, str) else bytes(ip))
+    except (OSError, TypeError, ValueError):
+        raise ValueError(f"not an IPv4 address: {ip!r}") from None
 
 
 def spoofed_ip(i: int) -> str:
@@ -215,6 +219,8 @@ class PeerConn:
         What the server sent, in order.
     fin, reset : bool
         The server sent its FIN / a RST.
+    scan : int
+        Index in :attr:`RawPeer.captured` of the next frame :meth:`RawPeer.receive` looks at.
     """
 
     src: str
@@ -245,6 +251,11 @@ class RawPeer:
     ip : str
         The peer's own address; :meth:`add_addresses` adds more (spoofed) ones.
 
+    Raises
+    ------
+    ValueError
+        For a MAC that is not 6 bytes or a malformed IPv4 address.
+
     Attributes
     ----------
     captured : list[Captured]
@@ -259,6 +270,9 @@ class RawPeer:
 
     def __init__(self, segment: Segment, *, server_mac: bytes, server_ip: str | bytes,
                  name: str = "peer", mac: bytes = PEER_MAC, ip: str = PEER_IP):
+        for what, m in (("peer", mac), ("server", server_mac)):
+            if not isinstance(m, (bytes, bytearray)) or len(m) != 6:
+                raise ValueError(f"the {what} MAC must be 6 bytes, not {m!r}")
         self.kernel: Kernel = segment.kernel
         self.mac = bytes(mac)
         self.ip = _dotted(ip)

@@ -110,6 +110,10 @@ def test_peer_answers_arp_for_its_addresses_and_reports_bad_server_frames():
     assert len(peer.captured) == 3
     with pytest.raises(FrameCheckError, match="TCP checksum"):
         peer.check_frames()
+    with pytest.raises(ValueError, match="server MAC"):
+        RawPeer(seg, server_mac=b"\x01", server_ip="10.0.0.1", name="p2")
+    with pytest.raises(ValueError, match="IPv4 address"):
+        RawPeer(seg, server_mac=bytes(6), server_ip="10.0.0.300", name="p3")
 
 
 def test_stream_reassembly_takes_retransmissions_and_order_from_sequence_numbers():
@@ -140,6 +144,20 @@ def test_raw_peer_fetches_a_document_and_a_fresh_client_is_served(server, image)
     bed.check_fresh_get(10240)
     with pytest.raises(FreshGetFailed, match="404|status"):
         bed.check_fresh_get(7)                    # no /doc7 on the image: a clear failure
+
+
+def test_frames_go_out_at_the_chosen_simulated_time(image):
+    bed = Testbed("cheetah", image)
+    peer = bed.peer
+    t = bed.kernel.now + 250 * MS
+    peer.send_at(t, peer.tcp(sport=40001, seq=5, flags="S"))
+    with pytest.raises(ValueError, match="already"):
+        peer.send_at(bed.kernel.now - 1, peer.tcp(sport=40002))
+    bed.run_until(t - 1 * MS)
+    assert peer.captured == []
+    bed.run_until(t + 100 * MS)
+    [synack] = [c for c in peer.captured if c.tcp_to(peer.ip, 40001)]
+    assert synack.pkt[TCP].flags == "SA" and synack.pkt[TCP].ack == 6 and t < synack.t < t + 5 * MS
 
 
 # -- (a) request lines --------------------------------------------------------------------------
