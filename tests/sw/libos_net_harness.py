@@ -171,14 +171,17 @@ class RawPeer:
     k : Kernel
     config : TcpConfig, optional
         The stack's TCP configuration.
+    stack_cls : type
+        The stack (a :class:`NetStack` or a subclass, e.g. Ultrix's).
     """
 
-    def __init__(self, k: Kernel, *, config: TcpConfig | None = None, seed: int = 1):
+    def __init__(self, k: Kernel, *, config: TcpConfig | None = None, seed: int = 1,
+                 stack_cls: type = NetStack):
         self.k = k
         self.peer_mac, self.mac = ether.mac(MAC_A), ether.mac(MAC_B)   # .mac: the device's
         self.ip, self.stack_ip = ipv4.addr(IP_A), ipv4.addr(IP_B)
         self.sent: list[tuple[int, TcpSegment]] = []
-        self.stack = NetStack(k, self, IP_B, config=config, name="b", seed=seed)
+        self.stack = stack_cls(k, self, IP_B, config=config, name="b", seed=seed)
         self.stack.add_arp(IP_A, MAC_A)
 
     # -- the stack's device: what it transmits is recorded, in zero time

@@ -363,3 +363,25 @@ def test_unacknowledged_data_is_retransmitted_12_times_then_the_connection_is_dr
     (t_rst, rst), = [(t - t0, x) for t, x in sent if x.flags & RST]
     assert rst.flags == RST | ACK and rst.seq == s_iss + 1 + 5 and t_rst == resent[-1][0] + 64 * S
     assert s.reason == "timeout" and not peer.stack.tcp.conns
+
+
+def test_ultrix_pcb_list_loses_embryonic_and_fin_wait_2_connections():
+    from sw.ultrix.sockets import UltrixNetStack
+
+    k = Kernel()
+    peer = RawPeer(k, stack_cls=UltrixNetStack)
+    tcp = peer.stack.tcp
+    # A SYN that is never completed: the embryonic PCB sits in 4.3BSD's PCB list (after the
+    # listener) until the establishment timer frees it.
+    peer.stack.listen(81, lambda: Conn(peer.stack))
+    peer.inject(CPORT + 5, 81, C_ISS, 0, SYN, 4096, mss=1460)
+    peer.run_to(k.now)
+    assert tcp.pcb_count == 2
+    # A connection whose peer never sends its FIN, in the same list.
+    s, s_iss, _ = open_conn(k, peer, payload=b"bye", last=True)
+    peer.inject(CPORT, 80, C_ISS + 1, s_iss + 5, ACK, 4096)
+    t0 = k.now
+    peer.run_to(t0 + 75 * S)
+    assert tcp.pcb_count == 3 and s.state is TcpState.FinWait2     # 2 listeners, s
+    peer.run_to(t0 + 675 * S)
+    assert tcp.pcb_count == 2 and not tcp.conns and s.reason == "timeout"
