@@ -25,20 +25,21 @@ The specializations of the paper (SYSTEM.md section 4):
 
 The timers of 4.3BSD-Reno/4.4BSD (``netinet/tcp_timer.c``, constants below):
 
-* **Retransmission** (``TCPT_REXMT``): the connection is dropped (reason ``"timeout"``) after
-  ``TCP_MAXRXTSHIFT`` = 12 consecutive timeouts.
+* **Retransmission** (``TCPT_REXMT``): the connection is dropped (reason ``"timeout"``, with
+  ``tcp_drop``'s RST|ACK) at the 13th consecutive timeout (``TCP_MAXRXTSHIFT`` = 12).
 * **Persist** (``TCPT_PERSIST``, RFC 1122 4.2.2.17): data waiting on a zero window, or held by
   sender silly-window avoidance, is forced out when it expires: a one-byte window probe into a
   zero window, else what the window takes. ``tcp_setpersist``'s interval is the RTO estimate
-  times ``tcp_backoff[]``, bounded to 5..60 s; probes go on as long as the peer answers.
+  times ``tcp_backoff[]``, bounded to 5..60 s. As in 4.4BSD, probing never gives up by
+  itself (a silent peer is dropped only by keepalive, if the PCB asked for it).
 * **Connection establishment** (``TCPT_KEEP`` before ESTABLISHED): a connection still in
   SYN-SENT or SYN-RECEIVED after 75 s is dropped (``on_closed("timeout")``; a reset is sent in
   SYN-RECEIVED, as ``tcp_drop`` does). One kernel timer serves every connection (each is due a
   fixed time after it began), so opening a connection costs no kernel entry.
 * **FIN-WAIT-2** (``TCPT_2MSL`` there): once our FIN is acknowledged the application receives
   no more (the library's ``close`` and last ``send`` are BSD's ``close()``), so a connection
-  idle for ``tcp_maxidle`` (10 min) is closed; the idleness is checked at 10 min and then
-  every 75 s, as BSD does.
+  idle for ``tcp_maxidle`` (10 min) is closed without a reset (``tcp_close``); the idleness
+  is checked at 10 min and then every 75 s, as BSD does.
 * **Keepalive** (``TCPT_KEEP`` when ``pcb.keepalive``, BSD's ``SO_KEEPALIVE``): after 2 h
   without a segment from the peer, a probe every 75 s; dropped after 2 h + 10 min of silence.
 
