@@ -12,7 +12,8 @@ in the window reset).
 Each case builds its world afresh (a server machine boots in about 0.1 s of wall time), so a
 case cannot depend on another and hypothesis can shrink a failure to one concrete example.
 Examples are derandomized (the same ones every run); a few per server by default, many more
-behind ``-m slow``.
+behind ``-m slow``. Last, SYN floods from spoofed addresses: 300 SYNs against each server, and
+3000 against Cheetah behind ``-m slow``.
 """
 from __future__ import annotations
 
