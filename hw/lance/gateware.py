@@ -370,6 +370,13 @@ class LanceCard(wiring.Component):
         def tdesc_word(idx, k):
             return ((tdra[2:24] + (idx << 1) + k) & wmask)[0:aw]
 
+        # BABL when the transmitter starts the 1519th byte of a frame (Am7990: on the wire
+        # longer than a maximum-length frame), mid-frame: a chain with no ENP never ends.
+        babl_seen = Signal()
+        m.d.sync += babl_seen.eq(tx.babble)
+        with m.If(tx.babble & ~babl_seen):
+            m.d.comb += set_babl.eq(1)
+
         txs = tx.i_stream
         fire = Signal()
         m.d.comb += [fire.eq(txs.valid & txs.ready & tick), tx.o_status.ready.eq(1)]
@@ -541,8 +548,6 @@ class LanceCard(wiring.Component):
                     tx_wr.en.eq(0b1100),
                     set_tint.eq(1),
                 ]
-                with m.If(t_status.babble):
-                    m.d.comb += set_babl.eq(1)
                 with m.If(t_bufferr):
                     m.d.sync += txon.eq(0)
                 m.d.sync += [t_idx.eq((t_last_idx + 1) & tlen_mask), t_first.eq(1),

@@ -118,6 +118,11 @@ class MiiTransmitter(wiring.Component):
         The frame was aborted (collision or underflow) and the transmitter is throwing away
         its remaining beats, one per clock: a producer may end the frame early by offering a
         beat with ``last`` (the LANCE's engine does, rather than feed a dead frame).
+    babble : Out(1)
+        Rises with the first nibble of the frame's 1519th byte (data, padding and FCS
+        counted) and stays high until the next frame starts: the transmitter has been on the
+        wire longer than a maximum-length frame (Am7990 CSR0.BABL), whether or not the frame
+        ever ends.
     """
 
     i_stream: In(stream.Signature(tx_byte_layout))
@@ -128,6 +133,7 @@ class MiiTransmitter(wiring.Component):
     crs: In(1)
     col: In(1)
     draining: Out(1)
+    babble: Out(1)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -194,6 +200,7 @@ class MiiTransmitter(wiring.Component):
                         in_done.eq(0),
                         add_fcs.eq(i.payload.add_fcs),
                         pad.eq(i.payload.pad),
+                        self.babble.eq(0),
                     ]
                     m.next = "Preamble"
 
@@ -217,6 +224,8 @@ class MiiTransmitter(wiring.Component):
                         crc.eq(crc32_step(crc, i.payload.data[0:4])),
                         nbytes.eq(nbytes + 1),
                     ]
+                    with m.If(nbytes >= MAX_FRAME):
+                        m.d.sync += self.babble.eq(1)
                     m.next = "DataHigh"
                 with m.Else():
                     # The wire cannot wait: poison the frame so the far end drops it.
@@ -259,6 +268,8 @@ class MiiTransmitter(wiring.Component):
                     crc.eq(crc >> 4),
                     count.eq(count + 1),
                 ]
+                with m.If(~count[0] & (nbytes + count[1:] >= MAX_FRAME)):
+                    m.d.sync += self.babble.eq(1)
                 with m.If(count == 2 * FCS_BYTES - 1):
                     m.next = "End"
                 on_collision()

@@ -674,7 +674,6 @@ class LanceModel:
                     self._count("retry_errors")
             s = a.status_edge
             descs = a.descs
-            babble = a.frame is not None and not buff_error and len(a.frame) > MAX_FRAME
             errors = buff_error or rtry or a.late
             # Write-back: per descriptor, TMD1 is read (Wb0) and its flags byte written.
             for k, i in enumerate(descs):
@@ -698,8 +697,6 @@ class LanceModel:
                 | ((TMD3.UFLO | TMD3.BUFF) if buff_error else 0)
             self._wr16(self._tmd(last) + 6, int(tmd3))
             self.csr0 |= _C0.TINT
-            if babble:
-                self.csr0 |= _C0.BABL
             self.tx_index = (last + 1) % self.tlen
             attempts = 0
             deferred = False
@@ -721,6 +718,16 @@ class LanceModel:
             if self._epoch == epoch:
                 self._step(gen, prio, a)
 
+        def babble(a: TxAttempt) -> None:
+            # The transmitter starts the frame's 1519th byte at tick edge e (Am7990 BABL: on
+            # the wire longer than a maximum-length frame), unless it was jammed before.
+            e = a.rise + div * (T.PREAMBLE_NIBBLES + 2 * MAX_FRAME)
+
+            def set_babl() -> None:
+                if self._epoch == epoch and (a.cut is None or a.cut >= e):
+                    self.csr0 |= _C0.BABL
+            self._at(e + 1, set_babl, _P_TX)
+
         def ready(a: TxAttempt) -> None:
             frame = bytes(data)
             n = len(frame)
@@ -731,6 +738,8 @@ class LanceModel:
                 frame += zlib.crc32(frame).to_bytes(4, "little")
             if self.wire is None:
                 self.transmitted.append((a.rise, frame))
+            if len(frame) > MAX_FRAME and n <= MAX_FRAME:
+                babble(a)
             self._mii.frame_ready(a, frame, n, padded)
 
         def fetch(a: TxAttempt, idx: int, enp: bool) -> None:
@@ -765,13 +774,18 @@ class LanceModel:
                     self._mii.underflow(a, T.next_tick_at_or_after(f0 + div * 2))
                     return
                 a.descs.append(nxt)
+                had = len(data)
                 data.extend(self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1)))
+                if had <= MAX_FRAME < len(data):
+                    babble(a)
                 fetch(a, nxt, bool(w0 >> 24 & 1))
             self._at(f0, tmd01, _P_TX)
 
         def on_rise(a: TxAttempt) -> None:
             if self._epoch == epoch:
                 a.descs.append(idx)
+                if len(data) > MAX_FRAME:
+                    babble(a)
                 fetch(a, idx, enp)
         self._mii.offer(offer, done, on_rise)
 

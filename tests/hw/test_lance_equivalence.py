@@ -23,6 +23,7 @@ buffers, the 1.6 ms poll timer; about 2.5 minutes) is marked slow.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import struct
@@ -401,15 +402,18 @@ def good_frame(rng: random.Random, n: int, dst: bytes = MAC) -> bytes:
 def draw_case(seed: int, *, max_frame: int = 1518) -> Drawn:
     """A case drawn from ``seed``: init block at any 16-bit aligned address (CSR1 bit 0 = 0),
     rings at any quadword-aligned address, ring lengths 1-128, receive buffers of 1 byte up
-    to 2 KiB, transmit frames of 1-``max_frame`` bytes over chains of 1-``tlen`` buffers of
-    any size and byte address, received frames of 64-``max_frame`` bytes."""
+    to 2 KiB, transmit frames of 1-``max_frame`` bytes (and a few longer) over chains of
+    1-``tlen`` buffers of any size and byte address, received frames of 64-``max_frame`` bytes
+    (some with a bad FCS or a dribble nibble)."""
     rng = random.Random(seed)
     rlen = 1 << rng.randrange(0, 8)
     top = rng.choice([1, 2, 3, 8, 64, 300, 2048])
     top = max(1, min(top, 9000 // rlen))
     sizes = [rng.randrange(1, top + 1) for _ in range(rlen)]
     tlen = 1 << rng.randrange(0, 4)
-    tx_lengths = [rng.choice([rng.randrange(1, 61), rng.randrange(60, max_frame - 3)])
+    # Transmit lengths: short (padded), any legal one, and a few over the maximum (BABL).
+    tx_lengths = [rng.choice([rng.randrange(1, 61), rng.randrange(60, max_frame - 3),
+                              rng.randrange(60, max_frame - 3), rng.randrange(1511, 1530)])
                   for _ in range(rng.randrange(1, 3))]
     tx_chunks = []
     for n in tx_lengths:
@@ -809,3 +813,62 @@ def test_model_equals_rtl_drawn(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(3, 40))
 def test_model_equals_rtl_drawn_many(seed: int) -> None:
     check_drawn(seed)
+
+
+def _babble_program(d: Drawn, k: Kernel, bus: BusTarget, irq: IrqLine, receive,
+                    snapshot) -> Run:
+    """INIT+STRT, an interrupt handler that logs and clears CSR0, STOP after 25,000 cycles."""
+    run = Run()
+    irq.on_change(lambda level: run.irq_edges.append((k.now // P, level)))
+
+    async def csr(n: int, value: int | None = None) -> int:
+        await bus.write(RAP_OFFSET, n)
+        if value is None:
+            v = await bus.read(RDP_OFFSET)
+            run.trace.append((k.now, f"CSR{n}={v:#06x}"))
+            return v
+        await bus.write(RDP_OFFSET, value)
+        return 0
+
+    async def handler() -> None:
+        while True:
+            await irq.wait_high()
+            v = await csr(0)
+            await csr(0, (v & 0x7F00) | CSR0.INEA)
+            await k.sleep(2 * P)
+
+    async def host() -> None:
+        await k.sleep(3 * P + 1234)
+        await csr(1, d.iadr & 0xFFFF)
+        await csr(2, d.iadr >> 16)
+        await csr(0, CSR0.INIT | CSR0.STRT | CSR0.INEA)
+        await k.sleep(25_000 * P)
+        await csr(0, CSR0.STOP)
+        await csr(0)
+        run.ram, run.transmitted = snapshot()
+
+    k.spawn(host(), name="host")
+    k.spawn(handler(), name="handler", daemon=True)
+    return run
+
+
+@pytest.mark.parametrize("chunks", [[1000, 1000], [3000]])
+def test_a_transmit_chain_without_enp_babbles(chunks: list[int]) -> None:
+    """Owned transmit descriptors with no ENP: the frame never ends, and when its 1519th byte
+    goes out the card sets BABL (with ERR and an interrupt), as the Am7990 does; the same
+    cycle in model and RTL. The card once kept tx_en high without a word."""
+    rng = random.Random(12)
+    d = make_case(rng, rx_sizes=[64] * 2, tlen=len(chunks), tx_chunks=[chunks], arrivals=[],
+                  iadr=0)
+    img = bytearray(d.image)
+    last = d.tdra + 8 * (len(chunks) - 1) + 3
+    img[last] &= ~(TMD1.ENP >> 8)
+    d = dataclasses.replace(d, image=bytes(img))
+    prog = functools.partial(_babble_program, d)
+    model, _ = run_model(prog, image=d.image)
+    babl = [what for _, what in model.trace
+            if what.startswith("CSR0=") and int(what[5:], 16) & CSR0.BABL]
+    assert babl and int(babl[0][5:], 16) & (CSR0.ERR | CSR0.INTR) == CSR0.ERR | CSR0.INTR
+    rtl = run_rtl(prog, image=d.image)
+    assert model.trace == rtl.trace and model.irq_edges == rtl.irq_edges
+    assert model.ram == rtl.ram
