@@ -161,7 +161,7 @@ def link_pair(k: Kernel, link: LossyLink, *, config: TcpConfig | None = None, se
     return a, b
 
 
-class RawPeer:
+class ScriptedPeer:
     """A hand-driven TCP peer (address A) facing one stack (address B) with nothing between:
     the test crafts every segment the peer sends (:meth:`inject`) and reads every segment the
     stack sent (:attr:`sent`, ``(time, TcpSegment)`` in order).

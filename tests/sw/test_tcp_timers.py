@@ -2,7 +2,7 @@
 timer, sender silly-window avoidance, the connection-establishment, FIN-WAIT-2 and keepalive
 timers of 4.4BSD, a bounded out-of-order queue, and what a listener does with stray segments.
 
-The peer is :class:`~libos_net_harness.RawPeer`: every segment it sends is crafted here, and the
+The peer is :class:`~libos_net_harness.ScriptedPeer`: every segment it sends is crafted here, and the
 assertions read what the stack sent and its PCB table. Expected times follow 4.4BSD's
 netinet/tcp_timer.c and tcp_output.c, worked out in the comments."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sim.kernel import Kernel
 from sim.time import MS, S
 from sw.libos.net.tcp import ACK, FIN, PSH, RST, SYN, TcpConfig, TcpState
 
-from libos_net_harness import Conn, RawPeer
+from libos_net_harness import Conn, ScriptedPeer
 
 CPORT = 40000
 C_ISS = 5000                    # the peer's initial sequence number
@@ -29,7 +29,7 @@ class Writer(Conn):
             await self.write(self.payload, last=self.last)
 
 
-def open_conn(k: Kernel, peer: RawPeer, *, wnd: int = 8760, rtt: int = 0, payload: bytes = b"",
+def open_conn(k: Kernel, peer: ScriptedPeer, *, wnd: int = 8760, rtt: int = 0, payload: bytes = b"",
               last: bool = False, cport: int = CPORT, **pcb_kw):
     """Listen on :80, let the peer open a connection (its SYN offering ``wnd``, its ACK
     ``rtt`` after the SYN-ACK); returns (server PCB, server ISS, segments sent as the
@@ -57,7 +57,7 @@ def data_of(segs):
 # -- item 3: the persist timer ----------------------------------------------------------------
 def test_zero_window_with_lost_update_is_probed_with_backoff_and_completes():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     body = bytes((i * 11) & 0xFF for i in range(4000))
     # The SYN offers 2920 bytes; the ACK comes 1 s after the SYN-ACK: srtt = 1 s, rttvar
     # = 0.5 s. The server writes 4000 bytes at once: 2920 go (two segments), 1080 wait.
@@ -101,7 +101,7 @@ def test_zero_window_with_lost_update_is_probed_with_backoff_and_completes():
 
 def test_the_probe_is_answered_and_the_window_update_ends_persisting():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     body = bytes(3000)
     s, s_iss, _ = open_conn(k, peer, wnd=1460, payload=body)
     peer.inject(CPORT, 80, C_ISS + 1, s_iss + 1 + 1460, ACK, 0)
@@ -121,7 +121,7 @@ def test_the_probe_is_answered_and_the_window_update_ends_persisting():
 # -- item 8: sender silly-window avoidance ----------------------------------------------------
 def test_a_small_window_waits_for_the_sws_rules():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     body = bytes(range(256)) * 80                   # 20480 bytes
     s, s_iss, sent = open_conn(k, peer, wnd=8760, payload=body)
     assert [len(x.payload) for x in data_of(sent)] == [1460] * 6
@@ -151,7 +151,7 @@ def test_a_small_window_waits_for_the_sws_rules():
 
 def test_a_peer_with_a_tiny_buffer_gets_half_its_largest_window():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     # A peer whose largest window is 1000 bytes: a short segment that is at least half of it
     # (500 bytes) goes at once (RFC 1122 4.2.3.4's Fs = 1/2); a smaller one waits.
     s, s_iss, sent = open_conn(k, peer, wnd=1000, payload=bytes(5000))
@@ -165,7 +165,7 @@ def test_a_peer_with_a_tiny_buffer_gets_half_its_largest_window():
 def test_the_tail_of_the_data_goes_at_once_and_nagle_holds_it_when_asked():
     for nodelay, held in ((True, False), (False, True)):
         k = Kernel()
-        peer = RawPeer(k, config=TcpConfig(nodelay=nodelay))
+        peer = ScriptedPeer(k, config=TcpConfig(nodelay=nodelay))
         s, s_iss, sent = open_conn(k, peer, wnd=8760, payload=bytes(1460))
         assert [len(x.payload) for x in data_of(sent)] == [1460]
         # A 100-byte write while 1460 bytes are unacknowledged: all the queued data, so it
@@ -181,7 +181,7 @@ def test_the_tail_of_the_data_goes_at_once_and_nagle_holds_it_when_asked():
 # -- item 4: stuck connections are reclaimed --------------------------------------------------
 def test_fin_wait_2_connection_is_closed_after_bsd_maxidle():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, sent = open_conn(k, peer, payload=b"bye", last=True)
     (fin,) = data_of(sent)
     assert fin.flags & FIN
@@ -202,7 +202,7 @@ def test_fin_wait_2_connection_is_closed_after_bsd_maxidle():
 
 def test_fin_wait_2_idleness_restarts_with_each_segment_from_the_peer():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, _ = open_conn(k, peer, payload=b"bye", last=True)
     peer.inject(CPORT, 80, C_ISS + 1, s_iss + 5, ACK, 8760)
     t0 = k.now
@@ -218,7 +218,7 @@ def test_fin_wait_2_idleness_restarts_with_each_segment_from_the_peer():
 
 def test_embryonic_connection_is_freed_after_keep_init():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     srv = []
     peer.stack.listen(80, lambda: srv.append(Conn(peer.stack)) or srv[-1])
     peer.inject(CPORT, 80, C_ISS, 0, SYN, 8760, mss=1460)       # and never the ACK
@@ -244,7 +244,7 @@ def test_embryonic_connection_is_freed_after_keep_init():
 
 def test_connect_to_a_silent_host_times_out_after_keep_init():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     c = Conn(peer.stack)
     k.spawn(peer.stack.connect(c, "10.0.0.1", 80))
     peer.run_to(75 * S - 1 * MS)
@@ -256,7 +256,7 @@ def test_connect_to_a_silent_host_times_out_after_keep_init():
 
 def test_keepalive_probes_an_idle_connection_and_drops_a_silent_peer():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, _ = open_conn(k, peer, keepalive=True)
     t0 = k.now
     assert peer.run_to(t0 + 2 * 3600 * S - 1 * MS) == []
@@ -273,7 +273,7 @@ def test_keepalive_probes_an_idle_connection_and_drops_a_silent_peer():
 
 def test_keepalive_answered_keeps_the_connection():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, _ = open_conn(k, peer, keepalive=True)
     t0 = k.now
     (_, probe), = peer.run_to(t0 + 2 * 3600 * S)
@@ -287,7 +287,7 @@ def test_keepalive_answered_keeps_the_connection():
 # -- item 6: a bounded out-of-order queue -----------------------------------------------------
 def test_overlapping_out_of_order_segments_hold_at_most_the_window():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, _ = open_conn(k, peer)
     stream = bytes((i * 7 + i // 251) & 0xFF for i in range(9000))
     # 2000 overlapping 1400-byte segments, all after a 1-byte hole at the start of the
@@ -306,7 +306,7 @@ def test_overlapping_out_of_order_segments_hold_at_most_the_window():
 
 def test_reassembly_keeps_the_fin_and_trims_every_overlap():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, _ = open_conn(k, peer)
     data = bytes(range(100))
     ack = s_iss + 1
@@ -329,7 +329,7 @@ def test_reassembly_keeps_the_fin_and_trims_every_overlap():
 # -- item 8: stray segments to a listening port -----------------------------------------------
 def test_listener_drops_segments_without_ack_and_resets_an_ack():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     peer.stack.listen(80, lambda: Conn(peer.stack))
     # RFC 793 p. 65-66, LISTEN: a FIN alone, or data with no flags, is dropped silently.
     peer.inject(CPORT, 80, 777, 0, FIN, 8760)
@@ -350,7 +350,7 @@ def test_listener_drops_segments_without_ack_and_resets_an_ack():
 # -- item 4: an established connection that keeps retransmitting ------------------------------
 def test_unacknowledged_data_is_retransmitted_12_times_then_the_connection_is_dropped():
     k = Kernel()
-    peer = RawPeer(k)
+    peer = ScriptedPeer(k)
     s, s_iss, sent = open_conn(k, peer, payload=b"hello")
     t0 = k.now
     # RTT ~0: RTO = 1 s (RFC 6298's floor), doubled per timeout up to 64 s: resent at
@@ -369,7 +369,7 @@ def test_ultrix_pcb_list_loses_embryonic_and_fin_wait_2_connections():
     from sw.ultrix.sockets import UltrixNetStack
 
     k = Kernel()
-    peer = RawPeer(k, stack_cls=UltrixNetStack)
+    peer = ScriptedPeer(k, stack_cls=UltrixNetStack)
     tcp = peer.stack.tcp
     # A SYN that is never completed: the embryonic PCB sits in 4.3BSD's PCB list (after the
     # listener) until the establishment timer frees it.
