@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from sim.kernel import Kernel
@@ -134,16 +135,18 @@ def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
 
 
 # -- disk controller: model and RTL on Verilator ---------------------------------------------------
-def disk_benchmarks(seed: int = 31, commands: int = 40) -> list[BenchResult]:
+def disk_benchmarks(seed: int = 31, commands: int = 40,
+                    log_file: str | Path | None = None) -> list[BenchResult]:
     """Blocks per wall-second through the disk controller: the same random RZ26 program of
     reads and writes (up to 8 blocks each) on the model (own kernel) and on the RTL under
     cocotb + Verilator with the drive firmware and host memory served from Python (the
     verification bench of tests/hw/cocotb_disk.py; the RTL wall time includes the simulator's
-    start-up). Both runs' results are checked equal by the tests, not here."""
+    start-up). Both runs' results are checked equal by the tests, not here. With
+    ``log_file`` the cocotb runner's output goes there instead of to stdout
+    (:func:`serveros.rtl.run_cocotb`)."""
     import sys
     import tempfile
     import time as _time
-    from pathlib import Path
 
     from .rtl import REPO, run_cocotb, simulator_missing
     here = REPO / "tests" / "hw"
@@ -170,11 +173,17 @@ def disk_benchmarks(seed: int = 31, commands: int = 40) -> list[BenchResult]:
         return rows
     dut = DiskController(params=params, capacity=capacity, mem_size=MEM_SIZE)
     t0 = _time.perf_counter()
-    run = run_cocotb(dut, toplevel="disk_controller", sim="verilator", test_module="cocotb_disk",
-                     test_dir=here, design="disk_rz26", extra_env={"SERVEROS_DISK_PROGRAM": spec})
-    dt = _time.perf_counter() - t0
     note = f"{blocks} blocks, cocotb + Verilator, simulator start-up included"
-    if not run.ok:
+    try:
+        run = run_cocotb(dut, toplevel="disk_controller", sim="verilator",
+                         test_module="cocotb_disk", test_dir=here, design="disk_rz26",
+                         extra_env={"SERVEROS_DISK_PROGRAM": spec}, log_file=log_file)
+        ok = run.ok
+    except SystemExit as e:             # the cocotb runner exits when the simulator fails
+        ok = False
+        note += f" (simulator exit status {e.code})"
+    dt = _time.perf_counter() - t0
+    if not ok:
         note = "the cocotb run failed: " + note
     rows.append(BenchResult("disk RTL (Verilator): blocks", blocks / dt, "blocks/s", note))
     return rows
@@ -193,7 +202,6 @@ def web_benchmarks(requests: int = 50, clients: int = 4, doc_bytes: int = 100) -
     builds it). Simulated time is the measured interval of the point, from the first request
     to the last reply, as in ``results.json``."""
     import tempfile
-    from pathlib import Path
 
     from .experiments import paper
     from .rtl import simulator_missing

@@ -8,15 +8,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from .cliargs import (EXIT_FAILURE, EXIT_USAGE, Parser, UsageError, int_arg, log_traceback,
+                      one_line, output_dir, output_file)
 
 console = Console()
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
+    from .rtl import BUILD_ROOT
+    log_file = output_file("--log", args.log or BUILD_ROOT.parent / "logs" / "bench-cocotb.log")
+    log_file = log_file.resolve()
+    for old in (log_file, log_file.with_name(f"{log_file.stem}.build{log_file.suffix}")):
+        old.unlink(missing_ok=True)           # name only this run's log
     table = Table(title="serveros benchmarks (figures, not tests)")
     table.add_column("benchmark")
     table.add_column("rate", justify="right")
@@ -49,13 +58,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   f"{bench.LANCE_TARGET_BARE_FRACTION:.0%}: "
                   f"{'meets' if frac >= bench.LANCE_TARGET_BARE_FRACTION else 'MISSES'})")
     with console.status("disk: one RZ26 program on the model and on the RTL (Verilator) ..."):
-        drows = bench.disk_benchmarks()
+        drows = bench.disk_benchmarks(log_file=log_file)
     dt = Table(title="disk controller (figures, not tests)")
     for col, just in (("benchmark", "left"), ("rate", "right"), ("unit", "left"), ("note", "left")):
         dt.add_column(col, justify=just)
     for r in drows:
         dt.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
     console.print(dt)
+    if log_file.exists():
+        console.print(f"the cocotb runner's output is in {log_file}", soft_wrap=True,
+                      markup=False, highlight=False)
     with console.status("web server: one Cheetah point on the model and with the card's RTL "
                         "on Verilator ..."):
         wrows = bench.web_benchmarks()
@@ -71,12 +83,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from pathlib import Path
     from .experiments.segment import SegmentExperiment, run_segment
     exp = SegmentExperiment(stations=args.stations, frames=args.frames, payload=args.payload, seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    pcap = Path(args.pcap) if args.pcap else out / "segment.pcapng"
+    out = output_dir("--out", args.out)
+    pcap = output_file("--pcap", args.pcap) if args.pcap else out / "segment.pcapng"
     with console.status(f"simulating {exp.stations} stations x {exp.frames} frames ..."):
         res = run_segment(exp, pcap)
     (out / "segment.json").write_text(res.to_json())
@@ -97,6 +107,9 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
 def _cmd_lance(args: argparse.Namespace) -> int:
     from .experiments.lance import run_lance_exchange
+    _check_simulator("--backend", args.backend)
+    if args.pcap:
+        output_file("--pcap", args.pcap)
     what = "frames streamed" if args.stream else "round trips"
     with console.status(f"simulating {args.frames} {what} between two LANCE cards "
                         f"(le0: {args.backend}) ..."):
@@ -126,21 +139,38 @@ def _cmd_lance(args: argparse.Namespace) -> int:
                   f"utilization {res.segment['utilization']:.1%}")
     if args.pcap:
         console.print(f"wrote {args.pcap}")
+    _report_waves(res.waves, "le0's card is the model")
     return 0
+
+
+def _report_waves(path: str | None, why_none: str) -> None:
+    """Say where the waveform ``SERVEROS_WAVES=1`` asked for was written, or why there is none."""
+    from .rtl import WAVES_ENV, waves_requested
+    if path:
+        console.print(f"wrote the waveform {path}", soft_wrap=True, markup=False, highlight=False)
+    elif waves_requested():
+        console.print(f"{WAVES_ENV}: no waveform: {why_none}", soft_wrap=True, markup=False,
+                      highlight=False)
 
 
 def _cmd_build_image(args: argparse.Namespace) -> int:
     from hw.disk.image import DiskImage
     from sw.libos.fs.build import build_image
     from sw.libos.fs.errors import FsError
+    if not Path(args.host_dir).is_dir():
+        raise UsageError(f"argument host_dir: {args.host_dir!r} is not a folder")
+    image = output_file("image", args.image)
+    if image.exists() and not args.overwrite:
+        raise UsageError(f"argument image: {args.image!r} exists (pass --overwrite to replace it)")
     try:
-        res = build_image(args.host_dir, args.image, block_size=args.block_size,
+        res = build_image(args.host_dir, image, block_size=args.block_size,
                           sectors=args.sectors, overwrite=args.overwrite,
                           image_factory=lambda p, n, bs: DiskImage.create(p, n, bs,
                                                                           overwrite=args.overwrite))
     except (FsError, OSError, ValueError) as exc:
-        console.print(f"[red]serveros build-image: {exc}[/red]")
-        return 2
+        # The file system's geometry comes from these two options; the library judges them.
+        raise UsageError(f"{exc} (--block-size {args.block_size}, --sectors "
+                         f"{args.sectors or 'just big enough'})") from exc
     console.print(f"wrote {res.path}: {res.files} files, {res.directories} directories, "
                   f"{res.bytes:,} bytes of file data on {res.sectors:,} sectors of "
                   f"{res.sector_size} bytes (file-system blocks of {res.fs_block_size})")
@@ -152,8 +182,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     names = [args.name] if args.name else list(PROFILES)
     for name in names:
         if name not in PROFILES:
-            console.print(f"[red]no profile {name!r}; known: {', '.join(PROFILES)}[/red]")
-            return 2
+            raise UsageError(f"argument name: no profile {name!r}; known: {', '.join(PROFILES)}")
         p = PROFILES[name]
         t = Table(title=f"{name}: {p.description}", show_lines=False)
         t.add_column("cost")
@@ -170,14 +199,23 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from hw.disk.image import ImageError
     from hw.disk.trace import TraceError, read_trace
     from .experiments.disk_replay import replay_trace, write_csv
+    if args.out:
+        output_file("--out", args.out)
+    if args.image and not Path(args.image).is_file():
+        raise UsageError(f"argument --image: {args.image!r} is not a file")
     try:
         records = read_trace(args.trace)
+    except (TraceError, OSError) as exc:
+        raise UsageError(f"argument trace: {getattr(exc, 'strerror', None) or exc}"
+                         + (f": {args.trace!r}" if isinstance(exc, OSError) else "")) from exc
+    try:
         with console.status(f"replaying {args.trace} through the disk {args.backend} ..."):
             res = replay_trace(records, image=args.image, backend=args.backend, limit=args.limit,
                                source=str(args.trace))
-    except (TraceError, ImageError, ValueError, OSError) as exc:
-        console.print(f"[red]serveros replay: {exc}[/red]")
-        return 2
+    except (ImageError, OSError) as exc:
+        raise UsageError(f"argument --image: {exc}") from exc
+    except ValueError as exc:               # TraceError too: the trace is empty or runs off the disk
+        raise UsageError(f"argument trace: {exc}") from exc
     n, show = len(res.rows), args.show
     t = Table(title=f"{args.trace}: {n} requests through the disk controller ({res.backend})")
     for col in ("line", "op", "lbn", "blocks", "hit trace/sim", "measured ms", "drive ms", "host ms"):
@@ -212,10 +250,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_simulator(option: str, backend: str) -> None:
+    """A backend that needs Verilator is a usage error when Verilator is missing."""
+    if backend == "verilator":
+        from .rtl import simulator_missing
+        reason = simulator_missing("verilator")
+        if reason:
+            raise UsageError(f"argument {option}: {reason}")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import resource
     import time
-    from pathlib import Path
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -223,17 +269,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         figures = paper.parse_figures(args.figure)
+    except ValueError as exc:
+        raise UsageError(f"argument --figure: {exc}") from None
+    try:
         servers = paper.parse_servers(args.servers)
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be >= 1, not {args.jobs}")
-        points = paper.plan_points(figures, servers, requests=args.requests,
-                                   backend=args.backend, seed=args.seed)
         for name in servers:
             paper.server_factory(name)
     except (ValueError, paper.ServerUnavailable) as exc:
-        console.print(f"[red]serveros run: {exc}[/red]")
-        return 2
-    out = Path(args.out)
+        raise UsageError(f"argument --servers: {exc}") from None
+    try:
+        points = paper.plan_points(figures, servers, requests=args.requests,
+                                   backend=args.backend, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"argument --backend: {exc}" if "backend" in str(exc) else str(exc)) \
+            from None
+    _check_simulator("--backend", args.backend)
+    out = output_dir("--out", args.out)
+    if args.pcap:
+        output_file("--pcap", args.pcap)
     wall0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as prog:
@@ -242,14 +295,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         def done(point, rows) -> None:
             r = rows[0]
-            prog.console.print(f"  {point.label}: {r['throughput_rps']:,.0f} req/s, "
-                               f"{r['sim_seconds']:.2f} s simulated in {r['wall_seconds']:.1f} s")
+            if "throughput_rps" not in r:
+                prog.console.print(f"  {point.label}: FAILED: {one_line(r['error'])}",
+                                   markup=False, highlight=False)
+            else:
+                prog.console.print(f"  {point.label}: {r['throughput_rps']:,.0f} req/s, "
+                                   f"{r['sim_seconds']:.2f} s simulated in "
+                                   f"{r['wall_seconds']:.1f} s"
+                                   + (f"; FAILED: {one_line(r['error'])}" if paper.failed(r)
+                                      else ""), markup=False, highlight=False)
             prog.advance(bar)
-        try:
-            rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap, progress=done)
-        except paper.PointFailed as exc:
-            console.print(f"[red]serveros run: {exc}[/red]")
-            return 1
+        rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap, progress=done)
     wall = time.perf_counter() - wall0
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = max(me.ru_maxrss, kids.ru_maxrss)
@@ -267,16 +323,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             t.add_column(str(x), justify="right")
         for s in servers:
             by = {r[xkey]: r for r in mine if r["server"] == s}
-            t.add_row(s, *[f"{by[x]['throughput_rps']:,.0f}" + (f" ({by[x]['failed']} failed)"
-                                                                 if by[x]["failed"] else "")
-                           if x in by else "-" for x in xs])
+            t.add_row(s, *[_run_cell(by[x]) if x in by else "-" for x in xs])
         console.print(t)
     files = paper.write_results(rows, out, meta={"figures": list(figures),
                                                  "servers": list(servers),
                                                  "requests_per_client": args.requests,
                                                  "backend": args.backend, "seed": args.seed})
     simulated = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows}.values()
-    console.print(f"{len(points)} points, {sum(r['requests'] for r in simulated):,} requests "
+    bad = [r for r in simulated if paper.failed(r)]
+    console.print(f"{len(points)} points ({len(bad)} failed), "
+                  f"{sum(r.get('requests', 0) for r in simulated):,} requests "
                   f"simulated; {wall:.1f} s wall, {cpu_s:.1f} s CPU (all processes), peak "
                   f"memory {peak / 1024:.0f} MiB per process")
     console.print("wrote:", soft_wrap=True)
@@ -285,28 +341,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.pcap:
         console.print(f"  {args.pcap} (the first point only)", soft_wrap=True, markup=False,
                       highlight=False)
+    if bad:
+        for r in bad:
+            print(f"serveros run: error: point {r['server']} {r['doc_bytes']} B "
+                  f"x{r['clients']} (seed {r['point_seed']}) failed: {one_line(r['error'])}",
+                  file=sys.stderr)
+        print(f"serveros run: error: {len(bad)} of {len(points)} points failed; their "
+              f"tracebacks are in {files['json']}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 
+def _run_cell(r: dict) -> str:
+    """A table cell of ``serveros run``: the point's requests per second, or FAILED."""
+    if "throughput_rps" not in r:
+        return "FAILED"
+    notes = [f"{r['failed']} requests failed"] if r["failed"] else []
+    if r.get("internal_errors"):
+        notes.append(f"{r['internal_errors']} internal errors")
+    return f"{r['throughput_rps']:,.0f}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _lance_size(lo: bool) -> int:
+    """The driver's smallest or largest frame without FCS (imported when the option is read)."""
+    from sw.drivers.lance import MAX_SEND, MIN_SEND
+    return MIN_SEND if lo else MAX_SEND
+
+
+def _payload(lo: bool) -> int:
+    """The 802.3 payload bounds after the 14-byte header (imported when the option is read)."""
+    from sim.media.ethernet import MAX_PAYLOAD, MIN_PAYLOAD
+    return MIN_PAYLOAD if lo else MAX_PAYLOAD
+
+
+def _max_stations() -> int:
+    from .experiments.segment import MAX_STATIONS
+    return MAX_STATIONS
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    positive, natural = int_arg(1), int_arg(0)
+    p = Parser(
         prog="serveros",
         description="Co-simulation of the exokernel server OS, Cheetah and its 1990s server hardware.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     b = sub.add_parser("bench", help="print benchmark figures (events per wall-second of the own kernel, ...)")
-    b.add_argument("--frames", type=int, default=200,
+    b.add_argument("--frames", type=positive, default=200,
                    help="frames streamed through each LANCE backend (default 200)")
+    b.add_argument("--log", default=None,
+                   help="file for the cocotb runner's output, kept off the tables (default "
+                        "build/logs/bench-cocotb.log in the repository)")
     b.set_defaults(func=_cmd_bench)
     pr = sub.add_parser("profiles", help="print the platform cost profiles with the source of every constant")
     pr.add_argument("name", nargs="?", help="one profile (default: all)")
     pr.set_defaults(func=_cmd_profiles)
     s = sub.add_parser("segment", help="simulate stations contending on the 10 Mbit/s Ethernet segment")
-    s.add_argument("--stations", type=int, default=4, help="number of senders (default 4)")
-    s.add_argument("--frames", type=int, default=500, help="frames per sender (default 500)")
-    s.add_argument("--payload", type=int, default=1500, help="bytes after the 14-byte header, 46..1500")
-    s.add_argument("--seed", type=int, default=1, help="backoff random seed (default 1)")
+    s.add_argument("--stations", type=int_arg(1, _max_stations), default=4,
+                   help="number of senders, 1..64 (default 4)")
+    s.add_argument("--frames", type=positive, default=500, help="frames per sender (default 500)")
+    s.add_argument("--payload", type=int_arg(lambda: _payload(True), lambda: _payload(False)),
+                   default=1500, help="bytes after the 14-byte header, 46..1500")
+    s.add_argument("--seed", type=int_arg(), default=1, help="backoff random seed (default 1)")
     s.add_argument("--out", default="results", help="output folder (default results/)")
     s.add_argument("--pcap", default=None, help="capture file (default OUT/segment.pcapng)")
     s.set_defaults(func=_cmd_segment)
@@ -315,31 +412,32 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("trace", help="DiskSim validate trace (R|W Hit|Miss block count service_us gap_us)")
     rp.add_argument("--backend", choices=("model",), default="model", help="the controller's backend (default model)")
     rp.add_argument("--image", default=None, help="disk image to read (default: an empty RZ26); not modified")
-    rp.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
+    rp.add_argument("--limit", type=positive, default=None, help="replay only the first N requests")
     rp.add_argument("--out", default=None, help="write every request's times to this CSV file")
-    rp.add_argument("--show", type=int, default=10,
+    rp.add_argument("--show", type=natural, default=10,
                     help="when there are more than 2*SHOW requests, print only the first and last SHOW (default 10)")
     rp.set_defaults(func=_cmd_replay)
     bi = sub.add_parser("build-image", help="build a disk image holding a host directory tree (the file system library's layout)")
     bi.add_argument("host_dir", help="the directory to copy")
     bi.add_argument("image", help="the image file to create")
-    bi.add_argument("--block-size", type=int, default=4096, help="file-system block size (default 4096)")
-    bi.add_argument("--sectors", type=int, default=None, help="disk size in 512-byte sectors (default: just big enough; an RZ26 has 2050860)")
+    bi.add_argument("--block-size", type=positive, default=4096, help="file-system block size (default 4096)")
+    bi.add_argument("--sectors", type=positive, default=None, help="disk size in 512-byte sectors (default: just big enough; an RZ26 has 2050860)")
     bi.add_argument("--overwrite", action="store_true", help="replace an existing image")
     bi.set_defaults(func=_cmd_build_image)
     ln = sub.add_parser("lance", help="ping-pong (or stream) frames between two LANCE cards and show the CPU cost")
-    ln.add_argument("--frames", type=int, default=100, help="round trips, or frames with --stream (default 100)")
+    ln.add_argument("--frames", type=positive, default=100, help="round trips, or frames with --stream (default 100)")
     ln.add_argument("--stream", action="store_true", help="send le0 -> le1 back to back instead of ping-pong")
     ln.add_argument("--backend", choices=("model", "amaranth", "verilator"), default="model",
                     help="le0's card: the model or its RTL (le1's is the model; default model)")
-    ln.add_argument("--size", type=int, default=None, help="frame bytes without FCS, 14..1514 (default random)")
-    ln.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ln.add_argument("--size", type=int_arg(lambda: _lance_size(True), lambda: _lance_size(False)),
+                    default=None, help="frame bytes without FCS, 14..1514 (default random)")
+    ln.add_argument("--seed", type=int_arg(), default=1, help="random seed (default 1)")
     ln.add_argument("--pcap", default=None, help="write the segment's frames to this pcapng file")
     ln.set_defaults(func=_cmd_lance)
     ru = sub.add_parser("run", help="the paper's experiment: HTTP throughput of cheetah, harvest "
                         "and ncsa against document size (figure a) and clients (figure b)")
     ru.add_argument("--figure", default="all", help="a, b or all (default all)")
-    ru.add_argument("--requests", type=int, default=1000, help="requests per client (default 1000)")
+    ru.add_argument("--requests", type=positive, default=1000, help="requests per client (default 1000)")
     ru.add_argument("--servers", default="cheetah,harvest,ncsa",
                     help="comma-separated servers (default cheetah,harvest,ncsa); "
                          "cheetah@STAGE runs Cheetah at one of the paper's stages "
@@ -347,20 +445,40 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--backend", default="model",
                     help="the server's LANCE card: model, or its RTL on verilator or amaranth "
                          "(icarus runs the RTL only in the cocotb testbenches; default model)")
-    ru.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ru.add_argument("--seed", type=natural, default=1, help="random seed (default 1)")
     ru.add_argument("--pcap", default=None,
                     help="write the frames of the FIRST point run to this pcapng file")
     ru.add_argument("--out", default="results", help="output folder (default results/)")
-    ru.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    ru.add_argument("--jobs", type=positive, default=2, help="worker processes (default 2)")
     ru.set_defaults(func=_cmd_run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status:
+    0 done, 1 a simulation failed (the cause on one line, the traceback in a file it names),
+    2 a bad option (one line naming it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:               # --help (0), or a bad option already reported (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    prog = f"serveros {args.command}"
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"{prog}: error: {one_line(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130                        # 128 + SIGINT, as a shell reports it
+    except Exception as e:
+        where = log_traceback(args.command, argv)
+        print(f"{prog}: error: {type(e).__name__}: {one_line(str(e))} (the full traceback is "
+              f"in {where})", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ driven by a :class:`sim.bindings.HdlDriver`. Three adapters join them, all at tr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sim.bindings import BlockInitiator, HdlDriver, HostBusInitiator, IrqMirror
@@ -27,6 +28,7 @@ from sim.bus import IrqLine
 from sim.media.ethernet import Station
 from sim.time import Clock
 
+from .rtl import BUILD_ROOT, waves_requested
 from .transceiver import Transceiver
 
 
@@ -245,13 +247,16 @@ class RtlSession:
         The running binding (its ``stats`` count Python wake-ups).
     card : LanceRtl
         The card's bus target, interrupt line and wire adapter.
+    waves : Path or None
+        The VCD the simulation writes, when ``SERVEROS_WAVES=1`` asked for one.
     """
 
     def __init__(self, backend: str, driver: HdlDriver, card: LanceRtl, run: Callable[[], None],
-                 close: Callable[[], None] | None = None):
+                 close: Callable[[], None] | None = None, waves: Path | None = None):
         self.backend = backend
         self.driver = driver
         self.card = card
+        self.waves = waves
         self._run = run
         self._close = close
 
@@ -270,7 +275,10 @@ def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int
                 mac: bytes | None = None, name: str = "le0") -> RtlSession:
     """A LANCE card as RTL on ``backend`` (``amaranth`` or ``verilator``), bound to ``kernel``
     and to the segment ``station``; map ``session.card.bus`` on the machine's bus and call
-    ``session.run()`` instead of ``kernel.run()``.
+    ``session.run()`` instead of ``kernel.run()``. With ``SERVEROS_WAVES=1`` the simulation
+    writes a VCD (``session.waves``): Verilator's to
+    ``build/hdl/<design>/verilator-direct-waves/dump.vcd``, Amaranth's to
+    ``build/hdl/lance_harness/amaranth-waves/dump.vcd``.
 
     Raises
     ------
@@ -282,7 +290,7 @@ def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int
         model = build_direct(ram_bytes=ram_bytes, mac=mac)
         driver = VerilatorDirectDriver(model, kernel, LANCE_CLOCK)
         card = bind_direct(driver, station, name)
-        return RtlSession(backend, driver, card, driver.run, model.close)
+        return RtlSession(backend, driver, card, driver.run, model.close, waves=driver.waves)
     if backend == "amaranth":
         from amaranth.sim import Simulator
 
@@ -298,5 +306,13 @@ def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int
         add_clock(sim, LANCE_CLOCK)
         driver = AmaranthDriver(sim, kernel)
         card = bind_amaranth(driver, harness, station, name)
-        return RtlSession(backend, driver, card, sim.run)
+        if not waves_requested():
+            return RtlSession(backend, driver, card, sim.run)
+        vcd = BUILD_ROOT / "lance_harness" / "amaranth-waves" / "dump.vcd"
+        vcd.parent.mkdir(parents=True, exist_ok=True)
+
+        def run_traced() -> None:
+            with sim.write_vcd(str(vcd)):
+                sim.run()
+        return RtlSession(backend, driver, card, run_traced, waves=vcd)
     raise ValueError(f"LANCE RTL backend must be one of {', '.join(RTL_BACKENDS)}, not {backend!r}")

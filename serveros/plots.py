@@ -32,9 +32,10 @@ def plot_figure(rows: list[dict], figure: str, path: str | os.PathLike) -> Path:
 
     if figure not in ("a", "b"):
         raise ValueError(f"figure must be 'a' or 'b', not {figure!r}")
-    mine = [r for r in rows if r.get("figure") == figure]
+    # A failed point's row has no measurement: its point is missing from the line.
+    mine = [r for r in rows if r.get("figure") == figure and "throughput_rps" in r]
     if not mine:
-        raise ValueError(f"no rows of figure {figure!r} to plot")
+        raise ValueError(f"no measured rows of figure {figure!r} to plot")
     xkey = "doc_bytes" if figure == "a" else "clients"
     servers = list(dict.fromkeys(r["server"] for r in mine))
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)

@@ -31,6 +31,7 @@ from typing import Any, Iterator, Mapping, Sequence
 log = logging.getLogger(__name__)
 
 __all__ = ["SIMULATORS", "RESULT_ENV", "WAVES_ENV", "REPO", "BUILD_ROOT", "CocotbRun", "to_verilog",
+           "waves_requested",
            "simulator_missing", "ensure_verilator_env", "run_cocotb", "write_result"]
 
 SIMULATORS = ("icarus", "verilator")
@@ -41,6 +42,11 @@ WAVES_ENV = "SERVEROS_WAVES"
 REPO = Path(__file__).resolve().parents[1]
 BUILD_ROOT = REPO / "build" / "hdl"
 _PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"   # TOOLCHAIN.md #1
+
+
+def waves_requested() -> bool:
+    """Whether ``SERVEROS_WAVES`` asks every HDL simulation for a waveform (set, not 0)."""
+    return os.environ.get(WAVES_ENV, "") not in ("", "0")
 
 
 @dataclass
@@ -155,7 +161,8 @@ def _locked(build_dir: Path) -> Iterator[None]:
 def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
                test_dir: Path | str, design: str | None = None, waves: bool = False,
                extra_env: Mapping[str, str] | None = None, testcase: str | Sequence[str] | None = None,
-               build_root: Path | str = BUILD_ROOT) -> CocotbRun:
+               build_root: Path | str = BUILD_ROOT, log_file: Path | str | None = None
+               ) -> CocotbRun:
     """Convert ``component`` to Verilog, build it for ``sim`` and run a cocotb test module.
 
     Parameters
@@ -181,6 +188,10 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
         environment override it).
     testcase : str or list, optional
         Run only these cocotb tests.
+    log_file : path, optional
+        Write the simulator's output (cocotb's log lines) to this file instead of this
+        process's stdout, and a build's output to the same name with ``.build`` before the
+        suffix (the cocotb runner's ``log_file``).
 
     Returns
     -------
@@ -200,7 +211,12 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
-    waves = waves or os.environ.get(WAVES_ENV, "") not in ("", "0")
+    waves = waves or waves_requested()
+    build_log = None
+    if log_file is not None:
+        log_file = Path(log_file).resolve()
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        build_log = log_file.with_name(f"{log_file.stem}.build{log_file.suffix}")
     build_dir = Path(build_root) / (design or toplevel) / (sim + ("-waves" if waves else ""))
     test_dir = Path(test_dir).resolve()
     build_args = ["-Wno-fatal"] if sim == "verilator" else []   # TOOLCHAIN.md #4
@@ -219,7 +235,8 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
         # so a current build skips build() (the runner's test() needs only the build dir).
         if not current or sim != "verilator":
             runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
-                         build_args=build_args, timescale=timescale, waves=waves, always=False)
+                         build_args=build_args, timescale=timescale, waves=waves, always=False,
+                         log_file=build_log)
             stamp_file.write_text(stamp)
         result_path = build_dir / f"{test_module}.result.json"
         result_path.unlink(missing_ok=True)
@@ -236,7 +253,7 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
             xml = runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                               test_module=test_module, test_dir=build_dir, build_dir=build_dir,
                               results_xml=str(build_dir / "results.xml"), extra_env=env,
-                              waves=waves, testcase=testcase)
+                              waves=waves, testcase=testcase, log_file=log_file)
         finally:
             sys.path[:] = saved_path
         total, failed = get_results(xml)

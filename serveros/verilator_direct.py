@@ -34,7 +34,7 @@ from sim.bindings import BindingError, HdlDriver
 from sim.kernel import Kernel
 from sim.time import Clock
 
-from .rtl import BUILD_ROOT, WAVES_ENV, _locked, ensure_verilator_env, to_verilog
+from .rtl import BUILD_ROOT, _locked, ensure_verilator_env, to_verilog, waves_requested
 
 __all__ = ["Port", "DirectModel", "VerilatorDirectDriver", "build"]
 
@@ -341,7 +341,7 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
     """
     ensure_verilator_env()
     if waves is None:
-        waves = os.environ.get(WAVES_ENV, "") not in ("", "0")
+        waves = waves_requested()
     build_dir = Path(build_root) / (design or toplevel) / ("verilator-direct" + ("-waves" if waves else ""))
     with _locked(build_dir):
         # Converting a large design to Verilog takes seconds; skip it when the gateware's

@@ -42,6 +42,8 @@ class LanceExchangeResult:
         Segment counters: frames, collisions, utilization.
     python_wakes : int
         Times an HDL binding resumed Python (0 for the model).
+    waves : str or None
+        The VCD of ``le0``'s RTL, when ``SERVEROS_WAVES=1`` asked for one (None for the model).
     """
 
     backend: str
@@ -53,6 +55,7 @@ class LanceExchangeResult:
     driver: dict = field(default_factory=dict)
     segment: dict = field(default_factory=dict)
     python_wakes: int = 0
+    waves: str | None = field(default=None, compare=False)
 
     @property
     def wire_bits_per_wall_second(self) -> float:
@@ -189,4 +192,5 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         driver={d.name: asdict(d.stats) for d in drivers},
         segment={"frames": seg.stats.frames, "collisions": seg.stats.collisions,
                  "utilization": seg.stats.busy_ps / elapsed if elapsed else 0.0},
-        python_wakes=session.driver.stats.wakes if session is not None else 0)
+        python_wakes=session.driver.stats.wakes if session is not None else 0,
+        waves=str(session.waves) if session is not None and session.waves else None)

@@ -31,15 +31,30 @@ document bytes only; ``cpu_breakdown`` maps each CPU category (:mod:`sim.cpu`, `
 included) to its fraction of the server's cycles over the interval; ``packets_per_request`` is
 frames delivered on the segment over the interval per request; ``server_stats`` is the server's
 ``stats()``; ``wall_seconds`` is the only field that changes between runs with the same seed.
+
+Failed points
+-------------
+A point whose simulation raises (a bug in a simulated server's code that nothing inside the
+simulation caught, a stalled simulation) does not stop the run: :func:`run_paper` records it as
+a *failed row* (:func:`failed_rows`) holding the point's parameters (``figure`` ... ``point_seed``,
+``wall_seconds``), ``status: "failed"``, ``error`` (the exception on one line) and
+``traceback``, and goes on with the other points. A point that ran to its end but whose server
+counted internal errors (``server_stats["internal_errors"]``: an exception the server caught
+itself, answered 500 and logged) keeps its measurements and is marked the same way, with
+``internal_errors`` and the logged tracebacks. Rows of points that succeeded carry no
+``status`` key, so their rows are what they were before failures were recorded. :func:`failed`
+tells the two apart.
 """
 from __future__ import annotations
 
 import functools
 import importlib
 import json
+import logging
 import os
 import tempfile
 import time
+import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +62,10 @@ from typing import Callable, Iterable
 
 __all__ = ["FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS", "FIGURE_B_DOC",
            "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "Point",
-           "ServerUnavailable", "PointFailed", "server_factory", "document_path",
+           "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
-           "run_point", "run_paper", "write_results", "rows_without_wall", "parse_servers",
-           "parse_figures"]
+           "run_point", "failed_rows", "failed", "run_paper", "write_results",
+           "rows_without_wall", "parse_servers", "parse_figures"]
 
 FIGURES = ("a", "b")
 #: Figure a's document sizes (bytes) and clients.
@@ -75,6 +90,15 @@ ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client",
               "cpu_breakdown", "packets_per_request", "backend", "seed", "point_seed",
               "server_stats", "wire_collisions", "wire_excessive_collisions",
               "wire_busy_fraction")
+#: ``status`` of a failed point's rows, and the fields a failed row adds (results.csv gets
+#: these columns only when some point failed; good points' rows are empty there).
+FAILED = "failed"
+FAILED_FIELDS = ("status", "error", "internal_errors", "traceback")
+#: Tracebacks of a server's internal errors kept in a row (the count is always whole).
+MAX_TRACEBACKS = 3
+
+
+log = logging.getLogger(__name__)
 
 
 class ServerUnavailable(RuntimeError):
@@ -316,6 +340,10 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     """Simulate ``point`` with the documents of ``image_path``; returns its rows (one per
     figure it belongs to, the same apart from ``figure``).
 
+    A server that counted internal errors (``stats()["internal_errors"]``) gives rows marked
+    failed (see the module's docstring), with the tracebacks the simulated software logged
+    with its errors (``logging`` records of ``sw.*`` carrying ``exc_info``).
+
     Raises
     ------
     ServerUnavailable
@@ -366,6 +394,9 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         # JSON-clean (e.g. integer status keys become strings), so rows equal their JSON.
         marks["stats"] = json.loads(json.dumps(server.stats(), default=str))
 
+    errors = _ErrorLog()
+    sw_log = logging.getLogger("sw")
+    sw_log.addHandler(errors)
     try:
         task = k.spawn(main(), name="experiment")
         if session is None:
@@ -378,6 +409,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         if task.exception is not None:
             raise task.exception
     finally:
+        sw_log.removeHandler(errors)
         if writer is not None:
             writer.close()
         if session is not None:
@@ -413,7 +445,46 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         "wire_busy_fraction": ((marks["wire1"][2] - marks["wire0"][2]) / (span_s * 1e12)
                                if span_s > 0 else 0.0),
     }
+    internal = marks["stats"].get("internal_errors", 0)
+    if isinstance(internal, int) and not isinstance(internal, bool) and internal > 0:
+        row.update(status=FAILED, internal_errors=internal, traceback="\n".join(errors.tracebacks),
+                   error=f"the server counted {internal} internal error(s): exceptions in its "
+                         f"own code that it caught and logged")
     return [dict(row, figure=f) for f in point.figures]
+
+
+class _ErrorLog(logging.Handler):
+    """Keeps the first :data:`MAX_TRACEBACKS` errors the simulated software logs with a
+    traceback (``log.error(..., exc_info=True)``), message first."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.tracebacks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and len(self.tracebacks) < MAX_TRACEBACKS:
+            self.tracebacks.append(f"{record.name}: {record.getMessage()}\n"
+                                   + "".join(traceback.format_exception(*record.exc_info)))
+
+
+def failed_rows(point: Point, error: BaseException | str, trace: str, wall_seconds: float = 0.0
+                ) -> list[dict]:
+    """The rows (one per figure of ``point``) recording that its simulation raised ``error``:
+    the point's parameters, ``status: "failed"``, ``error`` (type and message) and ``trace``
+    (the full traceback)."""
+    if isinstance(error, BaseException):
+        error = f"{type(error).__name__}: {error}"
+    row = {"figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
+           "clients": point.clients, "requests_per_client": point.requests,
+           "backend": point.backend, "seed": point.seed, "point_seed": point.point_seed,
+           "wall_seconds": wall_seconds, "status": FAILED, "error": error, "traceback": trace}
+    return [dict(row, figure=f) for f in point.figures]
+
+
+def failed(row: dict) -> bool:
+    """Whether ``row`` records a failed point (it raised, or its server counted internal
+    errors)."""
+    return row.get("status") == FAILED
 
 
 #: Rough wall cost of a request per server, relative (measured on the model backend).
@@ -425,25 +496,23 @@ def _cost(p: Point) -> float:
     return p.clients * p.requests * _SERVER_COST.get(p.server, 1.0) * (1 + p.doc_bytes / 1460)
 
 
-class PointFailed(RuntimeError):
-    """A point's simulation raised (the message names the point and the cause)."""
-
-
 def _run_point_job(args) -> list[dict]:
+    """:func:`run_point`, or the point's :func:`failed_rows` if it raised (in a worker too:
+    the rows are picklable, an exception's traceback is not)."""
     point, image, pcap = args
+    wall0 = time.perf_counter()
     try:
         return run_point(point, image, pcap_path=pcap)
-    except Exception as e:                      # picklable, names the point
-        import traceback
-        raise PointFailed(f"point {point.label} (seed {point.point_seed}) failed: {e!r}\n"
-                          + traceback.format_exc(limit=-8)) from None
+    except Exception as e:                  # noqa: BLE001 - a failed point must not end the run
+        log.info("point %s (seed %d) failed: %r", point.label, point.point_seed, e)
+        return failed_rows(point, e, traceback.format_exc(), time.perf_counter() - wall0)
 
 
 def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLike | None = None,
               image_path: str | os.PathLike | None = None,
               progress: Callable[[Point, list[dict]], None] | None = None) -> list[dict]:
     """Run every point (in ``jobs`` worker processes; 1 runs them here) and return the rows in
-    the order of ``points``.
+    the order of ``points``. A point that fails gives :func:`failed_rows` and the others go on.
 
     Parameters
     ----------
@@ -460,8 +529,6 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
         For no points or a bad ``jobs``.
     ServerUnavailable
         If a server's package is missing (checked before anything runs).
-    PointFailed
-        If a point's simulation raised.
     """
     _check_int("jobs", jobs, 1)
     if not points:
@@ -491,7 +558,10 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
                 futs = {ex.submit(_run_point_job, work[i]): i for i in order}
                 for f in as_completed(futs):
                     i = futs[f]
-                    results[i] = f.result()
+                    try:
+                        results[i] = f.result()
+                    except Exception as e:  # noqa: BLE001 - the worker itself died
+                        results[i] = failed_rows(points[i], e, traceback.format_exc())
                     if progress:
                         progress(points[i], results[i])
     rows = [r for rs in results for r in rs]
@@ -506,23 +576,28 @@ def rows_without_wall(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
 
 
-def _flat(row: dict, categories: list[str], stat_keys: list[str]) -> list:
+def _flat(row: dict, categories: list[str], stat_keys: list[str], extra: tuple[str, ...]) -> list:
+    """``row`` as a CSV line: :data:`ROW_FIELDS` (a failed point's missing measurements
+    empty), the CPU categories, the server's stats, then the ``extra`` fields."""
     out = []
     for f in ROW_FIELDS:
         if f in ("cpu_breakdown", "server_stats"):
             continue
         out.append(row.get(f))
-    out += [row["cpu_breakdown"].get(c, 0.0) for c in categories]
-    out += [row["server_stats"].get(s, "") for s in stat_keys]
+    cpu, stats = row.get("cpu_breakdown", {}), row.get("server_stats", {})
+    out += [cpu.get(c, 0.0) if cpu else None for c in categories]
+    out += [stats.get(s, "") for s in stat_keys]
+    out += [row.get(f, "ok" if f == "status" else None) for f in extra]
     return out
 
 
 def write_results(rows: list[dict], out_dir: str | os.PathLike, *, plots: bool = True,
                   meta: dict | None = None) -> dict[str, Path]:
     """Write ``results.json`` (``{"rows": [...]}`` plus ``meta``), ``results.csv``
-    (``cpu_breakdown`` as ``cpu_<category>`` columns, server stats as ``server_<name>``) and,
-    with ``plots``, ``figure_a.png``/``figure_b.png`` for the figures present. Returns the
-    files written by name."""
+    (``cpu_breakdown`` as ``cpu_<category>`` columns, server stats as ``server_<name>``, and
+    when a point failed the :data:`FAILED_FIELDS` last, ``status`` ``ok`` on the other rows)
+    and, with ``plots``, ``figure_a.png``/``figure_b.png`` for the figures with a measured
+    point. Returns the files written by name."""
     import csv
 
     out = Path(out_dir)
@@ -534,20 +609,21 @@ def write_results(rows: list[dict], out_dir: str | os.PathLike, *, plots: bool =
     p = out / "results.json"
     p.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     files["json"] = p
-    cats = sorted({c for r in rows for c in r["cpu_breakdown"]})
-    stats = sorted({s for r in rows for s, v in r["server_stats"].items()
+    cats = sorted({c for r in rows for c in r.get("cpu_breakdown", {})})
+    stats = sorted({s for r in rows for s, v in r.get("server_stats", {}).items()
                     if isinstance(v, (int, float, str, bool)) or v is None})
+    extra = FAILED_FIELDS if any(failed(r) for r in rows) else ()
     p = out / "results.csv"
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([f for f in ROW_FIELDS if f not in ("cpu_breakdown", "server_stats")]
-                   + [f"cpu_{c}" for c in cats] + [f"server_{s}" for s in stats])
+                   + [f"cpu_{c}" for c in cats] + [f"server_{s}" for s in stats] + list(extra))
         for r in rows:
-            w.writerow(_flat(r, cats, stats))
+            w.writerow(_flat(r, cats, stats, extra))
     files["csv"] = p
     if plots:
         from .. import plots as plotmod
-        for fig in sorted({r["figure"] for r in rows}):
+        for fig in sorted({r["figure"] for r in rows if "throughput_rps" in r}):
             png = out / f"figure_{fig}.png"
             plotmod.plot_figure(rows, fig, png)
             files[f"figure_{fig}"] = png

@@ -17,6 +17,10 @@ from sim.media.ethernet import (ExcessiveCollisions, HEADER_LEN, MAX_PAYLOAD, MI
 from sim.media.pcap import PcapNgWriter
 from sim.time import MS, S
 
+#: The most senders :class:`SegmentExperiment` runs (a 10BASE5 segment's 100-tap limit leaves
+#: room for them; the limit keeps a typo from starting a run that never ends).
+MAX_STATIONS = 64
+
 
 @dataclass(frozen=True)
 class SegmentExperiment:
@@ -29,8 +33,8 @@ class SegmentExperiment:
     seed: int = 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.stations <= 64:
-            raise ValueError(f"stations must be 1..64, not {self.stations!r}")
+        if not 1 <= self.stations <= MAX_STATIONS:
+            raise ValueError(f"stations must be 1..{MAX_STATIONS}, not {self.stations!r}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, not {self.frames!r}")
         if not MIN_PAYLOAD <= self.payload <= MAX_PAYLOAD:

@@ -91,3 +91,121 @@ def test_build_image_round_trips_a_directory(tmp_path):
     k.run()
     assert out["index"] == b"<html>hello</html>"
     assert out["gif"] == bytes(range(256)) * 40
+
+
+# -- bad options: one line naming the option, exit status 2, never a traceback ---------------------
+@pytest.fixture
+def afile(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("R Miss 0 1 0 0\n")
+    return f
+
+
+BAD_OPTIONS = [
+    (["lance", "--size", "99999"], "--size"),
+    (["lance", "--size", "13"], "--size"),
+    (["lance", "--frames", "0"], "--frames"),
+    (["lance", "--frames", "many"], "--frames"),
+    (["lance", "--backend", "icarus"], "--backend"),
+    (["lance", "--seed", "x"], "--seed"),
+    (["lance", "--pcap", "{tmp}"], "--pcap"),
+    (["lance", "--pcap", "{afile}/x.pcapng"], "--pcap"),
+    (["segment", "--stations", "0"], "--stations"),
+    (["segment", "--stations", "65"], "--stations"),
+    (["segment", "--frames", "-1"], "--frames"),
+    (["segment", "--payload", "45"], "--payload"),
+    (["segment", "--payload", "1501"], "--payload"),
+    (["segment", "--seed", "1.5"], "--seed"),
+    (["segment", "--out", "{afile}"], "--out"),
+    (["segment", "--out", "{tmp}", "--pcap", "{tmp}"], "--pcap"),
+    (["bench", "--frames", "0"], "--frames"),
+    (["bench", "--log", "{tmp}"], "--log"),
+    (["profiles", "no-such-machine"], "name"),
+    (["replay", "{tmp}/missing.trace"], "trace"),
+    (["replay", "{tmp}"], "trace"),
+    (["replay", "{afile}", "--limit", "0"], "--limit"),
+    (["replay", "{afile}", "--show", "-1"], "--show"),
+    (["replay", "{afile}", "--backend", "verilator"], "--backend"),
+    (["replay", "{afile}", "--image", "{tmp}/missing.img"], "--image"),
+    (["replay", "{afile}", "--image", "{afile}"], "--image"),
+    (["replay", "{afile}", "--out", "{tmp}"], "--out"),
+    (["build-image", "{tmp}/missing", "{tmp}/x.img"], "host_dir"),
+    (["build-image", "{tmp}", "{afile}"], "image"),
+    (["build-image", "{tmp}", "{afile}/x.img"], "image"),
+    (["build-image", "{tmp}", "{tmp}/x.img", "--block-size", "1000"], "--block-size"),
+    (["build-image", "{tmp}", "{tmp}/x.img", "--sectors", "1"], "--sectors"),
+    (["run", "--requests", "0"], "--requests"),
+    (["run", "--jobs", "0"], "--jobs"),
+    (["run", "--seed", "-1"], "--seed"),
+    (["run", "--figure", "c"], "--figure"),
+    (["run", "--servers", "apache"], "--servers"),
+    (["run", "--backend", "fpga"], "--backend"),
+    (["run", "--out", "{afile}"], "--out"),
+    (["run", "--out", "{tmp}", "--pcap", "{tmp}"], "--pcap"),
+]
+
+
+@pytest.mark.parametrize("argv, option", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_bad_option_is_one_line_naming_it_and_exit_2(argv, option, tmp_path, afile, capsys):
+    argv = [a.format(tmp=tmp_path, afile=afile) for a in argv]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"serveros {argv[0]}: error: ") and option in lines[0], lines[0]
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("argv", [["lance", "--size", "99999"], ["segment", "--stations", "0"]])
+def test_issue_examples_exit_2_without_traceback(argv):
+    """The command as a user runs it (a process of its own)."""
+    p = subprocess.run([sys.executable, "-m", "serveros.cli", *argv], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr + p.stdout
+    assert p.stderr.count("\n") == 1 and argv[1] in p.stderr
+
+
+def test_unexpected_failure_is_one_line_and_a_logged_traceback(monkeypatch, tmp_path, capsys):
+    from serveros.experiments import segment
+
+    def broken(exp, pcap):
+        raise RuntimeError("the segment model broke\nsecond line of detail")
+    monkeypatch.setattr(segment, "run_segment", broken)
+    assert main(["segment", "--frames", "2", "--out", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in out + err
+    assert lines[0].startswith("serveros segment: error: RuntimeError: the segment model broke")
+    log = lines[0].rsplit("the full traceback is in ", 1)[1].rstrip(")")
+    text = open(log).read()
+    assert "Traceback" in text and "second line of detail" in text and "--frames 2" in text
+
+
+# -- waveforms and the bench's log --------------------------------------------------------------
+def test_waves_run_says_where_the_waveform_is(monkeypatch, capsys):
+    import time
+    from pathlib import Path
+    monkeypatch.setenv("SERVEROS_WAVES", "1")
+    t0 = time.time()
+    assert main(["lance", "--backend", "amaranth", "--frames", "1", "--size", "60"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "waveform" in ln]
+    assert len(line) == 1 and line[0].startswith("wrote the waveform ")
+    vcd = Path(line[0].removeprefix("wrote the waveform "))
+    assert vcd.suffix == ".vcd" and vcd.stat().st_mtime >= t0 - 1
+    assert "$enddefinitions" in vcd.read_text()
+    assert main(["lance", "--frames", "1", "--size", "60"]) == 0
+    assert "no waveform: le0's card is the model" in capsys.readouterr().out
+
+
+@pytest.mark.hdl
+def test_bench_keeps_the_cocotb_runner_output_in_its_log(tmp_path, capfd):
+    from serveros import bench
+    from serveros.rtl import simulator_missing
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    log = tmp_path / "logs" / "cocotb.log"
+    rows = bench.disk_benchmarks(commands=2, log_file=log)
+    out, err = capfd.readouterr()
+    assert "cocotb" not in out + err
+    assert "cocotb" in log.read_text() and "failed" not in rows[-1].note
