@@ -111,7 +111,7 @@ RX_WRITEBACK_START = 3
 RX_CHAIN_CYCLES = 4
 #: Bytes the receive SILO holds between the MII receiver and the engine (the Am7990 has 48).
 #: The engine is slower than the wire only while it writes the six held address bytes into
-#: buffers of one or two bytes (a descriptor fetch per byte): at most five bytes wait then.
+#: buffers of one or two bytes (a descriptor fetch per byte): at most four bytes wait then.
 #: While it lags, the engine takes a waiting byte at once: with ``h`` the edge from which it
 #: is free, byte ``i`` is taken at ``max(h, beat)`` and written two edges later
 #: (``RX_CHAIN_CYCLES`` more when it opens a new buffer); the next is free from that edge.

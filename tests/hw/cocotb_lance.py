@@ -356,9 +356,10 @@ async def receive_without_owned_buffer_is_missed(dut) -> None:
 
 
 @cocotb.test()
-async def bad_fcs_runt_and_long_frames_are_dropped(dut) -> None:
-    """Bad FCS, runts, too-long frames and rx_er frames are dropped and counted: no RINT, no
-    descriptor handed back, the ring index stays; a good frame after them lands in RMD0."""
+async def bad_fcs_is_flagged_runt_and_long_frames_are_dropped(dut) -> None:
+    """Runts, too-long frames and rx_er frames are dropped and counted: no RINT, no descriptor
+    handed back, the ring index stays. A bad FCS is handed up in RMD0 with ERR and CRC (and
+    counted), as the Am7990 does; a good frame after it lands in RMD1."""
     tb = Bench(dut)
     await tb.start()
     h = tb.host
@@ -371,15 +372,14 @@ async def bad_fcs_runt_and_long_frames_are_dropped(dut) -> None:
     with_er = GmiiFrame.from_payload(frame_to(MAC, rng, 80), min_len=0)
     with_er.error = [0] * len(with_er.data)
     with_er.error[40] = 1
-    await tb.send([GmiiFrame.from_raw_payload(good + bytes(bad)),
-                   GmiiFrame.from_raw_payload(runt + fcs(runt))])
+    await tb.send([GmiiFrame.from_raw_payload(runt + fcs(runt))])
     await tb.wire_idle()
     c0 = await h.csr0()
     assert not c0 & (CSR0.RINT | CSR0.ERR), repr(c0)
     assert tb.irq() == 0
     assert (await h.rmd(0)).flags & RMD1.OWN, "a dropped frame handed RMD0 back"
     counts = await h.counters()
-    assert counts["fcs_errors"] == 1 and counts["runts"] == 1, counts
+    assert counts["fcs_errors"] == 0 and counts["runts"] == 1, counts
     await tb.send([GmiiFrame.from_raw_payload(too_long + fcs(too_long))])
     await tb.wire_idle()
     counts = await h.counters()
@@ -387,15 +387,25 @@ async def bad_fcs_runt_and_long_frames_are_dropped(dut) -> None:
     await tb.send([with_er])
     await tb.wire_idle()
     after = await h.counters()
-    assert after == dict(counts, fcs_errors=2), (counts, after)   # rx_er counts as an FCS error
+    assert after == dict(counts, fcs_errors=1), (counts, after)   # rx_er counts as an FCS error
     assert not (await h.csr0()) & CSR0.RINT
     for i in range(tb.layout.rings.rx):
         d = await h.rmd(i)
         assert d.flags & RMD1.OWN and d.mcnt == 0, f"RMD{i} touched by a dropped frame: {d!r}"
+    await tb.send([GmiiFrame.from_raw_payload(good + bytes(bad))])
+    await tb.wire_idle()
+    await tb.wait_csr0(CSR0.RINT)
+    d = await h.rmd(0)
+    flags = RMD1.OWN | RMD1.STP | RMD1.ENP | RMD1.ERR | RMD1.CRC | RMD1.FRAM | RMD1.BUFF
+    assert d.flags & flags == RMD1.STP | RMD1.ENP | RMD1.ERR | RMD1.CRC, repr(d)
+    assert d.mcnt == len(good) + 4, repr(d)
+    assert (await h.counters())["fcs_errors"] == 2
+    await h.take_rx()
+    await tb.host.csr_write(Csr.CSR0, CSR0.RINT | CSR0.INEA)
     await tb.send([good])
     await tb.wire_idle()
     await tb.wait_csr0(CSR0.RINT)
-    assert await tb.receive_and_check([good]) == [0]
+    assert await tb.receive_and_check([good]) == [1]
 
 
 @cocotb.test()
