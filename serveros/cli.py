@@ -147,7 +147,8 @@ def _report_waves(path: str | None, why_none: str) -> None:
     """Say where the waveform ``SERVEROS_WAVES=1`` asked for was written, or why there is none."""
     from .rtl import WAVES_ENV, waves_requested
     if path:
-        console.print(f"wrote the waveform {path}", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"wrote the waveform{'s' if ', ' in path else ''} {path}", soft_wrap=True,
+                      markup=False, highlight=False)
     elif waves_requested():
         console.print(f"{WAVES_ENV}: no waveform: {why_none}", soft_wrap=True, markup=False,
                       highlight=False)
@@ -266,6 +267,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .experiments import paper
+    from .rtl import waves_requested
 
     try:
         figures = paper.parse_figures(args.figure)
@@ -287,6 +289,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = output_dir("--out", args.out)
     if args.pcap:
         output_file("--pcap", args.pcap)
+    waves_dir = out / "waves" if waves_requested() and args.backend != "model" else None
     wall0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as prog:
@@ -305,7 +308,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                    + (f"; FAILED: {one_line(r['error'])}" if paper.failed(r)
                                       else ""), markup=False, highlight=False)
             prog.advance(bar)
-        rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap, progress=done)
+        rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap, progress=done,
+                               waves_dir=waves_dir)
     wall = time.perf_counter() - wall0
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = max(me.ru_maxrss, kids.ru_maxrss)
@@ -341,6 +345,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.pcap:
         console.print(f"  {args.pcap} (the first point only)", soft_wrap=True, markup=False,
                       highlight=False)
+    vcds = [waves_dir / f"{p.file_stem}.vcd" for p in points] if waves_dir else []
+    _report_waves(", ".join(str(v) for v in vcds if v.exists()),
+                  "no point finished writing one" if waves_dir else
+                  "the model backend has no RTL (use --backend verilator or amaranth)")
     if bad:
         for r in bad:
             print(f"serveros run: error: point {r['server']} {r['doc_bytes']} B "

@@ -272,11 +272,12 @@ class RtlSession:
 
 
 def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int | None = None,
-                mac: bytes | None = None, name: str = "le0") -> RtlSession:
+                mac: bytes | None = None, name: str = "le0",
+                waves: Path | None = None) -> RtlSession:
     """A LANCE card as RTL on ``backend`` (``amaranth`` or ``verilator``), bound to ``kernel``
     and to the segment ``station``; map ``session.card.bus`` on the machine's bus and call
     ``session.run()`` instead of ``kernel.run()``. With ``SERVEROS_WAVES=1`` the simulation
-    writes a VCD (``session.waves``): Verilator's to
+    writes a VCD (``session.waves``) to ``waves``, by default Verilator's to
     ``build/hdl/<design>/verilator-direct-waves/dump.vcd``, Amaranth's to
     ``build/hdl/lance_harness/amaranth-waves/dump.vcd``.
 
@@ -288,7 +289,7 @@ def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int
     if backend == "verilator":
         from .verilator_direct import VerilatorDirectDriver
         model = build_direct(ram_bytes=ram_bytes, mac=mac)
-        driver = VerilatorDirectDriver(model, kernel, LANCE_CLOCK)
+        driver = VerilatorDirectDriver(model, kernel, LANCE_CLOCK, waves=waves)
         card = bind_direct(driver, station, name)
         return RtlSession(backend, driver, card, driver.run, model.close, waves=driver.waves)
     if backend == "amaranth":
@@ -308,7 +309,7 @@ def rtl_session(backend: str, kernel, station: Station | None, *, ram_bytes: int
         card = bind_amaranth(driver, harness, station, name)
         if not waves_requested():
             return RtlSession(backend, driver, card, sim.run)
-        vcd = BUILD_ROOT / "lance_harness" / "amaranth-waves" / "dump.vcd"
+        vcd = Path(waves or BUILD_ROOT / "lance_harness" / "amaranth-waves" / "dump.vcd")
         vcd.parent.mkdir(parents=True, exist_ok=True)
 
         def run_traced() -> None:

@@ -90,7 +90,7 @@ def _check_index(i) -> None:
 
 
 def build_server_machine(kernel: Kernel, segment: Segment, *, server: str, backend: str = "model",
-                         image_path, seed: int = 0) -> tuple[Host, Any]:
+                         image_path, seed: int = 0, waves=None) -> tuple[Host, Any]:
     """A DECstation 5000/125 for ``server``, its LANCE card on ``segment``, its disk ``image_path``.
 
     Parameters
@@ -108,6 +108,9 @@ def build_server_machine(kernel: Kernel, segment: Segment, *, server: str, backe
         The disk image (opened copy-on-write: the run never changes the file).
     seed : int
         ``host.seed``.
+    waves : path-like, optional
+        With an RTL backend and ``SERVEROS_WAVES=1``: the card's VCD file (default: in its
+        build folder, see :func:`serveros.lance_rtl.rtl_session`).
 
     Returns
     -------
@@ -148,7 +151,8 @@ def build_server_machine(kernel: Kernel, segment: Segment, *, server: str, backe
     else:
         from .lance_rtl import rtl_session
         session = rtl_session(backend, kernel, segment.attach("server"),
-                              ram_bytes=BUFFER_RAM_SIZE_DEFAULT, mac=mac, name="server")
+                              ram_bytes=BUFFER_RAM_SIZE_DEFAULT, mac=mac, name="server",
+                              waves=waves)
         bus.map(LANCE_BASE, LANCE_WINDOW, session.card.bus, "server.le0")
         irq = session.card.irq
     lance = LanceDriver(cpu, bus, LANCE_BASE, irq=irq, mac=mac,

@@ -445,16 +445,18 @@ class VerilatorDirectDriver(HdlDriver):
         The design's ``clk``.
     until : int, optional
         Stop at this time (ps) even if tasks are still live.
+    waves : path, optional
+        Where to write the VCD when the model was built with waves (default
+        ``build/hdl/<design>/verilator-direct-waves/dump.vcd``).
 
     Attributes
     ----------
     waves : Path or None
-        The VCD being written, when the model was built with waves (``SERVEROS_WAVES=1``):
-        ``build/hdl/<design>/verilator-direct-waves/dump.vcd``.
+        The VCD being written, when the model was built with waves (``SERVEROS_WAVES=1``).
     """
 
     def __init__(self, model: DirectModel, kernel: Kernel, clock: Clock, *,
-                 until: int | None = None):
+                 until: int | None = None, waves: Path | str | None = None):
         super().__init__(kernel, until=until)
         if kernel.now != 0:
             raise BindingError(f"the kernel must start at time 0, not {kernel.now} ps")
@@ -465,7 +467,8 @@ class VerilatorDirectDriver(HdlDriver):
         self._now = 0
         self.waves: Path | None = None
         if model.waves:
-            self.waves = model.build_dir / "dump.vcd"
+            self.waves = Path(waves) if waves is not None else model.build_dir / "dump.vcd"
+            self.waves.parent.mkdir(parents=True, exist_ok=True)
             model.trace(self.waves, clock.period)
 
     def get(self, signal: str) -> int:

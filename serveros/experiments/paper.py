@@ -266,6 +266,11 @@ class Point:
     def label(self) -> str:
         return f"{self.server} {self.doc_bytes} B x{self.clients}"
 
+    @property
+    def file_stem(self) -> str:
+        """The point as a file name: ``cheetah@posix_100B_x4``."""
+        return f"{self.server}_{self.doc_bytes}B_x{self.clients}"
+
 
 def _check_int(name: str, v, lo: int) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -336,9 +341,12 @@ def _window_rates(records: list, n: int) -> tuple[float, float]:
 
 
 def run_point(point: Point, image_path: str | os.PathLike, *,
-              pcap_path: str | os.PathLike | None = None) -> list[dict]:
+              pcap_path: str | os.PathLike | None = None,
+              waves_dir: str | os.PathLike | None = None) -> list[dict]:
     """Simulate ``point`` with the documents of ``image_path``; returns its rows (one per
-    figure it belongs to, the same apart from ``figure``).
+    figure it belongs to, the same apart from ``figure``). With an RTL backend,
+    ``SERVEROS_WAVES=1`` and ``waves_dir``, the card's VCD goes to
+    ``waves_dir/<Point.file_stem>.vcd``.
 
     A server that counted internal errors (``stats()["internal_errors"]``) gives rows marked
     failed (see the module's docstring), with the tracebacks the simulated software logged
@@ -365,9 +373,10 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     k = Kernel()
     writer = PcapNgWriter(str(pcap_path)) if pcap_path else None
     seg = Segment(k, seed=pseed, pcap=writer)
+    waves = Path(waves_dir) / f"{point.file_stem}.vcd" if waves_dir else None
     host, session = build_server_machine(k, seg, server=base_server(point.server),
                                          backend=point.backend,
-                                         image_path=image_path, seed=pseed)
+                                         image_path=image_path, seed=pseed, waves=waves)
     clients = [build_client_machine(k, seg, i, seed=pseed + 1 + i) for i in range(point.clients)]
     preload_arp([host, *clients])
     path = document_path(point.doc_bytes)
@@ -499,10 +508,10 @@ def _cost(p: Point) -> float:
 def _run_point_job(args) -> list[dict]:
     """:func:`run_point`, or the point's :func:`failed_rows` if it raised (in a worker too:
     the rows are picklable, an exception's traceback is not)."""
-    point, image, pcap = args
+    point, image, pcap, waves_dir = args
     wall0 = time.perf_counter()
     try:
-        return run_point(point, image, pcap_path=pcap)
+        return run_point(point, image, pcap_path=pcap, waves_dir=waves_dir)
     except Exception as e:                  # noqa: BLE001 - a failed point must not end the run
         log.info("point %s (seed %d) failed: %r", point.label, point.point_seed, e)
         return failed_rows(point, e, traceback.format_exc(), time.perf_counter() - wall0)
@@ -510,7 +519,8 @@ def _run_point_job(args) -> list[dict]:
 
 def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLike | None = None,
               image_path: str | os.PathLike | None = None,
-              progress: Callable[[Point, list[dict]], None] | None = None) -> list[dict]:
+              progress: Callable[[Point, list[dict]], None] | None = None,
+              waves_dir: str | os.PathLike | None = None) -> list[dict]:
     """Run every point (in ``jobs`` worker processes; 1 runs them here) and return the rows in
     the order of ``points``. A point that fails gives :func:`failed_rows` and the others go on.
 
@@ -522,6 +532,9 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
         The documents' disk image; default: built in a temporary folder.
     progress : callable, optional
         ``progress(point, rows)`` as each point finishes (in completion order).
+    waves_dir : path-like, optional
+        With an RTL backend and ``SERVEROS_WAVES=1``: one VCD per point in this folder
+        (:func:`run_point`), so parallel points never write the same file.
 
     Raises
     ------
@@ -539,8 +552,8 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
         Path(pcap_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="serveros-paper-") as tmp:
         image = image_path or build_documents_image(Path(tmp) / "docs.img")
-        work = [(p, str(image), str(pcap_path) if (pcap_path and i == 0) else None)
-                for i, p in enumerate(points)]
+        work = [(p, str(image), str(pcap_path) if (pcap_path and i == 0) else None,
+                 str(waves_dir) if waves_dir else None) for i, p in enumerate(points)]
         results: list[list[dict] | None] = [None] * len(points)
         if jobs == 1 or len(points) == 1:
             for i, w in enumerate(work):

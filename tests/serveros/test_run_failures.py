@@ -114,3 +114,20 @@ def test_internal_errors_counted_by_the_server_mark_the_row(monkeypatch, image):
     assert paper.failed(r) and r["internal_errors"] == 2
     assert "2 internal error" in r["error"]
     assert r["traceback"].count("KeyError: 'missing'") == 2
+
+
+@pytest.mark.hdl
+def test_waves_run_writes_one_waveform_per_point(monkeypatch, tmp_path, image):
+    """``SERVEROS_WAVES=1`` with the card's RTL: every point writes its own VCD (two worker
+    processes never share one file), named by the point."""
+    from serveros.rtl import simulator_missing
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("SERVEROS_WAVES", "1")
+    pts = [paper.Point(("b",), "static", 100, c, 1, "verilator", 1) for c in (1, 2)]
+    rows = paper.run_paper(pts, jobs=2, image_path=image, waves_dir=tmp_path / "waves")
+    assert [r["ok"] for r in rows] == [1, 2]
+    for p in pts:
+        vcd = tmp_path / "waves" / f"{p.file_stem}.vcd"
+        assert "$enddefinitions" in vcd.read_text()
