@@ -166,7 +166,9 @@ def test_issue_examples_exit_2_without_traceback(argv):
 
 
 def test_unexpected_failure_is_one_line_and_a_logged_traceback(monkeypatch, tmp_path, capsys):
+    import tempfile
     from serveros.experiments import segment
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))     # the log lands in tmp_path
 
     def broken(exp, pcap):
         raise RuntimeError("the segment model broke\nsecond line of detail")
@@ -177,6 +179,7 @@ def test_unexpected_failure_is_one_line_and_a_logged_traceback(monkeypatch, tmp_
     assert len(lines) == 1 and "Traceback" not in out + err
     assert lines[0].startswith("serveros segment: error: RuntimeError: the segment model broke")
     log = lines[0].rsplit("the full traceback is in ", 1)[1].rstrip(")")
+    assert log.startswith(str(tmp_path))
     text = open(log).read()
     assert "Traceback" in text and "second line of detail" in text and "--frames 2" in text
 
