@@ -140,11 +140,6 @@ class LanceCard(wiring.Component):
         rxm = MiiReceiver()
         m.submodules.mii_tx = ResetInserter(mii_rst)(EnableInserter(tick)(tx))
         m.submodules.mii_rx = ResetInserter(mii_rst)(EnableInserter(tick)(rxm))
-        m.d.comb += [
-            self.txd.eq(tx.txd), self.tx_en.eq(tx.tx_en), self.tx_er.eq(tx.tx_er),
-            tx.crs.eq(self.crs), tx.col.eq(self.col),
-            rxm.rxd.eq(self.rxd), rxm.rx_dv.eq(self.rx_dv), rxm.rx_er.eq(self.rx_er),
-        ]
 
         # --- CSR state ------------------------------------------------------------------------
         stop = Signal(init=1)
@@ -172,6 +167,22 @@ class LanceCard(wiring.Component):
         tdra = Signal(24)
         tlen_log = Signal(3)
         counters = [Signal(16, name=f"cnt_{c.name.lower()}") for c in Counter]
+
+        # --- MII pins and the loopback modes (Am7990 MODE) --------------------------------------
+        # LOOP with INTL: internal loopback. The transmitter's nibbles go straight to the
+        # receiver (sampled a tick later, as from the pins); the MII pins stay idle and what
+        # arrives on them is ignored; no carrier; COLL forces a collision on every attempt (col
+        # follows our own tx_en). LOOP alone (external loopback) uses the pins as usual.
+        loop = mode[2]
+        iloop = Signal()
+        m.d.comb += iloop.eq(mode[2] & mode[6])
+        m.d.comb += [
+            self.txd.eq(Mux(iloop, 0, tx.txd)), self.tx_en.eq(tx.tx_en & ~iloop),
+            self.tx_er.eq(tx.tx_er & ~iloop),
+            tx.crs.eq(self.crs & ~iloop), tx.col.eq(Mux(iloop, mode[4] & tx.tx_en, self.col)),
+            rxm.rxd.eq(Mux(iloop, tx.txd, self.rxd)), rxm.rx_dv.eq(Mux(iloop, tx.tx_en, self.rx_dv)),
+            rxm.rx_er.eq(Mux(iloop, tx.tx_er, self.rx_er)),
+        ]
 
         intr = Signal()
         err = Signal()
@@ -461,7 +472,7 @@ class LanceCard(wiring.Component):
                     txs.payload.first.eq(t_first),
                     txs.payload.last.eq((t_left == 1) & t_enp),
                     txs.payload.add_fcs.eq(t_fcs),
-                    txs.payload.pad.eq(1),
+                    txs.payload.pad.eq(~loop),     # no padding in loopback (frames of 8-32 bytes)
                 ]
                 m.next = "Offer"
             with tstate("Offer"):
@@ -620,6 +631,11 @@ class LanceCard(wiring.Component):
                      | (r_dst[0] & ladrf.bit_select(hash_bit, 1))),
         ]
 
+        # In loopback the one CRC generator serves the transmitter unless MODE.DTCR gives it to
+        # the receiver (Am7990): with DTCR = 0 the FCS of a looped frame is not checked.
+        crc_bad = Signal()
+        m.d.comb += crc_bad.eq(r_status.crc_error & (~loop | mode[3]))
+
         with m.FSM(name="rx_engine"):
             with rstate("Idle"):
                 with m.If(pb_valid):
@@ -738,7 +754,7 @@ class LanceCard(wiring.Component):
                 # over 1518 bytes and frames with rx_er are dropped and counted
                 # (docs/lance_card.md, "Departures").
                 s = r_status
-                drop = s.runt | s.too_long | s.rx_error | s.overflow
+                drop = (s.runt & ~loop) | s.too_long | s.rx_error | s.overflow
                 with m.If(drop & ~r_bufferr):
                     with m.If(s.runt):
                         m.d.comb += inc[Counter.RUNTS].eq(1)
@@ -749,15 +765,15 @@ class LanceCard(wiring.Component):
                     m.d.sync += r_idx.eq(r_first_idx)
                     m.next = "Idle"
                 with m.Else():
-                    with m.If(s.crc_error & ~r_bufferr):
+                    with m.If(crc_bad & ~r_bufferr):
                         m.d.comb += inc[Counter.FCS_ERRORS].eq(1)
                     m.d.sync += r_wb.eq(r_first_idx)
                     m.next = "Wb"
             with rstate("Wb"):
                 s = r_status
                 last = r_wb == r_idx
-                crc_bit = s.crc_error
-                fram = s.crc_error & s.dribble
+                crc_bit = crc_bad
+                fram = crc_bad & s.dribble
                 oflo = s.overflow
                 buff = r_bufferr & last
                 errb = crc_bit | fram | oflo | buff

@@ -54,7 +54,9 @@ Known approximations (not covered by the equivalence test): STOP while a frame i
 (the gateware lets its engines finish; the model drops them), a chained transmit descriptor the
 host does not own (the underflow's exact timing), and a frame arriving while the receive engine
 still writes the previous one's descriptors back (never with the 802.3 gap: a 128-descriptor
-write-back takes 131 edges, the gap and preamble 200).
+write-back takes 131 edges, the gap and preamble 200). In internal loopback the model reads a
+frame's chained buffers when ``tx_en`` rises (the gateware as the frame goes out), and does
+not loop back a chain cut by a descriptor it does not own.
 
 On a wire (:class:`~hw.lance.mii_model.LanceWire`) the card does its own CSMA/CD, as the
 gateware does: :class:`~hw.lance.mii_model.MiiTxModel` defers to ``crs`` and jams on ``col``;
@@ -97,6 +99,7 @@ _W1C = int(CSR0.write_one_to_clear())
 _INTR_SOURCES = int(CSR0.interrupt_sources())
 _ERR_SOURCES = _C0.BABL | _C0.CERR | _C0.MISS | _C0.MERR
 _MIN_PAYLOAD = MIN_FRAME - FCS_BYTES
+_LOOP_INTL = Mode.LOOP | Mode.INTL
 
 # Priorities of the actions at one edge (lower runs first; a later action's writes win).
 _P_BUS = 0
@@ -362,6 +365,8 @@ class LanceModel:
         frame = bytes(frame)
         if not frame:
             raise ValueError("frame must not be empty")
+        if self._iloop:
+            return                      # internal loopback: the rx pins are not listened to
         e0 = self.clock.edge_at_or_after(self.kernel.now) // self._p
         if e0 < self._rx_busy_until:
             raise ValueError(f"frame at edge {e0} overlaps the previous one on the rx pins "
@@ -378,8 +383,15 @@ class LanceModel:
         self._mii.set_crs(level)
 
     def set_col(self, level: int) -> None:
-        """Drive ``col`` (collision while transmitting) from now on."""
-        self._mii.set_col(level)
+        """Drive ``col`` (collision while transmitting) from now on (ignored in internal
+        loopback, where the card's transmitter is not on the wire)."""
+        if not self._iloop:
+            self._mii.set_col(level)
+
+    @property
+    def _iloop(self) -> bool:
+        """MODE.LOOP and MODE.INTL: internal loopback (Am7990)."""
+        return self.mode & _LOOP_INTL == _LOOP_INTL
 
     # -- bus internals ------------------------------------------------------------------------
     def _check(self, offset: int) -> None:
@@ -575,6 +587,9 @@ class LanceModel:
             self.rlen = 1 << (w[9] >> 13)
             self.tdra = (w[11] & 0xFF) << 16 | w[10]
             self.tlen = 1 << (w[11] >> 13)
+            # Internal loopback: the transmitter's frames never reach the wire (nor its
+            # carrier and collisions the transmitter).
+            self._mii.wire = None if self._iloop else self.wire
             self._init_busy = False
             self.csr0 |= _C0.IDON
             if then_start:
@@ -713,6 +728,8 @@ class LanceModel:
         with the :class:`~hw.lance.mii_model.TxAttempt` when the transmitter's status is
         ready."""
         div = T.MII_DIVIDER
+        iloop = self._iloop
+        pad = not self.mode & Mode.LOOP               # no padding in loopback
 
         def done(a: TxAttempt) -> None:
             if self._epoch == epoch:
@@ -729,14 +746,10 @@ class LanceModel:
             self._at(e + 1, set_babl, _P_TX)
 
         def ready(a: TxAttempt) -> None:
-            frame = bytes(data)
-            n = len(frame)
-            if n < _MIN_PAYLOAD:
-                frame = frame.ljust(_MIN_PAYLOAD, b"\0")
-            padded = len(frame)
-            if add_fcs:
-                frame += zlib.crc32(frame).to_bytes(4, "little")
-            if self.wire is None:
+            frame = _on_wire(data, add_fcs, pad)
+            n = len(data)
+            padded = len(frame) - (FCS_BYTES if add_fcs else 0)
+            if self.wire is None and not iloop:
                 self.transmitted.append((a.rise, frame))
             if len(frame) > MAX_FRAME and n <= MAX_FRAME:
                 babble(a)
@@ -786,8 +799,33 @@ class LanceModel:
                 a.descs.append(idx)
                 if len(data) > MAX_FRAME:
                     babble(a)
+                if iloop and self.mode & Mode.COLL:
+                    self._mii.set_col(1)      # MODE.COLL: col follows our own tx_en
+                elif iloop:
+                    self._loop_back(a.rise, idx, data, enp, add_fcs)
                 fetch(a, idx, enp)
         self._mii.offer(offer, done, on_rise)
+
+    def _loop_back(self, rise: int, idx: int, data: bytearray, enp: bool,
+                   add_fcs: bool) -> None:
+        """Internal loopback: the frame whose ``tx_en`` rose at ``rise`` reaches the receiver,
+        which samples its first nibble a tick later. The chained buffers are read now (the
+        engine fetches them as the frame goes out: the same bytes unless the host rewrites
+        them meanwhile); a chain that stops at a descriptor the card does not own is cut by
+        the transmitter and not looped back (approximate: the RTL's receiver drops it with
+        ``rx_er`` and counts it)."""
+        buf = bytearray(data)
+        i = idx
+        while not enp and len(buf) <= 2 * MAX_FRAME:
+            i = (i + 1) % self.tlen
+            w0, w1 = self._rd32(self._tmd(i)), self._rd32(self._tmd(i) + 4)
+            if not w0 >> 31:
+                return
+            buf += self._read_ram(w0 & 0xFF_FFFF, _bcnt(w1))
+            enp = bool(w0 >> 24 & 1)
+        if not enp:
+            return                                    # babbling: never ends
+        self._step(self._rx_engine(_on_wire(buf, add_fcs, False), rise + T.MII_DIVIDER), _P_RX)
 
     # -- receive engine --------------------------------------------------------------------------
     def _accept(self, dst: bytes) -> bool:
@@ -819,7 +857,10 @@ class LanceModel:
         yield beat(0)
         if not self.csr0 & _C0.RXON:
             return
-        runt = n < MIN_FRAME
+        # Loopback (Am7990 MODE.LOOP): frames of 8-32 bytes are the norm, so no runt filter;
+        # the one CRC generator checks received frames only with MODE.DTCR.
+        loop = bool(self.mode & Mode.LOOP)
+        runt = n < MIN_FRAME and not loop
         if n == 1:
             yield beat(0) + 1
             self._count("runts")
@@ -830,7 +871,7 @@ class LanceModel:
         w0 = self._rd32(d)
         yield beat(0) + 2                             # RMD2/RMD3
         w1 = self._rd32(d + 4)
-        if n < 6:
+        if n <= 6:                                    # the last byte comes with the address
             yield beat(n - 1) + 1
             self._count("runts")
             return
@@ -877,7 +918,8 @@ class LanceModel:
             if i == n:
                 fin = h
                 break
-        crc_error = zlib.crc32(frame) != _CRC_GOOD if n >= 4 else True
+        crc_error = (zlib.crc32(frame) != _CRC_GOOD if n >= 4 else True) \
+            and (not loop or bool(self.mode & Mode.DTCR))
         too_long = n > MAX_FRAME
         # The Am7990 hands a frame with a bad FCS up (ERR, CRC; FRAM too after a dribble
         # nibble); runts and frames over 1518 bytes are dropped (docs/lance_card.md).
@@ -944,6 +986,16 @@ class LanceModel:
     def __repr__(self) -> str:
         return (f"<LanceModel csr0={self.csr0_value:#06x} tx_index={self.tx_index} "
                 f"rx_index={self.rx_index}>")
+
+
+def _on_wire(data: bytes, add_fcs: bool, pad: bool) -> bytes:
+    """A frame as the transmitter sends it: padded to 60 bytes if ``pad``, FCS if asked."""
+    frame = bytes(data)
+    if pad and len(frame) < _MIN_PAYLOAD:
+        frame = frame.ljust(_MIN_PAYLOAD, b"\0")
+    if add_fcs:
+        frame += zlib.crc32(frame).to_bytes(4, "little")
+    return frame
 
 
 def _bcnt(word: int) -> int:

@@ -35,8 +35,8 @@ import pytest
 
 from hw.lance.model import COUNTER_NAMES, LanceModel
 from hw.lance.registers import (COUNTERS_OFFSET, CSR0, INIT_BLOCK_BYTES as INIT_BLOCK,
-                                RAP_OFFSET, RDP_OFFSET, RMD1, TMD1, InitBlock, RxDescriptor,
-                                TxDescriptor)
+                                RAP_OFFSET, RDP_OFFSET, RMD1, TMD1, TMD3, InitBlock, Mode,
+                                RxDescriptor, TxDescriptor)
 from hw.lance import timing as T
 from sim.bus import BusTarget, IrqLine
 from sim.kernel import Kernel
@@ -349,10 +349,12 @@ def _place(rng: random.Random, items: list[tuple[str, int, int]]) -> dict[str, i
 
 def make_case(rng: random.Random, *, rx_sizes: list[int], tlen: int,
               tx_chunks: list[list[int]], arrivals: list[tuple[int, bytes, bool]],
-              iadr: int | None = None) -> Drawn:
+              iadr: int | None = None, mode: Mode = Mode(0),
+              tx_data: list[bytes] | None = None) -> Drawn:
     """A case with receive buffers of ``rx_sizes`` (one descriptor each), a transmit ring of
-    ``tlen`` holding frames cut in chunks of ``tx_chunks`` bytes, and ``arrivals``; the init
-    block at ``iadr`` (else drawn), everything else placed by ``rng`` anywhere in RAM."""
+    ``tlen`` holding frames cut in chunks of ``tx_chunks`` bytes (``tx_data``, else random
+    frames to PEER), and ``arrivals``; the init block (MODE ``mode``) at ``iadr`` (else
+    drawn), everything else placed by ``rng`` anywhere in RAM."""
     rlen = len(rx_sizes)
     items = [("rdra", 8 * rlen, 8), ("tdra", 8 * tlen, 8)]
     items += [("init", INIT_BLOCK, 2)] if iadr is None else []
@@ -361,15 +363,16 @@ def make_case(rng: random.Random, *, rx_sizes: list[int], tlen: int,
     at = _place(rng, items) if iadr is None else _place_around(rng, items, iadr, INIT_BLOCK)
     img = bytearray(RAM_BYTES)
     iadr, rdra, tdra = at.get("init", iadr), at["rdra"], at["tdra"]
-    img[iadr:iadr + INIT_BLOCK] = InitBlock(padr=MAC, rdra=rdra, rlen=rlen, tdra=tdra,
-                                            tlen=tlen).pack()
+    img[iadr:iadr + INIT_BLOCK] = InitBlock(mode=mode, padr=MAC, rdra=rdra, rlen=rlen,
+                                            tdra=tdra, tlen=tlen).pack()
     rx_bufs = tuple((at[f"rx{i}"], s) for i, s in enumerate(rx_sizes))
     for i, (a, s) in enumerate(rx_bufs):
         img[rdra + 8 * i:rdra + 8 * i + 8] = RxDescriptor(addr=a, flags=RMD1.OWN, size=s).pack()
     frames, slot = [], 0
     for f, ch in enumerate(tx_chunks):
         n = sum(ch)
-        data = (PEER + MAC + rng.randbytes(max(0, n - 12)))[:n]
+        data = (PEER + MAC + rng.randbytes(max(0, n - 12)))[:n] if tx_data is None else tx_data[f]
+        assert len(data) == n
         if slot + len(ch) > tlen:      # the ring cannot hold it now: leave it out
             continue
         frames.append(data)
@@ -872,3 +875,96 @@ def test_a_transmit_chain_without_enp_babbles(chunks: list[int]) -> None:
     rtl = run_rtl(prog, image=d.image)
     assert model.trace == rtl.trace and model.irq_edges == rtl.irq_edges
     assert model.ram == rtl.ram
+
+
+# --- loopback (issue 13 item 13): MODE.LOOP, INTL, DTCR, COLL as the Am7990 -----------------------
+def _loop_case(mode: Mode, data: bytes, chunks: list[int] | None = None,
+               arrivals: list[tuple[int, bytes, bool]] | None = None) -> Drawn:
+    rng = random.Random(13)
+    return make_case(rng, rx_sizes=[16] * 8, tlen=2, tx_chunks=[chunks or [len(data)]],
+                     arrivals=arrivals or [(2_000, good_frame(rng, 80), False)], iadr=0,
+                     mode=mode, tx_data=[data])
+
+
+def _counters(run: Run) -> list[int]:
+    return [int(what.rsplit("=", 1)[1]) for _, what in run.trace if what.startswith("counter")]
+
+
+@pytest.mark.parametrize("n,chunks,dtcr,bad", [
+    (8, None, False, False), (32, [20, 12], False, False), (100, None, False, False),
+    (32, None, True, False), (32, [5, 27], True, True)])
+def test_internal_loopback_returns_the_frame(n: int, chunks, dtcr: bool, bad: bool) -> None:
+    """LOOP+INTL: the frame comes back to the receiver without reaching the wire (and a frame
+    on the wire is not received); not padded; with DTCR = 0 the transmitter appends the FCS
+    and the receiver does not check it, with DTCR = 1 the host's FCS is checked (CRC). The
+    card once sent the frame to the wire."""
+    rng = random.Random(n)
+    body = (MAC + MAC + rng.randbytes(max(0, n - 12)))[:n]
+    data = body
+    if dtcr:
+        fcs = bytearray(zlib.crc32(body[:-4]).to_bytes(4, "little"))
+        fcs[0] ^= 1 if bad else 0
+        data = body[:-4] + bytes(fcs)
+    mode = Mode.LOOP | Mode.INTL | (Mode.DTCR if dtcr else Mode(0))
+    d = _loop_case(mode, data, chunks)
+    model, _ = _check_loop(d)
+    assert model.transmitted == []
+    want = data if dtcr else data + zlib.crc32(data).to_bytes(4, "little")
+    assert len(model.received) == 1, model.received
+    flags, mcnt, got = model.received[0]
+    assert (mcnt, got) == (len(want), want)
+    assert flags[-1] & (RMD1.ERR | RMD1.CRC | RMD1.ENP) == (
+        RMD1.ERR | RMD1.CRC | RMD1.ENP if bad else RMD1.ENP)
+
+
+def _check_loop(d: Drawn) -> tuple[Run, Run]:
+    prog = functools.partial(drawn_program, d)
+    model, _ = run_model(prog, image=d.image)
+    rtl = run_rtl(prog, image=d.image)
+    assert_same(model, rtl)
+    return model, rtl
+
+
+def test_coll_forces_a_collision_in_internal_loopback() -> None:
+    """MODE.COLL in internal loopback: the attempt collides; with DRTY it is not retried
+    (TMD3.RTRY, one collision counted); nothing is received."""
+    data = MAC + MAC + bytes(range(20))
+    d = _loop_case(Mode.LOOP | Mode.INTL | Mode.COLL | Mode.DRTY, data)
+    model, _ = _check_loop(d)
+    assert model.received == [] and model.transmitted == []
+    tmd = TxDescriptor.unpack(model.ram[d.tdra:d.tdra + 8])
+    assert tmd.flags & TMD1.ERR and tmd.errors & TMD3.RTRY and not tmd.flags & TMD1.OWN
+    assert _counters(model)[4:6] == [1, 1]                # collisions, retry errors
+
+
+def test_coll_without_drty_retries_sixteen_times() -> None:
+    """MODE.COLL without DRTY: 16 attempts, each a collision, then RTRY (the model alone: the
+    backoffs take too long for the RTL simulator; the attempt itself is checked above)."""
+    data = MAC + MAC + bytes(range(20))
+    d = _loop_case(Mode.LOOP | Mode.INTL | Mode.COLL, data)
+    k = Kernel()
+    card = LanceModel(k, CLOCK, irq=IrqLine(k, "lance.irq"), ram_bytes=RAM_BYTES, mac=MAC)
+    card.ram[:] = d.image
+
+    async def host() -> None:
+        await card.write(RAP_OFFSET, 0)
+        await card.write(RDP_OFFSET, CSR0.INIT | CSR0.STRT)
+    k.spawn(host(), name="host")
+    k.run(until=20_000_000 * P)                         # 16 attempts and their backoffs
+    assert card.counters["collisions"] == 16 and card.counters["retry_errors"] == 1
+    tmd = TxDescriptor.unpack(bytes(card.ram[d.tdra:d.tdra + 8]))
+    assert tmd.errors & TMD3.RTRY and tmd.flags & TMD1.ERR and not tmd.flags & TMD1.OWN
+    assert card.rx_index == 0 and card.transmitted == []
+
+
+def test_external_loopback_sends_unpadded_and_takes_runts_unchecked() -> None:
+    """LOOP alone: frames go to the wire unpadded (with the FCS, DTCR = 0); what comes back
+    from the wire is received though it is a runt, its FCS not checked."""
+    rng = random.Random(7)
+    data = PEER + MAC + bytes(range(14))
+    runt = bytearray(good_frame(rng, 64)[:36])
+    d = _loop_case(Mode.LOOP, data, arrivals=[(2_000, bytes(runt), False)])
+    model, _ = _check_loop(d)
+    assert [f for _, f in model.transmitted] == [data + zlib.crc32(data).to_bytes(4, "little")]
+    assert model.received[0][1:] == (36, bytes(runt))
+    assert not model.received[0][0][-1] & RMD1.ERR
