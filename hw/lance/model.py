@@ -99,7 +99,8 @@ _W1C = int(CSR0.write_one_to_clear())
 _INTR_SOURCES = int(CSR0.interrupt_sources())
 _ERR_SOURCES = _C0.BABL | _C0.CERR | _C0.MISS | _C0.MERR
 _MIN_PAYLOAD = MIN_FRAME - FCS_BYTES
-_LOOP_INTL = Mode.LOOP | Mode.INTL
+_M = plain_bits(Mode)
+_LOOP_INTL = _M.LOOP | _M.INTL
 
 # Priorities of the actions at one edge (lower runs first; a later action's writes win).
 _P_BUS = 0
@@ -200,6 +201,7 @@ class LanceModel:
         # Register state that STOP does not touch.
         self.csr1 = self.csr2 = self.csr3 = 0
         self.mode = Mode(0)
+        self._iloop = False             # MODE.LOOP and MODE.INTL (plain bool: per frame)
         self.padr = bytes(6)
         self.ladrf = 0
         self.rdra = self.tdra = 0
@@ -388,10 +390,6 @@ class LanceModel:
         if not self._iloop:
             self._mii.set_col(level)
 
-    @property
-    def _iloop(self) -> bool:
-        """MODE.LOOP and MODE.INTL: internal loopback (Am7990)."""
-        return self.mode & _LOOP_INTL == _LOOP_INTL
 
     # -- bus internals ------------------------------------------------------------------------
     def _check(self, offset: int) -> None:
@@ -587,8 +585,9 @@ class LanceModel:
             self.rlen = 1 << (w[9] >> 13)
             self.tdra = (w[11] & 0xFF) << 16 | w[10]
             self.tlen = 1 << (w[11] >> 13)
-            # Internal loopback: the transmitter's frames never reach the wire (nor its
-            # carrier and collisions the transmitter).
+            # Internal loopback (MODE.LOOP and INTL): the transmitter's frames never reach the
+            # wire (nor its carrier and collisions the transmitter).
+            self._iloop = w[0] & _LOOP_INTL == _LOOP_INTL
             self._mii.wire = None if self._iloop else self.wire
             self._init_busy = False
             self.csr0 |= _C0.IDON
@@ -729,7 +728,7 @@ class LanceModel:
         ready."""
         div = T.MII_DIVIDER
         iloop = self._iloop
-        pad = not self.mode & Mode.LOOP               # no padding in loopback
+        pad = not int(self.mode) & _M.LOOP            # no padding in loopback
 
         def done(a: TxAttempt) -> None:
             if self._epoch == epoch:
@@ -859,7 +858,8 @@ class LanceModel:
             return
         # Loopback (Am7990 MODE.LOOP): frames of 8-32 bytes are the norm, so no runt filter;
         # the one CRC generator checks received frames only with MODE.DTCR.
-        loop = bool(self.mode & Mode.LOOP)
+        mode = int(self.mode)
+        loop = bool(mode & _M.LOOP)
         runt = n < MIN_FRAME and not loop
         if n == 1:
             yield beat(0) + 1
@@ -919,7 +919,7 @@ class LanceModel:
                 fin = h
                 break
         crc_error = (zlib.crc32(frame) != _CRC_GOOD if n >= 4 else True) \
-            and (not loop or bool(self.mode & Mode.DTCR))
+            and (not loop or bool(mode & _M.DTCR))
         too_long = n > MAX_FRAME
         # The Am7990 hands a frame with a bad FCS up (ERR, CRC; FRAM too after a dribble
         # nibble); runts and frames over 1518 bytes are dropped (docs/lance_card.md).
