@@ -16,9 +16,12 @@ Structure
 * **Transmit engine**: polls, walks owned descriptors, feeds the frame's bytes to
   :class:`~hw.lance.mii.MiiTransmitter`, backs off and refetches on collision, writes the
   descriptors back, TINT.
-* **Receive engine**: takes :class:`~hw.lance.mii.MiiReceiver`'s bytes, filters on the
-  destination address, writes the bytes into owned buffers (chaining), drops and counts bad
-  frames, writes the descriptors of good frames back, RINT; MISS when no buffer is owned.
+* **Receive engine**: takes :class:`~hw.lance.mii.MiiReceiver`'s bytes through a small SILO,
+  filters on the destination address, writes the bytes into owned buffers (chaining), hands
+  frames with a bad FCS up flagged (CRC, FRAM), drops and counts runts, over-long and
+  ``rx_er`` frames, writes the descriptors back, RINT; MISS when no buffer is owned.
+* **Loopback** (MODE.LOOP, INTL, COLL): internal loopback routes the transmitter's nibbles to
+  the receiver instead of the pins; COLL forces a collision (docs/lance_card.md).
 * **MII**: one clock domain; the MII engines run under an ``EnableInserter`` on the tick
   (one cycle in :data:`~hw.lance.timing.MII_DIVIDER`), and the card drives ``mii_clk``.
 """
