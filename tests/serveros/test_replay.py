@@ -72,7 +72,7 @@ def test_bad_trace_line_is_named(tmp_path, capsys) -> None:
     p = tmp_path / "bad.trace"
     p.write_text("R Miss 100 4 10 0\nR Miss 12x 4 10 0\n")
     assert main(["replay", str(p)]) == 2
-    err = " ".join(capsys.readouterr().out.split())
+    err = " ".join(capsys.readouterr().err.split())
     assert "line 2" in err and "starting block must be an integer" in err
 
 
@@ -82,7 +82,7 @@ def test_request_off_the_disk_is_named(tmp_path, capsys) -> None:
     with pytest.raises(TraceError, match="line 3: blocks 2050859 .. 2050860 run past the end"):
         replay_trace(read_trace(p), source=str(p))
     assert main(["replay", str(p)]) == 2
-    assert "line 3" in " ".join(capsys.readouterr().out.split())
+    assert "line 3" in " ".join(capsys.readouterr().err.split())
 
 
 def test_image_option_reads_data_and_does_not_change_the_file(tmp_path) -> None:
@@ -106,4 +106,4 @@ def test_bad_options(tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="limit must be a positive int, not 0"):
         replay_trace(read_trace(TRACE), limit=0)
     assert main(["replay", str(tmp_path / "missing.trace")]) == 2
-    assert "missing.trace" in capsys.readouterr().out
+    assert "missing.trace" in capsys.readouterr().err
