@@ -67,12 +67,16 @@ DEMUX = "demux"                    #: packet demultiplexing (filters, PCB lookup
 FILESYSTEM = "filesystem"          #: file-system and buffer-cache work
 APPLICATION = "application"        #: the application's own work (HTTP server logic, clients)
 KERNEL = "kernel"                  #: other kernel work
+MBUF = "mbuf"                      #: BSD mbuf and cluster allocation, freeing and chain walks
+SOFTINT = "softint"                #: software-interrupt dispatch (BSD's netisr, ipintr)
+SOCKET = "socket"                  #: the BSD socket layer (sosend, soreceive, socket buffers)
+MEMORY_STALL = "memory_stall"      #: CPU stalls on main memory (cache misses, a full write buffer)
 COMPUTE = "compute"                #: anything not otherwise classified (the default)
 IDLE = "idle"                      #: no thread on the CPU (reported, never charged)
 
 CATEGORIES: tuple[str, ...] = (COPY, CHECKSUM, PROTOCOL, SYSCALL, CONTEXT_SWITCH, INTERRUPT,
                                EXCEPTION, IO_WAIT, DEMUX, FILESYSTEM, APPLICATION, KERNEL,
-                               COMPUTE, IDLE)
+                               MBUF, SOFTINT, SOCKET, MEMORY_STALL, COMPUTE, IDLE)
 
 Handler = Callable[[], Awaitable[None]]
 
