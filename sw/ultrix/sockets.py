@@ -34,11 +34,11 @@ import logging
 import math
 from collections import deque
 
-from sim.cpu import COPY, KERNEL
+from sim.cpu import COPY, KERNEL, SOCKET
 from sim.kernel import Event
 from sim.time import S
 from sw.libos.fs import FileSystem
-from sw.libos.net import NetStack
+from sw.libos.net import NetStack, ipv4
 from sw.libos.net.tcp import DROP, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
 
 from .kernel import Process, UltrixKernel, WaitChannel
@@ -231,6 +231,7 @@ class _SockPcb(TcpPcb):
     def on_connected(self):
         so = self.sock
         so.connected = True
+        so.wake()                          # soisconnected: wake a process in connect()
         lst = so.listener
         if lst is not None and so.embryonic:
             so.embryonic = False
@@ -589,6 +590,45 @@ class SocketLayer:
                     ch.forget(ev)
             if idx == 1:
                 return [], []
+
+    async def connect(self, proc: Process, ip, port: int) -> Socket:
+        """socket() and connect() to TCP ``port`` of the remote host ``ip`` (a dotted string
+        or 4 bytes): the active open of 4.3BSD (``soconnect`` -> ``tcp_usrreq(PRU_CONNECT)``:
+        ``in_pcbconnect``, ``tcp_output`` sends the SYN); the process sleeps in ``connect()``
+        until the connection is established (``soisconnected`` wakes it), as a blocking
+        socket does.
+
+        Raises
+        ------
+        ValueError
+            For a bad address or port.
+        SocketError
+            ECONNREFUSED if the peer answered with a reset, ETIMEDOUT if the connection
+            timer (75 s) expired first.
+        """
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 0xFFFF:
+            raise ValueError(f"port must be 1..65535, not {port!r}")
+        dst = ipv4.addr(ip)                   # ValueError naming a bad address
+        await proc.syscall("socket")
+        # socreate: the socket, its inpcb and tcpcb (tcp_attach), and the descriptor.
+        await self._charge(self.costs.pcb_alloc + self.costs.falloc, SOCKET)
+        await proc.syscall("connect")
+        so = Socket(self, "tcp")
+        so.pcb = _SockPcb(so)
+        so.peer_name = (dst, port)
+        self.open_sockets += 1
+        await self._charge(self.costs.socket_op, SOCKET)
+        await self.stack.connect(so.pcb, dst, port)
+        while not so.connected:
+            if so.error is not None or so.tcp_done is not None:
+                reason = so.error or so.tcp_done
+                so.closed = True
+                self.open_sockets -= 1
+                errno = {"refused": "ECONNREFUSED", "timeout": "ETIMEDOUT"}.get(reason, reason)
+                raise SocketError(f"connect: {errno} ({ipv4.format_addr(dst)}:{port})")
+            ev = so.chan.sleeper()
+            await proc.sleep(ev)
+        return so
 
     # -- loopback and socketpair ------------------------------------------------------------------
     def _pair(self) -> tuple[Socket, Socket]:

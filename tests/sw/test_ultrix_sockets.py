@@ -1,0 +1,123 @@
+"""The Ultrix (4.3BSD) socket layer and TCP as ULTRIX 4.2's source has them: the active open,
+the linear PCB lookup without a one-entry cache, delayed ACKs and Nagle."""
+from __future__ import annotations
+
+import pytest
+
+from sim.cpu import CPU
+from sim.kernel import Event, Kernel
+from sim.media.ethernet import Segment
+from sim.platforms import DECSTATION_5000_125_ULTRIX43
+from sw.host import Host
+from sw.libos.net import NetStack, TcpPcb
+from sw.libos.net.ether import StationDevice
+from sw.libos.net.ipv4 import addr
+from sw.ultrix import UltrixMachine
+from sw.ultrix.sockets import SocketError
+
+A_MAC, B_MAC = "02:00:00:00:01:01", "02:00:00:00:02:01"
+A_IP, B_IP = "10.0.0.1", "10.0.0.2"
+
+
+class Echo(TcpPcb):
+    """A zero-cost peer that echoes what it receives and closes when the other side does."""
+
+    def __init__(self, stack: NetStack):
+        super().__init__()
+        self.app = stack
+        self.got = bytearray()
+        self.sent = bytearray()
+
+    async def on_readable(self, data):
+        self.got += data
+        self.sent += data
+        await self.app.send(self, data)
+
+    async def on_peer_closed(self):
+        await self.app.close(self)
+
+    def resupply(self, offset, length):
+        return bytes(self.sent[offset:offset + length])
+
+
+class Pair:
+    """An Ultrix machine (A) and a zero-cost library stack (B) on one Ethernet segment."""
+
+    def __init__(self, **machine_kw):
+        self.k = k = Kernel()
+        self.seg = Segment(k)
+        self.peer = NetStack.on_segment(k, self.seg, "peer", B_MAC, B_IP)
+        self.peer.add_arp(A_IP, A_MAC)
+        dev = StationDevice(self.seg, "ultrix", A_MAC)
+        self.cpu = CPU(k, DECSTATION_5000_125_ULTRIX43, name="ultrix")
+        self.host = Host("ultrix", k, self.cpu, dev, addr(A_IP),
+                         arp={addr(B_IP): bytes.fromhex(B_MAC.replace(":", ""))}, seed=3)
+        self.m = UltrixMachine(self.host, **machine_kw)
+
+    def run(self, body):
+        """Run ``body(proc)`` as an Ultrix process; returns its result."""
+        out = {}
+        done = Event(self.k, "done")
+
+        async def wrap(proc):
+            try:
+                out["r"] = await body(proc)
+            except BaseException as e:          # noqa: BLE001 - handed to the test
+                out["e"] = e
+            done.set()
+
+        self.m.uk.spawn(wrap, "test")
+
+        async def waiter():
+            await done
+
+        t = self.k.spawn(waiter(), name="wait")
+        self.k.run()
+        assert t.done, "the process did not finish"
+        if "e" in out:
+            raise out["e"]
+        return out["r"]
+
+
+def test_connect_is_an_active_open_that_returns_a_connected_socket():
+    p = Pair()
+    p.peer.listen(7, lambda: Echo(p.peer))
+    sl = p.m.sockets
+
+    async def body(proc):
+        so = await sl.connect(proc, B_IP, 7)
+        assert so.connected and so.peer_name == (addr(B_IP), 7)
+        await sl.write(proc, so, b"ping")
+        data = await sl.read(proc, so, 100)
+        await sl.close(proc, so)
+        return data
+
+    assert p.run(body) == b"ping"
+    counts = p.m.uk.stats()["syscalls"]
+    assert counts["socket"] == 1 and counts["connect"] == 1
+
+
+def test_connect_to_a_closed_port_is_refused():
+    p = Pair()
+    sl = p.m.sockets
+
+    async def body(proc):
+        with pytest.raises(SocketError, match="ECONNREFUSED"):
+            await sl.connect(proc, B_IP, 9)
+        return sl.open_sockets
+
+    assert p.run(body) == 0
+
+
+def test_connect_checks_its_arguments():
+    p = Pair()
+    sl = p.m.sockets
+
+    async def body(proc):
+        with pytest.raises(ValueError, match="port"):
+            await sl.connect(proc, B_IP, 0)
+        with pytest.raises(ValueError):
+            await sl.connect(proc, "10.0.0.999", 80)
+        return True
+
+    assert p.run(body)
