@@ -5,7 +5,8 @@ Every number in a profile is a :class:`Cost` that carries its source: a row of
 profiles derive or estimate) or ``"estimate: <reasoning>"``.
 """
 from .base import Cost, Platform, PROFILES, profile_table
-from .decstation import DECSTATION_5000_125_AEGIS, DECSTATION_5000_125_ULTRIX43
+from .decstation import DECSTATION_5000_125_AEGIS, DECSTATION_5000_125_ULTRIX43, DECSTATION_5000_200_ULTRIX
+from .ultrix_costs import ULTRIX_SOFTWARE
 from .clients import CLIENT_PENTIUM100_OPENBSD
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "profile_table",
     "DECSTATION_5000_125_AEGIS",
     "DECSTATION_5000_125_ULTRIX43",
+    "DECSTATION_5000_200_ULTRIX",
+    "ULTRIX_SOFTWARE",
     "CLIENT_PENTIUM100_OPENBSD",
 ]

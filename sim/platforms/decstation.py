@@ -1,7 +1,9 @@
-"""The DECstation 5000/125 ("3MIN", 25 MHz MIPS R3000A) under Aegis and under Ultrix 4.3.
+"""The DECstation 5000/125 ("3MIN", 25 MHz MIPS R3000A) under Aegis and under Ultrix 4.3, and
+the DECstation 5000/200 ("3MAX", KN02) under Ultrix.
 
-The hardware rows are shared; the two operating systems differ in what their kernels do per
-operation. Sources name rows of ``docs/calibration.md``; the rows marked [D] or [EST] there
+The hardware rows of a machine are shared by its operating systems; the systems differ in what
+their kernels do per operation (Ultrix's rows are :data:`sim.platforms.ultrix_costs.ULTRIX_SOFTWARE`,
+the same on both machines). Sources name rows of ``docs/calibration.md``; the rows marked [D] or [EST] there
 carry their derivation ("Derived and estimated rows used by the profiles").
 
 A note on the numbers: the R3000's data cache on the 3MIN has 4-byte lines and is
@@ -12,6 +14,7 @@ That memory system, not the instruction count, sets the price of copying and sum
 from __future__ import annotations
 
 from .base import CALIBRATION, Cost, Platform, register
+from .ultrix_costs import ULTRIX_SOFTWARE
 
 C = CALIBRATION
 
@@ -127,60 +130,76 @@ DECSTATION_5000_125_ULTRIX43 = Platform(
     os="Ultrix 4.3",
     description="25 MHz R3000A, 64 KB I + 128 KB D write-through caches, 80 ns memory, TURBOchannel at 12.5 MHz; Ultrix 4.3 (4.3BSD-derived)",
     **_HARDWARE,
-    checksum_uncached_cycles_per_word=Cost(17.125, "cycles/word", (
-        f"[D] {C}: the tuned routine is 150 % faster than Ultrix 4.2A's, so Ultrix spends "
-        "2.5 x its 3.25 instruction cycles per word = 8.125, plus the same 9 stall cycles per "
-        "400 ns read miss")),
-    checksum_cached_cycles_per_word=Cost(8.125, "cycles/word", (
-        f"[D] {C}: 2.5 x the tuned loop's 3.25 cycles per word (150 % faster)")),
-    checksum_call_cycles=Cost(30, "cycles", (
-        "estimate: prologue, carry fold and return, about 15 instructions at CPI 2 "
-        "(as for Aegis)")),
-    syscall_cycles=Cost(802, "cycles", (
-        f"[D] {C} (derivation in 'Derived and estimated rows'): save the full exception "
-        "frame, about 40 words through the write-through write buffer at 6 cycles = 240 "
-        "cycles, plus about 270 instructions (cause decode, syscall table, argument copyin, "
-        "u-area bookkeeping, AST and signal checks, restore, rfe) x CPI 2.08 = 562: 802 cycles "
-        "= 32 us, in line with the SOSP'95 '10-100x' for kernel primitives against Aegis' 3.2 us")),
-    context_switch_cycles=Cost(712, "cycles", (
-        f"[D] {C} (derivation in 'Derived and estimated rows'): swtch(): save 12 callee-saved "
-        "words (72 cycles), run-queue search, pmap/ASID change and the wired TLB entries of "
-        "the new u-area, about 250 instructions x CPI 2.08 = 520, reload 12 words of a cold "
-        "PCB (120): 712 cycles = 28.5 us; excludes the system calls that block and wake")),
-    exception_dispatch_cycles=Cost(3250, "cycles", (
-        f"[S] {C}: overflow exception, Ultrix: 130.0 us (SOSP'95 table 5); about 100x "
-        "Aegis (SOSP'95 section 1)")),
-    interrupt_dispatch_cycles=Cost(490, "cycles", (
-        f"estimate ({C}: derivation in 'Derived and estimated rows'): the kernel-internal "
-        "path, no upcall: save the exception frame (40 words x 6 cycles = 240), decode the "
-        "cause, call through the interrupt table and restore, about 120 instructions x CPI "
-        "2.08 = 250: 490 cycles = 19.6 us")),
-    demux_dpf_cycles=Cost(37.5, "cycles", (
-        f"[S] {C}: DPF 1.5 us (SOSP'95 table 7); not used by Ultrix's protocol-switch "
-        "demultiplexing, kept so the profiles have the same fields")),
-    demux_mpf_cycles=Cost(875, "cycles", (
-        f"[S] {C}: MPF 35.0 us (SOSP'95 table 7), the packet filter Ultrix-era systems "
-        "interpreted")),
-    pcb_lookup_per_entry_cycles=Cost(43, "cycles/entry", (
-        f"estimate ({C}: 4.4BSD PCB lookup, one-entry cache else linear scan): about 12 "
-        "instructions per PCB at CPI 2.08 = 25 cycles plus two data-cache misses at 9 stall "
-        "cycles")),
-    tcp_per_packet_cycles=Cost(417, "cycles", (
-        f"[D] {C}: TCP common path, fewer than 200 instructions per packet x CPI 2.08; "
-        "mbuf and socket work is charged separately by the Ultrix model")),
-    ip_per_packet_cycles=Cost(208, "cycles", (
-        "estimate: IP fast path about half the TCP common path, 100 instructions x CPI 2.08")),
-    select_base_cycles=Cost(208, "cycles", (
-        "estimate: select() beyond the system call: copyin and copyout of the fd_sets and "
-        "setup, about 100 instructions x CPI 2.08")),
-    select_per_fd_cycles=Cost(52, "cycles", (
-        "estimate: per descriptor scanned: getf() and the socket's soo_select (soreadable), "
-        "about 25 instructions x CPI 2.08")),
-    fork_cycles=Cost(320_000, "cycles", (
-        "estimate: fork() of a small httpd: Ultrix on MIPS copies the writable pages; about "
-        "64 KB of data and stack plus the 8 KB u-area = 18 k words at 16.375 cycles = 300 k "
-        "cycles, plus about 20 k cycles of proc and page-table setup: 12.8 ms")),
+    **ULTRIX_SOFTWARE,
+)
+
+
+# -- the DECstation 5000/200 ("3MAX", KN02) ---------------------------------------------------
+# The same 25 MHz R3000A and the same R3000 cache protocol (direct-mapped, 4-byte lines, write-
+# through with a write buffer) with 64 KB + 64 KB caches, on a memory system and TURBOchannel
+# clocked at 25 MHz instead of the 3MIN's 12.5 MHz. No functional specification of the KN02
+# memory is in reach (kn02.h in NetBSD and Linux gives the address map and CSR bits, not
+# timings), so its times are estimates: the same numbers of memory cycles per operation as the
+# 3MIN's (kmin.h), each memory cycle one 40 ns cycle of the 25 MHz system clock.
+MEM_CYCLE_3MAX = Cost(40_000, "ps", (
+    f"estimate ({C}: 'TURBOchannel clock ... the 5000/2x0: 25 MHz'): the KN02's memory "
+    "controller runs on the 25 MHz system/TURBOchannel clock, one memory cycle = 40 ns (the "
+    "3MIN's 80 ns is its 12.5 MHz clock)"))
+READ_MISS_3MAX = Cost(200_000, "ps", (
+    f"estimate ({C}: 3MIN 'single-word read 5 memory cycles'): the same 5-cycle single-word "
+    "read of the R3000 refill protocol at 40 ns = 200 ns = 5 CPU cycles"))
+WORD_WRITE_3MAX = Cost(120_000, "ps", (
+    f"estimate ({C}: 3MIN 'CPU word write 3 memory cycles'): the same 3-cycle write at 40 ns "
+    "= 120 ns = 3 CPU cycles"))
+DMA_READ_3MAX = Cost(68, "mem cycles", (
+    f"estimate ({C}: 3MIN 'DMA 64-word read 68 memory cycles'): one cycle per word plus the "
+    "same 4-cycle burst overhead, in 40 ns cycles"))
+DMA_WRITE_3MAX = Cost(66, "mem cycles", (
+    f"estimate ({C}: 3MIN 'DMA 64-word write 66 memory cycles'): one cycle per word plus the "
+    "same 2-cycle burst overhead, in 40 ns cycles"))
+TC_PIO_READ_3MAX = Cost(240_000, "ps", (
+    f"estimate ({C}: 'TURBOchannel clock ... 25 MHz' on the 5000/2x0): the same 6 "
+    "TURBOchannel cycles as the 3MIN's I/O read (address, option SRAM, crossing back), at 40 ns"))
+TC_PIO_WRITE_3MAX = Cost(160_000, "ps", (
+    f"estimate ({C}: same row): the same 4 TURBOchannel cycles as the 3MIN's I/O write, at 40 ns"))
+COPY_UNCACHED_3MAX = Cost(8.375, "cycles/word", (
+    f"[D] {C}: the bcopy shape (OSF/1 bcopy.s) with the 3MAX's memory: per word a 5-cycle read "
+    "miss and a 3-cycle write serialize on the memory, 8 x 40 ns = 320 ns = 8 cycles, plus the "
+    "3-cycle loop overhead over a 32-byte loop: 0.375"))
+COPY_CACHED_3MAX = Cost(3.375, "cycles/word", (
+    f"[D] {C}: source in the data cache: each store drains through the write buffer at "
+    "3 x 40 ns = 120 ns = 3 cycles per word, plus 0.375 loop overhead"))
+
+# Ultrix's uncached checksum row is its instruction cycles plus one read-miss stall per word:
+# the stall is the machine's, so it is re-derived with the 3MAX's 200 ns miss.
+CHECKSUM_UNCACHED_ULTRIX_3MAX = Cost(
+    ULTRIX_SOFTWARE["checksum_cached_cycles_per_word"].value + 4, "cycles/word", (
+        f"[D] {C}: Ultrix's 8.125 instruction cycles per word (2.5 x the tuned 3.25) plus 4 "
+        "stall cycles for the 3MAX's 200 ns read miss (5 cycles, one overlapping the load, as "
+        "the 3MIN's 10-cycle miss stalls 9)"))
+
+_HARDWARE_3MAX = dict(
+    _HARDWARE,
+    mem_cycle_ps=MEM_CYCLE_3MAX,
+    word_read_miss_ps=READ_MISS_3MAX,
+    word_write_ps=WORD_WRITE_3MAX,
+    dma_read_burst_mem_cycles=DMA_READ_3MAX,
+    dma_write_burst_mem_cycles=DMA_WRITE_3MAX,
+    io_pio_read_ps=TC_PIO_READ_3MAX,
+    io_pio_write_ps=TC_PIO_WRITE_3MAX,
+    copy_uncached_cycles_per_word=COPY_UNCACHED_3MAX,
+    copy_cached_cycles_per_word=COPY_CACHED_3MAX,
+)
+
+DECSTATION_5000_200_ULTRIX = Platform(
+    name="decstation-5000-200-ultrix",
+    machine="DECstation 5000/200",
+    os="Ultrix 4.3",
+    description="25 MHz R3000A, 64 KB I + 64 KB D write-through caches, 40 ns memory (estimate), TURBOchannel at 25 MHz; Ultrix 4.3 (4.3BSD-derived)",
+    **_HARDWARE_3MAX,
+    **{**ULTRIX_SOFTWARE, "checksum_uncached_cycles_per_word": CHECKSUM_UNCACHED_ULTRIX_3MAX},
 )
 
 register(DECSTATION_5000_125_AEGIS)
 register(DECSTATION_5000_125_ULTRIX43)
+register(DECSTATION_5000_200_ULTRIX)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from sim.platforms import (CLIENT_PENTIUM100_OPENBSD, DECSTATION_5000_125_AEGIS,
-                           DECSTATION_5000_125_ULTRIX43, PROFILES, Cost, Platform, profile_table)
+                           DECSTATION_5000_125_ULTRIX43, DECSTATION_5000_200_ULTRIX, PROFILES,
+                           ULTRIX_SOFTWARE, Cost, Platform, profile_table)
 from sim.time import NS, US
 
 AEGIS, ULTRIX = DECSTATION_5000_125_AEGIS, DECSTATION_5000_125_ULTRIX43
@@ -13,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_all_profiles_are_registered():
-    assert set(PROFILES) == {AEGIS.name, ULTRIX.name, CLIENT_PENTIUM100_OPENBSD.name}
+    assert {AEGIS.name, ULTRIX.name, DECSTATION_5000_200_ULTRIX.name,
+            CLIENT_PENTIUM100_OPENBSD.name} <= set(PROFILES)
 
 
 @pytest.mark.parametrize("p", list(PROFILES.values()), ids=list(PROFILES))
@@ -109,3 +111,30 @@ def test_client_is_faster_than_the_server():
         assert getattr(c, f).value * c.cycle_ps < getattr(ULTRIX, f).value * ULTRIX.cycle_ps
     assert c.copy_cycles(1460) * c.cycle_ps < AEGIS.copy_cycles(1460) * AEGIS.cycle_ps
     assert isinstance(c, Platform)
+
+
+# Fields whose values are a memory timing of the machine (the 3MAX differs from the 3MIN there).
+_MEMORY_FIELDS = {"mem_cycle_ps", "word_read_miss_ps", "word_write_ps", "dma_read_burst_mem_cycles",
+                  "dma_write_burst_mem_cycles", "io_pio_read_ps", "io_pio_write_ps",
+                  "copy_uncached_cycles_per_word", "copy_cached_cycles_per_word",
+                  "checksum_uncached_cycles_per_word"}
+
+
+def test_both_ultrix_profiles_share_the_ultrix_software_rows():
+    for p in (ULTRIX, DECSTATION_5000_200_ULTRIX):
+        for name, cost in ULTRIX_SOFTWARE.items():
+            if p is ULTRIX or name not in _MEMORY_FIELDS:
+                assert getattr(p, name) is cost, (p.name, name)
+
+
+def test_the_5000_200_differs_from_the_5000_125_only_in_its_memory_system():
+    big = DECSTATION_5000_200_ULTRIX
+    differ = {n for n, c in big.costs() if getattr(ULTRIX, n) != c}
+    assert differ == _MEMORY_FIELDS
+    assert big.cycle_ps == ULTRIX.cycle_ps == 40 * NS        # the same 25 MHz R3000A
+    assert big.word_read_miss_ps.value == 5 * big.mem_cycle_ps.value == 200 * NS
+    assert big.word_write_ps.value == 3 * big.mem_cycle_ps.value
+    # memory-bound work is faster on the 3MAX, never slower
+    for f in _MEMORY_FIELDS - {"dma_read_burst_mem_cycles", "dma_write_burst_mem_cycles"}:
+        assert getattr(big, f).value < getattr(ULTRIX, f).value, f
+    assert big.copy_cycles(1 << 20) < ULTRIX.copy_cycles(1 << 20)

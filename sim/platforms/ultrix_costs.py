@@ -1,0 +1,74 @@
+"""Ultrix 4.3's software costs on the R3000: the per-operation kernel rows of both Ultrix profiles.
+
+The DECstation 5000/125 ("3MIN") and 5000/200 ("3MAX") run the same Ultrix kernel on the same
+25 MHz R3000, so the cycles its code paths take are one table, :data:`ULTRIX_SOFTWARE`, shared by
+``decstation-5000-125-ultrix43`` and ``decstation-5000-200-ultrix`` (:mod:`sim.platforms.decstation`,
+which adds each machine's hardware rows). Sources name rows of ``docs/calibration.md``; the rows
+marked [D] or [EST] there carry their derivation.
+
+Some rows were derived on the 3MIN and still fold its memory stalls into a cycle count (the
+checksum's 9 stall cycles per 400 ns read miss, the exception frame's 6-cycle writes); a profile
+for another memory system overrides the rows that are purely a memory timing (see the 5000/200).
+"""
+from __future__ import annotations
+
+from .base import CALIBRATION, Cost
+
+C = CALIBRATION
+
+#: Ultrix 4.3's kernel costs, by :class:`~sim.platforms.base.Platform` field name.
+ULTRIX_SOFTWARE: dict[str, Cost] = {
+    "checksum_uncached_cycles_per_word": Cost(17.125, "cycles/word", (
+        f"[D] {C}: the tuned routine is 150 % faster than Ultrix 4.2A's, so Ultrix spends "
+        "2.5 x its 3.25 instruction cycles per word = 8.125, plus the same 9 stall cycles per "
+        "400 ns read miss")),
+    "checksum_cached_cycles_per_word": Cost(8.125, "cycles/word", (
+        f"[D] {C}: 2.5 x the tuned loop's 3.25 cycles per word (150 % faster)")),
+    "checksum_call_cycles": Cost(30, "cycles", (
+        "estimate: prologue, carry fold and return, about 15 instructions at CPI 2 "
+        "(as for Aegis)")),
+    "syscall_cycles": Cost(802, "cycles", (
+        f"[D] {C} (derivation in 'Derived and estimated rows'): save the full exception "
+        "frame, about 40 words through the write-through write buffer at 6 cycles = 240 "
+        "cycles, plus about 270 instructions (cause decode, syscall table, argument copyin, "
+        "u-area bookkeeping, AST and signal checks, restore, rfe) x CPI 2.08 = 562: 802 cycles "
+        "= 32 us, in line with the SOSP'95 '10-100x' for kernel primitives against Aegis' 3.2 us")),
+    "context_switch_cycles": Cost(712, "cycles", (
+        f"[D] {C} (derivation in 'Derived and estimated rows'): swtch(): save 12 callee-saved "
+        "words (72 cycles), run-queue search, pmap/ASID change and the wired TLB entries of "
+        "the new u-area, about 250 instructions x CPI 2.08 = 520, reload 12 words of a cold "
+        "PCB (120): 712 cycles = 28.5 us; excludes the system calls that block and wake")),
+    "exception_dispatch_cycles": Cost(3250, "cycles", (
+        f"[S] {C}: overflow exception, Ultrix: 130.0 us (SOSP'95 table 5); about 100x "
+        "Aegis (SOSP'95 section 1)")),
+    "interrupt_dispatch_cycles": Cost(490, "cycles", (
+        f"estimate ({C}: derivation in 'Derived and estimated rows'): the kernel-internal "
+        "path, no upcall: save the exception frame (40 words x 6 cycles = 240), decode the "
+        "cause, call through the interrupt table and restore, about 120 instructions x CPI "
+        "2.08 = 250: 490 cycles = 19.6 us")),
+    "demux_dpf_cycles": Cost(37.5, "cycles", (
+        f"[S] {C}: DPF 1.5 us (SOSP'95 table 7); not used by Ultrix's protocol-switch "
+        "demultiplexing, kept so the profiles have the same fields")),
+    "demux_mpf_cycles": Cost(875, "cycles", (
+        f"[S] {C}: MPF 35.0 us (SOSP'95 table 7), the packet filter Ultrix-era systems "
+        "interpreted")),
+    "pcb_lookup_per_entry_cycles": Cost(43, "cycles/entry", (
+        f"estimate ({C}: 4.4BSD PCB lookup, one-entry cache else linear scan): about 12 "
+        "instructions per PCB at CPI 2.08 = 25 cycles plus two data-cache misses at 9 stall "
+        "cycles")),
+    "tcp_per_packet_cycles": Cost(417, "cycles", (
+        f"[D] {C}: TCP common path, fewer than 200 instructions per packet x CPI 2.08; "
+        "mbuf and socket work is charged separately by the Ultrix model")),
+    "ip_per_packet_cycles": Cost(208, "cycles", (
+        "estimate: IP fast path about half the TCP common path, 100 instructions x CPI 2.08")),
+    "select_base_cycles": Cost(208, "cycles", (
+        "estimate: select() beyond the system call: copyin and copyout of the fd_sets and "
+        "setup, about 100 instructions x CPI 2.08")),
+    "select_per_fd_cycles": Cost(52, "cycles", (
+        "estimate: per descriptor scanned: getf() and the socket's soo_select (soreadable), "
+        "about 25 instructions x CPI 2.08")),
+    "fork_cycles": Cost(320_000, "cycles", (
+        "estimate: fork() of a small httpd: Ultrix on MIPS copies the writable pages; about "
+        "64 KB of data and stack plus the 8 KB u-area = 18 k words at 16.375 cycles = 300 k "
+        "cycles, plus about 20 k cycles of proc and page-table setup: 12.8 ms")),
+}
