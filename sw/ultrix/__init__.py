@@ -3,7 +3,7 @@
 * :mod:`.kernel`: processes scheduled on the one CPU with context-switch charges, system
   calls, fork, sleep/wakeup, file calls through :mod:`sw.libos.fs`;
 * :mod:`.sockets`: BSD sockets on a 4.3BSD-style TCP (linear PCB list with TIME_WAIT PCBs,
-  a one-entry cache, send-buffer retransmission copies, mbufs), loopback socket pairs;
+  no PCB cache: every segment scans the list, send-buffer retransmission copies, mbufs), loopback socket pairs;
 * :mod:`.ncsa`: NCSA httpd 1.4.2 (pre-forked children, descriptor passing);
 * :mod:`.harvest`: the Harvest httpd-accelerator (one process, select loop, memory cache) in
   front of NCSA on the same machine.

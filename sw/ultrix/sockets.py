@@ -2,9 +2,10 @@
 
 The TCP engine is the library's (:mod:`sw.libos.net`), put into 4.3BSD's shape:
 
-* **PCB lookup** (4.3BSD ``tcp_input``/``in_pcblookup``): a one-entry cache (the last PCB
-  found), else a linear scan of one list holding every PCB, newest first, the listening PCB
-  last, **including the connections in TIME_WAIT**. A scan stops at an exact match; a SYN for
+* **PCB lookup** (ULTRIX 4.2 ``tcp_input``/``in_pcblookup``, VALIDATION.md K1, K2): for
+  **every** segment a linear scan of one list holding every PCB (``insque`` at the head:
+  newest first, the listening PCB last), **including the connections in TIME_WAIT**; there is
+  no last-PCB cache in ULTRIX's ``tcp_input`` (4.4BSD's ``tcp_last_inpcb`` came later). A scan stops at an exact match; a SYN for
   a new connection matches only the listener's wildcard and so scans the whole list, and
   ``in_pcbconnect`` then scans it once more to check the new 4-tuple is unused. Each entry
   examined costs ``pcb_lookup_per_entry_cycles`` (:data:`~sim.cpu.DEMUX`).
@@ -110,13 +111,14 @@ class _TimeWaitList(TimeWaitTable):
 
 
 class UltrixTcp(Tcp):
-    """The library's TCP with 4.3BSD's PCB list: a one-entry cache, then a linear scan of all
-    PCBs (newest first, TIME_WAIT ones included, the listener last).
+    """The library's TCP with ULTRIX 4.2's PCB list: every segment's lookup is a linear scan
+    of all PCBs (newest first, TIME_WAIT ones included, the listener last), with no cache
+    (``in_pcblookup(&tcb, ..., INPLOOKUP_WILDCARD)`` at ``findpcb:`` in tcp_input.c).
 
     Attributes
     ----------
-    cache_hits, cache_misses : int
-        One-entry cache outcomes (``tcppcbcachemiss`` of 4.3BSD).
+    lookups : int
+        ``in_pcblookup`` calls made for received segments and new connections.
     """
 
     def __init__(self, stack, config: TcpConfig, seed: int = 0):
@@ -126,9 +128,7 @@ class UltrixTcp(Tcp):
         self._serial_of: dict[tuple, int] = {}     # PCB key -> creation serial
         self._order: list[int] = []                # serials of all PCBs in the list, sorted
         self._listener_serial: dict[int, int] = {}
-        self._cache: tuple | None = None
-        self.cache_hits = 0
-        self.cache_misses = 0
+        self.lookups = 0
 
     # -- the list -------------------------------------------------------------------------------
     def _new_serial(self) -> int:
@@ -146,8 +146,6 @@ class UltrixTcp(Tcp):
             i = bisect.bisect_left(self._order, s)
             if i < len(self._order) and self._order[i] == s:
                 del self._order[i]
-        if self._cache == key:
-            self._cache = None
 
     @property
     def pcb_count(self) -> int:
@@ -181,16 +179,14 @@ class UltrixTcp(Tcp):
         return events
 
     def _examined(self, key: tuple, found: bool) -> int:
-        """Entries a 4.3BSD lookup of ``key`` examines (and update the one-entry cache)."""
-        if key == self._cache:
-            self.cache_hits += 1
-            return 1
-        self.cache_misses += 1
+        """Entries ULTRIX's ``in_pcblookup`` of ``key`` examines: it stops at an exact match
+        (``matchwild == 0``); anything else (a SYN for the listener's wildcard, a segment for
+        no connection) walks the whole list."""
+        self.lookups += 1
         s = self._serial_of.get(key) if found else None
         if s is not None:
-            self._cache = key
-            return 1 + self._position(s)
-        return 1 + len(self._order)               # through to the listener's wildcard
+            return self._position(s)
+        return len(self._order)                   # through to the listener's wildcard
 
     # -- input: the library's, with the 4.3BSD lookup ------------------------------------------
     def _lookup_cost(self, key: tuple, found: bool, in_time_wait: bool, new_conn: bool) -> int:
@@ -202,9 +198,15 @@ class UltrixTcp(Tcp):
     def _accepted(self, key: tuple) -> None:
         if key in self.conns and key not in self._serial_of:
             self._remember(key)
-            self._cache = key
 
     async def connect(self, pcb, ip, port, local_port) -> None:
+        # PRU_CONNECT -> in_pcbconnect: in_pcbsetaddr's in_pcblookup of the new 4-tuple (no
+        # wildcard: no exact match, so the whole list), then in_pcbbind's choice of an
+        # ephemeral port (one wildcard lookup per port tried, normally one): two full scans.
+        examined = 2 * len(self._order)
+        self.lookups += 2
+        self.stats.pcb_entries_examined += examined
+        await self.stack.charge_demux(examined)
         await super().connect(pcb, ip, port, local_port)
         if pcb.key in self.conns and pcb.key not in self._serial_of:
             self._remember(pcb.key)
@@ -702,8 +704,7 @@ class SocketLayer:
                "open_sockets": self.open_sockets,
                "time_wait": len(tcp.time_wait)}
         if isinstance(tcp, UltrixTcp):
-            out.update(pcb_list=tcp.pcb_count, pcb_cache_hits=tcp.cache_hits,
-                       pcb_cache_misses=tcp.cache_misses,
+            out.update(pcb_list=tcp.pcb_count, pcb_lookups=tcp.lookups,
                        pcb_entries_examined=tcp.stats.pcb_entries_examined)
         return out
 

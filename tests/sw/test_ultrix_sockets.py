@@ -121,3 +121,46 @@ def test_connect_checks_its_arguments():
         return True
 
     assert p.run(body)
+
+
+def _walk_per_segment(n_time_wait: int) -> tuple[float, float, int]:
+    """An old connection A, then ``n_time_wait`` connections closed by the Ultrix side (their
+    PCBs stay in TIME_WAIT, newer than A); then 5 echoed bytes on A, one write at a time.
+    Returns (PCB entries examined per segment received on A, DEMUX cycles per segment, the
+    list's length)."""
+    from sim.cpu import DEMUX
+    p = Pair()
+    p.peer.listen(7, lambda: Echo(p.peer))
+    sl = p.m.sockets
+    tcp = p.m.stack.tcp
+
+    async def body(proc):
+        a = await sl.connect(proc, B_IP, 7)
+        for _ in range(n_time_wait):
+            so = await sl.connect(proc, B_IP, 7)
+            await sl.close(proc, so)
+        await p.k.sleep(1_000_000_000)           # let every close finish (1 ms)
+        assert len(tcp.time_wait) == n_time_wait
+        seg0, ex0 = tcp.stats.segments_in, tcp.stats.pcb_entries_examined
+        d0 = p.cpu.breakdown()[DEMUX].cycles
+        for _ in range(5):
+            await sl.write(proc, a, b"x")
+            assert await sl.read(proc, a, 10) == b"x"
+        await p.k.sleep(1_000_000_000)
+        segs = tcp.stats.segments_in - seg0
+        return ((tcp.stats.pcb_entries_examined - ex0) / segs,
+                (p.cpu.breakdown()[DEMUX].cycles - d0) / segs, tcp.pcb_count)
+
+    return p.run(body)
+
+
+@pytest.mark.parametrize("n", [0, 10, 40])
+def test_every_segment_walks_the_time_wait_pcbs_with_no_cache(n):
+    """ULTRIX 4.2 tcp_input calls in_pcblookup for every segment and keeps no last-PCB cache
+    (VALIDATION.md K1, K2): a segment for the oldest connection walks the N newer TIME_WAIT
+    PCBs every time, so it costs N + 1 times the per-entry walk."""
+    per_entry = DECSTATION_5000_125_ULTRIX43.pcb_lookup_per_entry_cycles.value
+    examined, demux, listed = _walk_per_segment(n)
+    assert listed == n + 1
+    assert examined == n + 1
+    assert demux == pytest.approx((n + 1) * per_entry)
