@@ -251,6 +251,64 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import time
+
+    from .validation import AnchorError, load_anchors, validate
+    from .validation.report import STATUSES, write_all
+    from .validation.run import EXPLAINED, FAILED, MISS, NOT_COVERED, OK
+
+    try:
+        anchors = load_anchors(args.anchors) if args.anchors else load_anchors()
+    except AnchorError as exc:
+        raise UsageError(f"argument --anchors: {exc}") from None
+    ids = None
+    if args.rows:
+        ids = [r.strip() for r in args.rows.split(",") if r.strip()]
+        for rid in ids:
+            if not any(a == rid or a.split("-", 1)[0] == rid for a in anchors):
+                raise UsageError(f"argument --rows: no anchor row {rid!r} (rows: "
+                                 f"{', '.join(anchors)})")
+        if not ids:
+            raise UsageError("argument --rows: no row ids given")
+    out = output_dir("--out", args.out)
+    wall0 = time.perf_counter()
+    with console.status("running the microbenchmarks ...") as status:
+        results = validate(ids, seed=args.seed, anchors=anchors,
+                           progress=lambda rows: status.update(f"running the benchmark of {rows} ..."))
+    wall = time.perf_counter() - wall0
+    style = {OK: "green", EXPLAINED: "yellow", MISS: "bold red", FAILED: "bold red",
+             NOT_COVERED: "dim"}
+    t = Table(title=f"serveros validate: simulated microbenchmarks against measured operations "
+                    f"(seed {args.seed})")
+    for col, just in (("id", "left"), ("quantity", "left"), ("measured", "right"),
+                      ("simulated", "right"), ("unit", "left"), ("error", "right"),
+                      ("status", "left"), ("explanation", "left")):
+        t.add_column(col, justify=just, overflow="fold",
+                     no_wrap=col in ("id", "measured", "simulated", "unit", "error", "status"))
+    for r in results:
+        t.add_row(r.id, r.quantity, f"{r.measured:g}",
+                  "-" if r.simulated is None else f"{r.simulated:.4g}", r.unit,
+                  "-" if r.error is None else f"{r.error:+.0%}",
+                  f"[{style[r.status]}]{r.status}[/]",
+                  (r.explained or "") if r.status != OK else "")
+    console.print(t)
+    files = write_all(results, out, {a.id: a.tolerance for a in anchors.values()})
+    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {wall:.1f} s wall")
+    console.print("wrote: " + ", ".join(str(p) for p in files.values()), soft_wrap=True,
+                  markup=False, highlight=False)
+    bad = [r for r in results if r.failing]
+    if bad:
+        for r in bad:
+            why = (f"benchmark failed: {one_line(r.detail or '')}" if r.status == FAILED else
+                   f"simulated {r.simulated:.4g} {r.unit} vs measured {r.measured:g} {r.unit} "
+                   f"({r.error:+.0%}, tolerance {anchors[r.id].tolerance:.0%}) and not explained")
+            print(f"serveros validate: error: row {r.id}: {why}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
 def _check_simulator(option: str, backend: str) -> None:
     """A backend that needs Verilator is a usage error when Verilator is missing."""
     if backend == "verilator":
@@ -442,6 +500,17 @@ def build_parser() -> argparse.ArgumentParser:
     ln.add_argument("--seed", type=int_arg(), default=1, help="random seed (default 1)")
     ln.add_argument("--pcap", default=None, help="write the segment's frames to this pcapng file")
     ln.set_defaults(func=_cmd_lance)
+    va = sub.add_parser("validate", help="simulated microbenchmarks (getpid, pipes, select, "
+                        "bcopy, exceptions, demux, TCP connect, ...) against measured operations "
+                        "of the real machines")
+    va.add_argument("--rows", default=None,
+                    help="comma-separated anchor rows, e.g. U1,U3,X2-1 (a bare id takes all its "
+                         "values; default all)")
+    va.add_argument("--seed", type=natural, default=1, help="random seed (default 1)")
+    va.add_argument("--out", default="results", help="output folder (default results/)")
+    va.add_argument("--anchors", default=None,
+                    help="anchors file (default the one shipped: serveros/validation/anchors.toml)")
+    va.set_defaults(func=_cmd_validate)
     ru = sub.add_parser("run", help="the paper's experiment: HTTP throughput of cheetah, harvest "
                         "and ncsa against document size (figure a) and clients (figure b)")
     ru.add_argument("--figure", default="all", help="a, b or all (default all)")
