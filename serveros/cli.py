@@ -180,7 +180,10 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from sim.platforms import PROFILES, profile_table
+
+    from .costs import software_tables
     names = [args.name] if args.name else list(PROFILES)
+    shown: set[str] = set()
     for name in names:
         if name not in PROFILES:
             raise UsageError(f"argument name: no profile {name!r}; known: {', '.join(PROFILES)}")
@@ -193,6 +196,17 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
         for field, value, unit, source in profile_table(p):
             t.add_row(field, f"{value:g}", unit, source)
         console.print(t)
+        for table in software_tables(p):
+            if table.title in shown:      # one table per software, however many profiles
+                continue
+            shown.add(table.title)
+            st = Table(title=f"{table.title}: runs on {name}")
+            for col, just in (("cost", "left"), ("value", "right"), ("unit", "left"),
+                              ("source", "left")):
+                st.add_column(col, justify=just, overflow="fold")
+            for field, value, unit, source in table.rows:
+                st.add_row(field, f"{value:g}", unit, source)
+            console.print(st)
     return 0
 
 

@@ -213,3 +213,27 @@ def test_bench_keeps_the_cocotb_runner_output_in_its_log(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "cocotb" not in out + err
     assert "cocotb" in log.read_text() and "failed" not in rows[-1].note
+
+
+def test_profiles_prints_the_software_costs_with_their_sources(capsys):
+    """``serveros profiles`` prints Ultrix's kernel-path costs beside an Ultrix profile and
+    Cheetah's work and the library stack's beside the Aegis one, each with its source."""
+    assert main(["profiles", "decstation-5000-125-ultrix43"]) == 0
+    out = capsys.readouterr().out
+    assert "UltrixCosts" in out and "namei" in out and "sonewconn" in out
+    assert main(["profiles", "decstation-5000-125-aegis"]) == 0
+    out = capsys.readouterr().out
+    assert "APP_COSTS" in out and "header_build" in out and "StackCosts" in out
+
+
+def test_every_ultrix_path_cost_has_its_reasoning():
+    import dataclasses
+
+    from serveros.costs import docstring_attributes, software_tables
+    from sim.platforms import PROFILES
+    from sw.ultrix import UltrixCosts
+    why = docstring_attributes(UltrixCosts)
+    assert {f.name for f in dataclasses.fields(UltrixCosts)} <= {k for k, v in why.items() if v}
+    for table in software_tables(PROFILES["decstation-5000-125-ultrix43"]):
+        assert all(source.strip() and "no reasoning" not in source
+                   for _n, _v, _u, source in table.rows)

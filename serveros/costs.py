@@ -1,0 +1,96 @@
+"""The software's own cost tables, for ``serveros profiles``: what the application and the
+kernel paths charge beyond a platform profile's rows, each with its source.
+
+- Ultrix's kernel paths (:class:`sw.ultrix.UltrixCosts`): cycles of 4.3BSD code paths; the
+  source of each field is its entry in the class docstring's ``Attributes`` section;
+- Cheetah's own work (:data:`sw.cheetah.APP_COSTS`): instruction counts with their reasoning;
+- the library OS's TCP/IP stack (:class:`sw.libos.net.StackCosts`): the rows of the Aegis
+  profile it charges per packet and per PCB examined.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from dataclasses import dataclass
+
+from sim.platforms.base import Cost, Platform
+
+__all__ = ["CostTable", "software_tables", "docstring_attributes"]
+
+#: ``(name, value, unit, source)``
+Row = tuple[str, float, str, str]
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """One software cost table: a title and its rows."""
+
+    title: str
+    rows: list[Row]
+
+
+def docstring_attributes(cls: type) -> dict[str, str]:
+    """The ``Attributes`` section of a numpydoc class docstring: name -> its description on
+    one line (for a dataclass whose fields are documented there, not in :class:`Cost` s)."""
+    doc = inspect.getdoc(cls) or ""
+    m = re.search(r"^Attributes\n-+\n(.*?)(?:^\S[^\n]*\n-+\n|\Z)", doc, re.M | re.S)
+    if not m:
+        return {}
+    out: dict[str, str] = {}
+    name = None
+    for line in m.group(1).splitlines():
+        head = re.match(r"^([A-Za-z_]\w*)(?:\s*:.*)?$", line)
+        if head:
+            name = head.group(1)
+            out[name] = ""
+        elif name and line.strip():
+            out[name] = f"{out[name]} {line.strip()}".strip()
+    return out
+
+
+def _ultrix_table() -> CostTable:
+    from sw.ultrix import UltrixCosts
+
+    costs = UltrixCosts()
+    why = docstring_attributes(UltrixCosts)
+    rows = []
+    for f in dataclasses.fields(costs):
+        value = getattr(costs, f.name)
+        if isinstance(value, Cost):
+            rows.append((f.name, value.value, value.unit, value.source))
+        elif isinstance(value, (int, float)):
+            rows.append((f.name, float(value), "cycles",
+                         f"estimate: {why.get(f.name) or 'no reasoning given in UltrixCosts'}"))
+    return CostTable("Ultrix kernel paths beyond the profile (sw.ultrix.UltrixCosts)", rows)
+
+
+def _cheetah_table() -> CostTable:
+    from sw.cheetah import APP_COSTS
+
+    return CostTable("Cheetah's own work per request (sw.cheetah.APP_COSTS; cycles = "
+                     "instructions x the profile's kernel_cpi)",
+                     [(n, c.value, c.unit, c.source) for n, c in APP_COSTS.items()])
+
+
+def _stack_table(p: Platform) -> CostTable:
+    from sw.libos.net import StackCosts
+
+    sc = StackCosts.from_profile(p)
+    rows = []
+    for f in dataclasses.fields(sc):
+        c = getattr(sc, f.name)
+        if isinstance(c, Cost):
+            rows.append((f.name, c.value, c.unit, c.source))
+    return CostTable(f"library OS TCP/IP stack (sw.libos.net.StackCosts from {p.name})", rows)
+
+
+def software_tables(p: Platform) -> list[CostTable]:
+    """The software cost tables that run on profile ``p``: Ultrix's kernel paths on an Ultrix
+    profile; Cheetah's work and the library stack's on an Aegis one; none otherwise."""
+    os_name = p.os.lower()
+    if os_name.startswith("ultrix"):
+        return [_ultrix_table()]
+    if os_name.startswith("aegis"):
+        return [_cheetah_table(), _stack_table(p)]
+    return []
