@@ -48,13 +48,22 @@ the MSS goes out only if it takes all the queued data (and, with ``nodelay=False
 unacknowledged: Nagle's rule), if it is at least half the largest window the peer offered, if
 it is a retransmission, or when the persist timer forces it.
 
+Acknowledgements: by default every data segment is acknowledged at once, after the
+application's handler has had the chance to send a reply that carries the ACK. With
+``TcpConfig(delayed_ack=True)`` the receiver acts as 4.3BSD's ``tcp_input`` (ULTRIX 4.2
+``tcp_input.c`` at ``dodata:``): in-order data sets ``TF_DELACK`` instead of answering; the
+ACK rides on the next segment the connection sends, or goes out at the next tick of the
+stack's 200 ms fast timeout (``tcp_fasttimo``, ``PR_FASTHZ`` = 5: one clock for every
+connection, so the delay is 0..200 ms), or when the application's reading opens the window by
+two segments or 35 % of the buffer (``tcp_output``'s window update after ``PRU_RCVD``,
+:meth:`Tcp.received`). A FIN, an out-of-order or unacceptable segment, and the handshake are
+acknowledged at once (``TF_ACKNOW``).
+
 The receiver keeps out-of-order data as 4.4BSD's ``tcp_reass`` does: trimmed to the receive
 window and with overlaps removed, so the queue never holds more than the window's bytes.
 
 Simplifications (documented limits): no congestion control (slow start) and no fast
-retransmit (a timeout resends from the first unacknowledged byte), no delayed ACKs (every data
-segment is acknowledged at once, after the application's handler has had the chance to send a
-reply that carries the ACK), no window scaling or timestamps, no urgent data. The receive
+retransmit (a timeout resends from the first unacknowledged byte), no window scaling or timestamps, no urgent data. The receive
 window never shrinks (data is handed to the application as it arrives), so this TCP never
 advertises a zero window itself. As in the stacks of the period there are none of RFC 5961's
 protections: an in-window RST or SYN ends the connection.
@@ -178,6 +187,11 @@ class TcpConfig:
         True (the library's default): a short segment that takes all queued data goes at
         once. False applies Nagle's rule as 4.3BSD does without ``TCP_NODELAY``: it waits until
         nothing is unacknowledged.
+    delayed_ack : bool
+        False (the library's default): every data segment is acknowledged at once. True:
+        4.3BSD's delayed ACK (``TF_DELACK``), see the module docstring.
+    delack_tick_ps : int
+        The period of the fast timeout that sends delayed ACKs: 200 ms (``PR_FASTHZ`` = 5).
 
     Raises
     ------
@@ -201,6 +215,8 @@ class TcpConfig:
     keep_intvl_ps: int = TCPTV_KEEPINTVL
     keep_count: int = TCPTV_KEEPCNT
     nodelay: bool = True
+    delayed_ack: bool = False
+    delack_tick_ps: int = 200 * MS
 
     def __post_init__(self) -> None:
         def need(name, ok):
@@ -208,13 +224,15 @@ class TcpConfig:
                 raise ValueError(f"TcpConfig.{name} is out of range: {getattr(self, name)!r}")
         ints = ("mss", "rcv_wnd", "initial_rto_ps", "min_rto_ps", "max_rto_ps", "granularity_ps",
                 "max_retransmits", "msl_ps", "keep_init_ps", "keep_idle_ps", "keep_intvl_ps",
-                "keep_count")
+                "keep_count", "delack_tick_ps")
         for n in ints:
             v = getattr(self, n)
             need(n, isinstance(v, int) and not isinstance(v, bool) and v >= 0)
         for n in ("keep_init_ps", "keep_idle_ps", "keep_intvl_ps", "keep_count"):
             need(n, getattr(self, n) > 0)
         need("nodelay", isinstance(self.nodelay, bool))
+        need("delayed_ack", isinstance(self.delayed_ack, bool))
+        need("delack_tick_ps", self.delack_tick_ps > 0)
         need("mss", 1 <= self.mss <= 65495)
         need("rcv_wnd", 1 <= self.rcv_wnd <= 0xFFFF)
         need("initial_rto_ps", self.initial_rto_ps > 0)
@@ -310,6 +328,8 @@ class TcpPcb(Handlers):
         self.bytes_received = 0
         self.ooo: list[tuple[int, bytes, bool]] = []
         self.ack_pending = False
+        self.delack = False                   # BSD TF_DELACK: an ACK owed, not urgent
+        self.rcv_acked = 0                    # rcv_nxt in the last segment sent (rcv_adv)
         self._timer: Callable[[], None] | None = None      # TCPT_REXMT
         self._timer_at: int | None = None
         self._persist: Callable[[], None] | None = None    # TCPT_PERSIST
@@ -569,6 +589,7 @@ class TcpStats:
     keepalive_probes: int = 0
     keep_drops: int = 0
     fin_wait_2_drops: int = 0
+    delayed_acks: int = 0
 
 
 def _reass_insert(q: list[tuple[int, bytes, bool]], seq: int, payload: bytes,
@@ -739,6 +760,8 @@ class Tcp:
                                           self._keep_init_expired)
         self._rng = random.Random(seed)
         self._next_port = self.EPHEMERAL[0]
+        self._delacks: dict[TcpPcb, None] = {}     # PCBs with TF_DELACK (insertion order)
+        self._fasttimo: Callable[[], None] | None = None
 
     # -- application calls -----------------------------------------------------------------
     def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
@@ -904,7 +927,8 @@ class Tcp:
                                     parts, mss=mss)
         saved = sum(len(b) for b, s in parts if s is not None)
         self.stats.checksum_bytes_saved += saved
-        pcb.ack_pending = False
+        pcb.ack_pending = pcb.delack = False
+        pcb.rcv_acked = pcb.rcv_nxt
         return (pcb.remote_ip, seg, summed)
 
     def _collect(self, pcb: TcpPcb, data: _SendData | None = None, force: bool = False) -> list:
@@ -1036,6 +1060,46 @@ class Tcp:
         self.time_wait.add(pcb.key, pcb.iss + pcb.snd_nxt, pcb.irs + pcb.rcv_nxt,
                            self.config.time_wait)
         return self._drop(pcb, "closed")
+
+    # -- delayed ACKs (4.3BSD TF_DELACK and tcp_fasttimo) --------------------------------------
+    def _delay_ack(self, pcb: TcpPcb) -> None:
+        """Owe ``pcb``'s peer an ACK that the next segment or the next fast tick sends."""
+        pcb.delack = True
+        self._delacks[pcb] = None
+        if self._fasttimo is None:
+            # tcp_fasttimo runs every 200 ms of the machine's clock (PR_FASTHZ = 5), the same
+            # ticks for every connection: the next one after now.
+            k = self.stack.kernel
+            tick = self.config.delack_tick_ps
+            self._fasttimo = k.call_at((k.now // tick + 1) * tick, self._fast_timeout)
+
+    def _fast_timeout(self) -> None:
+        """4.3BSD ``tcp_fasttimo``: every connection with TF_DELACK gets TF_ACKNOW and
+        ``tcp_output`` (which may send data as well)."""
+        self._fasttimo = None
+        pcbs, self._delacks = list(self._delacks), {}
+        frames: list = []
+        for pcb in pcbs:
+            if pcb.delack and self.conns.get(pcb.key) is pcb and pcb.state is not TcpState.Closed:
+                self.stats.delayed_acks += 1
+                pcb.ack_pending = True
+                frames += self._collect(pcb)
+        if frames:
+            self._from_timer(frames, [], "delack")
+
+    async def received(self, pcb: TcpPcb, unread: int = 0) -> None:
+        """The application has taken data from the receive buffer, ``unread`` bytes are left
+        (BSD ``PRU_RCVD``): with a delayed ACK owed, ``tcp_output``'s window-update test may
+        send it now: the window would open by ``adv`` = bytes received since the last
+        segment sent less ``unread``, and an update goes when ``adv`` is two segments with
+        the buffer empty, or 35 % of the buffer (ULTRIX 4.2 tcp_output.c)."""
+        self._check_pcb(pcb)
+        if not pcb.delack or self.conns.get(pcb.key) is not pcb:
+            return
+        adv = pcb.rcv_nxt - pcb.rcv_acked - unread
+        if (unread == 0 and adv >= 2 * pcb.mss) or 100 * adv // pcb.rcv_wnd >= 35:
+            pcb.ack_pending = True
+            await self._transmit(self._collect(pcb))
 
     # -- timers ----------------------------------------------------------------------------------
     def _timeout(self, pcb: TcpPcb) -> None:
@@ -1429,7 +1493,10 @@ class Tcp:
         fin = bool(flags & FIN)
         if not payload and not fin:
             return
-        pcb.ack_pending = True
+        if self.config.delayed_ack and not fin and pcb.state in _RECEIVING:
+            self._delay_ack(pcb)                # 4.3BSD dodata: TF_DELACK (a FIN: TF_ACKNOW)
+        else:
+            pcb.ack_pending = True
         if pcb.state not in _RECEIVING:
             return                              # after the peer's FIN: ignore, acknowledge
         end = pcb.rcv_nxt + pcb.rcv_wnd
