@@ -26,7 +26,10 @@ Rows
 ``first100_rps``/``last100_rps`` are the same rate over the first and over the last
 ``100 x clients`` completions (the start of the run to the N-th completion; the completion
 before the last N to the last one), so a server that slows down as, e.g., TIME_WAIT PCBs pile
-up shows it; ``goodput_bytes_per_s`` counts
+up shows it; ``sustained_rps`` is the rate once the TIME_WAIT population has reached its
+equilibrium (:func:`sustained_rate`: the completions after the first
+:data:`TIME_WAIT_EQUILIBRIUM_PS` of the interval, when the run is long enough; else null, with
+the reason and the ``--requests`` it would take in ``sustained_note``); ``goodput_bytes_per_s`` counts
 document bytes only; ``cpu_breakdown`` maps each CPU category (:mod:`sim.cpu`, ``idle``
 included) to its fraction of the server's cycles over the interval; ``packets_per_request`` is
 frames delivered on the segment over the interval per request; ``server_stats`` is the server's
@@ -47,10 +50,12 @@ tells the two apart.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -65,7 +70,8 @@ __all__ = ["FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS", "FIGU
            "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
-           "rows_without_wall", "parse_servers", "parse_figures"]
+           "rows_without_wall", "parse_servers", "parse_figures", "sustained_rate",
+           "TIME_WAIT_EQUILIBRIUM_PS"]
 
 FIGURES = ("a", "b")
 #: Figure a's document sizes (bytes) and clients.
@@ -86,7 +92,7 @@ DEFAULT_REQUESTS = 1000
 
 ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client", "requests",
               "ok", "failed", "timeouts", "throughput_rps", "first100_rps", "last100_rps",
-              "goodput_bytes_per_s", "mean_latency_ms", "sim_seconds", "wall_seconds",
+              "sustained_rps", "sustained_note", "goodput_bytes_per_s", "mean_latency_ms", "sim_seconds", "wall_seconds",
               "cpu_breakdown", "packets_per_request", "backend", "seed", "point_seed",
               "server_stats", "wire_collisions", "wire_excessive_collisions",
               "wire_busy_fraction")
@@ -94,6 +100,12 @@ ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client",
 #: these columns only when some point failed; good points' rows are empty there).
 FAILED = "failed"
 FAILED_FIELDS = ("status", "error", "internal_errors", "traceback")
+#: When the TIME_WAIT population reaches its equilibrium: one TIME_WAIT lifetime after the
+#: interval starts, 2 MSL = 60 s with 4.3BSD's TCPTV_MSL of 30 s (netinet/tcp_timer.h; the
+#: Ultrix stack's ``ultrix_tcp_config`` and the library stack's ``TcpConfig`` default). From
+#: then on connections leave TIME_WAIT as fast as they enter it, so the list a linear PCB
+#: lookup walks stops growing.
+TIME_WAIT_EQUILIBRIUM_PS = 60 * 10**12
 #: Tracebacks of a server's internal errors kept in a row (the count is always whole).
 MAX_TRACEBACKS = 3
 
@@ -340,6 +352,32 @@ def _window_rates(records: list, n: int) -> tuple[float, float]:
     return (n / (first / 1e12) if first > 0 else 0.0, n / (last / 1e12) if last > 0 else 0.0)
 
 
+def sustained_rate(records: list, clients: int,
+                   equilibrium_ps: int = TIME_WAIT_EQUILIBRIUM_PS) -> tuple[float | None, str | None]:
+    """The rate once the TIME_WAIT population is in equilibrium: successful completions after
+    ``equilibrium_ps`` from the first request's start, over the time from that instant to the
+    last completion. ``(rate, None)`` when at least ``100 x clients`` completions (the
+    ``last100`` window) fall after it; ``(None, reason)`` otherwise, the reason saying how
+    long the run was and about how many requests per client a long enough run takes at this
+    run's rate."""
+    window = 100 * clients
+    ok_ends = sorted(r.end for r in records if r.ok)
+    if not ok_ends:
+        return None, "no request completed"
+    t0 = min(r.start for r in records)
+    t_eq = t0 + equilibrium_ps
+    after = len(ok_ends) - bisect.bisect_right(ok_ends, t_eq)
+    if after >= window and ok_ends[-1] > t_eq:
+        return after / ((ok_ends[-1] - t_eq) / 1e12), None
+    span_s = (ok_ends[-1] - t0) / 1e12
+    rate = len(ok_ends) / span_s if span_s > 0 else 0.0
+    need = math.ceil((equilibrium_ps / 1e12 * rate + window) / clients)
+    return None, (f"run too short for the TIME_WAIT equilibrium: {span_s:.1f} s simulated, "
+                  f"{after} completions after the first {equilibrium_ps / 1e12:.0f} s "
+                  f"(2 MSL) where {window} are needed; at this run's {rate:,.0f} req/s that is "
+                  f"about --requests {need}" if rate > 0 else "no time passed")
+
+
 def run_point(point: Point, image_path: str | os.PathLike, *,
               pcap_path: str | os.PathLike | None = None,
               waves_dir: str | os.PathLike | None = None) -> list[dict]:
@@ -431,6 +469,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     t_last = max(r.end for r in records)
     span_s = (t_last - t_first) / 1e12
     first100, last100 = _window_rates(records, 100 * point.clients)
+    sustained, sustained_note = sustained_rate(records, point.clients)
     cpu = marks["cpu"]
     breakdown = {c: s.fraction for c, s in sorted(cpu.by_category.items())}
     frames = marks["frames1"] - marks["frames0"]
@@ -441,6 +480,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         "timeouts": sum(h.stats.timeouts for h in http),
         "throughput_rps": len(ok) / span_s if span_s > 0 else 0.0,
         "first100_rps": first100, "last100_rps": last100,
+        "sustained_rps": sustained, "sustained_note": sustained_note,
         "goodput_bytes_per_s": sum(r.body_bytes for r in ok) / span_s if span_s > 0 else 0.0,
         "mean_latency_ms": (sum(r.end - r.start for r in ok) / len(ok) / 1e9) if ok else 0.0,
         "sim_seconds": span_s, "wall_seconds": wall, "cpu_breakdown": breakdown,

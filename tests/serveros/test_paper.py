@@ -155,7 +155,8 @@ def test_client_bad_arguments():
 
 # -- runs ----------------------------------------------------------------------------------------
 REQUIRED = {"figure", "server", "doc_bytes", "clients", "requests_per_client", "throughput_rps",
-            "first100_rps", "last100_rps", "goodput_bytes_per_s", "mean_latency_ms",
+            "first100_rps", "last100_rps", "sustained_rps", "sustained_note",
+            "goodput_bytes_per_s", "mean_latency_ms",
             "sim_seconds", "wall_seconds", "cpu_breakdown", "packets_per_request", "backend",
             "seed", "server_stats"}
 
@@ -321,3 +322,42 @@ def test_each_specialization_off_alone_lowers_throughput_through_its_mechanism(i
             assert busy.get(cat, 0) > full_busy.get(cat, 0), (switch, cat)
         if switch == "merged_segments":
             assert r["packets_per_request"] > full["packets_per_request"]
+
+
+# -- the sustained rate (TIME_WAIT equilibrium) ------------------------------------------------
+class _Rec:
+    """A stand-in for a client's RequestRecord (start, end in ps, ok)."""
+
+    def __init__(self, start, end, ok=True):
+        self.start, self.end, self.ok = start, end, ok
+
+
+def _closed_loop(phases):
+    """One client's back-to-back requests: ``phases`` is ``[(seconds, req/s), ...]``."""
+    recs, t = [], 0
+    for seconds, rate in phases:
+        step = S // rate
+        for _ in range(seconds * rate):
+            recs.append(_Rec(t, t + step))
+            t += step
+    return recs
+
+
+def test_sustained_rate_counts_only_completions_after_the_time_wait_lifetime():
+    """A server that runs at 20 req/s until its TIME_WAIT list has filled (60 s) and at 10 req/s
+    after it: the sustained rate is the 10, not the run's mean or its first completions'."""
+    recs = _closed_loop([(60, 20), (40, 10)])
+    rate, note = paper.sustained_rate(recs, clients=1)
+    assert note is None and rate == pytest.approx(10, rel=0.01)
+    first, last = paper._window_rates(recs, 100)
+    assert first == pytest.approx(20, rel=0.01) and last == pytest.approx(10, rel=0.01)
+    assert paper.TIME_WAIT_EQUILIBRIUM_PS == 60 * S
+
+
+def test_sustained_rate_is_null_with_the_requests_it_needs_when_the_run_is_short():
+    rate, note = paper.sustained_rate(_closed_loop([(30, 20)]), clients=1)
+    assert rate is None
+    assert "30.0 s simulated" in note and "--requests 1300" in note     # (60 x 20 + 100) / 1
+    rate, note = paper.sustained_rate(_closed_loop([(64, 20)]), clients=1)
+    assert rate is None and "80 completions after the first 60 s" in note
+    assert paper.sustained_rate(_closed_loop([(66, 20)]), clients=1)[1] is None
