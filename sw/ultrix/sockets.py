@@ -63,9 +63,11 @@ SOMAXCONN = 5
 
 def ultrix_tcp_config(**kw) -> TcpConfig:
     """The TCP parameters of 4.3BSD on Ethernet: 4096-byte windows, MSS 1460, MSL 30 s
-    (TIME_WAIT 60 s), linear PCB lookup, the copy to the user charged by ``read()``."""
+    (TIME_WAIT 60 s), linear PCB lookup, the copy to the user charged by ``read()``;
+    delayed ACKs (ULTRIX 4.2 ``tcp_input``: ``tcpnodelack == 0`` sets ``TF_DELACK``) and
+    Nagle's rule (no ``TCP_NODELAY``: neither NCSA httpd nor Harvest set it)."""
     base = dict(mss=1460, rcv_wnd=SB_HIWAT, msl_ps=30 * S, pcb_lookup="linear",
-                rx_copy=False)
+                rx_copy=False, delayed_ack=True, nodelay=False)
     base.update(kw)
     return TcpConfig(**base)
 
@@ -457,6 +459,10 @@ class SocketLayer:
         # soreceive: walk and free the mbufs, copy to the user (uiomove).
         await self._charge(self.costs.socket_op + self.costs.mbuf * _mbufs(len(data)))
         await self.cpu.copy(len(data))
+        if so.pcb is not None and self.stack.tcp.conns.get(so.pcb.key) is so.pcb:
+            # soreceive ends with PRU_RCVD: tcp_output may send a window update (which
+            # carries a delayed ACK) now that the buffer has room.
+            await self.stack.tcp.received(so.pcb, len(so.rcv))
         return data
 
     async def write(self, proc: Process, so: Socket, data: bytes, *,

@@ -295,7 +295,10 @@ def test_time_wait_expires_after_60_seconds():
     assert pcbs == 1                                  # only the listener is left
 
 
-def test_fin_is_a_separate_segment_after_the_data():
+def test_nagle_holds_the_body_until_the_header_is_acked_and_the_fin_joins_it():
+    """The header write goes at once (nothing unacknowledged); the short body write waits
+    under Nagle's rule (Ultrix sets no TCP_NODELAY) until the header's ACK, and by then
+    close() has queued the FIN, which 4.3BSD tcp_output sends on the last data segment."""
     w = World(sizes=(100,))
     server = make_ncsa(w.host)
     segs = []
@@ -316,9 +319,9 @@ def test_fin_is_a_separate_segment_after_the_data():
     w.run(scenario())
     data_segs = [(f, n) for f, n in segs if n]
     fins = [(f, n) for f, n in segs if f & 0x01]
-    assert len(fins) == 1 and fins[0][1] == 0         # FIN carries no data
-    assert all(not f & 0x01 for f, _ in data_segs)
     assert len(data_segs) == 2                        # header and body: two write() calls
+    assert len(fins) == 1 and fins[0] == data_segs[-1] and fins[0][1] == 100
+    assert not data_segs[0][0] & 0x01
 
 
 def test_cpu_breakdown_shows_the_ultrix_costs():

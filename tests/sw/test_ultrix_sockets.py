@@ -8,6 +8,7 @@ from sim.cpu import CPU
 from sim.kernel import Event, Kernel
 from sim.media.ethernet import Segment
 from sim.platforms import DECSTATION_5000_125_ULTRIX43
+from sim.time import MS
 from sw.host import Host
 from sw.libos.net import NetStack, TcpPcb
 from sw.libos.net.ether import StationDevice
@@ -139,14 +140,14 @@ def _walk_per_segment(n_time_wait: int) -> tuple[float, float, int]:
         for _ in range(n_time_wait):
             so = await sl.connect(proc, B_IP, 7)
             await sl.close(proc, so)
-        await p.k.sleep(1_000_000_000)           # let every close finish (1 ms)
+        await p.k.sleep(1 * MS)                  # let every close finish
         assert len(tcp.time_wait) == n_time_wait
         seg0, ex0 = tcp.stats.segments_in, tcp.stats.pcb_entries_examined
         d0 = p.cpu.breakdown()[DEMUX].cycles
         for _ in range(5):
             await sl.write(proc, a, b"x")
             assert await sl.read(proc, a, 10) == b"x"
-        await p.k.sleep(1_000_000_000)
+        await p.k.sleep(1 * MS)
         segs = tcp.stats.segments_in - seg0
         return ((tcp.stats.pcb_entries_examined - ex0) / segs,
                 (p.cpu.breakdown()[DEMUX].cycles - d0) / segs, tcp.pcb_count)
@@ -164,3 +165,44 @@ def test_every_segment_walks_the_time_wait_pcbs_with_no_cache(n):
     assert listed == n + 1
     assert examined == n + 1
     assert demux == pytest.approx((n + 1) * per_entry)
+
+
+class Talker(TcpPcb):
+    """A zero-cost peer that sends a few bytes as soon as it is connected and records when
+    they are acknowledged."""
+
+    def __init__(self, stack: NetStack):
+        super().__init__()
+        self.app = stack
+        self.acked_at = None
+
+    async def on_connected(self):
+        self.sent_at = self.app.kernel.now
+        await self.app.send(self, b"hi")
+
+    def on_writable(self, acked):
+        self.acked_at = self.app.kernel.now
+
+    def resupply(self, offset, length):
+        return b"hi"[offset:offset + length]
+
+
+def test_ultrix_delays_the_ack_of_data_it_reads_until_the_fast_tick():
+    """ULTRIX 4.2 tcp_input sets TF_DELACK for data; with nothing to send back and a read
+    too small for a window update, the ACK goes at the next 200 ms tcp_fasttimo."""
+    p = Pair()
+    talkers = []
+    p.peer.listen(7, lambda: talkers.append(Talker(p.peer)) or talkers[-1])
+    sl = p.m.sockets
+
+    async def body(proc):
+        so = await sl.connect(proc, B_IP, 7)
+        got = await sl.read(proc, so, 10)
+        await p.k.sleep(500 * MS)                # sending nothing
+        return got
+
+    assert p.run(body) == b"hi"
+    (t,) = talkers
+    assert t.acked_at - t.sent_at > 10 * MS               # not at once
+    assert t.acked_at % (200 * MS) < 2 * MS                # at a fast tick (+ the wire)
+    assert p.m.stack.tcp.stats.delayed_acks == 1
