@@ -5,7 +5,9 @@
 (:class:`~sw.libos.fs.FileSystem`) on the host's disk. With an exokernel in
 ``host.extra["aegis"]`` the server installs its packet filters (TCP to port 80 of its
 address, ARP) and receives its frames as upcalls after Aegis demultiplexed them (demux and
-upcall costs show in the CPU breakdown); otherwise frames go straight to the stack.
+upcall costs show in the CPU breakdown) and sends every frame through Aegis's transmit system
+call (:meth:`~sw.exokernel.aegis.Aegis.transmit`); otherwise frames go straight between the
+stack and the interface.
 
 What each :class:`~sw.cheetah.config.CheetahConfig` switch changes
 ---------------------------------------------------------------------
@@ -431,11 +433,18 @@ class CheetahServer:
                                          clock=lambda: self.kernel.now // S)
         await self._scan()
         self.fs.cpu = self.cpu                     # from now on copies are charged
-        self.stack = NetStack(self.kernel, h.netdev, h.ip, cpu=self.cpu, config=self.tcp_config,
+        aegis = h.extra.get("aegis")
+        # On Aegis every frame the library sends is a kernel call (Aegis.transmit), which
+        # hands it to the machine's driver (the host's interface when the kernel has none).
+        netdev = h.netdev
+        if aegis is not None:
+            if aegis.send_frame is None:
+                aegis.send_frame = h.netdev.send
+            netdev = _AegisTransmit(self, aegis, h.netdev.mac)
+        self.stack = NetStack(self.kernel, netdev, h.ip, cpu=self.cpu, config=self.tcp_config,
                               name=f"{h.name}.cheetah", seed=h.seed)
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
-        aegis = h.extra.get("aegis")
         if aegis is not None:
             self._bind_aegis(aegis)
             h.netdev.attach(self._frame_in)
@@ -896,6 +905,20 @@ class CheetahServer:
 
     def __repr__(self) -> str:
         return f"<CheetahServer {self.host.name} {'started' if self.started else 'stopped'}>"
+
+
+class _AegisTransmit:
+    """The library stack's network interface on Aegis: each frame goes out through the
+    kernel's transmit call on behalf of the server's environment (a
+    :class:`~sw.libos.net.ether.NetDevice`)."""
+
+    def __init__(self, server: CheetahServer, aegis, mac: bytes):
+        self.server = server
+        self.aegis = aegis
+        self.mac = mac
+
+    async def send(self, frame: bytes) -> None:
+        await self.aegis.transmit(self.server.env, frame)
 
 
 def make_server(host: Host, config: CheetahConfig | None = None, **options) -> CheetahServer:

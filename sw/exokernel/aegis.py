@@ -33,6 +33,8 @@ ASH                    ``kernel_cpi`` x (instructions + 3 per sandbox check);  `
                        its ``copy`` bytes at the profile's bcopy cost          ``copy``
 upcall to environment  ``context_switch_cycles`` (protected control transfer)  ``context_switch``
 exception upcall       ``exception_dispatch_cycles`` (SOSP'95: 1.5 us)         ``exception``
+frame transmit         ``syscall_cycles`` (the kernel call that hands a frame  ``syscall``
+                       to the driver; the driver's copy to the card is its own)
 interrupt upcall       ``interrupt_dispatch_cycles``                           ``interrupt``
 disk request           ``syscall_cycles`` (the kernel call that checks it)     ``syscall``
 slice switch           ``context_switch_cycles`` when the environment changes  ``context_switch``
@@ -109,6 +111,7 @@ class Environment:
     on_exception: Callable[[str, Any], Awaitable[bool]] | None = None
     on_slice: Callable[[int, int], Awaitable[None]] | None = None
     frames_upcalled: int = 0
+    frames_sent: int = 0
     frames_by_ash: int = 0
     ash_aborts: int = 0
     exceptions: int = 0
@@ -537,6 +540,32 @@ class Aegis:
         return Delivery(env.id, res.filter_id, res, dcy, ash_ran=True, ash_consumed=out.consumed,
                         ash_aborted=out.aborted, ash_instructions=out.instructions,
                         ash_cycles=acy, replies=tuple(out.replies), upcalled=not out.consumed)
+
+    async def transmit(self, env: Environment, frame: bytes) -> None:
+        """``env`` sends ``frame``: a system call into the kernel, which hands the frame to the
+        network driver (:attr:`send_frame`; kept in :attr:`outbox` without one).
+
+        Aegis exports the network interface through system calls: a library OS cannot touch
+        the card's registers or its buffer memory, so every frame it sends enters the kernel
+        once (SOSP'95 section 5: the network is multiplexed by the kernel, received frames by
+        packet filters, sent ones through the kernel's driver). Charged ``syscall_cycles``
+        (:data:`SYSCALL`), as :meth:`disk_request` is; the driver charges its own copy into
+        the card and its register accesses.
+
+        Raises
+        ------
+        TypeError
+            For an environment of another kernel or a frame that is not bytes.
+        """
+        self._env(env)
+        if not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"transmit needs a frame of bytes, not {type(frame).__name__}")
+        await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        env.frames_sent += 1
+        if self.send_frame is not None:
+            await self.send_frame(bytes(frame))
+        else:
+            self.outbox.append(bytes(frame))
 
     # -- disk --------------------------------------------------------------------------------
     def claim_blocks(self, env: Environment, start: int, count: int) -> None:

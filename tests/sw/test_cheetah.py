@@ -313,6 +313,21 @@ def test_frames_pass_through_aegis_demux():
     assert rep[DEMUX].cycles > 0 and rep[CONTEXT_SWITCH].cycles > 0
 
 
+def test_on_aegis_every_frame_cheetah_sends_is_a_kernel_transmit_call():
+    """The library OS cannot touch the card: each frame it sends enters Aegis once, charged
+    as a system call (Build 4: Aegis's own transmit call)."""
+    from sim.cpu import SYSCALL
+    rig = Rig(aegis=True)
+    rig.cpu.reset_stats()
+    out0 = rig.server.stack.stats.frames_out
+    c = rig.fetch(get("/doc1024"))
+    assert split(c.got)[2] == rig.docs["/doc1024"]
+    sent = rig.server.stack.stats.frames_out - out0
+    assert sent >= 3 and rig.server.env.frames_sent >= sent
+    syscall = rig.cpu.report().by_category[SYSCALL].cycles
+    assert syscall >= sent * rig.cpu.profile.cycles(rig.cpu.profile.syscall_cycles)
+
+
 # -- specializations --------------------------------------------------------------------------
 def _run(config: CheetahConfig, n: int = 20, path: str = "/doc1024", **kw) -> dict:
     rig = Rig(config, **kw)

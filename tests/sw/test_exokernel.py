@@ -4,7 +4,7 @@ and sends a reply and is charged for it, and control is upcalled to the owners."
 import pytest
 
 from sim.cpu import (COPY, CONTEXT_SWITCH, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL)
-from sim.kernel import Kernel
+from sim.kernel import Kernel, SimulationError
 from sim.media.ethernet import build_frame
 from sim.memory import Memory, MemoryAccessError
 from sim.platforms import DECSTATION_5000_125_AEGIS as AEGIS
@@ -462,3 +462,24 @@ def test_unclaimed_frames_are_dropped_unless_an_environment_holds_the_default_bi
     kern.release_default(web)
     kern.claim_default(other)
     assert kern.default_env is other
+
+
+def test_transmit_is_a_system_call_that_hands_the_frame_to_the_driver():
+    k, c, mem, kern, _ = machine()
+    sent = []
+
+    async def driver(frame):
+        sent.append((k.now, frame))
+    kern.send_frame = driver
+    env = kern.create_env("app")
+    frame = ip_frame(6, 80, 1024)
+
+    async def app():
+        await kern.transmit(env, frame)
+    run(k, app())
+    assert [f for _, f in sent] == [frame] and env.frames_sent == 1
+    assert cycles(c, SYSCALL) == AEGIS.cycles(AEGIS.syscall_cycles)
+    assert sent[0][0] == cycles(c, SYSCALL) * c.report().cycle_ps      # after the kernel call
+    other = Aegis(Memory(Kernel(), 4 * PAGE, profile=AEGIS)).create_env("x")
+    with pytest.raises(SimulationError, match="not an environment of this kernel"):
+        run(k, kern.transmit(other, frame))
