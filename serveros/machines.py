@@ -2,8 +2,10 @@
 
 :func:`build_server_machine` assembles a server as the paper measured it (a DECstation
 5000/125: 25 MHz R3000, 32 MiB, a LANCE Ethernet card on the TURBOchannel and an RZ26 disk
-behind the SCSI-style controller) and :func:`build_client_machine` a client (a 100 MHz
-Pentium under OpenBSD with an ideal interface: the paper's clients were never the bottleneck).
+behind the SCSI-style controller) and :func:`build_client_machine` a client of one of the
+paper's kinds (:data:`CLIENT_PROFILES`: a 100 MHz Pentium under OpenBSD, the default, or a
+SPARCstation 1 under SunOS 4.1), whose kernel, TCP and Ethernet driver
+(:mod:`sw.clients.bsd`) start with the first client program on it.
 Both return a :class:`sw.host.Host`, the contract the servers and clients are built on.
 
 Booting
@@ -35,7 +37,7 @@ from sw.host import Host
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SERVER_PROFILES", "SERVER_IP", "CLIENT_PROFILE", "MEMORY_BYTES", "LANCE_BASE",
+__all__ = ["SERVER_PROFILES", "SERVER_IP", "CLIENT_PROFILE", "CLIENT_PROFILES", "CLIENT_KINDS", "MEMORY_BYTES", "LANCE_BASE",
            "DISK_BASE", "DMA_BUFFER", "DMA_BUFFER_BYTES", "BACKENDS", "server_ip", "client_ip",
            "machine_mac", "build_server_machine", "build_client_machine", "boot", "preload_arp"]
 
@@ -47,7 +49,15 @@ SERVER_PROFILES = {
     # The minimal library-OS server of sw.clients.testserver (tests and smoke runs).
     "static": "decstation-5000-125-aegis",
 }
-CLIENT_PROFILE = "client-pentium100-openbsd"
+#: The client machines by kind (``serveros run --client``): the paper's clients were Pentiums
+#: under OpenBSD and Sun workstations under SunOS (VALIDATION.md, "Client machines").
+CLIENT_PROFILES = {
+    "pentium": "client-pentium100-openbsd",
+    "sparc": "client-sparcstation1-sunos41",
+}
+CLIENT_KINDS = tuple(CLIENT_PROFILES)
+#: The default client.
+CLIENT_PROFILE = CLIENT_PROFILES["pentium"]
 #: Main memory of the server (the DECstation 5000/125 took 8 to 128 MiB; 32 MiB is typical).
 MEMORY_BYTES = 32 << 20
 #: TURBOchannel slot addresses of the LANCE card's 2 MiB window and the disk controller.
@@ -187,24 +197,31 @@ def build_server_machine(kernel: Kernel, segment: Segment, *, server: str, backe
     return host, session
 
 
-def build_client_machine(kernel: Kernel, segment: Segment, i: int, seed: int = 0) -> Host:
-    """Client workstation ``i``: a Pentium-100 under OpenBSD with an ideal interface, no disk.
+def build_client_machine(kernel: Kernel, segment: Segment, i: int, seed: int = 0, *,
+                         kind: str = "pentium") -> Host:
+    """Client workstation ``i`` of ``kind`` (:data:`CLIENT_PROFILES`), no disk.
+
+    ``host.netdev`` is the machine's Ethernet card on ``segment``; the card's driver costs,
+    the BSD kernel and its TCP/IP stack are :mod:`sw.clients.bsd`'s, started by the first
+    :class:`sw.clients.http.HttpClient` on the host (``host.extra["client_os"]``).
 
     Raises
     ------
     ValueError
-        For a bad index or seed.
+        For a bad index, seed or kind.
     """
     from sw.libos.net.ether import StationDevice
 
     _check_index(i)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, not {seed!r}")
+    if kind not in CLIENT_PROFILES:
+        raise ValueError(f"client kind must be one of {', '.join(CLIENT_PROFILES)}, not {kind!r}")
     name = f"client{i}"
-    cpu = CPU(kernel, PROFILES[CLIENT_PROFILE], f"{name}.cpu")
+    cpu = CPU(kernel, PROFILES[CLIENT_PROFILES[kind]], f"{name}.cpu")
     dev = StationDevice(segment, name, machine_mac(10 + i))
     return Host(name=name, kernel=kernel, cpu=cpu, netdev=dev, ip=client_ip(i), seed=seed,
-                extra={"booted": True})
+                extra={"booted": True, "client_kind": kind})
 
 
 def preload_arp(hosts: list[Host]) -> None:

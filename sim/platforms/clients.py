@@ -1,4 +1,4 @@
-"""The client workstations: a Pentium PC at 100 MHz under OpenBSD.
+"""The client workstations: a Pentium PC at 100 MHz under OpenBSD, a SPARCstation 1 under SunOS 4.1.
 
 The paper's clients were Sun workstations under SunOS and Pentium PCs under OpenBSD
 (docs/calibration.md, "Clients"), and no per-operation costs for them are sourced, so every
@@ -10,7 +10,11 @@ with a whole-picosecond clock period (10 000 ps); 90 and 120 MHz are not.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import CALIBRATION, Cost, Platform, register
+
+__all__ = ["CLIENT_PENTIUM100_OPENBSD", "CLIENT_SPARCSTATION1_SUNOS41", "ClientNic", "CLIENT_NICS"]
 
 C = CALIBRATION
 _CLIENT = f"estimate ({C}: 'Clients' asks for estimates)"
@@ -84,3 +88,147 @@ CLIENT_PENTIUM100_OPENBSD = Platform(
 )
 
 register(CLIENT_PENTIUM100_OPENBSD)
+
+_VAL = "docs/validation.md (VALIDATION.md)"
+_SS1 = "estimate (SPARCstation 1, Sun 4/60: 20 MHz MB86901 integer unit, 64 KB virtual cache)"
+
+#: The SPARCstation 1 (Sun 4/60) under SunOS 4.1: the paper's Sun clients. The validation rows
+#: C4 were measured on this machine under SunOS 4.0.3c (Ousterhout 1990); 4.1 has the same
+#: trap, switch and socket paths.
+CLIENT_SPARCSTATION1_SUNOS41 = Platform(
+    name="client-sparcstation1-sunos41",
+    machine="SPARCstation 1 (Sun 4/60), 20 MHz",
+    os="SunOS 4.1",
+    description=("20 MHz SPARC (Fujitsu MB86901A), 7 register windows, 64 KB direct-mapped "
+                 "write-through virtually addressed cache, 16-byte lines; SBus; on-board LANCE; "
+                 "SunOS 4.1 (4.2BSD-derived)"),
+    cpu_hz=Cost(20_000_000, "Hz", f"{_SS1}: the 4/60's clock; a whole 50 000 ps period"),
+    mem_cycle_ps=Cost(150_000, "ps", f"{_SS1}: 80 ns DRAM plus the memory controller, 3 cycles"),
+    word_read_miss_ps=Cost(600_000, "ps", (
+        f"{_SS1}: a miss fills a 16-byte line in about 12 cycles of the 20 MHz clock")),
+    word_write_ps=Cost(200_000, "ps", (
+        f"{_SS1}: write-through with a one-word write buffer: a store that finds it busy "
+        "waits for the memory, about 4 cycles")),
+    dma_burst_words=Cost(64, "words", f"{_CLIENT}: the same 64-word burst as the server, for comparability"),
+    dma_read_burst_mem_cycles=Cost(72, "mem cycles", (
+        f"{_SS1}: SBus DVMA read of 64 words, one memory cycle per word plus about 8 of "
+        "arbitration and I/O-MMU translation")),
+    dma_write_burst_mem_cycles=Cost(70, "mem cycles", f"{_SS1}: SBus DVMA write, about 6 extra"),
+    io_pio_read_ps=Cost(400_000, "ps", f"{_SS1}: an SBus slave read, about 8 cycles"),
+    io_pio_write_ps=Cost(200_000, "ps", f"{_SS1}: an SBus slave write through the write buffer"),
+    kernel_cpi=Cost(2.0, "CPI", (
+        f"{_SS1}: the single-issue MB86901: loads 2 cycles, stores 3, taken branches 1 with "
+        "a delay slot, plus cache misses of the 64 KB cache: about 2 cycles per instruction")),
+    copy_uncached_cycles_per_word=Cost(14.3, "cycles/word", (
+        f"[P] {_VAL} C4: bcopy of large blocks on the SPARCstation 1 ran at 5.6 MB/s "
+        "uncached (Ousterhout 1990, Table 5): 20 MHz x 4 / 5.6 MB/s = 14.3 cycles per word")),
+    copy_cached_cycles_per_word=Cost(10.5, "cycles/word", (
+        f"[P] {_VAL} C4: 7.6 MB/s cached: 20 MHz x 4 / 7.6 MB/s = 10.5 cycles per word (every "
+        "store still goes through to memory: write-through cache)")),
+    copy_call_cycles=Cost(40, "cycles", f"{_SS1}: call, alignment checks and return, about 20 instructions"),
+    checksum_uncached_cycles_per_word=Cost(9, "cycles/word", (
+        f"{_SS1}: ld + addxcc, about 3 cycles per word in the unrolled loop, plus a 12-cycle "
+        "line fill every 4 words")),
+    checksum_cached_cycles_per_word=Cost(3, "cycles/word", f"{_SS1}: ld (2 cycles) + addxcc (1)"),
+    checksum_call_cycles=Cost(40, "cycles", f"{_SS1}: prologue, fold and return, about 20 instructions"),
+    syscall_cycles=Cost(620, "cycles", (
+        f"{_SS1}: the trap enters a new register window (a window-overflow trap of about "
+        "30 instructions when the user's windows fill them all), the SunOS trap handler saves "
+        "the globals and the trap state, syscall() dispatches through sysent, checks signals "
+        "and returns with rett, whose window underflow trap reloads the user's window: about "
+        "280 instructions x CPI 2 + 60 cycles of window traps = 620 cycles = 31 us; checked by "
+        f"{_VAL} C4-1")),
+    context_switch_cycles=Cost(5600, "cycles", (
+        f"{_SS1}: SunOS resume() flushes every register window in use (up to 7 x 16 words, "
+        "each window through the overflow handler: about 7 x 80 = 560 cycles through the "
+        "write-through cache), switches the MMU context and flushes the outgoing context's "
+        "lines from the virtually addressed cache (4096 lines of 16 bytes, a flush store per "
+        "line: about 4100 cycles), runs swtch()'s run-queue code (about 200 instructions x 2 = "
+        "400) and the incoming process refills its windows by underflow traps (about 8 x 60): "
+        f"5600 cycles = 280 us. Ousterhout (1990) found the Sun-4's switch slow for these "
+        f"reasons; checked by {_VAL} C4-2")),
+    exception_dispatch_cycles=Cost(6000, "cycles", (
+        f"{_SS1}: SunOS signal delivery (sendsig with the window flush, the handler, "
+        "sigcleanup): about 2500 instructions x 2 plus window traps")),
+    interrupt_dispatch_cycles=Cost(400, "cycles", (
+        f"{_SS1}: interrupt trap into a fresh window (an overflow trap when they are full), "
+        "save the globals and %psr, the autovector dispatch and rett: about 170 instructions "
+        "x CPI 2 + 60 cycles of window traps")),
+    demux_dpf_cycles=Cost(54, "cycles", (
+        f"{_SS1}: as the Pentium's compiled filter, about 27 instructions x CPI 2; kept for "
+        "field parity")),
+    demux_mpf_cycles=Cost(1066, "cycles", (
+        f"{_SS1}: as the Pentium's interpreted filter, about 533 instructions x CPI 2")),
+    pcb_lookup_per_entry_cycles=Cost(30, "cycles/entry", (
+        f"{_SS1}: about 10 instructions per PCB at CPI 2 plus an occasional line fill")),
+    tcp_per_packet_cycles=Cost(400, "cycles", (
+        f"{_SS1}: fewer than 200 instructions per packet ({C}: Clark et al.) x CPI 2")),
+    ip_per_packet_cycles=Cost(200, "cycles", f"{_SS1}: about 100 instructions x CPI 2"),
+    select_base_cycles=Cost(200, "cycles", f"{_SS1}: about 100 instructions x CPI 2"),
+    select_per_fd_cycles=Cost(50, "cycles", f"{_SS1}: about 25 instructions x CPI 2"),
+    fork_cycles=Cost(200_000, "cycles", (
+        f"{_SS1}: SunOS 4 copy-on-write fork of a small client: segment and page-table "
+        "duplication, about 10 ms")),
+)
+
+register(CLIENT_SPARCSTATION1_SUNOS41)
+
+
+@dataclass(frozen=True)
+class ClientNic:
+    """A client machine's Ethernet card as its driver costs the CPU (all estimates).
+
+    Attributes
+    ----------
+    card : str
+        What the card is.
+    rx_frame_cycles, tx_frame_cycles : Cost
+        The driver's own work per received frame (its interrupt handler beyond the dispatch:
+        status, ring or buffer bookkeeping, handing the mbufs to ``ether_input``) and per
+        transmitted frame (``if_start``: loading the card's descriptor or buffer).
+    copies : bool
+        The driver copies each frame between the card's buffers and the mbufs with the CPU
+        (bcopy at the profile's uncached rate) rather than the card reaching the mbufs by DMA.
+    loop_cycles : Cost
+        ``looutput``: a datagram to the machine's own address put on the IP input queue with
+        a software interrupt (no card involved).
+    """
+
+    card: str
+    rx_frame_cycles: Cost
+    tx_frame_cycles: Cost
+    copies: bool
+    loop_cycles: Cost
+
+
+_NIC = "estimate (driver path in instructions x the profile's CPI)"
+
+#: The Ethernet card of each client profile, by profile name.
+CLIENT_NICS: dict[str, ClientNic] = {
+    CLIENT_PENTIUM100_OPENBSD.name: ClientNic(
+        card="DEC 21040 (Tulip) PCI bus-master Ethernet, OpenBSD de(4)",
+        rx_frame_cycles=Cost(375, "cycles", (
+            f"{_NIC}: de's interrupt handler reads CSR5, walks the receive ring, hands the "
+            "filled cluster up and gives the ring a fresh one: about 250 instructions x 1.5")),
+        tx_frame_cycles=Cost(300, "cycles", (
+            f"{_NIC}: de_start maps the mbuf chain onto transmit descriptors, sets OWN and "
+            "pokes the transmit-demand CSR (a PCI write), and later reclaims them: about "
+            "200 instructions x 1.5")),
+        copies=False,
+        loop_cycles=Cost(90, "cycles", (
+            f"{_NIC}: looutput: IF_ENQUEUE on ipintrq and schednetisr, about 60 "
+            "instructions x 1.5"))),
+    CLIENT_SPARCSTATION1_SUNOS41.name: ClientNic(
+        card="on-board Am7990 LANCE with SBus DMA to a buffer area, SunOS le(4)",
+        rx_frame_cycles=Cost(500, "cycles", (
+            f"{_NIC}: leintr reads CSR0, walks the receive ring, allocates mbufs and "
+            "clusters for the copy, returns the descriptor to the LANCE: about 250 "
+            "instructions x 2")),
+        tx_frame_cycles=Cost(400, "cycles", (
+            f"{_NIC}: lestart copies the chain into a transmit buffer, sets OWN and TDMD "
+            "in CSR0, and later reclaims it: about 200 instructions x 2")),
+        copies=True,
+        loop_cycles=Cost(120, "cycles", (
+            f"{_NIC}: looutput: IF_ENQUEUE on ipintrq and schednetisr, about 60 "
+            "instructions x 2"))),
+}

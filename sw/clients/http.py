@@ -1,25 +1,26 @@
 """The paper's closed-loop HTTP client: one document, again and again, a connection per request.
 
-Each :class:`HttpClient` runs on a client :class:`~sw.host.Host` over the library OS's TCP/IP
-stack (:class:`sw.libos.net.NetStack`, one per host, kept in ``host.extra["netstack"]``). For
-each request it opens a new TCP connection to port 80, sends ``GET <path> HTTP/1.0``, reads
-the response until the server closes, closes its side, and starts the next request as soon as
-its connection is closed. It records, per request, when it started (the connect), when it
-ended (the connection closed after the last byte), the bytes received, the status code, and
+Each :class:`HttpClient` is a user process on a real client machine (:mod:`.bsd`: a BSD
+kernel with its socket layer, TCP and Ethernet driver, on the client's platform profile, a
+Pentium-100 under OpenBSD or a SPARCstation 1 under SunOS 4.1). For each request the program
+does what the paper's synchronous client did: ``socket()`` and ``connect()`` to port 80 (the
+process sleeps until the handshake completes, so the request is never piggybacked on the
+handshake's ACK), ``write()`` of ``GET <path> HTTP/1.0``, ``read()`` until end of file, and
+``close()``; then the next request. It records, per request, when it started (the connect),
+when it ended (the close after the last byte), the bytes received, the status code, and
 whether the response was whole (the body length equals the ``Content-Length``).
 
 A request that does not end within ``timeout_ps`` (10 s simulated by default) is aborted
-(a RST) and counted as failed; so are refused and reset connections and malformed or short
-responses. The client never hangs and never polls: it waits on one event per request.
+(``close()`` with a zero linger: a RST) and counted as failed; so are refused and reset
+connections and malformed or short responses. The deadline is the harness's watchdog (an
+interval timer the program does not pay for), so the client never hangs.
 
 CPU costs
 ---------
-The stack charges the client workstation's CPU per packet (its profile). The client program
-itself is charged, once per request, the system calls a BSD client makes (``socket``,
-``connect``, ``write``, two ``read`` and ``close``: 6 x ``syscall_cycles``, as
-:data:`~sim.cpu.SYSCALL`), which is an estimate of the program's structure, not a calibrated
-figure. The paper's clients were not the bottleneck; these costs only keep them from being
-infinitely fast.
+Everything the machine does is charged to its own CPU (:attr:`HttpClient.host`'s): system
+calls, context switches, the socket layer, mbufs, TCP/IP, checksums, copies and the
+Ethernet driver, plus the program's own parsing (:data:`PARSE_INSTRUCTIONS`).
+:meth:`HttpClient.cpu_summary` reports the client's busy fraction and breakdown.
 """
 from __future__ import annotations
 
@@ -27,36 +28,28 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from sim.cpu import SYSCALL
-from sim.kernel import Event
+from sim.cpu import APPLICATION, IDLE
 from sim.time import S
 from sw.host import HTTP_PORT, Host
-from sw.libos.net import NetStack, TcpPcb
+from sw.ultrix import Process
+from sw.ultrix.kernel import Alarm
+from sw.ultrix.sockets import Socket, SocketError
+
+from .bsd import ClientOS, client_os
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HttpClient", "RequestRecord", "ClientStats", "client_stack", "parse_response_head",
-           "SYSCALLS_PER_REQUEST", "DEFAULT_TIMEOUT_PS"]
+__all__ = ["HttpClient", "RequestRecord", "ClientStats", "parse_response_head",
+           "DEFAULT_TIMEOUT_PS", "READ_SIZE", "PARSE_INSTRUCTIONS"]
 
-#: System calls of one request in a BSD client (socket, connect, write, read, read, close).
-SYSCALLS_PER_REQUEST = 6
+#: The program's read() buffer (BUFSIZ of the BSD stdio of the period).
+READ_SIZE = 4096
+#: The program's own work per request: format the request line, find the head's end and
+#: parse the status line and Content-Length (an estimate: about 400 instructions).
+PARSE_INSTRUCTIONS = 400
 #: A request with no complete answer after this long is aborted and counted failed.
 DEFAULT_TIMEOUT_PS = 10 * S
 _HEAD_END = b"\r\n\r\n"
-
-
-def client_stack(host: Host) -> NetStack:
-    """The host's TCP/IP stack, created on first use over ``host.netdev`` with ``host.arp``
-    preloaded (kept in ``host.extra["netstack"]``)."""
-    stack = host.extra.get("netstack")
-    if stack is None:
-        stack = NetStack(host.kernel, host.netdev, host.ip, cpu=host.cpu, name=host.name,
-                         seed=host.seed)
-        host.netdev.attach(stack.input)
-        for ip, mac in host.arp.items():
-            stack.add_arp(ip, mac)
-        host.extra["netstack"] = stack
-    return stack
 
 
 def parse_response_head(head: bytes) -> tuple[int, dict[str, str]]:
@@ -122,23 +115,18 @@ class ClientStats:
     bytes: int = 0
 
 
-class _Request(TcpPcb):
-    """One request's connection (the client's PCB)."""
+class _Response:
+    """What a request has received: the head (once complete) and the byte counts."""
 
-    def __init__(self, client: "HttpClient"):
-        super().__init__()
-        self.client = client
+    __slots__ = ("pending", "received", "head", "head_len")
+
+    def __init__(self) -> None:
         self.pending = b""
         self.received = 0
         self.head: bytes | None = None
         self.head_len = 0
-        self.peer_closed = False
-        self.done = Event(client.kernel, f"{client.name}.req")
 
-    def on_connected(self):
-        return self.client.stack.send(self, self.client.request)
-
-    def on_readable(self, data: bytes):
+    def feed(self, data: bytes) -> None:
         self.received += len(data)
         if self.head is None:
             buf = self.pending + data if self.pending else data
@@ -150,15 +138,15 @@ class _Request(TcpPcb):
             else:
                 self.pending = buf
 
-    async def on_peer_closed(self):
-        self.peer_closed = True
-        await self.client.stack.close(self)
 
-    def on_closed(self, reason: str):
-        self.done.set(reason)
-
-    def resupply(self, offset: int, length: int) -> bytes:
-        return self.client.request[offset:offset + length]
+def _reason(e: SocketError) -> str:
+    """The record's error for a failed socket call."""
+    msg = str(e)
+    for key, reason in (("ECONNREFUSED", "refused"), ("ETIMEDOUT", "timeout"),
+                        ("reset", "reset"), ("EPIPE", "reset")):
+        if key in msg:
+            return reason
+    return msg
 
 
 class HttpClient:
@@ -219,16 +207,20 @@ class HttpClient:
         self.timeout_ps = timeout_ps
         self.on_done = on_done
         self.request = f"GET {path} HTTP/1.0\r\nUser-Agent: serveros\r\n\r\n".encode("ascii")
-        self.stack = client_stack(host)
+        self.os: ClientOS = client_os(host)
         self.records: list[RequestRecord] = []
         self.stats = ClientStats()
         self.finished = False
-        self._syscalls = float(host.cpu.profile.syscall_cycles) * SYSCALLS_PER_REQUEST
+        self.proc: Process | None = None
+        self._started: int | None = None
+        self._parse = host.cpu.profile.instructions(PARSE_INSTRUCTIONS)
 
     async def run(self) -> list[RequestRecord]:
-        """Make every request in turn; returns the records."""
-        for _ in range(self.requests):
-            await self._one()
+        """Make every request in turn (as a process on the client machine); returns the
+        records."""
+        self._started = self.kernel.now
+        self.proc = self.os.spawn(self._program, "http")
+        await self.proc.task
         self.finished = True
         if self.on_done is not None:
             r = self.on_done(self)
@@ -236,49 +228,81 @@ class HttpClient:
                 await r
         return self.records
 
-    async def _one(self) -> None:
+    async def _program(self, proc: Process) -> None:
+        for _ in range(self.requests):
+            await self._one(proc)
+
+    async def _one(self, proc: Process) -> None:
         k = self.kernel
+        sockets = self.os.sockets
         start = k.now
-        await self.host.cpu.charge(self._syscalls, SYSCALL)
-        req = _Request(self)
+        resp = _Response()
+        proc.alarm_at = start + self.timeout_ps        # the harness's watchdog
+        so: Socket | None = None
         try:
-            await self.stack.connect(req, self.server_ip, self.port)
-        except ValueError as e:                  # e.g. no ephemeral port free
-            self._record(start, req, False, f"connect: {e}")
-            return
-        idx, reason = await k.timeout(req.done, self.timeout_ps)
-        if idx != 0:
-            await self.stack.abort(req)
+            so = await sockets.connect(proc, self.server_ip, self.port)
+            await sockets.write(proc, so, self.request)
+            while True:
+                data = await sockets.read(proc, so, READ_SIZE)
+                if not data:
+                    break
+                resp.feed(data)
+            proc.alarm_at = None
+            await proc.compute(self._parse, APPLICATION)
+            await sockets.close(proc, so)
+        except Alarm:
+            await self.os.abort(proc, so)
             self.stats.timeouts += 1
-            self._record(start, req, False, "timeout")
+            self._record(start, resp, False, "timeout")
             return
-        if reason != "closed":
-            self._record(start, req, False, reason)
+        except SocketError as e:
+            proc.alarm_at = None
+            if so is not None and not so.closed:
+                await sockets.close(proc, so)
+            self._record(start, resp, False, _reason(e))
             return
-        if req.head is None:
-            self._record(start, req, False, "malformed")
+        except ValueError as e:                  # e.g. no ephemeral port free
+            proc.alarm_at = None
+            self._record(start, resp, False, f"connect: {e}")
+            return
+        if resp.head is None:
+            self._record(start, resp, False, "malformed")
             return
         try:
-            status, headers = parse_response_head(req.head)
+            status, headers = parse_response_head(resp.head)
         except ValueError:
-            self._record(start, req, False, "malformed")
+            self._record(start, resp, False, "malformed")
             return
-        body = req.received - req.head_len
+        body = resp.received - resp.head_len
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) != body):
-            self._record(start, req, False, "length", status)
+            self._record(start, resp, False, "length", status)
             return
-        self._record(start, req, 200 <= status < 300, None if 200 <= status < 300 else "status",
+        self._record(start, resp, 200 <= status < 300, None if 200 <= status < 300 else "status",
                      status)
 
-    def _record(self, start: int, req: _Request, ok: bool, error: str | None,
+    def cpu_summary(self) -> dict:
+        """The client machine's CPU since :meth:`run` started: ``client`` (its profile name),
+        ``client_cpu_busy_fraction`` and ``client_cpu_breakdown`` (category -> fraction of
+        the interval, idle included)."""
+        rep = self.host.cpu.report()
+        t0 = self._started if self._started is not None else rep.start
+        span = max(1, rep.end - t0)
+        busy = {c: s.ps for c, s in rep.by_category.items() if c != IDLE and s.ps}
+        total = sum(busy.values())
+        out = {c: ps / span for c, ps in sorted(busy.items())}
+        out[IDLE] = 1.0 - total / span
+        return {"client": self.host.cpu.profile.name, "client_cpu_busy_fraction": total / span,
+                "client_cpu_breakdown": out}
+
+    def _record(self, start: int, resp: _Response, ok: bool, error: str | None,
                 status: int | None = None) -> None:
-        body = max(0, req.received - req.head_len) if req.head is not None else 0
-        self.records.append(RequestRecord(start, self.kernel.now, req.received, body, status, ok,
+        body = max(0, resp.received - resp.head_len) if resp.head is not None else 0
+        self.records.append(RequestRecord(start, self.kernel.now, resp.received, body, status, ok,
                                           error))
         st = self.stats
         st.requests += 1
-        st.bytes += req.received
+        st.bytes += resp.received
         if ok:
             st.ok += 1
         else:

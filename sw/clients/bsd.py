@@ -1,0 +1,175 @@
+"""A client workstation's operating system: a BSD kernel, its TCP/IP stack and its Ethernet driver.
+
+The paper's clients were real machines (Pentiums under OpenBSD, SPARCstations under SunOS 4),
+each with its own kernel, socket layer, TCP and Ethernet card (VALIDATION.md, "Client
+machines"). :class:`ClientOS` builds one on the BSD socket layer of the Ultrix model
+(:mod:`sw.ultrix`: processes, system calls, context switches, sockets, mbufs, 4.3BSD TCP with
+its linear PCB list), run on the client's own platform profile, with:
+
+* **The client's software costs.** :class:`~sw.ultrix.UltrixCosts` are R3000 cycles, each an
+  instruction count of a BSD code path times the 3MIN's kernel CPI (37.5 / 18, see
+  :mod:`sw.ultrix.kernel`). The socket layer and mbuf code of OpenBSD and SunOS 4 are the
+  same 4.xBSD paths, so :func:`client_costs` keeps the instruction counts and multiplies by
+  the client profile's ``kernel_cpi``.
+* **The Ethernet driver** (:class:`ClientNic` of :mod:`sim.platforms.clients`): every frame
+  sent costs the driver's ``tx_frame_cycles`` (and a copy into the card's buffer when the
+  driver copies); every frame received costs the interrupt dispatch, ``rx_frame_cycles``
+  and the copy out of the card's buffer when the driver copies.
+* **The loopback interface** (``lo0``): a datagram to the machine's own address never
+  reaches the card; ``looutput`` queues it for IP input (``loop_cycles``). This is how
+  lmbench's loopback TCP rows (C1-3, C1-4) run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from sim.cpu import COPY, INTERRUPT, KERNEL
+from sim.platforms.clients import CLIENT_NICS, ClientNic
+from sw.ultrix import Process, SocketLayer, UltrixCosts, UltrixKernel, UltrixNetStack
+from sw.ultrix.sockets import Socket, ultrix_tcp_config
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ClientOS", "ClientInterface", "ClientNetStack", "client_costs", "client_os",
+           "ULTRIX_COSTS_CPI"]
+
+#: The CPI the default :class:`UltrixCosts` were computed with (the 3MIN's kernel CPI, 37.5
+#: cycles / 18 instructions, as :mod:`sw.ultrix.kernel` states).
+ULTRIX_COSTS_CPI = 37.5 / 18
+
+
+def client_costs(profile) -> UltrixCosts:
+    """The BSD kernel's per-path costs on ``profile``: the Ultrix model's instruction counts
+    (its defaults / :data:`ULTRIX_COSTS_CPI`) at the profile's ``kernel_cpi``."""
+    scale = float(profile.kernel_cpi) / ULTRIX_COSTS_CPI
+    base = UltrixCosts()
+    return UltrixCosts(**{f.name: getattr(base, f.name) * scale
+                          for f in dataclasses.fields(UltrixCosts)})
+
+
+class ClientInterface:
+    """The client's network interface: the card (a :class:`~sw.libos.net.ether.NetDevice`
+    such as a :class:`~sw.libos.net.ether.StationDevice`) behind its driver, plus ``lo0``.
+
+    Frames to the machine's own MAC address go to the loopback (``looutput``); the others
+    pay the driver's transmit path and go to the card.
+    """
+
+    def __init__(self, device, cpu, nic: ClientNic):
+        self.device = device
+        self.mac = device.mac
+        self.cpu = cpu
+        self.nic = nic
+        self.stack: "ClientNetStack | None" = None
+        self.looped = 0
+
+    def attach(self, receive) -> None:
+        """Hand the card's received frames to ``receive`` (the stack's input)."""
+        self.device.attach(receive)
+
+    async def send(self, frame: bytes) -> None:
+        cpu = self.cpu
+        if frame[:6] == self.mac:
+            # lo0: looutput -> ipintrq, the frame never reaches the card.
+            await cpu.charge(self.nic.loop_cycles, KERNEL)
+            self.looped += 1
+            self.stack.input(frame)
+            return
+        await cpu.charge(self.nic.tx_frame_cycles, INTERRUPT)
+        if self.nic.copies:
+            await cpu.copy(len(frame), category=COPY)
+        await self.device.send(frame)
+
+
+class ClientNetStack(UltrixNetStack):
+    """The client's TCP/IP stack (4.3BSD's, as the Ultrix model's) with its driver's receive
+    costs: the interrupt dispatch, the driver's per-frame work and, for a copying driver, the
+    copy out of the card's buffer. Frames from ``lo0`` (source MAC our own) skip them."""
+
+    async def process(self, frame: bytes) -> None:
+        iface = self.device
+        if frame[6:12] != self.mac:
+            cpu = self.cpu
+            prof = cpu.profile
+            await cpu.charge(float(prof.interrupt_dispatch_cycles)
+                             + float(iface.nic.rx_frame_cycles), INTERRUPT)
+            if iface.nic.copies:
+                await cpu.copy(len(frame), category=COPY)
+        await super().process(frame)
+
+
+class ClientOS:
+    """One client machine's kernel, stack and sockets.
+
+    Parameters
+    ----------
+    host : sw.host.Host
+        The client machine: ``cpu`` (a client profile of :data:`CLIENT_NICS`), ``netdev``
+        (its card), ``ip`` and ``arp``.
+
+    Attributes
+    ----------
+    uk : UltrixKernel
+        Processes, system calls, context switches.
+    stack : ClientNetStack
+    sockets : SocketLayer
+    iface : ClientInterface
+
+    Raises
+    ------
+    ValueError
+        If the host's profile is not a client profile.
+    """
+
+    def __init__(self, host):
+        prof = host.cpu.profile
+        nic = CLIENT_NICS.get(prof.name)
+        if nic is None:
+            raise ValueError(f"profile {prof.name!r} is not a client machine's "
+                             f"(client profiles: {', '.join(CLIENT_NICS)})")
+        self.host = host
+        self.uk = UltrixKernel(host.kernel, host.cpu, costs=client_costs(prof),
+                               name=host.name)
+        self.iface = ClientInterface(host.netdev, host.cpu, nic)
+        self.stack = ClientNetStack(host.kernel, self.iface, host.ip, cpu=host.cpu,
+                                    seed=host.seed, name=host.name,
+                                    config=ultrix_tcp_config())
+        self.iface.stack = self.stack
+        self.iface.attach(self.stack.input)
+        self.stack.add_arp(host.ip, host.netdev.mac)          # our own address: lo0
+        for ip, mac in (host.arp or {}).items():
+            self.stack.add_arp(ip, mac)
+        self.sockets = SocketLayer(self.uk, self.stack)
+
+    def spawn(self, body, name: str) -> Process:
+        """Start a user process running ``body(proc)``."""
+        return self.uk.spawn(body, name)
+
+    async def abort(self, proc: Process, so: Socket | None) -> None:
+        """close() with ``SO_LINGER`` and a zero linger time: 4.4BSD ``soclose`` calls
+        ``tcp_drop``, which sends a RST (a client giving up on a request). With ``so`` None
+        (interrupted inside ``connect()``), every connection still opening is dropped."""
+        if so is None:
+            for pcb in list(self.stack.tcp.conns.values()):
+                sock = getattr(pcb, "sock", None)
+                if sock is not None and not sock.connected and not sock.closed:
+                    sock.closed = True
+                    await self.stack.abort(pcb)
+            return
+        if so.pcb is not None:
+            await self.stack.abort(so.pcb)
+        if not so.closed:
+            await self.sockets.close(proc, so)
+
+    def __repr__(self) -> str:
+        return f"<ClientOS {self.host.name} {self.host.cpu.profile.name}>"
+
+
+def client_os(host) -> ClientOS:
+    """The host's client OS, created on first use (kept in ``host.extra["client_os"]``)."""
+    cos = host.extra.get("client_os")
+    if cos is None:
+        cos = ClientOS(host)
+        host.extra["client_os"] = cos
+    return cos
