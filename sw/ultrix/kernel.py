@@ -78,6 +78,19 @@ class UltrixCosts:
     falloc : float
         Allocating and initialising a file-table entry and a descriptor (``falloc``,
         ``ufalloc``), or releasing one in ``closef``: about 60 instructions = 125.
+    softint : float
+        Taking the network software interrupt that runs ``ipintr`` (ULTRIX 4.2 locore.s:
+        the general exception entry saves 14 words of the exception frame, ``VEC_int``'s
+        ``tfi_save`` 14 more, the dispatch to ``softnet`` and the netisr bit test, and
+        ``exception_exit``): about 110 instructions at CPI 2.08 (229) plus the 28 stores
+        draining through the 3MIN's write buffer beyond its 4 entries (24 x 6 = 144), and the
+        two ``splimp``/``splx`` pairs of ``schednetisr`` and ``IF_DEQUEUE``, each a write of
+        the 3MIN's interrupt-mask register with a read back to flush the write buffer (about
+        20 cycles each, 80): 453.
+    softint_per_packet : float
+        ``ipintr``'s per-frame work before ``ip_input`` proper: ``IF_DEQUEUE`` under
+        ``splimp``/``splx`` (one mask write and read back, 40 cycles) and the loop test, about
+        15 instructions (31): 71.
     """
 
     mbuf: float = 62
@@ -86,6 +99,8 @@ class UltrixCosts:
     fd_pass: float = 250
     namei: float = 625
     falloc: float = 125
+    softint: float = 453
+    softint_per_packet: float = 71
 
 
 class WaitChannel:

@@ -35,14 +35,14 @@ import logging
 import math
 from collections import deque
 
-from sim.cpu import COPY, KERNEL, SOCKET
+from sim.cpu import COPY, KERNEL, MBUF, SOCKET, SOFTINT
 from sim.kernel import Event
 from sim.time import S
 from sw.libos.fs import FileSystem
-from sw.libos.net import NetStack, ipv4
+from sw.libos.net import NetStack, ether, ipv4
 from sw.libos.net.tcp import DROP, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
 
-from .kernel import Process, UltrixKernel, WaitChannel
+from .kernel import Process, UltrixCosts, UltrixKernel, WaitChannel
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,10 @@ __all__ = ["SocketError", "Socket", "SocketLayer", "UltrixTcp", "UltrixNetStack"
 
 #: Socket buffer high-water marks: 4.3BSD's ``tcp_sendspace`` and ``tcp_recvspace``.
 SB_HIWAT = 4096
-#: Data bytes of a small mbuf (128-byte mbufs of 4.3BSD).
-MLEN = 112
-#: Cluster size: one 4 KB page on the MIPS (NBPG 4096; an estimate for Ultrix/MIPS).
+#: Data bytes of a small mbuf: ULTRIX 4.2 ``sys/h/mbuf.h``: MSIZE 128 less MMINOFF 20
+#: (five header words: m_next, m_off, m_len/m_type, m_act, m_ifp) = 108 (VALIDATION.md K3).
+MLEN = 108
+#: Cluster size on the MIPS: ULTRIX 4.2 ``sys/h/mbuf.h`` ``M_CLUSTERSZ`` 4096 (K3).
 MCLBYTES = 4096
 #: A write of at least this many bytes goes into clusters (4.3BSD-Reno's 2 * MLEN + 1).
 MINCLSIZE = 2 * MLEN + 1
@@ -215,13 +216,40 @@ class UltrixTcp(Tcp):
 
 
 class UltrixNetStack(NetStack):
-    """A :class:`~sw.libos.net.NetStack` whose TCP is :class:`UltrixTcp` (4.3BSD's PCB list)."""
+    """A :class:`~sw.libos.net.NetStack` whose TCP is :class:`UltrixTcp` (4.3BSD's PCB list),
+    with the receive path of ULTRIX 4.2 in front of IP input:
+
+    * the driver copies each frame into an mbuf chain (``m_devget``-style: small mbufs of
+      :data:`MLEN` bytes, or a cluster for a frame of :data:`MINCLSIZE` bytes or more), the
+      allocations charged as :data:`~sim.cpu.MBUF`; the copy itself is the driver's;
+    * ``schednetisr(NETISR_IP)`` and the software interrupt that runs ``ipintr``
+      (:data:`~sim.cpu.SOFTINT`): one dispatch per batch, since ``ipintr`` dequeues every
+      frame queued on ``ipintrq`` before it returns, plus the ``IF_DEQUEUE`` under
+      ``splimp`` for each frame.
+
+    Parameters
+    ----------
+    costs : UltrixCosts, optional
+        The mbuf and software-interrupt costs (defaults to :class:`UltrixCosts`).
+    """
 
     def __init__(self, kernel, device, ip, *, config: TcpConfig | None = None, seed: int = 0,
-                 **kw):
+                 costs: UltrixCosts | None = None, **kw):
         config = config or ultrix_tcp_config()
         super().__init__(kernel, device, ip, config=config, seed=seed, **kw)
         self.tcp = UltrixTcp(self, config, seed)
+        self.ucosts = costs or UltrixCosts()
+        self._softint_active = False         # ipintr is draining a batch
+
+    async def process(self, frame: bytes) -> None:
+        cpu = self.cpu
+        if cpu is not None and len(frame) > ether.HEADER_LEN:
+            c = self.ucosts
+            await cpu.charge(c.mbuf * _mbufs(len(frame) - ether.HEADER_LEN), MBUF)
+            dispatch = 0.0 if self._softint_active else c.softint
+            await cpu.charge(dispatch + c.softint_per_packet, SOFTINT)
+            self._softint_active = bool(self._rxq)
+        await super().process(frame)
 
 
 # -- sockets --------------------------------------------------------------------------------------
@@ -368,7 +396,7 @@ class SocketLayer:
         self.refused = 0
         self.connections_closed = 0
 
-    async def _charge(self, cycles: float, category: str = KERNEL) -> None:
+    async def _charge(self, cycles: float, category: str = SOCKET) -> None:
         if cycles:
             await self.cpu.charge(cycles, category)
 
@@ -457,7 +485,8 @@ class SocketLayer:
         data = bytes(so.rcv[:n])
         del so.rcv[:n]
         # soreceive: walk and free the mbufs, copy to the user (uiomove).
-        await self._charge(self.costs.socket_op + self.costs.mbuf * _mbufs(len(data)))
+        await self._charge(self.costs.socket_op)
+        await self._charge(self.costs.mbuf * _mbufs(len(data)), MBUF)
         await self.cpu.copy(len(data))
         if so.pcb is not None and self.stack.tcp.conns.get(so.pcb.key) is so.pcb:
             # soreceive ends with PRU_RCVD: tcp_output may send a window update (which
@@ -503,8 +532,8 @@ class SocketLayer:
             # clusters are shared by reference). One charge per category.
             segs = math.ceil(n / pcb.mss)
             pieces = 1 if n >= MINCLSIZE else math.ceil(min(n, pcb.mss) / MLEN)
-            await self._charge(self.costs.socket_op
-                               + self.costs.mbuf * (_mbufs(n) + segs * (1 + pieces)))
+            await self._charge(self.costs.socket_op)
+            await self._charge(self.costs.mbuf * (_mbufs(n) + segs * (1 + pieces)), MBUF)
             prof = self.uk.profile
             await self._charge(prof.copy_cycles(n) * (1 if n >= MINCLSIZE else 2), COPY)
             so.snd += chunk
@@ -518,7 +547,8 @@ class SocketLayer:
         if so.error is not None or peer is None or peer.closed:
             raise SocketError("write: EPIPE (loopback peer closed)")
         n = len(data)
-        await self._charge(self.costs.socket_op * 2 + self.costs.mbuf * _mbufs(n))
+        await self._charge(self.costs.socket_op * 2)
+        await self._charge(self.costs.mbuf * _mbufs(n), MBUF)
         await self.cpu.copy(n)
         peer.rcv += data
         so.bytes_written += n
@@ -678,7 +708,8 @@ class SocketLayer:
         """sendmsg() with access rights: pass ``so`` to the process holding ``end``'s peer."""
         self._check(end, "loop")
         await proc.syscall("sendmsg")
-        await self._charge(self.costs.fd_pass + self.costs.socket_op + self.costs.mbuf)
+        await self._charge(self.costs.fd_pass + self.costs.socket_op)
+        await self._charge(self.costs.mbuf, MBUF)
         if end.peer is None or end.peer.closed:
             raise SocketError("sendmsg: EPIPE")
         so.refs += 1                        # the message holds a reference (unp_internalize)
@@ -692,7 +723,8 @@ class SocketLayer:
         while not end.fds:
             ev = end.chan.sleeper()
             await proc.sleep(ev)
-        await self._charge(self.costs.fd_pass + self.costs.socket_op + self.costs.mbuf)
+        await self._charge(self.costs.fd_pass + self.costs.socket_op)
+        await self._charge(self.costs.mbuf, MBUF)
         return end.fds.popleft()
 
     @staticmethod
@@ -743,7 +775,8 @@ class UltrixMachine:
         self.host = host
         self.uk = UltrixKernel(host.kernel, host.cpu, costs=costs, name=host.name)
         self.stack = UltrixNetStack(host.kernel, host.netdev, host.ip, cpu=host.cpu,
-                                    seed=host.seed, name=host.name, config=tcp_config)
+                                    seed=host.seed, name=host.name, config=tcp_config,
+                                    costs=self.uk.costs)
         host.netdev.attach(self.stack.input)
         for ip, mac in (host.arp or {}).items():
             self.stack.add_arp(ip, mac)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sim.cpu import CHECKSUM, CONTEXT_SWITCH, COPY, CPU, DEMUX, SYSCALL
+from sim.cpu import CHECKSUM, CONTEXT_SWITCH, COPY, CPU, DEMUX, MBUF, SOCKET, SOFTINT, SYSCALL
 from sim.kernel import Event, Kernel
 from sim.media.ethernet import Segment
 from sim.platforms import DECSTATION_5000_125_ULTRIX43
@@ -336,8 +336,11 @@ def test_cpu_breakdown_shows_the_ultrix_costs():
 
     w.run(scenario())
     bd = w.cpu.breakdown()
-    for cat in (SYSCALL, CONTEXT_SWITCH, COPY, CHECKSUM, DEMUX):
+    # the 4.3BSD paths by their own categories: mbufs, ipintr's software interrupt, the
+    # socket layer; and NCSA's process switches (parent to child per request)
+    for cat in (SYSCALL, CONTEXT_SWITCH, COPY, CHECKSUM, DEMUX, MBUF, SOFTINT, SOCKET):
         assert bd[cat].cycles > 0, cat
+    assert server.stats()["context_switches"] >= 2 * 5
     st = server.stats()
     prof = DECSTATION_5000_125_ULTRIX43
     assert bd[SYSCALL].cycles == pytest.approx(st["syscalls_total"] * prof.syscall_cycles.value,
