@@ -36,6 +36,17 @@ Scheduling semantics
   and fails the run. Each thread has its own level (saved and restored as it loses and gets
   the CPU, as BSD's spl is); an idle CPU is at level 0.
 
+Memory system
+-------------
+Copies, checksums and PIO loops that name their buffers (``cpu.copy(n, src=a, dst=b)``,
+``cpu.checksum(n, src=a)``, ``store_words(..., src=a)``, ``load_words(..., dst=b)``) and kernel
+paths that declare their footprint (:meth:`CPU.path`) go through the machine's caches and write
+buffer (:mod:`sim.cache`, when the profile has a memory system): their instruction cycles are
+charged to their own category and the cycles the CPU waits for memory (read misses, a full
+write buffer, cold code and data) to :data:`MEMORY_STALL`, so the breakdown shows the memory
+system's share. Addresses are ints or :class:`~sim.cache.Region` s from :meth:`CPU.region`.
+Callers that name no buffer keep the profile's flat per-word rows (``cached=``), unchanged.
+
 Accounting
 ----------
 Busy time is kept in picoseconds per category and per context (thread name, or
@@ -51,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
 from .bus import Bus, IrqLine
+from .cache import Address, AddressSpace, MemorySystem, Region, Stall
 from .kernel import Cancelled, Event, Kernel, SimulationError, Task
 from .platforms.base import Cost, Platform
 
@@ -243,6 +255,9 @@ class CPU:
         self.watchdog = watchdog
         self._wd_armed = False
         self._wd_seen: tuple | None = None   # what the last watchdog check saw stuck
+        self.memory: MemorySystem | None = (MemorySystem(profile) if profile.memory is not None
+                                            else None)
+        self.space: AddressSpace = self.memory.space if self.memory is not None else AddressSpace()
         self.reset_stats()
 
     # -- accounting ---------------------------------------------------------------------------
@@ -683,7 +698,8 @@ class CPU:
         finally:
             self._exit(me)
 
-    async def load_words(self, bus: Bus, addr: int, n: int, category: str = IO_WAIT) -> list[int]:
+    async def load_words(self, bus: Bus, addr: int, n: int, category: str = IO_WAIT, *,
+                         dst: Address | None = None) -> list[int]:
         """``n`` consecutive word loads from ``addr``: a copy loop out of device memory.
 
         The block is one bus transaction (:meth:`sim.bus.Bus.read_block`): the device sees the
@@ -691,6 +707,10 @@ class CPU:
         of them. Interrupts are taken before the block, not between its words (a simplification:
         a real copy loop can be interrupted between any two loads; the cost is up to one
         block's time of interrupt latency).
+
+        With ``dst`` (where the loop stores the words in main memory) on a machine with a memory
+        system, the host side is charged too (:meth:`sim.cache.MemorySystem.pio_in`: each
+        store drains through the write buffer before the next I/O read) to :data:`MEMORY_STALL`.
         """
         if n < 0:
             raise ValueError(f"word count must be >= 0, not {n!r}")
@@ -703,19 +723,29 @@ class CPU:
             t0 = self.kernel.now
             words = await bus.read_block(addr, n)
             await self._stall_since(t0, category)
+            if dst is not None and self.memory is not None:
+                await self._run(self.memory.pio_in(self.kernel.now, 4 * n, dst).stall, MEMORY_STALL)
             return words
         finally:
             self._exit(me)
 
     async def store_words(self, bus: Bus, addr: int, words: Sequence[int],
-                          category: str = IO_WAIT) -> None:
-        """Consecutive word stores of ``words`` from ``addr``, as :meth:`load_words` loads."""
+                          category: str = IO_WAIT, *, src: Address | None = None) -> None:
+        """Consecutive word stores of ``words`` from ``addr``, as :meth:`load_words` loads.
+
+        With ``src`` (where the loop loads the words from in main memory) on a machine with a
+        memory system, the host side is charged first (:meth:`sim.cache.MemorySystem.pio_out`:
+        a full memory read for every source word not in the data cache) to :data:`MEMORY_STALL`.
+        """
         me = self._me("store_words")
         if not self._take(me):
             await self._enter(me)
         try:
             if self._irqs and self._pending() is not None:
                 await self._take_interrupts()
+            if src is not None and self.memory is not None:
+                await self._run(self.memory.pio_out(self.kernel.now, 4 * len(words), src).stall,
+                                MEMORY_STALL)
             t0 = self.kernel.now
             await bus.write_block(addr, words)
             await self._stall_since(t0, category)
@@ -723,13 +753,103 @@ class CPU:
             self._exit(me)
 
     # -- costed operations from the profile -------------------------------------------------------
-    async def copy(self, nbytes: int, cached: bool = False, category: str = COPY) -> None:
-        """Charge a memory-to-memory copy of ``nbytes`` (see :meth:`Platform.copy_cycles`)."""
-        await self.charge(self.profile.copy_cycles(nbytes, cached), category)
+    def region(self, name: str, size: int, align: int = 4) -> Region:
+        """The region of this machine's memory named ``name`` (allocated on first use), to name
+        a buffer in :meth:`copy`, :meth:`checksum` and the PIO loops."""
+        return self.space.region(name, size, align)
 
-    async def checksum(self, nbytes: int, cached: bool = False, category: str = CHECKSUM) -> None:
-        """Charge an Internet checksum over ``nbytes`` (see :meth:`Platform.checksum_cycles`)."""
-        await self.charge(self.profile.checksum_cycles(nbytes, cached), category)
+    async def _stream(self, what: str, timed, category: str) -> Stall:
+        """Hold the CPU, take pending interrupts, then time a stream at the current instant
+        with ``timed(now) -> Stall`` and charge its issue cycles to ``category`` and its
+        stalls to :data:`MEMORY_STALL`."""
+        me = self._me(what)
+        if not self._take(me):
+            await self._enter(me)
+        try:
+            if self._irqs and self._pending() is not None:
+                await self._take_interrupts()
+            st = timed(self.kernel.now)
+            await self._run(st.issue, category)
+            await self._run(st.stall, MEMORY_STALL)
+            return st
+        finally:
+            self._exit(me)
+
+    async def copy(self, nbytes: int, cached: bool = False, category: str = COPY, *,
+                   src: Address | None = None, dst: Address | None = None) -> None:
+        """Charge a memory-to-memory copy (bcopy) of ``nbytes``.
+
+        With ``src`` and ``dst`` (addresses or regions) on a machine with a memory system, the
+        copy goes through the data cache and the write buffer (:meth:`sim.cache.MemorySystem.copy`):
+        instruction cycles to ``category``, stalls to :data:`MEMORY_STALL`. Otherwise
+        ``cached`` says whether the source is in the data cache and the profile's per-word rows
+        price it (:meth:`Platform.copy_cycles`).
+
+        Raises
+        ------
+        ValueError
+            For a negative length, or only one of ``src`` and ``dst``.
+        """
+        if src is None and dst is None:
+            await self.charge(self.profile.copy_cycles(nbytes, cached), category)
+            return
+        if src is None or dst is None:
+            raise ValueError(f"{self.name}: a copy names both its source and its destination "
+                             f"(src={src!r}, dst={dst!r})")
+        if nbytes < 0:
+            raise ValueError(f"copy length must be >= 0, not {nbytes!r}")
+        ms = self.memory
+        if ms is None:
+            await self.charge(self.profile.copy_cycles(nbytes, cached), category)
+            return
+        call = self.profile.copy_call_cycles.value if nbytes else 0
+        await self._stream("copy", lambda now: ms.copy(now, nbytes, src, dst, call), category)
+
+    async def checksum(self, nbytes: int, cached: bool = False, category: str = CHECKSUM, *,
+                       src: Address | None = None) -> None:
+        """Charge an Internet checksum over ``nbytes``.
+
+        With ``src`` on a machine with a memory system the buffer is read through the data
+        cache (the loop's instruction cycles are the profile's cached row); otherwise the
+        profile's rows price it (:meth:`Platform.checksum_cycles`).
+        """
+        ms = self.memory
+        if src is None or ms is None:
+            await self.charge(self.profile.checksum_cycles(nbytes, cached), category)
+            return
+        if nbytes < 0:
+            raise ValueError(f"checksum length must be >= 0, not {nbytes!r}")
+        per = self.profile.checksum_cached_cycles_per_word.value
+        call = self.profile.checksum_call_cycles.value if nbytes else 0
+        await self._stream("checksum", lambda now: ms.read(now, nbytes, src, per, call), category)
+
+    async def path(self, name: str, instructions: float, code_bytes: int, data_bytes: int = 0,
+                   category: str = KERNEL) -> None:
+        """Run the kernel path ``name``: ``instructions`` at the profile's CPI to ``category``,
+        plus, on a machine with a memory system, a read miss for every line of its
+        ``code_bytes`` of code and ``data_bytes`` of data not in the caches (VALIDATION X3: cold
+        I-cache and D-cache misses) to :data:`MEMORY_STALL`. The path's code and data get
+        regions of their own on first use, so a path run again soon after is warm and one whose
+        lines were evicted (by other paths or by copies) pays again.
+
+        Raises
+        ------
+        ValueError
+            For a negative count or size, or a path run with another footprint than before.
+        """
+        if not isinstance(code_bytes, int) or code_bytes <= 0 or not isinstance(data_bytes, int) \
+                or data_bytes < 0:
+            raise ValueError(f"path {name!r}: code_bytes must be > 0 and data_bytes >= 0, "
+                             f"not {code_bytes!r}, {data_bytes!r}")
+        cycles = self.profile.instructions(instructions)
+        ms = self.memory
+        if ms is None:
+            await self.charge(cycles, category)
+            return
+        code = ms.space.region(f"path:{name}:code", code_bytes)
+        data = ms.space.region(f"path:{name}:data", data_bytes) if data_bytes else None
+        await self._stream("path", lambda now: _with_issue(ms.path(now, code, data), cycles),
+                           category)
 
     async def memcpy(self, mem, dst: int, src: int, n: int, cached: bool = False,
                      requester: object | None = None) -> None:
@@ -746,3 +866,8 @@ class CPU:
     def __repr__(self) -> str:
         owner = self._owner.name if self._owner else "idle"
         return f"<CPU {self.name} {self.profile.name} {owner}>"
+
+
+def _with_issue(st: Stall, issue: int) -> Stall:
+    # A kernel path's stalls come from the memory system, its instruction cycles from the caller.
+    return Stall(issue, st.stall, st.misses, st.writes)

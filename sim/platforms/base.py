@@ -14,12 +14,15 @@ Units used by the fields:
 ``cycles/word``   CPU cycles per 32-bit word processed.
 ``cycles/entry``  CPU cycles per list entry examined.
 ``CPI``           average CPU cycles per instruction.
+``bytes``         a size (of a cache).
+``entries``       a count of buffer entries.
+``bytes/line``    a cache line.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Iterator
+from typing import Iterator, Optional
 
 from ..time import S
 
@@ -75,6 +78,52 @@ def _ceil(x: float) -> int:
 
 
 @dataclass(frozen=True)
+class MemorySystemSpec:
+    """The caches and write buffer of a machine, for :mod:`sim.cache` (all fields sourced).
+
+    Parameters
+    ----------
+    icache_bytes, dcache_bytes : Cost
+        Sizes of the direct-mapped, physically indexed instruction and data caches.
+    line_bytes : Cost
+        The line (refill) size of both caches: 4 on the R3000 DECstations, so every word a
+        loop reads for the first time is a miss of its own.
+    write_buffer_entries : Cost
+        Depth of the write buffer between the write-through data cache and memory.
+    copy_issue_cycles_per_word : Cost
+        Cycles a bcopy loop spends issuing instructions per word, its memory stalls excluded
+        (a load, a store and its share of the loop overhead).
+    """
+
+    icache_bytes: Cost
+    dcache_bytes: Cost
+    line_bytes: Cost
+    write_buffer_entries: Cost
+    copy_issue_cycles_per_word: Cost
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            cost = getattr(self, f.name)
+            if not isinstance(cost, Cost):
+                raise TypeError(f"memory system field {f.name} must be a Cost, not {cost!r}")
+        line = self.line_bytes.value
+        if int(line) != line or line < 4 or int(line) & (int(line) - 1):
+            raise ValueError(f"a cache line must be a power of two of at least 4 bytes, not {line!r}")
+        for name in ("icache_bytes", "dcache_bytes"):
+            size = getattr(self, name).value
+            if int(size) != size or size < line or int(size) % int(line):
+                raise ValueError(f"{name} must be a whole number of {int(line)}-byte lines, not {size!r}")
+        wb = self.write_buffer_entries.value
+        if int(wb) != wb or wb < 1:
+            raise ValueError(f"write_buffer_entries must be a positive whole number, not {wb!r}")
+
+    def costs(self) -> Iterator[tuple[str, Cost]]:
+        """``(field name, Cost)`` for every field, in declaration order."""
+        for f in fields(self):
+            yield f.name, getattr(self, f.name)
+
+
+@dataclass(frozen=True)
 class Platform:
     """A simulated machine running one operating system: its hardware facts and CPU costs.
 
@@ -121,6 +170,10 @@ class Platform:
         A select() call beyond the system call itself, and per descriptor examined.
     fork_cycles : Cost
         fork() of a small server process.
+    memory : MemorySystemSpec or None
+        The caches and write buffer that :mod:`sim.cache` models for software that names the
+        addresses it touches (:meth:`sim.cpu.CPU.copy` with ``src=``/``dst=``); None for a
+        machine whose memory system is not modelled (its copies use the per-word rows).
     """
 
     name: str
@@ -155,6 +208,7 @@ class Platform:
     select_base_cycles: Cost
     select_per_fd_cycles: Cost
     fork_cycles: Cost
+    memory: Optional[MemorySystemSpec] = None
 
     def __post_init__(self) -> None:
         for name, cost in self.costs():
@@ -165,13 +219,15 @@ class Platform:
             raise ValueError(f"{self.name}: a {hz!r} Hz clock has no whole-picosecond period")
         if int(self.dma_burst_words.value) != self.dma_burst_words.value or self.dma_burst_words.value < 1:
             raise ValueError(f"{self.name}: dma_burst_words must be a positive whole number")
+        if self.memory is not None and not isinstance(self.memory, MemorySystemSpec):
+            raise TypeError(f"{self.name}: memory must be a MemorySystemSpec or None, not {self.memory!r}")
 
     # -- introspection ------------------------------------------------------------------------
     def costs(self) -> Iterator[tuple[str, Cost]]:
         """``(field name, Cost)`` for every cost field, in declaration order."""
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name not in ("name", "machine", "os", "description"):
+            if f.name not in ("name", "machine", "os", "description", "memory"):
                 yield f.name, v
 
     # -- derived quantities -------------------------------------------------------------------
@@ -249,5 +305,9 @@ def register(p: Platform) -> Platform:
 
 
 def profile_table(p: Platform) -> list[tuple[str, float, str, str]]:
-    """Rows ``(field, value, unit, source)`` of a profile, for printing."""
-    return [(name, c.value, c.unit, c.source) for name, c in p.costs()]
+    """Rows ``(field, value, unit, source)`` of a profile, for printing; the memory system's
+    rows, when the profile has one, follow as ``memory.<field>``."""
+    rows = [(name, c.value, c.unit, c.source) for name, c in p.costs()]
+    if p.memory is not None:
+        rows += [(f"memory.{name}", c.value, c.unit, c.source) for name, c in p.memory.costs()]
+    return rows

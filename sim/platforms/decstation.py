@@ -13,7 +13,7 @@ That memory system, not the instruction count, sets the price of copying and sum
 """
 from __future__ import annotations
 
-from .base import CALIBRATION, Cost, Platform, register
+from .base import CALIBRATION, Cost, MemorySystemSpec, Platform, register
 from .ultrix_costs import ULTRIX_SOFTWARE
 
 C = CALIBRATION
@@ -51,6 +51,25 @@ COPY_CACHED = Cost(6.375, "cycles/word", (
 COPY_CALL = Cost(20, "cycles", (
     "estimate: call, alignment tests and return of bcopy, about 10 instructions at CPI 2"))
 
+# The memory system sim.cache models (for software that names its addresses). Both machines'
+# R3000 caches are direct-mapped, physically indexed, with 4-byte lines and write-through.
+LINE = Cost(4, "bytes/line", f"[P] {C}: caches: direct-mapped, physically indexed, 4-byte lines")
+WRITE_BUFFER = Cost(4, "entries", (
+    f"[P] {C}: caches row: the DECstation 3100's 4-entry write buffer (DEC Technical Journal); "
+    "the 5000 series keeps the R3000's write-through cache and write buffer"))
+COPY_ISSUE = Cost(2 + 3 / 8, "cycles/word", (
+    f"[D] {C}: the bcopy shape (OSF/1 bcopy.s, 6 + 3/w cycles per word): 3 cycles of loop "
+    "overhead per iteration, over a 32-byte (8-word) loop 0.375 per word, plus one cycle each "
+    "for the word's load and store; the stalls (read misses, a full write buffer) are the "
+    "cache model's"))
+R3000_3MIN_MEMORY = MemorySystemSpec(
+    icache_bytes=Cost(64 * 1024, "bytes", f"[P] {C}: caches: 64 KB instruction (5000/1xx)"),
+    dcache_bytes=Cost(128 * 1024, "bytes", f"[P] {C}: caches: 128 KB data (5000/1xx)"),
+    line_bytes=LINE,
+    write_buffer_entries=WRITE_BUFFER,
+    copy_issue_cycles_per_word=COPY_ISSUE,
+)
+
 
 # The machine is the same under both systems: only the software costs differ.
 _HARDWARE = dict(
@@ -67,6 +86,7 @@ _HARDWARE = dict(
     copy_uncached_cycles_per_word=COPY_UNCACHED,
     copy_cached_cycles_per_word=COPY_CACHED,
     copy_call_cycles=COPY_CALL,
+    memory=R3000_3MIN_MEMORY,
 )
 
 DECSTATION_5000_125_AEGIS = Platform(
@@ -178,8 +198,17 @@ CHECKSUM_UNCACHED_ULTRIX_3MAX = Cost(
         "stall cycles for the 3MAX's 200 ns read miss (5 cycles, one overlapping the load, as "
         "the 3MIN's 10-cycle miss stalls 9)"))
 
+R3000_3MAX_MEMORY = MemorySystemSpec(
+    icache_bytes=Cost(64 * 1024, "bytes", f"[P] {C}: caches: 'the 5000/200 family: 64 KB + 64 KB'"),
+    dcache_bytes=Cost(64 * 1024, "bytes", f"[P] {C}: caches: 'the 5000/200 family: 64 KB + 64 KB'"),
+    line_bytes=LINE,
+    write_buffer_entries=WRITE_BUFFER,
+    copy_issue_cycles_per_word=COPY_ISSUE,
+)
+
 _HARDWARE_3MAX = dict(
     _HARDWARE,
+    memory=R3000_3MAX_MEMORY,
     mem_cycle_ps=MEM_CYCLE_3MAX,
     word_read_miss_ps=READ_MISS_3MAX,
     word_write_ps=WORD_WRITE_3MAX,

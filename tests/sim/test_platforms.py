@@ -21,11 +21,12 @@ def test_all_profiles_are_registered():
 @pytest.mark.parametrize("p", list(PROFILES.values()), ids=list(PROFILES))
 def test_every_constant_has_a_source(p):
     rows = profile_table(p)
-    assert len(rows) == 28
+    assert len(rows) == 28 + (5 if p.memory is not None else 0)
     for name, value, unit, source in rows:
         assert unit and source.strip(), name
-        # a calibration row ([P]/[S]/[D] citing docs/calibration.md) or a reasoned estimate
-        cites = re.match(r"\[(P|S|D)\] docs/calibration\.md", source)
+        # a calibration or validation row ([P]/[S]/[D] citing docs/calibration.md or
+        # docs/validation.md) or a reasoned estimate
+        cites = re.match(r"\[(P|S|D)\] docs/(calibration|validation)\.md", source)
         est = source.startswith("estimate") and len(source) > 40
         assert cites or est, f"{p.name}.{name}: {source!r}"
 
