@@ -124,3 +124,30 @@ def test_a_server_profile_is_not_a_client():
         ClientOS(c)
     with pytest.raises(ValueError, match="client kind"):
         build_client_machine(k, Segment(k, seed=1), 1, kind="vax")
+
+
+# -- the client rows' benchmarks (serveros validate) ------------------------------------------
+def test_client_benchmarks_run_real_processes_on_the_row_platform():
+    from serveros.validation import clients as vc
+    from serveros.validation.anchors import load_anchors
+    from serveros.validation.registry import benchmarks
+    from sim.platforms import PROFILES
+
+    pc, sp = "client-pentium100-openbsd", "client-sparcstation1-sunos41"
+    # a loop of null calls pays one kernel entry and exit per call, nothing else
+    for p in (pc, sp):
+        prof = PROFILES[p]
+        assert vc.null_syscall(p) == pytest.approx(
+            float(prof.syscall_cycles) * prof.cycle_ps / 1e6)
+    # the loopback connect (three segments each way through TCP/IP, accept, close) costs
+    # more than a one-word round trip, which costs more than two switches
+    for p in (pc, sp):
+        assert vc.tcp_connect(p) > vc.tcp_round_trip(p) > 2 * vc.context_switch(p) > 0
+    assert vc.pipe_round_trip(sp) > 5 * vc.pipe_round_trip(pc)
+    rows = load_anchors()
+    got = {rid: benchmarks()[rid]({rid: rows[rid]}, 1)[rid]
+           for rid in ("C1-1", "C1-2", "C1-3", "C1-4", "C4-1", "C4-2")}
+    assert got["C4-1"] == pytest.approx(31, rel=0.25)      # Ousterhout Table 2
+    assert all(v > 0 for v in got.values())
+    with pytest.raises(ValueError, match="not a client platform"):
+        vc.client_machine("decstation-5000-125-ultrix43")

@@ -1,0 +1,231 @@
+"""Benchmarks of the client rows: lmbench 1.x on the Pentium-100 (C1) and Ousterhout's on the
+SPARCstation 1 (C4), run as processes on a simulated client machine.
+
+Each benchmark boots one client machine of the row's platform (:mod:`sw.clients.bsd`: the BSD
+kernel, socket layer, 4.3BSD TCP and ``lo0`` on the client's profile) and runs the measured
+program as simulated processes, timing it in simulated time as the original timed it in
+wall-clock time:
+
+* C1-1, C4-1 (null system call, ``getpid``): one process calls it in a loop.
+* C1-2 (lmbench ``lat_ctx``, 2 processes, no working set): two processes pass a one-byte
+  token round a ring of two pipes; lmbench subtracts the same passes made by one process
+  through its own pipe (the pipe overhead), and so does this benchmark: the value is the
+  remaining time per switch.
+* C4-2 (Ousterhout's ``cswitch``): the same two-process ping-pong over two pipes, the whole
+  round trip (his value includes the pipe reads and writes).
+* C1-3 (lmbench ``lat_tcp``): a server process echoes one word over a TCP connection to
+  the machine's own address (``lo0``); the value is the client's write-to-read round trip.
+* C1-4 (lmbench ``lat_connect``): the client's ``socket()``, ``connect()`` and ``close()``
+  to a server process that accepts and closes, over ``lo0``.
+
+Pipes are socket pairs: 4.3BSD and SunOS 4 implement ``pipe()`` with ``socketpair()`` in the
+UNIX domain (4.3BSD ``sys_socket.c``/``uipc_syscalls.c``), as the Ultrix model's
+:meth:`~sw.ultrix.SocketLayer.socketpair` does.
+"""
+from __future__ import annotations
+
+from sim.kernel import Kernel
+from sim.media.ethernet import Segment
+from sim.time import S
+from sw.clients.bsd import ClientOS
+
+from .anchors import Anchor
+from .registry import benchmark
+
+__all__ = ["LOOPS", "client_machine", "null_syscall", "context_switch", "pipe_round_trip",
+           "tcp_round_trip", "tcp_connect"]
+
+#: Timed iterations of each loop (after one untimed warm-up pass); every iteration costs the
+#: same apart from the PCB list growing by one TIME_WAIT entry per connect in C1-4.
+LOOPS = 20
+_PORT = 3001                   # lmbench's TCP benchmarks listen on a fixed port
+_PS_PER_US = 1_000_000
+
+
+def client_machine(platform: str, seed: int = 1) -> tuple[Kernel, ClientOS]:
+    """A client machine of ``platform`` (a profile of ``serveros.machines.CLIENT_PROFILES``)
+    alone on an Ethernet, booted: the event kernel and its OS.
+
+    Raises
+    ------
+    ValueError
+        If ``platform`` is not a client profile.
+    """
+    from serveros.machines import CLIENT_PROFILES, build_client_machine
+
+    kinds = {v: k for k, v in CLIENT_PROFILES.items()}
+    if platform not in kinds:
+        raise ValueError(f"{platform!r} is not a client platform ({', '.join(kinds)})")
+    k = Kernel()
+    host = build_client_machine(k, Segment(k, seed=seed), 0, seed=seed, kind=kinds[platform])
+    return k, ClientOS(host)
+
+
+def _run(k: Kernel, cos: ClientOS, *bodies) -> None:
+    """Run the processes ``bodies`` (``async def body(proc)``) until all have returned."""
+    procs = [cos.spawn(b, f"bench{i}") for i, b in enumerate(bodies)]
+
+    async def wait() -> None:
+        for p in procs:
+            await p.task
+    t = k.spawn(wait(), name="bench")
+    k.run(until=k.now + 600 * S)
+    if not t.done:
+        raise RuntimeError("the benchmark's processes did not finish in 600 s simulated")
+    if t.exception is not None:
+        raise t.exception
+
+
+def _us(ps: int, n: int) -> float:
+    return ps / n / _PS_PER_US
+
+
+def null_syscall(platform: str, seed: int = 1) -> float:
+    """Microseconds per null system call (``getpid``) in a loop."""
+    k, cos = client_machine(platform, seed)
+    out = {}
+
+    async def body(proc) -> None:
+        await proc.syscall("getpid")                 # warm-up: the process is switched in
+        t0 = k.now
+        for _ in range(LOOPS):
+            await proc.syscall("getpid")
+        out["v"] = _us(k.now - t0, LOOPS)
+    _run(k, cos, body)
+    return out["v"]
+
+
+def _ping_pong(platform: str, seed: int, processes: int) -> float:
+    """Microseconds per round trip of a one-byte token over two pipes between two processes
+    (``processes`` 2), or through one process's own pipe (1: the pipe overhead)."""
+    k, cos = client_machine(platform, seed)
+    so = cos.sockets
+    out: dict = {}
+    ready = {}
+
+    async def parent(proc) -> None:
+        a = await so.socketpair(proc)                 # parent -> child
+        b = await so.socketpair(proc)                 # child -> parent
+        if processes == 1:
+            t0 = None
+            for i in range(LOOPS + 1):
+                if i == 1:
+                    t0 = k.now
+                await so.write(proc, a[0], b"x")
+                await so.read(proc, a[1], 1)
+                await so.write(proc, b[0], b"x")
+                await so.read(proc, b[1], 1)
+            out["v"] = _us(k.now - t0, LOOPS)
+            return
+        ready["pipes"] = (a, b)
+        ready["child"] = cos.spawn(child, "child")
+        t0 = None
+        for i in range(LOOPS + 1):
+            if i == 1:
+                t0 = k.now
+            await so.write(proc, a[0], b"x")
+            await so.read(proc, b[1], 1)
+        out["v"] = _us(k.now - t0, LOOPS)
+
+    async def child(proc) -> None:
+        a, b = ready["pipes"]
+        for _ in range(LOOPS + 1):
+            await so.read(proc, a[1], 1)
+            await so.write(proc, b[0], b"x")
+    _run(k, cos, parent)
+    return out["v"]
+
+
+def pipe_round_trip(platform: str, seed: int = 1) -> float:
+    """Ousterhout's ``cswitch``: microseconds per round trip between two processes."""
+    return _ping_pong(platform, seed, 2)
+
+
+def context_switch(platform: str, seed: int = 1) -> float:
+    """lmbench ``lat_ctx`` with 2 processes: (round trip - the one-process pipe overhead) / 2."""
+    return (_ping_pong(platform, seed, 2) - _ping_pong(platform, seed, 1)) / 2
+
+
+def tcp_round_trip(platform: str, seed: int = 1) -> float:
+    """lmbench ``lat_tcp``: microseconds per one-word round trip over a loopback connection."""
+    k, cos = client_machine(platform, seed)
+    so = cos.sockets
+    me = cos.host.ip
+    out = {}
+
+    async def server(proc) -> None:
+        lst = await so.listen(proc, _PORT)
+        out["listening"] = True
+        conn = await so.accept(proc, lst)
+        while True:
+            data = await so.read(proc, conn, 4)
+            if not data:
+                break
+            await so.write(proc, conn, data)
+        await so.close(proc, conn)
+
+    async def client(proc) -> None:
+        c = await so.connect(proc, me, _PORT)
+        t0 = None
+        for i in range(LOOPS + 1):
+            if i == 1:
+                t0 = k.now
+            await so.write(proc, c, b"word")
+            got = b""
+            while len(got) < 4:
+                got += await so.read(proc, c, 4 - len(got))
+        out["v"] = _us(k.now - t0, LOOPS)
+        await so.close(proc, c)
+    _run(k, cos, server, client)
+    return out["v"]
+
+
+def tcp_connect(platform: str, seed: int = 1) -> float:
+    """lmbench ``lat_connect``: microseconds per ``socket()`` + ``connect()`` + ``close()`` to
+    a server process on the same machine that accepts and closes."""
+    k, cos = client_machine(platform, seed)
+    so = cos.sockets
+    me = cos.host.ip
+    out = {}
+
+    async def server(proc) -> None:
+        lst = await so.listen(proc, _PORT)
+        for _ in range(LOOPS + 1):
+            conn = await so.accept(proc, lst)
+            await so.close(proc, conn)
+
+    async def client(proc) -> None:
+        t0 = None
+        for i in range(LOOPS + 1):
+            if i == 1:
+                t0 = k.now
+            c = await so.connect(proc, me, _PORT)
+            await so.close(proc, c)
+        out["v"] = _us(k.now - t0, LOOPS)
+    _run(k, cos, server, client)
+    return out["v"]
+
+
+@benchmark("C1-1", "C4-1")
+def _null(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    return {rid: null_syscall(a.platform, seed) for rid, a in rows.items()}
+
+
+@benchmark("C1-2")
+def _ctx(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    return {rid: context_switch(a.platform, seed) for rid, a in rows.items()}
+
+
+@benchmark("C4-2")
+def _pipe(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    return {rid: pipe_round_trip(a.platform, seed) for rid, a in rows.items()}
+
+
+@benchmark("C1-3")
+def _tcp_rt(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    return {rid: tcp_round_trip(a.platform, seed) for rid, a in rows.items()}
+
+
+@benchmark("C1-4")
+def _tcp_conn(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    return {rid: tcp_connect(a.platform, seed) for rid, a in rows.items()}
