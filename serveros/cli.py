@@ -353,7 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --servers: {exc}") from None
     try:
         points = paper.plan_points(figures, servers, requests=args.requests,
-                                   backend=args.backend, seed=args.seed)
+                                   backend=args.backend, seed=args.seed, client=args.client)
     except ValueError as exc:
         raise UsageError(f"argument --backend: {exc}" if "backend" in str(exc) else str(exc)) \
             from None
@@ -393,7 +393,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sub = (f"{paper.FIGURE_A_CLIENTS} clients" if fig == "a"
                else f"{paper.FIGURE_B_DOC}-byte document")
         t = Table(title=f"figure {fig}: requests per second by {xname} ({sub}, "
-                        f"{args.requests} requests per client, {args.backend}, seed {args.seed})")
+                        f"{args.requests} requests per client, {args.client} clients, "
+                        f"{args.backend}, seed {args.seed})")
         t.add_column(f"server \\ {xname}")
         for x in xs:
             t.add_column(str(x), justify="right")
@@ -404,7 +405,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     files = paper.write_results(rows, out, meta={"figures": list(figures),
                                                  "servers": list(servers),
                                                  "requests_per_client": args.requests,
-                                                 "backend": args.backend, "seed": args.seed})
+                                                 "backend": args.backend, "seed": args.seed,
+                                                 "client": args.client})
     simulated = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows}.values()
     bad = [r for r in simulated if paper.failed(r)]
     console.print(f"{len(points)} points ({len(bad)} failed), "
@@ -537,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the server's LANCE card: model, or its RTL on verilator or amaranth "
                          "(icarus runs the RTL only in the cocotb testbenches; default model)")
     ru.add_argument("--seed", type=natural, default=1, help="random seed (default 1)")
+    ru.add_argument("--client", choices=("pentium", "sparc"), default="pentium",
+                    help="the client machines: pentium (Pentium-100 under OpenBSD, default) or "
+                         "sparc (SPARCstation 1 under SunOS 4.1)")
     ru.add_argument("--pcap", default=None,
                     help="write the frames of the FIRST point run to this pcapng file")
     ru.add_argument("--out", default="results", help="output folder (default results/)")

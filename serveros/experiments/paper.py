@@ -31,7 +31,10 @@ equilibrium (:func:`sustained_rate`: the completions after the first
 :data:`TIME_WAIT_EQUILIBRIUM_PS` of the interval, when the run is long enough; else null, with
 the reason and the ``--requests`` it would take in ``sustained_note``); ``goodput_bytes_per_s`` counts
 document bytes only; ``cpu_breakdown`` maps each CPU category (:mod:`sim.cpu`, ``idle``
-included) to its fraction of the server's cycles over the interval; ``packets_per_request`` is
+included) to its fraction of the server's cycles over the interval; ``client`` names the
+client machines' profile (``Point.client``: ``--client pentium|sparc``) and
+``client_cpu_busy_fraction`` / ``client_cpu_breakdown`` are their own CPU, the mean over the
+clients; ``packets_per_request`` is
 frames delivered on the segment over the interval per request; ``server_stats`` is the server's
 ``stats()``; ``wall_seconds`` is the only field that changes between runs with the same seed.
 
@@ -93,7 +96,8 @@ DEFAULT_REQUESTS = 1000
 ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client", "requests",
               "ok", "failed", "timeouts", "throughput_rps", "first100_rps", "last100_rps",
               "sustained_rps", "sustained_note", "goodput_bytes_per_s", "mean_latency_ms", "sim_seconds", "wall_seconds",
-              "cpu_breakdown", "packets_per_request", "backend", "seed", "point_seed",
+              "cpu_breakdown", "client", "client_cpu_busy_fraction", "client_cpu_breakdown",
+              "packets_per_request", "backend", "seed", "point_seed",
               "server_stats", "wire_collisions", "wire_excessive_collisions",
               "wire_busy_fraction")
 #: ``status`` of a failed point's rows, and the fields a failed row adds (results.csv gets
@@ -267,6 +271,8 @@ class Point:
     requests: int
     backend: str
     seed: int
+    #: The client machines' kind (:data:`serveros.machines.CLIENT_PROFILES`).
+    client: str = "pentium"
 
     @property
     def point_seed(self) -> int:
@@ -292,16 +298,17 @@ def _check_int(name: str, v, lo: int) -> None:
 def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple(SERVERS), *,
                 requests: int = DEFAULT_REQUESTS, backend: str = "model", seed: int = 1,
                 doc_sizes: Iterable[int] = DOC_SIZES,
-                clients: Iterable[int] = FIGURE_B_CLIENTS) -> list[Point]:
+                clients: Iterable[int] = FIGURE_B_CLIENTS,
+                client: str = "pentium") -> list[Point]:
     """Every point of ``figures`` for ``servers``, each simulated once (figure a's 100-byte
     4-client point is also figure b's). Ordered by server, then figure a, then figure b.
 
     Raises
     ------
     ValueError
-        For an unknown figure, server or backend, or a bad number.
+        For an unknown figure, server, backend or client kind, or a bad number.
     """
-    from ..machines import BACKENDS
+    from ..machines import BACKENDS, CLIENT_KINDS
 
     figures = tuple(figures)
     for f in figures:
@@ -317,6 +324,8 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
                          "in the loop")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if client not in CLIENT_KINDS:
+        raise ValueError(f"client must be one of {', '.join(CLIENT_KINDS)}, not {client!r}")
     doc_sizes, clients = tuple(doc_sizes), tuple(clients)
     for n in doc_sizes:
         _check_int("document size", n, 0)
@@ -334,7 +343,7 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
             for c in clients:
                 combos.setdefault((FIGURE_B_DOC, c), []).append("b")
         for (n, c), figs in combos.items():
-            points.append(Point(tuple(figs), server, n, c, requests, backend, seed))
+            points.append(Point(tuple(figs), server, n, c, requests, backend, seed, client))
     return points
 
 
@@ -415,7 +424,8 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     host, session = build_server_machine(k, seg, server=base_server(point.server),
                                          backend=point.backend,
                                          image_path=image_path, seed=pseed, waves=waves)
-    clients = [build_client_machine(k, seg, i, seed=pseed + 1 + i) for i in range(point.clients)]
+    clients = [build_client_machine(k, seg, i, seed=pseed + 1 + i, kind=point.client)
+               for i in range(point.clients)]
     preload_arp([host, *clients])
     path = document_path(point.doc_bytes)
     marks: dict = {}
@@ -438,6 +448,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         marks["wire1"] = (seg.stats.collisions, seg.stats.excessive_collisions, seg.stats.busy_ps)
         marks["cpu"] = host.cpu.report()
         marks["http"] = http
+        marks["clients_cpu"] = [h.cpu_summary() for h in http]
         # JSON-clean (e.g. integer status keys become strings), so rows equal their JSON.
         marks["stats"] = json.loads(json.dumps(server.stats(), default=str))
 
@@ -472,6 +483,9 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     sustained, sustained_note = sustained_rate(records, point.clients)
     cpu = marks["cpu"]
     breakdown = {c: s.fraction for c, s in sorted(cpu.by_category.items())}
+    ccpu = marks["clients_cpu"]
+    client_breakdown = {c: sum(x["client_cpu_breakdown"].get(c, 0.0) for x in ccpu) / len(ccpu)
+                        for c in sorted({c for x in ccpu for c in x["client_cpu_breakdown"]})}
     frames = marks["frames1"] - marks["frames0"]
     row = {
         "figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
@@ -484,6 +498,11 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         "goodput_bytes_per_s": sum(r.body_bytes for r in ok) / span_s if span_s > 0 else 0.0,
         "mean_latency_ms": (sum(r.end - r.start for r in ok) / len(ok) / 1e9) if ok else 0.0,
         "sim_seconds": span_s, "wall_seconds": wall, "cpu_breakdown": breakdown,
+        # The client machines' own CPU (mean over the clients): they are part of every
+        # request's latency.
+        "client": ccpu[0]["client"],
+        "client_cpu_busy_fraction": sum(x["client_cpu_busy_fraction"] for x in ccpu) / len(ccpu),
+        "client_cpu_breakdown": client_breakdown,
         "packets_per_request": frames / len(records) if records else 0.0,
         "backend": point.backend, "seed": point.seed, "point_seed": pseed,
         "server_stats": marks["stats"],
@@ -516,6 +535,12 @@ class _ErrorLog(logging.Handler):
                                    + "".join(traceback.format_exception(*record.exc_info)))
 
 
+def _client_profile(kind: str) -> str:
+    """The profile name of client machines of ``kind`` (as good rows' ``client`` field)."""
+    from ..machines import CLIENT_PROFILES
+    return CLIENT_PROFILES.get(kind, kind)
+
+
 def failed_rows(point: Point, error: BaseException | str, trace: str, wall_seconds: float = 0.0
                 ) -> list[dict]:
     """The rows (one per figure of ``point``) recording that its simulation raised ``error``:
@@ -525,6 +550,7 @@ def failed_rows(point: Point, error: BaseException | str, trace: str, wall_secon
         error = f"{type(error).__name__}: {error}"
     row = {"figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
            "clients": point.clients, "requests_per_client": point.requests,
+           "client": _client_profile(point.client),
            "backend": point.backend, "seed": point.seed, "point_seed": point.point_seed,
            "wall_seconds": wall_seconds, "status": FAILED, "error": error, "traceback": trace}
     return [dict(row, figure=f) for f in point.figures]
@@ -629,16 +655,21 @@ def rows_without_wall(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
 
 
-def _flat(row: dict, categories: list[str], stat_keys: list[str], extra: tuple[str, ...]) -> list:
+#: Row fields that are dicts: flattened into ``cpu_<category>``, ``client_cpu_<category>``
+#: and ``server_<name>`` columns of results.csv.
+_DICT_FIELDS = ("cpu_breakdown", "client_cpu_breakdown", "server_stats")
+
+
+def _flat(row: dict, categories: list[str], stat_keys: list[str], extra: tuple[str, ...],
+          client_categories: list[str] = ()) -> list:
     """``row`` as a CSV line: :data:`ROW_FIELDS` (a failed point's missing measurements
-    empty), the CPU categories, the server's stats, then the ``extra`` fields."""
-    out = []
-    for f in ROW_FIELDS:
-        if f in ("cpu_breakdown", "server_stats"):
-            continue
-        out.append(row.get(f))
+    empty), the server's CPU categories, the clients', the server's stats, then the
+    ``extra`` fields."""
+    out = [row.get(f) for f in ROW_FIELDS if f not in _DICT_FIELDS]
     cpu, stats = row.get("cpu_breakdown", {}), row.get("server_stats", {})
     out += [cpu.get(c, 0.0) if cpu else None for c in categories]
+    ccpu = row.get("client_cpu_breakdown", {})
+    out += [ccpu.get(c, 0.0) if ccpu else None for c in client_categories]
     out += [stats.get(s, "") for s in stat_keys]
     out += [row.get(f, "ok" if f == "status" else None) for f in extra]
     return out
@@ -663,16 +694,18 @@ def write_results(rows: list[dict], out_dir: str | os.PathLike, *, plots: bool =
     p.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     files["json"] = p
     cats = sorted({c for r in rows for c in r.get("cpu_breakdown", {})})
+    ccats = sorted({c for r in rows for c in r.get("client_cpu_breakdown", {})})
     stats = sorted({s for r in rows for s, v in r.get("server_stats", {}).items()
                     if isinstance(v, (int, float, str, bool)) or v is None})
     extra = FAILED_FIELDS if any(failed(r) for r in rows) else ()
     p = out / "results.csv"
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow([f for f in ROW_FIELDS if f not in ("cpu_breakdown", "server_stats")]
-                   + [f"cpu_{c}" for c in cats] + [f"server_{s}" for s in stats] + list(extra))
+        w.writerow([f for f in ROW_FIELDS if f not in _DICT_FIELDS]
+                   + [f"cpu_{c}" for c in cats] + [f"client_cpu_{c}" for c in ccats]
+                   + [f"server_{s}" for s in stats] + list(extra))
         for r in rows:
-            w.writerow(_flat(r, cats, stats, extra))
+            w.writerow(_flat(r, cats, stats, extra, ccats))
     files["csv"] = p
     if plots:
         from .. import plots as plotmod

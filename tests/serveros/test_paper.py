@@ -155,7 +155,8 @@ def test_client_bad_arguments():
 
 # -- runs ----------------------------------------------------------------------------------------
 REQUIRED = {"figure", "server", "doc_bytes", "clients", "requests_per_client", "throughput_rps",
-            "first100_rps", "last100_rps", "sustained_rps", "sustained_note",
+            "first100_rps", "last100_rps", "sustained_rps", "sustained_note", "client",
+            "client_cpu_busy_fraction", "client_cpu_breakdown",
             "goodput_bytes_per_s", "mean_latency_ms",
             "sim_seconds", "wall_seconds", "cpu_breakdown", "packets_per_request", "backend",
             "seed", "server_stats"}
@@ -361,3 +362,31 @@ def test_sustained_rate_is_null_with_the_requests_it_needs_when_the_run_is_short
     rate, note = paper.sustained_rate(_closed_loop([(64, 20)]), clients=1)
     assert rate is None and "80 completions after the first 60 s" in note
     assert paper.sustained_rate(_closed_loop([(66, 20)]), clients=1)[1] is None
+
+
+# -- the client machines -------------------------------------------------------------------------
+def test_rows_name_the_client_machine_and_show_its_own_cpu(image, tmp_path):
+    """``--client sparc`` runs the clients on SPARCstation 1s: the rows name the profile, and
+    the slower client's own CPU is busier per request than the Pentium's."""
+    rows = {}
+    for kind in ("pentium", "sparc"):
+        pts = paper.plan_points(("b",), ["static"], requests=5, seed=2, clients=(1,), client=kind)
+        assert [p.client for p in pts] == [kind]
+        rows[kind] = paper.run_paper(pts, jobs=1, image_path=image)[0]
+    assert rows["pentium"]["client"] == "client-pentium100-openbsd"
+    assert rows["sparc"]["client"] == "client-sparcstation1-sunos41"
+    for r in rows.values():
+        assert 0 < r["client_cpu_busy_fraction"] < 1
+        assert sum(r["client_cpu_breakdown"].values()) == pytest.approx(1.0)
+    per_req = {k: r["client_cpu_busy_fraction"] * r["sim_seconds"] / r["ok"] for k, r in rows.items()}
+    assert per_req["sparc"] > 2 * per_req["pentium"]
+    files = paper.write_results(list(rows.values()), tmp_path, plots=False)
+    header = files["csv"].read_text().splitlines()[0].split(",")
+    assert "client" in header and "client_cpu_idle" in header
+    with pytest.raises(ValueError, match="client must be one of pentium, sparc"):
+        paper.plan_points(("b",), ["static"], client="vax")
+
+
+def test_run_refuses_an_unknown_client_kind(tmp_path, capsys):
+    assert main(["run", "--client", "vax", "--out", str(tmp_path)]) == 2
+    assert "--client" in capsys.readouterr().err
