@@ -206,26 +206,17 @@ def tcp_connect(platform: str, seed: int = 1) -> float:
     return out["v"]
 
 
-@benchmark("C1-1", "C4-1")
-def _null(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
-    return {rid: null_syscall(a.platform, seed) for rid, a in rows.items()}
+def _register(fn, *row_ids: str) -> None:
+    """Register ``fn(platform, seed)`` as the benchmark of ``row_ids`` (each row on its own
+    platform)."""
+    def bench(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+        return {rid: fn(a.platform, seed) for rid, a in rows.items()}
+    bench.__name__ = fn.__name__
+    benchmark(*row_ids)(bench)
 
 
-@benchmark("C1-2")
-def _ctx(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
-    return {rid: context_switch(a.platform, seed) for rid, a in rows.items()}
-
-
-@benchmark("C4-2")
-def _pipe(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
-    return {rid: pipe_round_trip(a.platform, seed) for rid, a in rows.items()}
-
-
-@benchmark("C1-3")
-def _tcp_rt(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
-    return {rid: tcp_round_trip(a.platform, seed) for rid, a in rows.items()}
-
-
-@benchmark("C1-4")
-def _tcp_conn(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
-    return {rid: tcp_connect(a.platform, seed) for rid, a in rows.items()}
+_register(null_syscall, "C1-1", "C4-1")
+_register(context_switch, "C1-2")
+_register(pipe_round_trip, "C4-2")
+_register(tcp_round_trip, "C1-3")
+_register(tcp_connect, "C1-4")
