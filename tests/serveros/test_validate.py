@@ -107,3 +107,20 @@ def test_aegis_rows_come_from_the_kernels_paths():
     assert res["X2-1"].simulated / res["X2-2"].simulated > 20       # SOSP'95: 35 vs 1.5 us
     assert res["X1-2"].simulated == pytest.approx(res["X1-4"].simulated)
     assert all(r.status == OK for r in res.values())
+
+
+def test_docs_list_every_anchor_and_every_explained_miss_with_the_same_reason():
+    """docs/validation.md carries every anchor row with its source, and each row's
+    ``explained`` text appears in its "Misses" section (the two are kept in step)."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "validation.md").read_text()
+    table = {line.split("|")[1].strip(): line for line in doc.splitlines()
+             if line.startswith("| ") and line.count("|") >= 7}
+    misses = doc.split("## Misses", 1)[1]
+    for a in load_anchors().values():
+        assert a.id in table, f"{a.id} is not in the anchors table of docs/validation.md"
+        assert a.source in table[a.id] and f"{a.measured:g} {a.unit}" in table[a.id]
+        if a.explained:
+            assert f"**{a.id}**" in misses and " ".join(a.explained.split()) in \
+                " ".join(misses.split()), f"{a.id}'s explanation is not in the Misses section"
