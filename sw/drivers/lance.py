@@ -17,8 +17,17 @@ the CPU reaches by programmed I/O over the TURBOchannel. So the driver
   descriptors back to the card.
 
 Every register access and every word moved is a bus access charged to the CPU under
-:data:`sim.cpu.IO_WAIT`; nothing else is charged here (the kernel above charges its own
-per-packet work). The driver imports only :mod:`hw.lance.registers` from the hardware floor,
+:data:`sim.cpu.IO_WAIT`. The host-memory side of the two copy loops is charged too, under
+:data:`sim.cpu.MEMORY_STALL`, on a machine whose memory system is modelled (:mod:`sim.cache`):
+a frame sent is read from host memory (a read miss for every word not in the data cache; by
+default the frame is in a host buffer of the driver's, one per transmit descriptor, standing for
+the mbufs BSD's ``leput`` copies from, which the protocol stack has just written, so its lines
+are installed in the write-through cache first and the reads hit; :meth:`LanceDriver.send`
+takes the real address as ``src=``), and a frame
+received is stored into host memory (one host buffer per receive descriptor, standing for the
+mbufs ``leget`` fills), each store draining through the write buffer before the next I/O read
+can pass it (:meth:`sim.cache.MemorySystem.pio_in`). Nothing else is charged here (the kernel
+above charges its own per-packet work). The driver imports only :mod:`hw.lance.registers` from the hardware floor,
 so it runs unchanged over the card's transaction-level model and its RTL.
 
 Buffer SRAM word ``i`` (CPU byte offset ``4 i``) holds buffer bytes ``4i .. 4i+3``
@@ -40,6 +49,7 @@ from hw.lance.registers import (BUFFER_RAM_SIZE_DEFAULT, BUFFER_SIZE, COUNTERS_O
                                 ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, BufferLayout, Csr, Mode,
                                 RMD1, RxDescriptor, TxDescriptor, csr1_csr2, plain_bits)
 from sim.bus import Bus, IrqLine
+from sim.cache import Address
 from sim.cpu import CPU
 from sim.kernel import Event
 
@@ -194,6 +204,9 @@ class LanceDriver:
         self._tx_idle.set()
         self._rxq: deque[bytes] = deque()
         rings = self.layout.rings
+        # Host memory the copy loops read frames from and write frames to (module docstring).
+        self._tx_host = cpu.region(f"{name}.tx-host", rings.tx * BUFFER_SIZE)
+        self._rx_host = cpu.region(f"{name}.rx-host", rings.rx * BUFFER_SIZE)
         self._rx_next = 0
         self._tx_next = 0            # next slot send() allocates
         self._tx_dirty = 0           # next slot to reclaim
@@ -273,12 +286,14 @@ class LanceDriver:
         self.started = True
 
     # -- transmit ---------------------------------------------------------------------------
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes, *, src: Address | None = None) -> None:
         """Queue ``frame`` (destination, source, type, data; no FCS) for transmission.
 
         Waits for a free transmit buffer if the ring is full, copies the frame into it word by
         word (charged), hands the descriptor to the card (OWN) and writes TDMD. Returns when
-        the card owns the frame, not when it has left (see :meth:`flush`).
+        the card owns the frame, not when it has left (see :meth:`flush`). ``src`` is where
+        the frame lies in host memory (an address or a :class:`sim.cache.Region`), for the
+        memory side of the copy; by default the driver's host buffer for the descriptor.
 
         Raises
         ------
@@ -310,7 +325,12 @@ class LanceDriver:
         self._tx_len[i] = len(frame)
         self.stats.queued += 1
         lay = self.layout
-        await self.cpu.store_words(self.bus, self._ram(lay.tx_buffers[i]), _words(frame))
+        if src is None:
+            # The stack has just written the frame into this buffer: its lines are cached.
+            src = self._tx_host.at(i * BUFFER_SIZE)
+            if self.cpu.memory is not None:
+                self.cpu.memory.dcache.fill(src, len(frame))
+        await self.cpu.store_words(self.bus, self._ram(lay.tx_buffers[i]), _words(frame), src=src)
         tmd = TxDescriptor(addr=lay.tx_buffers[i], flags=TMD1.OWN | TMD1.STP | TMD1.ENP,
                            size=len(frame)).encode()
         addr = self._ram(lay.tmd(i))
@@ -470,7 +490,8 @@ class LanceDriver:
             if n <= 0:
                 break
             words = await self.cpu.load_words(self.bus, self._ram(lay.rx_buffers[idx]),
-                                              (n + 3) // 4)
+                                              (n + 3) // 4,
+                                              dst=self._rx_host.at(idx * BUFFER_SIZE))
             out += b"".join(w.to_bytes(4, "little") for w in words)[:n]
         return bytes(out)
 
