@@ -27,12 +27,21 @@ ULTRIX_SOFTWARE: dict[str, Cost] = {
     "checksum_call_cycles": Cost(30, "cycles", (
         "estimate: prologue, carry fold and return, about 15 instructions at CPI 2 "
         "(as for Aegis)")),
-    "syscall_cycles": Cost(802, "cycles", (
-        f"[D] {C} (derivation in 'Derived and estimated rows'): save the full exception "
-        "frame, about 40 words through the write-through write buffer at 6 cycles = 240 "
-        "cycles, plus about 270 instructions (cause decode, syscall table, argument copyin, "
-        "u-area bookkeeping, AST and signal checks, restore, rfe) x CPI 2.08 = 562: 802 cycles "
-        "= 32 us, in line with the SOSP'95 '10-100x' for kernel primitives against Aegis' 3.2 us")),
+    "syscall_cycles": Cost(261, "cycles", (
+        "estimate, counted in ULTRIX 4.2 sys/machine/mips/locore.s (docs/ultrix_model.md, "
+        "'System call'; checked by docs/validation.md U1): the general exception entry for a trap from user mode (switch to the "
+        "kernel stack, save sp, gp, AT, k1, a0-a3, the 3MIN's ipllevel, cause, s0, ra, epc, "
+        "sr: 34 instructions, 15 stores), VEC_syscall (10 instructions, v0/v1 saved), "
+        "syscall() in trap.c (estimate: sysent lookup, the arguments, setjmp of u_qsave "
+        "with 12 stores, the return value, the AST/signal check: about 100 instructions, 16 "
+        "stores), getpid (5) and exception_exit (32, with the interrupt-mask register's "
+        "write and read back): 181 instructions, one cycle each with warm caches (the "
+        "measured loop), plus the write buffer's stalls where stores come in bursts (the "
+        "entry's 15 and setjmp's 12 at 6 cycles a word beyond its 4 entries: about 65) and "
+        "the read back waiting for it to drain (15): 261 cycles = 10.4 us. The earlier "
+        "802 (a 40-word frame and 270 instructions at CPI 2.08) saved the full frame, "
+        "which only VEC_trap does (tfi_save, s1-s8), and counted cold-cache CPI in a warm "
+        "path; VALIDATION.md U1 measured 11 us")),
     "context_switch_cycles": Cost(712, "cycles", (
         f"[D] {C} (derivation in 'Derived and estimated rows'): swtch(): save 12 callee-saved "
         "words (72 cycles), run-queue search, pmap/ASID change and the wired TLB entries of "
@@ -61,12 +70,18 @@ ULTRIX_SOFTWARE: dict[str, Cost] = {
         "mbuf and socket work is charged separately by the Ultrix model")),
     "ip_per_packet_cycles": Cost(208, "cycles", (
         "estimate: IP fast path about half the TCP common path, 100 instructions x CPI 2.08")),
-    "select_base_cycles": Cost(208, "cycles", (
-        "estimate: select() beyond the system call: copyin and copyout of the fd_sets and "
-        "setup, about 100 instructions x CPI 2.08")),
-    "select_per_fd_cycles": Cost(52, "cycles", (
-        "estimate: per descriptor scanned: getf() and the socket's soo_select (soreadable), "
-        "about 25 instructions x CPI 2.08")),
+    "select_base_cycles": Cost(375, "cycles", (
+        "estimate, instruction counts of ULTRIX 4.2 sys/sys/sys_generic.c select(): copyin of the used "
+        "fd_mask words of each set given and of the timeval (copyin with its fault handler, "
+        "about 25 instructions each), itimerfix, splhigh/timevaladd/spl0, selscan's loop over "
+        "the three sets, spl6 and the timeout test, copyout of the result sets, the "
+        "prologue (ni, clearing obits): about 180 instructions x CPI 2.08")),
+    "select_per_fd_cycles": Cost(125, "cycles", (
+        "estimate, instruction counts of ULTRIX 4.2 selscan() and soo_select(): ffs() of the mask word (a "
+        "bit loop, about 15 instructions for the low descriptors), the u_omax bound and "
+        "U_OFILE, the indirect fo_select call, soo_select's splnet/splx and socket lock, "
+        "soreadable() and, for an empty socket, sbselqueue(): about 60 instructions x CPI "
+        "2.08")),
     "fork_cycles": Cost(320_000, "cycles", (
         "estimate: fork() of a small httpd: Ultrix on MIPS copies the writable pages; about "
         "64 KB of data and stack plus the 8 KB u-area = 18 k words at 16.375 cycles = 300 k "

@@ -22,7 +22,7 @@ this model charges to the one CPU (categories of :mod:`sim.cpu`):
   interruptible ``tsleep``) is interrupted; the inode lock is not (an uninterruptible sleep).
 * **Files.** :meth:`UltrixKernel.stat`, :meth:`UltrixKernel.open` and
   :meth:`UltrixKernel.read_file` go through :mod:`sw.libos.fs` (which charges the copy from the
-  buffer cache into the user's buffer) plus a ``namei`` estimate per path lookup; the file
+  buffer cache into the user's buffer) plus a ``namei`` estimate per path component; the file
   system is not re-entrant, so one process at a time uses it (the inode lock of Ultrix).
 
 Costs the platform profile lacks are in :class:`UltrixCosts` with their reasoning.
@@ -72,7 +72,7 @@ class UltrixCosts:
         ``unp_externalize`` and ``fdalloc`` on receive, the control mbuf): about 120
         instructions per side = 250.
     namei : float
-        One path lookup of a short name through the name cache (``namei``: copy the name in,
+        One component of a path lookup (``namei`` loops once per component: copy the name in,
         hash, cache probe, ``iget`` of a cached inode, permission check): about 300
         instructions = 625.
     falloc : float
@@ -101,6 +101,11 @@ class UltrixCosts:
     falloc: float = 125
     softint: float = 453
     softint_per_packet: float = 71
+
+
+def _components(path: str) -> int:
+    """Components ``namei`` walks for ``path`` (at least one: "/" looks up the root)."""
+    return max(1, sum(1 for part in str(path).split("/") if part))
 
 
 class WaitChannel:
@@ -366,14 +371,15 @@ class UltrixKernel:
     async def stat(self, proc: Process, path: str):
         """stat(2): the :class:`sw.libos.fs.Stat` of ``path`` (raises ``FsError`` subclasses)."""
         await proc.syscall("stat")
-        await self.cpu.charge(self.costs.namei, FILESYSTEM)
+        await self.cpu.charge(self.costs.namei * _components(path), FILESYSTEM)
         return await self._fs_call(proc, lambda fs: fs.stat(path))
 
     async def open(self, proc: Process, path: str) -> OpenFile:
         """open(2) for reading: namei, a file-table entry (raises ``FsError`` subclasses)."""
         await proc.syscall("open")
         # namei and the file-table entry in one charge (the entry is taken before the lookup)
-        await self.cpu.charge(self.costs.namei + self.costs.falloc, FILESYSTEM)
+        await self.cpu.charge(self.costs.namei * _components(path) + self.costs.falloc,
+                              FILESYSTEM)
         st = await self._fs_call(proc, lambda fs: fs.stat(path))
         if not st.is_file:
             raise IsADirectory(f"{path!r} is not a regular file")

@@ -1,0 +1,47 @@
+"""Ultrix kernel paths against their measured primitives (VALIDATION.md U1-U3, U6), run as the
+validation benchmarks do: processes making simulated system calls."""
+from __future__ import annotations
+
+import pytest
+
+from serveros.validation import ultrix as bench
+from serveros.validation.anchors import load_anchors
+from sim.platforms import PROFILES
+from sw.ultrix.kernel import UltrixCosts
+
+ROWS = load_anchors()
+
+
+def rows(*ids):
+    return {i: ROWS[i] for i in ids}
+
+
+def test_getpid_is_the_locore_path_not_a_full_exception_frame():
+    """U1: getpid on the 25 MHz R3000 took 11 us; the syscall path saves a small frame."""
+    got = bench.getpid_loop(rows("U1"), 1)["U1"]
+    prof = PROFILES[ROWS["U1"].platform]
+    assert got == pytest.approx(prof.syscall_cycles.value / prof.cpu_hz.value * 1e6, rel=0.01)
+    assert got == pytest.approx(11, rel=0.25)
+
+
+def test_pipe_round_trip_is_two_switches_and_four_calls():
+    got = bench.pipe_pingpong(rows("U2"), 1)["U2"]
+    assert got == pytest.approx(180, rel=0.25)
+
+
+def test_select_costs_grow_per_descriptor():
+    got = bench.select_zero_timeout(rows("U3-1", "U3-2", "U3-3"), 1)
+    prof = PROFILES[ROWS["U3-1"].platform]
+    per_fd_us = prof.select_per_fd_cycles.value / prof.cpu_hz.value * 1e6
+    assert got["U3-2"] - got["U3-1"] == pytest.approx(9 * per_fd_us, rel=0.01)
+    assert got["U3-3"] == pytest.approx(got["U3-2"], rel=0.01)     # ready or empty, one scan
+    assert got["U3-2"] == pytest.approx(91, rel=0.25)
+
+
+def test_namei_walks_each_component():
+    """open("a/b/c/foo") looks up four components, open("foo") one (ULTRIX namei loops per
+    component)."""
+    got = bench.open_close(rows("U6-1", "U6-2"), 1)
+    prof = PROFILES[ROWS["U6-1"].platform]
+    three = 3 * UltrixCosts().namei / prof.cpu_hz.value * 1e3           # ms
+    assert got["U6-2"] - got["U6-1"] == pytest.approx(three, rel=0.02)
