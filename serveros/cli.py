@@ -402,6 +402,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             by = {r[xkey]: r for r in mine if r["server"] == s}
             t.add_row(s, *[_run_cell(by[x]) if x in by else "-" for x in xs])
         console.print(t)
+    _report_sustained(rows)
     files = paper.write_results(rows, out, meta={"figures": list(figures),
                                                  "servers": list(servers),
                                                  "requests_per_client": args.requests,
@@ -432,6 +433,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"tracebacks are in {files['json']}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def _report_sustained(rows: list[dict]) -> None:
+    """Say which points reached the TIME_WAIT equilibrium (``sustained_rps``) and, when some
+    did not, the longest ``--requests`` the notes ask for."""
+    measured = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows
+                if "throughput_rps" in r}.values()
+    short = [r for r in measured if r.get("sustained_rps") is None]
+    if not measured:
+        return
+    if not short:
+        console.print("every point ran past the TIME_WAIT equilibrium (60 s): see sustained_rps")
+        return
+    from .experiments.paper import requests_for_sustained
+    need = max(requests_for_sustained(r["throughput_rps"], r["clients"]) for r in short)
+    console.print(f"{len(short)} of {len(measured)} points ended before the TIME_WAIT "
+                  f"equilibrium (TIME_WAIT lives 60 s): their sustained_rps is null; about "
+                  f"--requests {need} would reach it for all of them at their rates (see "
+                  f"sustained_note and README)", soft_wrap=True, highlight=False)
 
 
 def _run_cell(r: dict) -> str:

@@ -74,6 +74,7 @@ __all__ = ["FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS", "FIGU
            "document_content", "write_documents", "build_documents_image", "plan_points",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
            "rows_without_wall", "parse_servers", "parse_figures", "sustained_rate",
+           "requests_for_sustained",
            "TIME_WAIT_EQUILIBRIUM_PS"]
 
 FIGURES = ("a", "b")
@@ -361,6 +362,13 @@ def _window_rates(records: list, n: int) -> tuple[float, float]:
     return (n / (first / 1e12) if first > 0 else 0.0, n / (last / 1e12) if last > 0 else 0.0)
 
 
+def requests_for_sustained(rate_rps: float, clients: int,
+                           equilibrium_ps: int = TIME_WAIT_EQUILIBRIUM_PS) -> int:
+    """About how many requests per client a run at ``rate_rps`` needs for a sustained rate:
+    enough to pass the equilibrium and then fill the ``100 x clients`` window."""
+    return math.ceil((equilibrium_ps / 1e12 * rate_rps + 100 * clients) / clients)
+
+
 def sustained_rate(records: list, clients: int,
                    equilibrium_ps: int = TIME_WAIT_EQUILIBRIUM_PS) -> tuple[float | None, str | None]:
     """The rate once the TIME_WAIT population is in equilibrium: successful completions after
@@ -380,7 +388,7 @@ def sustained_rate(records: list, clients: int,
         return after / ((ok_ends[-1] - t_eq) / 1e12), None
     span_s = (ok_ends[-1] - t0) / 1e12
     rate = len(ok_ends) / span_s if span_s > 0 else 0.0
-    need = math.ceil((equilibrium_ps / 1e12 * rate + window) / clients)
+    need = requests_for_sustained(rate, clients, equilibrium_ps)
     return None, (f"run too short for the TIME_WAIT equilibrium: {span_s:.1f} s simulated, "
                   f"{after} completions after the first {equilibrium_ps / 1e12:.0f} s "
                   f"(2 MSL) where {window} are needed; at this run's {rate:,.0f} req/s that is "

@@ -390,3 +390,11 @@ def test_rows_name_the_client_machine_and_show_its_own_cpu(image, tmp_path):
 def test_run_refuses_an_unknown_client_kind(tmp_path, capsys):
     assert main(["run", "--client", "vax", "--out", str(tmp_path)]) == 2
     assert "--client" in capsys.readouterr().err
+
+
+def test_run_says_when_points_ended_before_the_time_wait_equilibrium(tmp_path, capsys):
+    assert main(["run", "--servers", "static", "--figure", "b", "--requests", "3",
+                 "--jobs", "1", "--out", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "6 of 6 points ended before the TIME_WAIT equilibrium" in out
+    assert "--requests" in out
