@@ -49,8 +49,13 @@ CLIENT_PENTIUM100_OPENBSD = Platform(
         f"{_CLIENT}: the dual-issue Pentium with write-back caches runs kernel code at about "
         "1.5 cycles per instruction (i386 instructions do more work each than MIPS ones, which "
         "the instruction counts below do not correct for)")),
-    copy_uncached_cycles_per_word=Cost(8, "cycles/word", (
-        f"{_CLIENT}: rep movsl out of DRAM at about 50 MB/s = 8 cycles per word at 100 MHz")),
+    copy_uncached_cycles_per_word=Cost(9.25, "cycles/word", (
+        f"{_CLIENT}, from this profile's memory rows: rep movsl (about 1 cycle per word) reads "
+        "the source a 32-byte line per L2 miss (word_read_miss_ps 180 ns / 8 words = 2.25 "
+        "cycles per word) and, as the P5's L1 does not allocate on a write miss, writes every "
+        "destination word through to DRAM (word_write_ps 60 ns = 6 cycles): 9.25 cycles per "
+        "word = 43 MB/s. (The earlier 8 counted the reads only.) Checked by VALIDATION.md C1 "
+        "bcopy, 36-40 MB/s")),
     copy_cached_cycles_per_word=Cost(2, "cycles/word", (
         f"{_CLIENT}: rep movsl within the caches, about 1 word per 2 cycles")),
     copy_call_cycles=Cost(20, "cycles", f"{_CLIENT}: call, alignment and direction setup, return"),
@@ -62,9 +67,17 @@ CLIENT_PENTIUM100_OPENBSD = Platform(
     syscall_cycles=Cost(300, "cycles", (
         f"{_CLIENT}: an int 0x80 trap and iret cost about 100 cycles on a Pentium, plus about "
         "130 instructions of BSD syscall path at CPI 1.5: 3 us")),
-    context_switch_cycles=Cost(600, "cycles", (
-        f"{_CLIENT}: BSD cpu_switch with a %cr3 reload and the TLB refill that follows, "
-        "about 400 cycles plus run-queue work: 6 us")),
+    context_switch_cycles=Cost(1880, "cycles", (
+        f"{_CLIENT}: a process switch of 4.4BSD on the i386 as the process that blocks and "
+        "the one that wakes pay it: tsleep (the sleep queue), wakeup/setrunnable, mi_switch "
+        "and cpu_switch's register save, run-queue search (ffs on whichqs) and restore, about "
+        "320 instructions x CPI 1.5 = 480; mi_switch's microtime() reading the i8254 counter "
+        "(a latch command and two 8-bit reads over the ISA bus, about 1 us each) = 300; the "
+        "untagged TLB flushed by the %cr3 reload, refilled by about 30 page walks of 2 L2 "
+        "hits (about 17 cycles each) = 500; the switched-in process's code, stack and data "
+        "refilled into the 8 KB L1 caches, about 50 lines from L2 at 12 cycles = 600: "
+        "1880 cycles = 18.8 us. (The earlier 600 had only cpu_switch and the TLB.) Checked "
+        "by VALIDATION.md C1, 28-30 us")),
     exception_dispatch_cycles=Cost(2500, "cycles", (
         f"{_CLIENT}: BSD signal delivery (sendsig, handler, sigreturn): about 25 us")),
     interrupt_dispatch_cycles=Cost(500, "cycles", (
@@ -138,15 +151,16 @@ CLIENT_SPARCSTATION1_SUNOS41 = Platform(
         "and returns with rett, whose window underflow trap reloads the user's window: about "
         "280 instructions x CPI 2 + 60 cycles of window traps = 620 cycles = 31 us; checked by "
         f"{_VAL} C4-1")),
-    context_switch_cycles=Cost(5600, "cycles", (
+    context_switch_cycles=Cost(6080, "cycles", (
         f"{_SS1}: SunOS resume() flushes every register window in use (up to 7 x 16 words, "
         "each window through the overflow handler: about 7 x 80 = 560 cycles through the "
         "write-through cache), switches the MMU context and flushes the outgoing context's "
         "lines from the virtually addressed cache (4096 lines of 16 bytes, a flush store per "
         "line: about 4100 cycles), runs swtch()'s run-queue code (about 200 instructions x 2 = "
-        "400) and the incoming process refills its windows by underflow traps (about 8 x 60): "
-        f"5600 cycles = 280 us. Ousterhout (1990) found the Sun-4's switch slow for these "
-        f"reasons; checked by {_VAL} C4-2")),
+        "400), the blocking side's sleep() and the waking side's wakeup()/setrq (about 240 "
+        "instructions x 2 = 480), and the incoming process refills its windows by underflow "
+        f"traps (about 8 x 60): 6080 cycles = 304 us. Ousterhout (1990) found the Sun-4's "
+        f"switch slow for these reasons; checked by {_VAL} C4-2")),
     exception_dispatch_cycles=Cost(6000, "cycles", (
         f"{_SS1}: SunOS signal delivery (sendsig with the window flush, the handler, "
         "sigcleanup): about 2500 instructions x 2 plus window traps")),

@@ -32,11 +32,17 @@ from sw.ultrix.sockets import Socket, ultrix_tcp_config
 log = logging.getLogger(__name__)
 
 __all__ = ["ClientOS", "ClientInterface", "ClientNetStack", "client_costs", "client_os",
-           "ULTRIX_COSTS_CPI"]
+           "ULTRIX_COSTS_CPI", "DEVNULL_WRITE_INSTRUCTIONS"]
 
 #: The CPI the default :class:`UltrixCosts` were computed with (the 3MIN's kernel CPI, 37.5
 #: cycles / 18 instructions, as :mod:`sw.ultrix.kernel` states).
 ULTRIX_COSTS_CPI = 37.5 / 18
+#: ``write(2)`` of a few bytes to ``/dev/null`` beyond the kernel entry: ``getf`` of the
+#: descriptor, the ``uio``/``iovec`` set-up, ``vn_write`` (``VOP_LEASE``, ``VOP_LOCK``,
+#: ``VOP_WRITE``, ``VOP_UNLOCK`` through the vnode-operations vector), ``spec_write`` and the
+#: ``cdevsw`` call to ``mmrw``, which consumes the ``uio`` (4.4BSD ``sys_generic.c``,
+#: ``vfs_vnops.c``, ``spec_vnops.c``, ``i386/mem.c``): an estimate of about 200 instructions.
+DEVNULL_WRITE_INSTRUCTIONS = 200
 
 
 def client_costs(profile) -> UltrixCosts:
@@ -141,6 +147,14 @@ class ClientOS:
         for ip, mac in (host.arp or {}).items():
             self.stack.add_arp(ip, mac)
         self.sockets = SocketLayer(self.uk, self.stack)
+
+    async def write_devnull(self, proc: Process, data: bytes) -> int:
+        """``write(2)`` of ``data`` to ``/dev/null`` (lmbench 1.x's null system call):
+        the system call and :data:`DEVNULL_WRITE_INSTRUCTIONS`; returns ``len(data)``."""
+        await proc.syscall("write")
+        await self.host.cpu.charge(self.host.cpu.profile.instructions(DEVNULL_WRITE_INSTRUCTIONS),
+                                   KERNEL)
+        return len(data)
 
     def spawn(self, body, name: str) -> Process:
         """Start a user process running ``body(proc)``."""

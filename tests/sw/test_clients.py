@@ -139,6 +139,13 @@ def test_client_benchmarks_run_real_processes_on_the_row_platform():
         prof = PROFILES[p]
         assert vc.null_syscall(p) == pytest.approx(
             float(prof.syscall_cycles) * prof.cycle_ps / 1e6)
+    # lmbench 1.x's null call, a one-byte write to /dev/null, pays the vnode layer's write
+    # path to the device on top of the kernel entry
+    from sw.clients.bsd import DEVNULL_WRITE_INSTRUCTIONS
+    prof = PROFILES[pc]
+    assert vc.devnull_write(pc) == pytest.approx(
+        (float(prof.syscall_cycles) + prof.instructions(DEVNULL_WRITE_INSTRUCTIONS))
+        * prof.cycle_ps / 1e6)
     # the loopback connect (three segments each way through TCP/IP, accept, close) costs
     # more than a one-word round trip, which costs more than two switches
     for p in (pc, sp):
@@ -148,6 +155,8 @@ def test_client_benchmarks_run_real_processes_on_the_row_platform():
     got = {rid: benchmarks()[rid]({rid: rows[rid]}, 1)[rid]
            for rid in ("C1-1", "C1-2", "C1-3", "C1-4", "C4-1", "C4-2")}
     assert got["C4-1"] == pytest.approx(31, rel=0.25)      # Ousterhout Table 2
+    assert got["C1-1"] == pytest.approx(7, rel=0.25)       # lmbench 1.x, FreeBSD 2.1
+    assert got["C4-2"] == pytest.approx(1060, rel=0.25)    # Ousterhout Table 3
     assert all(v > 0 for v in got.values())
     with pytest.raises(ValueError, match="not a client platform"):
         vc.client_machine("decstation-5000-125-ultrix43")
