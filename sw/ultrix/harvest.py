@@ -17,6 +17,11 @@ HEAD requests are answered from a cached object's header; a HEAD miss is forward
 cached. Anything the accelerator cannot parse is forwarded too, so errors are NCSA's.
 The cache has no size limit or expiry (the experiment's documents fit, and do not change).
 
+System calls per request besides the socket calls: ``gettimeofday`` after every ``select()``
+(the main loop's ``getCurrentTime()``) and three ``fcntl`` calls on each accepted descriptor
+(non-blocking and close-on-exec), as Harvest's ``comm.c`` did (from memory of the Harvest and
+Squid sources: the search tool had neither; an estimate).
+
 Robustness: a connection on which nothing happens for :attr:`HarvestOptions.read_timeout`
 seconds is closed (Harvest's ``read_timeout``, 15 minutes in its ``cached.conf`` and in the
 ``squid.conf`` Squid inherited it with; quoted from memory of those files, not checked here):
@@ -179,12 +184,17 @@ class HarvestServer:
                     wr.append(c.client)
             until = min(c.deadline for c in conns) if conns else None
             r, w = await so.select(proc, rd, wr, until=until)
+            await proc.syscall("gettimeofday")         # the loop's getCurrentTime() after select
             r, w = set(map(id, r)), set(map(id, w))
             now = self.uk.kernel.now
             timeout = self.options.read_timeout * S
             if id(lst) in r:
                 new = await so.accept(proc, lst, nonblock=True)
                 if new is not None:
+                    # comm.c: commSetNonBlocking (fcntl F_GETFL, F_SETFL) and
+                    # commSetCloseOnExec (fcntl F_SETFD) on every accepted descriptor.
+                    for _ in range(3):
+                        await proc.syscall("fcntl")
                     conns.append(_Conn(new, deadline=now + timeout))
             for c in list(conns):
                 if c.state == "request" and id(c.client) in r:

@@ -22,6 +22,11 @@ Per request the child does what 1.4 did, one system call at a time:
 6. ``close`` the file and the connection (the kernel sends the FIN after the data), ``write``
    the access-log line, and tell the parent it is idle.
 
+Besides these, each request makes ``sigvec`` (``signal(SIGALRM, timed_out)``) and
+``getpeername`` (``get_remote_host``, no DNS lookup) before the read, and ``gettimeofday`` for
+the Date header and again for the log line (``time()`` is a system call on Ultrix). These are
+from memory of httpd 1.4's ``httpd.c``/``http_log.c``: the search tool holds no NCSA source.
+
 GET and HEAD are served; HTTP/0.9 simple requests get the body without a header; errors get
 NCSA's small HTML error page: 400 (malformed request), 403 (``..`` in the path), 404 (no such
 file, or a path the file system cannot name, such as one holding a NUL), 501 (other methods).
@@ -323,6 +328,10 @@ class NcsaServer:
         only this connection (a timeout or a failed socket is counted, anything else is an
         internal error: logged with its traceback, answered 500 if nothing was sent yet)."""
         so = self.sockets
+        # httpd.c's child loop before it reads: signal(SIGALRM, timed_out) (sigvec on
+        # Ultrix) and get_remote_host()'s getpeername() for the log; no DNS lookup.
+        await proc.syscall("sigvec")
+        await proc.syscall("getpeername")
         try:
             await proc.alarm(self.options.timeout)
             try:
@@ -366,6 +375,7 @@ class NcsaServer:
         await proc.compute(opt.request_cycles)
         req = parse_request(raw)
         status, length = req.status, 0
+        await proc.syscall("gettimeofday")          # time() for the Date header
         now = uk.kernel.now
         simple = req.version is None and req.status == 0
         if status == 0:
@@ -384,6 +394,7 @@ class NcsaServer:
         if status == 200 and req.method == "GET":
             c.body_bytes += length
         if opt.log:
+            await proc.syscall("gettimeofday")      # time() again for the log line
             peer = conn.peer_name or (b"\x7f\x00\x00\x01", 0)
             first = raw.split(b"\n", 1)[0].decode("latin-1").strip()
             line = f"{'.'.join(map(str, peer[0]))} - - [{http_date(now)}] \"{first}\" {status} {length}\n"

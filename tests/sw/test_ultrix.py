@@ -238,6 +238,8 @@ def test_harvest_hits_do_not_touch_the_file_system():
     assert marks["backend2"] == marks["backend"] == 1
     st = server.stats()
     assert st["hits"] == 2 and st["misses"] == 1 and st["objects"] == 1
+    # Harvest's comm.c: non-blocking and close-on-exec on each of the 3 accepted connections
+    assert st["syscalls"]["fcntl"] == 3 * 3
 
 
 # -- 4.3BSD TCP behaviour -----------------------------------------------------------------------
@@ -350,6 +352,9 @@ def test_cpu_breakdown_shows_the_ultrix_costs():
     # per request: at least accept, sendmsg, recvmsg, read, stat, open, read, write x2,
     # close x3, select, log write
     assert st["syscalls"]["recvmsg"] >= 5 and st["syscalls"]["sendmsg"] == 5
+    # NCSA 1.4's own calls around the request: signal(), get_remote_host(), time() twice
+    assert st["syscalls"]["sigvec"] == 5 and st["syscalls"]["getpeername"] == 5
+    assert st["syscalls"]["gettimeofday"] == 10
     assert st["forks"] == 5 and st["children"] == 5
 
 
