@@ -206,3 +206,32 @@ def test_ultrix_delays_the_ack_of_data_it_reads_until_the_fast_tick():
     assert t.acked_at - t.sent_at > 10 * MS               # not at once
     assert t.acked_at % (200 * MS) < 2 * MS                # at a fast tick (+ the wire)
     assert p.m.stack.tcp.stats.delayed_acks == 1
+
+
+def test_ipintr_takes_one_software_interrupt_per_batch_of_frames():
+    """Frames queued together are drained by one ipintr run: one SOFTINT dispatch for the
+    batch and the per-frame IF_DEQUEUE; a frame arriving alone takes its own dispatch. Each
+    frame's mbufs are charged as MBUF."""
+    from sim.cpu import MBUF, SOFTINT
+    from sw.ultrix.sockets import MLEN
+    p = Pair()
+    st, c = p.m.stack, p.m.uk.costs
+    frame = bytes(14) + bytes(100)            # a header and 100 bytes: one small mbuf
+
+    def cycles(cat):
+        bd = p.cpu.breakdown()
+        return bd[cat].cycles if cat in bd else 0
+
+    async def feed():
+        st.input(frame)
+        st.input(frame)
+        st.input(frame)                       # three at once
+        await p.k.sleep(1 * MS)
+        st.input(frame)                       # then one alone
+        await p.k.sleep(1 * MS)
+
+    t = p.k.spawn(feed(), name="feed")
+    p.k.run()
+    assert t.done and 100 <= MLEN
+    assert cycles(SOFTINT) == pytest.approx(2 * c.softint + 4 * c.softint_per_packet)
+    assert cycles(MBUF) == pytest.approx(4 * c.mbuf)
