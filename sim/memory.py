@@ -2,7 +2,8 @@
 
 The CPU side of memory is untimed here: software reads and writes the bytes directly and
 charges the CPU for what it did (copy and checksum costs come from the platform profile, see
-:meth:`sim.cpu.CPU.copy` and :meth:`sim.cpu.CPU.memcpy`). Devices use the DMA port, which
+:meth:`sim.cpu.CPU.copy` and :meth:`sim.cpu.CPU.memcpy`, or, for software that names the
+addresses it touches, from the caches and write buffer of :mod:`sim.cache`). Devices use the DMA port, which
 takes the main-memory time of the transfer from the profile (on the 3MIN a 64-word DMA read /
 write occupies 68 / 66 memory cycles of 80 ns) and serializes DMA masters on the one memory.
 
@@ -13,7 +14,8 @@ exokernel may replace. The default check allows the kernel (requester ``None``),
 pages, and the page's owner; anything else raises :class:`MemoryAccessError` naming the page,
 its owner and the requester. The refusal happens before any byte moves.
 
-Not modelled: the CPU stalls that DMA cycle-stealing causes (DMA has priority over the CPU on
+Not modelled: cache invalidation by DMA (:mod:`sim.cache` keeps only the CPU's view); the CPU
+stalls that DMA cycle-stealing causes (DMA has priority over the CPU on
 the 3MIN's memory); refresh (5 memory cycles, a fraction of a percent).
 """
 from __future__ import annotations
