@@ -66,7 +66,8 @@ class LanceExchangeResult:
 
 def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int = 1,
                        backend: str = "model", pcap_path: str | None = None,
-                       ram_bytes: int | None = None, stream: bool = False) -> LanceExchangeResult:
+                       ram_bytes: int | None = None, stream: bool = False,
+                       platform: str = "decstation-5000-125-aegis") -> LanceExchangeResult:
     """``frames`` frames from ``le0`` to ``le1``, each answered by one back (ping-pong), or
     with ``stream`` sent back to back from ``le0`` to ``le1`` as fast as the driver queues them
     (the shape of a server sending a large document; the LANCE benchmark's workload).
@@ -85,18 +86,21 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         Write every frame on the segment to this pcapng file.
     ram_bytes : int, optional
         The cards' buffer SRAM (default 128 KiB).
+    platform : str
+        The machines' profile (``serveros profiles``; default the 5000/125 under Aegis): its
+        CPU and memory timings price the driver's work.
 
     Raises
     ------
     ValueError
-        For ``frames < 1``, a size out of range or an unknown backend.
+        For ``frames < 1``, a size out of range, an unknown backend or platform.
     RuntimeError
         If a frame arrives different from how it was sent, or the exchange stalls.
     """
     from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, WINDOW_SIZE
     from sim.cpu import CPU
     from sim.media.pcap import PcapNgWriter
-    from sim.platforms.decstation import DECSTATION_5000_125_AEGIS
+    from sim.platforms import PROFILES
     from sw.drivers.lance import MAX_SEND, MIN_SEND, LanceDriver
 
     from ..devices import attach_lance_model
@@ -108,6 +112,8 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         raise ValueError(f"size must be {MIN_SEND}..{MAX_SEND} bytes, not {size!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if platform not in PROFILES:
+        raise ValueError(f"platform must be one of {', '.join(PROFILES)}, not {platform!r}")
     ram = ram_bytes or BUFFER_RAM_SIZE_DEFAULT
     rng = random.Random(seed)
     k = Kernel()
@@ -118,7 +124,7 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
     session = None
     for i in range(2):
         bus = Bus(k, f"bus{i}")
-        cpu = CPU(k, DECSTATION_5000_125_AEGIS, f"cpu{i}")
+        cpu = CPU(k, PROFILES[platform], f"cpu{i}")
         mac = bytes([0x08, 0x00, 0x2B, 0, 0, i + 1])
         if i == 0 and backend != "model":
             session = rtl_session(backend, k, seg.attach("le0"), ram_bytes=ram, mac=mac)

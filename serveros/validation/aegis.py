@@ -22,7 +22,17 @@ costs from the same SOSP'95 tables (CALIBRATION.md), so X1 and X2 check that the
 paths charge those primitives once and nothing else on the way (no extra system call, switch
 or copy between the fault and the handler, a per-filter or per-test charge that adds up to the
 table's value for the table's filter set); they cannot check the tables' own numbers. The
-Ultrix rows X1-1/X1-3 run in :mod:`.ultrix`.
+Ultrix rows X1-1/X1-3 belong to :mod:`.ultrix`.
+
+N1 (Thekkath and Levy, TOCS 1993): the minimal round trip of a 60-byte frame between two
+DECstation 5000/200s over Ethernet with the operating system's protocols bypassed: two
+machines, each with its LANCE card (the card model) and the LANCE driver
+(:mod:`sw.drivers.lance`) on one 10 Mbit/s segment, ping-pong 60-byte frames driver to driver
+(:func:`serveros.experiments.lance.run_lance_exchange`, the workload of ``serveros lance``);
+the value is simulated time per round trip: two transmissions through the driver's PIO copy
+into the card's buffer, two wire times, two receive interrupts through the kernel's interrupt
+path and the PIO copies out. It sits here because it is the exokernel's premise (the
+application's own code next to the driver) and the package keeps one module per area.
 """
 from __future__ import annotations
 
@@ -161,3 +171,18 @@ def demultiplex(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
         if rid in rows:
             out[rid] = _demux_us(rows[rid].platform, demux)
     return out
+
+
+#: Round trips of the N1 ping-pong (each costs the same; the first pays cold caches).
+N1_ROUND_TRIPS = 20
+
+
+@benchmark("N1")
+def raw_round_trip(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    """N1: microseconds per round trip of a 60-byte frame, driver to driver, no protocol."""
+    from serveros.experiments.lance import run_lance_exchange
+
+    res = run_lance_exchange(N1_ROUND_TRIPS, 60, seed=seed, platform=rows["N1"].platform)
+    if res.frames != 2 * N1_ROUND_TRIPS:
+        raise RuntimeError(f"N1: {res.frames} frames sent, not {2 * N1_ROUND_TRIPS}")
+    return {"N1": res.sim_ps / N1_ROUND_TRIPS / _PS_PER_US}

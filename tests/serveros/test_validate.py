@@ -12,7 +12,7 @@ from serveros.validation.anchors import AnchorError
 from serveros.validation.run import EXPLAINED, FAILED, MISS, OK
 
 #: Fast rows (the Aegis benchmarks run in well under a second).
-FAST = "X1-2,X1-4,X2"
+FAST = "X1-2,X1-4,X2,N1"
 ISSUE_KEYS = {"id", "quantity", "unit", "measured", "simulated", "error", "explained"}
 
 
@@ -39,7 +39,7 @@ def test_validate_writes_json_csv_and_chart_and_exits_0_when_all_rows_are_within
     assert main(["validate", "--rows", FAST, "--out", str(out)]) == 0
     doc = json.loads((out / "validation.json").read_text())
     rows = {r["id"]: r for r in doc["rows"]}
-    assert set(rows) == {"X1-2", "X1-4", "X2-1", "X2-2"}
+    assert set(rows) == {"X1-2", "X1-4", "X2-1", "X2-2", "N1"}
     for r in rows.values():
         assert ISSUE_KEYS <= set(r)
         assert r["status"] == OK and r["explained"] is None
@@ -124,3 +124,26 @@ def test_docs_list_every_anchor_and_every_explained_miss_with_the_same_reason():
         if a.explained:
             assert f"**{a.id}**" in misses and " ".join(a.explained.split()) in \
                 " ".join(misses.split()), f"{a.id}'s explanation is not in the Misses section"
+
+
+def test_n1_is_the_driver_to_driver_round_trip_on_the_rows_platform():
+    """N1's round trip is two wire times of a 64-byte frame plus each side's driver work; the
+    platform's interrupt path is in it (Ultrix's 490-cycle dispatch against Aegis's 37.5)."""
+    from serveros.experiments.lance import run_lance_exchange
+    from sim.platforms import PROFILES
+
+    n1 = validate(["N1"])[0]
+    assert n1.status == OK
+    wire_us = 2 * (8 + 64 + 12) * 8 * 0.1            # preamble, frame with FCS, gap at 10 Mbit/s
+    assert n1.simulated > wire_us
+    per_rt = {p: run_lance_exchange(10, 60, platform=p).sim_ps / 10 / 1e6
+              for p in ("decstation-5000-200-ultrix", "decstation-5000-125-aegis")}
+    ultrix, aegis = PROFILES["decstation-5000-200-ultrix"], PROFILES["decstation-5000-125-aegis"]
+    # Two receive interrupts lie on the round trip's critical path (the transmit-done ones
+    # overlap the wire time); the 5000/200's faster memory takes a little off.
+    extra = 2 * (ultrix.cycles(ultrix.interrupt_dispatch_cycles)
+                 - aegis.cycles(aegis.interrupt_dispatch_cycles)) / 25   # us at 25 MHz
+    assert per_rt["decstation-5000-200-ultrix"] - per_rt["decstation-5000-125-aegis"] == \
+        pytest.approx(extra, rel=0.25)
+    with pytest.raises(ValueError, match="platform must be one of"):
+        run_lance_exchange(1, 60, platform="vax-11/780")
