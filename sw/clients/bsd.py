@@ -135,12 +135,12 @@ class ClientOS:
             raise ValueError(f"profile {prof.name!r} is not a client machine's "
                              f"(client profiles: {', '.join(CLIENT_NICS)})")
         self.host = host
-        self.uk = UltrixKernel(host.kernel, host.cpu, costs=client_costs(prof),
-                               name=host.name)
+        costs = client_costs(prof)
+        self.uk = UltrixKernel(host.kernel, host.cpu, costs=costs, name=host.name)
         self.iface = ClientInterface(host.netdev, host.cpu, nic)
         self.stack = ClientNetStack(host.kernel, self.iface, host.ip, cpu=host.cpu,
                                     seed=host.seed, name=host.name,
-                                    config=ultrix_tcp_config())
+                                    config=ultrix_tcp_config(), costs=costs)
         self.iface.stack = self.stack
         self.iface.attach(self.stack.input)
         self.stack.add_arp(host.ip, host.netdev.mac)          # our own address: lo0

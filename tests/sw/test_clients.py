@@ -160,3 +160,13 @@ def test_client_benchmarks_run_real_processes_on_the_row_platform():
     assert all(v > 0 for v in got.values())
     with pytest.raises(ValueError, match="not a client platform"):
         vc.client_machine("decstation-5000-125-ultrix43")
+
+
+def test_the_client_stack_charges_the_clients_own_bsd_costs():
+    """The receive path's mbuf and software-interrupt costs are the client's (its CPI), not
+    the R3000's defaults."""
+    k = Kernel()
+    c = build_client_machine(k, Segment(k, seed=1), 0)
+    cos = ClientOS(c)
+    assert cos.stack.ucosts == cos.uk.costs == client_costs(c.cpu.profile)
+    k.run(until=1)                  # let the stack's tasks start
