@@ -5,7 +5,10 @@ kernel paths charge beyond a platform profile's rows, each with its source.
   source of each field is its entry in the class docstring's ``Attributes`` section;
 - Cheetah's own work (:data:`sw.cheetah.APP_COSTS`): instruction counts with their reasoning;
 - the library OS's TCP/IP stack (:class:`sw.libos.net.StackCosts`): the rows of the Aegis
-  profile it charges per packet and per PCB examined.
+  profile it charges per packet and per PCB examined;
+- a client machine's BSD kernel paths (:func:`sw.clients.bsd.client_costs`: Ultrix's
+  instruction counts at the client profile's CPI) and its Ethernet card's driver
+  (:data:`sim.platforms.clients.CLIENT_NICS`).
 """
 from __future__ import annotations
 
@@ -49,10 +52,10 @@ def docstring_attributes(cls: type) -> dict[str, str]:
     return out
 
 
-def _ultrix_table() -> CostTable:
+def _ultrix_rows(costs, scale_note: str = "") -> list[Row]:
+    """The fields of an :class:`~sw.ultrix.UltrixCosts` with the reasoning of its docstring."""
     from sw.ultrix import UltrixCosts
 
-    costs = UltrixCosts()
     why = docstring_attributes(UltrixCosts)
     rows = []
     for f in dataclasses.fields(costs):
@@ -61,8 +64,36 @@ def _ultrix_table() -> CostTable:
             rows.append((f.name, value.value, value.unit, value.source))
         elif isinstance(value, (int, float)):
             rows.append((f.name, float(value), "cycles",
-                         f"estimate: {why.get(f.name) or 'no reasoning given in UltrixCosts'}"))
-    return CostTable("Ultrix kernel paths beyond the profile (sw.ultrix.UltrixCosts)", rows)
+                         f"estimate: {why.get(f.name) or 'no reasoning given in UltrixCosts'}"
+                         f"{scale_note}"))
+    return rows
+
+
+def _ultrix_table() -> CostTable:
+    from sw.ultrix import UltrixCosts
+
+    return CostTable("Ultrix kernel paths beyond the profile (sw.ultrix.UltrixCosts)",
+                     _ultrix_rows(UltrixCosts()))
+
+
+def _client_tables(p: Platform) -> list[CostTable]:
+    from sim.platforms.clients import CLIENT_NICS
+    from sw.clients.bsd import ULTRIX_COSTS_CPI, client_costs
+
+    scale = float(p.kernel_cpi) / ULTRIX_COSTS_CPI
+    tables = [CostTable(f"BSD kernel paths on {p.name} (sw.clients.bsd.client_costs)",
+                        _ultrix_rows(client_costs(p), f" (Ultrix's count x {scale:.3g}: this "
+                                     f"CPU's kernel_cpi over the 3MIN's)"))]
+    nic = CLIENT_NICS.get(p.name)
+    if nic is not None:
+        rows = [(f.name, getattr(nic, f.name).value, getattr(nic, f.name).unit,
+                 getattr(nic, f.name).source) for f in dataclasses.fields(nic)
+                if isinstance(getattr(nic, f.name), Cost)]
+        rows.append(("copies", float(nic.copies), "bool",
+                     "the driver copies each frame between the card and the mbufs"
+                     if nic.copies else "the card reaches the mbufs by DMA"))
+        tables.append(CostTable(f"Ethernet driver of {p.name}: {nic.card}", rows))
+    return tables
 
 
 def _cheetah_table() -> CostTable:
@@ -87,10 +118,13 @@ def _stack_table(p: Platform) -> CostTable:
 
 def software_tables(p: Platform) -> list[CostTable]:
     """The software cost tables that run on profile ``p``: Ultrix's kernel paths on an Ultrix
-    profile; Cheetah's work and the library stack's on an Aegis one; none otherwise."""
+    profile; Cheetah's work and the library stack's on an Aegis one; the BSD kernel's paths
+    and the Ethernet driver's costs on a client profile; none otherwise."""
     os_name = p.os.lower()
     if os_name.startswith("ultrix"):
         return [_ultrix_table()]
     if os_name.startswith("aegis"):
         return [_cheetah_table(), _stack_table(p)]
+    if p.name.startswith("client-"):
+        return _client_tables(p)
     return []

@@ -224,6 +224,10 @@ def test_profiles_prints_the_software_costs_with_their_sources(capsys):
     assert main(["profiles", "decstation-5000-125-aegis"]) == 0
     out = capsys.readouterr().out
     assert "APP_COSTS" in out and "header_build" in out and "StackCosts" in out
+    assert main(["profiles", "client-pentium100-openbsd"]) == 0
+    out = capsys.readouterr().out
+    assert "client_costs" in out and "sonewconn" in out and "21040" in out
+    assert "rx_frame_cycles" in out
 
 
 def test_every_ultrix_path_cost_has_its_reasoning():
