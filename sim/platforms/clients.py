@@ -17,6 +17,9 @@ from .base import CALIBRATION, Cost, Platform, register
 __all__ = ["CLIENT_PENTIUM100_OPENBSD", "CLIENT_SPARCSTATION1_SUNOS41", "ClientNic", "CLIENT_NICS"]
 
 C = CALIBRATION
+#: lmbench 1.0's result file for a 100 MHz Pentium under FreeBSD 2.1 (the C1 machine), in the
+#: lmbench database of OSPreservProject/exokernel: benchmarks/lmbench/lmbench/Results/FreeBSD/i586.
+_LMB = "lmbench 1.0, Pentium-100 under FreeBSD 2.1 (Results/FreeBSD/i586)"
 _CLIENT = f"estimate ({C}: 'Clients' asks for estimates)"
 
 CLIENT_PENTIUM100_OPENBSD = Platform(
@@ -49,19 +52,18 @@ CLIENT_PENTIUM100_OPENBSD = Platform(
         f"{_CLIENT}: the dual-issue Pentium with write-back caches runs kernel code at about "
         "1.5 cycles per instruction (i386 instructions do more work each than MIPS ones, which "
         "the instruction counts below do not correct for)")),
-    copy_uncached_cycles_per_word=Cost(9.25, "cycles/word", (
-        f"{_CLIENT}, from this profile's memory rows: rep movsl (about 1 cycle per word) reads "
-        "the source a 32-byte line per L2 miss (word_read_miss_ps 180 ns / 8 words = 2.25 "
-        "cycles per word) and, as the P5's L1 does not allocate on a write miss, writes every "
-        "destination word through to DRAM (word_write_ps 60 ns = 6 cycles): 9.25 cycles per "
-        "word = 43 MB/s. (The earlier 8 counted the reads only.) Checked by VALIDATION.md C1 "
-        "bcopy, 36-40 MB/s")),
+    copy_uncached_cycles_per_word=Cost(10.97, "cycles/word", (
+        f"{_CLIENT}, derived from {_LMB}: a copy reads every source word from DRAM and, as the P5's L1 does "
+        "not allocate on a write miss, writes every destination word to memory; the same "
+        "machine read memory at 65 MB/s (6.15 cycles per word at 100 MHz) and wrote it at "
+        "83 MB/s (4.82 cycles per word): 10.97 cycles per word = 36.5 MB/s. Checked by "
+        "VALIDATION.md C1 bcopy (36-40 MB/s), which this derivation does not use")),
     copy_cached_cycles_per_word=Cost(2, "cycles/word", (
         f"{_CLIENT}: rep movsl within the caches, about 1 word per 2 cycles")),
     copy_call_cycles=Cost(20, "cycles", f"{_CLIENT}: call, alignment and direction setup, return"),
-    checksum_uncached_cycles_per_word=Cost(5, "cycles/word", (
-        f"{_CLIENT}: the i386 adcl loop is about 1.5 cycles per word; reading DRAM at about "
-        "80 MB/s bounds it near 5")),
+    checksum_uncached_cycles_per_word=Cost(6.15, "cycles/word", (
+        f"{_CLIENT}, derived from {_LMB}: the i386 adcl loop (about 1.5 cycles per word) is bound by reading "
+        "DRAM, which the same machine did at 65 MB/s = 6.15 cycles per word")),
     checksum_cached_cycles_per_word=Cost(1.5, "cycles/word", f"{_CLIENT}: the unrolled adcl loop"),
     checksum_call_cycles=Cost(30, "cycles", f"{_CLIENT}: prologue, fold and return"),
     syscall_cycles=Cost(300, "cycles", (
