@@ -24,9 +24,10 @@ def test_every_constant_has_a_source(p):
     assert len(rows) == 28 + (5 if p.memory is not None else 0)
     for name, value, unit, source in rows:
         assert unit and source.strip(), name
-        # a calibration or validation row ([P]/[S]/[D] citing docs/calibration.md or
-        # docs/validation.md) or a reasoned estimate
-        cites = re.match(r"\[(P|S|D)\] docs/(calibration|validation)\.md", source)
+        # a calibration row ([P]/[S]/[D] citing docs/calibration.md) or a reasoned estimate;
+        # never a validation anchor (docs/validation.md): those check the profile, they are
+        # not its inputs (VALIDATION.md, "They are not inputs to copy into a profile")
+        cites = re.match(r"\[(P|S|D)\] docs/calibration\.md", source)
         est = source.startswith("estimate") and len(source) > 40
         assert cites or est, f"{p.name}.{name}: {source!r}"
 
@@ -103,6 +104,18 @@ def test_cycle_helpers():
         AEGIS.cycles(AEGIS.mem_cycle_ps)
     with pytest.raises(ValueError, match=">= 0"):
         AEGIS.copy_cycles(-1)
+
+
+def test_sparcstation_copy_rows_follow_from_its_loop_and_line_fill():
+    # The SPARCstation 1's copy and checksum rows are its cached loops plus one 16-byte line
+    # fill (word_read_miss_ps) every 4 words, not VALIDATION.md C4's measured bcopy rates.
+    from sim.platforms.clients import CLIENT_SPARCSTATION1_SUNOS41 as ss1
+    fill_per_word = ss1.word_read_miss_ps.value / ss1.cycle_ps / 4
+    assert ss1.copy_uncached_cycles_per_word.value == ss1.copy_cached_cycles_per_word.value + fill_per_word
+    assert (ss1.checksum_uncached_cycles_per_word.value
+            == ss1.checksum_cached_cycles_per_word.value + fill_per_word)
+    for _, cost in ss1.costs():
+        assert "docs/validation.md" not in cost.source
 
 
 def test_client_is_faster_than_the_server():
