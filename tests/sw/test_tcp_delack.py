@@ -159,3 +159,27 @@ def test_nagle_holds_a_small_segment_until_the_ack():
 def test_delack_tick_is_checked(bad):
     with pytest.raises(ValueError, match="delack_tick_ps"):
         TcpConfig(delack_tick_ps=bad)
+
+
+def test_close_sends_the_data_held_by_nagle_with_the_fin_at_once():
+    """ULTRIX 4.2 tcp_output.c checks "If our state indicates that FIN should be sent and we
+    have not yet done so ... goto send" before its Nagle test: a short write held while the
+    first is unacknowledged goes out with the FIN as soon as the application closes, without
+    waiting for the delayed-ACK peer's fast tick."""
+    k, a, b, log = pair(delayed=True, nodelay=False)
+    c, s = connect(k, a, b)
+
+    async def two_writes_and_close():
+        await c.write(b"header")
+        await c.write(b"body")
+        await a.close(c)
+
+    t0 = k.now
+    k.spawn(two_writes_and_close())
+    k.run(until=t0 + 1 * S)
+    assert bytes(s.got) == b"headerbody"
+    sent = [(t, f, n) for t, w, f, n in log if w == "a" and (n or f & FIN)]
+    assert [n for _, _, n in sent] == [6, 4]
+    assert sent[1][1] & FIN                        # the body carries the FIN
+    assert sent[1][0] - sent[0][0] < 5 * MS        # and did not wait for the header's ACK
+    assert not [t for t, f in pure_acks(log, "b") if t < sent[1][0] and t > t0]

@@ -297,10 +297,12 @@ def test_time_wait_expires_after_60_seconds():
     assert pcbs == 1                                  # only the listener is left
 
 
-def test_nagle_holds_the_body_until_the_header_is_acked_and_the_fin_joins_it():
-    """The header write goes at once (nothing unacknowledged); the short body write waits
-    under Nagle's rule (Ultrix sets no TCP_NODELAY) until the header's ACK, and by then
-    close() has queued the FIN, which 4.3BSD tcp_output sends on the last data segment."""
+def test_close_flushes_the_body_nagle_held_with_the_fin():
+    """The header write (send_http_header's fflush) goes at once (nothing unacknowledged);
+    the short body write waits under Nagle's rule (Ultrix sets no TCP_NODELAY), but only
+    until NCSA closes the connection: ULTRIX 4.2 tcp_output.c sends a FIN not yet sent
+    before its Nagle test, so the body goes with the FIN without waiting for the client's
+    delayed ACK of the header."""
     w = World(sizes=(100,))
     server = make_ncsa(w.host)
     segs = []
@@ -309,7 +311,7 @@ def test_nagle_holds_the_body_until_the_header_is_acked_and_the_fin_joins_it():
     async def spy(src, dst, data):
         flags = data[13]
         hl = (data[12] >> 4) * 4
-        segs.append((flags, len(data) - hl))
+        segs.append((flags, len(data) - hl, w.k.now))
         await orig(src, dst, data)
 
     w.client.tcp.input = spy
@@ -319,11 +321,12 @@ def test_nagle_holds_the_body_until_the_header_is_acked_and_the_fin_joins_it():
         return await w.fetch(b"GET /doc100 HTTP/1.0\r\n\r\n")
 
     w.run(scenario())
-    data_segs = [(f, n) for f, n in segs if n]
-    fins = [(f, n) for f, n in segs if f & 0x01]
+    data_segs = [(f, n, t) for f, n, t in segs if n]
+    fins = [(f, n, t) for f, n, t in segs if f & 0x01]
     assert len(data_segs) == 2                        # header and body: two write() calls
     assert len(fins) == 1 and fins[0] == data_segs[-1] and fins[0][1] == 100
     assert not data_segs[0][0] & 0x01
+    assert data_segs[1][2] - data_segs[0][2] < 20 * MS   # no 200 ms delayed-ACK stall
 
 
 def test_cpu_breakdown_shows_the_ultrix_costs():

@@ -46,7 +46,9 @@ The timers of 4.3BSD-Reno/4.4BSD (``netinet/tcp_timer.c``, constants below):
 Sender silly-window avoidance (RFC 1122 4.2.3.4, 4.4BSD ``tcp_output``): a segment shorter than
 the MSS goes out only if it takes all the queued data (and, with ``nodelay=False``, nothing is
 unacknowledged: Nagle's rule), if it is at least half the largest window the peer offered, if
-it is a retransmission, or when the persist timer forces it.
+it is a retransmission, if it carries the FIN (ULTRIX 4.2 ``tcp_output.c`` sends a FIN not yet
+sent before it applies these rules: ``close()`` flushes what Nagle held), or when the persist
+timer forces it.
 
 Acknowledgements: by default every data segment is acknowledged at once, after the
 application's handler has had the chance to send a reply that carries the ACK. With
@@ -994,12 +996,15 @@ class Tcp:
             if n == 0 and not fin:
                 break
             retrans = off < pcb.snd_max
-            if (n and n < pcb.mss and not retrans and not force
+            if (n and n < pcb.mss and not retrans and not force and not fin
                     and not (nagle_ok and off + n == pcb.snd_end)
                     and n < pcb.max_sndwnd // 2):
                 # Sender silly-window avoidance (RFC 1122 4.2.3.4; 4.4BSD tcp_output): a
                 # short segment that takes neither all the queued data nor half the largest
-                # window offered waits for a larger window or the persist timer.
+                # window offered waits for a larger window or the persist timer. A segment
+                # that carries the not yet sent FIN goes before this test (ULTRIX 4.2
+                # tcp_output.c: "If our state indicates that FIN should be sent and we have
+                # not yet done so ... goto send"), so close() flushes data Nagle held.
                 break
             parts = self._payload(pcb, off, n, data) if n else []
             flags = ACK | (PSH if n and off + n == pcb.snd_end else 0) | (FIN if fin else 0)
