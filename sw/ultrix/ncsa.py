@@ -9,23 +9,37 @@ a request writes a byte to the parent to say it is idle again. When every child 
 parent forks another, up to the compiled-in maximum (10); at the maximum it waits for a child.
 (NCSA 1.3 forked a child per request; 1.4 introduced the pool.)
 
-Per request the child does what 1.4 did, one system call at a time:
+Per request the child makes the system calls NCSA httpd 1.4's source makes (read in the
+1.4 tree at github.com/fathonix/ncsa-httpd, ``SERVER_VERSION "NCSA/1.4"``; file/function
+named at each step in the code):
 
-1. ``recvmsg`` the descriptor; ``read`` the request (a buffered read of the socket);
-2. parse the request line and headers (user-level work: :attr:`NcsaOptions.request_cycles`);
-3. look for an access-control file (``AccessFileName .htaccess``) in the document root: an
-   ``open`` that fails;
-4. ``stat`` the file, ``open`` it, ``read`` it through the buffer cache in ``IOBUFSIZE``
-   (8 KB) pieces;
-5. ``write`` the MIME header (one write, from the stdio buffer flushed before the body), then
-   ``write`` each piece of the body: separate calls, as NCSA did;
-6. ``close`` the file and the connection (the kernel sends the FIN after the data), ``write``
-   the access-log line, and tell the parent it is idle.
+1. ``httpd.c`` child_main: ``alarm(0)``, ``dup2`` x2, ``recvmsg`` (recv_fd), ``close`` x2,
+   ``dup2`` x2: the connection becomes stdin and stdout;
+2. ``http_request.c`` process_request: ``getpeername`` (get_remote_host; the build is taken
+   as ``-DMINIMAL_DNS``, no ``gethostbyaddr``: the simulation has no name server, a
+   documented departure from the Makefile's default), ``sigvec`` (``signal(SIGPIPE)``);
+3. ``util.c`` getline: ``sigvec`` + ``alarm``, four one-byte ``read``s until ``"GET "``,
+   ``sigvec`` + ``alarm`` and 8 KB ``read``s of the rest (rst's buffered getline),
+   ``alarm(0)`` + ``sigvec``; other methods read every line a byte at a time;
+   ``get_mime_headers`` writes a ``User-agent`` (and ``Referer``) line to its log with
+   ``fprintf`` + ``fflush``: a ``write`` each; request parsing is user-level work
+   (:attr:`NcsaOptions.request_cycles`);
+4. ``http_get.c`` send_node: ``stat``; ``http_access.c`` evaluate_access: an ``open`` of
+   ``.htaccess`` that fails in every directory of the path; send_file: ``open`` (fopen);
+5. ``http_mime.c`` send_http_header: ``gettimeofday`` (``time()`` for the Date header) and
+   ``fflush(stdout)``: the header is a ``write`` of its own;
+6. ``http_request.c`` send_fd: ``sigvec`` x2, ``fstat`` (stdio's _findbuf), then per
+   ``IOBUFSIZE`` (8 KB) piece ``alarm`` + ``read``, and one more pair at end of file;
+   ``fwrite`` into stdout's buffer, which holds ``st_blksize`` = the socket's
+   ``so_snd.sb_hiwat`` (ULTRIX 4.2 ``tcp_usrreq.c`` PRU_SENSE; 4.3BSD stdio's _findbuf),
+   so the body is one ``write`` per buffer-full plus the final ``fflush``;
+   ``alarm(0)``, ``sigvec`` x2;
+7. ``http_log.c`` log_transaction: ``gettimeofday`` (get_gmtoff's ``time()``) and a
+   ``write`` to the transfer log; ``close`` (fclose of the file);
+8. child_main: ``shutdown``, ``close`` of the connection (the kernel sends the FIN with
+   whatever Nagle's rule held: see :mod:`sw.libos.net.tcp`), ``write(parent_pipe, "DONE")``.
 
-Besides these, each request makes ``sigvec`` (``signal(SIGALRM, timed_out)``) and
-``getpeername`` (``get_remote_host``, no DNS lookup) before the read, and ``gettimeofday`` for
-the Date header and again for the log line (``time()`` is a system call on Ultrix). These are
-from memory of httpd 1.4's ``httpd.c``/``http_log.c``: the search tool holds no NCSA source.
+Errors (``die``) put the header and the page into stdout and write them with one ``fflush``.
 
 GET and HEAD are served; HTTP/0.9 simple requests get the body without a header; errors get
 NCSA's small HTML error page: 400 (malformed request), 403 (``..`` in the path), 404 (no such
@@ -56,7 +70,7 @@ from sim.time import S
 from sw.libos.fs.errors import FsError
 
 from .kernel import Alarm, Process
-from .sockets import SocketError, SocketLayer, UltrixMachine
+from .sockets import SB_HIWAT, SocketError, SocketLayer, UltrixMachine
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +81,8 @@ __all__ = ["NcsaOptions", "NcsaServer", "parse_request", "http_date", "Request",
 EPOCH = 801_964_800
 SERVER = "NCSA/1.4.2"
 CRLF = b"\r\n"
+#: What a child writes to the parent when it is idle again (httpd.c ``donemsg``, with its NUL).
+DONEMSG = b"DONE\x00"
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             500: "Server Error", 501: "Not Implemented"}
 
@@ -318,27 +334,29 @@ class NcsaServer:
     async def _child(self, proc: Process, ch: _Child) -> None:
         so = self.sockets
         while True:
+            # httpd.c child_main(): alarm(0); dup2(parent_pipe, 0); dup2(parent_pipe, 1);
+            # recv_fd(); close(0); close(1); dup2(csd, 0); dup2(csd, 1) (stdin and stdout
+            # are the connection), then process_request(0, stdout).
+            await proc.alarm(0)
+            for call in ("dup2", "dup2"):
+                await proc.syscall(call)
             conn = await so.recv_fd(proc, ch.child_end)
+            for call in ("close", "close", "dup2", "dup2"):
+                await proc.syscall(call)
             await self.serve_guarded(proc, conn)
             ch.served += 1
-            await so.write(proc, ch.child_end, b"i")   # idle again
+            await so.write(proc, ch.child_end, DONEMSG)   # write(parent_pipe, donemsg, 5)
 
     async def serve_guarded(self, proc: Process, conn) -> None:
         """:meth:`serve` one connection under ``alarm(Timeout)``; whatever goes wrong ends
         only this connection (a timeout or a failed socket is counted, anything else is an
         internal error: logged with its traceback, answered 500 if nothing was sent yet)."""
         so = self.sockets
-        # httpd.c's child loop before it reads: signal(SIGALRM, timed_out) (sigvec on
-        # Ultrix) and get_remote_host()'s getpeername() for the log; no DNS lookup.
-        await proc.syscall("sigvec")
-        await proc.syscall("getpeername")
         try:
-            await proc.alarm(self.options.timeout)
             try:
                 await self.serve(proc, conn)
             finally:
-                proc.alarm_at = None                # the alarm(0) below, even on the way out
-            await proc.alarm(0)
+                proc.alarm_at = None                # child_main's alarm(0), even on the way out
         except Alarm:
             self.counters.timeouts += 1             # NCSA's timed_out(): log and drop
             log.info("%s: connection timed out after %d s", self.name, self.options.timeout)
@@ -359,73 +377,178 @@ class NcsaServer:
             except SocketError:
                 pass
 
+    async def _getline_arm(self, proc: Process) -> None:
+        """util.c getline(): ``signal(SIGALRM, getline_timed_out); alarm(timeout)``."""
+        await proc.syscall("sigvec")
+        await proc.alarm(self.options.timeout)
+
+    async def _getline_disarm(self, proc: Process) -> None:
+        """util.c getline(): ``alarm(0); signal(SIGALRM, SIG_IGN)`` once a line is read."""
+        await proc.alarm(0)
+        await proc.syscall("sigvec")
+
     async def _read_request(self, proc: Process, conn) -> bytes:
+        """The request as NCSA 1.4's util.c ``getline`` read it (rst's buffered getline):
+        the first line one byte per ``read()`` until its first four bytes are ``"GET "``,
+        then the socket is read in ``HUGE_STRING_LEN`` (8 KB) pieces
+        (``getline_read_buf``, which arms the alarm again before it reads) and the headers
+        come from that buffer (``get_mime_headers``). Any other method keeps the original
+        one-byte reads for every line, each line under its own alarm."""
+        so = self.sockets
         buf = b""
+        await self._getline_arm(proc)
+        while len(buf) < 4 and not buf.endswith(b"\n"):
+            got = await so.read(proc, conn, 1)
+            if not got:
+                return buf
+            buf += got
+        if buf == b"GET ":
+            await self._getline_arm(proc)           # getline_read_buf's refill
+            while not request_complete(buf) and len(buf) < 8192:
+                got = await so.read(proc, conn, 8192)
+                if not got:
+                    break
+                buf += got
+            await self._getline_disarm(proc)
+            return buf
         while not request_complete(buf) and len(buf) < 8192:
-            got = await self.sockets.read(proc, conn, 8192)
+            if buf.endswith(b"\n"):                 # a line ends: the next getline()
+                await self._getline_disarm(proc)
+                await self._getline_arm(proc)
+            got = await so.read(proc, conn, 1)
             if not got:
                 break
             buf += got
+        await self._getline_disarm(proc)
         return buf
 
     async def serve(self, proc: Process, conn) -> None:
-        """Serve one connection in process ``proc`` (a child, or another server's process)."""
+        """Serve one connection in process ``proc`` (a child, or another server's process):
+        http_request.c ``process_request`` and, after it, child_main's ``shutdown`` and
+        ``close`` of the connection."""
         so, uk, opt = self.sockets, self.uk, self.options
+        # get_remote_host(): getpeername (MINIMAL_DNS: no gethostbyaddr, see the module
+        # docstring); signal(SIGPIPE, send_fd_timed_out).
+        await proc.syscall("getpeername")
+        await proc.syscall("sigvec")
         raw = await self._read_request(proc, conn)
         await proc.compute(opt.request_cycles)
         req = parse_request(raw)
+        if req.version is not None:
+            await self._log_request_headers(proc, raw)
         status, length = req.status, 0
-        await proc.syscall("gettimeofday")          # time() for the Date header
         now = uk.kernel.now
         simple = req.version is None and req.status == 0
         if status == 0:
             status, length = await self._send_file(proc, conn, req, simple)
         if status != 200:
+            # http_log.c die(): error_head and the page into stdout, one fflush (one
+            # write), then log_transaction.
             body = error_body(status, req.url)
-            if not simple:
-                await so.write(proc, conn, header(status, now, len(body)))
-            if req.method != "HEAD":
-                await so.write(proc, conn, body)
+            await proc.syscall("gettimeofday")      # dump_default_header's time(NULL)
+            now = uk.kernel.now
+            out = (b"" if simple else header(status, now, len(body))) + \
+                (body if req.method != "HEAD" else b"")
+            await so.write(proc, conn, out)
             length = len(body)
+            await self._log_transaction(proc, conn, raw, status, length, now)
+        await proc.syscall("shutdown")              # child_main: shutdown(csd, 2)
         await so.close(proc, conn)
         c = self.counters
         c.requests += 1
         c.by_status[status] = c.by_status.get(status, 0) + 1
         if status == 200 and req.method == "GET":
             c.body_bytes += length
-        if opt.log:
-            await proc.syscall("gettimeofday")      # time() again for the log line
-            peer = conn.peer_name or (b"\x7f\x00\x00\x01", 0)
-            first = raw.split(b"\n", 1)[0].decode("latin-1").strip()
-            line = f"{'.'.join(map(str, peer[0]))} - - [{http_date(now)}] \"{first}\" {status} {length}\n"
-            await uk.write_log(proc, line.encode("latin-1"))
-            c.log_lines += 1
+
+    async def _log_request_headers(self, proc: Process, raw: bytes) -> None:
+        """http_mime.c get_mime_headers(): each ``User-agent`` header is written to the agent
+        log and each ``Referer`` to the referer log, ``fprintf`` + ``fflush``: a write() each."""
+        for line in raw.split(b"\n")[1:]:
+            name = line.split(b":", 1)[0].strip().lower()
+            if name in (b"user-agent", b"referer") and self.options.log:
+                await self.uk.write_log(proc, line.strip() + b"\n")
+
+    async def _log_transaction(self, proc: Process, conn, raw: bytes, status: int,
+                               length: int, now: int) -> None:
+        """http_log.c log_transaction(): get_gmtoff's time() and one write() to the
+        transfer log (an ``open``ed descriptor, not stdio)."""
+        if not self.options.log:
+            return
+        await proc.syscall("gettimeofday")
+        peer = conn.peer_name or (b"\x7f\x00\x00\x01", 0)
+        first = raw.split(b"\n", 1)[0].decode("latin-1").strip()
+        line = f"{'.'.join(map(str, peer[0]))} - - [{http_date(now)}] \"{first}\" {status} {length}\n"
+        await self.uk.write_log(proc, line.encode("latin-1"))
+        self.counters.log_lines += 1
 
     async def _send_file(self, proc: Process, conn, req: Request, simple: bool) -> tuple[int, int]:
+        """http_get.c send_node() and send_file(), http_request.c send_fd()."""
         so, uk, opt = self.sockets, self.uk, self.options
         root = opt.document_root.rstrip("/")
-        if opt.access_file:
-            try:
-                f = await uk.open(proc, f"{root}/.htaccess")
-                await uk.close_file(proc, f)
-            except FsError:
-                pass
         path = root + req.url.split("?", 1)[0]
         try:
-            st = await uk.stat(proc, path)
+            st = await uk.stat(proc, path)          # send_node: stat(file)
             if st.is_dir:
                 path = path.rstrip("/") + "/index.html"
                 st = await uk.stat(proc, path)
-            f = await uk.open(proc, path)
+        except FsError:
+            return 404, 0
+        if opt.access_file:
+            # http_access.c evaluate_access(): parse_htaccess() of every directory of the
+            # path (AllowOverride is on by default): an fopen that fails for each.
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i]) or ""
+                try:
+                    f = await uk.open(proc, f"{d}/.htaccess")
+                    await uk.close_file(proc, f)
+                except FsError:
+                    pass
+        try:
+            f = await uk.open(proc, path)           # send_file: fopen(file, "r")
         except FsError:
             return 404, 0
         if not simple:
+            # send_http_header(): dump_default_header's time(NULL), then fflush(stdout):
+            # the header is a write() of its own.
+            await proc.syscall("gettimeofday")
             await so.write(proc, conn, header(200, uk.kernel.now, st.size, st.mtime))
+        now = uk.kernel.now
         if req.method == "GET":
-            while True:
-                piece = await uk.read_file(proc, f, opt.iobufsize)
-                if not piece:
-                    break
-                await so.write(proc, conn, piece)
-        await uk.close_file(proc, f)
+            await self._send_fd(proc, conn, f)
+        await self._log_transaction(proc, conn, req_line(req), 200, st.size, now)
+        await uk.close_file(proc, f)                # fclose(f)
         return 200, st.size
+
+    async def _send_fd(self, proc: Process, conn, f) -> None:
+        """http_request.c send_fd(): ``signal(SIGALRM)``, ``signal(SIGPIPE)``; per
+        ``IOBUFSIZE`` piece ``alarm(timeout)`` and ``fread`` (one read() of the file's stdio
+        buffer: st_blksize, the 8 KB block; the first read is preceded by _findbuf's
+        fstat), ``fwrite`` into stdout's buffer, which is written out whenever it fills;
+        after EOF ``fflush(stdout)``, ``alarm(0)`` and two ``signal`` calls. stdout's buffer
+        is the socket's st_blksize, ``so_snd.sb_hiwat`` (ULTRIX 4.2 tcp_usrreq.c
+        PRU_SENSE), as 4.3BSD stdio's _findbuf sizes it."""
+        so, uk, opt = self.sockets, self.uk, self.options
+        for call in ("sigvec", "sigvec"):
+            await proc.syscall(call)
+        await proc.syscall("fstat")
+        pending = b""
+        while True:
+            await proc.alarm(opt.timeout)
+            piece = await uk.read_file(proc, f, opt.iobufsize)
+            if not piece:
+                break
+            pending += piece
+            while len(pending) >= SB_HIWAT:
+                await so.write(proc, conn, pending[:SB_HIWAT])
+                pending = pending[SB_HIWAT:]
+        if pending:
+            await so.write(proc, conn, pending)
+        await proc.alarm(0)
+        for call in ("sigvec", "sigvec"):
+            await proc.syscall(call)
+
+
+def req_line(req: Request) -> bytes:
+    """The request line as the access log shows it."""
+    return f"{req.method} {req.url}{' ' + req.version if req.version else ''}".encode("latin-1")

@@ -355,8 +355,9 @@ def test_cpu_breakdown_shows_the_ultrix_costs():
     # per request: at least accept, sendmsg, recvmsg, read, stat, open, read, write x2,
     # close x3, select, log write
     assert st["syscalls"]["recvmsg"] >= 5 and st["syscalls"]["sendmsg"] == 5
-    # NCSA 1.4's own calls around the request: signal(), get_remote_host(), time() twice
-    assert st["syscalls"]["sigvec"] == 5 and st["syscalls"]["getpeername"] == 5
+    # NCSA 1.4's own calls around the request: signal() 8 times (process_request 1,
+    # getline 3, send_fd 4), get_remote_host(), time() twice (Date header, log line)
+    assert st["syscalls"]["sigvec"] == 8 * 5 and st["syscalls"]["getpeername"] == 5
     assert st["syscalls"]["gettimeofday"] == 10
     assert st["forks"] == 5 and st["children"] == 5
 
@@ -532,7 +533,12 @@ def test_ncsa_drops_silent_clients_after_its_timeout_and_serves_again():
     assert reasons == ["closed"] * 10                 # the server closed them
     assert split(resp)[2] == w.docs["/doc100"]
     st = server.stats()
-    assert st["timeouts"] == st["alarms"] == 10 and st["syscalls"]["alarm"] == 10 + 2
+    # alarm(2) calls: each of the 10 children's alarm(0) before recv_fd, getline's
+    # alarm(timeout) for each silent client, alarm(0) again after each timeout; the fetch's
+    # getline (2 arms, 1 disarm) and send_fd (one piece, EOF, alarm(0)), and its child's
+    # next alarm(0)
+    assert st["timeouts"] == st["alarms"] == 10
+    assert st["syscalls"]["alarm"] == 10 + 10 + 10 + 3 + 3 + 1
 
 
 def test_harvest_closes_an_idle_connection_after_its_read_timeout():
@@ -581,3 +587,53 @@ def test_ncsa_drops_syns_beyond_its_listen_queue_silently_and_serves_again():
     assert flood.resets == 0 and state == "SYN-SENT"
     assert server.machine.stack.tcp.stats.listen_drops >= 2
     assert split(resp)[2] == w.docs["/doc100"]
+
+
+def test_ncsa_makes_the_system_calls_of_its_source_per_request():
+    """NCSA 1.4 (httpd.c child_main, util.c getline, http_mime.c send_http_header,
+    http_request.c send_fd, http_log.c log_transaction): one request's system calls in the
+    child, counted between two requests, and the sizes of its writes and socket reads."""
+    w = World(sizes=(100, 20000))
+    server = make_ncsa(w.host)
+    reads, writes = [], []
+    so = server.sockets
+    orig_read, orig_write = so.read, so.write
+
+    async def read(proc, s, n, **kw):
+        got = await orig_read(proc, s, n, **kw)
+        if s.pcb is not None:
+            reads.append(n)
+        return got
+
+    async def write(proc, s, data, **kw):
+        if s.pcb is not None:
+            writes.append(len(data))
+        return await orig_write(proc, s, data, **kw)
+
+    so.read, so.write = read, write
+    req = b"GET /doc100 HTTP/1.0\r\nUser-Agent: t\r\n\r\n"
+
+    async def scenario():
+        await server.start()
+        await w.fetch(req)
+        before = dict(server.stats()["syscalls"])
+        reads.clear(), writes.clear()
+        await w.fetch(req)
+        after = server.stats()["syscalls"]
+        one = (list(reads), list(writes))
+        reads.clear(), writes.clear()
+        await w.fetch(b"GET /doc20000 HTTP/1.0\r\n\r\n")
+        return {k: after[k] - before.get(k, 0) for k in after}, one, (list(reads), list(writes))
+
+    d, (r1, w1), (r2, w2) = w.run(scenario())
+    assert d["alarm"] == 7 and d["sigvec"] == 8 and d["dup2"] == 4
+    assert d["getpeername"] == 1 and d["shutdown"] == 1 and d["fstat"] == 1
+    assert d["gettimeofday"] == 2 and d["stat"] == 1 and d["open"] == 2   # .htaccess, file
+    # the connection: "GET " a byte at a time, then the rest in one 8 KB read
+    assert r1 == [1, 1, 1, 1, 8192]
+    # header (its own fflush), the body; agent log, transfer log, DONE to the parent
+    assert len(w1) == 2 and w1[1] == 100
+    assert d["write"] == 2 + 2 + 1
+    # a 20000-byte body leaves stdout's buffer (the socket's sb_hiwat) whenever it fills
+    from sw.ultrix.sockets import SB_HIWAT
+    assert w2[1:] == [SB_HIWAT] * (20000 // SB_HIWAT) + [20000 % SB_HIWAT]
