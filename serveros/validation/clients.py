@@ -16,6 +16,14 @@ wall-clock time:
   remaining time per switch.
 * C4-2 (Ousterhout's ``cswitch``): the same two-process ping-pong over two pipes, the whole
   round trip (his value includes the pipe reads and writes).
+* C1-6 (lmbench ``lat_pipe``, proposed row: 127 us in the C1 machine's result file): the same
+  two-process round trip on the Pentium.
+* C1-7 (lmbench ``lat_ctx``'s overhead, proposed row: "size=0 ovr=33" in the same file): one
+  process writes a word into a pipe and reads it back, per pass. lmbench's ``pipe_cost`` is
+  "the cost of going through one pipe once" and ``lat_ctx`` reports the ring's time per
+  process less it, so C1-2 = (C1-6 - 2 x C1-7) / 2: the switch plus what a pass costs more
+  when the reader sleeps. The two proposed rows split C1-2's and C1-3's misses between the
+  switch and the socket layer (docs/clients.md).
 * C1-3 (lmbench ``lat_tcp``): a server process echoes one word over a TCP connection to
   the machine's own address (``lo0``); the value is the client's write-to-read round trip.
 * C1-4 (lmbench ``lat_connect``): the client's ``socket()``, ``connect()`` and ``close()``
@@ -36,7 +44,7 @@ from .anchors import Anchor
 from .registry import benchmark
 
 __all__ = ["LOOPS", "client_machine", "null_syscall", "devnull_write", "context_switch", "pipe_round_trip",
-           "tcp_round_trip", "tcp_connect"]
+           "pipe_pass", "tcp_round_trip", "tcp_connect"]
 
 #: Timed iterations of each loop (after one untimed warm-up pass); every iteration costs the
 #: same apart from the PCB list growing by one TIME_WAIT entry per connect in C1-4.
@@ -159,9 +167,16 @@ def pipe_round_trip(platform: str, seed: int = 1) -> float:
     return _ping_pong(platform, seed, 2)
 
 
+def pipe_pass(platform: str, seed: int = 1) -> float:
+    """lmbench ``lat_ctx``'s ``pipe_cost``: microseconds for one process to write a token into
+    a pipe and read it back (one pass; the one-process loop makes two per iteration)."""
+    return _ping_pong(platform, seed, 1) / 2
+
+
 def context_switch(platform: str, seed: int = 1) -> float:
-    """lmbench ``lat_ctx`` with 2 processes: (round trip - the one-process pipe overhead) / 2."""
-    return (_ping_pong(platform, seed, 2) - _ping_pong(platform, seed, 1)) / 2
+    """lmbench ``lat_ctx`` with 2 processes: the time per process of one trip round the ring
+    of two pipes less one pass (:func:`pipe_pass`), i.e. (round trip - 2 passes) / 2."""
+    return (_ping_pong(platform, seed, 2) - 2 * pipe_pass(platform, seed)) / 2
 
 
 def tcp_round_trip(platform: str, seed: int = 1) -> float:
@@ -237,5 +252,7 @@ _register(devnull_write, "C1-1")
 _register(null_syscall, "C4-1")
 _register(context_switch, "C1-2")
 _register(pipe_round_trip, "C4-2")
+_register(pipe_round_trip, "C1-6")
+_register(pipe_pass, "C1-7")
 _register(tcp_round_trip, "C1-3")
 _register(tcp_connect, "C1-4")
