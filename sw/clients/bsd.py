@@ -82,9 +82,11 @@ class ClientInterface:
             self.looped += 1
             self.stack.input(frame)
             return
-        await cpu.charge(self.nic.tx_frame_cycles, INTERRUPT)
         if self.nic.copies:
-            await cpu.copy(len(frame), category=COPY)
+            await cpu.charges(((self.nic.tx_frame_cycles, INTERRUPT),
+                               (cpu.profile.copy_cycles(len(frame), False), COPY)))
+        else:
+            await cpu.charge(self.nic.tx_frame_cycles, INTERRUPT)
         await self.device.send(frame)
 
 
@@ -94,15 +96,14 @@ class ClientNetStack(UltrixNetStack):
     copy out of the card's buffer. Frames from ``lo0`` (source MAC our own) skip them."""
 
     async def process(self, frame: bytes) -> None:
-        iface = self.device
-        if frame[6:12] != self.mac:
-            cpu = self.cpu
-            prof = cpu.profile
-            await cpu.charge(float(prof.interrupt_dispatch_cycles)
-                             + float(iface.nic.rx_frame_cycles), INTERRUPT)
-            if iface.nic.copies:
-                await cpu.copy(len(frame), category=COPY)
-        await super().process(frame)
+        if frame[6:12] == self.mac:
+            await self.receive(frame)
+            return
+        nic, prof = self.device.nic, self.cpu.profile
+        driver = [(float(prof.interrupt_dispatch_cycles) + float(nic.rx_frame_cycles), INTERRUPT)]
+        if nic.copies:
+            driver.append((prof.copy_cycles(len(frame), False), COPY))
+        await self.receive(frame, driver)      # one CPU operation with the mbufs and softint
 
 
 class ClientOS:

@@ -34,6 +34,7 @@ import bisect
 import logging
 import math
 from collections import deque
+from typing import Sequence
 
 from sim.cpu import COPY, KERNEL, MBUF, SOCKET, SOFTINT
 from sim.kernel import Event
@@ -242,12 +243,25 @@ class UltrixNetStack(NetStack):
         self._softint_active = False         # ipintr is draining a batch
 
     async def process(self, frame: bytes) -> None:
+        await self.receive(frame)
+
+    async def receive(self, frame: bytes, driver: Sequence[tuple[float, str]] = ()) -> None:
+        """Process one received frame: the driver's ``(cycles, category)`` pieces (a
+        subclass's receive interrupt, nothing here), the mbuf allocations and the software
+        interrupt, charged in one CPU operation (:meth:`sim.cpu.CPU.charges`), then IP input.
+        ``_softint_active`` is only changed by this receive task, so reading it before the
+        driver's pieces is reading it where separate charges would."""
         cpu = self.cpu
-        if cpu is not None and len(frame) > ether.HEADER_LEN:
+        pieces = list(driver)
+        ours = cpu is not None and len(frame) > ether.HEADER_LEN
+        if ours:
             c = self.ucosts
-            await cpu.charge(c.mbuf * _mbufs(len(frame) - ether.HEADER_LEN), MBUF)
             dispatch = 0.0 if self._softint_active else c.softint
-            await cpu.charge(dispatch + c.softint_per_packet, SOFTINT)
+            pieces += [(c.mbuf * _mbufs(len(frame) - ether.HEADER_LEN), MBUF),
+                       (dispatch + c.softint_per_packet, SOFTINT)]
+        if pieces:
+            await cpu.charges(pieces)
+        if ours:
             self._softint_active = bool(self._rxq)
         await super().process(frame)
 

@@ -139,10 +139,9 @@ def _raise_at(k, line, t):
     return k.spawn(dev(), name="dev", daemon=True)
 
 
-def test_interrupt_mid_charge_is_taken_at_the_next_cycle_boundary():
-    k, cpu = make()
+def _le0_logging_handler(k, cpu, log):
+    """Line ``le0`` with a handler that logs when it runs and charges 20 interrupt cycles."""
     line = IrqLine(k, "le0")
-    log = []
 
     async def handler():
         log.append(("irq", k.now))
@@ -150,6 +149,13 @@ def test_interrupt_mid_charge_is_taken_at_the_next_cycle_boundary():
         line.clear()
 
     cpu.attach_irq(line, handler)
+    return line
+
+
+def test_interrupt_mid_charge_is_taken_at_the_next_cycle_boundary():
+    k, cpu = make()
+    log = []
+    line = _le0_logging_handler(k, cpu, log)
 
     async def thread():
         await cpu.charge(100, PROTOCOL)
@@ -628,3 +634,100 @@ def test_watchdog_stays_quiet_on_long_charges_and_disarms_when_nothing_waits():
     k.call_at(100 * CY, line.set)
     k.run()
     assert not cpu._wd_armed and k.now == 10_003 * CY + 1_000 * US
+
+
+# -- charges: several (cycles, category) pieces in one CPU operation ------------------------------
+def test_charges_split_an_interrupt_between_the_pieces_as_separate_charges_do():
+    k, cpu = make()
+    log = []
+    line = _le0_logging_handler(k, cpu, log)
+
+    async def thread():
+        await cpu.charges([(100, PROTOCOL), (50.2, CHECKSUM), (0, COPY)])
+        log.append(("done", k.now))
+
+    k.spawn(thread(), name="thread")
+    _raise_at(k, line, 120 * CY + 5)          # 20 cycles and 5 ps into the second piece
+    k.run()
+    # 50.2 rounds up to 51 on its own; the interrupt is taken at the next cycle boundary.
+    assert log == [("irq", 121 * CY), ("done", 171 * CY)]
+    r = cpu.report()
+    assert (r.by_category[PROTOCOL].cycles, r.by_category[CHECKSUM].cycles,
+            r.by_category[INTERRUPT].cycles) == (100, 51, 20)
+    assert COPY not in r.by_category
+    assert r.by_context == {"thread": 151 * CY, "irq:le0": 20 * CY}
+
+
+def _pieces_run(seed: int, combined: bool, quantum: int | None):
+    """Three threads charging random pieces (separately or with ``charges``), interrupts
+    raised at random times, many of them exactly on a piece's boundary, and a device task
+    logging at random instants (so the order of same-time entries shows)."""
+    rng = random.Random(seed)
+    k = Kernel()
+    cpu = CPU(k, AEGIS, irq_quantum=quantum)
+    line = IrqLine(k, "le0")
+    log = []
+
+    async def handler():
+        log.append(("irq", k.now, cpu.owner.name if cpu.owner else None))
+        await cpu.charge(rng.randrange(0, 30), INTERRUPT)
+        line.clear()
+
+    cpu.attach_irq(line, handler, dispatch_cycles=3)
+    plans = [[[(rng.choice([rng.randrange(0, 60), rng.random() * 40]),
+                rng.choice([COPY, PROTOCOL, CHECKSUM, SYSCALL])) for _ in range(rng.randrange(1, 5))]
+              for _ in range(15)] for _ in range(3)]
+    naps = [[rng.randrange(0, 4) * 25 * CY for _ in range(15)] for _ in range(3)]
+    raises = sorted(rng.randrange(1, 400) * CY + rng.choice([0, 0, 0, 1, CY // 2])
+                    for _ in range(40))
+
+    async def thread(i):
+        for pieces, nap in zip(plans[i], naps[i]):
+            if combined:
+                await cpu.charges(pieces)
+            else:
+                for c, cat in pieces:
+                    await cpu.charge(c, cat)
+            log.append((i, k.now))
+            if nap:
+                await k.sleep(nap)
+
+    async def device():
+        for t in raises:
+            if t > k.now:
+                await k.sleep_until(t)
+            log.append(("dev", k.now))
+            line.set()
+
+    for i in range(3):
+        k.spawn(thread(i), name=f"t{i}")
+    k.spawn(device(), name="dev", daemon=True)
+    k.run()
+    r = cpu.report()
+    return log, r.by_category, r.by_context, r.interrupts, r.switches, k.now, k.events
+
+
+@pytest.mark.parametrize("quantum", [1, 8, None])
+def test_charges_are_the_separate_charges_to_the_picosecond_and_the_event(quantum):
+    for seed in range(25):
+        separate = _pieces_run(seed, False, quantum)
+        assert separate[3]["le0"] >= 1                  # interrupts did land
+        assert _pieces_run(seed, True, quantum) == separate, seed
+
+
+def test_charges_refuse_a_bad_piece_before_charging_and_an_empty_one_takes_nothing():
+    k, cpu = make()
+    errors = []
+
+    async def thread():
+        for bad in ([(10, PROTOCOL), (-1, COPY)], [(10, PROTOCOL), (5, IDLE)]):
+            try:
+                await cpu.charges(bad)
+            except ValueError as e:
+                errors.append(str(e))
+        await cpu.charges([])
+
+    k.spawn(thread(), name="t")
+    k.run()
+    assert len(errors) == 2 and "negative" in errors[0] and "idle" in errors[1]
+    assert k.now == 0 and cpu.switches == 0          # nothing charged, the CPU never taken

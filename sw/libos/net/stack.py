@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from sim.cpu import CPU, DEMUX, PROTOCOL
+from sim.cpu import CHECKSUM, CPU, DEMUX, PROTOCOL
 from sim.kernel import Event, Kernel
 from sim.media.ethernet import Segment
 from sim.platforms.base import Cost, Platform
@@ -196,6 +196,19 @@ class NetStack:
             cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
             await self.cpu.charge(cost, PROTOCOL)
 
+    async def charge_packet(self, layer: str, nbytes: int) -> None:
+        """Charge one packet's processing at ``layer`` and summing ``nbytes`` of it, in one
+        CPU operation (:meth:`sim.cpu.CPU.charges`): the same times and accounting as
+        :meth:`charge_protocol` followed by :meth:`charge_checksum`."""
+        cpu = self.cpu
+        if cpu is not None:
+            cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
+            if nbytes:
+                await cpu.charges(((cost, PROTOCOL),
+                                   (cpu.profile.checksum_cycles(nbytes, False), CHECKSUM)))
+            else:
+                await cpu.charge(cost, PROTOCOL)
+
     async def charge_checksum(self, nbytes: int) -> None:
         """Charge summing ``nbytes`` (nothing for 0)."""
         if self.cpu is not None and nbytes:
@@ -323,8 +336,7 @@ class NetStack:
                              f"MTU {self.mtu}; the library does not fragment")
         self._ident = (self._ident + 1) & 0xFFFF
         hdr = ipv4.build_header(self.ip, dst, proto, len(payload), ident=self._ident)
-        await self.charge_protocol("ip")
-        await self.charge_checksum(ipv4.HEADER_LEN)
+        await self.charge_packet("ip", ipv4.HEADER_LEN)
         self.stats.ip_out += 1
         packet = hdr + payload
         hw = self.arp.lookup(dst, self.kernel.now)
@@ -342,8 +354,7 @@ class NetStack:
 
     async def _ip_input(self, src_mac: bytes, data: bytes) -> None:
         self.stats.ip_in += 1
-        await self.charge_protocol("ip")
-        await self.charge_checksum(min(len(data), ipv4.HEADER_LEN))
+        await self.charge_packet("ip", min(len(data), ipv4.HEADER_LEN))
         try:
             hdr, payload = ipv4.parse(data)
         except ipv4.IpError as e:
