@@ -12,6 +12,11 @@ original loops ran many thousands of times):
 * U3-1..3: ``select()`` with a zero timeout on 1 empty pipe, 10 empty, 10 ready.
 * U5: ``read()`` of a file held in the buffer cache, in 16 KB calls (MB/s).
 * U6-1/2: ``open()`` and ``close()`` of an existing local file "foo" and "a/b/c/foo".
+* X1-1/X1-3 (SOSP'95 table 5, on the 5000/125): a process that catches ``SIGFPE`` and
+  ``SIGSEGV`` takes an overflow (an ``add`` trapping) or a protection fault in a loop; its
+  handler advances ``sc_pc`` past the instruction and returns; the value is one whole round
+  trip (trap, ``sendsig``, the trampoline, the handler, ``sigreturn``), what a user program
+  timing a loop of caught exceptions measures (:mod:`sw.ultrix.signals`).
 
 What is not modelled is listed in docs/ultrix_model.md and, for a row outside its tolerance,
 in the row's ``explained`` field.
@@ -26,13 +31,14 @@ from sim.platforms import PROFILES
 from sw.libos.fs import FileSystem, mkfs
 from sw.libos.fs.device import MemoryBlockDevice
 from sw.ultrix.kernel import Process, UltrixKernel
+from sw.ultrix.signals import deliver_signal
 from sw.ultrix.sockets import SocketLayer, UltrixNetStack
 
 from .anchors import Anchor
 from .registry import benchmark
 
 __all__ = ["getpid_loop", "pipe_pingpong", "select_zero_timeout", "open_close", "file_cache_read",
-           "LOOPS"]
+           "exception_to_handler", "LOOPS"]
 
 #: Measured iterations per benchmark (after :data:`WARM` unmeasured ones); every iteration
 #: costs the same in the model, so a few suffice and ``serveros validate`` stays fast.
@@ -224,3 +230,34 @@ def file_cache_read(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
         return U5_FILE / us                   # bytes per us = MB/s
 
     return {"U5": _run(k, uk, body, "read")}
+
+
+#: The user handler's own work: load sc_pc from the sigcontext, add 4, store it back, return
+#: (about 6 instructions).
+HANDLER_INSTRUCTIONS = 6
+
+
+@benchmark("X1-1", "X1-3")
+def exception_to_handler(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
+    """X1-1 (overflow, SIGFPE) and X1-3 (protection fault, SIGSEGV): microseconds per caught
+    exception, the round trip through the handler."""
+    out = {}
+    for rid, cause in (("X1-1", "overflow"), ("X1-3", "protection")):
+        if rid not in rows:
+            continue
+        k, uk, _ = _machine(rows[rid].platform)
+        handled: list[int] = []
+
+        async def handler(proc: Process) -> None:
+            handled.append(k.now)
+            await proc.compute(uk.profile.instructions(HANDLER_INSTRUCTIONS))
+
+        async def body(proc: Process, cause=cause) -> float:
+            await proc.syscall("sigvec")         # the handler is installed once
+            return await _timed(k, lambda: deliver_signal(proc, cause, handler))
+
+        out[rid] = _run(k, uk, body, f"x1-{cause}")
+        if len(handled) != WARM + LOOPS:
+            raise RuntimeError(f"{rid}: {len(handled)} of {WARM + LOOPS} exceptions reached "
+                               "the handler")
+    return out

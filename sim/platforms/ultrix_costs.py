@@ -49,7 +49,9 @@ ULTRIX_SOFTWARE: dict[str, Cost] = {
         "PCB (120): 712 cycles = 28.5 us; excludes the system calls that block and wake")),
     "exception_dispatch_cycles": Cost(3250, "cycles", (
         f"[S] {C}: overflow exception, Ultrix: 130.0 us (SOSP'95 table 5); about 100x "
-        "Aegis (SOSP'95 section 1)")),
+        "Aegis (SOSP'95 section 1). Not charged by the Ultrix model: a caught exception runs "
+        "ULTRIX 4.2's trap/psignal/sendsig/sigreturn path (sw/ultrix/signals.py, instruction "
+        "estimates), which docs/validation.md X1-1/X1-3 check against this value")),
     "interrupt_dispatch_cycles": Cost(490, "cycles", (
         f"estimate ({C}: derivation in 'Derived and estimated rows'): the kernel-internal "
         "path, no upcall: save the exception frame (40 words x 6 cycles = 240), decode the "

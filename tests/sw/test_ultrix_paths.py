@@ -54,3 +54,46 @@ def test_file_cache_read_runs_at_memory_speed_not_free():
     prof = PROFILES[ROWS["U5"].platform]
     bare = 16 * 1024 / (prof.copy_cycles(16 * 1024) / prof.cpu_hz.value) / 1e6     # MB/s
     assert 0 < got < bare
+
+
+def test_a_caught_exception_runs_the_signal_path_not_the_sosp_value():
+    """X1-1/X1-3: the round trip through a user handler is ULTRIX 4.2's trap, psignal/psig,
+    sendsig, trampoline, sigreturn path (sw.ultrix.signals), not the profile's SOSP'95 row:
+    its time is the pieces' instructions and stores, and a protection fault costs exactly the
+    fault path more than an overflow."""
+    from sw.ultrix.signals import FAULT_PATH, SIGNAL_PATH
+
+    got = bench.exception_to_handler(rows("X1-1", "X1-3"), 1)
+    prof = PROFILES[ROWS["X1-1"].platform]
+    wb = int(prof.memory.write_buffer_entries.value)
+    store = prof.word_write_ps.value / prof.cycle_ps
+
+    def cycles(piece):
+        return prof.instructions(piece.instructions) + max(0, piece.stores - wb) * store
+
+    us = 1e6 / prof.cpu_hz.value
+    expect = (sum(cycles(p) for p in SIGNAL_PATH) + prof.syscall_cycles.value
+              + prof.instructions(bench.HANDLER_INSTRUCTIONS)) * us
+    assert got["X1-1"] == pytest.approx(expect, abs=0.1)
+    assert got["X1-3"] - got["X1-1"] == pytest.approx(cycles(FAULT_PATH) * us, abs=0.1)
+    assert got["X1-1"] != pytest.approx(prof.exception_dispatch_cycles.value * us, rel=0.05)
+
+
+def test_deliver_signal_refuses_an_unknown_cause():
+    from sim.kernel import Kernel
+    from sim.cpu import CPU
+    from sw.ultrix.kernel import UltrixKernel
+    from sw.ultrix.signals import deliver_signal
+
+    k = Kernel()
+    prof = PROFILES[ROWS["X1-1"].platform]
+    uk = UltrixKernel(k, CPU(k, prof), name="u")
+
+    async def body(proc):
+        try:
+            await deliver_signal(proc, "divide", lambda p: None)
+        except ValueError as e:
+            return str(e)
+        return ""
+
+    assert "divide" in bench._run(k, uk, body, "p")
