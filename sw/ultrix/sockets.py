@@ -414,6 +414,16 @@ class SocketLayer:
         if cycles:
             await self.cpu.charge(cycles, category)
 
+    async def _charges(self, pieces: Sequence[tuple[float, str]],
+                       always: Sequence[tuple[float, str]] = ()) -> None:
+        """:meth:`_charge` of each of ``pieces`` (a zero one charges nothing), then a charge
+        of each of ``always`` (even of zero cycles, as ``cpu.copy(0)`` charges), in one CPU
+        operation (:meth:`sim.cpu.CPU.charges`): the same times and accounting."""
+        work = [p for p in pieces if p[0]]
+        work += always
+        if work:
+            await self.cpu.charges(work)
+
     def _closed(self, so: Socket, reason: str) -> None:
         self.connections_closed += 1
 
@@ -499,9 +509,9 @@ class SocketLayer:
         data = bytes(so.rcv[:n])
         del so.rcv[:n]
         # soreceive: walk and free the mbufs, copy to the user (uiomove).
-        await self._charge(self.costs.socket_op)
-        await self._charge(self.costs.mbuf * _mbufs(len(data)), MBUF)
-        await self.cpu.copy(len(data))
+        await self._charges(((self.costs.socket_op, SOCKET),
+                             (self.costs.mbuf * _mbufs(len(data)), MBUF)),
+                            ((self.uk.profile.copy_cycles(len(data)), COPY),))
         if so.pcb is not None and self.stack.tcp.conns.get(so.pcb.key) is so.pcb:
             # soreceive ends with PRU_RCVD: tcp_output may send a window update (which
             # carries a delayed ACK) now that the buffer has room.
@@ -546,10 +556,10 @@ class SocketLayer:
             # clusters are shared by reference). One charge per category.
             segs = math.ceil(n / pcb.mss)
             pieces = 1 if n >= MINCLSIZE else math.ceil(min(n, pcb.mss) / MLEN)
-            await self._charge(self.costs.socket_op)
-            await self._charge(self.costs.mbuf * (_mbufs(n) + segs * (1 + pieces)), MBUF)
             prof = self.uk.profile
-            await self._charge(prof.copy_cycles(n) * (1 if n >= MINCLSIZE else 2), COPY)
+            await self._charges(((self.costs.socket_op, SOCKET),
+                                 (self.costs.mbuf * (_mbufs(n) + segs * (1 + pieces)), MBUF),
+                                 (prof.copy_cycles(n) * (1 if n >= MINCLSIZE else 2), COPY)))
             so.snd += chunk
             so.bytes_written += n
             await self.stack.send(pcb, chunk)
@@ -561,9 +571,9 @@ class SocketLayer:
         if so.error is not None or peer is None or peer.closed:
             raise SocketError("write: EPIPE (loopback peer closed)")
         n = len(data)
-        await self._charge(self.costs.socket_op * 2)
-        await self._charge(self.costs.mbuf * _mbufs(n), MBUF)
-        await self.cpu.copy(n)
+        await self._charges(((self.costs.socket_op * 2, SOCKET),
+                             (self.costs.mbuf * _mbufs(n), MBUF)),
+                            ((self.uk.profile.copy_cycles(n), COPY),))
         peer.rcv += data
         so.bytes_written += n
         peer.wake()
@@ -722,8 +732,8 @@ class SocketLayer:
         """sendmsg() with access rights: pass ``so`` to the process holding ``end``'s peer."""
         self._check(end, "loop")
         await proc.syscall("sendmsg")
-        await self._charge(self.costs.fd_pass + self.costs.socket_op)
-        await self._charge(self.costs.mbuf, MBUF)
+        await self._charges(((self.costs.fd_pass + self.costs.socket_op, SOCKET),
+                             (self.costs.mbuf, MBUF)))
         if end.peer is None or end.peer.closed:
             raise SocketError("sendmsg: EPIPE")
         so.refs += 1                        # the message holds a reference (unp_internalize)
@@ -737,8 +747,8 @@ class SocketLayer:
         while not end.fds:
             ev = end.chan.sleeper()
             await proc.sleep(ev)
-        await self._charge(self.costs.fd_pass + self.costs.socket_op)
-        await self._charge(self.costs.mbuf, MBUF)
+        await self._charges(((self.costs.fd_pass + self.costs.socket_op, SOCKET),
+                             (self.costs.mbuf, MBUF)))
         return end.fds.popleft()
 
     @staticmethod
