@@ -24,6 +24,9 @@ wall-clock time:
   process less it, so C1-2 = (C1-6 - 2 x C1-7) / 2: the switch plus what a pass costs more
   when the reader sleeps. The two proposed rows split C1-2's and C1-3's misses between the
   switch and the socket layer (docs/clients.md).
+* C4-3 / C4-4 (proposed rows: VALIDATION.md C4's bcopy, 7.6 / 5.6 MB/s cached / uncached):
+  Ousterhout's bcopy program (:func:`serveros.validation.memory.bcopy_rate`, the U4 rows'
+  benchmark) on the SPARCstation 1, whose copies go through its modelled 64 KB cache.
 * C1-3 (lmbench ``lat_tcp``): a server process echoes one word over a TCP connection to
   the machine's own address (``lo0``); the value is the client's write-to-read round trip.
 * C1-4 (lmbench ``lat_connect``): the client's ``socket()``, ``connect()`` and ``close()``
@@ -41,10 +44,11 @@ from sim.time import S
 from sw.clients.bsd import ClientOS
 
 from .anchors import Anchor
+from .memory import CACHED_SIZE, UNCACHED_SIZE, bcopy_rate
 from .registry import benchmark
 
 __all__ = ["LOOPS", "client_machine", "null_syscall", "devnull_write", "context_switch", "pipe_round_trip",
-           "pipe_pass", "tcp_round_trip", "tcp_connect"]
+           "pipe_pass", "tcp_round_trip", "tcp_connect", "bcopy_cached", "bcopy_uncached"]
 
 #: Timed iterations of each loop (after one untimed warm-up pass); every iteration costs the
 #: same apart from the PCB list growing by one TIME_WAIT entry per connect in C1-4.
@@ -239,6 +243,17 @@ def tcp_connect(platform: str, seed: int = 1) -> float:
     return out["v"]
 
 
+def bcopy_cached(platform: str, seed: int = 1) -> float:
+    """Ousterhout's bcopy, "large blocks that fit in the cache", in MB/s (``seed`` unused:
+    the program is deterministic)."""
+    return bcopy_rate(platform, CACHED_SIZE)
+
+
+def bcopy_uncached(platform: str, seed: int = 1) -> float:
+    """Ousterhout's bcopy, "large blocks that don't fit in the cache", in MB/s."""
+    return bcopy_rate(platform, UNCACHED_SIZE)
+
+
 def _register(fn, *row_ids: str) -> None:
     """Register ``fn(platform, seed)`` as the benchmark of ``row_ids`` (each row on its own
     platform)."""
@@ -254,5 +269,7 @@ _register(context_switch, "C1-2")
 _register(pipe_round_trip, "C4-2")
 _register(pipe_round_trip, "C1-6")
 _register(pipe_pass, "C1-7")
+_register(bcopy_cached, "C4-3")
+_register(bcopy_uncached, "C4-4")
 _register(tcp_round_trip, "C1-3")
 _register(tcp_connect, "C1-4")
