@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from sim.cache import Region
 from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, FILESYSTEM, KERNEL, SYSCALL
 from sim.kernel import Event, Kernel, Task
 from sim.time import S
@@ -91,6 +92,14 @@ class UltrixCosts:
         ``ipintr``'s per-frame work before ``ip_input`` proper: ``IF_DEQUEUE`` under
         ``splimp``/``splx`` (one mask write and read back, 40 cycles) and the loop test, about
         15 instructions (31): 71.
+    read_block_instructions : int
+        Instructions (run as a kernel path, :data:`READ_BLOCK_CODE_BYTES` of code) of one
+        pass of a file read's block loop (ULTRIX 4.2 gfs/ufs ``ufs_rwgp``) beyond the copy:
+        the block number and offset (about 20), ``bmap`` of a direct block (about 40),
+        ``bread``'s ``getblk``: the buffer hash chain walk, the B_BUSY test and ``notavail``
+        (about 100), ``uiomove``'s iovec bookkeeping around ``copyout`` (about 40),
+        ``brelse`` with ``splbio`` and the free-list insertion (about 50), and the read-ahead
+        test's ``incore`` probe of the next block (about 50): about 300.
     """
 
     mbuf: float = 62
@@ -101,6 +110,14 @@ class UltrixCosts:
     falloc: float = 125
     softint: float = 453
     softint_per_packet: float = 71
+    read_block_instructions: int = 300
+
+
+#: Code and data footprints of the block loop's path (estimates: the functions above, about
+#: 300 instructions of straight-line code with their branches not taken; the buffer header,
+#: the hash chain head and the inode's block list).
+READ_BLOCK_CODE_BYTES = 1536
+READ_BLOCK_DATA_BYTES = 256
 
 
 def _components(path: str) -> int:
@@ -385,9 +402,16 @@ class UltrixKernel:
             raise IsADirectory(f"{path!r} is not a regular file")
         return OpenFile(path, st.ino, st.size)
 
-    async def read_file(self, proc: Process, f: OpenFile, n: int) -> bytes:
-        """read(2) of up to ``n`` bytes at the file's offset (the file system charges the copy
-        from the buffer cache into the user's buffer)."""
+    async def read_file(self, proc: Process, f: OpenFile, n: int, *,
+                        buf: Region | None = None) -> bytes:
+        """read(2) of up to ``n`` bytes at the file's offset.
+
+        For each file-system block the read touches, ULTRIX's ``rwgp`` loop runs
+        (:attr:`UltrixCosts.read_block`: ``bmap``, ``bread``'s ``getblk`` hash lookup,
+        ``uiomove``'s setup, ``brelse``, the read-ahead probe) as a kernel path; the file system
+        charges the copy from the buffer cache into the user's buffer, through the data cache
+        from the block's place in memory to ``buf`` (the process's buffer, a region of the
+        CPU's memory) when it is given."""
         if not isinstance(f, OpenFile) or f.closed:
             raise ValueError(f"read of a file that is not open: {f!r}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -395,7 +419,12 @@ class UltrixKernel:
         await proc.syscall("read")
         if f.offset >= f.size or n == 0:
             return b""
-        data = await self._fs_call(proc, lambda fs: fs.read(f.ino, f.offset, n))
+        bs = self._need_fs().sb.block_size
+        blocks = (f.offset + min(n, f.size - f.offset) - 1) // bs - f.offset // bs + 1
+        for _ in range(blocks):
+            await self.cpu.path("ultrix:rwgp_block", self.costs.read_block_instructions,
+                                READ_BLOCK_CODE_BYTES, READ_BLOCK_DATA_BYTES, FILESYSTEM)
+        data = await self._fs_call(proc, lambda fs: fs.read(f.ino, f.offset, n, dst=buf))
         f.offset += len(data)
         return data
 

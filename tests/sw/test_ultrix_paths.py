@@ -97,3 +97,53 @@ def test_deliver_signal_refuses_an_unknown_cause():
         return ""
 
     assert "divide" in bench._run(k, uk, body, "p")
+
+
+def _read_costs(size: int, call: int = 16 * 1024):
+    """Read a ``size``-byte file twice through the Ultrix read() into a 16 KB user buffer on the
+    U5 platform; the CPU's breakdown of the second pass."""
+    from sim.cpu import FILESYSTEM, MEMORY_STALL
+
+    k, uk, _ = bench._machine(ROWS["U5"].platform)
+    prof = PROFILES[ROWS["U5"].platform]
+
+    async def body(proc):
+        fs = await bench.file_in_cache(k, uk, "/f", size)
+        # place the user buffer where the data cache does not alias it with the file's first
+        # blocks in the buffer cache's memory (a direct-mapped conflict would hide the point)
+        inode = await fs._iget(await fs.lookup("/f"))
+        src = fs._buffer_address(await fs._bmap(inode, 0))
+        dsize = int(prof.memory.dcache_bytes.value)
+        here = uk.cpu.region("probe", 4).base + 4          # where the next region starts
+        gap = (src + dsize // 2 - here) % dsize
+        if gap:
+            uk.cpu.region("pad", gap)
+        buf = uk.cpu.region("user", call)
+
+        async def whole():
+            f = await uk.open(proc, "/f")
+            while await uk.read_file(proc, f, call, buf=buf):
+                pass
+            await uk.close_file(proc, f)
+
+        await whole()
+        uk.cpu.reset_stats()
+        await whole()
+        bd = uk.cpu.breakdown()
+        return bd[MEMORY_STALL].cycles, bd[FILESYSTEM].cycles
+
+    return bench._run(k, uk, body, "r")
+
+
+def test_read_copies_from_the_buffer_cache_through_the_data_cache_per_block():
+    """U5's primitives: read() runs ufs_rwgp's block loop once per block touched, and its copy
+    comes from the block's place in the buffer cache's memory: a small file read again finds
+    its source in the data cache (no read misses), a file larger than the data cache misses on
+    every line of it as Ousterhout's large file did."""
+    prof = PROFILES[ROWS["U5"].platform]
+    small_stall, small_fs = _read_costs(8 * 1024)
+    big_stall, big_fs = _read_costs(256 * 1024)
+    per_block = prof.instructions(UltrixCosts().read_block_instructions)
+    assert big_fs - small_fs >= (64 - 2) * per_block          # one block loop per 4 KB block
+    # the big file's copy stalls on its source, per byte far more than the warm small file's
+    assert big_stall / (256 * 1024) > 4 * (small_stall / (8 * 1024))
