@@ -19,8 +19,9 @@ The cache has no size limit or expiry (the experiment's documents fit, and do no
 
 System calls per request besides the socket calls: ``gettimeofday`` after every ``select()``
 (the main loop's ``getCurrentTime()``) and three ``fcntl`` calls on each accepted descriptor
-(non-blocking and close-on-exec), as Harvest's ``comm.c`` did (from memory of the Harvest and
-Squid sources: the search tool had neither; an estimate).
+(non-blocking and close-on-exec), as Harvest's ``comm.c`` did (from memory of the Harvest
+sources: the search tool holds no Harvest ``cached`` source, only Squid's much later 2.x
+trees, which are not 1995's program; an estimate).
 
 Robustness: a connection on which nothing happens for :attr:`HarvestOptions.read_timeout`
 seconds is closed (Harvest's ``read_timeout``, 15 minutes in its ``cached.conf`` and in the

@@ -49,12 +49,11 @@ simplification).
 
 Robustness, as the real server had it:
 
-* **Timeout** (:attr:`NcsaOptions.timeout`): a child arms ``alarm(Timeout)`` before reading
-  the request and disarms it after the reply; a client that sends nothing (or stops reading)
-  for that long gets its connection closed by the SIGALRM handler and the child is free again.
-  NCSA's ``TimeOut`` documentation gives the default as 1200 s ("If you do not specify a
-  TimeOut, httpd assumes TimeOut 1200"); the value of the distributed ``httpd.conf-dist``
-  could not be checked here, so the documented default is used.
+* **Timeout** (:attr:`NcsaOptions.timeout`): ``getline`` arms ``alarm(Timeout)`` while it
+  reads the request and ``send_fd`` re-arms it before every piece of the reply; a client that
+  sends nothing (or stops reading) for that long gets its connection closed by the SIGALRM
+  handler and the child is free again. The default is 1.4's ``DEFAULT_TIMEOUT`` 1200 s
+  (``httpd.h``), as its ``TimeOut`` documentation says.
 * **A failing request stays one request's failure**: an unexpected exception while serving
   is logged with its traceback, counted (``internal_errors``), answered 500 if nothing of the
   reply was written yet, and the connection closed; the child goes back to the pool.
@@ -169,8 +168,8 @@ class NcsaOptions:
     document_root : str
         ``DocumentRoot`` inside the file system.
     access_file : bool
-        Look for ``.htaccess`` in the document root per request (NCSA's default
-        ``AccessFileName``).
+        Look for ``.htaccess`` in every directory of the document's path per request
+        (``evaluate_access`` with AllowOverride on, NCSA's default ``AccessFileName``).
     iobufsize : int
         The body is read and written in pieces of this size (NCSA's 8 KB ``IOBUFSIZE``).
     log : bool
