@@ -100,6 +100,20 @@ class UltrixCosts:
         (about 100), ``uiomove``'s iovec bookkeeping around ``copyout`` (about 40),
         ``brelse`` with ``splbio`` and the free-list insertion (about 50), and the read-ahead
         test's ``incore`` probe of the next block (about 50): about 300.
+    copen : float
+        ``open()``'s own work around ``namei`` and ``falloc`` (ULTRIX 4.2 gfs): ``KM_ALLOC``
+        of the ``MAXPATHLEN`` name buffer and its ``KM_FREE`` (about 140), ``copyinstr`` of
+        the path (about 30 for a short name), ``gfs_namei``'s setup, ``gref``/``gfs_lock`` of
+        the starting directory and the audit test (about 70), the access check for the open
+        mode (``access()``: owner, group membership, about 50), ``ufs_open`` (about 20),
+        ``gfs_unlock`` and the file entry's ops and flags (about 60), the flag and error
+        checks of ``copen`` (about 70): about 440 instructions = 917.
+    closef : float
+        ``close()``'s release beyond the descriptor (``closef``): the reference count,
+        ``ufs_close``'s device-type tests (about 20), ``grele``/``gput`` locking the gnode and
+        dropping its count to zero, ``ufs_inactive``'s checks (nlink, modified flags) and the
+        free-list insertion (about 120), ``crfree`` of the file's credentials (about 20), the
+        file entry's release (about 30): about 190 instructions = 396.
     """
 
     mbuf: float = 62
@@ -111,6 +125,8 @@ class UltrixCosts:
     softint: float = 453
     softint_per_packet: float = 71
     read_block_instructions: int = 300
+    copen: float = 917
+    closef: float = 396
 
 
 #: Code and data footprints of the block loop's path (estimates: the functions above, about
@@ -392,11 +408,13 @@ class UltrixKernel:
         return await self._fs_call(proc, lambda fs: fs.stat(path))
 
     async def open(self, proc: Process, path: str) -> OpenFile:
-        """open(2) for reading: namei, a file-table entry (raises ``FsError`` subclasses)."""
+        """open(2) for reading: ``copen``'s own work, namei, a file-table entry (raises
+        ``FsError`` subclasses; a failed lookup has paid the same path up to the lookup)."""
         await proc.syscall("open")
-        # namei and the file-table entry in one charge (the entry is taken before the lookup)
-        await self.cpu.charge(self.costs.namei * _components(path) + self.costs.falloc,
-                              FILESYSTEM)
+        # copen's work, namei and the file-table entry in one charge (the entry is taken
+        # before the lookup)
+        await self.cpu.charge(self.costs.copen + self.costs.namei * _components(path)
+                              + self.costs.falloc, FILESYSTEM)
         st = await self._fs_call(proc, lambda fs: fs.stat(path))
         if not st.is_file:
             raise IsADirectory(f"{path!r} is not a regular file")
@@ -407,7 +425,7 @@ class UltrixKernel:
         """read(2) of up to ``n`` bytes at the file's offset.
 
         For each file-system block the read touches, ULTRIX's ``rwgp`` loop runs
-        (:attr:`UltrixCosts.read_block`: ``bmap``, ``bread``'s ``getblk`` hash lookup,
+        (:attr:`UltrixCosts.read_block_instructions`: ``bmap``, ``bread``'s ``getblk`` hash lookup,
         ``uiomove``'s setup, ``brelse``, the read-ahead probe) as a kernel path; the file system
         charges the copy from the buffer cache into the user's buffer, through the data cache
         from the block's place in memory to ``buf`` (the process's buffer, a region of the
@@ -429,8 +447,9 @@ class UltrixKernel:
         return data
 
     async def close_file(self, proc: Process, f: OpenFile) -> None:
-        """close(2) of a file."""
+        """close(2) of a file: ``closef``'s release of the gnode and the entry."""
         await proc.syscall("close")
+        await self.cpu.charge(self.costs.closef, FILESYSTEM)
         await self.cpu.charge(self.costs.falloc, KERNEL)
         f.closed = True
 

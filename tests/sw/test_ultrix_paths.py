@@ -147,3 +147,14 @@ def test_read_copies_from_the_buffer_cache_through_the_data_cache_per_block():
     assert big_fs - small_fs >= (64 - 2) * per_block          # one block loop per 4 KB block
     # the big file's copy stalls on its source, per byte far more than the warm small file's
     assert big_stall / (256 * 1024) > 4 * (small_stall / (8 * 1024))
+
+
+def test_open_close_pays_copen_and_closef_around_namei():
+    """U6: open+close of "foo" is two system calls, one namei component, the file entry taken
+    and released, and the gfs work around them: copen's name buffer, copyinstr, locks and
+    access check, and closef's release of the gnode (ULTRIX 4.2 gfs)."""
+    got = bench.open_close(rows("U6-1"), 1)["U6-1"]
+    prof = PROFILES[ROWS["U6-1"].platform]
+    c = UltrixCosts()
+    cycles = (2 * prof.syscall_cycles.value + c.namei + 2 * c.falloc + c.copen + c.closef)
+    assert got == pytest.approx(cycles / prof.cpu_hz.value * 1e3, rel=0.02)    # ms
