@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Iterable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kernel", "Task", "Event", "Cancelled", "SimulationError"]
+__all__ = ["Kernel", "Task", "Event", "Cancelled", "SimulationError", "DONE"]
 
 
 class SimulationError(RuntimeError):
@@ -198,6 +198,24 @@ class _Branch:
             return
         race.cancel_all(self.i)
         race.wake((self.i, value))
+
+
+class _Done:
+    """An awaitable that has already finished: ``await DONE`` returns None at once, without
+    suspending and without a coroutine (for a function that returns an operation's awaitable
+    and sometimes has nothing to do)."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        return iter(())
+
+    def __repr__(self) -> str:
+        return "DONE"
+
+
+#: The finished awaitable (see :class:`_Done`).
+DONE = _Done()
 
 
 def _call(fn: Callable[[], None]) -> None:

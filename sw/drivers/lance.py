@@ -492,7 +492,7 @@ class LanceDriver:
             words = await self.cpu.load_words(self.bus, self._ram(lay.rx_buffers[idx]),
                                               (n + 3) // 4,
                                               dst=self._rx_host.at(idx * BUFFER_SIZE))
-            out += b"".join(w.to_bytes(4, "little") for w in words)[:n]
+            out += struct.pack(f"<{len(words)}I", *words)[:n]
         return bytes(out)
 
     @staticmethod

@@ -34,10 +34,10 @@ import bisect
 import logging
 import math
 from collections import deque
-from typing import Sequence
+from typing import Awaitable, Sequence
 
 from sim.cpu import COPY, KERNEL, MBUF, SOCKET, SOFTINT
-from sim.kernel import Event
+from sim.kernel import DONE, Event
 from sim.time import S
 from sw.libos.fs import FileSystem
 from sw.libos.net import NetStack, ether, ipv4
@@ -410,19 +410,18 @@ class SocketLayer:
         self.refused = 0
         self.connections_closed = 0
 
-    async def _charge(self, cycles: float, category: str = SOCKET) -> None:
-        if cycles:
-            await self.cpu.charge(cycles, category)
+    def _charge(self, cycles: float, category: str = SOCKET) -> Awaitable[None]:
+        """The charge of ``cycles`` (nothing for zero), as the CPU operation's awaitable."""
+        return self.cpu.charge(cycles, category) if cycles else DONE
 
-    async def _charges(self, pieces: Sequence[tuple[float, str]],
-                       always: Sequence[tuple[float, str]] = ()) -> None:
+    def _charges(self, pieces: Sequence[tuple[float, str]],
+                 always: Sequence[tuple[float, str]] = ()) -> Awaitable[None]:
         """:meth:`_charge` of each of ``pieces`` (a zero one charges nothing), then a charge
         of each of ``always`` (even of zero cycles, as ``cpu.copy(0)`` charges), in one CPU
         operation (:meth:`sim.cpu.CPU.charges`): the same times and accounting."""
         work = [p for p in pieces if p[0]]
         work += always
-        if work:
-            await self.cpu.charges(work)
+        return self.cpu.charges(work) if work else DONE
 
     def _closed(self, so: Socket, reason: str) -> None:
         self.connections_closed += 1

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from sim.kernel import Cancelled, Event, Kernel, SimulationError
+from sim.kernel import DONE, Cancelled, Event, Kernel, SimulationError
 from sim.time import MS, NS, US, Clock, fmt, ps
 
 
@@ -434,3 +434,24 @@ def test_a_task_that_handles_cancel_and_sleeps_is_not_cancelled_again():
     v = _spawn_and_cancel_at_10(k, cleanup())
     k.run()
     assert log == [("cleaned up", 15)] and v.done and v.exception is None
+
+
+def test_awaiting_done_neither_suspends_nor_lets_another_task_run():
+    k = Kernel()
+    log = []
+
+    async def a():
+        log.append("a1")
+        await DONE                      # no suspension: b cannot run in between
+        log.append("a2")
+        return await DONE
+
+    async def b():
+        log.append("b")
+
+    ta = k.spawn(a(), name="a")
+    k.spawn(b(), name="b")
+    events = k.events
+    k.run()
+    assert log == ["a1", "a2", "b"] and ta.result is None
+    assert k.events - events == 2 and k.now == 0   # each task ran once

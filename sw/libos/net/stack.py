@@ -31,10 +31,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from sim.cpu import CHECKSUM, CPU, DEMUX, PROTOCOL
-from sim.kernel import Event, Kernel
+from sim.kernel import DONE, Event, Kernel
 from sim.media.ethernet import Segment
 from sim.platforms.base import Cost, Platform
 from sim.time import S
@@ -190,40 +190,46 @@ class NetStack:
         return stack
 
     # -- CPU charging ---------------------------------------------------------------------------
-    async def charge_protocol(self, layer: str) -> None:
+    # These return the CPU operation's awaitable itself (or an already finished one) rather than
+    # being coroutines of their own: ``await stack.charge_protocol("tcp")`` is the same charge at
+    # the same instant, with one coroutine fewer per charge on the per-packet paths.
+    def charge_protocol(self, layer: str) -> Awaitable[None]:
         """Charge one packet's processing at ``layer`` (``"ip"`` or ``"tcp"``)."""
-        if self.cpu is not None:
-            cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
-            await self.cpu.charge(cost, PROTOCOL)
+        if self.cpu is None:
+            return DONE
+        cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
+        return self.cpu.charge(cost, PROTOCOL)
 
-    async def charge_packet(self, layer: str, nbytes: int) -> None:
+    def charge_packet(self, layer: str, nbytes: int) -> Awaitable[None]:
         """Charge one packet's processing at ``layer`` and summing ``nbytes`` of it, in one
         CPU operation (:meth:`sim.cpu.CPU.charges`): the same times and accounting as
         :meth:`charge_protocol` followed by :meth:`charge_checksum`."""
         cpu = self.cpu
-        if cpu is not None:
-            cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
-            if nbytes:
-                await cpu.charges(((cost, PROTOCOL),
-                                   (cpu.profile.checksum_cycles(nbytes, False), CHECKSUM)))
-            else:
-                await cpu.charge(cost, PROTOCOL)
+        if cpu is None:
+            return DONE
+        cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
+        if not nbytes:
+            return cpu.charge(cost, PROTOCOL)
+        return cpu.charges(((cost, PROTOCOL),
+                            (cpu.profile.checksum_cycles(nbytes, False), CHECKSUM)))
 
-    async def charge_checksum(self, nbytes: int) -> None:
+    def charge_checksum(self, nbytes: int) -> Awaitable[None]:
         """Charge summing ``nbytes`` (nothing for 0)."""
-        if self.cpu is not None and nbytes:
-            await self.cpu.checksum(nbytes)
+        if self.cpu is None or not nbytes:
+            return DONE
+        return self.cpu.checksum(nbytes)
 
-    async def charge_copy(self, nbytes: int) -> None:
+    def charge_copy(self, nbytes: int) -> Awaitable[None]:
         """Charge copying ``nbytes``."""
-        if self.cpu is not None and nbytes:
-            await self.cpu.copy(nbytes)
+        if self.cpu is None or not nbytes:
+            return DONE
+        return self.cpu.copy(nbytes)
 
-    async def charge_demux(self, entries: int) -> None:
+    def charge_demux(self, entries: int) -> Awaitable[None]:
         """Charge examining ``entries`` PCBs."""
-        if self.cpu is not None and entries:
-            per = self.costs.pcb_lookup_per_entry
-            await self.cpu.charge(float(per) * entries, DEMUX)
+        if self.cpu is None or not entries:
+            return DONE
+        return self.cpu.charge(float(self.costs.pcb_lookup_per_entry) * entries, DEMUX)
 
     # -- frames in ------------------------------------------------------------------------------
     def input(self, frame: bytes) -> None:
