@@ -48,6 +48,8 @@ _LATE = 1 << 62
 # (fn = None) without searching the heap.
 _T, _SEQ, _FN, _ARG = 0, 1, 2, 3
 _NEVER = 1 << 126
+#: The smallest heap that :meth:`Kernel._compact` rebuilds (a small heap is cheap anyway).
+_COMPACT_MIN = 1024
 
 
 class _Waitable:
@@ -441,6 +443,7 @@ class Kernel:
         self.events = 0
         self.current: Task | None = None
         self._heap: list[list] = []
+        self._compact_at = _COMPACT_MIN     # heap size at which dead entries are dropped
         self._seq = 0
         self._live = 0
         self._failed: list[Task] = []
@@ -452,8 +455,25 @@ class Kernel:
     def _push(self, t: int, fn: Callable[[Any], None], arg: Any, late: bool = False) -> list:
         self._seq += 1
         entry = [t, self._seq + _LATE if late else self._seq, fn, arg]
-        heapq.heappush(self._heap, entry)
+        heap = self._heap
+        heapq.heappush(heap, entry)
+        if len(heap) > self._compact_at:
+            self._compact()
         return entry
+
+    def _compact(self) -> None:
+        """Drop the cancelled entries from the heap (in place: running loops hold it).
+
+        A cancelled entry stays in the heap, blanked, until its time comes; protocol timers
+        (retransmission, delayed ACK, TIME_WAIT, keep-alive) are mostly cancelled long before
+        they are due, so a long run's heap is almost all dead entries and every push and pop
+        pays for its depth. Entries are ordered by their unique (time, sequence), so dropping
+        dead ones changes no live entry's order. Compacting when the heap has doubled since
+        the last compaction keeps the cost linear in the number of pushes."""
+        heap = self._heap
+        heap[:] = [e for e in heap if e[_FN] is not None]
+        heapq.heapify(heap)
+        self._compact_at = max(_COMPACT_MIN, 2 * len(heap))
 
     def call_at(self, t: int, fn: Callable[[], None], *, late: bool = False) -> Callable[[], None]:
         """Run the plain function ``fn()`` at time ``t``; returns a function that cancels it.

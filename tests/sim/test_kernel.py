@@ -455,3 +455,26 @@ def test_awaiting_done_neither_suspends_nor_lets_another_task_run():
     k.run()
     assert log == ["a1", "a2", "b"] and ta.result is None
     assert k.events - events == 2 and k.now == 0   # each task ran once
+
+
+def test_cancelled_entries_do_not_pile_up_in_the_heap_and_live_ones_keep_their_order():
+    """Timers cancelled long before they are due (a TCP's retransmission and TIME_WAIT timers)
+    are dropped from the heap once it has grown: it stays small, and the live entries still
+    run in (time, scheduling) order."""
+    k = Kernel()
+    ran = []
+
+    async def churn():
+        for i in range(20_000):
+            cancel = k.call_at(k.now + 60 * MS + i, lambda: ran.append("dead"))
+            cancel()
+            if i % 1000 == 0:                      # a live entry now and then, same-time pairs
+                k.call_at(k.now + 5 * MS, lambda i=i: ran.append((i, "a")))
+                k.call_at(k.now + 5 * MS, lambda i=i: ran.append((i, "b")))
+            await k.sleep(1)
+        assert len(k._heap) < 3000
+        await k.sleep(10 * MS)                     # the live entries run
+
+    k.spawn(churn(), name="churn")
+    k.run()
+    assert ran == [(i, x) for i in range(0, 20_000, 1000) for x in "ab"]
