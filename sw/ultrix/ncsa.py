@@ -69,7 +69,7 @@ from sim.time import S
 from sw.libos.fs.errors import FsError
 
 from .kernel import Alarm, Process
-from .sockets import SB_HIWAT, SocketError, SocketLayer, UltrixMachine
+from .sockets import SocketError, SocketLayer, UltrixMachine
 
 log = logging.getLogger(__name__)
 
@@ -538,9 +538,10 @@ class NcsaServer:
             if not piece:
                 break
             pending += piece
-            while len(pending) >= SB_HIWAT:
-                await so.write(proc, conn, pending[:SB_HIWAT])
-                pending = pending[SB_HIWAT:]
+            blksize = so.sendspace                        # st_blksize: so_snd.sb_hiwat
+            while len(pending) >= blksize:
+                await so.write(proc, conn, pending[:blksize])
+                pending = pending[blksize:]
         if pending:
             await so.write(proc, conn, pending)
         await proc.alarm(0)

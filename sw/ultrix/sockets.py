@@ -14,9 +14,11 @@ The TCP engine is the library's (:mod:`sw.libos.net`), put into 4.3BSD's shape:
 * **FIN after the data**: the server's ``close()`` sends the FIN; the data went out with its
   ``write()`` calls, so the FIN is its own segment unless data is still queued.
 * **No precomputed checksums**: every byte sent and received is summed.
-* **Retransmission copy**: the socket's send buffer (``so_snd``, 4096 bytes as 4.3BSD's
-  ``tcp_sendspace``) keeps written data until it is acknowledged; a ``write()`` that finds it
-  full sleeps. Retransmissions are taken from it (``resupply``).
+* **Retransmission copy**: the socket's send buffer (``so_snd``, the machine's
+  ``tcp_sendspace``: 16 KB on ULTRIX 4.2, :data:`TCP_SPACE`) keeps written data until it is
+  acknowledged; a ``write()`` that finds it full sleeps. Retransmissions are taken from it
+  (``resupply``). The receive buffer (``tcp_recvspace``, the same size) is the window
+  advertised.
 * **mbufs**: ``write()`` copies user data into mbufs (112-byte mbufs, or 4096-byte clusters
   for a write of at least ``MINCLSIZE`` = 225 bytes) and ``tcp_output`` builds each segment
   from a header mbuf plus ``m_copy`` of the data (small mbufs copied, clusters shared);
@@ -48,10 +50,23 @@ from .kernel import Process, UltrixCosts, UltrixKernel, WaitChannel
 log = logging.getLogger(__name__)
 
 __all__ = ["SocketError", "Socket", "SocketLayer", "UltrixTcp", "UltrixNetStack",
-           "ultrix_tcp_config", "UltrixMachine", "SB_HIWAT", "MLEN", "MCLBYTES", "MINCLSIZE", "SOMAXCONN"]
+           "ultrix_tcp_config", "UltrixMachine", "SB_HIWAT", "TCP_SPACE", "socket_space", "MLEN", "MCLBYTES", "MINCLSIZE", "SOMAXCONN"]
 
-#: Socket buffer high-water marks: 4.3BSD's ``tcp_sendspace`` and ``tcp_recvspace``.
-SB_HIWAT = 4096
+#: ``tcp_sendspace`` (= ``tcp_recvspace``: ``soreserve`` in ``tcp_attach`` sets both socket
+#: buffers' ``sb_hiwat``) of each machine's system, by the profile's ``os``:
+#:
+#: * ULTRIX 4.2 ``sys/net/netinet/tcp_usrreq.c`` (1990 change by "lp": "Allow buffering of 16K
+#:   of data. This trades off memory for fewer acks by tcp"): ``1024*16`` each. The model's
+#:   servers run "Ultrix 4.3", which descends from that source.
+#: * OpenBSD (the Pentium clients): 4.4BSD-Lite ``netinet/tcp_usrreq.c``: ``1024*8`` each
+#:   (OpenBSD 1.x/2.x came from NetBSD 1.1, itself from 4.4BSD-Lite; not checked in OpenBSD's
+#:   own tree of the time).
+#: * SunOS 4.1 (the SPARCstation clients): 4096 each, 4.3BSD's ``1024*4`` which SunOS 4 kept
+#:   (the ``tcp_sendspace``/``tcp_recvspace`` values tuning guides of the time raise from 4096);
+#:   an estimate, SunOS's source is not available to check.
+TCP_SPACE: dict[str, int] = {"Ultrix 4.3": 16 * 1024, "OpenBSD": 8 * 1024, "SunOS 4.1": 4 * 1024}
+#: ULTRIX 4.2's socket buffer high-water mark (``tcp_sendspace``/``tcp_recvspace``).
+SB_HIWAT = TCP_SPACE["Ultrix 4.3"]
 #: Data bytes of a small mbuf: ULTRIX 4.2 ``sys/h/mbuf.h``: MSIZE 128 less MMINOFF 20
 #: (five header words: m_next, m_off, m_len/m_type, m_act, m_ifp) = 108 (VALIDATION.md K3).
 MLEN = 108
@@ -63,8 +78,25 @@ MINCLSIZE = 2 * MLEN + 1
 SOMAXCONN = 5
 
 
+def socket_space(profile) -> int:
+    """``tcp_sendspace`` (= ``tcp_recvspace``) of the system ``profile`` runs (its ``os``).
+
+    Raises
+    ------
+    ValueError
+        If the profile's system has no known value in :data:`TCP_SPACE`.
+    """
+    os_name = getattr(profile, "os", None)
+    space = TCP_SPACE.get(os_name)
+    if space is None:
+        raise ValueError(f"no tcp_sendspace known for the system {os_name!r} of profile "
+                         f"{getattr(profile, 'name', profile)!r} (known: {', '.join(TCP_SPACE)})")
+    return space
+
+
 def ultrix_tcp_config(**kw) -> TcpConfig:
-    """The TCP parameters of 4.3BSD on Ethernet: 4096-byte windows, MSS 1460, MSL 30 s
+    """The TCP parameters of ULTRIX 4.2 on Ethernet: windows of ``tcp_recvspace`` (16 KB,
+    :data:`SB_HIWAT`; a socket's own window is its machine's :func:`socket_space`), MSS 1460, MSL 30 s
     (TIME_WAIT 60 s), linear PCB lookup, the copy to the user charged by ``read()``;
     delayed ACKs (ULTRIX 4.2 ``tcp_input``: ``tcpnodelack == 0`` sets ``TF_DELACK``) and
     Nagle's rule (no ``TCP_NODELAY``: neither NCSA httpd nor Harvest set it)."""
@@ -271,7 +303,7 @@ class _SockPcb(TcpPcb):
     """The TCP PCB of a socket: protocol events become socket-buffer changes and wakeups."""
 
     def __init__(self, sock: "Socket"):
-        super().__init__(rcv_wnd=SB_HIWAT)
+        super().__init__(rcv_wnd=sock.layer.recvspace)     # tcp_recvspace: the window offered
         self.sock = sock
 
     def on_connected(self):
@@ -378,7 +410,7 @@ class Socket:
             return True
         if self.kind != "tcp" or not self.connected:
             return False
-        return len(self.snd) < SB_HIWAT
+        return len(self.snd) < self.layer.sendspace
 
     def __repr__(self) -> str:
         return f"<Socket {self.kind}{' closed' if self.closed else ''}>"
@@ -392,6 +424,13 @@ class SocketLayer:
     uk : UltrixKernel
     stack : NetStack
         The machine's TCP/IP stack (normally an :class:`UltrixNetStack`).
+
+    Attributes
+    ----------
+    sendspace, recvspace : int
+        The ``sb_hiwat`` of every TCP socket's ``so_snd`` and ``so_rcv`` (``tcp_attach``'s
+        ``soreserve(so, tcp_sendspace, tcp_recvspace)``): the machine's own system's value,
+        :func:`socket_space` of its profile.
     """
 
     def __init__(self, uk: UltrixKernel, stack: NetStack):
@@ -399,6 +438,7 @@ class SocketLayer:
             raise TypeError(f"SocketLayer needs an UltrixKernel, not {uk!r}")
         if not isinstance(stack, NetStack):
             raise TypeError(f"SocketLayer needs a NetStack, not {stack!r}")
+        self.sendspace = self.recvspace = socket_space(uk.profile)
         self.uk = uk
         self.kernel = uk.kernel
         self.cpu = uk.cpu
@@ -541,7 +581,7 @@ class SocketLayer:
             pcb = so.pcb
             if pcb.state not in (TcpState.Established, TcpState.CloseWait):
                 raise SocketError(f"write: EPIPE (connection in {pcb.state.value})")
-            space = SB_HIWAT - len(so.snd)
+            space = self.sendspace - len(so.snd)
             if space <= 0:
                 if nonblock:
                     break

@@ -393,7 +393,8 @@ def test_several_clients_at_once():
 
 
 def test_ncsa_forks_more_children_when_all_are_busy():
-    w = World(sizes=(10240,))
+    # a body larger than so_snd (16 KB) keeps a child in write() while the others arrive
+    w = World(sizes=(40960,))
     extra = [NetStack.on_segment(w.k, w.seg, f"c{i}", f"02:00:00:00:03:0{i}", f"10.0.0.{10 + i}")
              for i in range(3)]
     for s in extra:
@@ -402,7 +403,7 @@ def test_ncsa_forks_more_children_when_all_are_busy():
     bodies = []
 
     async def one(stack):
-        c = HttpConn(w.k, stack, b"GET /doc10240 HTTP/1.0\r\n\r\n")
+        c = HttpConn(w.k, stack, b"GET /doc40960 HTTP/1.0\r\n\r\n")
         await stack.connect(c, SERVER_IP, HTTP_PORT)
         await c.done
         bodies.append(split(bytes(c.response))[2])
@@ -413,7 +414,7 @@ def test_ncsa_forks_more_children_when_all_are_busy():
         await w.k.gather([w.k.spawn(one(s)) for s in extra])
 
     w.run(scenario())
-    assert bodies == [w.docs["/doc10240"]] * 3         # the third waited for a free child
+    assert bodies == [w.docs["/doc40960"]] * 3         # the third waited for a free child
     st = server.stats()
     assert st["children"] == 2 and st["forks"] == 2 and st["requests"] == 3
 
@@ -429,20 +430,21 @@ class Aborter(HttpConn):
 
 @pytest.mark.parametrize("kind", ["ncsa", "harvest"])
 def test_a_reset_connection_does_not_stop_the_server(kind):
-    w = World(sizes=(10240,))
+    # a body larger than so_snd (16 KB): the server is still writing when the RST comes
+    w = World(sizes=(40960,))
     server = make(w, kind)
 
     async def scenario():
         await server.start()
-        c = Aborter(w.k, w.client, b"GET /doc10240 HTTP/1.0\r\n\r\n")
+        c = Aborter(w.k, w.client, b"GET /doc40960 HTTP/1.0\r\n\r\n")
         await w.client.connect(c, SERVER_IP, HTTP_PORT)
         await c.done
         await w.k.sleep(50 * MS)
-        return c.reason, await w.fetch(b"GET /doc10240 HTTP/1.0\r\n\r\n")
+        return c.reason, await w.fetch(b"GET /doc40960 HTTP/1.0\r\n\r\n")
 
     reason, resp = w.run(scenario())
     assert reason == "aborted"
-    assert split(resp)[2] == w.docs["/doc10240"]
+    assert split(resp)[2] == w.docs["/doc40960"]
     assert server.stats()["errors"] >= 1             # the failed write was noticed
 
 
@@ -634,6 +636,6 @@ def test_ncsa_makes_the_system_calls_of_its_source_per_request():
     # header (its own fflush), the body; agent log, transfer log, DONE to the parent
     assert len(w1) == 2 and w1[1] == 100
     assert d["write"] == 2 + 2 + 1
-    # a 20000-byte body leaves stdout's buffer (the socket's sb_hiwat) whenever it fills
-    from sw.ultrix.sockets import SB_HIWAT
-    assert w2[1:] == [SB_HIWAT] * (20000 // SB_HIWAT) + [20000 % SB_HIWAT]
+    # a 20000-byte body leaves stdout's buffer (the socket's sb_hiwat: ULTRIX 4.2's 16 KB
+    # tcp_sendspace) whenever it fills
+    assert w2[1:] == [16384, 20000 - 16384]

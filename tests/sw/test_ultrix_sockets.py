@@ -235,3 +235,49 @@ def test_ipintr_takes_one_software_interrupt_per_batch_of_frames():
     assert t.done and 100 <= MLEN
     assert cycles(SOFTINT) == pytest.approx(2 * c.softint + 4 * c.softint_per_packet)
     assert cycles(MBUF) == pytest.approx(4 * c.mbuf)
+
+
+class Sink(TcpPcb):
+    """A zero-cost peer that takes what it receives and never answers with data."""
+
+    def __init__(self):
+        super().__init__()
+        self.got = bytearray()
+
+    def on_readable(self, data):
+        self.got += data
+
+    def resupply(self, offset, length):
+        return b""
+
+
+def test_ultrix_sockets_buffer_16k_as_ultrix_4_2_tcp_usrreq_sets():
+    """ULTRIX 4.2 tcp_usrreq.c: tcp_sendspace = tcp_recvspace = 1024*16: the window offered in
+    the handshake is 16384, and so_snd takes 16384 bytes of a larger write before it sleeps."""
+    p = Pair()
+    sinks = []
+    p.peer.listen(7, lambda: sinks.append(Sink()) or sinks[-1])
+    sl = p.m.sockets
+
+    async def body(proc):
+        so = await sl.connect(proc, B_IP, 7)
+        n = await sl.write(proc, so, bytes(40000), nonblock=True)
+        return n, len(so.snd)
+
+    n, queued = p.run(body)
+    assert (sl.sendspace, sl.recvspace) == (16384, 16384)
+    assert n == 16384 and queued == 16384
+    (s,) = sinks
+    assert s.snd_wnd == 16384                         # the window offered: tcp_recvspace
+
+
+def test_socket_space_is_each_machines_own_systems():
+    from sim.platforms import DECSTATION_5000_125_ULTRIX43, CLIENT_PENTIUM100_OPENBSD
+    from sim.platforms.clients import CLIENT_SPARCSTATION1_SUNOS41
+    from sw.ultrix.sockets import socket_space
+    assert socket_space(DECSTATION_5000_125_ULTRIX43) == 16 * 1024      # ULTRIX 4.2
+    assert socket_space(CLIENT_PENTIUM100_OPENBSD) == 8 * 1024          # 4.4BSD-Lite
+    assert socket_space(CLIENT_SPARCSTATION1_SUNOS41) == 4 * 1024       # SunOS 4.1 (4.3BSD)
+    from sim.platforms import DECSTATION_5000_125_AEGIS as aegis
+    with pytest.raises(ValueError, match="tcp_sendspace"):
+        socket_space(aegis)
