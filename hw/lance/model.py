@@ -282,7 +282,16 @@ class LanceModel:
         k, p = self.kernel, self._p
         e0 = self.clock.edge_after(k.now) // p
         ack = e0 + T.BUS_WRITE_WAIT
-        self._at(ack, lambda: self._poke(offset, value, ack), _P_BUS)
+        if offset < RDP_OFFSET:
+            # A buffer RAM word changes nothing but the RAM: it goes in as a one-word host
+            # run (as write_block's), landed when something looks at memory (a bus read, an
+            # engine's _rd32/_read_ram/_wr8/_wr16), instead of an edge of its own: no kernel
+            # event, and every reader sees it from edge ``ack`` on, as before.
+            self._commit(ack - 1)
+            self._host_runs.append(_Pending(ack, 1, offset % self.ram_bytes,
+                                            value.to_bytes(4, "little"), unit=4))
+        else:
+            self._at(ack, lambda: self._poke(offset, value, ack), _P_BUS)
         self.writes += 1
         await k.sleep_until((ack + 1) * p, late=True)
         self._release()
@@ -521,9 +530,13 @@ class LanceModel:
         return int.from_bytes(self._ram[a:a + 4], "little")
 
     def _wr8(self, addr: int, value: int) -> None:
+        if self._host_runs:             # host words due by now land first: the engine's wins
+            self._host_runs = self._apply(self._host_runs, self.kernel.now // self._p)
         self._ram[addr % self.ram_bytes] = value & 0xFF
 
     def _wr16(self, addr: int, value: int) -> None:
+        if self._host_runs:
+            self._host_runs = self._apply(self._host_runs, self.kernel.now // self._p)
         a = addr % self.ram_bytes
         self._ram[a] = value & 0xFF
         self._ram[(a + 1) % self.ram_bytes] = value >> 8 & 0xFF
@@ -693,7 +706,7 @@ class LanceModel:
             for k, i in enumerate(descs):
                 dk = self._tmd(i)
                 yield s + T.TX_WRITEBACK_PER_DESCRIPTOR * k
-                old = self._ram[(dk + 3) % self.ram_bytes]
+                old = self._rd32(dk + 3) >> 24       # TMD1's flags byte
                 yield s + T.TX_WRITEBACK_PER_DESCRIPTOR * (k + 1)
                 flags = old & 0b0010_0011             # keep ENP, STP, ADD_FCS; OWN cleared
                 if k == len(descs) - 1:

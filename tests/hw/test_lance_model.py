@@ -622,3 +622,21 @@ def test_block_access_outside_ram_goes_word_by_word_and_bad_ranges_are_refused()
     k.spawn(main())
     k.run()
     assert [w >> 16 & 0xFF for w in out["rom"][:6]] == list(MAC)
+
+
+def test_a_buffer_ram_word_write_takes_no_kernel_event_of_its_own():
+    """A host write to a buffer RAM word changes only the RAM: it lands as a one-word host run
+    (no edge of the card's scheduled for it), yet reads see it from its effect edge on."""
+    k = Kernel()
+    m = LanceModel(k, CLOCK, irq=IrqLine(k, "lance.irq"), ram_bytes=RAM, mac=MAC)
+    got = []
+
+    async def host():
+        await m.write(0x40, 0x1234_5678)
+        got.append(await m.read(0x40))
+
+    k.spawn(host())
+    k.run()
+    assert got == [0x1234_5678]
+    # The write's and the read's own wake-ups only: before, the write also ran an edge.
+    assert k.events == 4
