@@ -72,12 +72,33 @@ ULTRIX_SOFTWARE: dict[str, Cost] = {
         "mbuf and socket work is charged separately by the Ultrix model")),
     "ip_per_packet_cycles": Cost(208, "cycles", (
         "estimate: IP fast path about half the TCP common path, 100 instructions x CPI 2.08")),
-    "select_base_cycles": Cost(375, "cycles", (
-        "estimate, instruction counts of ULTRIX 4.2 sys/sys/sys_generic.c select(): copyin of the used "
-        "fd_mask words of each set given and of the timeval (copyin with its fault handler, "
-        "about 25 instructions each), itimerfix, splhigh/timevaladd/spl0, selscan's loop over "
-        "the three sets, spl6 and the timeout test, copyout of the result sets, the "
-        "prologue (ni, clearing obits): about 180 instructions x CPI 2.08")),
+    "select_base_cycles": Cost(615, "cycles", (
+        "estimate, counted in ULTRIX 4.2 sys/sys/sys_generic.c select() and selscan() with the "
+        "MIPS routines they call (sys/machine/mips/usercopy.s, locore.s; docs/ultrix_model.md "
+        "'select'; checked by docs/validation.md U3) for select(nd, &in, 0, 0, &tv) on one "
+        "descriptor with a zero timeout: the prologue and epilogue with the two 24-byte "
+        "fd_mask arrays on the stack (about 24), the nd bound and ni (8), bzero of both arrays "
+        "(31 instructions each: the word loop, MINZERO 12), the copyin loop over the three sets "
+        "(about 13 per set) and copyin of the one fd_mask word (copyin: 15 instructions to set "
+        "and clear the cpudata nofault handler around bcopy, bcopy's byte loop for under "
+        "MINCOPY = 8 bytes: 25), copyin of the timeval (bcopy's word loop: 46 in all), "
+        "itimerfix (18), splhigh/timevaladd/spl0 (the 3MAX's spl is the MIPS_ARCH_SPL_ORIG "
+        "path: 5 instructions moving the status register plus the 2 of the mips_spl_arch_type "
+        "test, no interrupt-mask register write; timevaladd with timevalfix about 25), "
+        "p_select = SSEL and nselcoll (8), selscan's frame with nine saved registers (about "
+        "26) and its loop over the three sets, each with ffs() of the mask word (ffs is a "
+        "bit loop: 4 instructions for an empty word) (about 29 per set; the descriptor's own "
+        "ffs bits and fo_select are select_per_fd_cycles), spl6, the timeout test and spl0 "
+        "(29), the copyout loop and copyout of the result word (about 87): about 540 "
+        "instructions. The measured loop runs them warm, as U1's system call (see "
+        "syscall_cycles: one cycle per instruction with warm caches), plus the write buffer's "
+        "stalls on the bursts of stores (select's and selscan's register saves beyond its 4 "
+        "entries, the bzero loops: about 75 cycles): 615 cycles = 24.6 us. (The earlier 375 "
+        "counted about 180 instructions at CPI 2.08; the 540 at CPI 2.08 would give 1123 "
+        "cycles and put U3-1 at +38 %, so the measured base of about 28 us itself says the "
+        "path ran warm.) On the 3MIN each of the four spl calls instead writes the IOASIC "
+        "interrupt mask and reads it back (14 instructions and a write-buffer drain), about "
+        "90 cycles more that this shared row does not hold")),
     "select_per_fd_cycles": Cost(125, "cycles", (
         "estimate, instruction counts of ULTRIX 4.2 selscan() and soo_select(): ffs() of the mask word (a "
         "bit loop, about 15 instructions for the low descriptors), the u_omax bound and "

@@ -73,9 +73,36 @@ class UltrixCosts:
         ``unp_externalize`` and ``fdalloc`` on receive, the control mbuf): about 120
         instructions per side = 250.
     namei : float
-        One component of a path lookup (``namei`` loops once per component: copy the name in,
-        hash, cache probe, ``iget`` of a cached inode, permission check): about 300
-        instructions = 625.
+        One component of a path lookup on a name-cache hit, counted in ULTRIX 4.2
+        ``sys/fs/ufs/ufs_namei.c`` (``ufs_namei`` loops from ``dirloop`` to ``haveino`` once per
+        component), ``sys/fs/gfs/gfs_gnode.c`` and ``sys/sys/kern_lock.c``, for a short name
+        ("foo") looked up by a non-root process: the directory test (4); ``access(dp, GEXEC)``
+        with its indirect ``GGETVAL``, the GWRITE and super-user tests, the owner, group and
+        ``u_groups`` walk and the mode test (about 55); the component copy with its hash,
+        ``hash += c * i`` (about 12 per character and the loop's setup: 36 for 3
+        characters); the POSIX trailing-slash, ``..``, ``makeentry``, degenerate-name and
+        ``NCHNAMLEN`` tests and ``ncs_looks++`` (21); ``smp_lock(&lk_namecache)`` (8);
+        ``NHASH`` (8); the hash-chain probe: ino, id, dev and length compares and ``bcmp`` of
+        the name (usercopy.s's byte loop under MINCMP = 16: about 40 with the compares); the
+        hit's ``nc_id`` test and the LRU move (8); ``cacheid``, the ``..``/``u_rdir`` test,
+        ``smp_unlock`` and the ``pdp == dp`` tests (19); ``ggrab``: ``lk_gnode``, the
+        ``MTE_DONE`` and ``g_id`` tests, ``g_count++`` (taking a gnode off the free list when
+        its count was 0) and ``gisready`` (about 60) and its ``gfs_lock(dp)``; ``ufs_gunlock(pdp)``;
+        the revalidation under ``lk_namecache`` (``nc_id`` twice, ``g_nlink``, the
+        ``GT_ULTRIX`` and ``nomount`` tests, ``ncs_goodhits++``: 38); ``haveino``'s symbolic
+        link and mount tests and the slash skip (12); ``grele(pdp)``: ``GFPIPE``, the
+        ``lk_gnode`` spin lock, the count tests and decrement (about 45). A gnode's own lock
+        is a sleep lock (``lock_eachgnode_d`` is ``LK_WAIT``), and ``lockinit`` sets
+        ``l_call`` for every ``LK_WAIT`` lock even on a uniprocessor, so ``gfs_lock`` runs
+        ``smp_lock_long`` (``smp_owner``'s walk of the held-lock chain, the ``smp_debug`` and
+        ``panicstr`` tests, ``setlock``, ``l_won++``, the chain insertion and ``l_pc``: about
+        75) and the unlock ``smp_unlock_long`` (the type switch, the chain removal, the
+        ``l_wanted`` test: about 38): about 470 instructions at CPI 2.08 = 978 cycles, plus
+        the R3000's multiply and divide interlocks the counting leaves out (``NHASH`` is
+        ``(h + ino + 13 * dev) % nchsize``, a ``divu``: 35 cycles, about 33 stalled; the
+        hash's ``mult`` per character: 12 cycles, about 8 stalled each, 24): 1035. (The
+        earlier 300 instructions = 625 left out the locks, ``ggrab``/``grele`` and the
+        revalidation; docs/validation.md U6.)
     falloc : float
         Allocating and initialising a file-table entry and a descriptor (``falloc``,
         ``ufalloc``), or releasing one in ``closef``: about 60 instructions = 125.
@@ -120,7 +147,7 @@ class UltrixCosts:
     socket_op: float = 208
     pcb_alloc: float = 912
     fd_pass: float = 250
-    namei: float = 625
+    namei: float = 1035
     falloc: float = 125
     softint: float = 453
     softint_per_packet: float = 71

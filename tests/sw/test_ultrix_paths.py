@@ -158,3 +158,28 @@ def test_open_close_pays_copen_and_closef_around_namei():
     c = UltrixCosts()
     cycles = (2 * prof.syscall_cycles.value + c.namei + 2 * c.falloc + c.copen + c.closef)
     assert got == pytest.approx(cycles / prof.cpu_hz.value * 1e3, rel=0.02)    # ms
+
+
+def test_a_namei_component_pays_ufs_namei_s_cache_hit_path():
+    """U6: each path component runs ufs_namei's name-cache-hit path (access(), the component
+    copy and hash, the nchash probe, ggrab and grele, the gnode's LK_WAIT lock through
+    smp_lock_long, the revalidation): counted in ULTRIX 4.2's source at about 470
+    instructions at the kernel CPI, plus the NHASH divide's interlock, not the 300
+    instructions of the first estimate."""
+    got = bench.open_close(rows("U6-1", "U6-2"), 1)
+    prof = PROFILES[ROWS["U6-1"].platform]
+    per_component_cycles = (got["U6-2"] - got["U6-1"]) / 3 * 1e-3 * prof.cpu_hz.value
+    assert per_component_cycles >= prof.instructions(470) + 33
+
+
+def test_select_s_fixed_path_is_ultrix_4_2_s_select_and_selscan_recounted():
+    """U3-1: select()'s fixed path (the bzero of the fd_mask arrays, copyin of the set and the
+    timeval through usercopy.s's nofault bracket, itimerfix/timevaladd with their spl calls,
+    selscan's walk of the three sets with ffs, copyout of the result) is about 540
+    instructions counted in ULTRIX 4.2, at least one cycle each: not the first estimate's
+    180 instructions."""
+    got = bench.select_zero_timeout(rows("U3-1"), 1)["U3-1"]
+    prof = PROFILES[ROWS["U3-1"].platform]
+    base_cycles = (got * 1e-6 * prof.cpu_hz.value - prof.syscall_cycles.value
+                   - prof.select_per_fd_cycles.value)
+    assert base_cycles >= 540
