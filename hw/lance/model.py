@@ -497,10 +497,15 @@ class LanceModel:
             fn = lst.pop(0)[2]
             fn()
         del self._actions[cycle]
-        self._update_irq(cycle)
+        # _update_irq's test inline (it runs at every edge): INTR is the OR of the interrupt
+        # sources (csr0_value), so the level is INEA and any source.
+        c = self.csr0
+        if (1 if c & _INTR_SOURCES and c & _C0.INEA else 0) != self._irq_next:
+            self._update_irq(cycle)
 
     def _update_irq(self, cycle: int) -> None:
-        level = 1 if (self.csr0_value & _C0.INTR and self.csr0 & _C0.INEA) else 0
+        c = self.csr0
+        level = 1 if c & _INTR_SOURCES and c & _C0.INEA else 0
         if level != self._irq_next:
             self._irq_next = level
             self._at(cycle + T.IRQ_LATENCY, lambda: self.irq.drive(level), _P_IRQ)
