@@ -585,13 +585,18 @@ class Station:
                 await self.carrier_changed
                 continue
             commit = self._idle_since + part1
+            start = self._idle_since + gap
             if k.now < commit:
-                # Still listening: a carrier now sends us back to waiting for it to drop.
-                idx, _ = await k.timeout(self.carrier_changed, commit - k.now)
-                if idx == 0:
+                # Still listening: a carrier before the commit point sends us back to waiting
+                # for it to drop. One wait to the end of the gap (not one to the commit point
+                # and another to the end): a change from the commit point on is not listened
+                # to (a change due at the commit point itself loses to it there, too).
+                idx, _ = await k.timeout(self.carrier_changed, start - k.now)
+                if idx == 1:
+                    break
+                if k.now < commit:
                     continue
             # Committed: the rest of the gap is not listened to (802.3 4.2.3.2.1).
-            start = self._idle_since + gap
             if k.now < start:
                 await k.sleep_until(start)
             break

@@ -133,6 +133,28 @@ def test_single_frame_timing_on_idle_segment():
     assert seg.busy_time() == 2 * t_frame
 
 
+def test_deferring_across_a_quiet_gap_is_one_kernel_wake_up():
+    """A station with a frame due inside the inter-frame gap waits once, to the gap's end
+    (listening until the commit point): the same start as before, one kernel event fewer than
+    a wait to the commit point followed by a wait to the end."""
+    k = Kernel()
+    seg = Segment(k)
+    a = seg.attach("a")
+    seg.attach("b")
+    f = tagged_frame(1, 0, 100)
+    out = []
+
+    async def tx():
+        out.append(await a.send(f))
+        out.append(await a.send(f))
+
+    k.spawn(tx())
+    k.run()
+    t_frame = wire_bits(104) * BIT
+    assert (out[1].start, out[1].deferred) == (t_frame + IFG, False)
+    assert k.events == 7
+
+
 @pytest.mark.parametrize("size", [60, 64, 128, 512, 1024, 1460, 1514])
 def test_saturation_goodput_matches_framing_arithmetic(size):
     """One station saturates the segment with ``size``-byte frames (header + data, FCS excluded).
