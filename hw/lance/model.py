@@ -197,6 +197,10 @@ class LanceModel:
         self._host_runs: list[_Pending] = []   # host block writes on their way into the RAM
         self._irq_next = 0
         self._rx_busy_until = -1
+        # The last edge at which STRT changed RXON, and RXON before it: the receive engine
+        # tests RXON as after edge beat(0) while it runs at beat(0) + 1 (_rxon_after).
+        self._rxon_edge = -1
+        self._rxon_before = 0
         self.rap = 0
         # Register state that STOP does not touch.
         self.csr1 = self.csr2 = self.csr3 = 0
@@ -620,6 +624,8 @@ class LanceModel:
             c |= _C0.TXON
         if not self.mode & Mode.DRX:
             c |= _C0.RXON
+        if (c ^ self.csr0) & _C0.RXON:
+            self._rxon_edge, self._rxon_before = edge, self.csr0 & _C0.RXON
         self.csr0 = c
         self._tx_demand(edge)
 
@@ -871,8 +877,13 @@ class LanceModel:
         def beat(i: int) -> int:
             return b0 + 2 * div * i + (last_late if i == n - 1 else 0)
 
-        yield beat(0)
-        if not self.csr0 & _C0.RXON:
+        # RXON is tested as after edge beat(0) but at beat(0) + 1, where the descriptor read
+        # is due anyway (one engine step fewer per frame). Only STRT turns RXON on, and STOP,
+        # the one way to turn it off, drops this engine's steps (the epoch): so RXON as after
+        # beat(0) is the current one unless STRT changed it at beat(0) + 1 (_rxon_edge).
+        yield beat(0) + 1
+        rxon = self.csr0 & _C0.RXON if self._rxon_edge <= beat(0) else self._rxon_before
+        if not rxon:
             return
         # Loopback (Am7990 MODE.LOOP): frames of 8-32 bytes are the norm, so no runt filter;
         # the one CRC generator checks received frames only with MODE.DTCR.
@@ -880,13 +891,11 @@ class LanceModel:
         loop = bool(mode & _M.LOOP)
         runt = n < MIN_FRAME and not loop
         if n == 1:
-            yield beat(0) + 1
             self._count("runts")
             return
         first = self.rx_index
         d = self._rmd(first)
-        yield beat(0) + 1                             # RMD0/RMD1 as after this edge
-        w0 = self._rd32(d)
+        w0 = self._rd32(d)                            # RMD0/RMD1 as after this edge
         yield beat(0) + 2                             # RMD2/RMD3
         w1 = self._rd32(d + 4)
         if n <= 6:                                    # the last byte comes with the address

@@ -640,3 +640,17 @@ def test_a_buffer_ram_word_write_takes_no_kernel_event_of_its_own():
     assert got == [0x1234_5678]
     # The write's and the read's own wake-ups only: before, the write also ran an edge.
     assert k.events == 4
+
+
+def test_a_received_frame_tests_rxon_with_its_first_descriptor_read():
+    """The receive engine tests RXON (as after beat 0) in the step that reads RMD0/RMD1 at
+    beat 0 + 1, not in a step of its own: the frame lands as before, one kernel event fewer."""
+    c = Card()
+    c.start()
+    c.ack()
+    e0 = c.k.events
+    f = frame_to(MAC, 100)
+    c.receive_at(1000, f)
+    c.run(k_sleep(c), cycles=10_000)
+    assert bytes(c.m.ram[RX_BUF:RX_BUF + 100]) == f and c.rmd(0).mcnt == 100
+    assert c.k.events - e0 == 10
