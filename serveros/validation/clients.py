@@ -95,17 +95,23 @@ def _us(ps: int, n: int) -> float:
     return ps / n / _PS_PER_US
 
 
+async def _timed(k: Kernel, step) -> float:
+    """Run ``await step()`` once untimed (the warm-up: the process is switched in, the
+    connection set up), then :data:`LOOPS` times timed: microseconds per timed run."""
+    await step()
+    t0 = k.now
+    for _ in range(LOOPS):
+        await step()
+    return _us(k.now - t0, LOOPS)
+
+
 def null_syscall(platform: str, seed: int = 1) -> float:
     """Microseconds per ``getpid`` in a loop (Ousterhout's null kernel call)."""
     k, cos = client_machine(platform, seed)
     out = {}
 
     async def body(proc) -> None:
-        await proc.syscall("getpid")                 # warm-up: the process is switched in
-        t0 = k.now
-        for _ in range(LOOPS):
-            await proc.syscall("getpid")
-        out["v"] = _us(k.now - t0, LOOPS)
+        out["v"] = await _timed(k, lambda: proc.syscall("getpid"))
     _run(k, cos, body)
     return out["v"]
 
@@ -116,11 +122,7 @@ def devnull_write(platform: str, seed: int = 1) -> float:
     out = {}
 
     async def body(proc) -> None:
-        await cos.write_devnull(proc, b"x")          # warm-up: the process is switched in
-        t0 = k.now
-        for _ in range(LOOPS):
-            await cos.write_devnull(proc, b"x")
-        out["v"] = _us(k.now - t0, LOOPS)
+        out["v"] = await _timed(k, lambda: cos.write_devnull(proc, b"x"))
     _run(k, cos, body)
     return out["v"]
 
@@ -137,25 +139,20 @@ def _ping_pong(platform: str, seed: int, processes: int) -> float:
         a = await so.socketpair(proc)                 # parent -> child
         b = await so.socketpair(proc)                 # child -> parent
         if processes == 1:
-            t0 = None
-            for i in range(LOOPS + 1):
-                if i == 1:
-                    t0 = k.now
+            async def own_pipes() -> None:
                 await so.write(proc, a[0], b"x")
                 await so.read(proc, a[1], 1)
                 await so.write(proc, b[0], b"x")
                 await so.read(proc, b[1], 1)
-            out["v"] = _us(k.now - t0, LOOPS)
+            out["v"] = await _timed(k, own_pipes)
             return
         ready["pipes"] = (a, b)
         ready["child"] = cos.spawn(child, "child")
-        t0 = None
-        for i in range(LOOPS + 1):
-            if i == 1:
-                t0 = k.now
+
+        async def trip() -> None:
             await so.write(proc, a[0], b"x")
             await so.read(proc, b[1], 1)
-        out["v"] = _us(k.now - t0, LOOPS)
+        out["v"] = await _timed(k, trip)
 
     async def child(proc) -> None:
         a, b = ready["pipes"]
@@ -203,15 +200,13 @@ def tcp_round_trip(platform: str, seed: int = 1) -> float:
 
     async def client(proc) -> None:
         c = await so.connect(proc, me, _PORT)
-        t0 = None
-        for i in range(LOOPS + 1):
-            if i == 1:
-                t0 = k.now
+
+        async def round_trip() -> None:
             await so.write(proc, c, b"word")
             got = b""
             while len(got) < 4:
                 got += await so.read(proc, c, 4 - len(got))
-        out["v"] = _us(k.now - t0, LOOPS)
+        out["v"] = await _timed(k, round_trip)
         await so.close(proc, c)
     _run(k, cos, server, client)
     return out["v"]
@@ -232,13 +227,10 @@ def tcp_connect(platform: str, seed: int = 1) -> float:
             await so.close(proc, conn)
 
     async def client(proc) -> None:
-        t0 = None
-        for i in range(LOOPS + 1):
-            if i == 1:
-                t0 = k.now
+        async def connect_close() -> None:
             c = await so.connect(proc, me, _PORT)
             await so.close(proc, c)
-        out["v"] = _us(k.now - t0, LOOPS)
+        out["v"] = await _timed(k, connect_close)
     _run(k, cos, server, client)
     return out["v"]
 
