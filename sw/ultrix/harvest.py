@@ -39,7 +39,8 @@ from sim.kernel import Event
 from sim.time import S
 
 from .kernel import Process
-from .ncsa import NcsaOptions, NcsaServer, error_body, header, parse_request, request_complete
+from .ncsa import (NcsaOptions, NcsaServer, answer_internal_error, parse_request,
+                   request_complete)
 from .sockets import Socket, SocketError, SocketLayer, UltrixMachine
 
 log = logging.getLogger(__name__)
@@ -229,14 +230,8 @@ class HarvestServer:
         answer 500 if nothing was sent yet, close only that connection."""
         self.internal_errors += 1
         log.error("%s: internal error on a connection", self.name, exc_info=True)
-        so = self.sockets
-        try:
-            if not c.client.closed and c.client.bytes_written == 0 and c.client.error is None:
-                body = error_body(500, c.key)
-                await so.write(proc, c.client, header(500, self.uk.kernel.now, len(body)) + body,
-                               nonblock=True)
-        except SocketError:
-            pass
+        await answer_internal_error(self.sockets, proc, c.client, c.key, self.uk.kernel.now,
+                                    nonblock=True)
         try:
             await self._finish(proc, c)
         except SocketError:

@@ -74,7 +74,7 @@ from .sockets import SocketError, SocketLayer, UltrixMachine
 log = logging.getLogger(__name__)
 
 __all__ = ["NcsaOptions", "NcsaServer", "parse_request", "http_date", "Request",
-           "request_complete"]
+           "request_complete", "answer_internal_error"]
 
 #: Simulated time 0 is this calendar time (1 June 1995, 00:00 GMT) in Date headers.
 EPOCH = 801_964_800
@@ -142,6 +142,20 @@ def error_body(status: int, url: str) -> bytes:
             501: "The method is not implemented by this server."}[status]
     return (f"<HEAD><TITLE>{status} {reason}</TITLE></HEAD>\n<BODY><H1>{status} {reason}"
             f"</H1>\n{text}<P>\n</BODY>\n").encode()
+
+
+async def answer_internal_error(sockets: SocketLayer, proc: Process, conn, url: str,
+                                now_ps: int, *, nonblock: bool = False) -> None:
+    """Answer 500 on ``conn`` after an unexpected exception, if nothing of the reply was
+    written yet and the connection still works; a write that fails is ignored (the caller
+    closes the connection next)."""
+    if conn.closed or conn.bytes_written or conn.error is not None:
+        return
+    body = error_body(500, url)
+    try:
+        await sockets.write(proc, conn, header(500, now_ps, len(body)) + body, nonblock=nonblock)
+    except SocketError:
+        pass
 
 
 def header(status: int, now_ps: int, length: int, mtime_ps: int | None = None,
@@ -364,12 +378,7 @@ class NcsaServer:
             log.debug("%s: connection failed: %s", self.name, e)
         except Exception:                           # noqa: BLE001 - keep the server serving
             self._internal_error("serving a request")
-            if not conn.closed and conn.bytes_written == 0 and conn.error is None:
-                body = error_body(500, "")
-                try:
-                    await so.write(proc, conn, header(500, self.uk.kernel.now, len(body)) + body)
-                except SocketError:
-                    pass
+            await answer_internal_error(so, proc, conn, "", self.uk.kernel.now)
         if not conn.closed:
             try:
                 await so.close(proc, conn)
