@@ -482,6 +482,13 @@ class Aegis:
         self.current = env
         await self._charge(self._cycles("context_switch_cycles"), CONTEXT_SWITCH)
 
+    async def _upcall_frame(self, env: Environment, frame: bytes) -> None:
+        """Upcall ``env`` with ``frame`` (counted in its ``frames_upcalled``)."""
+        await self._upcall(env)
+        env.frames_upcalled += 1
+        if env.on_frame is not None:
+            await env.on_frame(frame)
+
     async def deliver(self, frame: bytes) -> Delivery:
         """A frame arrived: demultiplex it, run its owner's ASH, upcall the owner if needed.
 
@@ -501,10 +508,7 @@ class Aegis:
             self.frames_unclaimed += 1
             env = self.default_env
             if env is not None:
-                await self._upcall(env)
-                env.frames_upcalled += 1
-                if env.on_frame is not None:
-                    await env.on_frame(frame)
+                await self._upcall_frame(env, frame)
                 return Delivery(env.id, None, res, dcy, upcalled=True)
             if self.default_handler is not None:
                 await self.default_handler(frame)
@@ -512,10 +516,7 @@ class Aegis:
         env = self.envs[res.owner]
         ash = self._ashes.get(res.filter_id)
         if ash is None:
-            await self._upcall(env)
-            env.frames_upcalled += 1
-            if env.on_frame is not None:
-                await env.on_frame(frame)
+            await self._upcall_frame(env, frame)
             return Delivery(env.id, res.filter_id, res, dcy, upcalled=True)
         out = ash.run(frame)
         acy = self.ash_cycles(out.instructions, out.sandbox_checks)
@@ -526,17 +527,11 @@ class Aegis:
             env.ash_aborts += 1
             log.info("%s", out.aborted)
         for r in out.replies:
-            if self.send_frame is not None:
-                await self.send_frame(r)
-            else:
-                self.outbox.append(r)
+            await self._to_driver(r)
         if out.consumed:
             env.frames_by_ash += 1
         else:
-            await self._upcall(env)
-            env.frames_upcalled += 1
-            if env.on_frame is not None:
-                await env.on_frame(frame)
+            await self._upcall_frame(env, frame)
         return Delivery(env.id, res.filter_id, res, dcy, ash_ran=True, ash_consumed=out.consumed,
                         ash_aborted=out.aborted, ash_instructions=out.instructions,
                         ash_cycles=acy, replies=tuple(out.replies), upcalled=not out.consumed)
@@ -562,10 +557,15 @@ class Aegis:
             raise TypeError(f"transmit needs a frame of bytes, not {type(frame).__name__}")
         await self._charge(self._cycles("syscall_cycles"), SYSCALL)
         env.frames_sent += 1
+        await self._to_driver(bytes(frame))
+
+    async def _to_driver(self, frame: bytes) -> None:
+        """Hand ``frame`` to the network driver (:attr:`send_frame`), or keep it in
+        :attr:`outbox` when the kernel has none."""
         if self.send_frame is not None:
-            await self.send_frame(bytes(frame))
+            await self.send_frame(frame)
         else:
-            self.outbox.append(bytes(frame))
+            self.outbox.append(frame)
 
     # -- disk --------------------------------------------------------------------------------
     def claim_blocks(self, env: Environment, start: int, count: int) -> None:
