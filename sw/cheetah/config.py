@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from sim.platforms.base import Cost
-from sim.time import S
+from sw.libos.net.tcp import TCPTV_KEEP_INIT
 
 __all__ = ["CheetahConfig", "STAGES", "SPECIALIZATIONS", "stage", "APP_COSTS"]
 
@@ -94,7 +94,7 @@ class CheetahConfig:
     precomputed_headers: bool = True
     inline_prefetch: bool = True
     cache_as_retransmit_pool: bool = True
-    idle_timeout_ps: int = 75 * S
+    idle_timeout_ps: int = TCPTV_KEEP_INIT
     backlog: int = 16
 
     def __post_init__(self) -> None:
