@@ -302,19 +302,19 @@ class Process:
         k = self.uk.kernel
         if self.alarm_at is not None:
             idx, _ = await k.wait_any(*waits, k.sleep_until(max(self.alarm_at, k.now)))
-            if idx == len(waits):
-                self.alarm_at = None
-                self.uk.sleeps += 1
-                self.uk.alarms += 1
-                await self.uk.dispatch(self)
-                raise Alarm(f"{self.name}: alarm went off")
         elif len(waits) == 1:
             await waits[0]
             idx = 0
         else:
             idx, _ = await k.wait_any(*waits)
+        alarmed = idx == len(waits)             # the alarm's timer, after the waits
+        if alarmed:
+            self.alarm_at = None
+            self.uk.alarms += 1
         self.uk.sleeps += 1
         await self.uk.dispatch(self)
+        if alarmed:
+            raise Alarm(f"{self.name}: alarm went off")
         return idx
 
     async def compute(self, cycles: float, category: str = APPLICATION) -> None:
