@@ -39,13 +39,12 @@ paths that declare a footprint (:meth:`MemorySystem.path`); DMA does not invalid
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 
-from .platforms.base import MemorySystemSpec, Platform
+from .platforms.base import MemorySystemSpec, Platform, ceil_cycles
 
 #: Where :class:`AddressSpace` starts handing out regions: above the first 4 MB of physical
 #: memory, where a kernel image and its static data would be (only the cache sets matter).
@@ -218,7 +217,7 @@ class DirectMappedCache:
 @dataclass(frozen=True)
 class Stall:
     """The cycles of one stream: ``issue`` of the CPU's own work, ``stall`` waiting for memory,
-    and the ``misses`` and ``words`` written behind them (for tests and reports)."""
+    and the read ``misses`` and words ``writes`` behind them (for tests and reports)."""
 
     issue: int
     stall: int
@@ -285,8 +284,8 @@ class MemorySystem:
         else:
             cpu = max(own, memory)
             drained = b
-        total = _whole(cpu)
-        whole_issue = min(_whole(issue), total)
+        total = ceil_cycles(cpu)
+        whole_issue = min(ceil_cycles(issue), total)
         self._drained_at = max(self._drained_at, now + int(round(drained * self.cycle_ps)))
         return Stall(whole_issue, total - whole_issue, misses, writes)
 
@@ -305,7 +304,7 @@ class MemorySystem:
         misses = self.dcache.read(s, nbytes)
         self.dcache.fill(t, nbytes)
         st = self._stream(start, words * self.copy_issue, misses, words)
-        call = _whole(call_cycles)
+        call = ceil_cycles(call_cycles)
         return Stall(st.issue + call, st.stall, st.misses, st.writes)
 
     def read(self, now: int, nbytes: int, src: Address, issue_per_word: float,
@@ -317,7 +316,7 @@ class MemorySystem:
         start = now + int(round(call_cycles * self.cycle_ps))
         misses = self.dcache.read(address_of(src), nbytes)
         st = self._stream(start, words * issue_per_word, misses, 0)
-        return Stall(st.issue + _whole(call_cycles), st.stall, st.misses, 0)
+        return Stall(st.issue + ceil_cycles(call_cycles), st.stall, st.misses, 0)
 
     def write(self, now: int, nbytes: int, dst: Address, issue_per_word: float = 1.0) -> Stall:
         """A loop that stores ``nbytes`` at ``dst`` (e.g. the host side of a copy out of a
@@ -340,7 +339,7 @@ class MemorySystem:
             return Stall(0, 0, 0, 0)
         # The first refill waits for the write buffer; each miss stalls the read time less the
         # one cycle of the instruction itself, which the caller's instruction count holds.
-        return Stall(0, _whole(self.backlog(now) + misses * (self.read_miss - 1)), misses, 0)
+        return Stall(0, ceil_cycles(self.backlog(now) + misses * (self.read_miss - 1)), misses, 0)
 
     # -- the host side of programmed I/O -------------------------------------------------------
     def pio_out(self, now: int, nbytes: int, src: Address) -> Stall:
@@ -352,7 +351,7 @@ class MemorySystem:
         misses = self.dcache.read(address_of(src), nbytes)
         if not misses:
             return Stall(0, 0, 0, 0)
-        return Stall(0, _whole(self.backlog(now) + misses * self.read_miss), misses, 0)
+        return Stall(0, ceil_cycles(self.backlog(now) + misses * self.read_miss), misses, 0)
 
     def pio_in(self, now: int, nbytes: int, dst: Address) -> Stall:
         """The host-memory side of copying ``nbytes`` from a card by PIO loads into ``dst``:
@@ -364,12 +363,7 @@ class MemorySystem:
         if words == 0:
             return Stall(0, 0, 0, 0)
         self.dcache.fill(address_of(dst), nbytes)
-        stall = _whole(self.backlog(now) + (words - 1) * self.word_write)
+        stall = ceil_cycles(self.backlog(now) + (words - 1) * self.word_write)
         self._drained_at = max(self._drained_at,
                                now + int(round((stall + self.word_write) * self.cycle_ps)))
         return Stall(0, stall, 0, words)
-
-
-def _whole(cycles: float) -> int:
-    # Whole cycles, a partial one counting as a whole; the tolerance absorbs float noise.
-    return max(0, math.ceil(cycles - 1e-9))

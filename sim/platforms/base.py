@@ -71,9 +71,10 @@ class Cost:
         return float(self.value)
 
 
-def _ceil(x: float) -> int:
-    # Charges are whole CPU cycles: a partial cycle occupies the whole cycle. The tiny
-    # tolerance keeps a float like 16.375 * 8 = 131.00000000000003 from costing 132.
+def ceil_cycles(x: float) -> int:
+    """``x`` cycles as whole CPU cycles (at least 0): a partial cycle occupies the whole
+    cycle. The tiny tolerance keeps a float like 16.375 * 8 = 131.00000000000003 from
+    costing 132."""
     return max(0, math.ceil(x - 1e-9))
 
 
@@ -240,7 +241,7 @@ class Platform:
         """Cycles for ``n`` instructions of kernel-style code at the profile's CPI."""
         if n < 0:
             raise ValueError(f"instruction count must be >= 0, not {n!r}")
-        return _ceil(n * self.kernel_cpi.value)
+        return ceil_cycles(n * self.kernel_cpi.value)
 
     def copy_cycles(self, nbytes: int, cached: bool = False) -> int:
         """Cycles for the CPU to copy ``nbytes`` memory to memory (one bcopy call).
@@ -253,7 +254,7 @@ class Platform:
         if nbytes == 0:
             return 0
         per = self.copy_cached_cycles_per_word if cached else self.copy_uncached_cycles_per_word
-        return _ceil(self.copy_call_cycles.value + per.value * -(-nbytes // 4))
+        return ceil_cycles(self.copy_call_cycles.value + per.value * -(-nbytes // 4))
 
     def checksum_cycles(self, nbytes: int, cached: bool = False) -> int:
         """Cycles for the CPU to compute the Internet checksum of ``nbytes`` (one call)."""
@@ -262,15 +263,15 @@ class Platform:
         if nbytes == 0:
             return 0
         per = self.checksum_cached_cycles_per_word if cached else self.checksum_uncached_cycles_per_word
-        return _ceil(self.checksum_call_cycles.value + per.value * -(-nbytes // 4))
+        return ceil_cycles(self.checksum_call_cycles.value + per.value * -(-nbytes // 4))
 
     def cycles(self, cost: Cost | float) -> int:
         """A per-operation cost (in ``cycles``) as the whole number of cycles a charge takes."""
         if isinstance(cost, Cost):
             if cost.unit != "cycles":
                 raise ValueError(f"{cost!r} is in {cost.unit!r}, not cycles")
-            return _ceil(cost.value)
-        return _ceil(cost)
+            return ceil_cycles(cost.value)
+        return ceil_cycles(cost)
 
     def dma_ps(self, nbytes: int, write: bool) -> int:
         """Main-memory time of a DMA transfer of ``nbytes`` (rounded up to whole words).
