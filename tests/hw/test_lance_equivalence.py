@@ -29,7 +29,7 @@ import random
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 import pytest
 
@@ -150,14 +150,7 @@ def program(k: Kernel, bus: BusTarget, irq: IrqLine, receive, snapshot, sc: Scen
     async def wr(addr: int, value: int) -> None:
         await bus.write(addr, value)
 
-    async def csr(n: int, value: int | None = None) -> int:
-        await wr(RAP_OFFSET, n)
-        if value is None:
-            v = await bus.read(RDP_OFFSET)
-            log(f"CSR{n}={v:#06x}")
-            return v
-        await wr(RDP_OFFSET, value)
-        return 0
+    csr = _csr_port(k, bus, trace)
 
     async def put_words(addr: int, data: bytes) -> None:
         data = data + bytes(-len(data) % 4)
@@ -436,6 +429,31 @@ def draw_case(seed: int, *, max_frame: int = 1518) -> Drawn:
     return make_case(rng, rx_sizes=sizes, tlen=tlen, tx_chunks=tx_chunks, arrivals=arrivals)
 
 
+def _csr_port(k: Kernel, bus: BusTarget,
+              trace: list) -> Callable[..., Coroutine[Any, Any, int]]:
+    """``csr(n)`` reads CSRn through RAP/RDP (logging ``CSRn=value`` in ``trace``) and returns
+    it; ``csr(n, value)`` writes it."""
+    async def csr(n: int, value: int | None = None) -> int:
+        await bus.write(RAP_OFFSET, n)
+        if value is None:
+            v = await bus.read(RDP_OFFSET)
+            trace.append((k.now, f"CSR{n}={v:#06x}"))
+            return v
+        await bus.write(RDP_OFFSET, value)
+        return 0
+    return csr
+
+
+async def _ack_csr0(k: Kernel, csr: Callable[..., Coroutine[Any, Any, int]]) -> int:
+    """An interrupt handler's acknowledge: read CSR0, write its flags back (clearing them) with
+    INEA, and wait two cycles (irq falls at the edge the write completes: both backends' lines
+    settle). Returns the CSR0 read."""
+    v = await csr(0)
+    await csr(0, (v & 0x7F00) | CSR0.INEA)
+    await k.sleep(2 * P)
+    return v
+
+
 def drawn_program(d: Drawn, k: Kernel, bus: BusTarget, irq: IrqLine, receive,
                   snapshot) -> Run:
     """The host for a drawn case: INIT+STRT from the drawn init block, an interrupt handler
@@ -450,14 +468,7 @@ def drawn_program(d: Drawn, k: Kernel, bus: BusTarget, irq: IrqLine, receive,
     def log(what: str) -> None:
         trace.append((k.now, what))
 
-    async def csr(n: int, value: int | None = None) -> int:
-        await bus.write(RAP_OFFSET, n)
-        if value is None:
-            v = await bus.read(RDP_OFFSET)
-            log(f"CSR{n}={v:#06x}")
-            return v
-        await bus.write(RDP_OFFSET, value)
-        return 0
+    csr = _csr_port(k, bus, trace)
 
     parts: list = []
 
@@ -490,11 +501,7 @@ def drawn_program(d: Drawn, k: Kernel, bus: BusTarget, irq: IrqLine, receive,
     async def handler() -> None:
         while True:
             await irq.wait_high()
-            v = await csr(0)
-            await csr(0, (v & 0x7F00) | CSR0.INEA)
-            # irq falls at the edge the write completes: let both backends' lines settle.
-            await k.sleep(2 * P)
-            if v & CSR0.RINT:
+            if await _ack_csr0(k, csr) & CSR0.RINT:
                 await recycle()
 
     async def host() -> None:
@@ -824,21 +831,12 @@ def _babble_program(d: Drawn, k: Kernel, bus: BusTarget, irq: IrqLine, receive,
     run = Run()
     irq.on_change(lambda level: run.irq_edges.append((k.now // P, level)))
 
-    async def csr(n: int, value: int | None = None) -> int:
-        await bus.write(RAP_OFFSET, n)
-        if value is None:
-            v = await bus.read(RDP_OFFSET)
-            run.trace.append((k.now, f"CSR{n}={v:#06x}"))
-            return v
-        await bus.write(RDP_OFFSET, value)
-        return 0
+    csr = _csr_port(k, bus, run.trace)
 
     async def handler() -> None:
         while True:
             await irq.wait_high()
-            v = await csr(0)
-            await csr(0, (v & 0x7F00) | CSR0.INEA)
-            await k.sleep(2 * P)
+            await _ack_csr0(k, csr)
 
     async def host() -> None:
         await k.sleep(3 * P + 1234)
