@@ -183,3 +183,19 @@ def test_close_sends_the_data_held_by_nagle_with_the_fin_at_once():
     assert sent[1][1] & FIN                        # the body carries the FIN
     assert sent[1][0] - sent[0][0] < 5 * MS        # and did not wait for the header's ACK
     assert not [t for t, f in pure_acks(log, "b") if t < sent[1][0] and t > t0]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "0"])
+def test_received_rejects_a_nonsense_unread_count(bad):
+    """PRU_RCVD's count of bytes left in the buffer is a non-negative int; anything else is
+    named in the error (and the connection goes on)."""
+    k, a, b, log = pair(delayed=True)
+    c, s = connect(k, a, b)
+    k.spawn(c.write(bytes(1000)))
+    k.run(until=k.now + 20 * MS)
+    call = b.tcp.received(s, bad)
+    with pytest.raises(ValueError, match="unread"):
+        call.send(None)
+    call.close()
+    k.run(until=k.now + 1 * S)               # the delayed ACK still goes at the fast tick
+    assert s.state.name == "Established" and len(pure_acks(log, "b")) >= 1

@@ -1097,8 +1097,16 @@ class Tcp:
         (BSD ``PRU_RCVD``): with a delayed ACK owed, ``tcp_output``'s window-update test may
         send it now: the window would open by ``adv`` = bytes received since the last
         segment sent less ``unread``, and an update goes when ``adv`` is two segments with
-        the buffer empty, or 35 % of the buffer (ULTRIX 4.2 tcp_output.c)."""
+        the buffer empty, or 35 % of the buffer (ULTRIX 4.2 tcp_output.c).
+
+        Raises
+        ------
+        ValueError
+            If ``unread`` is not a non-negative int.
+        """
         self._check_pcb(pcb)
+        if isinstance(unread, bool) or not isinstance(unread, int) or unread < 0:
+            raise ValueError(f"received: unread must be a byte count >= 0, not {unread!r}")
         if not pcb.delack or self.conns.get(pcb.key) is not pcb:
             return
         adv = pcb.rcv_nxt - pcb.rcv_acked - unread
