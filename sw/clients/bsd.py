@@ -47,11 +47,14 @@ DEVNULL_WRITE_INSTRUCTIONS = 200
 
 def client_costs(profile) -> UltrixCosts:
     """The BSD kernel's per-path costs on ``profile``: the Ultrix model's instruction counts
-    (its defaults / :data:`ULTRIX_COSTS_CPI`) at the profile's ``kernel_cpi``."""
+    (its defaults / :data:`ULTRIX_COSTS_CPI`) at the profile's ``kernel_cpi``. Fields that
+    are instruction counts already (``*_instructions``, run by :meth:`sim.cpu.CPU.path` at
+    the profile's own CPI) are kept as they are."""
     scale = float(profile.kernel_cpi) / ULTRIX_COSTS_CPI
     base = UltrixCosts()
-    return UltrixCosts(**{f.name: getattr(base, f.name) * scale
-                          for f in dataclasses.fields(UltrixCosts)})
+    return dataclasses.replace(base, **{f.name: getattr(base, f.name) * scale
+                                        for f in dataclasses.fields(UltrixCosts)
+                                        if not f.name.endswith("_instructions")})
 
 
 class ClientInterface:

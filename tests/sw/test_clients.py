@@ -114,6 +114,16 @@ def test_client_costs_are_the_bsd_paths_at_the_client_cpi():
     assert pc.socket_op == pytest.approx(100 * 1.5, rel=0.01)   # about 100 instructions
 
 
+def test_client_costs_keep_instruction_counts_unscaled():
+    """read_block_instructions is run by cpu.path at the profile's own CPI: scaling it by the
+    CPI ratio as well would count the CPI twice (and make an instruction count a float)."""
+    from sim.platforms import PROFILES
+    from sw.ultrix import UltrixCosts
+    sp = client_costs(PROFILES["client-sparcstation1-sunos41"])
+    assert sp.read_block_instructions == UltrixCosts().read_block_instructions
+    assert isinstance(sp.read_block_instructions, int)
+
+
 def test_a_server_profile_is_not_a_client():
     k = Kernel()
     c = build_client_machine(k, Segment(k, seed=1), 0)
