@@ -52,6 +52,12 @@ def docstring_attributes(cls: type) -> dict[str, str]:
     return out
 
 
+def _cost_rows(obj) -> list[Row]:
+    """The rows of the :class:`Cost` fields of the dataclass instance ``obj``, in field order."""
+    return [(f.name, c.value, c.unit, c.source) for f in dataclasses.fields(obj)
+            if isinstance(c := getattr(obj, f.name), Cost)]
+
+
 def _ultrix_rows(costs, scale_note: str = "") -> list[Row]:
     """The fields of an :class:`~sw.ultrix.UltrixCosts` with the reasoning of its docstring."""
     from sw.ultrix import UltrixCosts
@@ -86,9 +92,7 @@ def _client_tables(p: Platform) -> list[CostTable]:
                                      f"CPU's kernel_cpi over the 3MIN's)"))]
     nic = CLIENT_NICS.get(p.name)
     if nic is not None:
-        rows = [(f.name, getattr(nic, f.name).value, getattr(nic, f.name).unit,
-                 getattr(nic, f.name).source) for f in dataclasses.fields(nic)
-                if isinstance(getattr(nic, f.name), Cost)]
+        rows = _cost_rows(nic)
         rows.append(("copies", float(nic.copies), "bool",
                      "the driver copies each frame between the card and the mbufs"
                      if nic.copies else "the card reaches the mbufs by DMA"))
@@ -107,13 +111,8 @@ def _cheetah_table() -> CostTable:
 def _stack_table(p: Platform) -> CostTable:
     from sw.libos.net import StackCosts
 
-    sc = StackCosts.from_profile(p)
-    rows = []
-    for f in dataclasses.fields(sc):
-        c = getattr(sc, f.name)
-        if isinstance(c, Cost):
-            rows.append((f.name, c.value, c.unit, c.source))
-    return CostTable(f"library OS TCP/IP stack (sw.libos.net.StackCosts from {p.name})", rows)
+    return CostTable(f"library OS TCP/IP stack (sw.libos.net.StackCosts from {p.name})",
+                     _cost_rows(StackCosts.from_profile(p)))
 
 
 def software_tables(p: Platform) -> list[CostTable]:
