@@ -20,6 +20,17 @@ from .cliargs import (EXIT_FAILURE, EXIT_USAGE, Parser, UsageError, int_arg, log
 console = Console()
 
 
+def _figure_table(title: str, rows, value: str = "rate", fmt: str = ",.0f") -> Table:
+    """A table of ``serveros bench`` figures (:class:`~serveros.bench.BenchResult` rows):
+    benchmark, ``value`` (formatted with ``fmt``), unit and note."""
+    t = Table(title=title)
+    for col, just in (("benchmark", "left"), (value, "right"), ("unit", "left"), ("note", "left")):
+        t.add_column(col, justify=just)
+    for r in rows:
+        t.add_row(r.name, format(r.value, fmt), r.unit, r.note)
+    return t
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
     from .rtl import BUILD_ROOT
@@ -27,15 +38,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     log_file = log_file.resolve()
     for old in (log_file, log_file.with_name(f"{log_file.stem}.build{log_file.suffix}")):
         old.unlink(missing_ok=True)           # name only this run's log
-    table = Table(title="serveros benchmarks (figures, not tests)")
-    table.add_column("benchmark")
-    table.add_column("rate", justify="right")
-    table.add_column("unit")
-    table.add_column("note")
     rows = bench.kernel_benchmarks()
-    for r in rows:
-        table.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
-    console.print(table)
+    console.print(_figure_table("serveros benchmarks (figures, not tests)", rows))
     worst = min(r.value for r in rows)
     target = bench.KERNEL_TARGET_EVENTS_PER_S
     verdict = "meets" if worst >= target else "MISSES"
@@ -43,12 +47,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   f"{target:,} events/s target (one core)")
     with console.status("LANCE: streaming frames through the model and the RTL on Verilator ..."):
         lrows = bench.lance_benchmarks(frames=args.frames)
-    lt = Table(title="LANCE card (figures, not tests)")
-    for col, just in (("benchmark", "left"), ("rate", "right"), ("unit", "left"), ("note", "left")):
-        lt.add_column(col, justify=just)
-    for r in lrows:
-        lt.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
-    console.print(lt)
+    console.print(_figure_table("LANCE card (figures, not tests)", lrows))
     by = {r.name: r.value for r in lrows}
     wire = by["lance verilator: wire bits"] / bench.WIRE_BITS_PER_S
     frac = by["lance verilator: RTL cycles"] / by["lance bare Verilator loop"]
@@ -60,24 +59,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   f"{'meets' if frac >= bench.LANCE_TARGET_BARE_FRACTION else 'MISSES'})")
     with console.status("disk: one RZ26 program on the model and on the RTL (Verilator) ..."):
         drows = bench.disk_benchmarks(log_file=log_file)
-    dt = Table(title="disk controller (figures, not tests)")
-    for col, just in (("benchmark", "left"), ("rate", "right"), ("unit", "left"), ("note", "left")):
-        dt.add_column(col, justify=just)
-    for r in drows:
-        dt.add_row(r.name, f"{r.value:,.0f}", r.unit, r.note)
-    console.print(dt)
+    console.print(_figure_table("disk controller (figures, not tests)", drows))
     if log_file.exists():
         console.print(f"the cocotb runner's output is in {log_file}", soft_wrap=True,
                       markup=False, highlight=False)
     with console.status("web server: one Cheetah point on the model and with the card's RTL "
                         "on Verilator ..."):
         wrows = bench.web_benchmarks()
-    wt = Table(title="paper experiment, one point (figures, not tests)")
-    for col, just in (("benchmark", "left"), ("value", "right"), ("unit", "left"), ("note", "left")):
-        wt.add_column(col, justify=just)
-    for r in wrows:
-        wt.add_row(r.name, f"{r.value:,.2f}", r.unit, r.note)
-    console.print(wt)
+    console.print(_figure_table("paper experiment, one point (figures, not tests)", wrows,
+                                value="value", fmt=",.2f"))
     console.print("the default run's own wall time and peak memory are printed by "
                   "`serveros run` at its end")
     return 0
