@@ -164,21 +164,22 @@ class ClientOS:
         """Start a user process running ``body(proc)``."""
         return self.uk.spawn(body, name)
 
-    async def abort(self, proc: Process, so: Socket | None) -> None:
+    async def abort(self, proc: Process, so: Socket) -> None:
         """close() with ``SO_LINGER`` and a zero linger time: 4.4BSD ``soclose`` calls
-        ``tcp_drop``, which sends a RST (a client giving up on a request). With ``so`` None
-        (interrupted inside ``connect()``), every connection still opening is dropped."""
-        if so is None:
-            for pcb in list(self.stack.tcp.conns.values()):
-                sock = getattr(pcb, "sock", None)
-                if sock is not None and not sock.connected and not sock.closed:
-                    sock.closed = True
-                    await self.stack.abort(pcb)
-            return
+        ``tcp_drop``, which sends a RST (a client giving up on a request)."""
         if so.pcb is not None:
             await self.stack.abort(so.pcb)
         if not so.closed:
             await self.sockets.close(proc, so)
+
+    async def abort_connect(self, so: Socket) -> None:
+        """Drop ``so``, the socket of a ``connect()`` an alarm interrupted
+        (:attr:`sw.ultrix.kernel.Alarm.socket`), if its connection is still opening."""
+        pcb = so.pcb
+        if (pcb is not None and self.stack.tcp.conns.get(pcb.key) is pcb
+                and not so.connected and not so.closed):
+            so.closed = True
+            await self.stack.abort(pcb)
 
     def __repr__(self) -> str:
         return f"<ClientOS {self.host.name} {self.host.cpu.profile.name}>"

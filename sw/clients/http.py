@@ -250,8 +250,11 @@ class HttpClient:
             proc.alarm_at = None
             await proc.compute(self._parse, APPLICATION)
             await sockets.close(proc, so)
-        except Alarm:
-            await self.os.abort(proc, so)
+        except Alarm as e:
+            if so is not None:
+                await self.os.abort(proc, so)
+            elif e.socket is not None:                   # interrupted inside connect()
+                await self.os.abort_connect(e.socket)
             self.stats.timeouts += 1
             self._record(start, resp, False, "timeout")
             return

@@ -236,7 +236,17 @@ class Mutex:
 
 
 class Alarm(Exception):
-    """SIGALRM delivered to a process sleeping in a system call (see :meth:`Process.alarm`)."""
+    """SIGALRM delivered to a process sleeping in a system call (see :meth:`Process.alarm`).
+
+    Attributes
+    ----------
+    socket : object or None
+        The socket of a ``connect()`` the alarm interrupted (set by
+        :meth:`sw.ultrix.sockets.SocketLayer.connect`): after BSD's EINTR the descriptor
+        ``socket()`` made stays the process's, to close or drop.
+    """
+
+    socket = None
 
 
 @dataclass

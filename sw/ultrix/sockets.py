@@ -45,7 +45,7 @@ from sw.libos.fs import FileSystem
 from sw.libos.net import NetStack, ether, ipv4
 from sw.libos.net.tcp import DROP, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
 
-from .kernel import Process, UltrixCosts, UltrixKernel, WaitChannel
+from .kernel import Alarm, Process, UltrixCosts, UltrixKernel, WaitChannel
 
 log = logging.getLogger(__name__)
 
@@ -728,7 +728,11 @@ class SocketLayer:
                 errno = {"refused": "ECONNREFUSED", "timeout": "ETIMEDOUT"}.get(reason, reason)
                 raise SocketError(f"connect: {errno} ({ipv4.format_addr(dst)}:{port})")
             ev = so.chan.sleeper()
-            await proc.sleep(ev)
+            try:
+                await proc.sleep(ev)
+            except Alarm as e:
+                e.socket = so               # EINTR: the socket stays the process's
+                raise
         return so
 
     # -- loopback and socketpair ------------------------------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 
 from serveros.machines import build_client_machine, machine_mac, server_ip
 from sim.kernel import Kernel
+from sim.time import S
 from sim.media.ethernet import Segment
 from sw.clients.bsd import ClientOS, client_costs
 from sw.clients.http import HttpClient
@@ -180,3 +181,20 @@ def test_the_client_stack_charges_the_clients_own_bsd_costs():
     cos = ClientOS(c)
     assert cos.stack.ucosts == cos.uk.costs == client_costs(c.cpu.profile)
     k.run(until=1)                  # let the stack's tasks start
+
+
+def test_a_timeout_in_connect_drops_only_that_process_connection():
+    """Two clients on one machine connect to an address that never answers: the first one's
+    watchdog (1 s) must drop its own opening connection only; the second keeps retransmitting
+    its SYN until its own deadline (3 s)."""
+    k, c, _srv = _setup()
+    silent = "10.0.0.99"
+    c.arp[silent] = machine_mac(7)                  # no station has this address
+    first = HttpClient(c, silent, "/doc", 1, timeout_ps=1 * S)
+    second = HttpClient(c, silent, "/doc", 1, timeout_ps=3 * S)
+    k.spawn(first.run())
+    k.spawn(second.run())
+    k.run()
+    r1, r2 = first.records[0], second.records[0]
+    assert r1.error == "timeout" and r2.error == "timeout", (r1, r2)
+    assert r2.end - r2.start >= 3 * S
