@@ -261,7 +261,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     from .validation import AnchorError, load_anchors, validate
     from .validation.report import STATUSES, write_all
-    from .validation.run import EXPLAINED, FAILED, MISS, NOT_COVERED, OK
+    from .validation.run import EXPLAINED, FAILED, MISS, NOT_COVERED, OK, select_rows
 
     try:
         anchors = load_anchors(args.anchors) if args.anchors else load_anchors()
@@ -270,12 +270,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     ids = None
     if args.rows:
         ids = [r.strip() for r in args.rows.split(",") if r.strip()]
-        for rid in ids:
-            if not any(a == rid or a.split("-", 1)[0] == rid for a in anchors):
-                raise UsageError(f"argument --rows: no anchor row {rid!r} (rows: "
-                                 f"{', '.join(anchors)})")
         if not ids:
             raise UsageError("argument --rows: no row ids given")
+        try:
+            ids = select_rows(anchors, ids)
+        except ValueError as exc:
+            raise UsageError(f"argument --rows: {exc}") from None
     out = output_dir("--out", args.out)
     wall0 = time.perf_counter()
     with console.status("running the microbenchmarks ...") as status:

@@ -48,6 +48,26 @@ def _compare(a: Anchor, simulated: float) -> Result:
                   a.machine, a.platform)
 
 
+def select_rows(anchors: dict[str, Anchor], ids: Iterable[str] | None) -> list[str]:
+    """The anchor row ids that ``ids`` names, in ``ids``' order without repeats (all rows when
+    None; a bare row id such as ``U3`` selects all its values ``U3-1``, ``U3-2``, ...).
+
+    Raises
+    ------
+    ValueError
+        For an id that names no anchor.
+    """
+    if ids is None:
+        return list(anchors)
+    wanted: list[str] = []
+    for rid in ids:
+        hits = [a for a in anchors if a == rid or a.split("-", 1)[0] == rid]
+        if not hits:
+            raise ValueError(f"no anchor row {rid!r} (rows: {', '.join(anchors)})")
+        wanted += [h for h in hits if h not in wanted]
+    return wanted
+
+
 def validate(ids: Iterable[str] | None = None, *, seed: int = 1,
              anchors: dict[str, Anchor] | None = None,
              progress: Callable[[str], None] | None = None) -> list[Result]:
@@ -60,15 +80,7 @@ def validate(ids: Iterable[str] | None = None, *, seed: int = 1,
         For an id that names no anchor.
     """
     anchors = anchors if anchors is not None else load_anchors()
-    if ids is None:
-        wanted = list(anchors)
-    else:
-        wanted = []
-        for rid in ids:
-            hits = [a for a in anchors if a == rid or a.split("-", 1)[0] == rid]
-            if not hits:
-                raise ValueError(f"no anchor row {rid!r} (rows: {', '.join(anchors)})")
-            wanted += [h for h in hits if h not in wanted]
+    wanted = select_rows(anchors, ids)
     benches = benchmarks()
     by_bench: dict = {}
     for rid in wanted:
