@@ -69,9 +69,12 @@ def _ultrix_rows(costs, scale_note: str = "") -> list[Row]:
         if isinstance(value, Cost):
             rows.append((f.name, value.value, value.unit, value.source))
         elif isinstance(value, (int, float)):
-            rows.append((f.name, float(value), "cycles",
+            # A field named *_instructions is a count that cpu.path runs at the profile's own
+            # CPI (sw.clients.bsd.client_costs leaves it unscaled); the others are cycles.
+            counted = f.name.endswith("_instructions")
+            rows.append((f.name, float(value), "instructions" if counted else "cycles",
                          f"estimate: {why.get(f.name) or 'no reasoning given in UltrixCosts'}"
-                         f"{scale_note}"))
+                         f"{'' if counted else scale_note}"))
     return rows
 
 
