@@ -1,4 +1,4 @@
-"""serveros' own discrete-event kernel: tasks, sleeps, events and wait-for-any.
+"""serveros' own discrete-event kernel: tasks, sleeps, events, queues and wait-for-any.
 
 The kernel is the one scheduler of every run. Simulated activity is written as ``async``
 coroutines that await the kernel's primitives::
@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections import deque
 from typing import Any, Awaitable, Callable, Coroutine, Iterable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kernel", "Task", "Event", "Cancelled", "SimulationError", "DONE"]
+__all__ = ["Kernel", "Task", "Event", "Queue", "QueueEmpty", "QueueFull", "Cancelled",
+           "SimulationError", "DONE"]
 
 
 class SimulationError(RuntimeError):
@@ -289,6 +291,137 @@ class Event:
 
     def __repr__(self) -> str:
         return f"<Event {self.name or hex(id(self))} {'set' if self.is_set else 'clear'}>"
+
+
+class QueueEmpty(Exception):
+    """:meth:`Queue.get_nowait` on an empty queue."""
+
+
+class QueueFull(Exception):
+    """:meth:`Queue.put_nowait` on a full bounded queue."""
+
+
+class _QueueWait(_Waitable):
+    """Wait for a queue's item (its getters) or room (its putters); resumes with None."""
+
+    __slots__ = ("waiters",)
+
+    def __init__(self, waiters: dict):
+        self.waiters = waiters
+
+    def _arm(self, kernel, wake):
+        self.waiters[wake] = None
+        return (self.waiters, wake)     # a cancel token, as an event wait's
+
+
+class Queue:
+    """A FIFO of items between tasks (like ``asyncio.Queue``), optionally bounded.
+
+    :meth:`get` returns the oldest item at once, without suspending, when one is waiting;
+    otherwise it waits. :meth:`put_nowait` appends and, when a task waits in :meth:`get`,
+    wakes the longest-waiting one by one kernel entry at the current time (as
+    ``Event.set`` wakes its waiter). A woken getter takes the oldest item when it runs; an
+    item taken in between (by :meth:`get_nowait`) sends it back to wait, so no item is lost
+    and none is taken twice. A bounded queue's :meth:`put` waits for room in the same way.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The kernel whose tasks use the queue.
+    maxsize : int, keyword-only
+        The most items it holds (0: unbounded, the default).
+    name : str, keyword-only
+        For messages.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a kernel that is not a :class:`Kernel` or a maxsize that is not an int >= 0.
+
+    Examples
+    --------
+    >>> k = Kernel(); q = Queue(k, name="rx"); got = []
+    >>> async def consumer():
+    ...     got.append(await q.get())
+    >>> _ = k.spawn(consumer()); _ = k.run(until=0)
+    >>> q.put_nowait("frame"); _ = k.run(until=1)
+    >>> got, len(q)
+    (['frame'], 0)
+    """
+
+    __slots__ = ("_kernel", "_items", "_getters", "_putters", "maxsize", "name")
+
+    def __init__(self, kernel: "Kernel", *, maxsize: int = 0, name: str = ""):
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"Queue needs a sim.kernel.Kernel, not {kernel!r}")
+        if type(maxsize) is not int or maxsize < 0:
+            raise ValueError(f"Queue maxsize must be an int >= 0 (0: unbounded), not {maxsize!r}")
+        self._kernel = kernel
+        self._items: deque = deque()
+        self._getters: dict[Callable[[Any], None], None] = {}   # insertion-ordered set
+        self._putters: dict[Callable[[Any], None], None] = {}
+        self.maxsize = maxsize
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int) -> Any:
+        """The ``i``-th waiting item (0: the next :meth:`get` returns it), left in place."""
+        return self._items[i]
+
+    def full(self) -> bool:
+        """Whether a bounded queue holds ``maxsize`` items (never for an unbounded one)."""
+        return 0 < self.maxsize <= len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        """Append ``item`` and wake the longest-waiting getter, if any.
+
+        Raises
+        ------
+        QueueFull
+            If the queue is bounded and full.
+        """
+        if self.maxsize and len(self._items) >= self.maxsize:
+            raise QueueFull(f"queue {self.name or hex(id(self))} is full ({self.maxsize} items)")
+        self._items.append(item)
+        if self._getters:
+            self._wake(self._getters)
+
+    async def put(self, item: Any) -> None:
+        """Append ``item``, first waiting for room if the queue is bounded and full."""
+        while self.maxsize and len(self._items) >= self.maxsize:
+            await _QueueWait(self._putters)
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        """Remove and return the oldest item (and wake the longest-waiting putter, if any).
+
+        Raises
+        ------
+        QueueEmpty
+            If the queue is empty.
+        """
+        if not self._items:
+            raise QueueEmpty(f"queue {self.name or hex(id(self))} is empty")
+        item = self._items.popleft()
+        if self._putters:
+            self._wake(self._putters)
+        return item
+
+    async def get(self) -> Any:
+        """Remove and return the oldest item, first waiting for one if the queue is empty."""
+        while not self._items:
+            await _QueueWait(self._getters)
+        return self.get_nowait()
+
+    def _wake(self, waiters: dict) -> None:
+        wake = next(iter(waiters))
+        del waiters[wake]
+        self._kernel._push(self._kernel.now, wake, None)
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name or hex(id(self))} {len(self._items)} items>"
 
 
 class Task(_Waitable):
@@ -558,6 +691,10 @@ class Kernel:
 
     def event(self, name: str = "") -> Event:
         return Event(self, name)
+
+    def queue(self, name: str = "", *, maxsize: int = 0) -> Queue:
+        """A new :class:`Queue` of this kernel."""
+        return Queue(self, maxsize=maxsize, name=name)
 
     # -- running ----------------------------------------------------------------------------
     def next_time(self) -> int | None:

@@ -45,7 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..kernel import Event, Kernel
+from ..kernel import Event, Kernel, Queue
 from ..time import NS
 from .pcap import LINKTYPE_ETHERNET, PcapNgWriter
 
@@ -363,8 +363,7 @@ class Station:
         seed_bytes = hashlib.sha256(f"{segment.seed}/{name}".encode()).digest()
         self.rng = random.Random(int.from_bytes(seed_bytes[:8], "big"))
         self._on_frame = on_frame
-        self._rxq: deque[RxFrame] = deque()
-        self._rx_ready = Event(self._k, f"{name}.rx")
+        self._rxq: Queue = Queue(self._k, name=f"{name}.rx")
         self.carrier_changed = Event(self._k, f"{name}.carrier")
         self.collision = Event(self._k, f"{name}.collision")
         #: Other stations' signals present here now.
@@ -461,10 +460,7 @@ class Station:
         if self._on_frame is not None:
             raise RuntimeError(f"station {self.name!r} delivers to its on_frame callback; "
                                "recv() would wait forever")
-        while not self._rxq:
-            self._rx_ready.clear()
-            await self._rx_ready
-        return self._rxq.popleft()
+        return await self._rxq.get()
 
     def pending(self) -> int:
         """Received frames waiting in the queue for :meth:`recv`."""
@@ -476,8 +472,7 @@ class Station:
         if self._on_frame is not None:
             self._on_frame(rx)
         elif self._phy is None:
-            self._rxq.append(rx)
-            self._rx_ready.set()
+            self._rxq.put_nowait(rx)
 
     # -- transmitting ----------------------------------------------------------------------
     async def send(self, frame: bytes) -> TxResult:

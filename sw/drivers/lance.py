@@ -39,7 +39,6 @@ import struct
 
 import inspect
 import logging
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -51,7 +50,7 @@ from hw.lance.registers import (BUFFER_RAM_SIZE_DEFAULT, BUFFER_SIZE, COUNTERS_O
 from sim.bus import Bus, IrqLine
 from sim.cache import Address
 from sim.cpu import CPU
-from sim.kernel import Event
+from sim.kernel import Event, Queue
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +197,10 @@ class LanceDriver:
         self.started = False
         self._attached = False
         self._idon = Event(k, f"{name}.idon")
-        self._rx_ready = Event(k, f"{name}.rx")
         self._tx_space = Event(k, f"{name}.txspace")
         self._tx_idle = Event(k, f"{name}.txidle")
         self._tx_idle.set()
-        self._rxq: deque[bytes] = deque()
+        self._rxq: Queue = Queue(k, name=f"{name}.rx")
         rings = self.layout.rings
         # Host memory the copy loops read frames from and write frames to (module docstring).
         self._tx_host = cpu.region(f"{name}.tx-host", rings.tx * BUFFER_SIZE)
@@ -362,10 +360,7 @@ class LanceDriver:
         """
         if self.on_frame is not None:
             raise RuntimeError(f"{self.name}: frames go to on_frame; recv() would wait forever")
-        while not self._rxq:
-            self._rx_ready.clear()
-            await self._rx_ready
-        return self._rxq.popleft()
+        return await self._rxq.get()
 
     def pending(self) -> int:
         """Received frames waiting for :meth:`recv`."""
@@ -509,8 +504,7 @@ class LanceDriver:
 
     async def _deliver(self, frame: bytes) -> None:
         if self.on_frame is None:
-            self._rxq.append(frame)
-            self._rx_ready.set()
+            self._rxq.put_nowait(frame)
             return
         r = self.on_frame(frame)
         if inspect.isawaitable(r):

@@ -21,11 +21,10 @@ the posted calls in order, so a server can do its work outside the stack's recei
 from __future__ import annotations
 
 import inspect
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sim.kernel import Event, Kernel
+from sim.kernel import Kernel, Queue
 
 __all__ = ["READABLE", "WRITABLE", "CONNECTED", "CLOSED", "PEER_CLOSED", "Handlers",
            "invoke", "Completion", "EventLoop"]
@@ -113,26 +112,21 @@ class EventLoop:
         self.name = name
         self.on_complete = on_complete
         self.processed = 0
-        self._queue: deque[tuple[Callable[..., Any], tuple, Any]] = deque()
-        self._ready = Event(kernel, f"{name}.ready")
+        self._queue: Queue = Queue(kernel, name=f"{name}.ready")
         self._task = kernel.spawn(self._run(), name=name, daemon=True)
 
     def post(self, fn: Callable[..., Any], *args: Any, value: Any = None) -> None:
         """Queue ``fn(*args)``; ``value`` comes back in its :class:`Completion`."""
         if not callable(fn):
             raise TypeError(f"EventLoop.post needs a callable, not {fn!r}")
-        self._queue.append((fn, args, value))
-        self._ready.set()
+        self._queue.put_nowait((fn, args, value))
 
     def __len__(self) -> int:
         return len(self._queue)
 
     async def _run(self) -> None:
         while True:
-            while not self._queue:
-                self._ready.clear()
-                await self._ready
-            fn, args, value = self._queue.popleft()
+            fn, args, value = await self._queue.get()
             try:
                 result, error = await invoke(fn, *args), None
             except Exception as e:          # an application error must not kill the loop

@@ -1,9 +1,9 @@
-"""The event kernel: ordering, sleeps, events, wait-for-any, joins, failures, determinism."""
+"""The event kernel: ordering, sleeps, events, queues, wait-for-any, joins, failures, determinism."""
 import random
 
 import pytest
 
-from sim.kernel import DONE, Cancelled, Event, Kernel, SimulationError
+from sim.kernel import DONE, Cancelled, Event, Kernel, Queue, QueueEmpty, QueueFull, SimulationError
 from sim.time import MS, NS, US, Clock, fmt, ps
 
 
@@ -478,3 +478,140 @@ def test_cancelled_entries_do_not_pile_up_in_the_heap_and_live_ones_keep_their_o
     k.spawn(churn(), name="churn")
     k.run()
     assert ran == [(i, x) for i in range(0, 20_000, 1000) for x in "ab"]
+
+
+# -- Queue ------------------------------------------------------------------------------------
+def test_queue_wakes_getters_in_arrival_order_and_keeps_items_fifo():
+    k = Kernel()
+    q = Queue(k, name="q")
+    got = []
+
+    async def getter(tag, wait):
+        await k.sleep(wait)
+        for _ in range(2):
+            got.append((tag, await q.get(), k.now))
+
+    k.spawn(getter("b", 2))
+    k.spawn(getter("a", 1))
+
+    async def producer():
+        await k.sleep(10)
+        for item in range(4):
+            q.put_nowait(item)
+            await k.sleep(5)
+
+    k.spawn(producer())
+    k.run()
+    # "a" waited first, so it gets the first item; each item wakes one getter, oldest first.
+    assert got == [("a", 0, 10), ("b", 1, 15), ("a", 2, 20), ("b", 3, 25)]
+    assert len(q) == 0
+
+
+def test_queue_get_with_an_item_waiting_does_not_suspend():
+    k = Kernel()
+    q = Queue(k)
+    q.put_nowait("x")
+    q.put_nowait("y")
+    seen = []
+
+    async def t():
+        seen.append(await q.get())
+        seen.append(await q.get())
+
+    k.spawn(t())
+    k.run()
+    # one entry: the task's start; neither get() went through the heap
+    assert seen == ["x", "y"] and k.events == 1
+
+
+def test_queue_puts_before_a_woken_getter_runs_cost_one_wake():
+    k = Kernel()
+    q = Queue(k)
+    got = []
+
+    async def t():
+        while len(got) < 3:
+            got.append(await q.get())
+
+    k.spawn(t())
+    k.run(until=0)
+    before = k.events
+    for item in "abc":
+        q.put_nowait(item)
+    k.run()
+    assert got == ["a", "b", "c"] and k.events - before == 1
+
+
+def test_queue_item_taken_by_get_nowait_sends_the_woken_getter_back_to_wait():
+    k = Kernel()
+    q = Queue(k)
+    got = []
+
+    async def t():
+        got.append((await q.get(), k.now))
+
+    k.spawn(t())
+    k.run(until=0)
+    q.put_nowait(1)
+    assert q.get_nowait() == 1          # taken before the woken getter runs
+    k.run(until=5)
+    assert got == []
+    q.put_nowait(2)
+    k.run(until=6)
+    assert got == [(2, 5)]
+
+
+def test_bounded_queue_put_waits_for_room_and_nowait_calls_raise():
+    k = Kernel()
+    q = Queue(k, maxsize=2, name="small")
+    done = []
+
+    async def producer():
+        for item in range(4):
+            await q.put(item)
+            done.append((item, k.now))
+
+    async def consumer():
+        await k.sleep(7)
+        assert [await q.get() for _ in range(4)] == [0, 1, 2, 3]
+
+    k.spawn(producer())
+    k.spawn(consumer())
+    k.run()
+    assert done == [(0, 0), (1, 0), (2, 7), (3, 7)]
+    q.put_nowait("a")
+    q.put_nowait("b")
+    assert q.full() and q[0] == "a" and q[1] == "b"
+    with pytest.raises(QueueFull, match="small is full"):
+        q.put_nowait("c")
+    q.get_nowait(), q.get_nowait()
+    with pytest.raises(QueueEmpty, match="small is empty"):
+        q.get_nowait()
+
+
+def test_queue_getter_cancelled_while_waiting_is_not_woken():
+    k = Kernel()
+    q = Queue(k)
+    got = []
+
+    async def getter(tag):
+        got.append((tag, await q.get()))
+
+    v = _spawn_and_cancel_at_10(k, getter("cancelled"))
+    k.spawn(getter("other"))
+
+    async def producer():
+        await k.sleep(20)
+        q.put_nowait("x")
+
+    k.spawn(producer())
+    k.run()
+    assert v.done and got == [("other", "x")]
+
+
+@pytest.mark.parametrize("kw, err", [({"maxsize": -1}, ValueError), ({"maxsize": 1.5}, ValueError)])
+def test_queue_rejects_bad_parameters(kw, err):
+    with pytest.raises(err, match="maxsize"):
+        Queue(Kernel(), **kw)
+    with pytest.raises(TypeError, match="Kernel"):
+        Queue(object())

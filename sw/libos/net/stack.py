@@ -29,12 +29,11 @@ True
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
 from sim.cpu import CHECKSUM, CPU, DEMUX, PROTOCOL
-from sim.kernel import DONE, Event, Kernel
+from sim.kernel import DONE, Event, Kernel, Queue
 from sim.media.ethernet import Segment
 from sim.platforms.base import Cost, Platform
 from sim.time import S
@@ -173,10 +172,8 @@ class NetStack:
         self._pings: dict[tuple[int, int], Event] = {}
         self._ping_seq = 0
         self.tcp = Tcp(self, config or TcpConfig(), seed)
-        self._rxq: deque[bytes] = deque()
-        self._rx_ready = Event(kernel, f"{name}.rx")
-        self._txq: deque[bytes] = deque()
-        self._tx_ready = Event(kernel, f"{name}.tx")
+        self._rxq: Queue = Queue(kernel, name=f"{name}.rx")
+        self._txq: Queue = Queue(kernel, name=f"{name}.tx")
         kernel.spawn(self._rx_loop(), name=f"{name}.rx", daemon=True)
         kernel.spawn(self._tx_loop(), name=f"{name}.tx", daemon=True)
 
@@ -237,15 +234,11 @@ class NetStack:
         task in arrival order. Callable from any context (a device callback, a driver)."""
         if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise TypeError(f"a frame must be bytes, not {type(frame).__name__}")
-        self._rxq.append(bytes(frame))
-        self._rx_ready.set()
+        self._rxq.put_nowait(bytes(frame))
 
     async def _rx_loop(self) -> None:
         while True:
-            while not self._rxq:
-                self._rx_ready.clear()
-                await self._rx_ready
-            await self.process(self._rxq.popleft())
+            await self.process(await self._rxq.get())
 
     async def process(self, frame: bytes) -> None:
         """Process one received frame now (what the receive task does with each)."""
@@ -263,15 +256,11 @@ class NetStack:
 
     # -- frames out -----------------------------------------------------------------------------
     def _queue_frame(self, frame: bytes) -> None:
-        self._txq.append(frame)
-        self._tx_ready.set()
+        self._txq.put_nowait(frame)
 
     async def _tx_loop(self) -> None:
         while True:
-            while not self._txq:
-                self._tx_ready.clear()
-                await self._tx_ready
-            frame = self._txq.popleft()
+            frame = await self._txq.get()
             try:
                 await self.device.send(frame)
                 self.stats.frames_out += 1
