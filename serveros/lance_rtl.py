@@ -10,7 +10,7 @@ driven by a :class:`sim.bindings.HdlDriver`. Three adapters join them, all at tr
   :class:`sim.bindings.HostBusInitiator`, block copies (:meth:`sim.cpu.CPU.store_words`) through
   the harness's :class:`hw.burst.HostBusBurster`, one Python transaction per block;
 * its ``irq`` is an :class:`sim.bindings.IrqMirror` onto an :class:`sim.bus.IrqLine`;
-* its wire is a :class:`SegmentPhy`: a :class:`serveros.transceiver.Transceiver` on a segment
+* its wire is a :class:`SegmentPhy`: a :class:`sim.media.transceiver.Transceiver` on a segment
   station (the coupling the model binding uses too). A frame the card sends starts on the
   segment when ``tx_en`` rises and ends when it falls (its bytes are read from the bridge's
   capture memory then); a frame another station sends is written into the bridge and
@@ -28,8 +28,10 @@ from sim.bus import IrqLine
 from sim.media.ethernet import Station
 from sim.time import Clock
 
+from hw.lance.attach import LANCE_PINS
+from sim.media.transceiver import Transceiver
+
 from .rtl import BUILD_ROOT, waves_requested
-from .transceiver import Transceiver
 
 
 __all__ = ["LANCE_CLOCK", "PhySignals", "SegmentPhy", "LanceRtl", "bind_amaranth", "bind_cocotb",
@@ -55,7 +57,7 @@ class PhySignals:
 
 class SegmentPhy:
     """Joins a :class:`~hw.lance.harness.LanceHarness`'s wire side to a segment station through
-    a :class:`serveros.transceiver.Transceiver` (the coupling the model binding uses too).
+    a :class:`sim.media.transceiver.Transceiver` (the coupling the model binding uses too).
 
     Parameters
     ----------
@@ -84,7 +86,7 @@ class SegmentPhy:
         self.transceiver = Transceiver(
             station, set_crs=lambda v: driver.set(sig.crs, v),
             set_col=lambda v: driver.set(sig.col, v), give=self._inject,
-            period=LANCE_CLOCK.period)
+            period=LANCE_CLOCK.period, pins=LANCE_PINS)
         self.stats = self.transceiver.stats
         driver.watch(sig.tx_en, self._on_tx_en)
 

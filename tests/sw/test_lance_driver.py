@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from hw.lance.attach import StationWire
 from hw.lance.registers import (BUFFER_SIZE, FCS_BYTES, RMD1, TMD1, Mode, InitBlock, RxDescriptor,
                                 TxDescriptor)
-from serveros.devices import LanceCard, StationWire, attach_lance_model
+from serveros.devices import LanceCard, attach_lance_model
 from sim.bus import Bus, IrqLine
 from sim.cpu import CPU, IO_WAIT, INTERRUPT
 from sim.kernel import Kernel

@@ -1,8 +1,8 @@
-"""A LANCE card's transceiver on a segment station: one wire coupling for the model and the RTL.
+"""A network card's transceiver on a segment station: one wire coupling for a model and its RTL.
 
-The card (its transaction-level model, or its RTL through serveros/lance_rtl.py) does its own
-CSMA/CD, as the Am7990 does: it defers to ``crs``, jams on ``col`` and backs off. The station is
-used at the transceiver level (:meth:`sim.media.ethernet.Station.begin_raw`,
+The card (its transaction-level model, or its RTL through its package's RTL binding) does its
+own CSMA/CD, as the Am7990 does: it defers to ``crs``, jams on ``col`` and backs off. The station
+is used at the transceiver level (:meth:`sim.media.ethernet.Station.begin_raw`,
 :meth:`~sim.media.ethernet.Station.attach_phy`), and :class:`Transceiver` does what a 10BASE2
 transceiver and the co-simulation's MII bridge do between them:
 
@@ -17,13 +17,16 @@ transceiver and the co-simulation's MII bridge do between them:
   frame is intact and only then hands it to the card (the card locks on 3.3 us into the 6.4 us
   preamble, as a real receiver may); a garbled one is dropped, as the segment drops collision
   fragments. The card's MII receive pins start carrying it at the next rise of the card's MII
-  clock (:func:`rx_start_edge`: the RTL's injection bridge, hw/lance/bridge.py, acts then).
+  clock (:meth:`PinTiming.rx_start_edge`: an RTL card's injection bridge acts then).
   A raw sender's frame that its MAC did not know whole when it started (an RTL card's, whose
   bytes the bridge captures as they go out) is known only when its last bit has passed: it is
   handed over then, one frame time late, or after the frame before it and an inter-frame gap
   if that one is still on the card's pins.
 
-Both bindings use this class, so a model card and an RTL card see the same wire to the ps;
+The card's side of the MII (its divider, the phase of its MII clock, its preamble and gap) is a
+:class:`PinTiming` its package fills from its timing contract (the LANCE card's:
+:data:`hw.lance.attach.LANCE_PINS`). A card's model binding and its RTL binding both use this
+class, so a model card and an RTL card see the same wire to the ps;
 tests/serveros/test_lance_cosim.py checks that their transmissions on a contended segment are
 identical.
 """
@@ -33,21 +36,60 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from hw.lance import timing as T
-from sim.media.ethernet import IFG_BITS, IFG_PART1_BITS, Station, Transmission
+from .ethernet import IFG_BITS, IFG_PART1_BITS, Station, Transmission
 
-__all__ = ["Transceiver", "TransceiverStats", "rx_start_edge"]
+__all__ = ["PinTiming", "Transceiver", "TransceiverStats"]
 
 
-def rx_start_edge(t: int, period: int) -> int:
-    """The clock edge from which the card's MII receive pins carry a frame handed over at
-    ``t`` ps: the injection bridge sees the hand-over at the first edge after ``t`` and starts
-    the preamble one edge after the next rise of the MII clock, which rises at the edges ``k``
-    with ``k % MII_DIVIDER == MII_CLK_RISE_PHASE``."""
-    seen = t // period + 1
-    phase = (T.MII_CLK_RISE_PHASE + 1) % T.MII_DIVIDER
-    first = seen + 1
-    return first + (phase - first) % T.MII_DIVIDER
+@dataclass(frozen=True)
+class PinTiming:
+    """A card's MII receive pins, in cycles of the card's clock (edge ``k`` at ``k * period``).
+
+    Attributes
+    ----------
+    divider : int
+        Clock cycles per MII nibble (a tick).
+    rise_phase : int
+        The card's MII clock rises at the edges ``k`` with ``k % divider == rise_phase``.
+    preamble_nibbles : int
+        Nibbles of preamble and SFD before a frame's first byte.
+    gap_ticks : int
+        Ticks of inter-frame gap after a frame before the pins carry the next.
+
+    Raises
+    ------
+    ValueError
+        For a divider below 1, a phase outside ``0 .. divider - 1``, or a negative count.
+    """
+
+    divider: int
+    rise_phase: int
+    preamble_nibbles: int
+    gap_ticks: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.divider, int) or self.divider < 1:
+            raise ValueError(f"divider must be an integer >= 1, not {self.divider!r}")
+        if not isinstance(self.rise_phase, int) or not 0 <= self.rise_phase < self.divider:
+            raise ValueError(f"rise_phase must be 0..{self.divider - 1}, not {self.rise_phase!r}")
+        for name in ("preamble_nibbles", "gap_ticks"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, not {v!r}")
+
+    def rx_start_edge(self, t: int, period: int) -> int:
+        """The clock edge from which the card's MII receive pins carry a frame handed over at
+        ``t`` ps: the injection bridge sees the hand-over at the first edge after ``t`` and
+        starts the preamble one edge after the next rise of the MII clock."""
+        seen = t // period + 1
+        phase = (self.rise_phase + 1) % self.divider
+        first = seen + 1
+        return first + (phase - first) % self.divider
+
+    def busy_cycles(self, nbytes: int) -> int:
+        """Cycles the pins are busy with a frame of ``nbytes`` (FCS included): its preamble,
+        two nibbles a byte, and the gap after it."""
+        return self.divider * (self.preamble_nibbles + 2 * nbytes + self.gap_ticks)
 
 
 @dataclass
@@ -75,16 +117,18 @@ class Transceiver:
         Drive the card's ``crs`` / ``col`` input from now on.
     give : callable(frame)
         Hand ``frame`` (FCS included) to the card's receiver now; the pins carry it from
-        :func:`rx_start_edge` of now on.
+        :meth:`PinTiming.rx_start_edge` of now on.
     period : int
         The card's clock period in ps.
+    pins : PinTiming
+        The card's MII receive pins.
     decide_bits : int
         Bit times after a frame's signal arrives at which it is judged intact or garbled.
 
     Raises
     ------
     TypeError
-        If ``station`` is not a :class:`Station`.
+        If ``station`` is not a :class:`Station` or ``pins`` not a :class:`PinTiming`.
     ValueError
         If ``decide_bits`` is negative.
     """
@@ -94,15 +138,18 @@ class Transceiver:
 
     def __init__(self, station: Station, *, set_crs: Callable[[int], None],
                  set_col: Callable[[int], None], give: Callable[[bytes], None], period: int,
-                 decide_bits: int = DEFAULT_DECIDE_BITS):
+                 pins: PinTiming, decide_bits: int = DEFAULT_DECIDE_BITS):
         if not isinstance(station, Station):
             raise TypeError(f"station must be a sim.media.ethernet.Station, not {station!r}")
+        if not isinstance(pins, PinTiming):
+            raise TypeError(f"pins must be a PinTiming, not {pins!r}")
         if not isinstance(decide_bits, int) or decide_bits < 0:
             raise ValueError(f"decide_bits must be an integer >= 0, not {decide_bits!r}")
         self.station = station
         self.kernel = station.segment.kernel
         self.decide_bits = decide_bits
         self.period = period
+        self.pins = pins
         self.stats = TransceiverStats()
         self._set_crs = set_crs
         self._set_col = set_col
@@ -169,7 +216,7 @@ class Transceiver:
         self._give(tx.frame)
 
     def _give(self, frame: bytes) -> None:
-        if self._held or rx_start_edge(self.kernel.now, self.period) * self.period \
+        if self._held or self.pins.rx_start_edge(self.kernel.now, self.period) * self.period \
                 < self._rx_busy_until:
             # Only a raw sender's frame, handed over late, can find the pins still busy (a
             # long frame and a short one right behind it): it waits its turn, like a frame in
@@ -188,11 +235,10 @@ class Transceiver:
 
     def _hand_over(self, frame: bytes) -> None:
         p = self.period
-        start = rx_start_edge(self.kernel.now, p) * p
+        start = self.pins.rx_start_edge(self.kernel.now, p) * p
         # The pins carry the preamble and the frame, one nibble per tick, from `start`; the
         # next frame may follow an inter-frame gap after it.
-        self._rx_busy_until = start + p * T.MII_DIVIDER * (T.wire_nibbles(len(frame))
-                                                           + T.TX_IFG_TICKS)
+        self._rx_busy_until = start + p * self.pins.busy_cycles(len(frame))
         self.stats.delivered += 1
         self._give_now(frame)
 
