@@ -3,11 +3,13 @@
 :class:`CheetahServer` runs on a :class:`~sw.host.Host`: the library OS's TCP/IP stack
 (:class:`~sw.libos.net.NetStack`) on the host's interface and CPU, and its file system
 (:class:`~sw.libos.fs.FileSystem`) on the host's disk. With an exokernel in
-``host.extra["aegis"]`` the server installs its packet filters (TCP to port 80 of its
-address, ARP) and receives its frames as upcalls after Aegis demultiplexed them (demux and
-upcall costs show in the CPU breakdown) and sends every frame through Aegis's transmit system
-call (:meth:`~sw.exokernel.aegis.Aegis.transmit`); otherwise frames go straight between the
-stack and the interface.
+``host.extra["aegis"]`` the server only creates its environment and installs its packet
+filters (TCP to port 80 of its address, ARP: :class:`~sw.libos.net.aegis_env.AegisNetwork`);
+the kernel, which owns the card's receive path (:meth:`~sw.exokernel.aegis.Aegis.bind_netdev`),
+upcalls it with its frames after demultiplexing them (demux and upcall costs show in the CPU
+breakdown), and it sends every frame through Aegis's transmit system call
+(:meth:`~sw.exokernel.aegis.Aegis.transmit`); otherwise frames go straight between the stack
+and the interface.
 
 What each :class:`~sw.cheetah.config.CheetahConfig` switch changes
 ---------------------------------------------------------------------
@@ -85,6 +87,7 @@ from sw.libos.fs import FileSystem, FsError
 from sw.libos.fs.layout import FT_DIR, FT_REG
 from sw.libos.net import NetStack, TcpPcb
 from sw.libos.net import checksum as ck
+from sw.libos.net.aegis_env import AegisNetwork
 from sw.libos.net.tcp import DROP, TcpConfig, TcpState
 
 from .config import APP_COSTS, CheetahConfig
@@ -383,8 +386,6 @@ class CheetahServer:
         self._date_sec = -1
         self._date_tail = b""
         self._date_sum = 0
-        self._rxq: deque[bytes] = deque()
-        self._rx_ready = Event(self.kernel, "cheetah.rx")
         self.counters = {"connections": 0, "requests": 0, "responses": {}, "bytes_sent": 0,
                          "body_bytes": 0, "pool_allocs": 0, "pool_hits": 0, "threads": 0,
                          "resupplied_bytes": 0, "date_refreshes": 0, "prefetched_blocks": 0,
@@ -434,55 +435,26 @@ class CheetahServer:
         await self._scan()
         self.fs.cpu = self.cpu                     # from now on copies are charged
         aegis = h.extra.get("aegis")
-        # On Aegis every frame the library sends is a kernel call (Aegis.transmit), which
-        # hands it to the machine's driver (the host's interface when the kernel has none).
-        netdev = h.netdev
-        if aegis is not None:
-            if aegis.send_frame is None:
-                aegis.send_frame = h.netdev.send
-            netdev = _AegisTransmit(self, aegis, h.netdev.mac)
-        self.stack = NetStack(self.kernel, netdev, h.ip, cpu=self.cpu, config=self.tcp_config,
+        # On Aegis every frame the library sends is a kernel call (Aegis.transmit), and the
+        # frames it receives are upcalls after the kernel demultiplexed them.
+        net = h.netdev if aegis is None else AegisNetwork(aegis, f"{h.name}.cheetah", h.netdev.mac)
+        self.stack = NetStack(self.kernel, net, h.ip, cpu=self.cpu, config=self.tcp_config,
                               name=f"{h.name}.cheetah", seed=h.seed)
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         if aegis is not None:
-            self._bind_aegis(aegis)
-            h.netdev.attach(self._frame_in)
-            self.kernel.spawn(self._aegis_rx(aegis), name=f"{h.name}.aegis-rx", daemon=True)
+            self.env = net.env
+            net.serve(self.stack, port=self.port, ip=h.ip)
+            if aegis.netdev is None:
+                # Transitional: the operating system binds the card to Aegis at boot
+                # (sw/boot.py); until every machine builder does, the kernel takes it here.
+                aegis.bind_netdev(h.netdev)
         else:
             h.netdev.attach(self.stack.input)
         if self.config.request_pool:
             self._pool = [Request(self) for _ in range(self.pool_size)]
         self.stack.listen(self.port, self._new_request)
         self.started = True
-
-    def _bind_aegis(self, aegis) -> None:
-        from sw.exokernel import BindingError, FilterConflict, ethertype_filter, tcp_filter
-        self.env = aegis.create_env(f"{self.host.name}.cheetah", on_frame=self.stack.process)
-        aegis.install_filter(self.env, tcp_filter(self.port, local_ip=self.host.ip))
-        try:
-            aegis.install_filter(self.env, ethertype_filter(0x0806))
-        except FilterConflict:                      # another environment answers ARP
-            log.info("%s: ARP is owned by another environment", self.name)
-        # Traffic no environment owns (an ICMP echo, a SYN to a closed port) comes to this
-        # library OS unless another environment took the default binding: its stack answers
-        # the echo and resets the connection attempt, as a host must (RFC 1122 3.2.2.6,
-        # RFC 793 "Reset Generation"). Without it, Aegis drops such frames.
-        try:
-            aegis.claim_default(self.env)
-        except BindingError:
-            log.info("%s: another environment handles unclaimed frames", self.name)
-
-    def _frame_in(self, frame: bytes) -> None:
-        self._rxq.append(bytes(frame))
-        self._rx_ready.set()
-
-    async def _aegis_rx(self, aegis) -> None:
-        while True:
-            while not self._rxq:
-                self._rx_ready.clear()
-                await self._rx_ready
-            await aegis.deliver(self._rxq.popleft())
 
     async def _scan(self) -> None:
         """Walk the tree; fill (or reuse) every file's extra fields; note inline images."""
@@ -905,20 +877,6 @@ class CheetahServer:
 
     def __repr__(self) -> str:
         return f"<CheetahServer {self.host.name} {'started' if self.started else 'stopped'}>"
-
-
-class _AegisTransmit:
-    """The library stack's network interface on Aegis: each frame goes out through the
-    kernel's transmit call on behalf of the server's environment (a
-    :class:`~sw.libos.net.ether.NetDevice`)."""
-
-    def __init__(self, server: CheetahServer, aegis, mac: bytes):
-        self.server = server
-        self.aegis = aegis
-        self.mac = mac
-
-    async def send(self, frame: bytes) -> None:
-        await self.aegis.transmit(self.server.env, frame)
 
 
 def make_server(host: Host, config: CheetahConfig | None = None, **options) -> CheetahServer:

@@ -10,11 +10,15 @@ what and checks every use:
 * **network**: packet filters (:mod:`sw.exokernel.filters`), merged for demultiplexing; a
   filter that could claim another environment's frames is refused; an environment may attach
   an ASH (:mod:`sw.exokernel.ash`) that runs in the kernel at packet arrival. A frame no
-  filter accepts is dropped (counted in ``frames_unclaimed``) unless one environment has
-  claimed the *default* binding (:meth:`Aegis.claim_default`): then it is upcalled there, like
-  any frame, so that environment's library OS can do what a host must do with traffic no
-  application owns (answer an ICMP echo, reset a connection attempt to a closed TCP port:
-  RFC 1122 3.2.2.6 and RFC 793 "Reset Generation"). The kernel itself answers nothing;
+  filter accepts (counted in ``frames_unclaimed``) is dropped (``frames_dropped``) unless
+  one environment has claimed the *default* binding (:meth:`Aegis.claim_default`): then it
+  is upcalled there, like any frame, so that environment's library OS can do what a host
+  must do with traffic no application owns (answer an ICMP echo, reset a connection attempt
+  to a closed TCP port: RFC 1122 3.2.2.6 and RFC 793 "Reset Generation"). The kernel itself
+  answers nothing. The kernel owns the receive path: :meth:`Aegis.bind_netdev` takes the
+  interface's receive slot, queues its frames and demultiplexes them, one at a time in
+  arrival order, in the kernel's own receive task; no application attaches to the card or
+  pumps frames;
 * **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
   the pages of its DMA buffer (:meth:`Aegis.disk_request`);
 * **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
@@ -49,10 +53,12 @@ overruns are counted).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from sim.cpu import CONTEXT_SWITCH, COPY, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL
+from sim.kernel import Event
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 
 from .ash import SANDBOX_CHECK_INSTRUCTIONS, Ash
@@ -261,8 +267,11 @@ class Aegis:
     reserved_pages : int
         Pages kept by the kernel (never given to an environment).
     send_frame : async callable(frame), optional
-        How the kernel transmits a frame an ASH built (the network driver); without one the
-        frames are kept in :attr:`outbox`.
+        How the kernel transmits a frame (the network driver); without one it is the bound
+        interface's ``send`` (:meth:`bind_netdev`), and with neither the frames are kept in
+        :attr:`outbox`.
+    name : str
+        Names the kernel's tasks (e.g. the machine's name).
 
     Raises
     ------
@@ -273,7 +282,8 @@ class Aegis:
     def __init__(self, memory: Memory, *, cpu: CPU | None = None, demux: str = "dpf",
                  disk_blocks: int = 0, block_size: int = 512, disk_io: DiskIO | None = None,
                  slices: int = 16, slice_cycles: int = 250_000, reserved_pages: int = 1,
-                 send_frame: Callable[[bytes], Awaitable[None]] | None = None):
+                 send_frame: Callable[[bytes], Awaitable[None]] | None = None,
+                 name: str = "aegis"):
         if not isinstance(memory, Memory):
             raise TypeError(f"Aegis needs a sim.memory.Memory, not {memory!r}")
         if cpu is not None and not isinstance(cpu, CPU):
@@ -288,6 +298,11 @@ class Aegis:
             raise ValueError(f"slice length must be a positive number of cycles, not {slice_cycles!r}")
         if not _is_int(reserved_pages) or not 0 <= reserved_pages <= memory.pages:
             raise ValueError(f"reserved pages must be 0..{memory.pages}, not {reserved_pages!r}")
+        if send_frame is not None and not callable(send_frame):
+            raise TypeError(f"send_frame must be an async callable or None, not {send_frame!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"the kernel's name must be a non-empty string, not {name!r}")
+        self.name = name
         self.memory = memory
         self.cpu = cpu
         self.profile = cpu.profile if cpu is not None else None
@@ -307,6 +322,16 @@ class Aegis:
         self.default_env: Environment | None = None
         self.frames_unclaimed = 0
         self.current: Environment | None = None
+        #: The network interface whose receive path the kernel owns (:meth:`bind_netdev`).
+        self.netdev = None
+        #: Frames the bound interface passed to the kernel.
+        self.frames_received = 0
+        #: Frames no filter accepted and nobody took (no default environment or handler).
+        self.frames_dropped = 0
+        #: Frames whose delivery raised (the owner's upcall failed); the kernel goes on.
+        self.delivery_faults = 0
+        self._rxq: deque[bytes] = deque()
+        self._rx_ready: Event | None = None
         memory.access_check = self._access_check
 
     # -- environments ------------------------------------------------------------------------
@@ -489,14 +514,92 @@ class Aegis:
         if env.on_frame is not None:
             await env.on_frame(frame)
 
+    def bind_netdev(self, netdev) -> None:
+        """Own ``netdev``'s receive path: the kernel takes its receive slot
+        (``netdev.attach``), queues every frame it passes and demultiplexes them in arrival
+        order in its own receive task (:meth:`deliver`, with its costs), which upcalls the
+        owning environment, the default environment, or drops the frame (counted in
+        :attr:`frames_dropped`). Frames are transmitted through ``netdev.send`` unless the
+        kernel was given a ``send_frame``.
+
+        The operating system calls this once at boot, before any application starts;
+        applications then only install filters.
+
+        Parameters
+        ----------
+        netdev : NetDevice
+            The interface (:class:`sw.libos.net.ether.NetDevice` with ``attach``): a 6-byte
+            ``mac``, ``async send(frame)`` and ``attach(fn)``.
+
+        Raises
+        ------
+        TypeError
+            If ``netdev`` lacks ``mac``, ``send`` or ``attach``.
+        BindingError
+            If the kernel already owns an interface, or an application attached itself to
+            this one (its ``receiver`` is set): the kernel would silently take its frames.
+        """
+        if not (isinstance(getattr(netdev, "mac", None), bytes) and len(netdev.mac) == 6
+                and callable(getattr(netdev, "send", None))
+                and callable(getattr(netdev, "attach", None))):
+            raise TypeError(f"bind_netdev needs an interface with a 6-byte mac, send() and "
+                            f"attach(), not {netdev!r}")
+        if self.netdev is not None:
+            raise BindingError(f"{self.name}: the receive path is already bound to "
+                               f"{self.netdev!r}; {netdev!r} cannot be bound too")
+        taken = getattr(netdev, "receiver", None)
+        if taken is not None:
+            raise BindingError(f"{self.name}: {netdev!r} already passes its frames to "
+                               f"{taken!r} (an application attached itself); the kernel "
+                               f"must bind the interface before applications start")
+        self.netdev = netdev
+        if self.send_frame is None:
+            self.send_frame = netdev.send
+        kernel = self.memory.kernel
+        self._rx_ready = Event(kernel, f"{self.name}.rx")
+        netdev.attach(self._frame_in)
+        kernel.spawn(self._rx_loop(), name=f"{self.name}.rx", daemon=True)
+
+    def _frame_in(self, frame: bytes) -> None:
+        """The bound interface's receive slot: queue the frame for the receive task."""
+        self.frames_received += 1
+        self._rxq.append(bytes(frame))
+        self._rx_ready.set()
+
+    async def _rx_loop(self) -> None:
+        """The kernel's receive task: demultiplex queued frames one at a time."""
+        q, ready = self._rxq, self._rx_ready
+        while True:
+            while not q:
+                ready.clear()
+                await ready
+            frame = q.popleft()
+            try:
+                await self.deliver(frame)
+            except Exception:                   # noqa: BLE001 - one upcall's failure stays its own
+                self.delivery_faults += 1
+                log.error("%s: delivering a frame failed", self.name, exc_info=True)
+
+    def stats(self) -> dict:
+        """The network counters: frames received, unclaimed, dropped, faults, and per
+        environment frames upcalled, handled by an ASH, and sent (JSON-serialisable)."""
+        return {"frames_received": self.frames_received,
+                "frames_unclaimed": self.frames_unclaimed,
+                "frames_dropped": self.frames_dropped,
+                "delivery_faults": self.delivery_faults,
+                "default_env": self.default_env.id if self.default_env is not None else None,
+                "envs": {e.id: {"frames_upcalled": e.frames_upcalled,
+                                "frames_by_ash": e.frames_by_ash,
+                                "frames_sent": e.frames_sent} for e in self.envs.values()}}
+
     async def deliver(self, frame: bytes) -> Delivery:
         """A frame arrived: demultiplex it, run its owner's ASH, upcall the owner if needed.
 
         Frames no filter accepts (counted in :attr:`frames_unclaimed`) are upcalled to the
         default environment (:meth:`claim_default`) if there is one, else given to
-        :attr:`default_handler` (a kernel hook, no upcall) if set, else dropped. The frame is
-        handed over as the driver received it (the FCS may be included; filters and ASHs
-        decide what they read).
+        :attr:`default_handler` (a kernel hook, no upcall) if set, else dropped (counted in
+        :attr:`frames_dropped`). The frame is handed over as the driver received it (the FCS
+        may be included; filters and ASHs decide what they read).
         """
         if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise TypeError(f"deliver needs a frame of bytes, not {type(frame).__name__}")
@@ -512,6 +615,8 @@ class Aegis:
                 return Delivery(env.id, None, res, dcy, upcalled=True)
             if self.default_handler is not None:
                 await self.default_handler(frame)
+            else:
+                self.frames_dropped += 1
             return Delivery(None, None, res, dcy)
         env = self.envs[res.owner]
         ash = self._ashes.get(res.filter_id)

@@ -1,0 +1,77 @@
+"""A library OS's network on Aegis: an environment that owns a TCP/IP stack's traffic.
+
+On an Aegis machine the kernel owns the card's receive path
+(:meth:`sw.exokernel.aegis.Aegis.bind_netdev`) and no application touches the card. A server
+built on the library stack (:class:`~sw.libos.net.NetStack`) gets an environment
+(:class:`AegisNetwork`) that is the stack's interface: its ``send`` is the kernel's transmit
+system call (:meth:`~sw.exokernel.aegis.Aegis.transmit`), and :meth:`AegisNetwork.serve` makes
+the stack the environment's frame handler and installs the filters a TCP server needs (TCP to
+its port at its address, ARP), and claims the default binding (frames no filter accepts) so
+the stack answers ICMP echoes and resets connection attempts to closed ports, as a host must
+(RFC 1122 3.2.2.6, RFC 793 "Reset Generation"). ARP and the default binding go to the first
+environment that asks; a second server on the machine goes without them (logged).
+"""
+from __future__ import annotations
+
+import logging
+
+from sw.exokernel import BindingError, FilterConflict, ethertype_filter, tcp_filter
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AegisNetwork"]
+
+
+class AegisNetwork:
+    """One environment's network interface on Aegis (a :class:`~sw.libos.net.ether.NetDevice`).
+
+    Parameters
+    ----------
+    aegis : sw.exokernel.aegis.Aegis
+        The machine's kernel.
+    name : str
+        The environment's name (new on this kernel).
+    mac : bytes
+        The card's address (the frames the stack builds carry it).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a name the kernel refuses or a MAC that is not 6 bytes.
+    """
+
+    def __init__(self, aegis, name: str, mac: bytes):
+        if not isinstance(mac, bytes) or len(mac) != 6:
+            raise TypeError(f"mac must be 6 bytes, not {mac!r}")
+        self.aegis = aegis
+        self.mac = mac
+        self.env = aegis.create_env(name)
+
+    async def send(self, frame: bytes) -> None:
+        """Send ``frame``: the kernel's transmit call on behalf of the environment."""
+        await self.aegis.transmit(self.env, frame)
+
+    def serve(self, stack, *, port: int, ip: bytes) -> None:
+        """Upcall ``stack.process`` with the environment's frames, which are TCP to ``port``
+        at ``ip``, ARP (unless another environment owns it) and the frames nobody owns
+        (unless another environment took the default binding).
+
+        Raises
+        ------
+        FilterConflict
+            If another environment owns TCP to ``port`` at ``ip`` (the message names it).
+        """
+        aegis, env = self.aegis, self.env
+        env.on_frame = stack.process
+        aegis.install_filter(env, tcp_filter(port, local_ip=ip))
+        try:
+            aegis.install_filter(env, ethertype_filter(0x0806))
+        except FilterConflict:
+            log.info("%s: ARP is owned by another environment", env.id)
+        try:
+            aegis.claim_default(env)
+        except BindingError:
+            log.info("%s: another environment handles unclaimed frames", env.id)
+
+    def __repr__(self) -> str:
+        return f"<AegisNetwork {self.env.id}>"
