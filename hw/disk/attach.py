@@ -1,0 +1,119 @@
+"""How the disk controller meets a machine: its bus window, its interrupt, DMA into main memory.
+
+:data:`DISK` is the controller's :class:`sim.devices.DeviceKind`. Model or RTL, the controller
+is a 64-byte register window (:data:`hw.disk.registers.WINDOW_SIZE`) on the machine's bus, an
+interrupt line named ``f"{machine}.{spec.name}.irq"``, a DMA master on the machine's main
+memory (``machine.memory``: its timing and page-ownership check) and the media, a
+:class:`hw.disk.image.DiskImage`:
+
+* the model is a :class:`hw.disk.model.DiskControllerModel`;
+* the RTL runs :class:`hw.disk.harness.DiskHarness` in an HDL simulator: its host bus and
+  interrupt are joined by :mod:`sim.bindings.binder`, its DMA bridge is served by a
+  :class:`sim.bindings.dma.DmaServer` on the machine's memory, and its media port by the drive
+  firmware (:class:`hw.disk.gateware.DriveFirmware`) over the same image, so reads and
+  committed writes reach the image as the model's do.
+
+Parameters (:attr:`sim.devices.DeviceSpec.params`):
+
+``image``
+    The media: an open :class:`~hw.disk.image.DiskImage`, or the path of an image file, which
+    is then opened copy-on-write (``DiskImage.open(path, persist=False)``: the run never
+    changes the file). Required.
+``params``
+    The drive, a :class:`hw.disk.mechanism.DiskParams` (default: the DEC RZ26).
+``mem_size``
+    RTL only: the host memory size the controller is built with (its command-time DmaFault
+    check): default :data:`DEFAULT_MEM_SIZE` (32 MiB, the 5000/125's); it must equal the
+    machine's memory size when the RTL is bound (the model takes the memory's own size).
+"""
+from __future__ import annotations
+
+import os
+from sim.bus import IrqLine
+from sim.devices import Attached, DeviceKind, DeviceSpec, MachinePorts
+from sim.memory import Memory
+from sim.time import Clock
+
+from .image import DiskImage
+from .mechanism import DiskParams
+from .model import DiskControllerModel
+from .registers import CLOCK_PERIOD_PS, WINDOW_SIZE
+
+__all__ = ["DiskKind", "DISK", "PARAMS", "DEFAULT_MEM_SIZE"]
+
+#: The parameters a disk :class:`~sim.devices.DeviceSpec` may carry.
+PARAMS = ("image", "params", "mem_size")
+#: Host memory the RTL controller is built for when ``mem_size`` is not given (the 5000/125's).
+DEFAULT_MEM_SIZE = 32 << 20
+
+
+def _image(spec: DeviceSpec) -> DiskImage:
+    """The spec's image, opening a path copy-on-write."""
+    image = spec.params["image"]
+    if isinstance(image, DiskImage):
+        return image
+    return DiskImage.open(image, persist=False)
+
+
+class DiskKind(DeviceKind):
+    """The SCSI-style disk controller with a DEC RZ26 (see the module docstring)."""
+
+    kind = "disk"
+    window = WINDOW_SIZE
+    clock = Clock(CLOCK_PERIOD_PS)
+
+    def check(self, spec: DeviceSpec) -> None:
+        """Raise ``ValueError`` naming a bad base or parameter."""
+        super().check(spec)
+        unknown = sorted(set(spec.params) - set(PARAMS))
+        if unknown:
+            raise ValueError(f"disk {spec.name}: unknown parameter(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(PARAMS)})")
+        image = spec.params.get("image")
+        if not isinstance(image, (DiskImage, str, os.PathLike)):
+            raise ValueError(f"disk {spec.name}: image must be a hw.disk.image.DiskImage or the "
+                             f"path of an image file, not {image!r}")
+        params = spec.params.get("params")
+        if params is not None and not isinstance(params, DiskParams):
+            raise ValueError(f"disk {spec.name}: params must be a hw.disk.mechanism.DiskParams, "
+                             f"not {params!r}")
+        mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
+        if isinstance(mem_size, bool) or not isinstance(mem_size, int) \
+                or not 1 <= mem_size <= 1 << 32:
+            raise ValueError(f"disk {spec.name}: mem_size must be an integer in 1 .. 2**32 "
+                             f"bytes, not {mem_size!r}")
+
+    @staticmethod
+    def _memory(machine: MachinePorts, spec: DeviceSpec) -> Memory:
+        if not isinstance(machine.memory, Memory):
+            raise ValueError(f"disk {spec.name}: machine {machine.name!r} has no main memory "
+                             f"(a sim.memory.Memory) for the controller's DMA")
+        return machine.memory
+
+    @staticmethod
+    def _irq(machine: MachinePorts, spec: DeviceSpec) -> IrqLine:
+        return IrqLine(machine.kernel, f"{machine.name}.{spec.name}.irq")
+
+    def attach_model(self, machine: MachinePorts, spec: DeviceSpec) -> Attached:
+        """A :class:`~hw.disk.model.DiskControllerModel` on ``machine.memory`` and the image.
+
+        Returns
+        -------
+        Attached
+            ``parts``: ``controller`` (the model) and ``image``.
+        """
+        self.check(spec)
+        memory = self._memory(machine, spec)
+        image = _image(spec)
+        irq = self._irq(machine, spec)
+        controller = DiskControllerModel(machine.kernel, self.clock, memory=memory, image=image,
+                                         irq=irq, params=spec.params.get("params"))
+        return Attached(spec, "model", controller, irq,
+                        parts={"controller": controller, "image": image})
+
+    def __repr__(self) -> str:
+        return "<DeviceKind disk>"
+
+
+#: The disk controller's device kind.
+DISK = DiskKind()
