@@ -43,7 +43,7 @@ from sim.kernel import DONE, Event
 from sim.time import S
 from sw.libos.fs import FileSystem
 from sw.libos.net import NetStack, ether, ipv4
-from sw.libos.net.tcp import DROP, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
+from sw.libos.net.tcp import DROP, IpLayer, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
 
 from .kernel import Alarm, Process, UltrixCosts, UltrixKernel, WaitChannel
 
@@ -123,7 +123,7 @@ def _mbufs(n: int) -> int:
 class _TimeWaitList(TimeWaitTable):
     """The library's TIME_WAIT table, telling the TCP when an entry leaves (its PCB is freed)."""
 
-    def __init__(self, stack, tcp: "UltrixTcp"):
+    def __init__(self, stack: IpLayer, tcp: "UltrixTcp"):
         super().__init__(stack)
         self._tcp = tcp
 
@@ -157,7 +157,7 @@ class UltrixTcp(Tcp):
         ``in_pcblookup`` calls made for received segments and new connections.
     """
 
-    def __init__(self, stack, config: TcpConfig, seed: int = 0):
+    def __init__(self, stack: IpLayer, config: TcpConfig, seed: int = 0):
         super().__init__(stack, config, seed)
         self.time_wait = _TimeWaitList(stack, self)
         self._serial = 0

@@ -104,6 +104,9 @@ class NetStats:
 class NetStack:
     """The per-host TCP/IP stack.
 
+    It is its TCP's IP layer (:class:`~sw.libos.net.tcp.IpLayer`: ``kernel``, ``ip``, ``mtu``,
+    ``name``, the ``charge_*`` methods and :meth:`ip_output`); the TCP knows it only as that.
+
     Parameters
     ----------
     kernel : Kernel

@@ -81,19 +81,17 @@ import enum
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence, runtime_checkable
 
+from sim.kernel import Kernel
 from sim.time import MS, S
 
 from ..events import Handlers, invoke
 from . import checksum as ck
 from .ipv4 import PROTO_TCP
 
-if TYPE_CHECKING:                               # pragma: no cover
-    from .stack import NetStack
-
-__all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "DROP", "TcpState", "TcpConfig", "TcpPcb",
-           "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "FixedDelayTimers", "Tcp",
+__all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "DROP", "IpLayer", "TcpState", "TcpConfig",
+           "TcpPcb", "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "FixedDelayTimers", "Tcp",
            "build_segment", "parse_segment", "TCPTV_KEEP_INIT", "TCPTV_KEEP_IDLE",
            "TCPTV_KEEPINTVL", "TCPTV_KEEPCNT", "TCPTV_PERSMIN", "TCPTV_PERSMAX",
            "TCP_MAXRXTSHIFT", "TCP_BACKOFF"]
@@ -123,6 +121,46 @@ TCPTV_PERSMAX = 60 * S
 TCP_MAXRXTSHIFT = 12
 #: tcp_timer.c ``tcp_backoff[]``: the multiplier of the persist interval per probe.
 TCP_BACKOFF = (1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64)
+
+
+@runtime_checkable
+class IpLayer(Protocol):
+    """What the TCP needs of the IP layer under it: all it calls back into.
+
+    :class:`~sw.libos.net.stack.NetStack` implements it (and owns the :class:`Tcp`); this
+    module imports nothing of the stack, so TCP can be read, and tested, on its own.
+
+    Attributes
+    ----------
+    kernel : Kernel
+        The simulation's kernel (time, timers, tasks).
+    ip : bytes
+        The local IPv4 address (4 bytes), the source of every segment sent.
+    mtu : int
+        The largest datagram the layer sends (bounds the MSS announced).
+    name : str
+        For task names and messages.
+    """
+
+    kernel: Kernel
+    ip: bytes
+    mtu: int
+    name: str
+
+    def charge_protocol(self, layer: str) -> Awaitable[None]:
+        """Charge one packet's processing at ``layer`` (``"tcp"`` here) to the CPU."""
+
+    def charge_checksum(self, nbytes: int) -> Awaitable[None]:
+        """Charge summing ``nbytes`` (nothing for 0)."""
+
+    def charge_copy(self, nbytes: int) -> Awaitable[None]:
+        """Charge copying ``nbytes`` (received data handed to the application)."""
+
+    def charge_demux(self, entries: int) -> Awaitable[None]:
+        """Charge examining ``entries`` PCBs to find a segment's connection."""
+
+    async def ip_output(self, dst: bytes, proto: int, payload: bytes) -> None:
+        """Send ``payload`` (a whole TCP segment) to ``dst`` in one datagram."""
 
 
 class TcpState(enum.Enum):
@@ -304,7 +342,7 @@ class TcpPcb(Handlers):
         self.rcv_wnd = rcv_wnd
         self.keepalive = keepalive
         self.state = TcpState.Closed
-        self.stack: NetStack | None = None
+        self.stack: IpLayer | None = None
         self.local_ip = self.remote_ip = b""
         self.local_port = self.remote_port = 0
         self.close_reason: str | None = None
@@ -510,7 +548,7 @@ class TimeWaitTable:
     restarted leaves a stale queue record that the timer skips.
     """
 
-    def __init__(self, stack: "NetStack"):
+    def __init__(self, stack: IpLayer):
         self._stack = stack
         self._entries: dict[tuple, TimeWaitEntry] = {}
         self._queue: deque[tuple[int, tuple]] = deque()
@@ -743,15 +781,24 @@ class Tcp:
 
     Parameters
     ----------
-    stack : NetStack
+    stack : IpLayer
+        The IP layer under it (the NetStack that owns it).
     config : TcpConfig
     seed : int
         Seeds the initial sequence numbers (deterministic runs).
+
+    Raises
+    ------
+    TypeError
+        If ``stack`` is not an :class:`IpLayer`.
     """
 
     EPHEMERAL = (49152, 65535)
 
-    def __init__(self, stack: "NetStack", config: TcpConfig, seed: int = 0):
+    def __init__(self, stack: IpLayer, config: TcpConfig, seed: int = 0):
+        if not isinstance(stack, IpLayer):
+            raise TypeError(f"Tcp needs an IP layer (kernel, ip, mtu, name, charge_*, ip_output: "
+                            f"tcp.IpLayer), not {stack!r}")
         self.stack = stack
         self.config = config
         self.stats = TcpStats()
