@@ -59,7 +59,7 @@ def bare_cycles_per_second(component: Any, toplevel: str, *, cycles: int = 2_000
                            design: str | None = None, build_root: Path | str = BUILD_ROOT) -> BareRun:
     """Build ``component`` as a bare Verilator executable and time ``cycles`` clock cycles.
 
-    The design is built reset-less, as :mod:`serveros.verilator_direct` builds it (so the two
+    The design is built reset-less, as :mod:`sim.bindings.verilator` builds it (so the two
     rates compare the same model); its inputs stay 0,
     so it idles (the clock tree, the registers and the memories are evaluated every cycle all
     the same, which is what a co-simulation pays for while it waits).

@@ -9,6 +9,9 @@ that it woke at the exact picosecond it asked for.
 
 Amaranth 0.5 has no public accessor for the current simulation time; the driver reads the
 engine's ``now`` (``Simulator._engine.now``, in fs) in one place, :func:`sim_time_ps`.
+
+:class:`AmaranthAccess` names a simulated component's ports and memories for a device's
+binding (:class:`sim.bindings.access.SignalAccess`).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from sim.time import Clock
 
 from . import BindingError, HdlDriver
 
-__all__ = ["AmaranthDriver", "add_clock", "sim_time_ps"]
+__all__ = ["AmaranthDriver", "AmaranthAccess", "add_clock", "sim_time_ps"]
 
 _FS_PER_PS = 1000
 
@@ -133,3 +136,64 @@ class AmaranthDriver(HdlDriver):
                 self._wake(now)
         finally:
             self._ctx = None
+
+
+class AmaranthAccess:
+    """The :class:`sim.bindings.access.SignalAccess` of a component simulated by Amaranth.
+
+    Ports are the component's signature members, flattened and joined with ``__``
+    (``"bus__ack"``); memories are found by dotted attribute path from the component
+    (``"bridge.tx_mem"``: an ``amaranth.lib.memory.Memory``), their words read and written
+    through ``driver``'s testbench context.
+
+    Parameters
+    ----------
+    component : wiring.Component
+        The design (as simulated: the same object, not a copy).
+    driver : AmaranthDriver
+        The driver of the simulation that runs it.
+    """
+
+    def __init__(self, component: Any, driver: AmaranthDriver):
+        if not hasattr(component, "signature"):
+            raise TypeError(f"component must be an amaranth wiring.Component, not {component!r}")
+        if not isinstance(driver, AmaranthDriver):
+            raise TypeError(f"driver must be an AmaranthDriver, not {driver!r}")
+        self.component = component
+        self.driver = driver
+        self._ports = {"__".join(str(p) for p in path): value
+                       for path, _, value in component.signature.flatten(component)}
+        self._mems: dict[str, Any] = {}
+
+    def port(self, name: str) -> Any:
+        try:
+            return self._ports[name]
+        except KeyError:
+            raise BindingError(f"{type(self.component).__name__} has no port {name!r}") from None
+
+    def _memory(self, name: str, start: int, n: int) -> Any:
+        from amaranth.lib.memory import Memory
+        mem = self._mems.get(name)
+        if mem is None:
+            obj = self.component
+            for part in name.split("."):
+                obj = getattr(obj, part, None)
+            if not isinstance(obj, Memory):
+                raise BindingError(f"{type(self.component).__name__} has no memory {name!r}")
+            mem = self._mems[name] = obj
+        if not (isinstance(start, int) and isinstance(n, int) and 0 <= start and n >= 0
+                and start + n <= mem.depth):
+            raise ValueError(f"words {start}..{start + n - 1} are outside {name} (depth {mem.depth})")
+        return mem
+
+    def mem_read(self, name: str, start: int, n: int) -> list[int]:
+        data = self._memory(name, start, n).data
+        get = self.driver.get
+        return [get(data[start + i]) for i in range(n)]
+
+    def mem_write(self, name: str, start: int, words) -> None:
+        words = list(words)
+        data = self._memory(name, start, len(words)).data
+        set_ = self.driver.set
+        for i, w in enumerate(words):
+            set_(data[start + i], w)

@@ -8,6 +8,9 @@ watched signal (``ack``, ``irq``), never once per clock cycle.
 
 Time: build with ``timescale=("1ns", "1ps")`` so the simulator's precision is 1 ps;
 :func:`sim_time_ps` reads ``get_sim_time("ps")`` and checks it is whole.
+
+:class:`CocotbAccess` names the design's ports and memories for a device's binding
+(:class:`sim.bindings.access.SignalAccess`).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from sim.kernel import Kernel
 
 from . import BindingError, HdlDriver
 
-__all__ = ["CocotbDriver", "sim_time_ps"]
+__all__ = ["CocotbDriver", "CocotbAccess", "sim_time_ps"]
 
 
 def sim_time_ps() -> int:
@@ -75,3 +78,53 @@ class CocotbDriver(HdlDriver):
                 triggers.append(Timer(t - now, unit="ps"))
             await (First(*triggers) if len(triggers) > 1 else triggers[0])
             self._wake(sim_time_ps())
+
+
+class CocotbAccess:
+    """The :class:`sim.bindings.access.SignalAccess` of a design running under cocotb.
+
+    Ports are the top's signals by name (``dut.bus__ack``); memories are found by dotted path
+    in the design's hierarchy (``"bridge.tx_mem"``: ``dut.bridge.tx_mem``), one word per
+    element.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The top level (cocotb's ``dut``).
+    driver : CocotbDriver
+        The driver of the running test.
+    """
+
+    def __init__(self, dut: Any, driver: CocotbDriver):
+        if not isinstance(driver, CocotbDriver):
+            raise TypeError(f"driver must be a CocotbDriver, not {driver!r}")
+        self.dut = dut
+        self.driver = driver
+        self._mems: dict[str, Any] = {}
+
+    def port(self, name: str) -> Any:
+        try:
+            return getattr(self.dut, name)
+        except AttributeError:
+            raise BindingError(f"the design has no port {name!r}") from None
+
+    def _memory(self, name: str) -> Any:
+        mem = self._mems.get(name)
+        if mem is None:
+            mem = self.dut
+            try:
+                for part in name.split("."):
+                    mem = getattr(mem, part)
+            except AttributeError:
+                raise BindingError(f"the design has no memory {name!r}") from None
+            self._mems[name] = mem
+        return mem
+
+    def mem_read(self, name: str, start: int, n: int) -> list[int]:
+        mem, get = self._memory(name), self.driver.get
+        return [get(mem[start + i]) for i in range(n)]
+
+    def mem_write(self, name: str, start: int, words) -> None:
+        mem, set_ = self._memory(name), self.driver.set
+        for i, w in enumerate(words):
+            set_(mem[start + i], w)
