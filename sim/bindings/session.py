@@ -203,8 +203,10 @@ class RtlSimulation:
 
     @property
     def driver(self) -> HdlDriver:
-        """The driver that owns time (register watches on it before :meth:`run`)."""
-        self._started("driver")
+        """The driver that owns time (register watches on it before :meth:`run`; its
+        ``stats`` stay readable after :meth:`close`)."""
+        if self._driver is None:
+            raise BindingError("driver: start() the RTL simulation first")
         return self._driver
 
     def run(self) -> None:
