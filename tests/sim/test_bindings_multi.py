@@ -119,9 +119,9 @@ def _software(k, bus, irq, access, start: int, n: int, out: dict):
 PLAN = [("slow0", SLOW, 1_000_000, 400), ("fast0", FAST, 2_345_678, 1500)]
 
 
-def _run(backend: str, plan=PLAN):
+def _run(backend: str, plan=PLAN, waves_dir=None):
     k = Kernel()
-    sim = RtlSimulation(k, backend)
+    sim = RtlSimulation(k, backend, waves_dir=waves_dir)
     for inst, kind, _, _ in plan:
         sim.add(inst, kind, DeviceSpec(kind.kind, inst, 0))
     sim.start()
@@ -134,7 +134,7 @@ def _run(backend: str, plan=PLAN):
             results[inst] = {}
             k.spawn(_software(k, bus, irq, access, start, n, results[inst]), name=inst)
         sim.run()
-        return results, sim.stats
+        return (results, sim.stats, sim.waves) if waves_dir else (results, sim.stats)
     finally:
         sim.close()
 
@@ -174,10 +174,29 @@ def test_two_instances_of_one_build_are_independent() -> None:
     from serveros.rtl import simulator_missing
     if simulator_missing("verilator"):
         pytest.skip("verilator is not installed")
-    plan = [("a", FAST, 500_000, 50), ("b", FAST, 7_000_000, 20), ("c", SLOW, 100_000, 70)]
+    # b writes its memory and arms its countdown while a's runs: shared state would show.
+    plan = [("a", FAST, 500_000, 50), ("b", FAST, 700_000, 20), ("c", SLOW, 100_000, 70)]
     results, _ = _run("verilator", plan)
     for inst, kind, start, n in plan:
         assert results[inst] == _expected(kind.clock.period, kind.step, start, n), inst
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("backend", ["verilator", "amaranth"])
+def test_waves_one_vcd_per_instance(backend, tmp_path, monkeypatch) -> None:
+    from serveros.rtl import simulator_missing
+    if backend == "verilator" and simulator_missing("verilator"):
+        pytest.skip("verilator is not installed")
+    monkeypatch.setenv("SERVEROS_WAVES", "1")
+    results, _, waves = _run(backend, waves_dir=tmp_path)
+    for inst, kind, start, n in PLAN:           # tracing changes no time
+        assert results[inst] == _expected(kind.clock.period, kind.step, start, n), inst
+    assert sorted(waves) == sorted(inst for inst, *_ in PLAN)
+    for inst, path in waves.items():
+        text = path.read_text()
+        assert path.parent == tmp_path and "$enddefinitions" in text and "irq" in text
+    if backend == "verilator":
+        assert len(set(waves.values())) == len(PLAN)
 
 
 def test_session_errors_name_the_problem() -> None:
