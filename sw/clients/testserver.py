@@ -4,7 +4,10 @@ Not one of the paper's servers: it has the :class:`sw.host.HttpServer` shape and
 structure that works (the libos TCP/IP stack, the file system library, one PCB per
 connection, each file read from the file system once and kept), so the experiment backbone
 (machines, clients, results) can be exercised without Cheetah or the Ultrix model.
-It charges the CPU only through the stack and the file system.
+It charges the CPU only through the stack and the file system. On an Aegis machine
+(``host.extra["aegis"]``) it is an environment like Cheetah: it installs its filters and the
+kernel, which owns the card's receive path, upcalls it with its frames
+(:class:`sw.libos.net.aegis_env.AegisNetwork`).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import logging
 
 from sw.host import HTTP_PORT, Host
 from sw.libos.net import NetStack, TcpPcb
+from sw.libos.net.aegis_env import AegisNetwork
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +80,17 @@ class StaticServer:
         if h.netdev is None or h.blockdev is None:
             raise ValueError(f"host {h.name!r} has no netdev or blockdev (boot it first)")
         self.fs = await FileSystem.mount(h.blockdev, cpu=h.cpu, kernel=h.kernel)
-        self.stack = NetStack(h.kernel, h.netdev, h.ip, cpu=h.cpu, name=f"{h.name}.net",
-                              seed=h.seed)
-        h.netdev.attach(self.stack.input)
+        aegis = h.extra.get("aegis")
+        net = h.netdev if aegis is None else AegisNetwork(aegis, f"{h.name}.static", h.netdev.mac)
+        self.stack = NetStack(h.kernel, net, h.ip, cpu=h.cpu, name=f"{h.name}.net", seed=h.seed)
+        if aegis is None:
+            h.netdev.attach(self.stack.input)
+        else:
+            net.serve(self.stack, port=HTTP_PORT, ip=h.ip)
+            if aegis.netdev is None:
+                # Transitional: the operating system binds the card to Aegis at boot
+                # (sw/boot.py); until every machine builder does, the kernel takes it here.
+                aegis.bind_netdev(h.netdev)
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         self.stack.listen(HTTP_PORT, lambda: _Conn(self))

@@ -111,6 +111,7 @@ class Rig:
             from sim.memory import Memory
             from sw.exokernel import Aegis
             self.aegis = Aegis(Memory(k, 1 << 20, profile=DECSTATION_5000_125_AEGIS), cpu=self.cpu)
+            self.aegis.bind_netdev(dev)             # the OS binds the card at boot
             extra["aegis"] = self.aegis
         self.host = Host("server", k, self.cpu, dev, addr(SERVER_IP), blockdev=self.disk,
                          arp={addr(CLIENT_IP): bytes.fromhex(CLIENT_MAC.replace(":", ""))},
@@ -309,6 +310,9 @@ def test_frames_pass_through_aegis_demux():
     assert split(c.got)[2] == rig.docs["/doc1024"]
     env = rig.server.env
     assert env.frames_upcalled >= 3
+    # every frame the card received went through the kernel's receive path to Cheetah's
+    # environment (its own or, unclaimed, by the default binding), none around it
+    assert rig.aegis.frames_received == env.frames_upcalled == rig.server.stack.stats.frames_in
     rep = rig.cpu.report().by_category
     assert rep[DEMUX].cycles > 0 and rep[CONTEXT_SWITCH].cycles > 0
 

@@ -8,6 +8,7 @@ from sim.kernel import Kernel, SimulationError
 from sim.media.ethernet import build_frame
 from sim.memory import Memory, MemoryAccessError
 from sim.platforms import DECSTATION_5000_125_AEGIS as AEGIS
+from sim.time import S
 from sw.exokernel.aegis import Aegis, BindingError, DiskAccessError, OutOfPages
 from sw.exokernel.ash import AshRefused, echo_program
 from sw.exokernel.filters import FilterConflict, tcp_filter, udp_filter
@@ -483,3 +484,112 @@ def test_transmit_is_a_system_call_that_hands_the_frame_to_the_driver():
     other = Aegis(Memory(Kernel(), 4 * PAGE, profile=AEGIS)).create_env("x")
     with pytest.raises(SimulationError, match="not an environment of this kernel"):
         run(k, kern.transmit(other, frame))
+
+
+# -- the receive path -------------------------------------------------------------------------------
+class Card:
+    """A stand-in interface: ``attach`` takes the receive slot (``receiver``), ``send`` records."""
+
+    def __init__(self, k):
+        self.k = k
+        self.mac = bytes.fromhex("020000000001")
+        self.receiver = None
+        self.sent = []
+
+    def attach(self, fn):
+        self.receiver = fn
+
+    async def send(self, frame):
+        self.sent.append(frame)
+
+
+def test_the_kernel_owns_the_receive_path_and_demultiplexes_what_the_card_passes():
+    k, c, mem, kern, _ = machine()
+    card = Card(k)
+    got = []
+    web = kern.create_env("web", on_frame=recorder(got, "web"))
+    echo = kern.create_env("echo", on_frame=recorder(got, "echo"))
+    kern.install_filter(web, tcp_filter(80, local_ip=SERVER))
+    kern.install_filter(echo, udp_filter(7, local_ip=SERVER))
+    kern.bind_netdev(card)
+    assert kern.netdev is card and card.receiver is not None
+    frames = [ip_frame(6, 1234, 80, b"a"), ip_frame(17, 99, 7, b"b"), ip_frame(17, 99, 9, b"c"),
+              ip_frame(6, 1234, 80, b"d")]
+    for f in frames:                                   # a burst: queued, taken in order
+        card.receiver(f)
+    k.run(until=S)                                     # its receive task is a daemon
+    assert got == [("web", frames[0]), ("echo", frames[1]), ("web", frames[3])]
+    st = kern.stats()
+    assert st["frames_received"] == 4 and st["frames_unclaimed"] == 1 and st["frames_dropped"] == 1
+    assert st["envs"]["web"]["frames_upcalled"] == 2 and st["envs"]["echo"]["frames_upcalled"] == 1
+    # the same costs as delivering the frames by hand: demultiplexing and three upcalls
+    k2, c2, _, kern2, _ = machine()
+    for name in ("web", "echo"):
+        kern2.create_env(name, on_frame=recorder([], name))
+    kern2.install_filter(kern2.envs["web"], tcp_filter(80, local_ip=SERVER))
+    kern2.install_filter(kern2.envs["echo"], udp_filter(7, local_ip=SERVER))
+
+    async def by_hand():
+        for f in frames:
+            await kern2.deliver(f)
+    run(k2, by_hand())
+    for cat in (DEMUX, CONTEXT_SWITCH):
+        assert cycles(c, cat) == cycles(c2, cat) > 0
+
+
+def test_transmit_goes_to_the_bound_card_unless_the_kernel_has_a_driver():
+    k, c, mem, kern, _ = machine()
+    card = Card(k)
+    kern.bind_netdev(card)
+    env = kern.create_env("app")
+    run(k, kern.transmit(env, b"x" * 60))
+    assert card.sent == [b"x" * 60] and kern.outbox == []
+    k, c, mem, kern, _ = machine()
+    sent = []
+
+    async def driver(frame):
+        sent.append(frame)
+    kern.send_frame = driver
+    card = Card(k)
+    kern.bind_netdev(card)
+    run(k, kern.transmit(kern.create_env("app"), b"y" * 60))
+    assert sent == [b"y" * 60] and card.sent == []
+
+
+def test_binding_twice_or_over_an_application_is_refused():
+    k, c, mem, kern, _ = machine()
+    card = Card(k)
+    kern.bind_netdev(card)
+    with pytest.raises(BindingError, match="already bound to"):
+        kern.bind_netdev(Card(k))
+    k.run(until=1)                                     # the first binding's task starts
+    k, c, mem, kern, _ = machine()
+    taken = Card(k)
+    taken.attach(lambda frame: None)                   # an application attached itself
+    with pytest.raises(BindingError, match=r"already passes its frames to .* \(an application attached itself\)"):
+        kern.bind_netdev(taken)
+    assert kern.netdev is None
+    with pytest.raises(TypeError, match="6-byte mac, send\\(\\) and attach\\(\\)"):
+        kern.bind_netdev(object())
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        Aegis(mem, name="")
+
+
+def test_an_upcall_that_fails_is_counted_and_the_other_environments_go_on_receiving(caplog):
+    k, c, mem, kern, _ = machine()
+    card = Card(k)
+    got = []
+
+    async def broken(frame):
+        raise RuntimeError("application bug")
+    kern.create_env("broken", on_frame=broken)
+    web = kern.create_env("web", on_frame=recorder(got, "web"))
+    kern.install_filter(kern.envs["broken"], udp_filter(7))
+    kern.install_filter(web, tcp_filter(80))
+    kern.bind_netdev(card)
+    frames = [ip_frame(17, 99, 7, b"boom"), ip_frame(6, 1234, 80, b"fine")]
+    for f in frames:
+        card.receiver(f)
+    k.run(until=S)
+    assert got == [("web", frames[1])] and kern.delivery_faults == 1
+    assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
