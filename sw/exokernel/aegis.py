@@ -53,12 +53,11 @@ overruns are counted).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from sim.cpu import CONTEXT_SWITCH, COPY, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL
-from sim.kernel import Event
+from sim.kernel import Queue
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 
 from .ash import SANDBOX_CHECK_INSTRUCTIONS, Ash
@@ -330,8 +329,7 @@ class Aegis:
         self.frames_dropped = 0
         #: Frames whose delivery raised (the owner's upcall failed); the kernel goes on.
         self.delivery_faults = 0
-        self._rxq: deque[bytes] = deque()
-        self._rx_ready: Event | None = None
+        self._rxq: Queue | None = None
         memory.access_check = self._access_check
 
     # -- environments ------------------------------------------------------------------------
@@ -556,24 +554,20 @@ class Aegis:
         if self.send_frame is None:
             self.send_frame = netdev.send
         kernel = self.memory.kernel
-        self._rx_ready = Event(kernel, f"{self.name}.rx")
+        self._rxq = Queue(kernel, name=f"{self.name}.rx")
         netdev.attach(self._frame_in)
         kernel.spawn(self._rx_loop(), name=f"{self.name}.rx", daemon=True)
 
     def _frame_in(self, frame: bytes) -> None:
         """The bound interface's receive slot: queue the frame for the receive task."""
         self.frames_received += 1
-        self._rxq.append(bytes(frame))
-        self._rx_ready.set()
+        self._rxq.put_nowait(bytes(frame))
 
     async def _rx_loop(self) -> None:
         """The kernel's receive task: demultiplex queued frames one at a time."""
-        q, ready = self._rxq, self._rx_ready
+        q = self._rxq
         while True:
-            while not q:
-                ready.clear()
-                await ready
-            frame = q.popleft()
+            frame = await q.get()
             try:
                 await self.deliver(frame)
             except Exception:                   # noqa: BLE001 - one upcall's failure stays its own
