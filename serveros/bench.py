@@ -106,10 +106,10 @@ def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
     ``le0``'s card as the model and as the RTL on Verilator (directly driven, no cocotb), and
     the RTL's simulated cycles per wall-second next to a bare Verilator loop of the same design.
     """
+    from hw.lance.attach import LANCE
     from hw.lance.harness import LanceHarness
 
     from .experiments.lance import run_lance_exchange
-    from .lance_rtl import LANCE_CLOCK
     from .verilator_bare import bare_cycles_per_second
 
     rows = []
@@ -123,7 +123,7 @@ def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
                                 "bit/s", f"{r.wire_bits_per_wall_second / WIRE_BITS_PER_S:.2f} "
                                          f"of the 10 Mbit/s wire in wall time"))
     rtl = runs["verilator"]
-    cycles = rtl.sim_ps // LANCE_CLOCK.period
+    cycles = rtl.sim_ps // LANCE.clock.period
     cosim = cycles / rtl.wall_seconds
     rows.append(BenchResult("lance verilator: RTL cycles", cosim, "cycles/s",
                             f"{cycles:,} cycles, {rtl.python_wakes:,} Python wakes"))

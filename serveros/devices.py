@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hw.disk.attach import DISK
 from hw.lance.attach import LANCE, StationWire
 from hw.lance.model import LanceModel
 from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, DEFAULT_MAC
@@ -23,6 +24,7 @@ __all__ = ["DEVICE_KINDS", "LanceCard", "attach_lance_model"]
 #: Device kinds by name (:attr:`sim.devices.DeviceSpec.kind`).
 DEVICE_KINDS: dict[str, DeviceKind] = {
     "lance": LANCE,
+    "disk": DISK,
     "timer": TIMER,
 }
 

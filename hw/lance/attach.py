@@ -233,7 +233,7 @@ class LanceKind(DeviceKind):
         self.check(spec)
         name = f"{machine.name}.{spec.name}"
         target = bind_host_bus(access, driver, self.clock, addr_width=BUS_ADDR_WIDTH,
-                               name=f"{name}.bus", burst=True)
+                               name=name, burst=True)
         irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
         station = self._station(machine, spec)
         phy = SegmentPhy(access, driver, station, self.clock) if station is not None else None

@@ -57,7 +57,7 @@ class TimerKind(DeviceKind):
         from sim.bindings.binder import bind_host_bus, bind_irq
         self.check(spec)
         name = f"{machine.name}.{spec.name}"
-        bus = bind_host_bus(access, driver, self.clock, addr_width=ADDR_WIDTH, name=f"{name}.bus")
+        bus = bind_host_bus(access, driver, self.clock, addr_width=ADDR_WIDTH, name=name)
         irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
         return Attached(spec, "rtl", bus, irq)
 

@@ -1,9 +1,12 @@
 """Two DECstations ping-pong frames through their LANCE cards on one segment (``serveros lance``).
 
-Machine ``le0``'s card is the model or the RTL (Amaranth's simulator or Verilator), machine
-``le1``'s is always the model; both run the same driver (:mod:`sw.drivers.lance`) under the
-Aegis cost profile. This is the RTL-in-the-loop check of the card (the driver's frames go
-through the gateware and out on the segment, into the pcap) and the LANCE benchmark's workload.
+Machine ``m0``'s card ``le0`` is the model or the RTL (Amaranth's simulator or Verilator),
+machine ``m1``'s card ``le1`` the model or, with ``rtl_cards=2``, the RTL too (two instances of
+one build in one :class:`sim.bindings.session.RtlSimulation`). Both run the same driver
+(:mod:`sw.drivers.lance`) under the Aegis cost profile. This is the RTL-in-the-loop check of the
+card (the driver's frames go through the gateware and out on the segment, into the pcap) and the
+LANCE benchmark's workload. The cards are attached by :data:`hw.lance.attach.LANCE`, as any
+machine's devices are.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from sim.bus import Bus
+from sim.devices import DeviceSpec, MachinePorts
 from sim.kernel import Kernel
 from sim.media.ethernet import Segment
 
@@ -44,6 +48,8 @@ class LanceExchangeResult:
         Times an HDL binding resumed Python (0 for the model).
     waves : str or None
         The VCD of ``le0``'s RTL, when ``SERVEROS_WAVES=1`` asked for one (None for the model).
+    rtl_cards : int
+        How many of the two cards ran as RTL (0 for the model backend).
     """
 
     backend: str
@@ -56,6 +62,7 @@ class LanceExchangeResult:
     segment: dict = field(default_factory=dict)
     python_wakes: int = 0
     waves: str | None = field(default=None, compare=False)
+    rtl_cards: int = 0
 
     @property
     def wire_bits_per_wall_second(self) -> float:
@@ -67,7 +74,8 @@ class LanceExchangeResult:
 def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int = 1,
                        backend: str = "model", pcap_path: str | None = None,
                        ram_bytes: int | None = None, stream: bool = False,
-                       platform: str = "decstation-5000-125-aegis") -> LanceExchangeResult:
+                       platform: str = "decstation-5000-125-aegis",
+                       rtl_cards: int = 1) -> LanceExchangeResult:
     """``frames`` frames from ``le0`` to ``le1``, each answered by one back (ping-pong), or
     with ``stream`` sent back to back from ``le0`` to ``le1`` as fast as the driver queues them
     (the shape of a server sending a large document; the LANCE benchmark's workload).
@@ -82,6 +90,8 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         Seeds the frame sizes and contents and the segment's backoff.
     backend : str
         ``le0``'s card: ``model``, ``amaranth`` or ``verilator``.
+    rtl_cards : int
+        With an RTL backend: 1 (``le0``'s card) or 2 (both cards).
     pcap_path : str, optional
         Write every frame on the segment to this pcapng file.
     ram_bytes : int, optional
@@ -93,18 +103,17 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
     Raises
     ------
     ValueError
-        For ``frames < 1``, a size out of range, an unknown backend or platform.
+        For ``frames < 1``, a size out of range, an unknown backend or platform, or
+        ``rtl_cards`` not 1 or 2.
     RuntimeError
         If a frame arrives different from how it was sent, or the exchange stalls.
     """
-    from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, WINDOW_SIZE
+    from hw.lance.attach import LANCE
+    from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT
     from sim.cpu import CPU
     from sim.media.pcap import PcapNgWriter
     from sim.platforms import PROFILES
     from sw.drivers.lance import MAX_SEND, MIN_SEND, LanceDriver
-
-    from ..devices import attach_lance_model
-    from ..lance_rtl import rtl_session
 
     if not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames must be an integer >= 1, not {frames!r}")
@@ -114,27 +123,37 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if platform not in PROFILES:
         raise ValueError(f"platform must be one of {', '.join(PROFILES)}, not {platform!r}")
+    if rtl_cards not in (1, 2) or isinstance(rtl_cards, bool):
+        raise ValueError(f"rtl_cards must be 1 or 2, not {rtl_cards!r}")
     ram = ram_bytes or BUFFER_RAM_SIZE_DEFAULT
     rng = random.Random(seed)
     k = Kernel()
     writer = PcapNgWriter(pcap_path) if pcap_path else None
     seg = Segment(k, seed=seed, pcap=writer)
     base = 0x1E00_0000
-    cpus, drivers = [], []
+    specs = [DeviceSpec("lance", f"le{i}", base, {"mac": bytes([0x08, 0x00, 0x2B, 0, 0, i + 1]),
+                                                   "ram_bytes": ram, "station": f"le{i}"})
+             for i in range(2)]
+    rtl = 0 if backend == "model" else rtl_cards
     session = None
-    for i in range(2):
-        bus = Bus(k, f"bus{i}")
+    if rtl:
+        from sim.bindings.session import RtlSimulation
+        session = RtlSimulation(k, backend=backend)
+        for i in range(rtl):
+            session.add(f"m{i}_le{i}", LANCE, specs[i])
+        session.start()
+    cpus, drivers = [], []
+    for i, spec in enumerate(specs):
+        machine = MachinePorts(k, f"m{i}", Bus(k, f"bus{i}"), media={"ethernet": seg})
         cpu = CPU(k, PROFILES[platform], f"cpu{i}")
-        mac = bytes([0x08, 0x00, 0x2B, 0, 0, i + 1])
-        if i == 0 and backend != "model":
-            session = rtl_session(backend, k, seg.attach("le0"), ram_bytes=ram, mac=mac)
-            bus.map(base, WINDOW_SIZE, session.card.bus, "le0")
-            irq = session.card.irq
+        if i < rtl:
+            card = LANCE.bind_rtl(machine, spec, session.access(f"m{i}_le{i}"), session.driver)
         else:
-            irq = attach_lance_model(k, bus, base, segment=seg, name=f"le{i}", mac=mac,
-                                     ram_bytes=ram).irq
+            card = LANCE.attach_model(machine, spec)
+        machine.bus.map(base, LANCE.window, card.target, spec.name)
         cpus.append(cpu)
-        drivers.append(LanceDriver(cpu, bus, base, irq=irq, buffer_ram=ram, name=f"le{i}"))
+        drivers.append(LanceDriver(cpu, machine.bus, base, irq=card.irq, buffer_ram=ram,
+                                   name=spec.name))
     a, b = drivers
     marks: dict[str, float] = {}
 
@@ -174,12 +193,14 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         marks["t1"] = k.now
         marks["w1"] = time.perf_counter()
 
+    wakes = 0
     try:
         task = k.spawn(main(), name="exchange")
         if session is None:
             k.run()
         else:
             session.run()
+            wakes = session.stats.wakes
         if not task.done:
             raise RuntimeError("the exchange did not finish")
         if task.exception is not None:
@@ -198,5 +219,6 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         driver={d.name: asdict(d.stats) for d in drivers},
         segment={"frames": seg.stats.frames, "collisions": seg.stats.collisions,
                  "utilization": seg.stats.busy_ps / elapsed if elapsed else 0.0},
-        python_wakes=session.driver.stats.wakes if session is not None else 0,
-        waves=str(session.waves) if session is not None and session.waves else None)
+        python_wakes=wakes,
+        waves=str(session.waves["m0_le0"]) if session is not None and session.waves else None,
+        rtl_cards=rtl)

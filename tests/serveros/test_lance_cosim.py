@@ -77,27 +77,30 @@ def test_rtl_and_model_backends_carry_the_same_frames(tmp_path) -> None:
 
 def _le0(backend: str, k, seg):
     """A DECstation's driver and LANCE card ``le0`` (model, or RTL on ``backend``) on ``seg``.
-    Returns (driver, MAC, RTL session or None)."""
-    from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, WINDOW_SIZE
-    from serveros.devices import attach_lance_model
-    from serveros.lance_rtl import rtl_session
+    Returns (driver, MAC, RTL simulation or None)."""
+    from hw.lance.attach import LANCE
+    from sim.bindings.session import RtlSimulation
     from sim.bus import Bus
     from sim.cpu import CPU
+    from sim.devices import DeviceSpec, MachinePorts
     from sim.platforms.decstation import DECSTATION_5000_125_AEGIS
     from sw.drivers.lance import LanceDriver
 
-    base, bus = 0x1E00_0000, Bus(k, "bus")
+    base = 0x1E00_0000
+    machine = MachinePorts(k, "m0", Bus(k, "bus"), media={"ethernet": seg})
     cpu = CPU(k, DECSTATION_5000_125_AEGIS, "cpu")
     mac = bytes([0x08, 0x00, 0x2B, 0, 0, 1])
+    spec = DeviceSpec("lance", "le0", base, {"mac": mac, "station": "le0"})
     session = None
     if backend == "model":
-        irq = attach_lance_model(k, bus, base, segment=seg, name="le0", mac=mac).irq
+        card = LANCE.attach_model(machine, spec)
     else:
-        session = rtl_session(backend, k, seg.attach("le0"), ram_bytes=BUFFER_RAM_SIZE_DEFAULT,
-                              mac=mac)
-        bus.map(base, WINDOW_SIZE, session.card.bus, "le0")
-        irq = session.card.irq
-    return LanceDriver(cpu, bus, base, irq=irq, name="le0"), mac, session
+        session = RtlSimulation(k, backend=backend)
+        session.add("m0_le0", LANCE, spec)
+        session.start()
+        card = LANCE.bind_rtl(machine, spec, session.access("m0_le0"), session.driver)
+    machine.bus.map(base, LANCE.window, card.target, "le0")
+    return LanceDriver(cpu, machine.bus, base, irq=card.irq, name="le0"), mac, session
 
 
 def _run(k, session) -> None:
