@@ -681,28 +681,28 @@ class VerilatorDirectDriver(HdlDriver):
         for h in self.watched_signals:
             h.model.watch(h.port.name)
         self._start()
-        if len(self.models) == 1:
-            self._run_one()
-        else:
-            self._run_several()
+        advance = self._advance_one() if len(self.models) == 1 else self._advance_several()
+        while not self._finished():
+            t = self._deadline()
+            if t is None or t > self._now:
+                self._now = advance(t)
+            self._wake(self._now)
 
-    def _run_one(self) -> None:
+    def _advance_one(self):
+        """``advance(t)``: run the one model's clock up to time ``t`` (None: no deadline) or
+        to the first edge at which a watched port changed; returns the time reached."""
         m, p = self.model, self.clocks[0].period
         run = m._run
         never = (1 << 63) - 1
-        while not self._finished():
-            t = self._deadline()
-            if t is not None and t <= self._now:
-                self._wake(self._now)
-                continue
-            until = t // p if t is not None else never
-            if run(m._h, until):
-                self._now = (m.next_edge - 1) * p
-            else:
-                self._now = t
-            self._wake(self._now)
 
-    def _run_several(self) -> None:
+        def advance(t: int | None) -> int:
+            if run(m._h, never if t is None else t // p):
+                return (m.next_edge - 1) * p
+            return t
+        return advance
+
+    def _advance_several(self):
+        """``advance(t)`` for several models: the C stepper takes their edges in time order."""
         n = len(self.models)
         step = _stepper()
         sims = (ctypes.c_void_p * n)(*[m.sim_handle for m in self.models])
@@ -712,13 +712,9 @@ class VerilatorDirectDriver(HdlDriver):
         out = ctypes.c_uint64(0)
         pout = ctypes.byref(out)
         never = (1 << 64) - 1
-        while not self._finished():
-            t = self._deadline()
-            if t is not None and t <= self._now:
-                self._wake(self._now)
-                continue
+
+        def advance(t: int | None) -> int:
             if step(n, sims, edges, periods, next_t, never if t is None else t, pout):
-                self._now = out.value
-            else:
-                self._now = t
-            self._wake(self._now)
+                return out.value
+            return t
+        return advance
