@@ -5,13 +5,14 @@ import pytest
 
 from sim.cpu import (COPY, CONTEXT_SWITCH, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL)
 from sim.kernel import Kernel, SimulationError
-from sim.media.ethernet import build_frame
+from sim.media.ethernet import Segment, build_frame
 from sim.memory import Memory, MemoryAccessError
 from sim.platforms import DECSTATION_5000_125_AEGIS as AEGIS
 from sim.time import S
 from sw.exokernel.aegis import Aegis, BindingError, DiskAccessError, OutOfPages
 from sw.exokernel.ash import AshRefused, echo_program
 from sw.exokernel.filters import FilterConflict, tcp_filter, udp_filter
+from sw.libos.net.ether import StationDevice
 
 PAGE = 4096
 BLOCK = 512
@@ -564,9 +565,10 @@ def test_binding_twice_or_over_an_application_is_refused():
         kern.bind_netdev(Card(k))
     k.run(until=1)                                     # the first binding's task starts
     k, c, mem, kern, _ = machine()
-    taken = Card(k)
+    taken = StationDevice(Segment(k), "server", "02:00:00:00:00:01")
     taken.attach(lambda frame: None)                   # an application attached itself
-    with pytest.raises(BindingError, match=r"already passes its frames to .* \(an application attached itself\)"):
+    with pytest.raises(BindingError, match=r"already passes its frames to .* \(an application "
+                                           r"attached itself\)"):
         kern.bind_netdev(taken)
     assert kern.netdev is None
     with pytest.raises(TypeError, match="6-byte mac, send\\(\\) and attach\\(\\)"):

@@ -123,6 +123,12 @@ class StationDevice:
             raise TypeError(f"receiver must be callable, not {receiver!r}")
         self._receiver = receiver
 
+    @property
+    def receiver(self) -> Callable[[bytes], None] | None:
+        """Whom received frames go to (what :meth:`attach` was given; None before): an
+        operating system checks it before taking the receive path."""
+        return self._receiver
+
     async def send(self, frame: bytes) -> None:
         """Pad ``frame`` to the minimum, append the FCS and transmit it under CSMA/CD."""
         dst, src, etype, payload = parse(frame)
