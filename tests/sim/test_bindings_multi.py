@@ -69,6 +69,8 @@ class TickerKind(DeviceKind):
         return Ticker(self.step)
 
     def harness_key(self, spec):
+        # A cached Verilator build is reused while hw/ and this key are unchanged: bump the
+        # version when Ticker changes.
         return f"test_{self.kind}_step{self.step}_v1"
 
 
