@@ -28,7 +28,10 @@ Parameters (:attr:`sim.devices.DeviceSpec.params`):
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from typing import Any
+
 from sim.bus import IrqLine
 from sim.devices import Attached, DeviceKind, DeviceSpec, MachinePorts
 from sim.memory import Memory
@@ -37,7 +40,7 @@ from sim.time import Clock
 from .image import DiskImage
 from .mechanism import DiskParams
 from .model import DiskControllerModel
-from .registers import CLOCK_PERIOD_PS, WINDOW_SIZE
+from .registers import ADDR_WIDTH, CLOCK_PERIOD_PS, WINDOW_SIZE
 
 __all__ = ["DiskKind", "DISK", "PARAMS", "DEFAULT_MEM_SIZE"]
 
@@ -55,12 +58,22 @@ def _image(spec: DeviceSpec) -> DiskImage:
     return DiskImage.open(image, persist=False)
 
 
+def _capacity(spec: DeviceSpec) -> int:
+    """The image's block count (a path is opened only to read its header)."""
+    image = spec.params["image"]
+    if isinstance(image, DiskImage):
+        return image.block_count
+    with DiskImage.open(image, persist=False) as opened:
+        return opened.block_count
+
+
 class DiskKind(DeviceKind):
     """The SCSI-style disk controller with a DEC RZ26 (see the module docstring)."""
 
     kind = "disk"
     window = WINDOW_SIZE
     clock = Clock(CLOCK_PERIOD_PS)
+    memories = ("dma.mem", "media.mem")
 
     def check(self, spec: DeviceSpec) -> None:
         """Raise ``ValueError`` naming a bad base or parameter."""
@@ -110,6 +123,63 @@ class DiskKind(DeviceKind):
                                          irq=irq, params=spec.params.get("params"))
         return Attached(spec, "model", controller, irq,
                         parts={"controller": controller, "image": image})
+
+    # -- RTL ------------------------------------------------------------------------------------
+    def harness(self, spec: DeviceSpec) -> Any:
+        """A :class:`hw.disk.harness.DiskHarness` for the image's capacity and the drive."""
+        from .harness import DiskHarness
+        self.check(spec)
+        return DiskHarness(params=spec.params.get("params"), capacity=_capacity(spec),
+                           mem_size=spec.params.get("mem_size", DEFAULT_MEM_SIZE))
+
+    def harness_key(self, spec: DeviceSpec) -> str:
+        """``disk_<drive>_<capacity>_<mem_size>``: the drive is ``rz26`` (the default) or a
+        digest of its parameters."""
+        self.check(spec)
+        params = spec.params.get("params")
+        drive = "rz26" if params is None else hashlib.sha1(repr(params).encode()).hexdigest()[:12]
+        mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
+        return f"disk_{drive}_{_capacity(spec)}_{mem_size:x}"
+
+    def bind_rtl(self, machine: MachinePorts, spec: DeviceSpec, access: Any,
+                 driver: Any) -> Attached:
+        """Join a running :class:`~hw.disk.harness.DiskHarness` to ``machine``.
+
+        Returns
+        -------
+        Attached
+            ``parts``: ``image``, ``firmware`` (the :class:`~hw.disk.gateware.DriveFirmware`),
+            ``dma`` (the :class:`sim.bindings.dma.DmaServer`) and ``media`` (the
+            :class:`~hw.disk.media_bridge.MediaServer`).
+
+        Raises
+        ------
+        ValueError
+            If the harness was built for another memory size than the machine's.
+        """
+        from sim.bindings.binder import bind_host_bus, bind_irq
+        from sim.bindings.dma import DmaServer
+
+        from .gateware import DriveFirmware
+        from .mechanism import DiskMechanism
+        from .media_bridge import MediaServer
+
+        self.check(spec)
+        memory = self._memory(machine, spec)
+        mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
+        if mem_size != memory.size:
+            raise ValueError(f"disk {spec.name}: the RTL is built for {mem_size:#x} bytes of "
+                             f"memory (params mem_size), but {machine.name!r} has "
+                             f"{memory.size:#x}")
+        image = _image(spec)
+        name = f"{machine.name}.{spec.name}"
+        bus = bind_host_bus(access, driver, self.clock, addr_width=ADDR_WIDTH, name=name)
+        irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
+        dma = DmaServer(access, driver, self.clock, memory, name=f"{name}.dma")
+        firmware = DriveFirmware(DiskMechanism(spec.params.get("params")), image)
+        media = MediaServer(access, driver, firmware, name=f"{name}.media")
+        return Attached(spec, "rtl", bus, irq, parts={"image": image, "firmware": firmware,
+                                                      "dma": dma, "media": media})
 
     def __repr__(self) -> str:
         return "<DeviceKind disk>"

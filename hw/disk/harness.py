@@ -1,0 +1,147 @@
+"""The disk controller's co-simulation harness: the RTL with its memory and media ports bridged.
+
+:class:`DiskHarness` is what an HDL simulator runs for an RTL disk (``DISK.harness``): the
+:class:`hw.disk.gateware.DiskController` with
+
+* its host bus (``bus__*``) and ``irq`` as the harness's own ports, joined to the machine by the
+  generic binder (:mod:`sim.bindings.binder`);
+* its DMA master port on a :class:`hw.dma.DmaBridge` (submodule ``dma``, ports ``dma_*``, words
+  in ``dma.mem``), served by :class:`sim.bindings.dma.DmaServer` on the machine's memory. The
+  bridge's fixed burst times are the controller's (:data:`~hw.disk.registers.DMA_WRITE_BURST_CYCLES`
+  into memory, :data:`~hw.disk.registers.DMA_READ_BURST_CYCLES` from it), the 3MIN's memory;
+  a slower memory lengthens a burst as it does the model's;
+* its :class:`~hw.disk.gateware.MediaPort` on a second :class:`~hw.dma.DmaBridge` (submodule
+  ``media``, ports ``media_*``, words in ``media.mem``) whose fixed time is the minimum, so
+  each transaction is acknowledged from the first edge after the one that samples its request,
+  a word per cycle (the cocotb bench's media server): Header, Info and Commit are one word, a
+  Read or Write block 128 words through ``media.mem``. The request's fields (``media_op``,
+  the block in ``media_addr``, ``media_cmd_write`` and ``media_blocks``: the command's kind and
+  COUNT, ``media_time_ps``) are the controller's; the reply fields (``media_hit`` ..
+  ``media_slot``) go straight to the controller. The drive firmware
+  (:class:`hw.disk.gateware.DriveFirmware`) answers in Python, once per transaction
+  (``hw.disk.attach``).
+
+Every port Python watches changes at transaction rate: a DMA burst, a media transaction, an
+interrupt, a bus access.
+"""
+# No `from __future__ import annotations`: wiring.Component reads the member annotations.
+from amaranth.hdl import Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.bus import HostBus
+from hw.dma import MEM_CYCLES_WIDTH, DmaBridge
+
+from .gateware import BLOCK_WORDS, DiskController, MediaOp, MediaPort
+from .mechanism import DiskParams
+from .registers import (ADDR_WIDTH, DATA_WIDTH, DMA_BURST_WORDS, DMA_READ_BURST_CYCLES,
+                        DMA_WRITE_BURST_CYCLES)
+
+__all__ = ["DiskHarness", "MEDIA_REPLY"]
+
+#: The media port's reply fields, driven by Python (harness ports ``media_<name>``).
+MEDIA_REPLY = ("hit", "stream", "n_cached", "walk_lbn", "free_ps", "start_ps", "cylinder",
+               "surface", "slot")
+
+
+def _bridge_ports(prefix: str, addr_width: int, depth: int) -> dict:
+    """A :class:`DmaBridge`'s Python-facing ports, as harness ports ``prefix + name``."""
+    return {f"{prefix}req_toggle": Out(1), f"{prefix}addr": Out(addr_width),
+            f"{prefix}count": Out(8), f"{prefix}write": Out(1),
+            f"{prefix}mem_cycles": In(MEM_CYCLES_WIDTH), f"{prefix}fault": In(1),
+            f"{prefix}data_toggle": Out(1), f"{prefix}taken": Out(range(depth + 1))}
+
+
+def _connect_bridge(m: Module, harness, bridge: DmaBridge, prefix: str) -> None:
+    """Join a bridge's Python-facing ports to the harness's ``prefix``-named ones."""
+    for name in ("req_toggle", "addr", "count", "write", "data_toggle", "taken"):
+        m.d.comb += getattr(harness, prefix + name).eq(getattr(bridge, name))
+    for name in ("mem_cycles", "fault"):
+        m.d.comb += getattr(bridge, name).eq(getattr(harness, prefix + name))
+
+
+class DiskHarness(wiring.Component):
+    """A :class:`DiskController` with its DMA and media ports bridged (module docstring).
+
+    Parameters
+    ----------
+    params : DiskParams, optional
+        The drive (default: the DEC RZ26).
+    capacity : int, optional
+        CAPACITY in blocks (default: the drive's).
+    mem_size : int
+        Host memory bytes (the controller's command-time DmaFault check).
+
+    Members
+    -------
+    bus : In(HostBus(addr_width=4, data_width=32))
+    irq : Out(1)
+    dma_* :
+        The DMA bridge's ports (see :class:`hw.dma.DmaBridge`).
+    media_* :
+        The media bridge's ports, the request's fields (``media_op``, ``media_cmd_write``,
+        ``media_blocks``, ``media_time_ps``) and the reply fields :data:`MEDIA_REPLY`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`DiskController`.
+    """
+
+    def __init__(self, *, params: DiskParams | None = None, capacity: int | None = None,
+                 mem_size: int):
+        self.ctrl = DiskController(params=params, capacity=capacity, mem_size=mem_size)
+        self.dma = DmaBridge(write_cycles=DMA_WRITE_BURST_CYCLES,
+                             read_cycles=DMA_READ_BURST_CYCLES, depth=DMA_BURST_WORDS)
+        # Fixed time 2: the first word is sampled at the second edge after the request's.
+        self.media = DmaBridge(write_cycles=2, read_cycles=2, depth=BLOCK_WORDS)
+        port = MediaPort().members
+        members = {
+            "bus": In(HostBus(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
+            "irq": Out(1),
+            **_bridge_ports("dma_", 32, DMA_BURST_WORDS),
+            **_bridge_ports("media_", 32, BLOCK_WORDS),
+            "media_op": Out(port["op"].shape), "media_cmd_write": Out(1),
+            "media_blocks": Out(port["count"].shape),
+            "media_time_ps": Out(port["time_ps"].shape),
+        }
+        for name in MEDIA_REPLY:
+            members[f"media_{name}"] = In(port[name].shape)
+        super().__init__(members)
+
+    @property
+    def params(self) -> DiskParams:
+        return self.ctrl.params
+
+    @property
+    def capacity(self) -> int:
+        return self.ctrl.capacity
+
+    @property
+    def mem_size(self) -> int:
+        return self.ctrl.mem_size
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        ctrl, dma, media = self.ctrl, self.dma, self.media
+        m.submodules.ctrl = ctrl
+        m.submodules.dma = dma
+        m.submodules.media = media
+        wiring.connect(m, wiring.flipped(self.bus), ctrl.bus)
+        m.d.comb += self.irq.eq(ctrl.irq)
+        wiring.connect(m, ctrl.dma, dma.dma)
+        _connect_bridge(m, self, dma, "dma_")
+
+        # The media port as a word bus: Read and Write move a block, the others one word; a
+        # Write gives words to the server (as a device-to-memory DMA burst does).
+        p, b = ctrl.media, media.dma
+        block = (p.op == MediaOp.Read) | (p.op == MediaOp.Write)
+        m.d.comb += [b.req.eq(p.req), b.write.eq(p.op == MediaOp.Write), b.addr.eq(p.lbn),
+                     b.count.eq(Mux(block, BLOCK_WORDS, 1)), b.w_data.eq(p.w_data),
+                     p.ack.eq(b.ack), p.r_data.eq(b.r_data),
+                     self.media_op.eq(p.op), self.media_cmd_write.eq(p.write),
+                     self.media_blocks.eq(p.count),
+                     self.media_time_ps.eq(p.time_ps)]
+        m.d.comb += [getattr(p, name).eq(getattr(self, f"media_{name}")) for name in MEDIA_REPLY]
+        _connect_bridge(m, self, media, "media_")
+        return m

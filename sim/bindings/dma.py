@@ -1,0 +1,222 @@
+"""DmaServer: a device's DMA bursts, from its gateware bridge, served by main memory.
+
+The device's DMA master port meets a ``hw.dma.DmaBridge`` in its harness; this is the bridge's
+Python side. Per burst, Python wakes once when the device raises its request (``req_toggle``)
+and, for a device-to-memory burst, once more when the bridge holds the burst's words
+(``data_toggle``), whatever the burst's length and wait states.
+
+At the request edge ``S`` the server asks :class:`sim.memory.Memory` for the transfer, as a
+transaction-level device model does at the same picosecond:
+
+* the memory's ownership check (:meth:`Memory.check`, the one ``dma_read``/``dma_write`` make
+  first) decides at once: a refused burst is reported to the bridge (``fault``: it runs on the
+  device's fixed time and moves no data) and counted in :attr:`DmaServer.faults`;
+* the transfer itself is :meth:`Memory.dma_read` / :meth:`Memory.dma_write`, with the memory's
+  timing and its queue of DMA masters. Its completion ``T`` is known at ``S`` (the memory serves
+  DMA in call order) and given to the bridge as ``mem_cycles``, the cycles from ``S`` to the
+  first edge at or after ``T``: the device's last word is acknowledged there unless its fixed
+  burst time ends later. The server checks, when the call returns, that it did end at ``T``.
+
+Data: a memory-to-device burst's words are the memory's bytes at ``S``, written into the
+bridge's memory before the device takes them (the memory's own ``dma_read`` returns the bytes
+at ``T``; should they differ, the device got the older ones and :attr:`DmaServer.stale` counts
+the burst). A device-to-memory burst's bytes are the device's, which exist only once the bridge
+has taken them: they land at the later of ``T`` and the burst's last edge (the memory's
+``dma_write`` is made at ``S`` with the bytes the memory already holds there, so its timing,
+check and counters are the memory's, and the device's bytes replace them then). With a memory
+no faster than the device's fixed burst, as the 3MIN's, that is ``T`` itself. A burst the device
+abandons (it drops ``req`` early) lands the words it gave.
+
+Nothing here knows a device: the bridge's ports are found by ``prefix`` and its memory by name.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
+from sim.time import Clock
+
+from . import BindingError, HdlDriver
+
+__all__ = ["DmaServer", "DMA_PORTS"]
+
+log = logging.getLogger(__name__)
+
+#: The bridge's Python-facing ports (``hw.dma.DmaBridge``), before the prefix.
+DMA_PORTS = ("req_toggle", "addr", "count", "write", "mem_cycles", "fault", "data_toggle",
+             "taken")
+
+
+class DmaServer:
+    """Serve a ``hw.dma.DmaBridge``'s bursts from ``memory`` (see the module docstring).
+
+    Parameters
+    ----------
+    access : SignalAccess
+        The device instance's ports and memories.
+    driver : HdlDriver
+        The simulation's driver (watches are registered here: construct before it runs).
+    clock : Clock
+        The device's clock (the bridge's edges).
+    memory : Memory
+        Main memory.
+    prefix : str
+        The bridge's ports are ``prefix + name`` for each of :data:`DMA_PORTS`.
+    mem : str
+        The bridge's word memory (hierarchical name).
+    requester : hashable, optional
+        On whose behalf the device's DMA runs, for the memory's ownership check (None: the
+        kernel, as a device model's DMA).
+    name : str
+        For messages (``"server.rz0.dma"``).
+
+    Attributes
+    ----------
+    bursts : int
+        Bursts served (faults included).
+    bytes_read, bytes_written : int
+        Bytes moved from memory to the device and from the device to memory.
+    faults : int
+        Bursts the memory refused; :attr:`last_fault` holds the last refusal.
+    stale : int
+        Memory-to-device bursts whose bytes changed in memory during the transfer.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an argument of the wrong type or value.
+    BindingError
+        If the design lacks one of the bridge's ports.
+    """
+
+    def __init__(self, access: Any, driver: HdlDriver, clock: Clock, memory: Memory, *,
+                 prefix: str = "dma_", mem: str = "dma.mem", requester: Any = None,
+                 name: str):
+        if not isinstance(driver, HdlDriver):
+            raise TypeError(f"driver must be a sim.bindings.HdlDriver, not {driver!r}")
+        if not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
+        if not isinstance(memory, Memory):
+            raise TypeError(f"memory must be a sim.memory.Memory, not {memory!r}")
+        for what, value in (("prefix", prefix), ("mem", mem), ("name", name)):
+            if not isinstance(value, str) or (what != "prefix" and not value):
+                raise ValueError(f"{what} must be a{' non-empty' if what != 'prefix' else ''} "
+                                 f"string, not {value!r}")
+        self.access = access
+        self.driver = driver
+        self.kernel = driver.kernel
+        self.clock = clock
+        self.memory = memory
+        self.requester = requester
+        self.name = name
+        self._mem = mem
+        self._port = {p: access.port(prefix + p) for p in DMA_PORTS}
+        self._awaiting: deque[_Landing] = deque()    # device-to-memory bursts awaiting words
+        self.bursts = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.faults = 0
+        self.last_fault: Exception | None = None
+        self.stale = 0
+        driver.watch(self._port["req_toggle"], self._on_request)
+        driver.watch(self._port["data_toggle"], self._on_data)
+
+    # -- the request edge ---------------------------------------------------------------------
+    def _on_request(self, _level: int) -> None:
+        k, p = self.kernel, self.clock.period
+        if k.now % p:
+            raise BindingError(f"{self.name}: a DMA request at {k.now} ps, not at an edge of the "
+                               f"{p} ps clock")
+        get = self.driver.get
+        addr, n, write = get(self._port["addr"]), get(self._port["count"]), get(self._port["write"])
+        if n < 1:
+            raise BindingError(f"{self.name}: a DMA burst of {n} words at {addr:#x}")
+        self.bursts += 1
+        # Spawned, so that nothing else due now runs between the prediction of the memory's
+        # completion and the memory call that takes it.
+        k.spawn(self._serve(addr, n, bool(write)), name=f"{self.name}.burst")
+
+    async def _serve(self, addr: int, n: int, write: bool) -> None:
+        k, mem, nbytes = self.kernel, self.memory, 4 * n
+        try:
+            mem.check(addr, nbytes, self.requester, write=write)
+        except (MemoryAccessError, MemoryBoundsError) as exc:
+            self._refuse(exc)
+            return
+        done = self._completion(nbytes, write)
+        self.driver.set(self._port["fault"], 0)
+        self.driver.set(self._port["mem_cycles"],
+                        (self.clock.edge_at_or_after(done) - k.now) // self.clock.period)
+        if write:
+            landing = _Landing(addr)
+            self._awaiting.append(landing)
+            await mem.dma_write(addr, mem.view(addr, nbytes), self.requester)
+            self._check_done(done)
+            landing.transferred = True
+            self._land(landing)
+        else:
+            snapshot = mem.read(addr, nbytes)
+            self.access.mem_write(self._mem, 0, _words(snapshot))
+            data = await mem.dma_read(addr, nbytes, self.requester)
+            self._check_done(done)
+            self.bytes_read += nbytes
+            if data != snapshot:
+                self.stale += 1
+                log.warning("%s: memory at %#x changed during a %d-byte DMA read; the device "
+                            "got the bytes of its start", self.name, addr, nbytes)
+
+    def _completion(self, nbytes: int, write: bool) -> int:
+        """When a DMA transfer asked for now completes: :meth:`Memory.dma_read`/``dma_write``
+        serve DMA masters in call order, each for ``Memory.dma_time``."""
+        start = max(self.kernel.now, self.memory._dma_free_at)  # the memory's DMA queue
+        return start + self.memory.dma_time(nbytes, write)
+
+    def _check_done(self, expected: int) -> None:
+        if self.kernel.now != expected:
+            raise BindingError(f"{self.name}: the memory's DMA ended at {self.kernel.now} ps, "
+                               f"not at the {expected} ps the bridge was given")
+
+    def _refuse(self, exc: Exception) -> None:
+        self.faults += 1
+        self.last_fault = exc
+        log.info("%s: DMA refused: %s", self.name, exc)
+        self.driver.set(self._port["fault"], 1)
+        self.driver.set(self._port["mem_cycles"], 0)
+
+    # -- a device-to-memory burst's words -------------------------------------------------------
+    def _on_data(self, _level: int) -> None:
+        if not self._awaiting:
+            return                  # a refused burst: nothing lands
+        landing = self._awaiting.popleft()
+        landing.words = self.access.mem_read(self._mem, 0, self.driver.get(self._port["taken"]))
+        self._land(landing)
+
+    def _land(self, landing: "_Landing") -> None:
+        """Store a burst's words once both its memory transfer and the burst have ended."""
+        if landing.words is None or not landing.transferred:
+            return
+        data = b"".join(w.to_bytes(4, "little") for w in landing.words)
+        self.memory.write(landing.addr, data)
+        self.bytes_written += len(data)
+
+    def __repr__(self) -> str:
+        return (f"<DmaServer {self.name} bursts={self.bursts} read={self.bytes_read} "
+                f"written={self.bytes_written} faults={self.faults}>")
+
+
+class _Landing:
+    """A device-to-memory burst: where its words go, and which of its two ends has come."""
+
+    __slots__ = ("addr", "words", "transferred")
+
+    def __init__(self, addr: int) -> None:
+        self.addr = addr
+        self.words: list[int] | None = None      # the device's words, once the burst ended
+        self.transferred = False                 # the memory's transfer has completed
+
+
+def _words(data: bytes) -> list[int]:
+    """Little-endian 32-bit words of ``data``."""
+    return [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]

@@ -1,0 +1,232 @@
+"""The disk controller's RTL in the loop (DISK.bind_rtl) against its model (DISK.attach_model).
+
+One program of register accesses runs on a machine whose disk is the model and on one whose
+disk is the RTL (:class:`hw.disk.harness.DiskHarness` in an :class:`sim.bindings.session.RtlSimulation`,
+its DMA served by :class:`sim.bindings.dma.DmaServer` from the machine's
+:class:`sim.memory.Memory`, its media by the drive firmware over the same kind of image). Both
+must give the same interrupt times (to the picosecond), causes and errors, the same memory and
+the same image, with the 3MIN's memory and with memories slower and faster than the
+controller's fixed DMA burst.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import time
+
+import pytest
+
+from hw.disk.attach import DISK
+from hw.disk.image import DiskImage
+from hw.disk.registers import (BUS_WAIT_CYCLES, CLOCK_PERIOD_PS, DMA_READ_BURST_CYCLES,
+                               DMA_WRITE_BURST_CYCLES, Command, Error, Irq, Reg)
+from sim.bindings.session import RtlSimulation
+from sim.bus import Bus
+from sim.devices import DeviceSpec, MachinePorts
+from sim.kernel import Kernel
+from sim.memory import Memory
+from sim.platforms.base import Cost
+from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
+
+from test_disk_gateware import (BS, CAPACITY, MEM_SIZE, START_EDGE, Cmd, fast_params,
+                                initial_media, random_program)
+
+P = CLOCK_PERIOD_PS
+#: A memory whose DMA bursts end off the controller's edges and later than its fixed burst time
+#: (66 x 97.3 ns = 80.3 cycles for a 64-word write), and one that is quicker than it.
+SLOW = dataclasses.replace(PROFILE, name="test-slow-memory", mem_cycle_ps=Cost(
+    97_300, "ps", "estimate: a test memory slower than the 3MIN's, ending bursts off-edge"))
+FAST = dataclasses.replace(PROFILE, name="test-fast-memory", mem_cycle_ps=Cost(
+    30_000, "ps", "estimate: a test memory quicker than the controller's fixed burst"))
+
+
+_images = itertools.count()
+
+
+@dataclasses.dataclass
+class Run:
+    """What a program observed on one machine."""
+
+    events: list[tuple[int, int, int]]
+    memory: bytes
+    image: dict[int, bytes]
+    attached: object
+    wall_s: float = 0.0
+
+
+def run(prog: list[Cmd], media: dict[int, bytes], memory: bytes, tmp_path, *, impl: str,
+        backend: str = "verilator", profile=PROFILE, check=None, until: int | None = None) -> Run:
+    """Run ``prog`` on a machine whose disk is ``impl`` (``"model"`` or ``"rtl"``).
+
+    ``check(page, owner, requester, write)``, if given, is the memory's access check.
+    """
+    k = Kernel()
+    mem = Memory(k, MEM_SIZE, profile=profile, name="m.mem")
+    mem.write(0, memory)
+    if check is not None:
+        mem.access_check = check
+    img = DiskImage.create(tmp_path / f"{impl}-{next(_images)}.img", CAPACITY, persist=False)
+    for lbn, data in media.items():
+        img.write(lbn, data)
+    machine = MachinePorts(k, "m", Bus(k, "m.bus"), mem)
+    spec = DeviceSpec("disk", "rz0", 0x1000, {"image": img, "params": fast_params(),
+                                              "mem_size": MEM_SIZE})
+    sim = None
+    if impl == "model":
+        att = DISK.attach_model(machine, spec)
+    else:
+        sim = RtlSimulation(k, backend, until=until)
+        sim.add("m_rz0", DISK, spec)
+        sim.start()
+        att = DISK.bind_rtl(machine, spec, sim.access("m_rz0"), sim.driver)
+    dev, irq = att.target, att.irq
+    events = []
+
+    async def program():
+        await k.sleep_until(START_EDGE * P)
+        for c in prog:
+            if c.fill:
+                mem.write(c.addr, c.fill)
+            if c.command is not None:
+                if not c.raw:
+                    await dev.write(Reg.Lbn, c.lbn)
+                    await dev.write(Reg.Count, c.count)
+                    await dev.write(Reg.DmaAddr, c.addr)
+                    await dev.write(Reg.IrqEnable, Irq.Done | Irq.Error)
+                await dev.write(Reg.Command, c.command)
+            if not c.wait:
+                continue
+            await irq.wait_high()
+            t = k.now
+            cause = await dev.read(Reg.IrqCause)
+            error = await dev.read(Reg.Error)
+            await dev.write(Reg.IrqCause, cause)
+            events.append((t, cause, error))
+
+    task = k.spawn(program())
+    t0 = time.perf_counter()
+    if sim is None:
+        k.run()
+    else:
+        try:
+            sim.run()
+        finally:
+            sim.close()
+    wall = time.perf_counter() - t0
+    assert task.done and task.exception is None, task.exception
+    lbns = sorted(set(media) | {c.lbn + i for c in prog for i in range(c.count)
+                                if c.lbn + i < CAPACITY})
+    image = {lbn: img.read(lbn) for lbn in lbns}
+    img.close()
+    return Run(events, bytes(mem.data), image, att, wall)
+
+
+def assert_same(model: Run, rtl: Run) -> None:
+    assert rtl.events == model.events
+    assert rtl.memory == model.memory
+    assert rtl.image == model.image
+
+
+def program_a() -> list[Cmd]:
+    """Writes and reads, single and multi-block, a sequential run (the drive's cache), an
+    Inquire and a rejected command."""
+    rng = random.Random(5)
+    return [
+        Cmd(Command.Write, 100, 3, 0x2000, rng.randbytes(3 * BS)),
+        Cmd(Command.Read, 100, 3, 0x5000),
+        Cmd(Command.Read, 40, 1, 0x0200),
+        Cmd(Command.Read, 41, 2, 0x8000),               # continues the read-ahead stream
+        Cmd(Command.Inquire),
+        Cmd(Command.Read, CAPACITY, 1, 0x800, ok=False),  # OutOfRange
+        Cmd(Command.Write, 7, 2, 0xA000, rng.randbytes(2 * BS)),
+    ]
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("profile", [PROFILE, SLOW, FAST], ids=["3min", "late", "early"])
+def test_rtl_in_the_loop_equals_the_model(tmp_path, profile) -> None:
+    prog, media = program_a(), initial_media(3)
+    memory = random.Random(4).randbytes(MEM_SIZE)
+    model = run(prog, media, memory, tmp_path, impl="model", profile=profile)
+    rtl = run(prog, media, memory, tmp_path, impl="rtl", profile=profile)
+    assert_same(model, rtl)
+    assert [e[1:] for e in model.events] == [(Irq.Done, Error.None_)] * 5 + [
+        (Irq.Error, Error.OutOfRange), (Irq.Done, Error.None_)]
+    dma = rtl.attached.parts["dma"]
+    # 3 + 3 + 1 + 2 + 2 blocks of 2 bursts: 6 blocks into memory (Reads), 5 from it (Writes).
+    assert dma.bursts == 22 and dma.faults == 0 and dma.stale == 0
+    assert (dma.bytes_written, dma.bytes_read) == (6 * BS, 5 * BS)
+    media_ops = rtl.attached.parts["media"].transactions
+    assert media_ops["Write"] == 5 and media_ops["Commit"] == 5
+
+
+@pytest.mark.hdl
+def test_a_burst_ends_where_the_slow_memory_lets_it(tmp_path) -> None:
+    """With the slow memory every burst lasts the memory's time, not the fixed one: the same
+    command takes longer than with the 3MIN's memory, by what the model says."""
+    prog = [Cmd(Command.Read, 10, 2, 0x1000)]
+    media, memory = initial_media(1), bytes(MEM_SIZE)
+    fast = run(prog, media, memory, tmp_path, impl="rtl")
+    slow = run(prog, media, memory, tmp_path, impl="rtl", profile=SLOW)
+    bursts = 4
+    per_burst = SLOW.dma_ps(4 * 64, write=True)
+    assert per_burst > DMA_WRITE_BURST_CYCLES * P and per_burst % P
+    extra = -(-per_burst // P) - DMA_WRITE_BURST_CYCLES
+    assert slow.events[0][0] - fast.events[0][0] == bursts * extra * P
+
+
+@pytest.mark.hdl
+def test_random_program_equals_the_model(tmp_path) -> None:
+    prog = random_program(11, 12)
+    media, memory = initial_media(12), random.Random(13).randbytes(MEM_SIZE)
+    assert_same(run(prog, media, memory, tmp_path, impl="model"),
+                run(prog, media, memory, tmp_path, impl="rtl"))
+
+
+@pytest.mark.hdl
+def test_reset_while_the_drive_works(tmp_path) -> None:
+    """A Reset during a Write's drive phase abandons it as the model does (same sectors
+    written, no interrupt), and the next command runs normally."""
+    rng = random.Random(21)
+    prog = [Cmd(Command.Write, 200, 4, 0x3000, rng.randbytes(4 * BS), wait=False),
+            Cmd(Command.Reset, raw=True, wait=False),
+            Cmd(Command.Read, 200, 4, 0x6000)]
+    media, memory = initial_media(22), bytes(MEM_SIZE)
+
+    def delayed(p):
+        # Let the Write's DMA finish and the drive start before the Reset.
+        return [p[0], Cmd(Command.Inquire, raw=True, ok=False, wait=True), *p[1:]]
+    prog = delayed(prog)
+    assert_same(run(prog, media, memory, tmp_path, impl="model"),
+                run(prog, media, memory, tmp_path, impl="rtl"))
+
+
+@pytest.mark.hdl
+def test_refused_dma_moves_nothing(tmp_path) -> None:
+    """Page 2 refuses every access. The model ends the Read with DmaFault; the RTL cannot (its
+    DMA port has no error signal, hw/disk/registers.py): its refused bursts move no byte and are
+    counted, the bursts before them land as the model's."""
+    prog = [Cmd(Command.Read, 0, 16, 0x1000)]          # buffer 0x1000 .. 0x2FFF
+    media, memory = initial_media(2), bytes(MEM_SIZE)
+
+    def check(page, owner, requester, write):
+        return page != 2
+    model = run(prog, media, memory, tmp_path, impl="model", check=check)
+    rtl = run(prog, media, memory, tmp_path, impl="rtl", check=check)
+    assert model.events[0][1:] == (Irq.Done | Irq.Error, Error.DmaFault)
+    assert rtl.memory[0x1000:0x2000] == model.memory[0x1000:0x2000] \
+        == b"".join(media[i] for i in range(8))
+    assert rtl.memory[0x2000:0x3000] == model.memory[0x2000:0x3000] == bytes(0x1000)
+    dma = rtl.attached.parts["dma"]
+    assert dma.faults == 16 and isinstance(dma.last_fault, PermissionError)
+
+
+@pytest.mark.hdl
+def test_amaranth_backend_equals_the_model(tmp_path) -> None:
+    rng = random.Random(31)
+    prog = [Cmd(Command.Write, 60, 1, 0x4000, rng.randbytes(BS)),
+            Cmd(Command.Read, 60, 1, 0x7000)]
+    media, memory = initial_media(32), bytes(MEM_SIZE)
+    assert_same(run(prog, media, memory, tmp_path, impl="model"),
+                run(prog, media, memory, tmp_path, impl="rtl", backend="amaranth"))
