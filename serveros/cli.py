@@ -349,16 +349,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, paper.ServerUnavailable) as exc:
         raise UsageError(f"argument --servers: {exc}") from None
     try:
-        points = paper.plan_points(figures, servers, requests=args.requests,
-                                   backend=args.backend, seed=args.seed, client=args.client)
+        rtl = paper.server_rtl(servers, args.rtl)
     except ValueError as exc:
-        raise UsageError(f"argument --backend: {exc}" if "backend" in str(exc) else str(exc)) \
-            from None
-    _check_simulator("--backend", args.backend)
+        raise UsageError(f"argument --rtl: {exc}") from None
+    try:
+        backend = paper.resolve_backend(args.backend, rtl)
+    except ValueError as exc:
+        raise UsageError(f"argument --backend: {exc}") from None
+    try:
+        points = paper.plan_points(figures, servers, requests=args.requests, backend=backend,
+                                   seed=args.seed, client=args.client, rtl=rtl)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rtl = points[0].rtl                      # --backend verilator alone: the LANCE card's RTL
+    _check_simulator("--backend", backend)
     out = output_dir("--out", args.out)
     if args.pcap:
         output_file("--pcap", args.pcap)
-    waves_dir = out / "waves" if waves_requested() and args.backend != "model" else None
+    waves_dir = out / "waves" if waves_requested() and rtl else None
     wall0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as prog:
@@ -391,7 +399,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                else f"{paper.FIGURE_B_DOC}-byte document")
         t = Table(title=f"figure {fig}: requests per second by {xname} ({sub}, "
                         f"{args.requests} requests per client, {args.client} clients, "
-                        f"{args.backend}, seed {args.seed})")
+                        f"{_devices_label(rtl, backend)}, seed {args.seed})")
         t.add_column(f"server \\ {xname}")
         for x in xs:
             t.add_column(str(x), justify="right")
@@ -403,8 +411,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     files = paper.write_results(rows, out, meta={"figures": list(figures),
                                                  "servers": list(servers),
                                                  "requests_per_client": args.requests,
-                                                 "backend": args.backend, "seed": args.seed,
-                                                 "client": args.client})
+                                                 "rtl": ",".join(rtl), "backend": backend,
+                                                 "seed": args.seed, "client": args.client})
     simulated = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows}.values()
     bad = [r for r in simulated if paper.failed(r)]
     console.print(f"{len(points)} points ({len(bad)} failed), "
@@ -417,10 +425,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.pcap:
         console.print(f"  {args.pcap} (the first point only)", soft_wrap=True, markup=False,
                       highlight=False)
-    vcds = [waves_dir / f"{p.file_stem}.vcd" for p in points] if waves_dir else []
-    _report_waves(", ".join(str(v) for v in vcds if v.exists()),
+    vcds = [v for p in points for v in sorted(paper.point_waves(p, waves_dir).glob("*.vcd"))] \
+        if waves_dir else []
+    _report_waves(", ".join(str(v) for v in vcds),
                   "no point finished writing one" if waves_dir else
-                  "the model backend has no RTL (use --backend verilator or amaranth)")
+                  "every device ran as its model (choose RTL devices with --rtl)")
     if bad:
         for r in bad:
             print(f"serveros run: error: point {r['server']} {r['doc_bytes']} B "
@@ -449,6 +458,12 @@ def _report_sustained(rows: list[dict]) -> None:
                   f"equilibrium (TIME_WAIT lives 60 s): their sustained_rps is null; about "
                   f"--requests {need} would reach it for all of them at their rates (see "
                   f"sustained_note and README)", soft_wrap=True, highlight=False)
+
+
+def _devices_label(rtl: tuple[str, ...], backend: str) -> str:
+    """How a run's devices ran, for a table title: ``models`` or ``RTL lance,disk on
+    verilator``."""
+    return f"RTL {','.join(rtl)} on {backend}" if rtl else "models"
 
 
 def _run_cell(r: dict) -> str:
@@ -552,9 +567,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated servers (default cheetah,harvest,ncsa); "
                          "cheetah@STAGE runs Cheetah at one of the paper's stages "
                          "(posix, libos, ... see README)")
-    ru.add_argument("--backend", default="model",
-                    help="the server's LANCE card: model, or its RTL on verilator or amaranth "
-                         "(icarus runs the RTL only in the cocotb testbenches; default model)")
+    ru.add_argument("--rtl", default="", metavar="KINDS",
+                    help="comma-separated device kinds of the server machine that run as RTL "
+                         "(lance, disk: e.g. --rtl lance,disk); the other devices run as their "
+                         "models (default: none)")
+    ru.add_argument("--backend", default=None,
+                    help="the HDL simulator of the --rtl devices: verilator (default) or "
+                         "amaranth; model runs every device as its model (the default without "
+                         "--rtl). For compatibility, --backend verilator or amaranth without "
+                         "--rtl means --rtl lance (icarus runs the RTL only in the cocotb "
+                         "testbenches)")
     ru.add_argument("--seed", type=natural, default=1, help="random seed (default 1)")
     ru.add_argument("--client", choices=("pentium", "sparc"), default="pentium",
                     help="the client machines: pentium (Pentium-100 under OpenBSD, default) or "

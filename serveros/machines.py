@@ -1,54 +1,68 @@
-"""The paper's machines: a DECstation 5000/125 server and the client workstations.
+"""Machines as descriptions: what a machine has, and the paper's server and clients.
 
-:func:`build_server_machine` assembles a server as the paper measured it (a DECstation
-5000/125: 25 MHz R3000, 32 MiB, a LANCE Ethernet card on the TURBOchannel and an RZ26 disk
-behind the SCSI-style controller) and :func:`build_client_machine` a client of one of the
-paper's kinds (:data:`CLIENT_PROFILES`: a 100 MHz Pentium under OpenBSD, the default, or a
-SPARCstation 1 under SunOS 4.1), whose kernel, TCP and Ethernet driver
-(:mod:`sw.clients.bsd`) start with the first client program on it.
-Both return a :class:`sw.host.Host`, the contract the servers and clients are built on.
+A machine is described by a :class:`MachineSpec`: its name, CPU profile, main memory, the
+operating system it boots, its IP address and its devices (:class:`sim.devices.DeviceSpec`:
+kind, name, bus address, parameters). :class:`serveros.simulation.Simulation` builds machines
+from their descriptions, each device as its transaction-level model or as RTL; the operating
+system binds drivers to the devices by kind when the machine boots (:func:`sw.boot.boot`).
 
-Booting
--------
-The server's drivers are started by simulated software (the LANCE driver writes its init
-block, the disk driver asks the controller for its capacity), so they can only run inside the
-simulation. :func:`build_server_machine` therefore returns a Host whose ``netdev`` and
-``blockdev`` are ``None`` until ``await boot(host)`` has run (the first thing the experiment's
-main task does); servers are constructed after it. Client machines need no boot (``boot`` is a
-no-op for them).
+The paper's machines
+--------------------
+* :func:`decstation` / :func:`server_spec`: a DECstation 5000/125 (25 MHz R3000, 32 MiB,
+  :data:`MEMORY_BYTES`) with a LANCE Ethernet card ``le0`` on the TURBOchannel at
+  :data:`LANCE_BASE` and an RZ26 disk ``rz0`` behind the SCSI-style controller at
+  :data:`DISK_BASE` holding the documents' image. The server program chooses the operating
+  system (:data:`SERVER_OS`: Cheetah runs on Aegis, NCSA and Harvest on Ultrix 4.3), and the
+  operating system the cost profile (:data:`DECSTATION_PROFILES`).
+* :func:`client_spec`: client workstation ``i`` of one of the paper's kinds
+  (:data:`CLIENT_PROFILES`: a 100 MHz Pentium under OpenBSD, the default, or a SPARCstation 1
+  under SunOS 4.1). Its Ethernet card is an ideal station interface
+  (:class:`sw.libos.net.ether.StationDevice`, :attr:`MachineSpec.ether`) whose driver costs
+  the client's BSD kernel (:mod:`sw.clients.bsd`) charges; it has no disk and no simulated
+  main memory.
 
 Addresses
 ---------
 The server is 10.0.0.1 (MAC 08:00:2b:00:00:01); client ``i`` is 10.0.0.(10+i) (MAC
-08:00:2b:00:00:(10+i)). :func:`preload_arp` fills every machine's static ARP entries both ways.
+08:00:2b:00:00:(10+i)): a machine's MAC ends as its IP address. :func:`preload_arp` fills every
+machine's static ARP entries both ways.
+
+:func:`build_client_machine` and :func:`boot` are kept for code that builds one machine by
+hand.
 """
 from __future__ import annotations
 
-import logging
-from typing import Any
+from dataclasses import dataclass
+from os import PathLike
 
-from sim.bus import Bus, IrqLine
-from sim.cpu import CPU
+from sim.devices import DeviceSpec
 from sim.kernel import Kernel
 from sim.media.ethernet import Segment
-from sim.memory import Memory
 from sim.platforms import PROFILES
+from sw.boot import DMA_BUFFER, DMA_BUFFER_BYTES, OSES, boot
 from sw.host import Host
 
-log = logging.getLogger(__name__)
+__all__ = ["SERVER_OS", "DECSTATION_PROFILES", "SERVER_PROFILES", "SERVER_IP", "CLIENT_PROFILE",
+           "CLIENT_PROFILES", "CLIENT_KINDS", "MEMORY_BYTES", "LANCE_BASE", "DISK_BASE",
+           "DMA_BUFFER", "DMA_BUFFER_BYTES", "OSES", "MachineSpec", "decstation", "server_spec",
+           "client_spec", "server_ip", "client_ip", "machine_mac", "build_client_machine",
+           "boot", "preload_arp"]
 
-__all__ = ["SERVER_PROFILES", "SERVER_IP", "CLIENT_PROFILE", "CLIENT_PROFILES", "CLIENT_KINDS", "MEMORY_BYTES", "LANCE_BASE",
-           "DISK_BASE", "DMA_BUFFER", "DMA_BUFFER_BYTES", "BACKENDS", "server_ip", "client_ip",
-           "machine_mac", "build_server_machine", "build_client_machine", "boot", "preload_arp"]
-
-#: The platform profile of each server's operating system.
-SERVER_PROFILES = {
-    "cheetah": "decstation-5000-125-aegis",
-    "harvest": "decstation-5000-125-ultrix43",
-    "ncsa": "decstation-5000-125-ultrix43",
+#: The operating system each server program runs on.
+SERVER_OS = {
+    "cheetah": "aegis",
+    "harvest": "ultrix",
+    "ncsa": "ultrix",
     # The minimal library-OS server of sw.clients.testserver (tests and smoke runs).
-    "static": "decstation-5000-125-aegis",
+    "static": "aegis",
 }
+#: The DECstation 5000/125's cost profile under each operating system it runs.
+DECSTATION_PROFILES = {
+    "aegis": "decstation-5000-125-aegis",
+    "ultrix": "decstation-5000-125-ultrix43",
+}
+#: The platform profile of each server (its operating system's, on the DECstation).
+SERVER_PROFILES = {server: DECSTATION_PROFILES[os_] for server, os_ in SERVER_OS.items()}
 #: The client machines by kind (``serveros run --client``): the paper's clients were Pentiums
 #: under OpenBSD and Sun workstations under SunOS (VALIDATION.md, "Client machines").
 CLIENT_PROFILES = {
@@ -63,10 +77,6 @@ MEMORY_BYTES = 32 << 20
 #: TURBOchannel slot addresses of the LANCE card's 2 MiB window and the disk controller.
 LANCE_BASE = 0x1E00_0000
 DISK_BASE = 0x1C00_0000
-#: The disk's DMA staging buffer in main memory (kernel pages, below what Aegis hands out).
-DMA_BUFFER = 0x1000
-DMA_BUFFER_BYTES = 64 << 10
-BACKENDS = ("model", "amaranth", "verilator")
 SERVER_IP = "10.0.0.1"
 
 
@@ -99,107 +109,160 @@ def _check_index(i) -> None:
         raise ValueError(f"client index must be an integer 0..200, not {i!r}")
 
 
-def build_server_machine(kernel: Kernel, segment: Segment, *, server: str, backend: str = "model",
-                         image_path, seed: int = 0, waves=None) -> tuple[Host, Any]:
-    """A DECstation 5000/125 for ``server``, its LANCE card on ``segment``, its disk ``image_path``.
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, not {seed!r}")
 
-    Parameters
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """What a machine has.
+
+    Attributes
     ----------
-    kernel : Kernel
-    segment : Segment
-        The Ethernet the card is attached to (station ``"server"``).
-    server : str
-        ``cheetah`` (Aegis profile, an :class:`sw.exokernel.aegis.Aegis` in
-        ``host.extra["aegis"]``), ``harvest`` or ``ncsa`` (Ultrix 4.3 profile), or ``static``.
-    backend : str
-        The LANCE card: ``model`` (its transaction-level model), ``amaranth`` or ``verilator``
-        (its RTL; run the simulation with ``session.run()`` instead of ``kernel.run()``).
-    image_path : path-like
-        The disk image (opened copy-on-write: the run never changes the file).
+    name : str
+        The machine's name (``"server"``, ``"client0"``): its CPU, bus, devices' RTL instances
+        (``f"{name}_{device}"``) and segment stations are named after it.
+    profile : str
+        The CPU's platform profile (a key of :data:`sim.platforms.PROFILES`).
+    os : str
+        The operating system it boots (:data:`sw.boot.OSES`: ``"aegis"``, ``"ultrix"``,
+        ``"bsd-client"``), which binds the drivers to the devices.
+    ip : bytes
+        Its IPv4 address (4 bytes).
+    memory_bytes : int
+        Simulated main memory (the devices' DMA target); 0 when the machine's software needs
+        none (the client workstations).
+    devices : tuple of DeviceSpec
+        Its devices, in the order they are attached and bound (names unique).
+    ether : bytes, optional
+        The MAC of an ideal Ethernet interface on the machine's segment
+        (:class:`sw.libos.net.ether.StationDevice`: no registers, no bus; the client
+        workstations' cards, whose driver costs their operating system charges). A machine
+        with a LANCE card has none.
     seed : int
-        ``host.seed``.
-    waves : path-like, optional
-        With an RTL backend and ``SERVEROS_WAVES=1``: the card's VCD file (default: in its
-        build folder, see :func:`serveros.lance_rtl.rtl_session`).
-
-    Returns
-    -------
-    (Host, RtlSession or None)
-        The host (``netdev``/``blockdev`` filled in by :func:`boot`) and the RTL session.
+        Seed of the machine's software (``host.seed``: initial sequence numbers, ...).
 
     Raises
     ------
     ValueError
-        For an unknown server or backend, or a bad seed.
+        For a bad field (the message names it).
     """
-    from hw.disk.image import DiskImage
-    from hw.disk.model import DiskControllerModel
-    from hw.disk.registers import CLOCK_PERIOD_PS, WINDOW_SIZE as DISK_WINDOW
-    from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, WINDOW_SIZE as LANCE_WINDOW
-    from sim.time import Clock
-    from sw.drivers.disk import DiskDriver
-    from sw.drivers.lance import LanceDriver
 
-    from .devices import attach_lance_model
+    name: str
+    profile: str
+    os: str
+    ip: bytes
+    memory_bytes: int = 0
+    devices: tuple[DeviceSpec, ...] = ()
+    ether: bytes | None = None
+    seed: int = 0
 
-    if server not in SERVER_PROFILES:
-        raise ValueError(f"server must be one of {', '.join(SERVER_PROFILES)}, not {server!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, not {seed!r}")
-    profile = PROFILES[SERVER_PROFILES[server]]
-    cpu = CPU(kernel, profile, "server.cpu")
-    memory = Memory(kernel, MEMORY_BYTES, profile=profile, name="server.mem")
-    bus = Bus(kernel, "server.bus")
-    mac = machine_mac(1)
-    session = None
-    if backend == "model":
-        card = attach_lance_model(kernel, bus, LANCE_BASE, segment=segment, name="server",
-                                  mac=mac, ram_bytes=BUFFER_RAM_SIZE_DEFAULT)
-        irq = card.irq
-    else:
-        from .lance_rtl import rtl_session
-        session = rtl_session(backend, kernel, segment.attach("server"),
-                              ram_bytes=BUFFER_RAM_SIZE_DEFAULT, mac=mac, name="server",
-                              waves=waves)
-        bus.map(LANCE_BASE, LANCE_WINDOW, session.card.bus, "server.le0")
-        irq = session.card.irq
-    lance = LanceDriver(cpu, bus, LANCE_BASE, irq=irq, mac=mac,
-                        buffer_ram=BUFFER_RAM_SIZE_DEFAULT, name="le0")
-    image = DiskImage.open(image_path, persist=False)
-    disk_irq = IrqLine(kernel, "server.disk.irq")
-    controller = DiskControllerModel(kernel, Clock(CLOCK_PERIOD_PS), memory=memory, image=image,
-                                     irq=disk_irq)
-    bus.map(DISK_BASE, DISK_WINDOW, controller, "server.disk")
-    disk = DiskDriver(cpu, bus, DISK_BASE, memory, disk_irq, name="rz0")
-    host = Host(name="server", kernel=kernel, cpu=cpu, netdev=None, ip=server_ip(),
-                memory=memory, blockdev=None, seed=seed,
-                extra={"server": server, "backend": backend, "bus": bus, "lance": lance,
-                       "disk": disk, "disk_controller": controller, "image": image,
-                       "booted": False})
-    if server == "cheetah":
-        from sw.exokernel.aegis import Aegis
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"machine name must be an identifier, not {self.name!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"{self.name}: unknown profile {self.profile!r}; known: "
+                             f"{', '.join(PROFILES)}")
+        if self.os not in OSES:
+            raise ValueError(f"{self.name}: os must be one of {', '.join(OSES)}, not {self.os!r}")
+        if not isinstance(self.ip, bytes) or len(self.ip) != 4:
+            raise ValueError(f"{self.name}: ip must be 4 bytes, not {self.ip!r}")
+        m = self.memory_bytes
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise ValueError(f"{self.name}: memory_bytes must be an integer >= 0, not {m!r}")
+        if self.os == "aegis" and not m:
+            raise ValueError(f"{self.name}: Aegis needs main memory (memory_bytes > 0)")
+        if not isinstance(self.devices, tuple) or not all(isinstance(d, DeviceSpec)
+                                                          for d in self.devices):
+            raise ValueError(f"{self.name}: devices must be a tuple of DeviceSpec, not "
+                             f"{self.devices!r}")
+        names = [d.name for d in self.devices]
+        for d in self.devices:
+            if not isinstance(d.name, str) or not d.name.isidentifier() or names.count(d.name) > 1:
+                raise ValueError(f"{self.name}: device names must be unique identifiers, not "
+                                 f"{d.name!r}")
+        if self.ether is not None and (not isinstance(self.ether, bytes) or len(self.ether) != 6):
+            raise ValueError(f"{self.name}: ether must be a 6-byte MAC or None, not {self.ether!r}")
+        _check_seed(self.seed)
 
-        async def disk_io(lbn: int, count: int, addr: int, write: bool, requester: str) -> None:
-            if write:
-                await disk.write(lbn, count, addr)
-            else:
-                await disk.read(lbn, count, addr)
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of its devices, each once, in order."""
+        return tuple(dict.fromkeys(d.kind for d in self.devices))
 
-        async def send_frame(frame: bytes) -> None:
-            await host.netdev.send(frame)
+    def device(self, name: str) -> DeviceSpec:
+        """Its device ``name`` (``KeyError`` if it has none)."""
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(f"{self.name} has no device {name!r}")
 
-        reserved = (DMA_BUFFER + DMA_BUFFER_BYTES + memory.page_size - 1) // memory.page_size
-        host.extra["aegis"] = Aegis(memory, cpu=cpu, disk_blocks=image.block_count,
-                                    block_size=image.block_size, disk_io=disk_io,
-                                    reserved_pages=reserved, send_frame=send_frame)
-    return host, session
+
+def decstation(name: str, *, os: str, ip: bytes, mac: bytes,
+               image: str | PathLike | None = None, seed: int = 0,
+               memory_bytes: int = MEMORY_BYTES) -> MachineSpec:
+    """A DECstation 5000/125 under ``os`` (``aegis`` or ``ultrix``): its LANCE card ``le0``
+    (station address ``mac``) at :data:`LANCE_BASE`, and with an ``image`` its RZ26 disk
+    ``rz0`` at :data:`DISK_BASE` holding that image (opened copy-on-write: a run never changes
+    the file).
+
+    Raises
+    ------
+    ValueError
+        For an operating system the DECstation has no profile for, or a bad field.
+    """
+    if os not in DECSTATION_PROFILES:
+        raise ValueError(f"{name}: a DECstation runs {' or '.join(DECSTATION_PROFILES)}, "
+                         f"not {os!r}")
+    devices = [DeviceSpec("lance", "le0", LANCE_BASE, {"mac": bytes(mac)})]
+    if image is not None:
+        devices.append(DeviceSpec("disk", "rz0", DISK_BASE,
+                                  {"image": image, "mem_size": memory_bytes}))
+    return MachineSpec(name, DECSTATION_PROFILES[os], os, ip, memory_bytes, tuple(devices),
+                       seed=seed)
+
+
+def server_spec(server: str, image: str | PathLike | None, *, seed: int = 0,
+                name: str = "server", ip: bytes | None = None,
+                mac: bytes | None = None) -> MachineSpec:
+    """The DECstation 5000/125 that runs ``server`` (:data:`SERVER_OS` gives its operating
+    system), at 10.0.0.1 with MAC 08:00:2b:00:00:01 unless told otherwise, its disk holding
+    ``image``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown server or a bad seed.
+    """
+    if server not in SERVER_OS:
+        raise ValueError(f"server must be one of {', '.join(SERVER_OS)}, not {server!r}")
+    _check_seed(seed)
+    ip = server_ip() if ip is None else ip
+    return decstation(name, os=SERVER_OS[server], ip=ip,
+                      mac=machine_mac(ip[3]) if mac is None else mac, image=image, seed=seed)
+
+
+def client_spec(i: int, kind: str = "pentium", *, seed: int = 0) -> MachineSpec:
+    """Client workstation ``i`` of ``kind`` (:data:`CLIENT_PROFILES`): ``client<i>`` at
+    10.0.0.(10+i), an ideal Ethernet interface, no disk.
+
+    Raises
+    ------
+    ValueError
+        For a bad index, seed or kind.
+    """
+    _check_index(i)
+    _check_seed(seed)
+    if kind not in CLIENT_PROFILES:
+        raise ValueError(f"client kind must be one of {', '.join(CLIENT_PROFILES)}, not {kind!r}")
+    return MachineSpec(f"client{i}", CLIENT_PROFILES[kind], "bsd-client", client_ip(i),
+                       ether=machine_mac(10 + i), seed=seed)
 
 
 def build_client_machine(kernel: Kernel, segment: Segment, i: int, seed: int = 0, *,
                          kind: str = "pentium") -> Host:
-    """Client workstation ``i`` of ``kind`` (:data:`CLIENT_PROFILES`), no disk.
+    """Client workstation ``i`` of ``kind`` (:func:`client_spec`) built on ``segment``.
 
     ``host.netdev`` is the machine's Ethernet card on ``segment``; the card's driver costs,
     the BSD kernel and its TCP/IP stack are :mod:`sw.clients.bsd`'s, started by the first
@@ -210,18 +273,8 @@ def build_client_machine(kernel: Kernel, segment: Segment, i: int, seed: int = 0
     ValueError
         For a bad index, seed or kind.
     """
-    from sw.libos.net.ether import StationDevice
-
-    _check_index(i)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, not {seed!r}")
-    if kind not in CLIENT_PROFILES:
-        raise ValueError(f"client kind must be one of {', '.join(CLIENT_PROFILES)}, not {kind!r}")
-    name = f"client{i}"
-    cpu = CPU(kernel, PROFILES[CLIENT_PROFILES[kind]], f"{name}.cpu")
-    dev = StationDevice(segment, name, machine_mac(10 + i))
-    return Host(name=name, kernel=kernel, cpu=cpu, netdev=dev, ip=client_ip(i), seed=seed,
-                extra={"booted": True, "client_kind": kind})
+    from .simulation import build_machine
+    return build_machine(kernel, client_spec(i, kind, seed=seed), media={"ethernet": segment})
 
 
 def preload_arp(hosts: list[Host]) -> None:
@@ -230,22 +283,3 @@ def preload_arp(hosts: list[Host]) -> None:
         for other in hosts:
             if other is not h:
                 h.arp[other.ip] = machine_mac(other.ip[3])     # the plan: MAC ends as IP
-
-
-async def boot(host: Host) -> Host:
-    """Start a server machine's drivers (inside the simulation) and fill in ``host.netdev``
-    (a :class:`sw.drivers.lance.LanceNetDevice`) and ``host.blockdev`` (a
-    :class:`sw.libos.fs.device.DriverBlockDevice`). A no-op for a booted or client host.
-    """
-    if host.extra.get("booted", True):
-        return host
-    from sw.drivers.lance import LanceNetDevice
-    from sw.libos.fs.device import DriverBlockDevice
-
-    lance = host.extra["lance"]
-    await lance.start()
-    host.netdev = LanceNetDevice(lance)
-    host.blockdev = await DriverBlockDevice.attach(host.extra["disk"], host.memory, DMA_BUFFER,
-                                                   DMA_BUFFER_BYTES)
-    host.extra["booted"] = True
-    return host

@@ -17,7 +17,7 @@ This module attaches a *raw* station to the segment of a server machine built by
 - :class:`Testbed` assembles the world: a fresh kernel and segment, the server machine with the
   paper's documents on its disk (booted, the server started, exactly as
   :func:`serveros.experiments.paper.run_point` does), a :class:`RawPeer`, and
-  :meth:`Testbed.fresh_get`: a normal client machine (:func:`serveros.machines.build_client_machine`
+  :meth:`Testbed.fresh_get`: a normal client machine (:func:`serveros.machines.client_spec`
   with :class:`sw.clients.http.HttpClient`) that has taken no part in what came before requests a
   document, which must come back ``200`` with the document's exact bytes (reassembled from the
   server's frames on the wire).
@@ -55,8 +55,8 @@ from sim.media.ethernet import (FCS_LEN, MIN_FRAME, ExcessiveCollisions, FrameEr
 from sim.time import MS, S
 
 from .experiments import paper
-from .machines import (boot, build_client_machine, build_server_machine, machine_mac,
-                       preload_arp, server_ip)
+from .machines import boot, client_spec, machine_mac, preload_arp, server_ip
+from .simulation import RTL_BACKENDS, Simulation
 
 log = logging.getLogger(__name__)
 
@@ -542,7 +542,11 @@ class Testbed:
     image_path : path-like
         A disk image of :func:`serveros.experiments.paper.build_documents_image`.
     backend : str
-        The server's LANCE card: ``model``, ``amaranth`` or ``verilator``.
+        The HDL simulator of the ``rtl`` devices (``verilator`` or ``amaranth``), or ``model``;
+        an HDL simulator with no ``rtl`` runs the LANCE card's RTL.
+    rtl : str or iterable of str
+        The server machine's device kinds that run as RTL (``"lance,disk"``; default none).
+        With RTL devices the scenario runs once: :meth:`run` may be called once.
     seed : int
         The segment's and the server's seed.
     pcap_path : path-like, optional
@@ -553,23 +557,25 @@ class Testbed:
     Raises
     ------
     ValueError
-        For an unknown server or backend, or a bad seed.
+        For an unknown server, backend or device kind, or a bad seed.
     """
 
     __test__ = False                              # not a pytest class, despite its name
 
     def __init__(self, server: str, image_path: str | os.PathLike, *, backend: str = "model",
                  seed: int = 1, pcap_path: str | os.PathLike | None = None,
-                 doc_bytes: int = 100):
+                 doc_bytes: int = 100, rtl: str | Iterable[str] = ()):
         from sim.media.pcap import PcapNgWriter
 
         factory = paper.server_factory(server)
+        rtl, backend = paper.rtl_setup([server], rtl, backend)
         self.kernel = k = Kernel()
         self._writer = PcapNgWriter(str(pcap_path)) if pcap_path else None
         self.segment = Segment(k, seed=seed, pcap=self._writer)
-        self.host, self._session = build_server_machine(
-            k, self.segment, server=paper.base_server(server), backend=backend,
-            image_path=image_path, seed=seed)
+        self.sim = Simulation(k, paper.paper_machines(server, 0, "pentium", image_path, seed),
+                              media={"ethernet": self.segment}, rtl=rtl,
+                              backend=backend if rtl else RTL_BACKENDS[0])
+        self.host = self.sim.hosts["server"]
         self.peer = RawPeer(self.segment, server_mac=machine_mac(1), server_ip=server_ip())
         self.name = server
         self.seed = seed
@@ -591,10 +597,7 @@ class Testbed:
         failed, :class:`FrameCheckError` if the server sent a malformed frame.
         """
         task = self.kernel.spawn(coro, name="peer-scenario")
-        if self._session is None:
-            self.kernel.run()
-        else:
-            self._session.run()
+        self.sim.run()
         if not task.done:
             raise RuntimeError(f"{self.name}: the simulation stopped before the scenario ended "
                                f"(t={self.kernel.now} ps)")
@@ -621,7 +624,7 @@ class Testbed:
 
         n = self.doc_bytes if doc_bytes is None else doc_bytes
         i = self.fresh_gets
-        client = build_client_machine(self.kernel, self.segment, i, seed=self.seed + 1 + i)
+        client = self.sim.add(client_spec(i, seed=self.seed + 1 + i))
         self.fresh_gets += 1
         preload_arp([self.host, client])          # the server learns the client by ARP anyway
         http = HttpClient(client, server_ip(), paper.document_path(n), 1, timeout_ps=timeout_ps)
@@ -644,10 +647,8 @@ class Testbed:
                 f"{'matching' if body == want else 'NOT matching'} the {n}-byte document")
 
     def close(self) -> None:
-        """Close the capture file and free an RTL session."""
+        """Close the capture file and free the RTL simulation."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        self.sim.close()

@@ -36,7 +36,10 @@ client machines' profile (``Point.client``: ``--client pentium|sparc``) and
 ``client_cpu_busy_fraction`` / ``client_cpu_breakdown`` are their own CPU, the mean over the
 clients; ``packets_per_request`` is
 frames delivered on the segment over the interval per request; ``server_stats`` is the server's
-``stats()``; ``wall_seconds`` is the only field that changes between runs with the same seed.
+``stats()``; ``rtl`` names the device kinds that ran as RTL (``"lance,disk"``, ``""`` for none)
+and ``backend`` the HDL simulator they ran on (``"model"`` when none did); ``wall_seconds`` is
+the only field that changes between runs with the same seed, and the rows of a run with RTL
+devices equal the model run's apart from ``rtl``, ``backend`` and ``wall_seconds``.
 
 Failed points
 -------------
@@ -68,10 +71,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..simulation import RTL_BACKENDS
+
 __all__ = ["FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS", "FIGURE_B_DOC",
-           "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "Point",
+           "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
            "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
+           "paper_machines", "point_waves", "server_rtl", "resolve_backend",
+           "rtl_setup",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
            "rows_without_wall", "parse_servers", "parse_figures", "sustained_rate",
            "requests_for_sustained",
@@ -93,12 +100,17 @@ SERVERS = {
 #: Servers for tests and smoke runs only (never in the default run).
 TEST_SERVERS = {"static": ("sw.clients.testserver", "make_server")}
 DEFAULT_REQUESTS = 1000
+#: ``backend`` of a point: ``model`` (every device its model) or the HDL simulator of its RTL
+#: devices.
+BACKENDS = ("model", *RTL_BACKENDS)
+#: Stands for the documents' image where only the machines' devices matter (validation).
+_IMAGE_PLACEHOLDER = "documents.img"
 
 ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client", "requests",
               "ok", "failed", "timeouts", "throughput_rps", "first100_rps", "last100_rps",
               "sustained_rps", "sustained_note", "goodput_bytes_per_s", "mean_latency_ms", "sim_seconds", "wall_seconds",
               "cpu_breakdown", "client", "client_cpu_busy_fraction", "client_cpu_breakdown",
-              "packets_per_request", "backend", "seed", "point_seed",
+              "packets_per_request", "rtl", "backend", "seed", "point_seed",
               "server_stats", "wire_collisions", "wire_excessive_collisions",
               "wire_busy_fraction")
 #: ``status`` of a failed point's rows, and the fields a failed row adds (results.csv gets
@@ -263,7 +275,17 @@ def build_documents_image(image_path: str | os.PathLike, sizes: Iterable[int] = 
 @dataclass(frozen=True)
 class Point:
     """One simulation: ``server`` answering ``clients`` clients that each fetch the
-    ``doc_bytes`` document ``requests`` times; ``figures`` are the figures it belongs to."""
+    ``doc_bytes`` document ``requests`` times; ``figures`` are the figures it belongs to.
+
+    ``rtl`` are the device kinds that run as RTL (on the HDL simulator ``backend``); with none,
+    ``backend`` is ``"model"``. For compatibility an HDL ``backend`` with no ``rtl`` means the
+    LANCE card's RTL (``rtl=("lance",)``), as ``--backend verilator`` did before ``--rtl``.
+
+    Raises
+    ------
+    ValueError
+        For RTL devices with the ``model`` backend.
+    """
 
     figures: tuple[str, ...]
     server: str
@@ -274,6 +296,17 @@ class Point:
     seed: int
     #: The client machines' kind (:data:`serveros.machines.CLIENT_PROFILES`).
     client: str = "pentium"
+    #: The device kinds that run as RTL (:func:`serveros.simulation.parse_rtl`).
+    rtl: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        rtl = tuple(self.rtl)
+        if not rtl and self.backend != "model":
+            rtl = ("lance",)
+        if rtl and self.backend == "model":
+            raise ValueError(f"backend 'model' runs no RTL, but rtl is {','.join(rtl)!r}: "
+                             f"choose an HDL simulator ({', '.join(RTL_BACKENDS)})")
+        object.__setattr__(self, "rtl", rtl)
 
     @property
     def point_seed(self) -> int:
@@ -297,19 +330,25 @@ def _check_int(name: str, v, lo: int) -> None:
 
 
 def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple(SERVERS), *,
-                requests: int = DEFAULT_REQUESTS, backend: str = "model", seed: int = 1,
+                requests: int = DEFAULT_REQUESTS, backend: str | None = None, seed: int = 1,
                 doc_sizes: Iterable[int] = DOC_SIZES,
                 clients: Iterable[int] = FIGURE_B_CLIENTS,
-                client: str = "pentium") -> list[Point]:
+                client: str = "pentium", rtl: str | Iterable[str] = ()) -> list[Point]:
     """Every point of ``figures`` for ``servers``, each simulated once (figure a's 100-byte
     4-client point is also figure b's). Ordered by server, then figure a, then figure b.
+
+    ``rtl`` names the device kinds of the server machine that run as RTL (``"lance,disk"``),
+    on the HDL simulator ``backend`` (``verilator``, the default with RTL, or ``amaranth``);
+    ``backend`` ``model`` (the default without RTL) runs every device as its model, and an HDL
+    ``backend`` with no ``rtl`` runs the LANCE card's RTL (:class:`Point`).
 
     Raises
     ------
     ValueError
-        For an unknown figure, server, backend or client kind, or a bad number.
+        For an unknown figure, server, backend, device kind (or one the server machine does
+        not have) or client kind, or a bad number.
     """
-    from ..machines import BACKENDS, CLIENT_KINDS
+    from ..machines import CLIENT_KINDS
 
     figures = tuple(figures)
     for f in figures:
@@ -318,13 +357,7 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
     servers = parse_servers(list(servers))
     _check_int("requests", requests, 1)
     _check_int("seed", seed, 0)
-    if backend == "icarus":
-        raise ValueError("backend 'icarus' cannot run the experiment: the card's RTL runs on "
-                         "Icarus only inside the cocotb testbenches (tests/hw), one cocotb "
-                         "process per test; use --backend verilator (or amaranth) for the RTL "
-                         "in the loop")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    rtl, backend = rtl_setup(servers, rtl, backend)
     if client not in CLIENT_KINDS:
         raise ValueError(f"client must be one of {', '.join(CLIENT_KINDS)}, not {client!r}")
     doc_sizes, clients = tuple(doc_sizes), tuple(clients)
@@ -344,8 +377,75 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
             for c in clients:
                 combos.setdefault((FIGURE_B_DOC, c), []).append("b")
         for (n, c), figs in combos.items():
-            points.append(Point(tuple(figs), server, n, c, requests, backend, seed, client))
+            points.append(Point(tuple(figs), server, n, c, requests, backend, seed, client,
+                                rtl))
     return points
+
+
+def server_rtl(servers: Iterable[str], rtl: str | Iterable[str]) -> tuple[str, ...]:
+    """``rtl`` (``"lance,disk"`` or a list of device kinds) as a tuple in the device kinds'
+    order, every kind one the server machine of each of ``servers`` has.
+
+    Raises
+    ------
+    ValueError
+        For an unknown device kind, one named twice, or one a server machine lacks.
+    """
+    from ..simulation import check_rtl, parse_rtl
+    kinds = parse_rtl(rtl)
+    for server in servers:
+        check_rtl(kinds, paper_machines(server, 0, "pentium", _IMAGE_PLACEHOLDER, 0)[:1])
+    return kinds
+
+
+def resolve_backend(backend: str | None, rtl: tuple[str, ...]) -> str:
+    """The points' ``backend``: the HDL simulator of the ``rtl`` devices (default
+    ``verilator``), or ``model`` when there is none (``None`` chooses).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend, icarus (cocotb-only), or ``model`` with RTL devices.
+    """
+    if backend == "icarus":
+        raise ValueError("backend 'icarus' cannot run the experiment: the card's RTL runs on "
+                         "Icarus only inside the cocotb testbenches (tests/hw), one cocotb "
+                         "process per test; use --backend verilator (or amaranth) for the RTL "
+                         "in the loop")
+    if backend is None:
+        return RTL_BACKENDS[0] if rtl else "model"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if rtl and backend == "model":
+        raise ValueError(f"backend 'model' runs no RTL: drop --rtl {','.join(rtl)} or choose "
+                         f"{' or '.join(RTL_BACKENDS)}")
+    return backend
+
+
+def rtl_setup(servers: Iterable[str], rtl: str | Iterable[str] = (),
+              backend: str | None = None) -> tuple[tuple[str, ...], str]:
+    """``(rtl, backend)`` of a run of ``servers``: :func:`server_rtl` and
+    :func:`resolve_backend`, and an HDL ``backend`` with no ``rtl`` meaning the LANCE card's
+    RTL (as :class:`Point` does).
+
+    Raises
+    ------
+    ValueError
+        As :func:`server_rtl` and :func:`resolve_backend`.
+    """
+    rtl = server_rtl(servers, rtl)
+    backend = resolve_backend(backend, rtl)
+    return (rtl or (("lance",) if backend != "model" else ())), backend
+
+
+def paper_machines(server: str, clients: int, client: str, image: str | os.PathLike,
+                   seed: int) -> list:
+    """The machines of a point (:class:`serveros.machines.MachineSpec`): the DECstation that
+    runs ``server`` (its disk holding ``image``; its software seeded ``seed``) and ``clients``
+    client workstations of kind ``client`` (client ``i`` seeded ``seed + 1 + i``)."""
+    from ..machines import client_spec, server_spec
+    return [server_spec(base_server(server), image, seed=seed),
+            *(client_spec(i, client, seed=seed + 1 + i) for i in range(clients))]
 
 
 def _window_rates(records: list, n: int) -> tuple[float, float]:
@@ -399,9 +499,11 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
               pcap_path: str | os.PathLike | None = None,
               waves_dir: str | os.PathLike | None = None) -> list[dict]:
     """Simulate ``point`` with the documents of ``image_path``; returns its rows (one per
-    figure it belongs to, the same apart from ``figure``). With an RTL backend,
-    ``SERVEROS_WAVES=1`` and ``waves_dir``, the card's VCD goes to
-    ``waves_dir/<Point.file_stem>.vcd``.
+    figure it belongs to, the same apart from ``figure``). The machines are
+    :func:`paper_machines`, built by :class:`serveros.simulation.Simulation` with the point's
+    ``rtl`` device kinds as RTL on its ``backend``. With RTL devices, ``SERVEROS_WAVES=1`` and
+    ``waves_dir``, each RTL device's VCD goes to ``waves_dir/<Point.file_stem>/<instance>.vcd``
+    (:func:`point_waves`).
 
     A server that counted internal errors (``stats()["internal_errors"]``) gives rows marked
     failed (see the module's docstring), with the tracebacks the simulated software logged
@@ -419,8 +521,8 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     from sim.media.pcap import PcapNgWriter
     from sw.clients.http import HttpClient
 
-    from ..machines import boot, build_client_machine, build_server_machine, preload_arp, \
-        server_ip
+    from ..machines import boot, preload_arp, server_ip
+    from ..simulation import Simulation
 
     factory = server_factory(point.server)
     wall0 = time.perf_counter()
@@ -428,12 +530,16 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     k = Kernel()
     writer = PcapNgWriter(str(pcap_path)) if pcap_path else None
     seg = Segment(k, seed=pseed, pcap=writer)
-    waves = Path(waves_dir) / f"{point.file_stem}.vcd" if waves_dir else None
-    host, session = build_server_machine(k, seg, server=base_server(point.server),
-                                         backend=point.backend,
-                                         image_path=image_path, seed=pseed, waves=waves)
-    clients = [build_client_machine(k, seg, i, seed=pseed + 1 + i, kind=point.client)
-               for i in range(point.clients)]
+    specs = paper_machines(point.server, point.clients, point.client, image_path, pseed)
+    try:
+        sim = Simulation(k, specs, media={"ethernet": seg}, rtl=point.rtl,
+                         backend=point.backend if point.rtl else RTL_BACKENDS[0],
+                         waves_dir=point_waves(point, waves_dir) if waves_dir else None)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    host, *clients = sim.hosts.values()
     preload_arp([host, *clients])
     path = document_path(point.doc_bytes)
     marks: dict = {}
@@ -465,10 +571,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     sw_log.addHandler(errors)
     try:
         task = k.spawn(main(), name="experiment")
-        if session is None:
-            k.run()
-        else:
-            session.run()
+        sim.run()
         if not task.done:
             raise RuntimeError(f"{point.label}: the simulation stopped before every client "
                                f"was done (t={k.now} ps)")
@@ -478,8 +581,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         sw_log.removeHandler(errors)
         if writer is not None:
             writer.close()
-        if session is not None:
-            session.close()
+        sim.close()
     wall = time.perf_counter() - wall0
     http = marks["http"]
     records = [r for h in http for r in h.records]
@@ -512,7 +614,8 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         "client_cpu_busy_fraction": sum(x["client_cpu_busy_fraction"] for x in ccpu) / len(ccpu),
         "client_cpu_breakdown": client_breakdown,
         "packets_per_request": frames / len(records) if records else 0.0,
-        "backend": point.backend, "seed": point.seed, "point_seed": pseed,
+        "rtl": ",".join(point.rtl), "backend": point.backend, "seed": point.seed,
+        "point_seed": pseed,
         "server_stats": marks["stats"],
         # The shared wire over the interval: collision episodes, frames abandoned after 16
         # attempts (each costs its sender a TCP retransmission timeout) and the busy fraction.
@@ -527,6 +630,13 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
                    error=f"the server counted {internal} internal error(s): exceptions in its "
                          f"own code that it caught and logged")
     return [dict(row, figure=f) for f in point.figures]
+
+
+def point_waves(point: Point, waves_dir: str | os.PathLike) -> Path:
+    """The folder of ``point``'s waveforms in ``waves_dir``: ``<Point.file_stem>/``, one
+    ``<instance>.vcd`` per RTL device (``server_le0.vcd``), so parallel points never write the
+    same file."""
+    return Path(waves_dir) / point.file_stem
 
 
 class _ErrorLog(logging.Handler):
@@ -559,7 +669,8 @@ def failed_rows(point: Point, error: BaseException | str, trace: str, wall_secon
     row = {"figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
            "clients": point.clients, "requests_per_client": point.requests,
            "client": _client_profile(point.client),
-           "backend": point.backend, "seed": point.seed, "point_seed": point.point_seed,
+           "rtl": ",".join(point.rtl), "backend": point.backend, "seed": point.seed,
+           "point_seed": point.point_seed,
            "wall_seconds": wall_seconds, "status": FAILED, "error": error, "traceback": trace}
     return [dict(row, figure=f) for f in point.figures]
 
@@ -607,8 +718,8 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     progress : callable, optional
         ``progress(point, rows)`` as each point finishes (in completion order).
     waves_dir : path-like, optional
-        With an RTL backend and ``SERVEROS_WAVES=1``: one VCD per point in this folder
-        (:func:`run_point`), so parallel points never write the same file.
+        With RTL devices and ``SERVEROS_WAVES=1``: each point's VCDs in a folder of its own
+        here (:func:`point_waves`), so parallel points never write the same file.
 
     Raises
     ------

@@ -7,9 +7,10 @@ import pytest
 
 from serveros.cli import main
 from serveros.experiments import paper
-from serveros.machines import (boot, build_client_machine, build_server_machine, client_ip,
-                               machine_mac, preload_arp, server_ip)
+from serveros.machines import (boot, build_client_machine, client_ip, client_spec,
+                               machine_mac, preload_arp, server_ip, server_spec)
 from serveros.rtl import simulator_missing
+from serveros.simulation import Simulation
 from sim.kernel import Kernel
 from sim.media.ethernet import Segment
 from sim.time import MS, S
@@ -48,28 +49,34 @@ def test_documents_are_deterministic_and_sized(tmp_path):
 def test_machines_addresses_profiles_and_errors(image):
     k = Kernel()
     seg = Segment(k, seed=1)
-    host, session = build_server_machine(k, seg, server="cheetah", image_path=image, seed=3)
-    assert session is None and host.cpu.profile.name == "decstation-5000-125-aegis"
-    assert host.ip == bytes([10, 0, 0, 1]) == server_ip() and "aegis" in host.extra
+    sim = Simulation(k, [server_spec("cheetah", image, seed=3)], media={"ethernet": seg})
+    host = sim.hosts["server"]
+    assert sim.rtl is None and host.cpu.profile.name == "decstation-5000-125-aegis"
+    assert host.ip == bytes([10, 0, 0, 1]) == server_ip() and host.seed == 3
     c = build_client_machine(k, seg, 2, seed=4)
     assert c.ip == client_ip(2) == bytes([10, 0, 0, 12]) and c.netdev.mac == machine_mac(12)
     assert c.cpu.profile.name == "client-pentium100-openbsd" and c.blockdev is None
     preload_arp([host, c])
     assert host.arp[c.ip] == machine_mac(12) and c.arp[host.ip] == machine_mac(1)
-    h2, _ = build_server_machine(k, Segment(k, seed=1), server="ncsa", image_path=image)
-    assert h2.cpu.profile.name == "decstation-5000-125-ultrix43" and "aegis" not in h2.extra
+    h2 = Simulation(k, [server_spec("ncsa", image)], media={"ethernet": Segment(k, seed=1)}
+                    ).hosts["server"]
+    assert h2.cpu.profile.name == "decstation-5000-125-ultrix43" and h2.extra["os"] == "ultrix"
     with pytest.raises(ValueError, match="apache"):
-        build_server_machine(k, seg, server="apache", image_path=image)
+        server_spec("apache", image)
     with pytest.raises(ValueError, match="fpga"):
-        build_server_machine(k, seg, server="ncsa", backend="fpga", image_path=image)
+        Simulation(k, [server_spec("ncsa", image)], media={"ethernet": seg}, rtl=["lance"],
+                   backend="fpga")
     with pytest.raises(ValueError, match="-1"):
         build_client_machine(k, seg, -1)
+    with pytest.raises(ValueError, match="vax"):
+        client_spec(0, "vax")
 
     async def go():
         await boot(host)
     t = k.spawn(go())
     k.run()
     assert t.exception is None and host.netdev is not None and host.blockdev is not None
+    assert host.netdev.mac == machine_mac(1) and "aegis" in host.extra     # the OS booted
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -158,8 +165,8 @@ REQUIRED = {"figure", "server", "doc_bytes", "clients", "requests_per_client", "
             "first100_rps", "last100_rps", "sustained_rps", "sustained_note", "client",
             "client_cpu_busy_fraction", "client_cpu_breakdown",
             "goodput_bytes_per_s", "mean_latency_ms",
-            "sim_seconds", "wall_seconds", "cpu_breakdown", "packets_per_request", "backend",
-            "seed", "server_stats"}
+            "sim_seconds", "wall_seconds", "cpu_breakdown", "packets_per_request", "rtl",
+            "backend", "seed", "server_stats"}
 
 
 def test_plan_points_default_shape():
@@ -216,6 +223,10 @@ def test_rows_are_deterministic_for_a_seed(image):
     (["--backend", "fpga"], "fpga"),
     (["--seed", "-1"], "seed"),
     (["--backend", "icarus"], "icarus"),
+    (["--rtl", "timer"], "no machine has a timer"),
+    (["--rtl", "scsi"], "unknown device kind 'scsi'"),
+    (["--rtl", "disk,disk"], "named twice"),
+    (["--rtl", "disk", "--backend", "model"], "runs no RTL"),
     (["--servers", "cheetah@turbo"], "turbo"),
     (["--servers", "ncsa@posix"], "only cheetah"),
 ])
@@ -250,10 +261,13 @@ def _model_and_verilator_agree(image, clients: int, requests: int) -> None:
         pytest.skip(reason)
     pts = [paper.Point(("a",), "cheetah", 100, clients, requests, b, 1)
            for b in ("model", "verilator")]
+    assert pts[1].rtl == ("lance",)               # --backend verilator alone: the card's RTL
     model, rtl = (paper.run_point(p, image)[0] for p in pts)
     assert rtl["ok"] == model["ok"] == clients * requests
     assert model["wire_collisions"] > 0 or clients == 1          # the wire was contended
-    same = {"backend", "wall_seconds"}
+    assert (rtl["rtl"], rtl["backend"], model["rtl"], model["backend"]) == \
+        ("lance", "verilator", "", "model")
+    same = {"rtl", "backend", "wall_seconds"}
     assert {k: v for k, v in rtl.items() if k not in same} == \
         {k: v for k, v in model.items() if k not in same}
 

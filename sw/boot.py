@@ -1,0 +1,173 @@
+"""Booting a machine: the operating system binds a driver to each of its devices, by kind.
+
+A machine's builder (``serveros/machines.py``) hands the software a :class:`sw.host.Host`
+whose devices are attached but not driven: ``host.extra`` holds
+
+* ``"os"``: the operating system the machine boots (one of :data:`OSES`);
+* ``"bus"``: the :class:`sim.bus.Bus` the CPU reaches device registers through;
+* ``"devices"``: the attached devices by name, in the machine's order
+  (:class:`sim.devices.Attached`: the :class:`~sim.devices.DeviceSpec` with its kind and base,
+  and the interrupt line), model or RTL alike;
+* ``"booted"``: ``False``.
+
+:func:`boot` (the first thing a machine's main task awaits: the drivers talk to the devices
+through simulated bus accesses, so booting happens inside the simulation) binds, for every
+device, the driver of its kind (:data:`DRIVERS`):
+
+* ``lance``: a :class:`sw.drivers.lance.LanceDriver` (started: init block, rings), and the
+  first card becomes ``host.netdev`` (a :class:`sw.drivers.lance.LanceNetDevice`);
+* ``disk``: a :class:`sw.drivers.disk.DiskDriver`, asked for its capacity, and the first disk
+  becomes ``host.blockdev`` (a :class:`sw.libos.fs.device.DriverBlockDevice` staging its
+  transfers in the kernel's DMA buffer, :data:`DMA_BUFFER`);
+* a kind the operating system has no driver for (the timer, say) stays unbound, with a log
+  line saying so.
+
+The drivers are in ``host.extra["drivers"]`` by device name. Then the operating system itself:
+
+* ``aegis``: the exokernel (:class:`sw.exokernel.aegis.Aegis`, in ``host.extra["aegis"]``) over
+  the machine's memory (the pages below the end of the DMA buffers are the kernel's), with the
+  first disk as its disk (``disk_io``) and the network interface's receive path
+  (:meth:`~sw.exokernel.aegis.Aegis.bind_netdev`): every frame the card receives is
+  demultiplexed by the kernel's filters to the environment that owns it, and applications only
+  install filters;
+* ``ultrix``: nothing more; the Ultrix kernel (:mod:`sw.ultrix`) is built by the server on the
+  host and owns ``host.netdev``;
+* ``bsd-client``: a client workstation; its kernel (:mod:`sw.clients.bsd`) starts with the
+  first client program.
+
+Software here imports no hardware but the register maps (ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT
+from sim.devices import Attached
+from sim.media.ethernet import mac as parse_mac
+
+from .host import Host
+
+log = logging.getLogger(__name__)
+
+__all__ = ["OSES", "DRIVERS", "DMA_BUFFER", "DMA_BUFFER_BYTES", "boot", "kernel_pages"]
+
+#: The operating systems a machine may boot.
+OSES = ("aegis", "ultrix", "bsd-client")
+#: The disk's DMA staging buffer in main memory (kernel pages, below what Aegis hands out);
+#: a machine's second disk stages in the next :data:`DMA_BUFFER_BYTES`, and so on.
+DMA_BUFFER = 0x1000
+DMA_BUFFER_BYTES = 64 << 10
+
+
+async def _bind_lance(host: Host, dev: Attached) -> Any:
+    from sw.drivers.lance import LanceDriver, LanceNetDevice
+
+    spec = dev.spec
+    mac = spec.params.get("mac")
+    drv = LanceDriver(host.cpu, host.extra["bus"], spec.base, irq=dev.irq,
+                      mac=parse_mac(mac) if mac is not None else None,
+                      buffer_ram=spec.params.get("ram_bytes", BUFFER_RAM_SIZE_DEFAULT),
+                      name=spec.name)
+    await drv.start()
+    if host.netdev is None:
+        host.netdev = LanceNetDevice(drv)
+    else:
+        log.info("%s: %s is a second network card; host.netdev stays the first", host.name,
+                 spec.name)
+    return drv
+
+
+async def _bind_disk(host: Host, dev: Attached) -> Any:
+    from sw.drivers.disk import DiskDriver
+    from sw.libos.fs.device import DriverBlockDevice
+
+    if host.memory is None:
+        raise ValueError(f"{host.name}: disk {dev.spec.name} needs main memory to DMA into")
+    spec = dev.spec
+    drv = DiskDriver(host.cpu, host.extra["bus"], spec.base, host.memory, dev.irq,
+                     name=spec.name)
+    n = len(_bound(host, "disk"))
+    blockdev = await DriverBlockDevice.attach(drv, host.memory, DMA_BUFFER + n * DMA_BUFFER_BYTES,
+                                              DMA_BUFFER_BYTES)
+    if host.blockdev is None:
+        host.blockdev = blockdev
+    return drv
+
+
+#: The driver of each device kind the operating systems know: ``await bind(host, attached)``
+#: starts it and returns it.
+DRIVERS: dict[str, Callable[[Host, Attached], Awaitable[Any]]] = {
+    "lance": _bind_lance,
+    "disk": _bind_disk,
+}
+
+
+def _bound(host: Host, kind: str) -> list:
+    """The drivers bound so far to ``host``'s devices of ``kind``, in the machine's order."""
+    devices = host.extra.get("devices", {})
+    return [d for name, d in host.extra.get("drivers", {}).items()
+            if devices[name].spec.kind == kind]
+
+
+def kernel_pages(host: Host, disks: int) -> int:
+    """Pages the kernel keeps for itself: everything below the end of ``disks`` DMA buffers
+    (at least the first page)."""
+    end = DMA_BUFFER + disks * DMA_BUFFER_BYTES
+    return max(1, -(-end // host.memory.page_size))
+
+
+def _start_aegis(host: Host) -> Any:
+    """The exokernel of ``host`` over its memory, first disk and network interface."""
+    from sw.exokernel.aegis import Aegis
+
+    disks = _bound(host, "disk")
+    disk = disks[0] if disks else None
+    disk_io = None
+    if disk is not None:
+        async def disk_io(lbn: int, count: int, addr: int, write: bool, requester: str) -> None:
+            if write:
+                await disk.write(lbn, count, addr)
+            else:
+                await disk.read(lbn, count, addr)
+
+    aegis = Aegis(host.memory, cpu=host.cpu,
+                  disk_blocks=disk.blocks if disk is not None else 0,
+                  block_size=disk.block_size if disk is not None else 512, disk_io=disk_io,
+                  reserved_pages=kernel_pages(host, len(disks)))
+    if host.netdev is not None:
+        aegis.bind_netdev(host.netdev)
+    return aegis
+
+
+async def boot(host: Host) -> Host:
+    """Bind a driver to each of ``host``'s devices and start its operating system (see the
+    module docstring); fills in ``host.netdev``, ``host.blockdev`` and ``host.extra["aegis"]``
+    (on Aegis). A no-op for a host already booted or built without devices to bind.
+
+    Raises
+    ------
+    ValueError
+        For an unknown operating system, or a disk on a machine without memory.
+    """
+    extra = host.extra
+    if extra.get("booted", True):
+        return host
+    os_ = extra.get("os")
+    if os_ not in OSES:
+        raise ValueError(f"{host.name}: operating system must be one of {', '.join(OSES)}, "
+                         f"not {os_!r}")
+    drivers = extra.setdefault("drivers", {})
+    for name, dev in extra.get("devices", {}).items():
+        bind = DRIVERS.get(dev.spec.kind)
+        if bind is None:
+            log.info("%s: no %s driver for %s (kind %s): left unbound", host.name, os_, name,
+                     dev.spec.kind)
+            continue
+        drivers[name] = await bind(host, dev)
+    if os_ == "aegis":
+        if host.memory is None:
+            raise ValueError(f"{host.name}: Aegis needs main memory")
+        extra["aegis"] = _start_aegis(host)
+    extra["booted"] = True
+    return host
