@@ -8,12 +8,16 @@ transaction-level model and the reference.
 The clock runs inside the simulator (``impl="gpi"``). Host memory and the drive firmware are
 cocotb coroutines that sleep on ``RisingEdge`` of their port's ``req`` and take part cycle by
 cycle only while a transfer is active (a DMA burst, a block on the media port); the CPU sleeps on
-the ``irq`` between commands.
+the ``irq`` between commands and drives the bus with :class:`bfm.cocotb_hostbus.HostBusDriver`.
+A :class:`~bfm.cocotb_hostbus.HostBusMonitor` feeds every bus access to a :class:`bfm.Scoreboard`
+that expects the transaction-level model's accesses (same program, same picoseconds).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
@@ -25,7 +29,9 @@ from hw.disk.mechanism import DiskMechanism, Op, Request
 from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_READ_BURST_CYCLES, DMA_WRITE_BURST_CYCLES,
                                Command, Irq, Reg)
 from serveros.rtl import write_result
-from test_disk_gateware import START_EDGE, program_for, seek_plan
+from bfm import Scoreboard
+from bfm.cocotb_hostbus import HostBusDriver, HostBusMonitor, HostBusSignals
+from test_disk_gateware import START_EDGE, program_for, run_model, seek_plan
 
 P = CLOCK_PERIOD_PS
 #: Which program a run executes (set by tests/hw/test_disk_cocotb.py).
@@ -43,6 +49,16 @@ class Bench:
         self.mem = bytearray(memory)
         self.bursts = 0
         self.media_ops = 0
+        self.signals = HostBusSignals(dut)
+        self.bus: HostBusDriver | None = None
+        # The bus scoreboard: the transaction-level model runs the same program, and every
+        # access the RTL sees must equal the model's, in order, to the picosecond.
+        self.scoreboard: Scoreboard | None = None
+        if spec != "seeks":
+            self.scoreboard = Scoreboard(name="disk.bus")
+            with tempfile.TemporaryDirectory() as tmp:
+                run_model(self.prog, media, Path(tmp), memory, self.params, self.capacity,
+                          transactions=self.scoreboard.expect)
 
     def now(self) -> int:
         return get_sim_time("ps")
@@ -58,16 +74,19 @@ class Bench:
         except (AttributeError, KeyError, IndexError):
             pass
         d.rst.value = 1
-        for name in ("bus__addr", "bus__w_data", "bus__w_en", "bus__r_en", "dma__ack",
-                     "dma__r_data", "media__ack", "media__r_data", "media__hit", "media__stream",
-                     "media__n_cached", "media__walk_lbn", "media__free_ps", "media__start_ps",
-                     "media__cylinder", "media__surface", "media__slot"):
+        self.bus = HostBusDriver(self.signals, d.clk, period_ps=P, phase="rising")
+        self.bus.set_reset(d.rst)
+        for name in ("dma__ack", "dma__r_data", "media__ack", "media__r_data", "media__hit",
+                     "media__stream", "media__n_cached", "media__walk_lbn", "media__free_ps",
+                     "media__start_ps", "media__cylinder", "media__surface", "media__slot"):
             getattr(d, name).value = 0
         Clock(d.clk, P, unit="ps", impl="gpi").start()
         # Writes made at time 0 land after edge 0 on Icarus: reset over edge 1 as well.
         await RisingEdge(d.clk)
         await RisingEdge(d.clk)
         d.rst.value = 0
+        if self.scoreboard is not None:
+            HostBusMonitor(self.signals, period_ps=P, callback=self.scoreboard.observe)
         cocotb.start_soon(self._memory_server())
         cocotb.start_soon(self._media_server())
 
@@ -146,27 +165,10 @@ class Bench:
     # -- the CPU ------------------------------------------------------------------------------
     async def access(self, reg: Reg, value: int | None = None) -> int:
         """One access presented now (just after an edge); returns when it completes."""
-        d = self.dut
-        d.bus__addr.value = reg.word
         if value is None:
-            d.bus__r_en.value = 1
-        else:
-            d.bus__w_data.value = int(value)
-            d.bus__w_en.value = 1
-        while True:
-            await RisingEdge(d.clk)
-            await ReadOnly()
-            if int(d.bus__ack.value):
-                break
-        if not d.bus__r_data.value.is_resolvable:
-            raise AssertionError(f"r_data {d.bus__r_data.value} reading {reg!r} at {self.now()}: "
-                                 f"cause={d.cause.value} r_error={d.r_error.value} "
-                                 f"r_cmd={d.r_cmd.value} enable={d.enable.value}")
-        data = int(d.bus__r_data.value)
-        await RisingEdge(d.clk)             # the initiator sees ack: the access completes
-        d.bus__r_en.value = 0
-        d.bus__w_en.value = 0
-        return data
+            return await self.bus.read(int(reg))
+        await self.bus.write(int(reg), int(value))
+        return 0
 
     async def wait_irq(self) -> None:
         # Just after an edge: irq as the previous edge left it (it changes only at edges).
@@ -220,11 +222,12 @@ class Bench:
             error = await self.access(Reg.Error)
             await self.access(Reg.IrqCause, cause)
             events.append((t, cause, error))
+        self.scoreboard.check()
         media = {lbn: hashlib.sha256(b).hexdigest() for lbn, b in self.fw.media.items()}
         return {"events": events, "start": start, "clock_check": clock_check,
                 "memory": hashlib.sha256(self.mem).hexdigest(), "media": media,
                 "commits": self.fw.commits, "bursts": self.bursts, "media_ops": self.media_ops,
-                "end_ps": self.now()}
+                "end_ps": self.now(), "bus_transactions": self.scoreboard.matched}
 
 
 @cocotb.test()

@@ -1,8 +1,9 @@
 """cocotb bench for the LANCE-style Ethernet card's RTL (``hw.lance.gateware.LanceCard``).
 
 The card runs inside Icarus or Verilator with its clock started in the simulator (``impl="gpi"``,
-80 ns = 12.5 MHz, docs/lance_card.md). The host side is :class:`lance_bfm.HostBusMaster` and the
-driver-like :class:`lance_bfm.LanceHost`; the wire side is cocotbext-eth's ``MiiSource`` on the
+80 ns = 12.5 MHz, docs/lance_card.md). The host side is the host bus's BFM
+(:class:`bfm.cocotb_hostbus.HostBusDriver`, presenting at falling edges) and the driver-like
+:class:`lance_bfm.LanceHost`; the wire side is cocotbext-eth's ``MiiSource`` on the
 card's receive pins and ``MiiSink`` on its transmit pins, both clocked by the card's own
 ``mii_clk`` (they drive and sample on its rising edge, the card on its falling edge). ``crs`` and
 ``col`` are held low: a free wire. Golden models: ``zlib.crc32`` for the FCS, the frames the
@@ -28,7 +29,8 @@ from hw.lance import timing
 from hw.lance.registers import (BUFFER_SIZE, CSR0, MAX_FRAME, RAM_OFFSET, RAP_OFFSET,
                                 RDP_OFFSET, RMD1, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Csr, Mode,
                                 TxDescriptor, csr1_csr2)
-from lance_bfm import COUNTER_NAMES, HostBusMaster, LanceHost, SmallLayout
+from bfm.cocotb_hostbus import HostBusDriver, HostBusSignals
+from lance_bfm import COUNTER_NAMES, LanceHost, SmallLayout
 
 RAM_BYTES = int(os.environ.get("SERVEROS_LANCE_RAM_BYTES", str(16 * 1024)))
 MAC = bytes.fromhex(os.environ.get("SERVEROS_LANCE_MAC", "08002b4c414e"))
@@ -60,8 +62,8 @@ class Bench:
 
     def __init__(self, dut, *, rx_size: int | None = None, rx: int = 4, tx: int = 4) -> None:
         self.dut = dut
-        self.bus = HostBusMaster(dut, period_ns=CLOCK_NS)
-        self.bus.idle()
+        self.bus = HostBusDriver(HostBusSignals(dut), dut.clk, period_ps=CLOCK_NS * 1000,
+                                 phase="falling")
         dut.rst.value = 1
         for name in ("rxd", "rx_dv", "rx_er", "crs", "col"):
             getattr(dut, name).value = 0

@@ -1,13 +1,10 @@
-"""Bus-functional models for the LANCE card's cocotb benches (tests/hw/cocotb_lance.py).
+"""The LANCE card's driver-side helpers for its cocotb benches (tests/hw/cocotb_lance.py).
 
-* :class:`HostBusMaster` drives the card's :class:`hw.bus.HostBus` (Amaranth's flattened
-  ``bus__addr``, ``bus__w_data``, ``bus__w_en``, ``bus__r_en``, ``bus__r_data``, ``bus__ack``)
-  from cocotb, obeying the protocol of ``hw/bus.py``: the request is presented between rising
-  edges (just after a falling edge), held until ``ack`` is seen high, and dropped in the ``ack``
-  cycle. Python is woken by ``ack`` rising and by the next falling edge only, not every cycle.
-* :class:`LanceHost` is a small driver on top of it: register ports (RAP/RDP), buffer memory,
-  the init block, the rings and the hand-over of descriptors, all in the byte offsets and
-  formats of :mod:`hw.lance.registers` (docs/lance_card.md).
+:class:`LanceHost` is a small driver on top of the host bus's BFM
+(:class:`bfm.cocotb_hostbus.HostBusDriver`): register ports (RAP/RDP), buffer memory, the init
+block, the rings and the hand-over of descriptors, all in the byte offsets and formats of
+:mod:`hw.lance.registers` (docs/lance_card.md). :class:`SmallLayout` places them in a small
+test SRAM.
 
 Only ``hw.lance.registers`` is imported from the design; everything else is the contract.
 """
@@ -15,127 +12,22 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any
 
-from cocotb.triggers import FallingEdge, First, Lock, RisingEdge, Timer
-from cocotb.simtime import get_sim_time
+from cocotb.triggers import Timer
 
+from bfm.cocotb_hostbus import HostBusDriver
 from hw.lance import registers as regs
 from hw.lance.registers import (BUFFER_SIZE, CSR0, DESCRIPTOR_BYTES, INIT_BLOCK_BYTES,
                                 RAM_OFFSET, RAP_OFFSET, RDP_OFFSET, RMD1, ROM_ESAR_OFFSET,
                                 ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, BufferLayout, Csr, InitBlock,
                                 Mode, RingSizes, RxDescriptor, TxDescriptor)
 
-__all__ = ["BusTimeout", "HostBusMaster", "SmallLayout", "layout_for", "LanceHost",
-           "COUNTERS_OFFSET", "COUNTER_NAMES"]
+__all__ = ["SmallLayout", "layout_for", "LanceHost", "COUNTERS_OFFSET", "COUNTER_NAMES"]
 
 #: Read-only saturating counters, one per 32-bit word (docs/lance_card.md).
 COUNTERS_OFFSET: int = regs.COUNTERS_OFFSET
 #: Their names, :class:`hw.lance.registers.Counter` members in lower case, in word order.
 COUNTER_NAMES: tuple[str, ...] = tuple(c.name.lower() for c in sorted(regs.Counter))
-
-_WINDOW_WORDS = regs.WINDOW_SIZE // 4
-
-
-class BusTimeout(AssertionError):
-    """The target did not acknowledge an access in time."""
-
-
-class HostBusMaster:
-    """A cocotb initiator for one :class:`hw.bus.HostBus` (single accesses, 32-bit words).
-
-    Parameters
-    ----------
-    dut
-        The cocotb handle of the design.
-    clock
-        The clock handle (default ``dut.clk``).
-    prefix : str
-        Name of the bus port (default ``"bus"``).
-    separator : str
-        Separator of Amaranth's flattened names (default ``"__"``, STYLE.md #9).
-    timeout_cycles : int
-        Clock cycles to wait for ``ack`` before raising :class:`BusTimeout`.
-    period_ns : float
-        The clock period, used only to size the time-out (no per-cycle wake-ups).
-
-    Raises
-    ------
-    ValueError
-        For a non-positive ``timeout_cycles`` or ``period_ns``.
-    """
-
-    def __init__(self, dut: Any, *, clock: Any = None, prefix: str = "bus", separator: str = "__",
-                 timeout_cycles: int = 64, period_ns: float = 80.0) -> None:
-        if not isinstance(timeout_cycles, int) or timeout_cycles <= 0:
-            raise ValueError(f"timeout_cycles must be a positive int, not {timeout_cycles!r}")
-        if period_ns <= 0:
-            raise ValueError(f"period_ns must be positive, not {period_ns!r}")
-        self.clock = dut.clk if clock is None else clock
-        sig = lambda name: getattr(dut, f"{prefix}{separator}{name}")  # noqa: E731
-        self.addr, self.w_data, self.w_en = sig("addr"), sig("w_data"), sig("w_en")
-        self.r_en, self.r_data, self.ack = sig("r_en"), sig("r_data"), sig("ack")
-        self._timeout_ns = timeout_cycles * period_ns
-        self._lock = Lock()
-        self._free_at: float | None = None   # sim time (ns) at which the bus became idle mid-cycle
-        #: Completed accesses.
-        self.reads = 0
-        self.writes = 0
-
-    def idle(self) -> None:
-        """Drive the request lines idle (call before the first clock edge)."""
-        for s in (self.addr, self.w_data, self.w_en, self.r_en):
-            s.value = 0
-
-    @staticmethod
-    def _word(offset: int) -> int:
-        if not isinstance(offset, int) or isinstance(offset, bool):
-            raise TypeError(f"bus offset must be an int, not {offset!r}")
-        if offset % 4 or not 0 <= offset < regs.WINDOW_SIZE:
-            raise ValueError(f"bus offset must be word-aligned inside the "
-                             f"{regs.WINDOW_SIZE:#x}-byte window, not {offset:#x}")
-        return offset // 4
-
-    async def _access(self, word: int, write: bool, value: int) -> int:
-        async with self._lock:
-            # Present the request between rising edges: right after a falling edge, or in the
-            # ack cycle of the previous access (a back-to-back access, hw/bus.py).
-            if self._free_at != get_sim_time("ns"):
-                await FallingEdge(self.clock)
-            self.addr.value = word
-            self.w_data.value = value if write else 0
-            self.w_en.value = int(write)
-            self.r_en.value = int(not write)
-            ack = RisingEdge(self.ack)
-            fired = await First(ack, Timer(self._timeout_ns, unit="ns"))
-            if fired is not ack:
-                self.w_en.value = 0
-                self.r_en.value = 0
-                kind = "write" if write else "read"
-                raise BusTimeout(f"no ack for the {kind} of byte offset {4 * word:#x} within "
-                                 f"{self._timeout_ns:g} ns")
-            await FallingEdge(self.clock)  # the middle of the ack cycle: r_data is valid
-            if not int(self.ack.value):
-                raise BusTimeout(f"ack of offset {4 * word:#x} was not high for a whole cycle")
-            data = 0 if write else int(self.r_data.value)
-            self.w_en.value = 0
-            self.r_en.value = 0
-            self._free_at = get_sim_time("ns")
-            if write:
-                self.writes += 1
-            else:
-                self.reads += 1
-            return data
-
-    async def read(self, offset: int) -> int:
-        """Read the 32-bit word at byte ``offset`` of the window."""
-        return await self._access(self._word(offset), False, 0)
-
-    async def write(self, offset: int, value: int) -> None:
-        """Write the 32-bit ``value`` to byte ``offset`` of the window."""
-        if not isinstance(value, int) or not 0 <= value < 1 << 32:
-            raise ValueError(f"bus write value must be a 32-bit unsigned int, not {value!r}")
-        await self._access(self._word(offset), True, value)
 
 
 @dataclass(frozen=True)
@@ -230,15 +122,15 @@ class LanceHost:
 
     Parameters
     ----------
-    bus : HostBusMaster
-        The bus to the card.
+    bus : HostBusDriver
+        The bus to the card (byte offsets in its window).
     ram_bytes : int
         The card's buffer SRAM size.
     layout : BufferLayout or SmallLayout
         Where the init block, rings and buffers go.
     """
 
-    def __init__(self, bus: HostBusMaster, *, ram_bytes: int,
+    def __init__(self, bus: HostBusDriver, *, ram_bytes: int,
                  layout: BufferLayout | SmallLayout) -> None:
         if layout.end > ram_bytes:
             raise ValueError(f"layout ends at {layout.end:#x}, beyond ram_bytes={ram_bytes:#x}")

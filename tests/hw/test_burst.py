@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 from hw.burst import HostBusBurster
 from hw.bus import HostBus
 from sim.bindings import BlockInitiator, HostBusInitiator
-from sim.bindings.amaranth import AmaranthDriver, add_clock
+from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock
+from sim.bindings.binder import bind_host_bus
 from sim.bus import Bus
 from sim.cpu import CPU
 from sim.kernel import Kernel
@@ -62,17 +63,19 @@ class Top(wiring.Component):
     def __init__(self, rw, ww):
         self.ram = WaitRam(rw, ww)
         self.burst = HostBusBurster(addr_width=AW)
-        super().__init__({"bus": In(HostBus(addr_width=AW)), "go": In(1), "write": In(1),
-                          "addr": In(AW), "count": In(10), "done": Out(1)})
+        # The burster's ports as sim.bindings.binder expects them of a device's harness.
+        super().__init__({"bus": In(HostBus(addr_width=AW)), "burst_go": In(1),
+                          "burst_write": In(1), "burst_addr": In(AW), "burst_count": In(10),
+                          "burst_done": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.ram, m.submodules.burst = self.ram, self.burst
         wiring.connect(m, wiring.flipped(self.bus), self.burst.host)
         wiring.connect(m, self.burst.bus, self.ram.bus)
-        m.d.comb += [self.burst.go.eq(self.go), self.burst.write.eq(self.write),
-                     self.burst.addr.eq(self.addr), self.burst.count.eq(self.count),
-                     self.done.eq(self.burst.done)]
+        m.d.comb += [self.burst.go.eq(self.burst_go), self.burst.write.eq(self.burst_write),
+                     self.burst.addr.eq(self.burst_addr), self.burst.count.eq(self.burst_count),
+                     self.burst_done.eq(self.burst.done)]
         return m
 
 
@@ -82,16 +85,9 @@ def run(program, use_blocks: bool, rw=5, ww=3):
     add_clock(sim, CLOCK)
     k = Kernel()
     drv = AmaranthDriver(sim, k)
-    b = top.bus
-    single = HostBusInitiator(drv, CLOCK, addr=b.addr, w_data=b.w_data, r_data=b.r_data,
-                              w_en=b.w_en, r_en=b.r_en, ack=b.ack, addr_width=AW)
-    mem = top.burst.mem
-    target = single
-    if use_blocks:
-        target = BlockInitiator(
-            drv, CLOCK, single=single, go=top.go, write=top.write, addr=top.addr, count=top.count,
-            done=top.done, mem_read=lambda n: [drv.get(mem.data[i]) for i in range(n)],
-            mem_write=lambda ws: [drv.set(mem.data[i], w) for i, w in enumerate(ws)])
+    target = bind_host_bus(AmaranthAccess(top, drv), drv, CLOCK, addr_width=AW, name="ram",
+                           burst=use_blocks)
+    assert isinstance(target, BlockInitiator if use_blocks else HostBusInitiator)
     bus = Bus(k)
     bus.map(0, 4 << AW, target, "ram")
     cpu = CPU(k, PROFILES["decstation-5000-125-aegis"])

@@ -11,6 +11,8 @@ reference image and memory:
   media equal to the reference;
 * every error path, and Busy twice while a Read runs: the same events as the model, no byte
   moved;
+* every register access (monitored on the RTL's bus) equal to the model's, in order, to the ps
+  (the bench's scoreboard);
 * RZ26 seeks of 1, 10, 100, 1000 cylinders and full stroke within 1 % of the curve (the
   engine's ``seek_ps`` after positioning reads that are then abandoned with Reset).
 """
@@ -59,7 +61,11 @@ def test_disk_controller_cocotb(sim: str, spec: str, tmp_path) -> None:
     # The RTL's time base: after edge START_EDGE - 2 the counter holds the next edge's time.
     assert res["clock_check"] == [(START_EDGE - 1) * P, START_EDGE * P]
     assert res["start"] == START_EDGE * P
-    model_out, model_mem, model_img, _ = run_model(prog, media, tmp_path, memory, params, capacity)
+    accesses = []
+    model_out, model_mem, model_img, _ = run_model(prog, media, tmp_path, memory, params, capacity,
+                                                   transactions=accesses.extend)
+    # The bench's scoreboard saw every register access of the model's run, equal to the ps.
+    assert res["bus_transactions"] == len(accesses) > 0
     events = [tuple(e) for e in res["events"]]
     assert events == model_out.events
     exp_mem, exp_img = expected_after(prog, media, memory)

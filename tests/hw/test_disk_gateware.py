@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from amaranth.sim import Simulator
@@ -37,6 +38,10 @@ from sim.kernel import Kernel
 from sim.memory import Memory
 from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
 from sim.time import MS, Clock
+
+from bfm import HostBusTransaction
+from bfm.amaranth_hostbus import TestbenchHostBus
+from bfm.reference import RecordingTarget
 
 P = CLOCK_PERIOD_PS
 CLOCK = Clock(P, "disk")
@@ -188,8 +193,12 @@ def touched(prog: list[Cmd], media: dict[int, bytes]) -> list[int]:
 
 
 def run_model(prog: list[Cmd], media: dict[int, bytes], tmp_path: Path, memory: bytes,
-              params: DiskParams | None = None, capacity: int = CAPACITY
+              params: DiskParams | None = None, capacity: int = CAPACITY, *,
+              transactions: Callable[[list[HostBusTransaction]], None] | None = None
               ) -> tuple[Outcome, bytes, dict[int, bytes], list]:
+    """Run ``prog`` on the transaction-level model; ``transactions``, if given, receives each
+    register access as a one-item list of :class:`bfm.HostBusTransaction` (a scoreboard's
+    ``expect``)."""
     k = Kernel()
     mem = Memory(k, MEM_SIZE, profile=PROFILE)
     mem.write(0, memory)
@@ -197,7 +206,9 @@ def run_model(prog: list[Cmd], media: dict[int, bytes], tmp_path: Path, memory: 
     for lbn, data in media.items():
         img.write(lbn, data)
     irq = IrqLine(k, "disk")
-    m = DiskControllerModel(k, CLOCK, memory=mem, image=img, irq=irq, params=params)
+    model = DiskControllerModel(k, CLOCK, memory=mem, image=img, irq=irq, params=params)
+    m = model if transactions is None else RecordingTarget(
+        k, model, CLOCK, callback=lambda t: transactions([t]))
     out = Outcome()
 
     async def program():
@@ -226,7 +237,7 @@ def run_model(prog: list[Cmd], media: dict[int, bytes], tmp_path: Path, memory: 
     assert task.done and task.exception is None, task.exception
     image = {lbn: img.read(lbn) for lbn in touched(prog, media) if lbn < capacity}
     img.close()
-    return out, bytes(mem.data), image, [(r.command, r.done_ps) for r in m.history]
+    return out, bytes(mem.data), image, [(r.command, r.done_ps) for r in model.history]
 
 
 # ---- the RTL side --------------------------------------------------------------------------------
@@ -321,22 +332,7 @@ class RtlRig:
     # -- the CPU: register accesses back to back --------------------------------------------------
     async def access(self, ctx, reg: Reg, value: int | None = None) -> int:
         """One access presented now (just after an edge); returns when it completes."""
-        bus = self.dut.bus
-        ctx.set(bus.addr, reg.word)
-        if value is None:
-            ctx.set(bus.r_en, 1)
-        else:
-            ctx.set(bus.w_data, int(value))
-            ctx.set(bus.w_en, 1)
-        while True:
-            await ctx.tick()
-            if ctx.get(bus.ack):
-                break
-        data = ctx.get(bus.r_data)
-        ctx.set(bus.r_en, 0)
-        ctx.set(bus.w_en, 0)
-        await ctx.tick()                    # the initiator sees ack: the access completes
-        return data
+        return (await TestbenchHostBus(ctx, self.dut.bus).access(int(reg), value))[0]
 
     async def wait_irq(self, ctx) -> None:
         if not ctx.get(self.dut.irq):

@@ -17,10 +17,12 @@ and a collision with retry.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from lance_bfm import COUNTER_NAMES, COUNTERS_OFFSET, HostBusMaster, SmallLayout, layout_for
+from bfm.cocotb_hostbus import HostBusSignals
+from lance_bfm import COUNTER_NAMES, COUNTERS_OFFSET, SmallLayout, layout_for
 from hw.lance.registers import BufferLayout, WINDOW_SIZE
 
 HERE = Path(__file__).parent
@@ -50,14 +52,29 @@ def test_small_layout_fits_and_validates() -> None:
     assert COUNTER_NAMES[0] == "missed" and len(COUNTER_NAMES) == 6
 
 
-def test_bus_master_offsets() -> None:
-    assert HostBusMaster._word(0x100004) == 0x40001
+class _Port:
+    """A stand-in for a cocotb handle: a width and a value."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self.value = width, None
+
+    def __len__(self) -> int:
+        return self.width
+
+
+def test_bus_offsets_in_the_cards_window() -> None:
+    aw = (WINDOW_SIZE // 4).bit_length() - 1
+    dut = SimpleNamespace(**{f"bus__{m}": _Port(aw if m == "addr" else 32)
+                             for m in HostBusSignals.MEMBERS})
+    bus = HostBusSignals(dut)
+    assert bus.window == WINDOW_SIZE
+    assert bus.word(0x100004) == 0x40001
     with pytest.raises(ValueError, match="word-aligned .* not 0x102"):
-        HostBusMaster._word(0x102)
+        bus.word(0x102)
     with pytest.raises(ValueError, match="not 0x200000"):
-        HostBusMaster._word(WINDOW_SIZE)
+        bus.word(WINDOW_SIZE)
     with pytest.raises(TypeError, match="must be an int, not '4'"):
-        HostBusMaster._word("4")
+        bus.word("4")
 
 
 @pytest.mark.hdl

@@ -6,9 +6,9 @@ the wire at given cycles) runs twice:
 
 * on the own kernel with :class:`hw.lance.model.LanceModel`;
 * on Amaranth's simulator with :class:`hw.lance.gateware.LanceCard`, the same kernel program
-  bound through :mod:`sim.bindings` (:class:`~sim.bindings.HostBusInitiator` on the host bus,
-  :class:`~sim.bindings.IrqMirror` on ``irq``), a kernel-side adapter that drives the MII
-  receive pins nibble by nibble, and one that samples the transmit pins.
+  bound through :mod:`sim.bindings` (:func:`~sim.bindings.binder.bind_host_bus` on the host
+  bus, :func:`~sim.bindings.binder.bind_irq` on ``irq``), a kernel-side adapter that drives
+  the MII receive pins nibble by nibble, and one that samples the transmit pins.
 
 Both runs must give the same trace (every bus access's completion time and value read, irq
 edges), the same buffer memory (the RTL's read through the simulator's memory backdoor), the
@@ -580,8 +580,8 @@ def run_rtl(sc: Scenario | Program, seed: int = 0, *, image: bytes | None = None
     from amaranth.sim import Simulator
 
     from hw.lance.gateware import BUS_ADDR_WIDTH, LanceCard
-    from sim.bindings import HostBusInitiator, IrqMirror
-    from sim.bindings.amaranth import AmaranthDriver, add_clock
+    from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock
+    from sim.bindings.binder import bind_host_bus, bind_irq
 
     dut = LanceCard(ram_bytes=RAM_BYTES, mac=MAC)
     if image is not None:
@@ -590,12 +590,9 @@ def run_rtl(sc: Scenario | Program, seed: int = 0, *, image: bytes | None = None
     add_clock(sim, CLOCK)
     k = Kernel()
     driver = AmaranthDriver(sim, k, until=LIMIT_CYCLES * P)
-    b = dut.bus
-    bus = HostBusInitiator(driver, CLOCK, addr=b.addr, w_data=b.w_data, r_data=b.r_data,
-                           w_en=b.w_en, r_en=b.r_en, ack=b.ack, addr_width=BUS_ADDR_WIDTH,
-                           name="lance.bus")
-    irq = IrqLine(k, "lance.irq")
-    IrqMirror(driver, dut.irq, irq)
+    access = AmaranthAccess(dut, driver)
+    bus = bind_host_bus(access, driver, CLOCK, addr_width=BUS_ADDR_WIDTH, name="lance")
+    irq = bind_irq(access, driver, port="irq", name="lance.irq")
     half = P // 2
     transmitted: list[tuple[int, bytes]] = []
 

@@ -22,6 +22,8 @@ from hw.lance.registers import (COUNTERS_OFFSET, CSR0, DEFAULT_MAC, RAP_OFFSET, 
 from sim.bindings.amaranth import add_clock
 from sim.time import Clock
 
+from bfm.amaranth_hostbus import TestbenchHostBus
+
 CLOCK = Clock(80_000, "lance")
 RAM = 16 * 1024
 PEER = bytes.fromhex("08002b0000ff")
@@ -44,6 +46,7 @@ class Tb:
     def __init__(self, ctx, card: LanceCard):
         self.ctx, self.card = ctx, card
         self.edge = -1        # the number of the last edge we waited for
+        self.bus = TestbenchHostBus(ctx, card.bus, tick=self.tick)
 
     async def tick(self, n: int = 1) -> None:
         for _ in range(n):
@@ -52,30 +55,12 @@ class Tb:
 
     async def write(self, offset: int, value: int) -> int:
         """Bus write; returns the effect edge."""
-        ctx, bus = self.ctx, self.card.bus
-        ctx.set(bus.addr, offset >> 2)
-        ctx.set(bus.w_data, value)
-        ctx.set(bus.w_en, 1)
-        while True:
-            await self.tick()
-            if ctx.get(bus.ack):
-                break
-        ctx.set(bus.w_en, 0)
-        await self.tick()
+        await self.bus.write(offset & ~3, value)
         return self.edge - 1
 
     async def read(self, offset: int) -> int:
-        ctx, bus = self.ctx, self.card.bus
-        ctx.set(bus.addr, offset >> 2)
-        ctx.set(bus.r_en, 1)
-        while True:
-            await self.tick()
-            if ctx.get(bus.ack):
-                break
-        value = ctx.get(bus.r_data)
-        ctx.set(bus.r_en, 0)
-        await self.tick()
-        return value
+        """Bus read of the word holding byte ``offset``."""
+        return await self.bus.read(offset & ~3)
 
     async def csr_write(self, n: int, value: int) -> int:
         await self.write(RAP_OFFSET, n)
@@ -223,17 +208,10 @@ def test_registers_rom_counters_and_wait_states() -> None:
         assert tb.peek(0x100, 4) == struct.pack("<I", 0xDEADBEEF)
         for c in Counter:
             assert await tb.read(COUNTERS_OFFSET + 4 * c) == 0
-        # Wait states: a read takes BUS_READ_WAIT + 1 edges, a write BUS_WRITE_WAIT + 1.
-        ctx.set(card.bus.addr, 0x40)
-        ctx.set(card.bus.r_en, 1)
-        start = tb.edge
-        while True:
-            await tb.tick()
-            if ctx.get(card.bus.ack):
-                break
-        assert tb.edge - start == T.BUS_READ_WAIT + 1
-        ctx.set(card.bus.r_en, 0)
-        await tb.tick()
+        # Wait states: a read takes BUS_READ_WAIT + 1 edges to ack, a write BUS_WRITE_WAIT + 1;
+        # the access completes one edge later.
+        _, edges = await tb.bus.access(0x40 << 2)
+        assert edges - 1 == T.BUS_READ_WAIT + 1
 
     run(card, bench)
 

@@ -22,12 +22,14 @@ from hw.timer.gateware import Timer
 from hw.timer.model import TimerModel
 from hw.timer.registers import ACCESS, RESET, WINDOW_SIZE, Ctrl, Reg, Status, bit
 from serveros.rtl import SIMULATORS, run_cocotb, simulator_missing
-from sim.bindings import BindingError, HostBusInitiator
-from sim.bindings.amaranth import AmaranthDriver, add_clock, sim_time_ps
+from sim.bindings import BindingError
+from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock, sim_time_ps
+from sim.bindings.binder import bind_host_bus
 from sim.bus import IrqLine
 from sim.kernel import Kernel, SimulationError
 from sim.time import NS, Clock
 
+from bfm.amaranth_hostbus import TestbenchHostBus
 from timer_program import (CLOCK, FIRST_ACCESS, PAUSE, ROUNDS, run_amaranth, run_model,
                            stimulus_program, timer_program)
 
@@ -62,11 +64,13 @@ def test_register_map_is_consistent() -> None:
 
 # --- Gateware, cycle by cycle in Amaranth's simulator -------------------------------------------
 class Bench:
-    """Drives a Timer's bus from an Amaranth testbench; counts rising edges."""
+    """Drives a Timer's bus from an Amaranth testbench (:class:`TestbenchHostBus`); counts
+    rising edges."""
 
     def __init__(self, ctx, dut: Timer):
         self.ctx, self.dut, self.cycle = ctx, dut, 0
         self.irq_log: list[tuple[int, int]] = []
+        self.bus = TestbenchHostBus(ctx, dut.bus, tick=self.tick)
 
     async def tick(self, n: int = 1) -> None:
         for _ in range(n):
@@ -78,23 +82,7 @@ class Bench:
 
     async def access(self, reg: Reg, value: int | None = None) -> tuple[int, int]:
         """One access presented now (between edges); returns (read value, cycles taken)."""
-        ctx, bus = self.ctx, self.dut.bus
-        ctx.set(bus.addr, reg.word)
-        if value is None:
-            ctx.set(bus.r_en, 1)
-        else:
-            ctx.set(bus.w_data, value)
-            ctx.set(bus.w_en, 1)
-        start = self.cycle
-        while True:
-            await self.tick()
-            if ctx.get(bus.ack):
-                break
-        data = ctx.get(bus.r_data)
-        ctx.set(bus.r_en, 0)
-        ctx.set(bus.w_en, 0)
-        await self.tick()                  # the edge at which the initiator samples ack
-        return data, self.cycle - start
+        return await self.bus.access(int(reg), value)
 
 
 def run_bench(body) -> None:
@@ -260,9 +248,7 @@ def test_initiator_rejects_bad_offsets_and_values() -> None:
     add_clock(sim, CLOCK)
     k = Kernel()
     drv = AmaranthDriver(sim, k)
-    b = dut.bus
-    bus = HostBusInitiator(drv, CLOCK, addr=b.addr, w_data=b.w_data, r_data=b.r_data,
-                           w_en=b.w_en, r_en=b.r_en, ack=b.ack, addr_width=2)
+    bus = bind_host_bus(AmaranthAccess(dut, drv), drv, CLOCK, addr_width=2, name="timer")
 
     async def prog():
         with pytest.raises(ValueError, match=r"word offset in \[0, 0x10\), not 16"):
@@ -361,6 +347,11 @@ def test_program_on_cocotb_matches_model(sim: str, model_trace, record_property)
         runs[spec] = run.result[spec]
     trace = [tuple(e) for e in runs["program"]["trace"]]
     assert trace == model_trace
+    # The bench's scoreboard saw every register access of the model's run, equal to the ps.
+    for spec, program in (("program", timer_program), ("stimulus:0", stimulus_program(0))):
+        accesses = []
+        run_model(program, transactions=accesses.extend)
+        assert runs[spec]["stats"]["bus_transactions"] == len(accesses) > 0, spec
     assert same_events(runs["stimulus:0"]["trace"], run_model(stimulus_program(0)))
     # Python is woken by transactions and software timers, not by the clock.
     stats = runs["program"]["stats"]

@@ -21,11 +21,16 @@ from amaranth.sim import Simulator
 from hw.timer.gateware import Timer
 from hw.timer.model import TimerModel
 from hw.timer.registers import ADDR_WIDTH, Ctrl, Reg, Status
-from sim.bindings import DriverStats, HdlDriver, HostBusInitiator, IrqMirror
-from sim.bindings.amaranth import AmaranthDriver, add_clock
+from sim.bindings import DriverStats, HdlDriver
+from sim.bindings.access import SignalAccess
+from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock
+from sim.bindings.binder import bind_host_bus, bind_irq
 from sim.bus import BusTarget, IrqLine
 from sim.kernel import Kernel
 from sim.time import NS, Clock
+
+from bfm import HostBusTransaction
+from bfm.reference import RecordingTarget
 
 #: The timer runs on the CPU clock: 25 MHz on the DECstation 5000/125 (CALIBRATION.md).
 CLOCK = Clock(40 * NS, "clk")
@@ -166,25 +171,28 @@ def stimulus_program(seed: int, accesses: int = 120) -> Program:
 
 
 # --- Backends ----------------------------------------------------------------------------
-def run_model(program: Program) -> Trace:
-    """The own kernel with the transaction-level model."""
+def run_model(program: Program, *,
+              transactions: Callable[[list[HostBusTransaction]], None] | None = None) -> Trace:
+    """The own kernel with the transaction-level model; ``transactions``, if given, receives
+    each register access as a one-item list of :class:`bfm.HostBusTransaction` (a scoreboard's
+    ``expect``)."""
     k = Kernel()
     irq = IrqLine(k, "timer.irq")
-    trace = program(k, TimerModel(k, CLOCK, irq), irq)
+    model: BusTarget = TimerModel(k, CLOCK, irq)
+    if transactions is not None:
+        model = RecordingTarget(k, model, CLOCK, callback=lambda t: transactions([t]))
+    trace = program(k, model, irq)
     k.run()
     return trace
 
 
-def bind_timer(driver: HdlDriver, kernel: Kernel, port) -> tuple[HostBusInitiator, IrqLine, IrqMirror]:
-    """Wire a running binding to a Timer's ports; ``port(name)`` gives the handle of
-    ``bus__addr``, ``irq`` and so on (Amaranth's flattened names)."""
-    bus = HostBusInitiator(driver, CLOCK, addr=port("bus__addr"), w_data=port("bus__w_data"),
-                           r_data=port("bus__r_data"), w_en=port("bus__w_en"),
-                           r_en=port("bus__r_en"), ack=port("bus__ack"),
-                           addr_width=ADDR_WIDTH, name="timer.bus")
-    irq = IrqLine(kernel, "timer.irq")
-    mirror = IrqMirror(driver, port("irq"), irq)
-    return bus, irq, mirror
+def bind_timer(driver: HdlDriver, access: SignalAccess) -> tuple[BusTarget, IrqLine]:
+    """Wire a running binding to a Timer's ports (``access``: any backend's
+    :class:`~sim.bindings.access.SignalAccess`) with the generic binder, as
+    :data:`hw.timer.attach.TIMER` does in a machine."""
+    bus = bind_host_bus(access, driver, CLOCK, addr_width=ADDR_WIDTH, name="timer")
+    irq = bind_irq(access, driver, port="irq", name="timer.irq")
+    return bus, irq
 
 
 def run_amaranth(program: Program, *, vcd: str | None = None) -> tuple[Trace, DriverStats]:
@@ -194,14 +202,7 @@ def run_amaranth(program: Program, *, vcd: str | None = None) -> tuple[Trace, Dr
     add_clock(sim, CLOCK)
     k = Kernel()
     driver = AmaranthDriver(sim, k)
-
-    def port(name: str):
-        obj = dut
-        for part in name.split("__"):
-            obj = getattr(obj, part)
-        return obj
-
-    bus, irq, _ = bind_timer(driver, k, port)
+    bus, irq = bind_timer(driver, AmaranthAccess(dut, driver))
     trace = program(k, bus, irq)
     if vcd:
         with sim.write_vcd(vcd):
