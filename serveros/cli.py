@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Callable
 
 from rich import box
 from rich.console import Console
@@ -96,18 +97,53 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rtl_option(kinds: Callable[[], tuple[str, ...]],
+                backend: str | None) -> tuple[tuple[str, ...], str]:
+    """``--rtl`` (as ``kinds()`` parses and checks it against the command's machines) and
+    ``--backend`` (the HDL simulator, default verilator; ``model`` without RTL:
+    :func:`serveros.experiments.paper.resolve_backend`).
+
+    Raises
+    ------
+    UsageError
+        Naming the option.
+    """
+    from .experiments.paper import resolve_backend
+    try:
+        rtl = kinds()
+    except ValueError as exc:
+        raise UsageError(f"argument --rtl: {exc}") from None
+    try:
+        return rtl, resolve_backend(backend, rtl)
+    except ValueError as exc:
+        raise UsageError(f"argument --backend: {exc}") from None
+
+
+def _lance_kinds(text: str) -> tuple[str, ...]:
+    """``--rtl`` of ``serveros lance``, whose two machines have a LANCE card each."""
+    from .simulation import parse_rtl
+    rtl = parse_rtl(text)
+    for kind in rtl:
+        if kind != "lance":
+            raise ValueError(f"no machine has a {kind} device (their devices: lance)")
+    return rtl
+
+
 def _cmd_lance(args: argparse.Namespace) -> int:
     from .experiments.lance import run_lance_exchange
-    _check_simulator("--backend", args.backend)
+    rtl, backend = _rtl_option(lambda: _lance_kinds(args.rtl), args.backend)
+    _check_simulator("--backend", backend)
     if args.pcap:
         output_file("--pcap", args.pcap)
     what = "frames streamed" if args.stream else "round trips"
+    cards = "le0, le1" if rtl else "le0"
     with console.status(f"simulating {args.frames} {what} between two LANCE cards "
-                        f"(le0: {args.backend}) ..."):
+                        f"({cards}: {backend}) ..."):
         res = run_lance_exchange(args.frames, args.size, seed=args.seed, pcap_path=args.pcap,
-                                 backend=args.backend, stream=args.stream)
+                                 backend=backend, stream=args.stream,
+                                 rtl_cards=2 if rtl else 1)
     secs = res.sim_ps / 1e12
-    t = Table(title=f"LANCE {'stream' if args.stream else 'ping-pong'} (le0: {res.backend}): "
+    t = Table(title=f"LANCE {'stream' if args.stream else 'ping-pong'} ({cards}: {res.backend}): "
                     f"{res.frames} frames, {res.bytes:,} bytes, {secs * 1e3:.3f} ms simulated, "
                     f"{res.wall_seconds:.2f} s wall")
     t.add_column("CPU category")
@@ -348,14 +384,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             paper.server_factory(name)
     except (ValueError, paper.ServerUnavailable) as exc:
         raise UsageError(f"argument --servers: {exc}") from None
-    try:
-        rtl = paper.server_rtl(servers, args.rtl)
-    except ValueError as exc:
-        raise UsageError(f"argument --rtl: {exc}") from None
-    try:
-        backend = paper.resolve_backend(args.backend, rtl)
-    except ValueError as exc:
-        raise UsageError(f"argument --backend: {exc}") from None
+    rtl, backend = _rtl_option(lambda: paper.server_rtl(servers, args.rtl), args.backend)
     try:
         points = paper.plan_points(figures, servers, requests=args.requests, backend=backend,
                                    seed=args.seed, client=args.client, rtl=rtl)
@@ -541,8 +570,13 @@ def build_parser() -> argparse.ArgumentParser:
     ln = sub.add_parser("lance", help="ping-pong (or stream) frames between two LANCE cards and show the CPU cost")
     ln.add_argument("--frames", type=positive, default=100, help="round trips, or frames with --stream (default 100)")
     ln.add_argument("--stream", action="store_true", help="send le0 -> le1 back to back instead of ping-pong")
-    ln.add_argument("--backend", choices=("model", "amaranth", "verilator"), default="model",
-                    help="le0's card: the model or its RTL (le1's is the model; default model)")
+    ln.add_argument("--rtl", default="", metavar="KINDS",
+                    help="device kinds that run as RTL: lance (both cards; default none)")
+    ln.add_argument("--backend", choices=("model", "amaranth", "verilator"), default=None,
+                    help="the HDL simulator of the --rtl devices (default verilator); model "
+                         "runs both cards as models (the default without --rtl). For "
+                         "compatibility, verilator or amaranth without --rtl runs le0's card "
+                         "as RTL and le1's as the model")
     ln.add_argument("--size", type=int_arg(lambda: _lance_size(True), lambda: _lance_size(False)),
                     default=None, help="frame bytes without FCS, 14..1514 (default random)")
     ln.add_argument("--seed", type=int_arg(), default=1, help="random seed (default 1)")

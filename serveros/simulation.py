@@ -57,6 +57,12 @@ def device_kinds() -> Mapping:
     return DEVICE_KINDS
 
 
+def _names(text: str | Iterable[str]) -> list[str]:
+    """``"a, b"`` or a list as a list of stripped non-empty names."""
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    return [s for s in names if s]
+
+
 def parse_rtl(text: str | Iterable[str]) -> tuple[str, ...]:
     """``"lance,disk"`` (or a list) as a tuple of device kinds, in the order
     :func:`device_kinds` lists them; ``""`` is no RTL device.
@@ -66,8 +72,7 @@ def parse_rtl(text: str | Iterable[str]) -> tuple[str, ...]:
     ValueError
         For an unknown kind or one named twice.
     """
-    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
-    names = [s for s in names if s]
+    names = _names(text)
     known = device_kinds()
     for n in names:
         if n not in known:
@@ -140,9 +145,10 @@ class Simulation:
         Built in this order (names unique).
     media : mapping
         The media the machines are wired to, by kind (``{"ethernet": segment}``).
-    rtl : iterable of str
-        The device kinds that run as RTL, on every machine that has them (each must be a kind
-        some machine has); the others run as their models.
+    rtl : str or iterable of str
+        What runs as RTL (``"lance,disk"`` or a list): a device kind (every device of that
+        kind, on every machine; some machine must have one) or one device by its RTL instance
+        name (``"server_le0"``). The other devices run as their models.
     backend : str
         The HDL simulator of the RTL devices (:data:`RTL_BACKENDS`).
     waves_dir : path-like, optional
@@ -164,7 +170,7 @@ class Simulation:
     """
 
     def __init__(self, kernel: Kernel, machines: Sequence[MachineSpec], *, media: Mapping,
-                 rtl: Iterable[str] = (), backend: str = "verilator",
+                 rtl: str | Iterable[str] = (), backend: str = "verilator",
                  waves_dir: str | Path | None = None):
         machines = list(machines)
         for m in machines:
@@ -173,12 +179,18 @@ class Simulation:
         names = [m.name for m in machines]
         if len(set(names)) != len(names):
             raise ValueError(f"machine names must be unique, not {names}")
-        rtl = parse_rtl(list(rtl))
+        kinds = device_kinds()
+        entries = _names(rtl)
+        instances = [self.instance(m, d) for m in machines for d in m.devices]
+        for e in entries:
+            if e not in kinds and e not in instances:
+                raise ValueError(f"rtl: {e!r} is neither a device kind ({', '.join(kinds)}) "
+                                 f"nor a device of the simulation ({', '.join(instances)})")
+        rtl = parse_rtl([e for e in entries if e in kinds])
         if backend not in RTL_BACKENDS:
             raise ValueError(f"RTL backend must be one of {', '.join(RTL_BACKENDS)}, "
                              f"not {backend!r}")
         check_rtl(rtl, machines)
-        kinds = device_kinds()
         for m in machines:
             for d in m.devices:
                 if d.kind not in kinds:
@@ -188,16 +200,17 @@ class Simulation:
         self.kernel = kernel
         self.media = dict(media)
         self.rtl_kinds = rtl
+        self.rtl_instances = tuple(e for e in entries if e not in kinds)
         self.backend = backend
         self.machines = {m.name: m for m in machines}
         self.hosts: dict[str, Host] = {}
         self.rtl = None
-        if rtl:
+        if rtl or self.rtl_instances:
             from sim.bindings.session import RtlSimulation
             self.rtl = RtlSimulation(kernel, backend, waves_dir=waves_dir)
             for m in machines:
                 for d in m.devices:
-                    if d.kind in rtl:
+                    if self.impl(m, d) == "rtl":
                         self.rtl.add(self.instance(m, d), kinds[d.kind], d)
             try:
                 self.rtl.start()
@@ -216,16 +229,17 @@ class Simulation:
         """The RTL instance name of ``device`` on ``machine``: ``server_le0``."""
         return f"{machine.name}_{device.name}"
 
-    def impl(self, device: DeviceSpec) -> str:
-        """``"rtl"`` or ``"model"``: how ``device`` runs in this simulation."""
-        return "rtl" if device.kind in self.rtl_kinds else "model"
+    def impl(self, machine: MachineSpec, device: DeviceSpec) -> str:
+        """``"rtl"`` or ``"model"``: how ``machine``'s ``device`` runs in this simulation."""
+        rtl = device.kind in self.rtl_kinds or self.instance(machine, device) in self.rtl_instances
+        return "rtl" if rtl else "model"
 
     def _build(self, spec: MachineSpec) -> Host:
         kinds = device_kinds()
         host, ports = _host(self.kernel, spec, self.media)
         for d in spec.devices:
             kind = kinds[d.kind]
-            if self.impl(d) == "model":
+            if self.impl(spec, d) == "model":
                 attached = kind.attach_model(ports, d)
             else:
                 inst = self.instance(spec, d)
@@ -244,7 +258,7 @@ class Simulation:
         """
         if spec.name in self.machines:
             raise ValueError(f"a machine named {spec.name!r} is already in the simulation")
-        late = [d.name for d in spec.devices if self.impl(d) == "rtl"]
+        late = [d.name for d in spec.devices if self.impl(spec, d) == "rtl"]
         if late:
             raise ValueError(f"{spec.name}: RTL devices ({', '.join(late)}) must be in the "
                              f"simulation before it starts")
@@ -263,8 +277,8 @@ class Simulation:
 
     @property
     def rtl_label(self) -> str:
-        """The RTL device kinds, comma-separated (``"lance,disk"``; ``""`` for none)."""
-        return ",".join(self.rtl_kinds)
+        """What runs as RTL, comma-separated (``"lance,disk"``; ``""`` for none)."""
+        return ",".join(self.rtl_kinds + self.rtl_instances)
 
     @property
     def waves(self) -> dict:
@@ -284,4 +298,4 @@ class Simulation:
 
     def __repr__(self) -> str:
         return (f"<Simulation {', '.join(self.machines)}"
-                + (f"; rtl {self.rtl_label} on {self.backend}" if self.rtl_kinds else "") + ">")
+                + (f"; rtl {self.rtl_label} on {self.backend}" if self.rtl else "") + ">")

@@ -109,6 +109,9 @@ BAD_OPTIONS = [
     (["lance", "--frames", "many"], "--frames"),
     (["lance", "--backend", "icarus"], "--backend"),
     (["lance", "--seed", "x"], "--seed"),
+    (["lance", "--rtl", "disk"], "--rtl"),
+    (["lance", "--rtl", "lance,scsi"], "--rtl"),
+    (["lance", "--rtl", "lance", "--backend", "model"], "--backend"),
     (["lance", "--pcap", "{tmp}"], "--pcap"),
     (["lance", "--pcap", "{afile}/x.pcapng"], "--pcap"),
     (["segment", "--stations", "0"], "--stations"),
@@ -141,6 +144,9 @@ BAD_OPTIONS = [
     (["run", "--figure", "c"], "--figure"),
     (["run", "--servers", "apache"], "--servers"),
     (["run", "--backend", "fpga"], "--backend"),
+    (["run", "--rtl", "timer"], "--rtl"),
+    (["run", "--rtl", "lance,lance"], "--rtl"),
+    (["run", "--rtl", "disk", "--backend", "model"], "--backend"),
     (["run", "--out", "{afile}"], "--out"),
     (["run", "--out", "{tmp}", "--pcap", "{tmp}"], "--pcap"),
 ]
@@ -241,3 +247,10 @@ def test_every_ultrix_path_cost_has_its_reasoning():
     for table in software_tables(PROFILES["decstation-5000-125-ultrix43"]):
         assert all(source.strip() and "no reasoning" not in source
                    for _n, _v, _u, source in table.rows)
+
+
+def test_run_help_says_what_rtl_and_backend_choose(capsys):
+    assert main(["run", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--rtl KINDS" in out and "lance, disk" in out
+    assert "--backend verilator or amaranth without --rtl means --rtl lance" in out

@@ -123,6 +123,31 @@ def test_ultrix_keeps_the_card_to_its_kernel(image):
     assert host.netdev.driver.on_frame is None          # nobody took its frames yet
 
 
+def test_one_device_by_its_instance_name_runs_as_rtl_the_others_as_models(image):
+    spec = server_spec("static", image)
+    spec = MachineSpec(spec.name, spec.profile, spec.os, spec.ip, spec.memory_bytes,
+                       spec.devices + (DeviceSpec("timer", "tm0", TIMER_BASE),))
+    k = Kernel()
+    with pytest.raises(ValueError, match="neither a device kind .* nor a device of the "
+                                         "simulation .*server_tm0"):
+        Simulation(k, [spec], media={}, rtl="server_tm1")
+    sim = Simulation(k, [spec], media={"ethernet": Segment(k, seed=1)}, rtl="server_tm0",
+                     backend="amaranth")
+    devices = sim.hosts["server"].extra["devices"]
+    assert {n: d.impl for n, d in devices.items()} == \
+        {"le0": "model", "rz0": "model", "tm0": "rtl"}
+    assert sim.rtl.instances == ["server_tm0"] and sim.rtl_label == "server_tm0"
+    _boot(sim, "server")                  # the drivers run against models and RTL alike
+    assert sim.hosts["server"].blockdev is not None
+    sim.close()
+    sim = Simulation(Kernel(), [spec], media={}, rtl="timer", backend="amaranth")
+    late = MachineSpec("late", spec.profile, "ultrix", bytes([10, 0, 0, 9]),
+                       devices=(DeviceSpec("timer", "tm0", TIMER_BASE),))
+    with pytest.raises(ValueError, match="must be in the simulation before it starts"):
+        sim.add(late)
+    sim.close()
+
+
 def test_a_machine_joins_late_only_with_model_devices(image):
     k = Kernel()
     sim = Simulation(k, [server_spec("static", image)], media={"ethernet": Segment(k, seed=1)})

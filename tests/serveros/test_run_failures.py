@@ -118,8 +118,8 @@ def test_internal_errors_counted_by_the_server_mark_the_row(monkeypatch, image):
 
 @pytest.mark.hdl
 def test_waves_run_writes_one_waveform_per_point(monkeypatch, tmp_path, image):
-    """``SERVEROS_WAVES=1`` with the card's RTL: every point writes its own VCD (two worker
-    processes never share one file), named by the point."""
+    """``SERVEROS_WAVES=1`` with the card's RTL: every point writes its own VCDs (two worker
+    processes never share one file), in a folder named by the point, one per RTL device."""
     from serveros.rtl import simulator_missing
     reason = simulator_missing("verilator")
     if reason:
@@ -129,5 +129,5 @@ def test_waves_run_writes_one_waveform_per_point(monkeypatch, tmp_path, image):
     rows = paper.run_paper(pts, jobs=2, image_path=image, waves_dir=tmp_path / "waves")
     assert [r["ok"] for r in rows] == [1, 2]
     for p in pts:
-        vcd = tmp_path / "waves" / f"{p.file_stem}.vcd"
-        assert "$enddefinitions" in vcd.read_text()
+        vcd = paper.point_waves(p, tmp_path / "waves") / "server_le0.vcd"
+        assert vcd.parent.name == p.file_stem and "$enddefinitions" in vcd.read_text()
