@@ -15,7 +15,10 @@ and an RTL card see the same wire to the picosecond:
   is a :class:`SegmentPhy`: a frame the card sends starts on the segment when ``tx_en`` rises
   and ends when it falls (its bytes read from the bridge's capture memory then); a frame another
   station sends is written into the bridge and serialised into the card once the transceiver
-  has judged it intact; the segment's carrier and collisions drive ``crs`` and ``col``.
+  has judged it intact; the segment's carrier and collisions drive ``crs`` and ``col``. A
+  one-buffer frame is known whole when ``tx_en`` rises, as the model knows it: a
+  :class:`TxLookahead` reads it from the card's buffer RAM where the transmit engine reads it,
+  and the capture at the fall checks it.
 
 Parameters (:attr:`sim.devices.DeviceSpec.params`): ``mac`` (bytes or ``"08:00:2b:..."``,
 default :data:`hw.lance.registers.DEFAULT_MAC`), ``ram_bytes`` (the buffer SRAM, default
@@ -24,8 +27,10 @@ the segment, default the machine's name).
 """
 from __future__ import annotations
 
-from typing import Any
+import struct
+from typing import Any, Sequence
 
+from sim.bindings import BindingError
 from sim.bus import IrqLine
 from sim.devices import Attached, DeviceKind, DeviceSpec, MachinePorts
 from sim.media.ethernet import FrameError, Station, mac as parse_mac
@@ -33,10 +38,12 @@ from sim.media.transceiver import PinTiming, Transceiver
 from sim.time import Clock
 
 from . import timing as T
-from .model import LanceModel
-from .registers import BUFFER_RAM_SIZE_DEFAULT, DEFAULT_MAC, WINDOW_SIZE
+from .model import LanceModel, _on_wire
+from .registers import (BUFFER_RAM_SIZE_DEFAULT, CSR0, DEFAULT_MAC, DESCRIPTOR_BYTES,
+                        INIT_BLOCK_BYTES, RAP_OFFSET, RDP_OFFSET, TMD1, WINDOW_SIZE, Mode,
+                        bcnt_decode)
 
-__all__ = ["LANCE_PINS", "StationWire", "SegmentPhy", "LanceKind", "LANCE"]
+__all__ = ["LANCE_PINS", "StationWire", "TxLookahead", "SegmentPhy", "LanceKind", "LANCE"]
 
 #: The card's MII receive pins, from its timing contract (:mod:`hw.lance.timing`).
 LANCE_PINS = PinTiming(divider=T.MII_DIVIDER, rise_phase=T.MII_CLK_RISE_PHASE,
@@ -104,6 +111,126 @@ class StationWire:
         return f"<StationWire {self.station.name}>"
 
 
+def _bytes(words: Sequence[int]) -> bytes:
+    """32-bit memory words as the little-endian bytes they hold."""
+    return struct.pack(f"<{len(words)}I", *words)
+
+
+class TxLookahead:
+    """The frame an RTL card is about to send, known when ``tx_en`` rises, as the model knows it.
+
+    The model hands its transceiver a one-buffer frame whole when ``tx_en`` rises
+    (:class:`hw.lance.mii_model.LanceWire`), so the segment's other cards start receiving it
+    33 bit times after its signal reaches them; the RTL's bridge captures the bytes only as
+    they go out. So the binding reads the frame where the transmit engine reads it: the
+    descriptor at the engine's ring index and its buffer, in the card's RAM (memory
+    ``card.ram``), with the ring and MODE from the init block whose address the driver wrote to
+    CSR1/CSR2 (seen by :meth:`bus_write`). The engine's index is followed as the gateware moves
+    it: to 0 on STOP, past a frame's descriptors once it went out, past descriptors the engine
+    gave back after a final failed attempt. A chained frame (more than one buffer) is left
+    unknown, as in the model; so is every frame in loopback or before an INIT.
+
+    Parameters
+    ----------
+    access : sim.bindings.access.SignalAccess
+        The harness's ports and memories.
+    ram_bytes : int
+        The card's buffer RAM.
+    """
+
+    def __init__(self, access: Any, ram_bytes: int):
+        self.access = access
+        self.ram_bytes = ram_bytes
+        self.index = 0
+        self._rap = 0
+        self._csr = [0, 0, 0]
+        self._ring: tuple[int, int, int] | None = None      # (TDRA, TLEN, MODE) after INIT
+
+    def _read(self, addr: int, n: int) -> bytes | None:
+        if addr + n > self.ram_bytes:
+            return None
+        first, last = addr >> 2, (addr + n + 3) >> 2
+        raw = _bytes(self.access.mem_read("card.ram", first, last - first))
+        return raw[addr & 3:(addr & 3) + n]
+
+    def bus_write(self, offset: int, value: int) -> None:
+        """The CPU writes ``value`` at ``offset`` of the card's window."""
+        if offset == RAP_OFFSET:
+            self._rap = value & 3
+        elif offset == RDP_OFFSET and self._rap < 3:
+            self._csr[self._rap] = value
+            if self._rap == 0 and value & CSR0.STOP:
+                self.index = 0
+            if self._rap == 0 and value & CSR0.INIT:
+                iadr = (self._csr[2] & 0xFF) << 16 | (self._csr[1] & 0xFFFE)
+                raw = self._read(iadr, INIT_BLOCK_BYTES)
+                w = struct.unpack("<12H", raw) if raw is not None else None
+                self._ring = None if w is None else \
+                    ((w[11] & 0xFF) << 16 | w[10], 1 << (w[11] >> 13), w[0])
+
+    def _descriptor(self, i: int) -> tuple[int, int] | None:
+        tdra, tlen, _ = self._ring
+        raw = self._read(tdra + (i % tlen) * DESCRIPTOR_BYTES, DESCRIPTOR_BYTES)
+        return None if raw is None else struct.unpack("<2I", raw)
+
+    def frame(self) -> bytes | None:
+        """``tx_en`` rose: the frame (FCS included) going out, or None if not known yet."""
+        if self._ring is None or self._ring[2] & Mode.LOOP:
+            return None
+        tdra, tlen, mode = self._ring
+        for _ in range(tlen):                 # past descriptors the engine gave back
+            d = self._descriptor(self.index)
+            if d is None:
+                return None
+            if d[0] >> 31:
+                break
+            self.index = (self.index + 1) % tlen
+        else:
+            return None
+        w0, w1 = d
+        if not w0 >> 24 & 1:                  # chained: known at its end, as in the model
+            return None
+        data = self._read(w0 & 0xFF_FFFF, bcnt_decode(w1 & 0xFFFF))
+        if data is None:
+            return None
+        return _on_wire(data, not mode & Mode.DTCR or bool(w0 >> 16 & TMD1.ADD_FCS), True)
+
+    def sent(self) -> None:
+        """The frame went out whole: the engine moves past its descriptors."""
+        if self._ring is None:
+            return
+        tlen = self._ring[1]
+        for _ in range(tlen):
+            d = self._descriptor(self.index)
+            self.index = (self.index + 1) % tlen
+            if d is None or d[0] >> 24 & 1:
+                return
+
+    def __repr__(self) -> str:
+        return f"<TxLookahead index={self.index} ring={self._ring}>"
+
+
+class _Snooped:
+    """A bus target that shows the CPU's writes to ``on_write`` before passing them on."""
+
+    def __init__(self, target: Any, on_write):
+        self.target = target
+        self._on_write = on_write
+
+    async def read(self, offset: int) -> int:
+        return await self.target.read(offset)
+
+    async def write(self, offset: int, value: int) -> None:
+        self._on_write(offset, value)
+        await self.target.write(offset, value)
+
+    async def read_block(self, offset: int, n: int) -> list[int]:
+        return await self.target.read_block(offset, n)
+
+    async def write_block(self, offset: int, words: list[int]) -> None:
+        await self.target.write_block(offset, words)
+
+
 class SegmentPhy:
     """Joins a running :class:`~hw.lance.harness.LanceHarness`'s wire side to a segment station
     through a :class:`~sim.media.transceiver.Transceiver` (the coupling :class:`StationWire`
@@ -119,13 +246,23 @@ class SegmentPhy:
         The card's attachment to the segment.
     clock : Clock
         The card's clock.
+    lookahead : TxLookahead, optional
+        Knows a frame when ``tx_en`` rises; without one every frame is known at its end.
+
+    Raises
+    ------
+    sim.bindings.BindingError
+        When a frame goes out different from the one the lookahead read.
     """
 
-    def __init__(self, access: Any, driver: Any, station: Station, clock: Clock):
+    def __init__(self, access: Any, driver: Any, station: Station, clock: Clock, *,
+                 lookahead: TxLookahead | None = None):
         port = access.port
         self.access = access
         self.driver = driver
         self.station = station
+        self.lookahead = lookahead
+        self._predicted: bytes | None = None
         self._tx_len, self._tx_bad = port("tx_len"), port("tx_bad")
         self._rx_len, self._rx_go = port("rx_len"), port("rx_go")
         crs, col = port("crs"), port("col")
@@ -137,16 +274,22 @@ class SegmentPhy:
         driver.watch(port("tx_en"), self._on_tx_en)
 
     def _on_tx_en(self, level: int) -> None:
-        t, d = self.transceiver, self.driver
+        t, d, ahead = self.transceiver, self.driver, self.lookahead
         if level:
-            t.tx_start()
+            self._predicted = ahead.frame() if ahead is not None else None
+            t.tx_start(self._predicted)
             return
         frame = None
         if not d.get(self._tx_bad):
             n = d.get(self._tx_len)
-            words = self.access.mem_read("bridge.tx_mem", 0, (n + 3) // 4)
-            frame = b"".join(int(w).to_bytes(4, "little") for w in words)[:n]
-        t.tx_stop(frame)
+            frame = _bytes(self.access.mem_read("bridge.tx_mem", 0, (n + 3) // 4))[:n]
+        if not t.tx_stop(frame):
+            return                            # cut: the engine retries, or gives it back
+        if self._predicted is not None and frame != self._predicted:
+            raise BindingError(f"{self.station.name}: the card sent {frame.hex()}, not the "
+                               f"{self._predicted.hex()} its ring held when tx_en rose")
+        if ahead is not None:
+            ahead.sent()
 
     def _inject(self, frame: bytes) -> None:
         padded = frame + bytes(-len(frame) % 4)
@@ -167,7 +310,7 @@ class LanceKind(DeviceKind):
     window = WINDOW_SIZE
     #: The 12.5 MHz TURBOchannel clock (docs/lance_card.md).
     clock = Clock.from_hz(T.CLOCK_HZ, "lance")
-    memories = ("bridge.tx_mem", "bridge.rx_mem", "burst.mem")
+    memories = ("bridge.tx_mem", "bridge.rx_mem", "burst.mem", "card.ram")
 
     def check(self, spec: DeviceSpec) -> None:
         super().check(spec)
@@ -232,14 +375,17 @@ class LanceKind(DeviceKind):
         from .harness import BUS_ADDR_WIDTH
         self.check(spec)
         name = f"{machine.name}.{spec.name}"
-        target = bind_host_bus(access, driver, self.clock, addr_width=BUS_ADDR_WIDTH,
-                               name=name, burst=True)
+        bus = bind_host_bus(access, driver, self.clock, addr_width=BUS_ADDR_WIDTH, name=name,
+                            burst=True)
         irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
         station = self._station(machine, spec)
-        phy = SegmentPhy(access, driver, station, self.clock) if station is not None else None
-        return Attached(spec, "rtl", target, irq,
-                        parts={"phy": phy, "station": station,
-                               "stats": phy.stats if phy is not None else None})
+        if station is None:
+            return Attached(spec, "rtl", bus, irq, parts={"bus": bus, "phy": None,
+                                                          "station": None, "stats": None})
+        ahead = TxLookahead(access, self._params(spec)[1])
+        phy = SegmentPhy(access, driver, station, self.clock, lookahead=ahead)
+        return Attached(spec, "rtl", _Snooped(bus, ahead.bus_write), irq,
+                        parts={"bus": bus, "phy": phy, "station": station, "stats": phy.stats})
 
 
 #: The LANCE card's device kind.

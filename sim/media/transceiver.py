@@ -167,18 +167,21 @@ class Transceiver:
         """``tx_en`` rises now; ``frame`` is the frame if the card knows it whole already."""
         self._tx = self.station.begin_raw(frame)
 
-    def tx_stop(self, frame: bytes | None) -> None:
-        """``tx_en`` falls now; ``frame`` went out (FCS included), or None if it was cut."""
+    def tx_stop(self, frame: bytes | None) -> bool:
+        """``tx_en`` falls now; ``frame`` went out (FCS included), or None if it was cut.
+        Returns whether the frame went out whole (no collision)."""
         tx, self._tx = self._tx, None
         if tx is None:
-            return
-        if frame is not None and not tx.collided:
+            return False
+        whole = frame is not None and not tx.collided
+        if whole:
             self.stats.frames_sent += 1
         else:
             frame = None
             self.stats.frames_cut += 1
         self.station.end_raw(tx, frame)
         self._set_col(0)
+        return whole
 
     async def _collisions(self) -> None:
         while True:
