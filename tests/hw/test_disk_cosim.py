@@ -55,11 +55,13 @@ class Run:
     wall_s: float = 0.0
 
 
-def run(prog: list[Cmd], media: dict[int, bytes], memory: bytes, tmp_path, *, impl: str,
-        backend: str = "verilator", profile=PROFILE, check=None, until: int | None = None) -> Run:
+def run(prog: list[Cmd | int], media: dict[int, bytes], memory: bytes, tmp_path, *, impl: str,
+        backend: str = "verilator", profile=PROFILE, check=None, rival: int = 0) -> Run:
     """Run ``prog`` on a machine whose disk is ``impl`` (``"model"`` or ``"rtl"``).
 
-    ``check(page, owner, requester, write)``, if given, is the memory's access check.
+    A step of ``prog`` that is an int sleeps that many ps. ``check(page, owner, requester,
+    write)``, if given, is the memory's access check. ``rival`` DMA reads of a burst each, by
+    another master, 1.5 us apart (off the controller's edges), compete for the memory.
     """
     k = Kernel()
     mem = Memory(k, MEM_SIZE, profile=profile, name="m.mem")
@@ -76,7 +78,7 @@ def run(prog: list[Cmd], media: dict[int, bytes], memory: bytes, tmp_path, *, im
     if impl == "model":
         att = DISK.attach_model(machine, spec)
     else:
-        sim = RtlSimulation(k, backend, until=until)
+        sim = RtlSimulation(k, backend)
         sim.add("m_rz0", DISK, spec)
         sim.start()
         att = DISK.bind_rtl(machine, spec, sim.access("m_rz0"), sim.driver)
@@ -86,6 +88,9 @@ def run(prog: list[Cmd], media: dict[int, bytes], memory: bytes, tmp_path, *, im
     async def program():
         await k.sleep_until(START_EDGE * P)
         for c in prog:
+            if isinstance(c, int):
+                await k.sleep_until(k.now + c)
+                continue
             if c.fill:
                 mem.write(c.addr, c.fill)
             if c.command is not None:
@@ -104,7 +109,13 @@ def run(prog: list[Cmd], media: dict[int, bytes], memory: bytes, tmp_path, *, im
             await dev.write(Reg.IrqCause, cause)
             events.append((t, cause, error))
 
+    async def other_master():
+        for _ in range(rival):
+            await k.sleep_until(k.now + 1_500_013)
+            await mem.dma_read(0xFF00, 256)
+
     task = k.spawn(program())
+    k.spawn(other_master(), daemon=True)
     t0 = time.perf_counter()
     if sim is None:
         k.run()
@@ -115,8 +126,8 @@ def run(prog: list[Cmd], media: dict[int, bytes], memory: bytes, tmp_path, *, im
             sim.close()
     wall = time.perf_counter() - t0
     assert task.done and task.exception is None, task.exception
-    lbns = sorted(set(media) | {c.lbn + i for c in prog for i in range(c.count)
-                                if c.lbn + i < CAPACITY})
+    lbns = sorted(set(media) | {c.lbn + i for c in prog if isinstance(c, Cmd)
+                                for i in range(c.count) if c.lbn + i < CAPACITY})
     image = {lbn: img.read(lbn) for lbn in lbns}
     img.close()
     return Run(events, bytes(mem.data), image, att, wall)
@@ -185,21 +196,33 @@ def test_random_program_equals_the_model(tmp_path) -> None:
 
 
 @pytest.mark.hdl
-def test_reset_while_the_drive_works(tmp_path) -> None:
-    """A Reset during a Write's drive phase abandons it as the model does (same sectors
-    written, no interrupt), and the next command runs normally."""
+def test_another_dma_master_delays_the_bursts_alike(tmp_path) -> None:
+    """A second master's bursts queue with the controller's at the memory: the same delays."""
+    prog, media = program_a(), initial_media(3)
+    memory = random.Random(6).randbytes(MEM_SIZE)
+    alone = run(prog, media, memory, tmp_path, impl="model")
+    model = run(prog, media, memory, tmp_path, impl="model", rival=300)
+    rtl = run(prog, media, memory, tmp_path, impl="rtl", rival=300)
+    assert_same(model, rtl)
+    assert model.events != alone.events      # the rival did delay some bursts
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("after_us", [20, 300, 650], ids=["dma", "seek", "commits"])
+def test_reset_mid_write(tmp_path, after_us) -> None:
+    """A Reset during a 4-block Write (its DMA from memory, the drive's seek, between its
+    sector commits) abandons it as the model does: the same sectors written, no interrupt;
+    the next command runs normally."""
     rng = random.Random(21)
     prog = [Cmd(Command.Write, 200, 4, 0x3000, rng.randbytes(4 * BS), wait=False),
+            after_us * 1_000_000,
             Cmd(Command.Reset, raw=True, wait=False),
-            Cmd(Command.Read, 200, 4, 0x6000)]
+            Cmd(Command.Read, 198, 8, 0x6000)]
     media, memory = initial_media(22), bytes(MEM_SIZE)
-
-    def delayed(p):
-        # Let the Write's DMA finish and the drive start before the Reset.
-        return [p[0], Cmd(Command.Inquire, raw=True, ok=False, wait=True), *p[1:]]
-    prog = delayed(prog)
-    assert_same(run(prog, media, memory, tmp_path, impl="model"),
-                run(prog, media, memory, tmp_path, impl="rtl"))
+    model = run(prog, media, memory, tmp_path, impl="model")
+    assert_same(model, run(prog, media, memory, tmp_path, impl="rtl"))
+    written = sum(model.image[200 + i] != media[200 + i] for i in range(4))
+    assert written == 0 if after_us < 650 else 0 < written < 4
 
 
 @pytest.mark.hdl
