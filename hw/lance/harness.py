@@ -1,8 +1,7 @@
 """The LANCE card as a co-simulation binds it: the card with an MII frame bridge on its wire.
 
 :class:`LanceHarness` is the top level the card's RTL binding (:mod:`hw.lance.attach`) runs on
-Amaranth's simulator or Verilator (through :class:`sim.bindings.session.RtlSimulation`), and
-the cocotb benches on Icarus or Verilator. Its ports are the card's host side (the HostBus and
+Amaranth's simulator or Verilator (through :class:`sim.bindings.session.RtlSimulation`). Its ports are the card's host side (the HostBus and
 ``irq``), the carrier and collision inputs of the card's MII (driven from the simulated
 segment), and the bridge's frame-transaction side (docs/lance_card.md, :mod:`hw.lance.bridge`).
 The host bus goes through a :class:`~hw.burst.HostBusBurster`, so that a driver's copy loop
