@@ -14,6 +14,11 @@ timing
 model, mii_model
     The transaction-level model (a ``sim.bus.BusTarget``) and its MII transmitter against a
     half-duplex wire (deferral, jam), equal to the gateware to the cycle.
+harness, bridge
+    The top level an HDL simulator runs in a machine: the card with an MII frame bridge.
+attach
+    How the card meets a machine, as model or RTL: :data:`~hw.lance.attach.LANCE`, its
+    :class:`sim.devices.DeviceKind`.
 
 Importing this package imports only :mod:`.registers` so that software can use the map
 without pulling in gateware.
