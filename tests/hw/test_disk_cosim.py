@@ -19,6 +19,7 @@ import pytest
 
 from hw.disk.attach import DISK
 from hw.disk.image import DiskImage
+from hw.disk.mechanism import DiskParams
 from hw.disk.registers import (BUS_WAIT_CYCLES, CLOCK_PERIOD_PS, DMA_READ_BURST_CYCLES,
                                DMA_WRITE_BURST_CYCLES, Command, Error, Irq, Reg)
 from sim.bindings.session import RtlSimulation
@@ -29,8 +30,8 @@ from sim.memory import Memory
 from sim.platforms.base import Cost
 from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
 
-from test_disk_gateware import (BS, CAPACITY, MEM_SIZE, START_EDGE, Cmd, fast_params,
-                                initial_media, random_program)
+from test_disk_gateware import (BS, CAPACITY, MEM_SIZE, RZ26_CAPACITY, START_EDGE, Cmd,
+                                fast_params, initial_media, media_for, random_program)
 
 P = CLOCK_PERIOD_PS
 #: A memory whose DMA bursts end off the controller's edges and later than its fixed burst time
@@ -53,27 +54,30 @@ class Run:
     image: dict[int, bytes]
     attached: object
     wall_s: float = 0.0
+    wakes: int = 0                     # Python wakes of the RTL run
 
 
 def run(prog: list[Cmd | int], media: dict[int, bytes], memory: bytes, tmp_path, *, impl: str,
-        backend: str = "verilator", profile=PROFILE, check=None, rival: int = 0) -> Run:
+        backend: str = "verilator", profile=PROFILE, check=None, rival: int = 0,
+        params=None, capacity: int = CAPACITY) -> Run:
     """Run ``prog`` on a machine whose disk is ``impl`` (``"model"`` or ``"rtl"``).
 
     A step of ``prog`` that is an int sleeps that many ps. ``check(page, owner, requester,
     write)``, if given, is the memory's access check. ``rival`` DMA reads of a burst each, by
     another master, 1.5 us apart (off the controller's edges), compete for the memory.
+    The disk is the fast test drive unless ``params`` (and ``capacity``) name another.
     """
     k = Kernel()
     mem = Memory(k, MEM_SIZE, profile=profile, name="m.mem")
     mem.write(0, memory)
     if check is not None:
         mem.access_check = check
-    img = DiskImage.create(tmp_path / f"{impl}-{next(_images)}.img", CAPACITY, persist=False)
+    img = DiskImage.create(tmp_path / f"{impl}-{next(_images)}.img", capacity, persist=False)
     for lbn, data in media.items():
         img.write(lbn, data)
     machine = MachinePorts(k, "m", Bus(k, "m.bus"), mem)
-    spec = DeviceSpec("disk", "rz0", 0x1000, {"image": img, "params": fast_params(),
-                                              "mem_size": MEM_SIZE})
+    spec = DeviceSpec("disk", "rz0", 0x1000, {"image": img, "mem_size": MEM_SIZE,
+                                              "params": params or fast_params()})
     sim = None
     if impl == "model":
         att = DISK.attach_model(machine, spec)
@@ -125,12 +129,13 @@ def run(prog: list[Cmd | int], media: dict[int, bytes], memory: bytes, tmp_path,
         finally:
             sim.close()
     wall = time.perf_counter() - t0
+    wakes = sim.stats.wakes if sim is not None else 0
     assert task.done and task.exception is None, task.exception
     lbns = sorted(set(media) | {c.lbn + i for c in prog if isinstance(c, Cmd)
-                                for i in range(c.count) if c.lbn + i < CAPACITY})
+                                for i in range(c.count) if c.lbn + i < capacity})
     image = {lbn: img.read(lbn) for lbn in lbns}
     img.close()
-    return Run(events, bytes(mem.data), image, att, wall)
+    return Run(events, bytes(mem.data), image, att, wall, wakes)
 
 
 def assert_same(model: Run, rtl: Run) -> None:
@@ -170,6 +175,10 @@ def test_rtl_in_the_loop_equals_the_model(tmp_path, profile) -> None:
     assert (dma.bytes_written, dma.bytes_read) == (6 * BS, 5 * BS)
     media_ops = rtl.attached.parts["media"].transactions
     assert media_ops["Write"] == 5 and media_ops["Commit"] == 5
+    # Python wakes per transaction (bursts, media transactions, bus accesses: a few each),
+    # never per cycle: the program runs ~25 000 cycles.
+    transactions = dma.bursts + sum(media_ops.values()) + 6 * len(prog) + len(model.events) * 3
+    assert rtl.wakes <= 4 * transactions < model.events[-1][0] // P // 10
 
 
 @pytest.mark.hdl
@@ -253,3 +262,31 @@ def test_amaranth_backend_equals_the_model(tmp_path) -> None:
     media, memory = initial_media(32), bytes(MEM_SIZE)
     assert_same(run(prog, media, memory, tmp_path, impl="model"),
                 run(prog, media, memory, tmp_path, impl="rtl", backend="amaranth"))
+
+
+@pytest.mark.slow
+@pytest.mark.hdl
+@pytest.mark.parametrize("seed", range(5))
+def test_random_programs_sweep(tmp_path, seed) -> None:
+    prog = random_program(100 + seed, 40)
+    media, memory = initial_media(200 + seed), random.Random(300 + seed).randbytes(MEM_SIZE)
+    profile = (PROFILE, SLOW, FAST)[seed % 3]
+    assert_same(run(prog, media, memory, tmp_path, impl="model", profile=profile, rival=seed * 50),
+                run(prog, media, memory, tmp_path, impl="rtl", profile=profile, rival=seed * 50))
+
+
+@pytest.mark.slow
+@pytest.mark.hdl
+def test_rz26_hundred_reads(tmp_path) -> None:
+    """A disk-heavy run on the real drive: 100 random Reads of 1 to 8 blocks."""
+    rng = random.Random(41)
+    prog = [Cmd(Command.Read, rng.randrange(RZ26_CAPACITY - 8), rng.randint(1, 8),
+                rng.randrange(0, MEM_SIZE - 8 * BS, 4)) for _ in range(100)]
+    media, memory = media_for(prog, 42), bytes(MEM_SIZE)
+    model = run(prog, media, memory, tmp_path, impl="model", params=DiskParams.load(),
+                capacity=RZ26_CAPACITY)
+    rtl = run(prog, media, memory, tmp_path, impl="rtl", params=DiskParams.load(),
+              capacity=RZ26_CAPACITY)
+    assert_same(model, rtl)
+    print(f"100 RZ26 reads: {rtl.events[-1][0] / 1e12:.3f} simulated s in {rtl.wall_s:.2f} s "
+          f"wall (RTL, verilator; {rtl.wakes} Python wakes), {model.wall_s:.2f} s (model)")
