@@ -235,6 +235,24 @@ def test_reset_mid_write(tmp_path, after_us) -> None:
 
 
 @pytest.mark.hdl
+def test_memory_changed_under_a_dma_read_is_counted(tmp_path) -> None:
+    """The CPU rewrites a Write's buffer while the first burst reads it. The model takes the
+    bytes at the burst's end (the memory's dma_read), the RTL at its start: the difference is
+    counted (DmaServer.stale), not hidden."""
+    old, new = bytes([0x11]) * BS, bytes([0x22]) * 256
+    prog = [Cmd(Command.Write, 300, 1, 0x2000, old, wait=False),
+            27 * P + 13,                   # to 50 P: the first burst reads memory from 28 P to 96 P
+            Cmd(None, addr=0x2000, fill=new, wait=False),
+            Cmd(None)]
+    media, memory = initial_media(23), bytes(MEM_SIZE)
+    model = run(prog, media, memory, tmp_path, impl="model")
+    rtl = run(prog, media, memory, tmp_path, impl="rtl")
+    assert model.events == rtl.events
+    assert model.image[300] == new + old[256:] and rtl.image[300] == old
+    assert rtl.attached.parts["dma"].stale == 1
+
+
+@pytest.mark.hdl
 def test_refused_dma_moves_nothing(tmp_path) -> None:
     """Page 2 refuses every access. The model ends the Read with DmaFault; the RTL cannot (its
     DMA port has no error signal, hw/disk/registers.py): its refused bursts move no byte and are

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import gc
 import random
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 
 import pytest
 from amaranth.sim import Simulator
 
 from hw.dma import DmaBridge
+from sim.bindings import HdlDriver
+from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock, sim_time_ps
+from sim.bindings.dma import DmaServer
+from sim.kernel import Kernel
+from sim.memory import Memory
+from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
+from sim.time import Clock
 
 W_CYCLES, R_CYCLES = 66, 68
 
@@ -184,3 +192,129 @@ def test_bad_parameters_are_named() -> None:
         with pytest.raises(error, match=match):
             DmaBridge(**kwargs)
     gc.collect()    # the half-built bridges warn when collected: here, under the filter
+
+
+# ---- DmaServer: the bridge served from a sim.memory.Memory, no device behind it --------------
+CLOCK = Clock(80_000, "dev")
+SERVER_W, SERVER_R = 10, 12      # fixed times shorter than the memory's: the memory decides
+
+
+def serve(bursts: list[Burst], *, rival: list[int] = (), check=None):
+    """A testbench device makes ``bursts`` on a bare bridge served by a DmaServer; another
+    master reads memory after each of the ``rival`` gaps. Returns ((S, E) per burst, words the device
+    read, memory, server)."""
+    bridge = DmaBridge(write_cycles=SERVER_W, read_cycles=SERVER_R, depth=16)
+    sim = Simulator(bridge)
+    add_clock(sim, CLOCK)
+    k = Kernel()
+    driver = AmaranthDriver(sim, k)
+    mem = Memory(k, 1 << 16, profile=PROFILE, name="t.mem")
+    mem.write(0, random.Random(5).randbytes(1 << 16))
+    if check is not None:
+        mem.access_check = check
+    server = DmaServer(AmaranthAccess(bridge, driver), driver, CLOCK, mem, prefix="", mem="mem",
+                       name="t.dma")
+    spans, got, d = [], [], bridge.dma
+
+    async def device(ctx):
+        for b in bursts:
+            for _ in range(b.gap):
+                await ctx.tick()
+            start = sim_time_ps(sim)
+            for sig, v in ((d.req, 1), (d.addr, 0x1000 + 0x40 * len(spans)), (d.count, b.n),
+                           (d.write, int(b.write))):
+                ctx.set(sig, v)
+            if b.write:
+                ctx.set(d.w_data, b.words[0])
+            word, data = 0, []
+            while word < b.n:
+                _, _, ack, r_data = await ctx.tick().sample(d.ack, d.r_data)
+                if ack:
+                    data.append(r_data)
+                    word += 1
+                    if b.write and word < b.n:
+                        ctx.set(d.w_data, b.words[word])
+            ctx.set(d.req, 0)
+            spans.append((start, sim_time_ps(sim)))
+            got.append(data)
+
+    async def other_master():
+        for gap in rival:
+            await k.sleep_until(k.now + gap)
+            await mem.dma_read(0x8000, 64)
+
+    async def keep_alive():
+        await k.sleep_until(400 * CLOCK.period * len(bursts))
+
+    k.spawn(other_master())
+    k.spawn(keep_alive())
+    sim.add_testbench(device)
+    sim.run()
+    return spans, got, bytes(mem.data), server
+
+
+def test_dma_server_ends_bursts_where_the_memory_does() -> None:
+    """Each burst ends at the later of the fixed time and the first edge at or after the
+    memory's completion, the memory being called at the request edge (a replay on a model
+    memory checks it), with another master queueing; words land and are read as the memory
+    holds them."""
+    rng = random.Random(8)
+    bursts = [Burst(rng.random() < 0.5, rng.randint(1, 16), words=words(16, i), gap=rng.randint(1, 4))
+              for i in range(30)]
+    rival = [rng.randrange(0, 80 * CLOCK.period) + 3 for _ in range(20)]
+    spans, got, memory, server = serve(bursts, rival=rival)
+    assert len(spans) == 30 and server.bursts == 30 and server.faults == 0
+
+    # Replay: the memory is called at each request edge S; the burst ends at
+    # max(S + fixed, n + 1 cycles, the first edge at or after the memory's completion).
+    k = Kernel()
+    ref = Memory(k, 1 << 16, profile=PROFILE)
+    ref.write(0, random.Random(5).randbytes(1 << 16))
+    ends, reads = [], []
+
+    async def replay():
+        for i, (b, (s, _)) in enumerate(zip(bursts, spans)):
+            await k.sleep_until(s)
+            addr = 0x1000 + 0x40 * i
+            if b.write:
+                await ref.dma_write(addr, b"".join(w.to_bytes(4, "little") for w in b.words[:b.n]))
+            else:
+                reads.append(await ref.dma_read(addr, 4 * b.n))
+            fixed = SERVER_W if b.write else SERVER_R
+            ends.append(max(s + max(fixed, b.n + 1) * CLOCK.period, CLOCK.edge_at_or_after(k.now)))
+
+    async def other_master():
+        for gap in rival:
+            await k.sleep_until(k.now + gap)
+            await ref.dma_read(0x8000, 64)
+    k.spawn(replay())
+    k.spawn(other_master())
+    k.run()
+    assert [e for _, e in spans] == ends
+    assert memory == bytes(ref.data)
+    assert [b"".join(w.to_bytes(4, "little") for w in g) for g, b in zip(got, bursts)
+            if not b.write] == reads
+    assert server.bytes_written == sum(4 * b.n for b in bursts if b.write)
+
+
+def test_dma_server_refuses_what_the_memory_refuses() -> None:
+    bursts = [Burst(True, 8, words=words(16, 1)), Burst(False, 8, words=[])]
+    spans, got, memory, server = serve(bursts, check=lambda page, owner, requester, write: False)
+    assert server.faults == 2 and isinstance(server.last_fault, PermissionError)
+    assert memory == random.Random(5).randbytes(1 << 16) and got[1] == [0] * 8
+    assert [(e - s) // CLOCK.period for s, e in spans] == [SERVER_W, SERVER_R]
+
+
+def test_dma_server_checks_its_arguments() -> None:
+    k = Kernel()
+    driver = HdlDriver(k)
+    access = SimpleNamespace(port=lambda name: name)
+    mem = Memory(k, 1 << 16, profile=PROFILE)
+    with pytest.raises(TypeError, match="memory must be"):
+        DmaServer(access, driver, CLOCK, bytearray(16), name="x")
+    with pytest.raises(TypeError, match="clock must be"):
+        DmaServer(access, driver, 80_000, mem, name="x")
+    with pytest.raises(ValueError, match="name must be"):
+        DmaServer(access, driver, CLOCK, mem, name="")
+    DmaServer(access, driver, CLOCK, mem, prefix="b_", name="x")
+    assert driver.watched_signals == ["b_req_toggle", "b_data_toggle"]
