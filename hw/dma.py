@@ -24,7 +24,8 @@ device raises ``req``, ``n`` the burst's words, ``B`` the device's fixed burst t
 * A device-to-memory burst's words go into :attr:`DmaBridge.mem` at the edges they are
   acknowledged; ``data_toggle`` changes at the last one, when Python takes them.
 * A device that drops ``req`` before the last word abandons the burst (a Reset): the bridge
-  stops at the next edge; ``taken`` tells how many words moved (``data_toggle`` changes too).
+  stops at the next edge; ``taken`` tells how many words moved (``data_toggle`` changes, for
+  a device-to-memory burst, so Python lands them).
 * With ``fault`` (the memory refused the transfer), the burst runs on the fixed time, moves no
   data (a memory-to-device burst reads zeros) and ``fault_count`` counts it. :class:`hw.bus.DmaBus`
   has no error signal, so the device itself does not learn of the refusal.
