@@ -137,7 +137,10 @@ class DiskKind(DeviceKind):
         digest of its parameters."""
         self.check(spec)
         params = spec.params.get("params")
-        drive = "rz26" if params is None else hashlib.sha1(repr(params).encode()).hexdigest()[:12]
+        if params is None or params == DiskParams.load():
+            drive = "rz26"
+        else:
+            drive = hashlib.sha1(repr(params).encode()).hexdigest()[:12]
         mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
         return f"disk_{drive}_{_capacity(spec)}_{mem_size:x}"
 

@@ -308,3 +308,24 @@ def test_rz26_hundred_reads(tmp_path) -> None:
     assert_same(model, rtl)
     print(f"100 RZ26 reads: {rtl.events[-1][0] / 1e12:.3f} simulated s in {rtl.wall_s:.2f} s "
           f"wall (RTL, verilator; {rtl.wakes} Python wakes), {model.wall_s:.2f} s (model)")
+
+
+def test_disk_kind_parameters_and_build_key(tmp_path) -> None:
+    img = DiskImage.create(tmp_path / "k.img", 64, persist=False)
+    spec = lambda **p: DeviceSpec("disk", "rz0", 0x1000, {"image": img, **p})  # noqa: E731
+    for params, match in (({"colour": 1}, "unknown parameter"), ({"image": 3}, "image must be"),
+                          ({"params": "rz26"}, "params must be"), ({"mem_size": 0}, "mem_size")):
+        with pytest.raises(ValueError, match=match):
+            DISK.check(spec(**params))
+    with pytest.raises(ValueError, match="base must be"):
+        DISK.check(DeviceSpec("disk", "rz0", 0x1004, {"image": img}))
+    keys = {DISK.harness_key(spec()), DISK.harness_key(spec(params=DiskParams.load())),
+            DISK.harness_key(spec(mem_size=MEM_SIZE)), DISK.harness_key(spec(params=fast_params()))}
+    assert len(keys) == 3 and DISK.harness_key(spec()) == "disk_rz26_64_2000000"
+    k = Kernel()
+    machine = MachinePorts(k, "m", Bus(k), Memory(k, MEM_SIZE, profile=PROFILE))
+    with pytest.raises(ValueError, match="built for 0x2000000 bytes"):
+        DISK.bind_rtl(machine, spec(), access=None, driver=None)
+    model = DISK.attach_model(machine, spec())
+    assert model.irq.name == "m.rz0.irq" and model.parts["image"] is img
+    img.close()
