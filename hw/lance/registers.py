@@ -46,8 +46,8 @@ __all__ = [
     "Csr", "CSR0", "CSR3", "Mode", "RMD1", "TMD1", "TMD3",
     "plain_bits", "csr1_csr2", "iadr_from_csr1_csr2", "bcnt_encode", "bcnt_decode",
     "InitBlock", "RxDescriptor", "TxDescriptor", "RingSizes", "ring_sizes", "BufferLayout",
-    "csr0_layout", "rmd1_layout", "tmd1_layout", "tmd3_layout",
-    "rx_descriptor_layout", "tx_descriptor_layout",
+    "csr0_layout", "mode_layout", "init_block_layout", "rmd1_layout", "tmd1_layout",
+    "tmd3_layout", "rx_descriptor_layout", "tx_descriptor_layout",
 ]
 
 # --- The PMAD-AA option window (byte offsets from the option's TURBOchannel base) ------------
@@ -586,6 +586,17 @@ class BufferLayout:
 csr0_layout = data.StructLayout({
     "init": 1, "strt": 1, "stop": 1, "tdmd": 1, "txon": 1, "rxon": 1, "inea": 1, "intr": 1,
     "idon": 1, "tint": 1, "rint": 1, "merr": 1, "miss": 1, "cerr": 1, "babl": 1, "err": 1,
+})
+#: The init block's MODE word (:class:`Mode`).
+mode_layout = data.StructLayout({
+    "drx": 1, "dtx": 1, "loop": 1, "dtcr": 1, "coll": 1, "drty": 1, "intl": 1, "res": 8,
+    "prom": 1,
+})
+#: The whole init block as its 24 bytes sit in buffer memory (MODE in bits 15:0; the ring
+#: lengths are log2, as RLEN/TLEN; :class:`InitBlock`).
+init_block_layout = data.StructLayout({
+    "mode": mode_layout, "padr": 48, "ladrf": 64,
+    "rdra": 24, "rres": 5, "rlen": 3, "tdra": 24, "tres": 5, "tlen": 3,
 })
 #: RMD1: HADR then the status bits.
 rmd1_layout = data.StructLayout({
