@@ -182,13 +182,21 @@ class Memory:
         """Main-memory time of a DMA transfer of ``nbytes`` (see :meth:`Platform.dma_ps`)."""
         return self.profile.dma_ps(nbytes, write)
 
+    def dma_done_at(self, nbytes: int, write: bool) -> int:
+        """When a DMA transfer of ``nbytes`` requested now would complete, in ps.
+
+        The memory serves DMA masters one at a time in call order, each for
+        :meth:`dma_time`: the transfer starts when the memory is free (now, or when the
+        transfers already queued end). A bridge between an HDL simulator and this memory uses
+        it to know, at the request, when the memory will be done (``sim.bindings.dma``).
+        """
+        return max(self.kernel.now, self._dma_free_at) + self.dma_time(nbytes, write)
+
     async def _occupy(self, nbytes: int, write: bool) -> None:
-        k = self.kernel
-        start = max(k.now, self._dma_free_at)
-        dt = self.dma_time(nbytes, write)
-        self._dma_free_at = start + dt
-        self.dma_busy_ps += dt
-        await k.sleep_until(start + dt)
+        done = self.dma_done_at(nbytes, write)
+        self._dma_free_at = done
+        self.dma_busy_ps += self.dma_time(nbytes, write)
+        await self.kernel.sleep_until(done)
 
     async def dma_read(self, addr: int, n: int, requester=None) -> bytes:
         """A device reads ``n`` bytes from memory by DMA.

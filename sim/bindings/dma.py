@@ -145,7 +145,7 @@ class DmaServer:
         except (MemoryAccessError, MemoryBoundsError) as exc:
             self._refuse(exc)
             return
-        done = self._completion(nbytes, write)
+        done = mem.dma_done_at(nbytes, write)     # the memory's queue included
         self.driver.set(self._port["fault"], 0)
         self.driver.set(self._port["mem_cycles"],
                         (self.clock.edge_at_or_after(done) - k.now) // self.clock.period)
@@ -166,12 +166,6 @@ class DmaServer:
                 self.stale += 1
                 log.warning("%s: memory at %#x changed during a %d-byte DMA read; the device "
                             "got the bytes of its start", self.name, addr, nbytes)
-
-    def _completion(self, nbytes: int, write: bool) -> int:
-        """When a DMA transfer asked for now completes: :meth:`Memory.dma_read`/``dma_write``
-        serve DMA masters in call order, each for ``Memory.dma_time``."""
-        start = max(self.kernel.now, self.memory._dma_free_at)  # the memory's DMA queue
-        return start + self.memory.dma_time(nbytes, write)
 
     def _check_done(self, expected: int) -> None:
         if self.kernel.now != expected:

@@ -77,6 +77,31 @@ def test_concurrent_dma_masters_queue_for_the_memory():
     assert mem.dma_busy_ps == 132 * 80 * NS
 
 
+def test_dma_done_at_predicts_each_transfer_with_the_queue():
+    """dma_done_at, asked just before each call, is when that call returns (queueing included),
+    and asking changes nothing."""
+    k, mem = make()
+    seen = []
+
+    async def dev(addr, n, write, delay):
+        await k.sleep_until(delay)
+        predicted = mem.dma_done_at(n, write)
+        assert mem.dma_done_at(n, write) == predicted          # asking does not occupy
+        if write:
+            await mem.dma_write(addr, bytes(n))
+        else:
+            await mem.dma_read(addr, n)
+        seen.append((predicted, k.now))
+
+    k.spawn(dev(0, 256, True, 0))
+    k.spawn(dev(PAGE, 256, False, 10 * NS))       # queues behind the first
+    k.spawn(dev(2 * PAGE, 4, False, 20_000 * NS))  # the memory is free again
+    k.run()
+    assert [p for p, _ in seen] == [t for _, t in seen]
+    assert seen[1][0] == 66 * 80 * NS + 68 * 80 * NS
+    assert seen[2][0] == 20_000 * NS + mem.dma_time(4, False)
+
+
 def test_dma_bytes_land_when_the_transfer_completes():
     k, mem = make()
     seen = []
