@@ -7,10 +7,12 @@ Wishbone signature (STYLE.md #3), from the initiator's side; a device takes it a
 """
 from __future__ import annotations
 
+import enum
+
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["HostBus", "DmaBus"]
+__all__ = ["HostBus", "DmaBus", "DmaFeature"]
 
 
 class HostBus(wiring.Signature):
@@ -115,6 +117,11 @@ class HostBus(wiring.Signature):
         return f"HostBus(addr_width={self._addr_width}, data_width={self._data_width})"
 
 
+class DmaFeature(enum.Enum):
+    """Optional members of a :class:`DmaBus` (as amaranth-soc's ``wishbone.Feature``)."""
+    Err = "err"    #: the target may end a burst with an error (``err: In(1)``)
+
+
 class DmaBus(wiring.Signature):
     """A device's DMA master port to host memory: word bursts with a per-word acknowledge.
 
@@ -134,6 +141,15 @@ class DmaBus(wiring.Signature):
       (it may raise it again, for the next burst, one cycle later). The target never
       acknowledges more than ``count`` words and ignores ``req`` in the cycle after its last
       ``ack``.
+    * **Error** (with :attr:`DmaFeature.Err` only). The target may end a burst early by raising
+      ``err`` instead of ``ack`` (from a register, high for one cycle, never together with
+      ``ack``): the memory refused the transfer (a bound or an ownership check). The words
+      acknowledged before ``err`` were transferred; the rest of the burst is not. The
+      initiator drops ``req`` at the edge at which it samples ``err``, exactly as at a last
+      ``ack`` (the target ignores ``req`` in the next cycle), and knows the burst failed. A
+      registered ``err`` answers a request at the earliest two edges after the one that raised
+      ``req`` (the target samples the request at the first, raises ``err`` there, and the
+      initiator samples it at the second), as for ``ack``.
 
     Parameters
     ----------
@@ -141,6 +157,8 @@ class DmaBus(wiring.Signature):
         Width of the byte address (default 32).
     count_width : int
         Width of the burst length: bursts of 1 .. ``2 ** count_width - 1`` words (default 8).
+    features : iterable of DmaFeature or str
+        Optional members: ``{"err"}`` adds ``err`` (default none).
 
     Members
     -------
@@ -158,25 +176,36 @@ class DmaBus(wiring.Signature):
         Read data, valid while ``ack`` is high.
     ack : In(1)
         One word transferred in this cycle.
+    err : In(1)
+        With :attr:`DmaFeature.Err`: the burst ends with an error in this cycle.
 
     Raises
     ------
     TypeError
         If a width is not an integer.
     ValueError
-        If ``addr_width`` is not in 2 .. 64 or ``count_width`` not in 1 .. 16.
+        If ``addr_width`` is not in 2 .. 64, ``count_width`` not in 1 .. 16, or a feature is
+        unknown.
     """
 
-    def __init__(self, *, addr_width: int = 32, count_width: int = 8):
+    def __init__(self, *, addr_width: int = 32, count_width: int = 8, features=frozenset()):
         for name, value, lo, hi in (("addr_width", addr_width, 2, 64),
                                     ("count_width", count_width, 1, 16)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"DmaBus {name} must be an integer, not {value!r}")
             if not lo <= value <= hi:
                 raise ValueError(f"DmaBus {name} must be in {lo} .. {hi}, not {value!r}")
+        if isinstance(features, (str, DmaFeature)):
+            features = (features,)
+        try:
+            features = frozenset(DmaFeature(f) for f in features)
+        except (TypeError, ValueError):
+            raise ValueError(f"DmaBus features must be a set of {[f.value for f in DmaFeature]}, "
+                             f"not {features!r}") from None
         self._addr_width = addr_width
         self._count_width = count_width
-        super().__init__({
+        self._features = features
+        members = {
             "req":    Out(1),
             "write":  Out(1),
             "addr":   Out(addr_width),
@@ -184,7 +213,10 @@ class DmaBus(wiring.Signature):
             "w_data": Out(32),
             "r_data": In(32),
             "ack":    In(1),
-        })
+        }
+        if DmaFeature.Err in features:
+            members["err"] = In(1)
+        super().__init__(members)
 
     @property
     def addr_width(self) -> int:
@@ -194,12 +226,19 @@ class DmaBus(wiring.Signature):
     def count_width(self) -> int:
         return self._count_width
 
+    @property
+    def features(self) -> frozenset:
+        """The optional members present (a frozenset of :class:`DmaFeature`)."""
+        return self._features
+
     def __eq__(self, other: object) -> bool:
         return (type(other) is type(self) and other.addr_width == self.addr_width
-                and other.count_width == self.count_width)
+                and other.count_width == self.count_width and other.features == self.features)
 
     def __hash__(self) -> int:
-        return hash((type(self), self._addr_width, self._count_width))
+        return hash((type(self), self._addr_width, self._count_width, self._features))
 
     def __repr__(self) -> str:
-        return f"DmaBus(addr_width={self._addr_width}, count_width={self._count_width})"
+        names = ", ".join(repr(f.value) for f in sorted(self._features, key=lambda f: f.value))
+        features = f", features={{{names}}}" if names else ""
+        return f"DmaBus(addr_width={self._addr_width}, count_width={self._count_width}{features})"

@@ -26,9 +26,13 @@ device raises ``req``, ``n`` the burst's words, ``B`` the device's fixed burst t
 * A device that drops ``req`` before the last word abandons the burst (a Reset): the bridge
   stops at the next edge; ``taken`` tells how many words moved (``data_toggle`` changes, for
   a device-to-memory burst, so Python lands them).
-* With ``fault`` (the memory refused the transfer), the burst runs on the fixed time, moves no
-  data (a memory-to-device burst reads zeros) and ``fault_count`` counts it. :class:`hw.bus.DmaBus`
-  has no error signal, so the device itself does not learn of the refusal.
+* With ``fault`` (the memory refused the transfer) the burst moves no data and
+  ``fault_count`` counts it. On a bus with :attr:`hw.bus.DmaFeature.Err` the bridge ends it
+  with ``err``, as early as a registered answer can: ``err`` is high in the cycle after
+  ``S + 1`` (the first edge that samples the request, where the bridge takes Python's answer)
+  and the device samples it at ``S + 2`` (:data:`ERR_CYCLES`), the edge at which it drops
+  ``req``; no word is acknowledged. On a bus without ``err`` the device cannot be told: the
+  burst runs on the fixed time as above and a memory-to-device burst reads zeros.
 
 ``ack`` is a function of the bridge's registers only (never of the device's outputs), so it
 behaves as the registered acknowledge :class:`hw.bus.DmaBus` requires. The bridge ignores
@@ -39,12 +43,15 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .bus import DmaBus
+from .bus import DmaBus, DmaFeature
 
-__all__ = ["DmaBridge", "MEM_CYCLES_WIDTH"]
+__all__ = ["DmaBridge", "MEM_CYCLES_WIDTH", "ERR_CYCLES"]
 
 #: Width of ``mem_cycles``: up to 2**32 - 1 cycles between a burst's request and its memory's end.
 MEM_CYCLES_WIDTH = 32
+#: Edges from the one that raises ``req`` to the one at which the device samples ``err`` for a
+#: refused burst: the earliest a registered answer to the request can be seen.
+ERR_CYCLES = 2
 
 
 class DmaBridge(wiring.Component):
@@ -63,6 +70,9 @@ class DmaBridge(wiring.Component):
         Words of :attr:`mem`: the longest burst (default 64).
     addr_width, count_width : int
         Of the device's :class:`hw.bus.DmaBus` (default 32 and 8).
+    features : iterable of hw.bus.DmaFeature or str
+        Of the device's :class:`hw.bus.DmaBus` (default none); with ``{"err"}`` a refused
+        burst ends with ``err``.
 
     Members
     -------
@@ -76,15 +86,17 @@ class DmaBridge(wiring.Component):
         The memory's part of the burst (see the module docstring), set before the edge after
         ``req_toggle`` changed.
     fault : In(1)
-        The memory refused the burst (set likewise).
+        The memory refused the burst (set likewise): it ends with ``err`` (on a bus without
+        ``err``: it runs on the fixed time and moves no data).
     data_toggle : Out(1)
-        Changes at the last word of a device-to-memory burst: its words are in :attr:`mem`.
+        Changes at the end of a device-to-memory burst the memory accepted: its words are in
+        :attr:`mem`.
     taken : Out
         Words the device has taken or given in the current (or last) burst.
     busy : Out(1)
         A burst is being acknowledged.
     fault_count : Out(16)
-        Bursts that ran with ``fault``.
+        Bursts the memory refused (``fault``).
 
     Raises
     ------
@@ -93,18 +105,19 @@ class DmaBridge(wiring.Component):
     """
 
     def __init__(self, *, write_cycles: int, read_cycles: int, depth: int = 64,
-                 addr_width: int = 32, count_width: int = 8):
+                 addr_width: int = 32, count_width: int = 8, features=frozenset()):
         for name, value, lo in (("write_cycles", write_cycles, 2), ("read_cycles", read_cycles, 2),
                                 ("depth", depth, 1)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"DmaBridge {name} must be an integer, not {value!r}")
             if not lo <= value < 1 << 16:
                 raise ValueError(f"DmaBridge {name} must be in {lo} .. 65535, not {value!r}")
-        bus = DmaBus(addr_width=addr_width, count_width=count_width)
+        bus = DmaBus(addr_width=addr_width, count_width=count_width, features=features)
         if depth > (1 << count_width) - 1:
             raise ValueError(f"DmaBridge depth {depth} exceeds the longest burst of a "
                              f"{count_width}-bit count")
         self._write_cycles, self._read_cycles, self._depth = write_cycles, read_cycles, depth
+        self._has_err = DmaFeature.Err in bus.features
         #: The burst's words: filled by Python before a memory-to-device burst, taken by Python
         #: after a device-to-memory burst.
         self.mem = Memory(shape=32, depth=depth, init=[])
@@ -133,6 +146,11 @@ class DmaBridge(wiring.Component):
     @property
     def depth(self) -> int:
         return self._depth
+
+    @property
+    def has_err(self) -> bool:
+        """The device's bus has ``err``: a refused burst ends with it."""
+        return self._has_err
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -175,19 +193,24 @@ class DmaBridge(wiring.Component):
         m.d.comb += due.eq(Mux(idx + 1 >= n, last, first + idx))
         ack = Signal()
         take = Signal()               # comb: the device takes word idx at the next edge
-        m.d.comb += [ack.eq(self.busy & (cnt + 1 >= due)), dma.ack.eq(ack),
+        refuse = Signal()             # comb: err is high (the whole burst is refused)
+        if self.has_err:
+            # From the bridge's registers only, as ack: high from S + 1 (cnt = 1) on, so the
+            # device samples it at S + ERR_CYCLES.
+            m.d.comb += [refuse.eq(self.busy & fault), dma.err.eq(refuse)]
+        m.d.comb += [ack.eq(self.busy & (cnt + 1 >= due) & ~refuse), dma.ack.eq(ack),
                      take.eq(ack & dma.req),
                      rp.addr.eq(idx), dma.r_data.eq(Mux(fault, 0, rp.data)),
                      wp.addr.eq(idx), wp.data.eq(dma.w_data),
                      wp.en.eq(take & write & ~fault), self.taken.eq(idx)]
         end = Signal()                # comb: the burst ends at the next edge
-        m.d.comb += end.eq(self.busy & (~dma.req | (take & (idx + 1 >= n))))
+        m.d.comb += end.eq(self.busy & (~dma.req | refuse | (take & (idx + 1 >= n))))
         with m.If(take):
             m.d.sync += idx.eq(idx + 1)
         with m.If(end):
             # The last word, or the device dropped req early (abandoned the burst).
             m.d.sync += [self.busy.eq(0), cool.eq(1)]
-            with m.If(write):
+            with m.If(write & ~fault):
                 m.d.sync += self.data_toggle.eq(~self.data_toggle)
             with m.If(fault):
                 m.d.sync += self.fault_count.eq(self.fault_count + 1)

@@ -9,8 +9,10 @@ At the request edge ``S`` the server asks :class:`sim.memory.Memory` for the tra
 transaction-level device model does at the same picosecond:
 
 * the memory's ownership check (:meth:`Memory.check`, the one ``dma_read``/``dma_write`` make
-  first) decides at once: a refused burst is reported to the bridge (``fault``: it runs on the
-  device's fixed time and moves no data) and counted in :attr:`DmaServer.faults`;
+  first) decides at once: a refused burst is reported to the bridge (``fault``), which ends it
+  with the bus's ``err`` two edges after ``S`` and moves no data, so the device learns of the
+  refusal (on a bus without ``err`` the burst runs silently on the device's fixed time); it is
+  counted in :attr:`DmaServer.faults`;
 * the transfer itself is :meth:`Memory.dma_read` / :meth:`Memory.dma_write`, with the memory's
   timing and its queue of DMA masters. Its completion ``T`` is known at ``S`` (the memory serves
   DMA in call order) and given to the bridge as ``mem_cycles``, the cycles from ``S`` to the
@@ -79,7 +81,8 @@ class DmaServer:
     bytes_read, bytes_written : int
         Bytes moved from memory to the device and from the device to memory.
     faults : int
-        Bursts the memory refused; :attr:`last_fault` holds the last refusal.
+        Bursts the memory refused (reported to the bridge, which ends them with ``err``);
+        :attr:`last_fault` holds the last refusal.
     stale : int
         Memory-to-device bursts whose bytes changed in memory during the transfer.
 

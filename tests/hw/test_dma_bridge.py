@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from amaranth.sim import Simulator
 
-from hw.dma import DmaBridge
+from hw.dma import ERR_CYCLES, DmaBridge
 from sim.bindings import HdlDriver
 from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock, sim_time_ps
 from sim.bindings.dma import DmaServer
@@ -43,6 +43,7 @@ class Burst:
 @dataclass
 class Seen:
     acks: list[int]                    # edges (after the request edge) sampling each ack
+    err: int | None                    # the edge sampling err (None: no err)
     toggles: int                       # req_toggle changes during the burst
     data: list[int]                    # words the device received (memory-to-device)
     mem: list[int]                     # the bridge's memory after the burst
@@ -57,8 +58,10 @@ def expected_acks(b: Burst, fixed: int) -> list[int]:
 
 
 def simulate(bursts: list[Burst], *, write_cycles=W_CYCLES, read_cycles=R_CYCLES,
-             depth=64) -> list[Seen]:
-    br = DmaBridge(write_cycles=write_cycles, read_cycles=read_cycles, depth=depth)
+             depth=64, features=()) -> list[Seen]:
+    br = DmaBridge(write_cycles=write_cycles, read_cycles=read_cycles, depth=depth,
+                   features=features)
+    has_err = "err" in features
     sim = Simulator(br)
     sim.add_clock(80e-9)
     seen: list[Seen] = []
@@ -85,16 +88,23 @@ def simulate(bursts: list[Burst], *, write_cycles=W_CYCLES, read_cycles=R_CYCLES
             if not b.write and not b.fault:  # a refused read: Python fills nothing
                 for i, w in enumerate(b.words):
                     ctx.set(br.mem.data[i], w)
-            acks, data, toggles, edge, word = [], [], 0, 0, 0
+            acks, data, toggles, edge, word, err_edge = [], [], 0, 0, 0, None
             last_toggle = ctx.get(br.req_toggle)
             while word < b.n:
-                _, _, ack, r_data = await ctx.tick().sample(d.ack, d.r_data)
+                _, _, ack, r_data, err = await ctx.tick().sample(
+                    d.ack, d.r_data, d.err if has_err else d.ack)
+                err = err if has_err else 0
                 edge += 1
                 if ctx.get(br.req_toggle) != last_toggle:
                     toggles += 1
                     last_toggle = ctx.get(br.req_toggle)
                 if edge > 100_000:
                     raise AssertionError("the burst never ended")
+                if err:                      # the device drops req at the edge sampling err
+                    assert not ack
+                    err_edge = edge
+                    ctx.set(d.req, 0)
+                    break
                 if not ack:
                     continue
                 acks.append(edge)
@@ -106,7 +116,7 @@ def simulate(bursts: list[Burst], *, write_cycles=W_CYCLES, read_cycles=R_CYCLES
                 if b.write:
                     ctx.set(d.w_data, b.words[word])
             await ctx.tick()
-            seen.append(Seen(acks, toggles, data, [ctx.get(br.mem.data[i]) for i in range(depth)],
+            seen.append(Seen(acks, err_edge, toggles, data, [ctx.get(br.mem.data[i]) for i in range(depth)],
                              ctx.get(br.taken), ctx.get(br.data_toggle), ctx.get(br.fault_count)))
 
     sim.add_testbench(bench)
@@ -174,6 +184,24 @@ def test_a_refused_burst_moves_nothing_on_the_fixed_time(write) -> None:
     assert s2.fault_count == 1
 
 
+@pytest.mark.parametrize("write", [True, False], ids=["to-memory", "from-memory"])
+def test_a_refused_burst_ends_with_err_at_the_earliest_registered_edge(write) -> None:
+    """On a bus with err a refused burst acknowledges no word: err is sampled at the second
+    edge after the request's (ERR_CYCLES), the device drops req there, and the next burst is
+    served on the ordinary rule."""
+    first = Burst(True, 64, words=words(64, 11))
+    refused = Burst(write, 64, mem_cycles=0, fault=True, words=words(64, 12))
+    after = Burst(not write, 64, mem_cycles=90, words=words(64, 13))
+    s1, s2, s3 = simulate([first, refused, after], features={"err"})
+    assert s1.acks == expected_acks(first, W_CYCLES) and s1.err is None
+    assert s2.acks == [] and s2.err == ERR_CYCLES == 2 and s2.taken == 0
+    assert s2.mem == first.words and s2.fault_count == 1
+    assert s2.data_toggle == s1.data_toggle              # nothing for Python to land
+    assert s3.acks == expected_acks(after, W_CYCLES if after.write else R_CYCLES)
+    assert s3.err is None and s3.fault_count == 1
+    assert (s3.mem if after.write else s3.data) == after.words
+
+
 def test_an_abandoned_burst_stops_and_the_next_one_is_served() -> None:
     dropped = Burst(True, 64, words=words(64, 9), drop_after=10)
     after = Burst(False, 64, mem_cycles=90, words=words(64, 10))
@@ -199,11 +227,11 @@ CLOCK = Clock(80_000, "dev")
 SERVER_W, SERVER_R = 10, 12      # fixed times shorter than the memory's: the memory decides
 
 
-def serve(bursts: list[Burst], *, rival: list[int] = (), check=None):
+def serve(bursts: list[Burst], *, rival: list[int] = (), check=None, features=()):
     """A testbench device makes ``bursts`` on a bare bridge served by a DmaServer; another
     master reads memory after each of the ``rival`` gaps. Returns ((S, E) per burst, words the device
-    read, memory, server)."""
-    bridge = DmaBridge(write_cycles=SERVER_W, read_cycles=SERVER_R, depth=16)
+    read, memory, server); a burst ended by err has ``None`` for its words."""
+    bridge = DmaBridge(write_cycles=SERVER_W, read_cycles=SERVER_R, depth=16, features=features)
     sim = Simulator(bridge)
     add_clock(sim, CLOCK)
     k = Kernel()
@@ -228,7 +256,11 @@ def serve(bursts: list[Burst], *, rival: list[int] = (), check=None):
                 ctx.set(d.w_data, b.words[0])
             word, data = 0, []
             while word < b.n:
-                _, _, ack, r_data = await ctx.tick().sample(d.ack, d.r_data)
+                _, _, ack, r_data, err = await ctx.tick().sample(
+                    d.ack, d.r_data, d.err if features else d.ack)
+                if features and err:
+                    data = None
+                    break
                 if ack:
                     data.append(r_data)
                     word += 1
@@ -297,12 +329,21 @@ def test_dma_server_ends_bursts_where_the_memory_does() -> None:
     assert server.bytes_written == sum(4 * b.n for b in bursts if b.write)
 
 
-def test_dma_server_refuses_what_the_memory_refuses() -> None:
+@pytest.mark.parametrize("features", [{"err"}, ()], ids=["err", "no-err"])
+def test_dma_server_refuses_what_the_memory_refuses(features) -> None:
+    """A refused burst moves nothing; on a bus with err the device is told at the earliest
+    edge, on one without the burst runs silently on the fixed time."""
     bursts = [Burst(True, 8, words=words(16, 1)), Burst(False, 8, words=[])]
-    spans, got, memory, server = serve(bursts, check=lambda page, owner, requester, write: False)
+    refuse = lambda page, owner, requester, write: page != 1      # noqa: E731
+    spans, got, memory, server = serve(bursts, check=refuse, features=features)
     assert server.faults == 2 and isinstance(server.last_fault, PermissionError)
-    assert memory == random.Random(5).randbytes(1 << 16) and got[1] == [0] * 8
-    assert [(e - s) // CLOCK.period for s, e in spans] == [SERVER_W, SERVER_R]
+    assert server.bytes_read == server.bytes_written == 0
+    assert memory == random.Random(5).randbytes(1 << 16)
+    cycles = [(e - s) // CLOCK.period for s, e in spans]
+    if features:
+        assert got == [None, None] and cycles == [ERR_CYCLES, ERR_CYCLES]
+    else:
+        assert got[1] == [0] * 8 and cycles == [SERVER_W, SERVER_R]
 
 
 def test_dma_server_checks_its_arguments() -> None:
