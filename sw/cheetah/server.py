@@ -443,12 +443,11 @@ class CheetahServer:
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         if aegis is not None:
+            if aegis.netdev is None:
+                raise RuntimeError(f"{self.name}: the host's Aegis has no network interface bound; "
+                                   f"the operating system binds it at boot (sw/boot.py)")
             self.env = net.env
             net.serve(self.stack, port=self.port, ip=h.ip)
-            if aegis.netdev is None:
-                # Transitional: the operating system binds the card to Aegis at boot
-                # (sw/boot.py); until every machine builder does, the kernel takes it here.
-                aegis.bind_netdev(h.netdev)
         else:
             h.netdev.attach(self.stack.input)
         if self.config.request_pool:

@@ -86,11 +86,10 @@ class StaticServer:
         if aegis is None:
             h.netdev.attach(self.stack.input)
         else:
-            net.serve(self.stack, port=HTTP_PORT, ip=h.ip)
             if aegis.netdev is None:
-                # Transitional: the operating system binds the card to Aegis at boot
-                # (sw/boot.py); until every machine builder does, the kernel takes it here.
-                aegis.bind_netdev(h.netdev)
+                raise RuntimeError(f"{h.name}: the host's Aegis has no network interface bound; "
+                                   f"the operating system binds it at boot (sw/boot.py)")
+            net.serve(self.stack, port=HTTP_PORT, ip=h.ip)
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         self.stack.listen(HTTP_PORT, lambda: _Conn(self))

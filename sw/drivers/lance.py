@@ -540,6 +540,12 @@ class LanceNetDevice:
         """Pass every received frame (no FCS) to ``fn`` (plain or async)."""
         self.driver.on_frame = fn
 
+    @property
+    def receiver(self) -> Callable[[bytes], Any] | None:
+        """What :meth:`attach` was given (None: nobody takes the frames yet), so a kernel
+        binding the interface can refuse one an application already took."""
+        return self.driver.on_frame
+
     def __repr__(self) -> str:
         return f"<LanceNetDevice {self.driver.name}>"
 

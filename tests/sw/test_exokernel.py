@@ -595,3 +595,26 @@ def test_an_upcall_that_fails_is_counted_and_the_other_environments_go_on_receiv
     k.run(until=S)
     assert got == [("web", frames[1])] and kern.delivery_faults == 1
     assert any("application bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_binding_a_lance_interface_an_application_took_is_refused():
+    """The same refusal on the DECstation's own card: a LanceNetDevice whose frames an
+    application already takes (``attach``) cannot be bound by the kernel."""
+    from hw.lance.attach import LANCE
+    from sim.bus import Bus
+    from sim.devices import DeviceSpec, MachinePorts
+    from sw.drivers.lance import LanceDriver, LanceNetDevice
+
+    k, c, mem, kern, _ = machine()
+    bus = Bus(k, "bus")
+    spec = DeviceSpec("lance", "le0", 0x1E00_0000, {"mac": "08:00:2b:00:00:01"})
+    card = LANCE.attach_model(MachinePorts(k, "server", bus, media={"ethernet": Segment(k)}), spec)
+    bus.map(spec.base, LANCE.window, card.target, "le0")
+    drv = LanceDriver(c, bus, spec.base, irq=card.irq, name="le0")
+    run(k, drv.start())
+    dev = LanceNetDevice(drv)
+    assert dev.receiver is None
+    dev.attach(lambda frame: None)                     # an application attached itself
+    with pytest.raises(BindingError, match=r"an application attached itself"):
+        kern.bind_netdev(dev)
+    assert kern.netdev is None
