@@ -14,6 +14,9 @@ The paper's machines
   :data:`DISK_BASE` holding the documents' image. The server program chooses the operating
   system (:data:`SERVER_OS`: Cheetah runs on Aegis, NCSA and Harvest on Ultrix 4.3), and the
   operating system the cost profile (:data:`DECSTATION_PROFILES`).
+* :func:`bare`: a machine without an operating system (os ``"none"``) for device tests and
+  the LANCE exchange: :func:`sw.boot.boot` binds nothing on it, and its builder drives the
+  devices itself through ``host.extra["bus"]`` and ``host.extra["devices"][name].irq``.
 * :func:`client_spec`: client workstation ``i`` of one of the paper's kinds
   (:data:`CLIENT_PROFILES`: a 100 MHz Pentium under OpenBSD, the default, or a SPARCstation 1
   under SunOS 4.1). Its Ethernet card is an ideal station interface
@@ -44,7 +47,7 @@ from sw.host import Host
 
 __all__ = ["SERVER_OS", "DECSTATION_PROFILES", "SERVER_PROFILES", "SERVER_IP", "CLIENT_PROFILE",
            "CLIENT_PROFILES", "CLIENT_KINDS", "MEMORY_BYTES", "LANCE_BASE", "DISK_BASE",
-           "DMA_BUFFER", "DMA_BUFFER_BYTES", "OSES", "MachineSpec", "decstation", "server_spec",
+           "DMA_BUFFER", "DMA_BUFFER_BYTES", "OSES", "MachineSpec", "bare", "decstation", "server_spec",
            "client_spec", "server_ip", "client_ip", "machine_mac", "build_client_machine",
            "boot", "preload_arp"]
 
@@ -127,7 +130,8 @@ class MachineSpec:
         The CPU's platform profile (a key of :data:`sim.platforms.PROFILES`).
     os : str
         The operating system it boots (:data:`sw.boot.OSES`: ``"aegis"``, ``"ultrix"``,
-        ``"bsd-client"``), which binds the drivers to the devices.
+        ``"bsd-client"``), which binds the drivers to the devices, or ``"none"`` (a bare
+        machine, :func:`bare`: nothing is bound).
     ip : bytes
         Its IPv4 address (4 bytes).
     memory_bytes : int
@@ -197,6 +201,23 @@ class MachineSpec:
             if d.name == name:
                 return d
         raise KeyError(f"{self.name} has no device {name!r}")
+
+
+def bare(name: str, devices: tuple[DeviceSpec, ...] | list[DeviceSpec], *,
+         profile: str = DECSTATION_PROFILES["aegis"], memory_bytes: int = 0,
+         seed: int = 0) -> MachineSpec:
+    """A bare machine: ``devices`` on a CPU of ``profile`` (default the DECstation 5000/125's
+    Aegis costs) and ``memory_bytes`` of main memory (default none), with no operating system
+    (os ``"none"``) and no IP address (0.0.0.0). Nothing binds drivers to its devices: the test
+    or experiment that built it puts its own driver on ``host.extra["bus"]`` at each device's
+    base, with the device's interrupt ``host.extra["devices"][name].irq``.
+
+    Raises
+    ------
+    ValueError
+        For a bad field (the message names it).
+    """
+    return MachineSpec(name, profile, "none", bytes(4), memory_bytes, tuple(devices), seed=seed)
 
 
 def decstation(name: str, *, os: str, ip: bytes, mac: bytes,

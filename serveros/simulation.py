@@ -15,6 +15,11 @@ devices the operating system binds when the machine boots (:func:`sw.boot.boot`)
 devices are built in their described order whatever their implementation, so a model run and
 an RTL run attach the same stations in the same order.
 
+A bare machine (os ``"none"``, :func:`serveros.machines.bare`) is built the same way and
+nothing is bound to its devices: a device test or the LANCE exchange drives them itself through
+``host.extra["bus"]`` and ``host.extra["devices"][name]`` (its :class:`~sim.devices.Attached`,
+whose ``irq`` is the device's interrupt line).
+
 A run with RTL devices calls :meth:`Simulation.run` (the RTL simulation's driver owns time)
 instead of ``kernel.run()``; :meth:`Simulation.run` does the right one either way.
 
@@ -113,7 +118,7 @@ def _host(kernel: Kernel, spec: MachineSpec, media: Mapping) -> tuple[Host, Mach
     host = Host(name=spec.name, kernel=kernel, cpu=cpu, netdev=netdev, ip=spec.ip,
                 memory=memory, seed=spec.seed,
                 extra={"machine": spec, "os": spec.os, "bus": bus, "devices": {},
-                       "booted": not spec.devices})
+                       "booted": not spec.devices or spec.os == "none"})
     return host, MachinePorts(kernel, spec.name, bus, memory, dict(media))
 
 

@@ -33,7 +33,10 @@ The drivers are in ``host.extra["drivers"]`` by device name. Then the operating 
 * ``ultrix``: nothing more; the Ultrix kernel (:mod:`sw.ultrix`) is built by the server on the
   host and owns ``host.netdev``;
 * ``bsd-client``: a client workstation; its kernel (:mod:`sw.clients.bsd`) starts with the
-  first client program.
+  first client program;
+* ``none``: a bare machine (a device test's, the LANCE exchange's): no operating system, so no
+  driver is bound; whoever built it drives its devices itself, through ``host.extra["bus"]``
+  and each device's interrupt, ``host.extra["devices"][name].irq``.
 
 Software here imports no hardware but the register maps (ARCHITECTURE.md).
 """
@@ -52,8 +55,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["OSES", "DRIVERS", "DMA_BUFFER", "DMA_BUFFER_BYTES", "boot", "kernel_pages"]
 
-#: The operating systems a machine may boot.
-OSES = ("aegis", "ultrix", "bsd-client")
+#: The operating systems a machine may boot (``none``: a bare machine, nothing to boot).
+OSES = ("aegis", "ultrix", "bsd-client", "none")
 #: The disk's DMA staging buffer in main memory (kernel pages, below what Aegis hands out);
 #: a machine's second disk stages in the next :data:`DMA_BUFFER_BYTES`, and so on.
 DMA_BUFFER = 0x1000
@@ -143,7 +146,8 @@ def _start_aegis(host: Host) -> Any:
 async def boot(host: Host) -> Host:
     """Bind a driver to each of ``host``'s devices and start its operating system (see the
     module docstring); fills in ``host.netdev``, ``host.blockdev`` and ``host.extra["aegis"]``
-    (on Aegis). A no-op for a host already booted or built without devices to bind.
+    (on Aegis). A no-op for a host already booted, built without devices to bind, or bare
+    (os ``none``).
 
     Raises
     ------
@@ -157,6 +161,9 @@ async def boot(host: Host) -> Host:
     if os_ not in OSES:
         raise ValueError(f"{host.name}: operating system must be one of {', '.join(OSES)}, "
                          f"not {os_!r}")
+    if os_ == "none":
+        extra["booted"] = True
+        return host
     drivers = extra.setdefault("drivers", {})
     for name, dev in extra.get("devices", {}).items():
         bind = DRIVERS.get(dev.spec.kind)

@@ -1,12 +1,14 @@
 """Two DECstations ping-pong frames through their LANCE cards on one segment (``serveros lance``).
 
-Machine ``m0``'s card ``le0`` is the model or the RTL (Amaranth's simulator or Verilator),
-machine ``m1``'s card ``le1`` the model or, with ``rtl_cards=2``, the RTL too (two instances of
-one build in one :class:`sim.bindings.session.RtlSimulation`). Both run the same driver
-(:mod:`sw.drivers.lance`) under the Aegis cost profile. This is the RTL-in-the-loop check of the
-card (the driver's frames go through the gateware and out on the segment, into the pcap) and the
-LANCE benchmark's workload. The cards are attached by :data:`hw.lance.attach.LANCE`, as any
-machine's devices are.
+Two bare machines (:func:`serveros.machines.bare`: no operating system) are built by
+:class:`serveros.simulation.Simulation`, the one place that chooses model or RTL: machine
+``m0``'s card ``le0`` is the model or the RTL (Amaranth's simulator or Verilator; ``rtl``
+``"m0_le0"``), machine ``m1``'s card ``le1`` the model or, with ``rtl_cards=2``, the RTL too
+(``rtl="lance"``: two instances of one build in the simulation's one RTL simulation). Both run
+the same driver (:mod:`sw.drivers.lance`), put by this experiment on each machine's bus with the
+card's interrupt, under the Aegis cost profile. This is the RTL-in-the-loop check of the card
+(the driver's frames go through the gateware and out on the segment, into the pcap) and the
+LANCE benchmark's workload.
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from sim.bus import Bus
-from sim.devices import DeviceSpec, MachinePorts
+from sim.devices import DeviceSpec
 from sim.kernel import Kernel
 from sim.media.ethernet import Segment
+
+from ..machines import LANCE_BASE, bare
+from ..simulation import Simulation
 
 __all__ = ["BACKENDS", "LanceExchangeResult", "run_lance_exchange"]
 
@@ -108,9 +112,7 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
     RuntimeError
         If a frame arrives different from how it was sent, or the exchange stalls.
     """
-    from hw.lance.attach import LANCE
     from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT
-    from sim.cpu import CPU
     from sim.media.pcap import PcapNgWriter
     from sim.platforms import PROFILES
     from sw.drivers.lance import MAX_SEND, MIN_SEND, LanceDriver
@@ -130,30 +132,29 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
     k = Kernel()
     writer = PcapNgWriter(pcap_path) if pcap_path else None
     seg = Segment(k, seed=seed, pcap=writer)
-    base = 0x1E00_0000
-    specs = [DeviceSpec("lance", f"le{i}", base, {"mac": bytes([0x08, 0x00, 0x2B, 0, 0, i + 1]),
-                                                   "ram_bytes": ram, "station": f"le{i}"})
-             for i in range(2)]
-    rtl = 0 if backend == "model" else rtl_cards
-    session = None
-    if rtl:
-        from sim.bindings.session import RtlSimulation
-        session = RtlSimulation(k, backend=backend)
-        for i in range(rtl):
-            session.add(f"m{i}_le{i}", LANCE, specs[i])
-        session.start()
-    cpus, drivers = [], []
-    for i, spec in enumerate(specs):
-        machine = MachinePorts(k, f"m{i}", Bus(k, f"bus{i}"), media={"ethernet": seg})
-        cpu = CPU(k, PROFILES[platform], f"cpu{i}")
-        if i < rtl:
-            card = LANCE.bind_rtl(machine, spec, session.access(f"m{i}_le{i}"), session.driver)
-        else:
-            card = LANCE.attach_model(machine, spec)
-        machine.bus.map(base, LANCE.window, card.target, spec.name)
-        cpus.append(cpu)
-        drivers.append(LanceDriver(cpu, machine.bus, base, irq=card.irq, buffer_ram=ram,
-                                   name=spec.name))
+    machines = [bare(f"m{i}", (DeviceSpec("lance", f"le{i}", LANCE_BASE,
+                                          {"mac": bytes([0x08, 0x00, 0x2B, 0, 0, i + 1]),
+                                           "ram_bytes": ram, "station": f"le{i}"}),),
+                     profile=platform)
+                for i in range(2)]
+    rtl_cards = 0 if backend == "model" else rtl_cards
+    # le0's card alone by its instance name, or every card by the kind.
+    rtl = {0: (), 1: ("m0_le0",), 2: ("lance",)}[rtl_cards]
+    try:
+        sim = Simulation(k, machines, media={"ethernet": seg}, rtl=rtl,
+                         backend="verilator" if backend == "model" else backend)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    hosts = [sim.hosts[m.name] for m in machines]
+    cpus = [h.cpu for h in hosts]
+    drivers = []
+    for h, m in zip(hosts, machines):
+        dev = m.devices[0]
+        drivers.append(LanceDriver(h.cpu, h.extra["bus"], dev.base,
+                                   irq=h.extra["devices"][dev.name].irq, buffer_ram=ram,
+                                   name=dev.name))
     a, b = drivers
     marks: dict[str, float] = {}
 
@@ -193,14 +194,11 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         marks["t1"] = k.now
         marks["w1"] = time.perf_counter()
 
-    wakes = 0
     try:
         task = k.spawn(main(), name="exchange")
-        if session is None:
-            k.run()
-        else:
-            session.run()
-            wakes = session.stats.wakes
+        sim.run()
+        wakes = sim.rtl.stats.wakes if sim.rtl is not None else 0
+        waves = sim.waves.get("m0_le0")
         if not task.done:
             raise RuntimeError("the exchange did not finish")
         if task.exception is not None:
@@ -208,17 +206,16 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
     finally:
         if writer is not None:
             writer.close()
-        if session is not None:
-            session.close()
+        sim.close()
     elapsed = int(marks["t1"] - marks["t0"])
     return LanceExchangeResult(
         backend=backend,
         frames=a.stats.sent + b.stats.sent, bytes=a.stats.bytes_sent + b.stats.bytes_sent,
         sim_ps=elapsed, wall_seconds=marks["w1"] - marks["w0"],
-        cpu={c.name: {cat: s.cycles for cat, s in c.report().by_category.items()} for c in cpus},
+        cpu={f"cpu{i}": {cat: s.cycles for cat, s in c.report().by_category.items()}
+             for i, c in enumerate(cpus)},
         driver={d.name: asdict(d.stats) for d in drivers},
         segment={"frames": seg.stats.frames, "collisions": seg.stats.collisions,
                  "utilization": seg.stats.busy_ps / elapsed if elapsed else 0.0},
         python_wakes=wakes,
-        waves=str(session.waves["m0_le0"]) if session is not None and session.waves else None,
-        rtl_cards=rtl)
+        waves=str(waves) if waves is not None else None, rtl_cards=rtl_cards)
