@@ -2,8 +2,9 @@
 
 The same programs of register accesses and interrupts (tests/hw/timer_program.py) run on a
 machine whose bus maps the timer at a TURBOchannel-like address, with the timer attached by
-``TIMER.attach_model`` or run as RTL through :class:`sim.bindings.session.RtlSimulation`
-(Verilator and Amaranth's simulator) and bound by ``TIMER.bind_rtl``: the traces (every access's
+``TIMER.attach_model`` or run as RTL (Verilator and Amaranth's simulator) and bound by
+``TIMER.bind_rtl``, the choice made by :class:`serveros.simulation.Simulation` for a bare
+machine (no operating system: the program is the timer's driver): the traces (every access's
 completion time and value, every irq edge) are identical.
 """
 from __future__ import annotations
@@ -12,7 +13,9 @@ import pytest
 
 from hw.timer.attach import TIMER
 from serveros.devices import DEVICE_KINDS
+from serveros.machines import bare
 from serveros.rtl import simulator_missing
+from serveros.simulation import Simulation
 from sim.bus import Bus
 from sim.devices import DeviceSpec, MachinePorts
 from sim.kernel import Kernel
@@ -37,30 +40,17 @@ class _Registers:
 
 
 def run_machine(impl: str, program):
-    """``program`` on a machine with the timer as ``impl`` (``model``, ``verilator`` or
-    ``amaranth``). Returns (trace, Python wakes of the RTL run or None)."""
-    from sim.bindings.session import RtlSimulation
-
+    """``program`` on a bare machine (:func:`serveros.machines.bare`) with the timer as ``impl``
+    (``model``, ``verilator`` or ``amaranth``), built by :class:`serveros.simulation.Simulation`.
+    Returns (trace, Python wakes of the RTL run or None)."""
     k = Kernel()
-    machine = MachinePorts(k, "m0", Bus(k, "m0.bus"))
-    sim = None
-    if impl == "model":
-        dev = TIMER.attach_model(machine, SPEC)
-    else:
-        sim = RtlSimulation(k, backend=impl)
-        sim.add("m0_tm0", TIMER, SPEC)
-        sim.start()
-        dev = TIMER.bind_rtl(machine, SPEC, sim.access("m0_tm0"), sim.driver)
-    machine.bus.map(BASE, TIMER.window, dev.target, "m0.tm0")
-    trace = program(k, _Registers(machine.bus, BASE), dev.irq)
-    if sim is None:
-        k.run()
-        return trace, None
-    try:
+    rtl = () if impl == "model" else ("timer",)
+    with Simulation(k, [bare("m0", (SPEC,))], media={}, rtl=rtl,
+                    backend="verilator" if impl == "model" else impl) as sim:
+        host = sim.hosts["m0"]
+        trace = program(k, _Registers(host.extra["bus"], BASE), host.extra["devices"]["tm0"].irq)
         sim.run()
-        return trace, sim.driver.stats.wakes
-    finally:
-        sim.close()
+        return trace, sim.rtl.driver.stats.wakes if sim.rtl is not None else None
 
 
 def test_the_timer_is_a_listed_kind_with_its_bus_window_and_clock() -> None:
