@@ -1,7 +1,8 @@
 """The LANCE driver over the card's model: two machines on one Ethernet segment.
 
 Each machine is a CPU (DECstation 5000/125 under Aegis), a bus, a LanceModel bound by
-:func:`serveros.devices.attach_lance_model` to a station on a shared :class:`Segment`, and a
+:data:`hw.lance.attach.LANCE` (``attach_model``, mapped on the bus by :func:`attach_card`) to a
+station on a shared :class:`Segment`, and a
 :class:`sw.drivers.lance.LanceDriver`. Everything runs on one kernel; the segment writes a
 pcapng that tshark and dpkt/scapy must read back as the frames the drivers exchanged.
 """
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from hw.lance.attach import StationWire
+from hw.lance.attach import LANCE, StationWire
 from hw.lance.registers import (BUFFER_SIZE, FCS_BYTES, RMD1, TMD1, Mode, InitBlock, RxDescriptor,
                                 TxDescriptor)
-from serveros.devices import LanceCard, attach_lance_model
 from sim.bus import Bus, IrqLine
 from sim.cpu import CPU, IO_WAIT, INTERRUPT
+from sim.devices import Attached, DeviceSpec, MachinePorts
 from sim.kernel import Kernel
 from sim.media.ethernet import Segment, fcs
 from sim.media.pcap import PcapNgWriter
@@ -32,16 +33,34 @@ BASE = 0x1E00_0000          # a TURBOchannel option slot
 ETHERTYPE = b"\x88\xb5"     # IEEE local experimental
 
 
+def attach_card(k: Kernel, bus: Bus, base: int, *, segment: Segment | None = None,
+                name: str = "le0", **params) -> Attached:
+    """A LANCE model (``LANCE.attach_model``) mapped at ``base`` on ``bus``, its station ``name``
+    on ``segment`` (none: a free, silent wire); ``parts``: model, station, wire."""
+    machine = MachinePorts(k, name, bus, media={} if segment is None else {"ethernet": segment})
+    card = LANCE.attach_model(machine, DeviceSpec("lance", name, base, params))
+    bus.map(base, LANCE.window, card.target, name)
+    return card
+
+
 @dataclass
 class Machine:
     cpu: CPU
     bus: Bus
-    card: LanceCard
+    card: Attached
     drv: LanceDriver
 
     @property
+    def model(self):
+        return self.card.parts["model"]
+
+    @property
+    def wire(self) -> StationWire:
+        return self.card.parts["wire"]
+
+    @property
     def mac(self) -> bytes:
-        return self.card.model.mac
+        return self.model.mac
 
 
 def make_pair(k: Kernel, seg: Segment, **drv_kw) -> tuple[Machine, Machine]:
@@ -49,8 +68,8 @@ def make_pair(k: Kernel, seg: Segment, **drv_kw) -> tuple[Machine, Machine]:
     for i in range(2):
         bus = Bus(k, f"bus{i}")
         cpu = CPU(k, AEGIS, f"cpu{i}")
-        card = attach_lance_model(k, bus, BASE, segment=seg, name=f"le{i}",
-                                  mac=bytes([0x08, 0x00, 0x2B, 0, 0, i + 1]))
+        card = attach_card(k, bus, BASE, segment=seg, name=f"le{i}",
+                           mac=bytes([0x08, 0x00, 0x2B, 0, 0, i + 1]))
         drv = LanceDriver(cpu, bus, BASE, irq=card.irq, name=f"le{i}", **drv_kw)
         out.append(Machine(cpu, bus, card, drv))
     return out[0], out[1]
@@ -76,7 +95,7 @@ def test_start_programs_card():
         return k.now
     t = run(k, scenario())
     assert a.drv.mac == a.mac                    # read from the card's ROM
-    m = a.card.model
+    m = a.model
     assert m.padr == a.mac
     assert (m.rdra, m.tdra) == (a.drv.layout.rdra, a.drv.layout.tdra)
     assert (m.rlen, m.tlen) == (a.drv.rings.rx, a.drv.rings.tx) == (64, 16)
@@ -246,8 +265,8 @@ def test_collision_sets_one_or_more_and_frames_arrive():
     assert ta.result == fb and tb.result == fa
     assert seg.stats.collisions >= 1
     # each card's wire saw the other's first attempt garbled and did not hand it to the card
-    assert a.card.wire.stats.garbled >= 1 and b.card.wire.stats.garbled >= 1
-    assert a.card.wire.stats.delivered == b.card.wire.stats.delivered == 1
+    assert a.wire.stats.garbled >= 1 and b.wire.stats.garbled >= 1
+    assert a.wire.stats.delivered == b.wire.stats.delivered == 1
     retried = sum(m.drv.stats.tx_one_collision + m.drv.stats.tx_more_collisions for m in (a, b))
     assert retried >= 1
     assert a.drv.stats.sent == b.drv.stats.sent == 1
@@ -272,9 +291,9 @@ def test_a_collision_without_retry_is_reported_as_rtry():
     for m in (a, b):
         st = m.drv.stats
         assert (st.tx_errors, st.tx_retry_errors, st.sent) == (1, 1, 0)
-        assert m.card.model.counters["retry_errors"] == 1
-        assert m.card.model.counters["collisions"] == 1
-        assert m.card.wire.stats.frames_cut == 1
+        assert m.model.counters["retry_errors"] == 1
+        assert m.model.counters["collisions"] == 1
+        assert m.wire.stats.frames_cut == 1
         assert st.received == 0
 
 
@@ -327,15 +346,15 @@ def test_a_frame_with_a_bad_fcs_is_counted_and_dropped():
     async def go():
         await b.drv.start()
         await k.sleep(1 * MS)
-        b.card.model.receive(bytes(bad))
+        b.model.receive(bytes(bad))
         await k.sleep(1 * MS)
-        b.card.model.receive(good + fcs(good))
+        b.model.receive(good + fcs(good))
         got.append(await b.drv.recv())
 
     run(k, go())
     assert got == [good]
     assert b.drv.stats.rx_errors == 1 and b.drv.stats.received == 1
-    assert b.card.model.counters["fcs_errors"] == 1
+    assert b.model.counters["fcs_errors"] == 1
 
 
 def test_on_frame_callback_async():
@@ -436,7 +455,7 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="Station"):
         StationWire(object(), Clock(80_000))
     with pytest.raises(ValueError, match="multiple of"):
-        attach_lance_model(k, Bus(k), BASE + 4)
+        attach_card(k, Bus(k), BASE + 4)
     assert IrqLine(k, "x").level == 0
 
 
@@ -455,7 +474,7 @@ def test_64k_buffer_memory():
             await a.drv.send(f)
         return [await b.drv.recv() for _ in fs]
     assert run(k, scenario()) == fs
-    assert a.card.model.tlen == 8 and b.card.model.rlen == 32
+    assert a.model.tlen == 8 and b.model.rlen == 32
     assert a.drv.layout.end <= 64 * 1024 <= BUFFER_SIZE * 64
 
 
@@ -524,8 +543,8 @@ def test_concurrent_senders_both_ways():
     # the cards reported the retries in TMD1.ONE/MORE, and the wires dropped the fragments
     assert sum(m.drv.stats.tx_one_collision + m.drv.stats.tx_more_collisions
                for m in (a, b)) > 0
-    assert a.card.wire.stats.garbled + b.card.wire.stats.garbled > 0
-    assert a.card.wire.stats.delivered == b.card.wire.stats.delivered == 2 * n
+    assert a.wire.stats.garbled + b.wire.stats.garbled > 0
+    assert a.wire.stats.delivered == b.wire.stats.delivered == 2 * n
 
 
 def test_free_wire_without_segment():
@@ -533,17 +552,18 @@ def test_free_wire_without_segment():
     k = Kernel()
     bus = Bus(k)
     cpu = CPU(k, AEGIS, "cpu")
-    card = attach_lance_model(k, bus, BASE, name="le0")
-    assert card.station is None and card.wire is None
+    card = attach_card(k, bus, BASE, name="le0")
+    assert card.parts["station"] is None and card.parts["wire"] is None
+    model = card.parts["model"]
     drv = LanceDriver(cpu, bus, BASE, irq=card.irq)
-    short = b"\xff" * 6 + card.model.mac + ETHERTYPE + b"hi"
+    short = b"\xff" * 6 + model.mac + ETHERTYPE + b"hi"
 
     async def scenario():
         await drv.start()
         await drv.send(short)
         await drv.flush()
     run(k, scenario())
-    assert [f for _, f in card.model.transmitted] == [short.ljust(60, b"\0") + fcs(short.ljust(60, b"\0"))]
+    assert [f for _, f in model.transmitted] == [short.ljust(60, b"\0") + fcs(short.ljust(60, b"\0"))]
     assert drv.stats.sent == 1
 
 
