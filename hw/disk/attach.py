@@ -13,12 +13,12 @@ memory (``machine.memory``: its timing and page-ownership check) and the media, 
   firmware (:class:`hw.disk.gateware.DriveFirmware`) over the same image, so reads and
   committed writes reach the image as the model's do.
 
-The two agree to the picosecond (interrupts, memory, image: tests/hw/test_disk_cosim.py) but
-where the RTL cannot follow: its DMA port has no error signal (:mod:`hw.disk.registers`), so a
-burst the memory refuses moves no byte but the command does not end with DmaFault (the
-DmaServer counts it); a memory-to-device burst takes the bytes the memory holds at its start,
-the model those at its end (counted as ``stale``); a Reset in the middle of a burst into memory
-lands the words the controller gave, the model the whole burst.
+The two agree to the picosecond (interrupts, memory, image: tests/hw/test_disk_cosim.py),
+a burst the memory refuses included (the bridge ends it with the DMA bus's ``err`` and the
+controller its command with DmaFault, as the model does), but where the RTL cannot follow: a
+memory-to-device burst takes the bytes the memory holds at its start, the model those at its
+end (counted as ``stale``); a Reset in the middle of a burst into memory lands the words the
+controller gave, the model the whole burst.
 
 Parameters (:attr:`sim.devices.DeviceSpec.params`):
 

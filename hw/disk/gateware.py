@@ -329,8 +329,9 @@ class DiskController(wiring.Component):
     -------
     bus : In(HostBus(addr_width=4, data_width=32))
         Register access, :data:`hw.disk.registers.BUS_WAIT_CYCLES` wait states.
-    dma : Out(DmaBus(addr_width=32, count_width=8))
-        DMA master to host memory, bursts of :data:`~hw.disk.registers.DMA_BURST_WORDS` words.
+    dma : Out(DmaBus(addr_width=32, count_width=8, features={"err"}))
+        DMA master to host memory, bursts of :data:`~hw.disk.registers.DMA_BURST_WORDS` words;
+        a burst the memory ends with ``err`` ends the command with ``Error.DmaFault``.
     media : Out(MediaPort())
         The drive firmware and media, served by the simulation.
     irq : Out(1)
@@ -371,7 +372,7 @@ class DiskController(wiring.Component):
         self._params, self._capacity, self._mem_size = params, capacity, mem_size
         super().__init__({
             "bus": In(HostBus(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
-            "dma": Out(DmaBus(addr_width=32, count_width=8)),
+            "dma": Out(DmaBus(addr_width=32, count_width=8, features={"err"})),
             "media": Out(MediaPort()),
             "irq": Out(1),
             "seek_ps": Out(_T),
@@ -465,7 +466,11 @@ class DiskController(wiring.Component):
         target = Signal(_T)         # an edge index to wait for
         t_issue = Signal(_T)
         finish = Signal()           # comb: STATUS := Done at this edge
+        c_fault = Signal()          # the running command ends with DmaFault (memory's err)
+        d_fault = Signal()          # comb: the memory refused a burst (err sampled) at this edge
         abandon = Signal()          # comb: Reset at this edge
+        cancel = Signal()           # comb: the command's transfers stop here (Reset or err)
+        m.d.comb += cancel.eq(abandon | d_fault)
 
         # Validation of a COMMAND write (registers as they were before the edge).
         code = bus.w_data
@@ -510,7 +515,10 @@ class DiskController(wiring.Component):
             m.d.comb += cause_clear.eq(bus.w_data[:2])
         cause_set = Signal(2)
         m.d.sync += cause.eq((cause & ~cause_clear) | cause_set)
-        with m.If(finish):
+        with m.If(finish & c_fault):
+            m.d.sync += [st_busy.eq(0), st_done.eq(1), st_err.eq(1), r_error.eq(Error.DmaFault)]
+            m.d.comb += cause_set.eq(int(Irq.Done | Irq.Error))
+        with m.Elif(finish):
             m.d.sync += [st_busy.eq(0), st_done.eq(1), st_err.eq(0), r_error.eq(Error.None_)]
             m.d.comb += cause_set[bit(Irq.Done)].eq(1)
         with m.If(reject):
@@ -518,7 +526,7 @@ class DiskController(wiring.Component):
             m.d.comb += cause_set[bit(Irq.Error)].eq(1)
         with m.If(accept):
             m.d.sync += [st_busy.eq(1), st_done.eq(0), st_err.eq(0), r_error.eq(Error.None_),
-                         c_write.eq(code == Command.Write), c_lbn.eq(r_lbn),
+                         c_fault.eq(0), c_write.eq(code == Command.Write), c_lbn.eq(r_lbn),
                          c_count.eq(r_count), c_addr.eq(r_addr)]
         with m.If(abandon):
             m.d.sync += [st_busy.eq(0), st_done.eq(0), st_err.eq(0), r_error.eq(0), cause.eq(0)]
@@ -554,22 +562,22 @@ class DiskController(wiring.Component):
         p_done = Signal()             # ... and it belongs to the running command
         p_stale = Signal()            # the transaction in flight outlived a Reset
         p_multi = (media.op == MediaOp.Read) | (media.op == MediaOp.Write)
-        m.d.comb += p_done.eq(p_end & ~p_stale & ~abandon)
+        m.d.comb += p_done.eq(p_end & ~p_stale & ~cancel)
         with m.FSM(name="port"):
             with m.State("Idle"):
                 m.d.sync += p_stale.eq(0)
-                with m.If(mv_want & ~abandon):
+                with m.If(mv_want & ~cancel):
                     m.d.sync += [p_owner_mv.eq(1), media.op.eq(mv_op), media.lbn.eq(mv_lbn),
                                  p_words.eq(0), media.req.eq(1)]
                     m.next = "Busy"
-                with m.Elif(en_want & ~abandon):
+                with m.Elif(en_want & ~cancel):
                     m.d.sync += [p_owner_mv.eq(0), media.op.eq(en_op), media.lbn.eq(en_lbn),
                                  p_words.eq(0), media.req.eq(1)]
                     m.next = "Busy"
             with m.State("Busy"):
-                # A Reset lets the transaction finish (the server sees a whole one) but
-                # its result is dropped.
-                with m.If(abandon):
+                # A Reset (or a DMA fault) lets the transaction finish (the server sees a
+                # whole one) but its result is dropped.
+                with m.If(cancel):
                     m.d.sync += p_stale.eq(1)
                 with m.If(media.ack):
                     m.d.sync += p_words.eq(p_words + 1)
@@ -631,7 +639,11 @@ class DiskController(wiring.Component):
                 with m.Else():
                     m.d.sync += d_cnt.eq(d_cnt + 1)
             with state("Burst"):
-                with m.If(dma.ack):
+                with m.If(dma.err):   # refused: no word moved; the rest is abandoned
+                    m.d.comb += d_fault.eq(1)
+                    m.d.sync += dma.req.eq(0)
+                    m.next = "Idle"
+                with m.Elif(dma.ack):
                     m.d.sync += d_word.eq(d_word + 1)
                     with m.If(d_word == DMA_BURST_WORDS - 1):
                         m.d.sync += [dma.req.eq(0), d_burst.eq(d_burst + 1)]
@@ -742,6 +754,9 @@ class DiskController(wiring.Component):
                 with m.If(d_end):
                     m.d.sync += t_issue.eq(tnext)
                     m.next = "Header"
+                with m.If(d_fault):   # nothing reaches the drive
+                    m.d.sync += [c_fault.eq(1), target.eq(cyc + IRQ_LATENCY_CYCLES)]
+                    m.next = "Irq"
             with state("Header"):
                 # A Write's last block may still be on its way to the drive's buffer.
                 m.d.comb += [en_want.eq(~(mv_on & c_write & (mv_idx < c_count))),
@@ -836,11 +851,14 @@ class DiskController(wiring.Component):
                 with m.If(d_end):
                     m.d.sync += target.eq(cyc + IRQ_LATENCY_CYCLES)
                     m.next = "Irq"
+                with m.If(d_fault):
+                    m.d.sync += [c_fault.eq(1), target.eq(cyc + IRQ_LATENCY_CYCLES)]
+                    m.next = "Irq"
             with state("Irq"):
                 with m.If(cyc == target):
                     m.d.comb += finish.eq(1)
                     m.d.sync += mv_on.eq(0)
                     m.next = "Idle"
-        with m.If(abandon):
+        with m.If(cancel):
             m.d.sync += [full.eq(0), mv_on.eq(0)]
         return m

@@ -9,7 +9,8 @@
   in ``dma.mem``), served by :class:`sim.bindings.dma.DmaServer` on the machine's memory. The
   bridge's fixed burst times are the controller's (:data:`~hw.disk.registers.DMA_WRITE_BURST_CYCLES`
   into memory, :data:`~hw.disk.registers.DMA_READ_BURST_CYCLES` from it), the 3MIN's memory;
-  a slower memory lengthens a burst as it does the model's;
+  a slower memory lengthens a burst as it does the model's; a burst the memory refuses ends
+  with the bus's ``err`` (the controller then ends its command with DmaFault);
 * its :class:`~hw.disk.gateware.MediaPort` on a second :class:`~hw.dma.DmaBridge` (submodule
   ``media``, ports ``media_*``, words in ``media.mem``) whose fixed time is the minimum, so
   each transaction is acknowledged from the first edge after the one that samples its request,
@@ -92,7 +93,8 @@ class DiskHarness(wiring.Component):
                  mem_size: int):
         self.ctrl = DiskController(params=params, capacity=capacity, mem_size=mem_size)
         self.dma = DmaBridge(write_cycles=DMA_WRITE_BURST_CYCLES,
-                             read_cycles=DMA_READ_BURST_CYCLES, depth=DMA_BURST_WORDS)
+                             read_cycles=DMA_READ_BURST_CYCLES, depth=DMA_BURST_WORDS,
+                             features={"err"})
         # Fixed time 2: the first word is sampled at the second edge after the request's.
         self.media = DmaBridge(write_cycles=2, read_cycles=2, depth=BLOCK_WORDS)
         port = MediaPort().members

@@ -35,9 +35,9 @@ from sim.time import Clock
 from .image import DiskImage
 from .mechanism import Breakdown, DiskMechanism, DiskParams, Drive, Op, Request
 from .registers import (BLOCK_DONE_CYCLES, BUS_WAIT_CYCLES, DECODE_CYCLES, DMA_BURST_WORDS,
-                        DMA_READ_BURST_CYCLES, DMA_SETUP_CYCLES, DMA_WRITE_BURST_CYCLES,
-                        IRQ_LATENCY_CYCLES, WINDOW_SIZE, Command, Error, Irq, Reg, Status,
-                        bursts_per_block)
+                        DMA_ERR_CYCLES, DMA_READ_BURST_CYCLES, DMA_SETUP_CYCLES,
+                        DMA_WRITE_BURST_CYCLES, IRQ_LATENCY_CYCLES, WINDOW_SIZE, Command,
+                        Error, Irq, Reg, Status, bursts_per_block)
 
 __all__ = ["DiskControllerModel", "CommandRecord"]
 
@@ -390,7 +390,7 @@ class DiskControllerModel:
         self.kernel.spawn(self._engine(coro), name=f"disk.{cmd.name.lower()}")
 
     def _finish(self, now: int, error: Error = Error.None_) -> None:
-        if self._rejected_at == now and not error:
+        if self._rejected_at == now:
             # A command rejected on this very edge: its ERROR and STATUS.Error stand.
             self.status.set(int(Status.Done | Status.Error), now)
         else:
@@ -426,13 +426,19 @@ class DiskControllerModel:
         start = self.kernel.now
         await self._until(gen, start + DMA_SETUP_CYCLES * p)
         nbytes = 4 * DMA_BURST_WORDS
-        if write_memory:
-            await self.memory.dma_write(addr, data)
-            out = None
-            end = start + (DMA_SETUP_CYCLES + DMA_WRITE_BURST_CYCLES) * p
-        else:
-            out = await self.memory.dma_read(addr, nbytes)
-            end = start + (DMA_SETUP_CYCLES + DMA_READ_BURST_CYCLES) * p
+        try:
+            if write_memory:
+                await self.memory.dma_write(addr, data)
+                out = None
+                end = start + (DMA_SETUP_CYCLES + DMA_WRITE_BURST_CYCLES) * p
+            else:
+                out = await self.memory.dma_read(addr, nbytes)
+                end = start + (DMA_SETUP_CYCLES + DMA_READ_BURST_CYCLES) * p
+        except (MemoryAccessError, MemoryBoundsError):
+            # Refused now, before any time passed; the memory says so with the bus's err,
+            # which the controller samples DMA_ERR_CYCLES after the request.
+            await self._until(gen, self.kernel.now + DMA_ERR_CYCLES * p)
+            raise
         t = max(end, self._edge(self.kernel.now))
         if t != self.kernel.now:
             await self._until(gen, t)   # the memory was late: wait for the next edge
@@ -460,7 +466,7 @@ class DiskControllerModel:
             self._finish(k.now)
         except (MemoryAccessError, MemoryBoundsError) as exc:
             log.debug("disk read DMA fault: %s", exc)
-            await self._until(gen, self._edge(k.now))
+            await self._until(gen, k.now + IRQ_LATENCY_CYCLES * p)
             self._finish(k.now, Error.DmaFault)
 
     def _submit_write(self, rec: CommandRecord) -> list[int]:
@@ -495,7 +501,7 @@ class DiskControllerModel:
                 await self._until(gen, k.now + BLOCK_DONE_CYCLES * p)
         except (MemoryAccessError, MemoryBoundsError) as exc:
             log.debug("disk write DMA fault: %s", exc)
-            await self._until(gen, self._edge(k.now))
+            await self._until(gen, k.now + IRQ_LATENCY_CYCLES * p)
             self._finish(k.now, Error.DmaFault)
             return
         rec.issue_ps = k.now

@@ -53,12 +53,16 @@ When registers may be written
   registers as they were before ``e``: a command written on the very edge at which the running
   one completes is rejected as Busy, and then both take effect: STATUS = Done | Error,
   ERROR = Busy, IRQ_CAUSE = Done | Error.
-* A running command also ends with **DmaFault** if host memory refuses a burst (an ownership
-  check of :class:`sim.memory.Memory`; the RTL's memory port has none, so only the model sees
-  it): at the edge at which the refused burst's memory transfer would have begun, STATUS :=
-  Done | Error, ERROR := DmaFault, IRQ_CAUSE := Done | Error.
-  Bursts before the refused one have landed; a Write refused while reading memory writes no
-  sector.
+* A running command also ends with **DmaFault** if host memory refuses a burst (the
+  ownership check of :class:`sim.memory.Memory`). The memory refuses at the burst's request
+  edge ``S`` (``DMA_SETUP_CYCLES`` after the burst starts, where its transfer would begin) and
+  answers with the :class:`hw.bus.DmaBus`'s ``err``, which the controller samples at
+  ``S + DMA_ERR_CYCLES * P`` (the earliest registered answer): it abandons the command's
+  remaining transfers there and, ``IRQ_LATENCY_CYCLES`` later, STATUS := Done | Error,
+  ERROR := DmaFault, IRQ_CAUSE := Done | Error (a command rejected on that very edge leaves
+  ERROR = Busy, as with an ordinary completion). Bursts before the refused one have landed,
+  the refused one moves no byte; a Write refused while reading memory hands nothing to the
+  drive and writes no sector.
 * **Reset** is accepted at any time: at ``e`` it abandons the running command (a Write's
   sectors whose commit edge, below, is at or before ``e`` stay written, each wholly, and no
   later sector is written; a DMA burst already under way at ``e`` completes, as a bus master
@@ -117,7 +121,7 @@ import enum
 __all__ = [
     "ADDR_WIDTH", "DATA_WIDTH", "WINDOW_SIZE", "CLOCK_HZ", "CLOCK_PERIOD_PS", "BUS_WAIT_CYCLES",
     "DECODE_CYCLES", "DMA_BURST_WORDS", "DMA_SETUP_CYCLES", "DMA_READ_BURST_CYCLES",
-    "DMA_WRITE_BURST_CYCLES", "BLOCK_DONE_CYCLES", "IRQ_LATENCY_CYCLES", "BLOCK_SIZE",
+    "DMA_WRITE_BURST_CYCLES", "DMA_ERR_CYCLES", "BLOCK_DONE_CYCLES", "IRQ_LATENCY_CYCLES", "BLOCK_SIZE",
     "Reg", "Command", "Status", "Error", "Irq", "RESET", "ACCESS", "bit",
     "bursts_per_block", "read_dma_cycles", "write_dma_cycles",
 ]
@@ -150,6 +154,10 @@ DMA_SETUP_CYCLES = 2
 DMA_READ_BURST_CYCLES = 68
 #: Memory cycles of a 64-word DMA write into host memory (a disk Read): 66 on the 3MIN.
 DMA_WRITE_BURST_CYCLES = 66
+#: Cycles from a burst's request edge to the edge at which the controller samples host memory's
+#: ``err`` for a refused burst: the memory samples the request at the first edge and answers
+#: from a register, seen at the second (``hw.dma.ERR_CYCLES``, the bridge's).
+DMA_ERR_CYCLES = 2
 #: Cycles after a block's last burst ends before the next block's first burst (or the end of
 #: the DMA phase): buffer pointer and block counter update.
 BLOCK_DONE_CYCLES = 2
@@ -225,7 +233,7 @@ class Error(enum.IntEnum):
     OutOfRange = 1   #: LBN + COUNT > CAPACITY
     ZeroLength = 2   #: COUNT = 0
     Busy = 3         #: a command was written while another ran
-    DmaFault = 4     #: the buffer is outside host memory (or the memory refused the DMA)
+    DmaFault = 4     #: the buffer is outside host memory, or the memory refused a DMA burst
     BadCommand = 5   #: not a Command code
 
 

@@ -30,8 +30,10 @@ from sim.memory import Memory
 from sim.platforms.base import Cost
 from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
 
-from test_disk_gateware import (BS, CAPACITY, MEM_SIZE, RZ26_CAPACITY, START_EDGE, Cmd,
-                                fast_params, initial_media, media_for, random_program)
+from test_disk_gateware import (BS, CAPACITY, DMAFAULT_CODES, DMAFAULT_PAGES, MEM_SIZE,
+                                RZ26_CAPACITY, Cmd, cpu_program, dmafault_program,
+                                expected_after, fast_params, initial_media, media_for,
+                                random_program, refusing)
 
 P = CLOCK_PERIOD_PS
 #: A memory whose DMA bursts end off the controller's edges and later than its fixed burst time
@@ -86,39 +88,13 @@ def run(prog: list[Cmd | int], media: dict[int, bytes], memory: bytes, tmp_path,
         sim.add("m_rz0", DISK, spec)
         sim.start()
         att = DISK.bind_rtl(machine, spec, sim.access("m_rz0"), sim.driver)
-    dev, irq = att.target, att.irq
     events = []
-
-    async def program():
-        await k.sleep_until(START_EDGE * P)
-        for c in prog:
-            if isinstance(c, int):
-                await k.sleep_until(k.now + c)
-                continue
-            if c.fill:
-                mem.write(c.addr, c.fill)
-            if c.command is not None:
-                if not c.raw:
-                    await dev.write(Reg.Lbn, c.lbn)
-                    await dev.write(Reg.Count, c.count)
-                    await dev.write(Reg.DmaAddr, c.addr)
-                    await dev.write(Reg.IrqEnable, Irq.Done | Irq.Error)
-                await dev.write(Reg.Command, c.command)
-            if not c.wait:
-                continue
-            await irq.wait_high()
-            t = k.now
-            cause = await dev.read(Reg.IrqCause)
-            error = await dev.read(Reg.Error)
-            await dev.write(Reg.IrqCause, cause)
-            events.append((t, cause, error))
-
     async def other_master():
         for _ in range(rival):
             await k.sleep_until(k.now + 1_500_013)
             await mem.dma_read(0xFF00, 256)
 
-    task = k.spawn(program())
+    task = k.spawn(cpu_program(k, att.target, att.irq, mem, prog, events))
     k.spawn(other_master(), daemon=True)
     t0 = time.perf_counter()
     if sim is None:
@@ -253,23 +229,22 @@ def test_memory_changed_under_a_dma_read_is_counted(tmp_path) -> None:
 
 
 @pytest.mark.hdl
-def test_refused_dma_moves_nothing(tmp_path) -> None:
-    """Page 2 refuses every access. The model ends the Read with DmaFault; the RTL cannot (its
-    DMA port has no error signal, hw/disk/registers.py): its refused bursts move no byte and are
-    counted, the bursts before them land as the model's."""
-    prog = [Cmd(Command.Read, 0, 16, 0x1000)]          # buffer 0x1000 .. 0x2FFF
-    media, memory = initial_media(2), bytes(MEM_SIZE)
-
-    def check(page, owner, requester, write):
-        return page != 2
+@pytest.mark.parametrize("backend", ["verilator", "amaranth"])
+def test_refused_dma_ends_with_dma_fault_as_the_model(tmp_path, backend) -> None:
+    """Pages 2 and 9 refuse every DMA (the memory's ownership check). The DmaServer reports each
+    refused burst to the bridge, which ends it with err; the controller ends the command with
+    DmaFault at the model's picosecond, with the same memory (the bursts before the refused
+    one landed) and image (a Write refused mid-way writes no sector); the next commands run."""
+    prog, media, memory = dmafault_program()
+    check = refusing(DMAFAULT_PAGES)
     model = run(prog, media, memory, tmp_path, impl="model", check=check)
-    rtl = run(prog, media, memory, tmp_path, impl="rtl", check=check)
-    assert model.events[0][1:] == (Irq.Done | Irq.Error, Error.DmaFault)
-    assert rtl.memory[0x1000:0x2000] == model.memory[0x1000:0x2000] \
-        == b"".join(media[i] for i in range(8))
-    assert rtl.memory[0x2000:0x3000] == model.memory[0x2000:0x3000] == bytes(0x1000)
+    rtl = run(prog, media, memory, tmp_path, impl="rtl", check=check, backend=backend)
+    assert_same(model, rtl)
+    assert [e[1:] for e in model.events] == DMAFAULT_CODES
+    exp_mem, exp_img = expected_after(prog, media, memory, DMAFAULT_PAGES)
+    assert model.memory == exp_mem and all(model.image[k] == v for k, v in exp_img.items())
     dma = rtl.attached.parts["dma"]
-    assert dma.faults == 16 and isinstance(dma.last_fault, PermissionError)
+    assert dma.faults == 3 and isinstance(dma.last_fault, PermissionError)
 
 
 @pytest.mark.hdl

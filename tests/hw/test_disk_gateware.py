@@ -10,6 +10,9 @@ model (own kernel) and on the RTL, and the two must agree:
 * reads and writes of random block ranges against a Python reference image, back to back;
 * every error path (busy, bad command, zero length, out of range, DMA fault) ends with an error
   status and no byte of memory or media changed;
+* host memory refusing a burst (pages named by the program, :func:`refused_pages`): the
+  memory server ends it with the bus's ``err``, the command ends with DmaFault at the model's
+  picosecond, the bursts before it landed;
 * the irq edges (completion and error) at the same picosecond as the model's;
 * the timing engine alone (:class:`StepHarness`): seeks of 1, 10, 100, 1000 cylinders and full
   stroke within 1 % of the RZ26 curve, and sector times equal to the mechanism's to the ps.
@@ -24,14 +27,14 @@ from typing import Callable
 import pytest
 from amaranth.sim import Simulator
 
-from hw.bus import DmaBus
+from hw.bus import DmaBus, DmaFeature
 from hw.disk.gateware import (BLOCK_WORDS, DiskController, DriveFirmware, MediaOp, MediaPort,
                               seek_rom)
 from hw.disk.image import DiskImage
 from hw.disk.mechanism import DiskMechanism, DiskParams, Op, Request
 from hw.disk.model import DiskControllerModel
-from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_READ_BURST_CYCLES, DMA_WRITE_BURST_CYCLES,
-                               Command, Error, Irq, Reg)
+from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_BURST_WORDS, DMA_READ_BURST_CYCLES,
+                               DMA_WRITE_BURST_CYCLES, Command, Error, Irq, Reg)
 from sim.bindings.amaranth import add_clock, sim_time_ps
 from sim.bus import IrqLine
 from sim.kernel import Kernel
@@ -49,6 +52,7 @@ MEM_SIZE = 1 << 16
 BS = 512
 CAPACITY = 1024
 START_EDGE = 3            # both backends start the CPU program at this edge
+PAGE = 4096               # sim.memory.Memory's default page: the unit host memory refuses
 RZ26_CAPACITY = 2_050_860  # RZ26 runs: the whole disk (media are sparse dicts / images)
 #: Seek distances checked against the RZ26 curve, and CALIBRATION.md's figures (ms).
 SEEK_CURVE_MS = {1: 1.014396800, 10: 2.883263600, 100: 5.49, 1000: 11.66, "full": 19.10}
@@ -162,20 +166,58 @@ def error_program() -> tuple[list[Cmd], dict[int, bytes], bytes]:
     return prog, media, memory
 
 
+#: Pages of host memory that refuse every DMA (the memory's ownership check) in ``dmafault``.
+DMAFAULT_PAGES = frozenset({2, 9})
+
+
+def dmafault_program() -> tuple[list[Cmd], dict[int, bytes], bytes]:
+    """Commands whose buffers reach the refused :data:`DMAFAULT_PAGES` (a Read refused mid-way
+    and at its first burst, a Write refused after two blocks), each followed by one that
+    runs normally."""
+    rng = random.Random(9)
+    media = initial_media(10)
+    memory = rng.randbytes(MEM_SIZE)
+    prog = [
+        Cmd(Command.Read, 30, 6, 0x1800, ok=False),      # block 4 on: page 2, its 9th burst
+        Cmd(Command.Read, 31, 2, 0x4000),
+        Cmd(Command.Read, 90, 1, 0x2200, ok=False),      # refused at its first burst
+        Cmd(Command.Write, 60, 4, 0x8C00, rng.randbytes(4 * BS), ok=False),  # page 9: block 2
+        Cmd(Command.Write, 61, 2, 0x5000, rng.randbytes(2 * BS)),
+        Cmd(Command.Read, 60, 3, 0x6000),                # the failed Write wrote no sector
+    ]
+    return prog, media, memory
+
+
+def refused_pages(spec: str) -> frozenset[int]:
+    """The host-memory pages that refuse DMA in the named program (see :func:`program_for`)."""
+    return DMAFAULT_PAGES if spec == "dmafault" else frozenset()
+
+
+def refusing(pages: frozenset[int]):
+    """A :attr:`sim.memory.Memory.access_check` refusing every access to ``pages``."""
+    return lambda page, owner, requester, write: page not in pages
+
+
+def touches(addr: int, n: int, pages: frozenset[int]) -> bool:
+    """``[addr, addr + n)`` reaches one of ``pages``."""
+    return any(p in pages for p in range(addr // PAGE, (addr + n - 1) // PAGE + 1))
+
+
 def program_for(spec: str):
-    """A named program: ``errors`` or ``random:<seed>:<n>:<fast|rz26>``.
+    """A named program: ``errors``, ``dmafault`` (with :func:`refused_pages`), ``seeks`` or
+    ``random:<seed>:<n>:<fast|rz26>``.
 
     Returns (program, media, memory, params, capacity).
     """
-    if spec == "errors":
-        prog, media, memory = error_program()
+    if spec in ("errors", "dmafault"):
+        prog, media, memory = error_program() if spec == "errors" else dmafault_program()
         return prog, media, memory, fast_params(), CAPACITY
     if spec == "seeks":
         return [], {}, bytes(MEM_SIZE), DiskParams.load(), RZ26_CAPACITY
     kind, seed, n, disk = spec.split(":")
     if kind != "random" or disk not in ("fast", "rz26"):
-        raise ValueError(f"program spec must be 'errors' or 'random:<seed>:<n>:<fast|rz26>', "
-                         f"not {spec!r}")
+        raise ValueError(f"program spec must be 'errors', 'dmafault', 'seeks' or "
+                         f"'random:<seed>:<n>:<fast|rz26>', not {spec!r}")
     seed, n = int(seed), int(n)
     if disk == "fast":
         prog = random_program(seed, n)
@@ -192,16 +234,52 @@ def touched(prog: list[Cmd], media: dict[int, bytes]) -> list[int]:
     return sorted(set(media) | {c.lbn + i for c in prog for i in range(c.count)})
 
 
+async def cpu_program(k: Kernel, dev, irq: IrqLine, mem: Memory, prog: list[Cmd | int],
+                      events: list[tuple[int, int, int]]) -> None:
+    """The CPU's side of ``prog`` on a simulation kernel, from edge :data:`START_EDGE`.
+
+    ``dev`` is the disk's register target (``await dev.write(reg, value)``, ``await
+    dev.read(reg)``: the model, or an RTL's bus binding), ``irq`` its interrupt line, ``mem`` host
+    memory (a command's ``fill`` is written there first). Each awaited interrupt appends (time,
+    IRQ_CAUSE, ERROR) to ``events``. A step that is an int sleeps that many ps.
+    """
+    await k.sleep_until(START_EDGE * P)
+    for c in prog:
+        if isinstance(c, int):
+            await k.sleep_until(k.now + c)
+            continue
+        if c.fill:
+            mem.write(c.addr, c.fill)
+        if c.command is not None:
+            if not c.raw:
+                await dev.write(Reg.Lbn, c.lbn)
+                await dev.write(Reg.Count, c.count)
+                await dev.write(Reg.DmaAddr, c.addr)
+                await dev.write(Reg.IrqEnable, Irq.Done | Irq.Error)
+            await dev.write(Reg.Command, c.command)
+        if not c.wait:
+            continue
+        await irq.wait_high()
+        t = k.now
+        cause = await dev.read(Reg.IrqCause)
+        error = await dev.read(Reg.Error)
+        await dev.write(Reg.IrqCause, cause)
+        events.append((t, cause, error))
+
+
 def run_model(prog: list[Cmd], media: dict[int, bytes], tmp_path: Path, memory: bytes,
               params: DiskParams | None = None, capacity: int = CAPACITY, *,
-              transactions: Callable[[list[HostBusTransaction]], None] | None = None
+              transactions: Callable[[list[HostBusTransaction]], None] | None = None,
+              refused: frozenset[int] = frozenset()
               ) -> tuple[Outcome, bytes, dict[int, bytes], list]:
     """Run ``prog`` on the transaction-level model; ``transactions``, if given, receives each
     register access as a one-item list of :class:`bfm.HostBusTransaction` (a scoreboard's
-    ``expect``)."""
+    ``expect``); host memory refuses every DMA to the ``refused`` pages."""
     k = Kernel()
-    mem = Memory(k, MEM_SIZE, profile=PROFILE)
+    mem = Memory(k, MEM_SIZE, page_size=PAGE, profile=PROFILE)
     mem.write(0, memory)
+    if refused:
+        mem.access_check = refusing(refused)
     img = DiskImage.create(tmp_path / "model.img", capacity, persist=False)
     for lbn, data in media.items():
         img.write(lbn, data)
@@ -210,29 +288,7 @@ def run_model(prog: list[Cmd], media: dict[int, bytes], tmp_path: Path, memory: 
     m = model if transactions is None else RecordingTarget(
         k, model, CLOCK, callback=lambda t: transactions([t]))
     out = Outcome()
-
-    async def program():
-        await k.sleep_until(START_EDGE * P)
-        for c in prog:
-            if c.fill:
-                mem.write(c.addr, c.fill)
-            if c.command is not None:
-                if not c.raw:
-                    await m.write(Reg.Lbn, c.lbn)
-                    await m.write(Reg.Count, c.count)
-                    await m.write(Reg.DmaAddr, c.addr)
-                    await m.write(Reg.IrqEnable, Irq.Done | Irq.Error)
-                await m.write(Reg.Command, c.command)
-            if not c.wait:
-                continue
-            await irq.wait_high()
-            t = k.now
-            cause = await m.read(Reg.IrqCause)
-            error = await m.read(Reg.Error)
-            await m.write(Reg.IrqCause, cause)
-            out.events.append((t, cause, error))
-
-    task = k.spawn(program())
+    task = k.spawn(cpu_program(k, m, irq, mem, prog, out.events))
     k.run()
     assert task.done and task.exception is None, task.exception
     image = {lbn: img.read(lbn) for lbn in touched(prog, media) if lbn < capacity}
@@ -245,28 +301,39 @@ class RtlRig:
     """A :class:`DiskController` in Amaranth's simulator with Python media and host memory."""
 
     def __init__(self, media: dict[int, bytes], memory: bytes, *, params: DiskParams | None = None,
-                 capacity: int = CAPACITY):
+                 capacity: int = CAPACITY, refused: frozenset[int] = frozenset()):
         self.params = params if params is not None else DiskParams.load()
         self.dut = DiskController(params=self.params, capacity=capacity, mem_size=MEM_SIZE)
         self.fw = DriveFirmware(DiskMechanism(self.params), dict(media))
         self.mem = bytearray(memory)
+        self.refused = refused
         self.sim = Simulator(self.dut)
         add_clock(self.sim, CLOCK)
         self.sim.add_testbench(self._memory_server, background=True)
         self.sim.add_testbench(self._media_server, background=True)
         self.dma_bursts = 0
+        self.dma_errors = 0
         self.media_ops: list[tuple[int, int]] = []
 
     def now(self) -> int:
         return sim_time_ps(self.sim)
 
-    # -- host memory: the 3MIN's burst times ----------------------------------------------------
+    # -- host memory: the 3MIN's burst times, err for a refused page ---------------------------
     async def _memory_server(self, ctx) -> None:
         dma = self.dut.dma
         while True:
             await ctx.posedge(dma.req)
             write = ctx.get(dma.write)
             addr, n = ctx.get(dma.addr), ctx.get(dma.count)
+            if touches(addr, 4 * n, self.refused):
+                # Refused: err from the first edge that samples the request (a register),
+                # so the controller samples it at the second.
+                await ctx.tick()
+                ctx.set(dma.err, 1)
+                await ctx.tick()
+                ctx.set(dma.err, 0)
+                self.dma_errors += 1
+                continue
             burst = DMA_WRITE_BURST_CYCLES if write else DMA_READ_BURST_CYCLES
             for _ in range(burst - n):      # the first sampling edge, then the memory's latency
                 await ctx.tick()
@@ -377,13 +444,24 @@ class RtlRig:
         return out
 
 
-def expected_after(prog: list[Cmd], media: dict[int, bytes], memory: bytes):
-    """The reference: memory and media after ``prog`` if every command succeeds."""
+def expected_after(prog: list[Cmd], media: dict[int, bytes], memory: bytes,
+                   refused: frozenset[int] = frozenset()):
+    """The reference: memory and media after ``prog`` if every command marked ``ok`` succeeds
+    and the others move nothing, but for a Read reaching ``refused`` pages, whose bursts
+    before the first refused one land."""
     mem = bytearray(memory)
     img = dict(media)
+    burst = 4 * DMA_BURST_WORDS
     for c in prog:
         if c.fill:
             mem[c.addr:c.addr + len(c.fill)] = c.fill
+        if c.command == Command.Read and touches(c.addr, c.count * BS, refused):
+            data = b"".join(img.get(c.lbn + i, bytes(BS)) for i in range(c.count))
+            for off in range(0, len(data), burst):
+                if touches(c.addr + off, burst, refused):
+                    break
+                mem[c.addr + off:c.addr + off + burst] = data[off:off + burst]
+            continue
         if not c.ok:
             continue
         if c.command == Command.Read:
@@ -413,6 +491,12 @@ def test_signatures_and_validation() -> None:
     assert DmaBus() != DmaBus(count_width=4)
     assert repr(DmaBus(count_width=6)) == "DmaBus(addr_width=32, count_width=6)"
     assert set(DmaBus().members) == {"req", "write", "addr", "count", "w_data", "r_data", "ack"}
+    err_bus = DmaBus(features={"err"})
+    assert set(err_bus.members) == set(DmaBus().members) | {"err"} and err_bus != DmaBus()
+    assert err_bus == DmaBus(features=[DmaFeature.Err]) and hash(err_bus) == hash(DmaBus(features="err"))
+    assert repr(err_bus) == "DmaBus(addr_width=32, count_width=8, features={'err'})"
+    with pytest.raises(ValueError, match="features must be a set of"):
+        DmaBus(features={"rty"})
     with pytest.raises(ValueError, match="count_width must be in 1 .. 16, not 0"):
         DmaBus(count_width=0)
     with pytest.raises(TypeError, match="addr_width must be an integer"):
@@ -452,10 +536,11 @@ def test_firmware_plan_matches_mechanism() -> None:
     assert any(p.stream for p in plans)
 
 
-def run_both(tmp_path, prog, media, memory, params=None):
+def run_both(tmp_path, prog, media, memory, params=None, refused=frozenset()):
     params = params if params is not None else fast_params()
-    model_out, model_mem, model_img, history = run_model(prog, media, tmp_path, memory, params)
-    rig = RtlRig(media, memory, params=params)
+    model_out, model_mem, model_img, history = run_model(prog, media, tmp_path, memory, params,
+                                                         refused=refused)
+    rig = RtlRig(media, memory, params=params, refused=refused)
     rtl_out = rig.run_program(prog, deadline(prog))
     return model_out, model_mem, model_img, rig, rtl_out
 
@@ -487,6 +572,31 @@ def test_error_paths_move_nothing_and_match_model(tmp_path) -> None:
     assert {k: rig.fw.media[k] for k in exp_img} == exp_img == model_img
     assert rig.fw.commits == [] and len(rig.fw.log) == 1      # only the one Read reached the drive
     assert rtl_out.events == model_out.events
+
+
+#: (cause, error) of each event of :func:`dmafault_program`.
+_F = (Irq.Done | Irq.Error, Error.DmaFault)
+_OK = (Irq.Done, Error.None_)
+DMAFAULT_CODES = [_F, _OK, _F, _F, _OK, _OK]
+
+
+def test_refused_dma_ends_with_dma_fault_as_the_model(tmp_path) -> None:
+    """Host memory answers a burst to a refused page with err: the command ends with
+    DmaFault at the model's picosecond, the bursts before it landed, the refused one and
+    all later ones moved nothing (a Write refused mid-way writes no sector), and the next
+    command runs normally."""
+    prog, media, memory = dmafault_program()
+    model_out, model_mem, model_img, rig, rtl_out = run_both(tmp_path, prog, media, memory,
+                                                             refused=DMAFAULT_PAGES)
+    assert [(cause, error) for _, cause, error in rtl_out.events] == DMAFAULT_CODES
+    assert rtl_out.events == model_out.events
+    exp_mem, exp_img = expected_after(prog, media, memory, DMAFAULT_PAGES)
+    assert exp_mem != expected_after(prog, media, memory)[0]   # the first Read's bursts landed
+    assert bytes(rig.mem) == exp_mem == model_mem
+    assert {k: rig.fw.media[k] for k in exp_img} == exp_img == model_img
+    assert rig.dma_errors == 3 and rig.fw.commits == [61, 62]
+    # The faulted Write never reached the drive (a Read's DMA follows the drive's service).
+    assert [r.op for r, _, _ in rig.fw.log] == [Op.Read, Op.Read, Op.Read, Op.Write, Op.Read]
 
 
 def test_seek_times_within_one_percent_of_rz26_curve() -> None:

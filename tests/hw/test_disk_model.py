@@ -24,7 +24,9 @@ from hw.disk.image import DiskImage
 from hw.disk.mechanism import DiskParams
 from hw.disk.model import DiskControllerModel
 from hw.disk.registers import (ACCESS, ADDR_WIDTH, BLOCK_DONE_CYCLES, BUS_WAIT_CYCLES,
-                               CLOCK_HZ, CLOCK_PERIOD_PS, DECODE_CYCLES, IRQ_LATENCY_CYCLES,
+                               CLOCK_HZ, CLOCK_PERIOD_PS, DECODE_CYCLES, DMA_ERR_CYCLES,
+                               DMA_READ_BURST_CYCLES, DMA_SETUP_CYCLES, DMA_WRITE_BURST_CYCLES,
+                               IRQ_LATENCY_CYCLES,
                                RESET, WINDOW_SIZE, Command, Error, Irq, Reg, Status, bit,
                                bursts_per_block, read_dma_cycles, write_dma_cycles)
 from sim.bus import IrqLine
@@ -554,7 +556,18 @@ def test_memory_refusing_a_burst_ends_the_command_with_dma_fault(rig, cmd) -> No
         cause, error = await rig.command(cmd, 0, 16, 0x1000)     # buffer 0x1000..0x2FFF
         assert (cause, error) == (Irq.Done | Irq.Error, Error.DmaFault)
         assert await rig.rd(Reg.Status) == Status.Done | Status.Error
+    rig.irq.on_change(lambda level: level and raised.append(rig.k.now))
+    raised = []
     rig.run(body())
+    # The 17th burst (block 8's first, page 2) is refused at its request edge S; the
+    # controller samples err DMA_ERR_CYCLES later, finishes IRQ_LATENCY_CYCLES after that.
+    rec = rig.m.last
+    if cmd is Command.Read:
+        dma_start, burst = CLOCK.edge_at_or_after(rec.drive_done_ps), DMA_WRITE_BURST_CYCLES
+    else:
+        dma_start, burst = rec.accepted_ps + DECODE_CYCLES * P, DMA_READ_BURST_CYCLES
+    s = dma_start + (16 * (DMA_SETUP_CYCLES + burst) + 8 * BLOCK_DONE_CYCLES + DMA_SETUP_CYCLES) * P
+    assert raised == [s + (DMA_ERR_CYCLES + IRQ_LATENCY_CYCLES) * P]
     if cmd is Command.Read:
         assert rig.mem.read(0x1000, 0x1000) == b"\x77" * 0x1000    # page 1's bursts landed
         assert rig.mem.data[0x2000:0x3000] == bytes(0x1000)
