@@ -7,7 +7,9 @@ transaction-level model and the reference.
 
 The clock runs inside the simulator (``impl="gpi"``). Host memory and the drive firmware are
 cocotb coroutines that sleep on ``RisingEdge`` of their port's ``req`` and take part cycle by
-cycle only while a transfer is active (a DMA burst, a block on the media port); the CPU sleeps on
+cycle only while a transfer is active (a DMA burst, a block on the media port); host memory
+answers a burst reaching one of the program's refused pages
+(:func:`test_disk_gateware.refused_pages`) with the DMA bus's ``err``; the CPU sleeps on
 the ``irq`` between commands and drives the bus with :class:`bfm.cocotb_hostbus.HostBusDriver`.
 A :class:`~bfm.cocotb_hostbus.HostBusMonitor` feeds every bus access to a :class:`bfm.Scoreboard`
 that expects the transaction-level model's accesses (same program, same picoseconds).
@@ -31,7 +33,8 @@ from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_READ_BURST_CYCLES, DMA_WRITE
 from serveros.rtl import write_result
 from bfm import Scoreboard
 from bfm.cocotb_hostbus import HostBusDriver, HostBusMonitor, HostBusSignals
-from test_disk_gateware import START_EDGE, program_for, run_model, seek_plan
+from test_disk_gateware import (START_EDGE, program_for, refused_pages, run_model, seek_plan,
+                                touches)
 
 P = CLOCK_PERIOD_PS
 #: Which program a run executes (set by tests/hw/test_disk_cocotb.py).
@@ -45,9 +48,11 @@ class Bench:
         self.dut = dut
         self.spec = spec
         self.prog, media, memory, self.params, self.capacity = program_for(spec)
+        self.refused = refused_pages(spec)
         self.fw = DriveFirmware(DiskMechanism(self.params), dict(media))
         self.mem = bytearray(memory)
         self.bursts = 0
+        self.dma_errors = 0
         self.media_ops = 0
         self.signals = HostBusSignals(dut)
         self.bus: HostBusDriver | None = None
@@ -58,7 +63,7 @@ class Bench:
             self.scoreboard = Scoreboard(name="disk.bus")
             with tempfile.TemporaryDirectory() as tmp:
                 run_model(self.prog, media, Path(tmp), memory, self.params, self.capacity,
-                          transactions=self.scoreboard.expect)
+                          transactions=self.scoreboard.expect, refused=self.refused)
 
     def now(self) -> int:
         return get_sim_time("ps")
@@ -76,7 +81,7 @@ class Bench:
         d.rst.value = 1
         self.bus = HostBusDriver(self.signals, d.clk, period_ps=P, phase="rising")
         self.bus.set_reset(d.rst)
-        for name in ("dma__ack", "dma__r_data", "media__ack", "media__r_data", "media__hit",
+        for name in ("dma__ack", "dma__err", "dma__r_data", "media__ack", "media__r_data", "media__hit",
                      "media__stream", "media__n_cached", "media__walk_lbn", "media__free_ps",
                      "media__start_ps", "media__cylinder", "media__surface", "media__slot"):
             getattr(d, name).value = 0
@@ -90,13 +95,22 @@ class Bench:
         cocotb.start_soon(self._memory_server())
         cocotb.start_soon(self._media_server())
 
-    # -- host memory with the 3MIN's burst times ---------------------------------------------
+    # -- host memory with the 3MIN's burst times, err for a refused page --------------------
     async def _memory_server(self) -> None:
         d, clk = self.dut, self.dut.clk
         while True:
             await RisingEdge(d.dma__req)
             await ReadOnly()
             write, addr, n = int(d.dma__write.value), int(d.dma__addr.value), int(d.dma__count.value)
+            if touches(addr, 4 * n, self.refused):
+                # Refused: err from the first edge that samples the request (a register),
+                # so the controller samples it at the second.
+                await RisingEdge(clk)
+                d.dma__err.value = 1
+                await RisingEdge(clk)
+                d.dma__err.value = 0
+                self.dma_errors += 1
+                continue
             burst = DMA_WRITE_BURST_CYCLES if write else DMA_READ_BURST_CYCLES
             for _ in range(burst - n):
                 await RisingEdge(clk)
@@ -227,6 +241,7 @@ class Bench:
         return {"events": events, "start": start, "clock_check": clock_check,
                 "memory": hashlib.sha256(self.mem).hexdigest(), "media": media,
                 "commits": self.fw.commits, "bursts": self.bursts, "media_ops": self.media_ops,
+                "dma_errors": self.dma_errors,
                 "end_ps": self.now(), "bus_transactions": self.scoreboard.matched}
 
 

@@ -11,6 +11,9 @@ reference image and memory:
   media equal to the reference;
 * every error path, and Busy twice while a Read runs: the same events as the model, no byte
   moved;
+* host memory refusing bursts (``dmafault``: the bench's memory answers with the DMA bus's
+  ``err``): each command ends with DmaFault at the model's picosecond, the memory and media as
+  the model leaves them;
 * every register access (monitored on the RTL's bus) equal to the model's, in order, to the ps
   (the bench's scoreboard);
 * RZ26 seeks of 1, 10, 100, 1000 cylinders and full stroke within 1 % of the curve (the
@@ -24,13 +27,13 @@ from pathlib import Path
 import pytest
 
 from hw.disk.gateware import DiskController
-from test_disk_gateware import (ERROR_CODES, check_seeks, MEM_SIZE, START_EDGE, expected_after,
-                                program_for, run_model)
+from test_disk_gateware import (DMAFAULT_CODES, ERROR_CODES, MEM_SIZE, START_EDGE, check_seeks,
+                                expected_after, program_for, refused_pages, run_model)
 
 HERE = Path(__file__).parent
 P = 80_000
 
-PROGRAMS = ["errors", "random:11:8:fast", "random:12:6:rz26"]
+PROGRAMS = ["errors", "dmafault", "random:11:8:fast", "random:12:6:rz26"]
 
 
 def _run(sim: str, spec: str):
@@ -39,7 +42,8 @@ def _run(sim: str, spec: str):
     if reason:
         pytest.skip(reason)
     prog, media, memory, params, capacity = program_for(spec)
-    disk = {"errors": "fast", "seeks": "rz26"}.get(spec) or spec.rsplit(":", 1)[-1]
+    disk = {"errors": "fast", "dmafault": "fast", "seeks": "rz26"}.get(spec) \
+        or spec.rsplit(":", 1)[-1]
     dut = DiskController(params=params, capacity=capacity, mem_size=MEM_SIZE)
     run = run_cocotb(dut, toplevel="disk_controller", sim=sim, test_module="cocotb_disk",
                      test_dir=HERE, design=f"disk_{disk}",
@@ -61,14 +65,14 @@ def test_disk_controller_cocotb(sim: str, spec: str, tmp_path) -> None:
     # The RTL's time base: after edge START_EDGE - 2 the counter holds the next edge's time.
     assert res["clock_check"] == [(START_EDGE - 1) * P, START_EDGE * P]
     assert res["start"] == START_EDGE * P
-    accesses = []
+    accesses, refused = [], refused_pages(spec)
     model_out, model_mem, model_img, _ = run_model(prog, media, tmp_path, memory, params, capacity,
-                                                   transactions=accesses.extend)
+                                                   transactions=accesses.extend, refused=refused)
     # The bench's scoreboard saw every register access of the model's run, equal to the ps.
     assert res["bus_transactions"] == len(accesses) > 0
     events = [tuple(e) for e in res["events"]]
     assert events == model_out.events
-    exp_mem, exp_img = expected_after(prog, media, memory)
+    exp_mem, exp_img = expected_after(prog, media, memory, refused)
     assert res["memory"] == hashlib.sha256(exp_mem).hexdigest() == hashlib.sha256(model_mem).hexdigest()
     exp_hash = {str(k): hashlib.sha256(v).hexdigest() for k, v in exp_img.items()}
     assert {k: v for k, v in res["media"].items() if k in exp_hash} == exp_hash
@@ -76,6 +80,9 @@ def test_disk_controller_cocotb(sim: str, spec: str, tmp_path) -> None:
     assert model_img == exp_img
     if spec == "errors":
         assert [(c, e) for _, c, e in events] == ERROR_CODES and res["commits"] == []
+    if spec == "dmafault":
+        assert [(c, e) for _, c, e in events] == DMAFAULT_CODES and res["dma_errors"] == 3
+        assert res["commits"] == [61, 62]
 
 
 @pytest.mark.hdl

@@ -33,8 +33,10 @@ from hw.disk.gateware import (BLOCK_WORDS, DiskController, DriveFirmware, MediaO
 from hw.disk.image import DiskImage
 from hw.disk.mechanism import DiskMechanism, DiskParams, Op, Request
 from hw.disk.model import DiskControllerModel
-from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_BURST_WORDS, DMA_READ_BURST_CYCLES,
-                               DMA_WRITE_BURST_CYCLES, Command, Error, Irq, Reg)
+from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_BURST_WORDS, DMA_ERR_CYCLES,
+                               DMA_READ_BURST_CYCLES, DMA_WRITE_BURST_CYCLES, Command, Error,
+                               Irq, Reg)
+from hw.dma import ERR_CYCLES
 from sim.bindings.amaranth import add_clock, sim_time_ps
 from sim.bus import IrqLine
 from sim.kernel import Kernel
@@ -497,6 +499,7 @@ def test_signatures_and_validation() -> None:
     assert repr(err_bus) == "DmaBus(addr_width=32, count_width=8, features={'err'})"
     with pytest.raises(ValueError, match="features must be a set of"):
         DmaBus(features={"rty"})
+    assert DMA_ERR_CYCLES == ERR_CYCLES      # the contract's err edge is the bridge's
     with pytest.raises(ValueError, match="count_width must be in 1 .. 16, not 0"):
         DmaBus(count_width=0)
     with pytest.raises(TypeError, match="addr_width must be an integer"):
