@@ -575,6 +575,35 @@ def test_memory_refusing_a_burst_ends_the_command_with_dma_fault(rig, cmd) -> No
         assert rig.img.read(0, 16) == before and rig.m.sectors_written == 0
 
 
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_rejection_on_the_dma_fault_edge_leaves_busy(rig, order) -> None:
+    """A command rejected on the edge at which a DmaFault ends the running one: ERROR = Busy,
+    STATUS = Done | Error, IRQ_CAUSE = Done | Error (as the RTL, whose rejection is written
+    last), whichever of the two the kernel runs first."""
+    rig.mem.access_check = lambda page, owner, requester, write: page != 2
+
+    async def body():
+        await rig.setup(5, 1, 0x2000)                # refused at its first burst
+        await rig.wr(Reg.IrqEnable, Irq.Done | Irq.Error)
+        await rig.wr(Reg.Command, Command.Read)
+        rec = rig.m.last
+        await rig.k.sleep_until(rec.issue_ps + 1)
+        s = CLOCK.edge_at_or_after(rec.drive_done_ps) + DMA_SETUP_CYCLES * P
+        f = s + (DMA_ERR_CYCLES + IRQ_LATENCY_CYCLES) * P
+        poke = lambda: rig.m._poke(int(Reg.Command), int(Command.Inquire), f)   # noqa: E731
+        if order == "before":       # an ordinary entry runs ahead of the engine's late wake
+            rig.k.call_at(f, poke)
+        else:                       # a late entry pushed after the engine's runs after it
+            rig.k.call_at(f - P // 2, lambda: rig.k.call_at(f, poke, late=True))
+        await rig.irq.wait_high()
+        assert rig.k.now == f
+        await rig.k.sleep_until(f + P)
+        assert await rig.rd(Reg.Error) == Error.Busy
+        assert await rig.rd(Reg.Status) == Status.Done | Status.Error
+        assert await rig.rd(Reg.IrqCause) == Irq.Done | Irq.Error
+    rig.run(body())
+
+
 def test_registers_written_while_busy_do_not_affect_the_running_command(rig) -> None:
     rig.img.write(40, b"\x42" * 4 * BS)
 
