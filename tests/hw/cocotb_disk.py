@@ -29,12 +29,12 @@ from cocotb.utils import get_sim_time
 from hw.disk.gateware import BLOCK_WORDS, DriveFirmware, MediaOp
 from hw.disk.mechanism import DiskMechanism, Op, Request
 from hw.disk.registers import (CLOCK_PERIOD_PS, DMA_READ_BURST_CYCLES, DMA_WRITE_BURST_CYCLES,
-                               Command, Irq, Reg)
+                               Command, Reg)
 from serveros.rtl import write_result
 from bfm import Scoreboard
 from bfm.cocotb_hostbus import HostBusDriver, HostBusMonitor, HostBusSignals
-from test_disk_gateware import (START_EDGE, program_for, refused_pages, run_model, seek_plan,
-                                touches)
+from test_disk_gateware import (START_EDGE, drive_program, filler, program_for, refused_pages,
+                                run_model, seek_plan, touches)
 
 P = CLOCK_PERIOD_PS
 #: Which program a run executes (set by tests/hw/test_disk_cocotb.py).
@@ -218,24 +218,8 @@ class Bench:
         if self.spec == "seeks":
             return {"seeks": await self.seeks(), "clock_check": clock_check, "start": start}
         events = []
-        for c in self.prog:
-            if c.fill:
-                self.mem[c.addr:c.addr + len(c.fill)] = c.fill
-            if c.command is not None:
-                if not c.raw:
-                    await self.access(Reg.Lbn, c.lbn)
-                    await self.access(Reg.Count, c.count)
-                    await self.access(Reg.DmaAddr, c.addr)
-                    await self.access(Reg.IrqEnable, Irq.Done | Irq.Error)
-                await self.access(Reg.Command, c.command)
-            if not c.wait:
-                continue
-            await self.wait_irq()
-            t = self.now()
-            cause = await self.access(Reg.IrqCause)
-            error = await self.access(Reg.Error)
-            await self.access(Reg.IrqCause, cause)
-            events.append((t, cause, error))
+        await drive_program(self.prog, events, access=self.access, wait_irq=self.wait_irq,
+                            now=self.now, fill=filler(self.mem))
         self.scoreboard.check()
         media = {lbn: hashlib.sha256(b).hexdigest() for lbn, b in self.fw.media.items()}
         return {"events": events, "start": start, "clock_check": clock_check,

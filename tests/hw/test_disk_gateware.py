@@ -236,37 +236,65 @@ def touched(prog: list[Cmd], media: dict[int, bytes]) -> list[int]:
     return sorted(set(media) | {c.lbn + i for c in prog for i in range(c.count)})
 
 
-async def cpu_program(k: Kernel, dev, irq: IrqLine, mem: Memory, prog: list[Cmd | int],
-                      events: list[tuple[int, int, int]]) -> None:
-    """The CPU's side of ``prog`` on a simulation kernel, from edge :data:`START_EDGE`.
+async def drive_program(prog: list[Cmd | int], events: list[tuple[int, int, int]], *,
+                        access: Callable, wait_irq: Callable, now: Callable[[], int],
+                        fill: Callable[[int, bytes], None],
+                        sleep: Callable | None = None) -> None:
+    """The CPU's side of ``prog``, the same on every backend, from where the caller stands.
 
-    ``dev`` is the disk's register target (``await dev.write(reg, value)``, ``await
-    dev.read(reg)``: the model, or an RTL's bus binding), ``irq`` its interrupt line, ``mem`` host
-    memory (a command's ``fill`` is written there first). Each awaited interrupt appends (time,
-    IRQ_CAUSE, ERROR) to ``events``. A step that is an int sleeps that many ps.
+    ``await access(reg, value)`` writes a register, ``await access(reg)`` reads one;
+    ``await wait_irq()`` returns when the interrupt line is high; ``now()`` is the time in ps;
+    ``fill(addr, data)`` is the CPU writing host memory (a command's ``fill``, first); a step
+    that is an int sleeps that many ps (``await sleep(ps)``). Each awaited interrupt appends
+    (time, IRQ_CAUSE, ERROR) to ``events`` and is acknowledged.
     """
-    await k.sleep_until(START_EDGE * P)
     for c in prog:
         if isinstance(c, int):
-            await k.sleep_until(k.now + c)
+            await sleep(c)
             continue
         if c.fill:
-            mem.write(c.addr, c.fill)
+            fill(c.addr, c.fill)
         if c.command is not None:
             if not c.raw:
-                await dev.write(Reg.Lbn, c.lbn)
-                await dev.write(Reg.Count, c.count)
-                await dev.write(Reg.DmaAddr, c.addr)
-                await dev.write(Reg.IrqEnable, Irq.Done | Irq.Error)
-            await dev.write(Reg.Command, c.command)
+                await access(Reg.Lbn, c.lbn)
+                await access(Reg.Count, c.count)
+                await access(Reg.DmaAddr, c.addr)
+                await access(Reg.IrqEnable, Irq.Done | Irq.Error)
+            await access(Reg.Command, c.command)
         if not c.wait:
             continue
-        await irq.wait_high()
-        t = k.now
-        cause = await dev.read(Reg.IrqCause)
-        error = await dev.read(Reg.Error)
-        await dev.write(Reg.IrqCause, cause)
+        await wait_irq()
+        t = now()
+        cause = await access(Reg.IrqCause)
+        error = await access(Reg.Error)
+        await access(Reg.IrqCause, cause)
         events.append((t, cause, error))
+
+
+def filler(buf: bytearray) -> Callable[[int, bytes], None]:
+    """``fill`` for :func:`drive_program` over a bytearray standing for host memory."""
+    def fill(addr: int, data: bytes) -> None:
+        buf[addr:addr + len(data)] = data
+    return fill
+
+
+async def cpu_program(k: Kernel, dev, irq: IrqLine, mem: Memory, prog: list[Cmd | int],
+                      events: list[tuple[int, int, int]]) -> None:
+    """:func:`drive_program` on a simulation kernel, from edge :data:`START_EDGE`: ``dev`` is
+    the disk's register target (the model, or an RTL's bus binding), ``irq`` its interrupt
+    line, ``mem`` host memory."""
+    async def access(reg: Reg, value: int | None = None) -> int:
+        if value is None:
+            return await dev.read(reg)
+        await dev.write(reg, value)
+        return 0
+
+    async def sleep(ps: int) -> None:
+        await k.sleep_until(k.now + ps)
+
+    await k.sleep_until(START_EDGE * P)
+    await drive_program(prog, events, access=access, wait_irq=irq.wait_high,
+                        now=lambda: k.now, fill=mem.write, sleep=sleep)
 
 
 def run_model(prog: list[Cmd], media: dict[int, bytes], tmp_path: Path, memory: bytes,
@@ -420,24 +448,9 @@ class RtlRig:
             for _ in range(START_EDGE + 1):   # edges 0 .. START_EDGE: now at START_EDGE * P
                 await ctx.tick()
             assert self.now() == START_EDGE * P
-            for c in prog:
-                if c.fill:
-                    self.mem[c.addr:c.addr + len(c.fill)] = c.fill
-                if c.command is not None:
-                    if not c.raw:
-                        await self.access(ctx, Reg.Lbn, c.lbn)
-                        await self.access(ctx, Reg.Count, c.count)
-                        await self.access(ctx, Reg.DmaAddr, c.addr)
-                        await self.access(ctx, Reg.IrqEnable, Irq.Done | Irq.Error)
-                    await self.access(ctx, Reg.Command, c.command)
-                if not c.wait:
-                    continue
-                await self.wait_irq(ctx)
-                t = self.now()
-                cause = await self.access(ctx, Reg.IrqCause)
-                error = await self.access(ctx, Reg.Error)
-                await self.access(ctx, Reg.IrqCause, cause)
-                out.events.append((t, cause, error))
+            await drive_program(prog, out.events, access=lambda reg, value=None: self.access(
+                ctx, reg, value), wait_irq=lambda: self.wait_irq(ctx), now=self.now,
+                fill=filler(self.mem))
             finished.append(True)
 
         self.sim.add_testbench(cpu)
