@@ -184,8 +184,8 @@ class DmaServer:
 
     # -- a device-to-memory burst's words -------------------------------------------------------
     def _on_data(self, _level: int) -> None:
-        if not self._awaiting:
-            return                  # a refused burst: nothing lands
+        if not self._awaiting:      # the bridge toggles only for bursts the memory accepted
+            raise BindingError(f"{self.name}: device-to-memory words with no burst awaiting them")
         landing = self._awaiting.popleft()
         landing.words = self.access.mem_read(self._mem, 0, self.driver.get(self._port["taken"]))
         self._land(landing)
