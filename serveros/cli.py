@@ -119,19 +119,20 @@ def _rtl_option(kinds: Callable[[], tuple[str, ...]],
         raise UsageError(f"argument --backend: {exc}") from None
 
 
-def _lance_kinds(text: str) -> tuple[str, ...]:
-    """``--rtl`` of ``serveros lance``, whose two machines have a LANCE card each."""
+def _kinds_of(text: str, have: tuple[str, ...]) -> tuple[str, ...]:
+    """``--rtl`` of a command whose machines have devices of the kinds ``have`` only."""
     from .simulation import parse_rtl
     rtl = parse_rtl(text)
     for kind in rtl:
-        if kind != "lance":
-            raise ValueError(f"no machine has a {kind} device (their devices: lance)")
+        if kind not in have:
+            raise ValueError(f"no machine has a {kind} device (their devices: "
+                             f"{', '.join(have)})")
     return rtl
 
 
 def _cmd_lance(args: argparse.Namespace) -> int:
     from .experiments.lance import run_lance_exchange
-    rtl, backend = _rtl_option(lambda: _lance_kinds(args.rtl), args.backend)
+    rtl, backend = _rtl_option(lambda: _kinds_of(args.rtl, ("lance",)), args.backend)
     _check_simulator("--backend", backend)
     if args.pcap:
         output_file("--pcap", args.pcap)
@@ -241,6 +242,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from hw.disk.image import ImageError
     from hw.disk.trace import TraceError, read_trace
     from .experiments.disk_replay import replay_trace, write_csv
+    rtl, backend = _rtl_option(lambda: _kinds_of(args.rtl, ("disk",)), args.backend)
+    if backend != "model" and not rtl:
+        raise UsageError(f"argument --backend: {backend} is the HDL simulator of the --rtl "
+                         f"devices; add --rtl disk to run the controller's RTL on it")
+    _check_simulator("--backend", backend)
     if args.out:
         output_file("--out", args.out)
     if args.image and not Path(args.image).is_file():
@@ -251,15 +257,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"argument trace: {getattr(exc, 'strerror', None) or exc}"
                          + (f": {args.trace!r}" if isinstance(exc, OSError) else "")) from exc
     try:
-        with console.status(f"replaying {args.trace} through the disk {args.backend} ..."):
-            res = replay_trace(records, image=args.image, backend=args.backend, limit=args.limit,
+        what = f"RTL on {backend}" if rtl else "model"
+        with console.status(f"replaying {args.trace} through the disk controller's {what} ..."):
+            res = replay_trace(records, image=args.image, backend=backend, limit=args.limit,
                                source=str(args.trace))
     except (ImageError, OSError) as exc:
         raise UsageError(f"argument --image: {exc}") from exc
     except ValueError as exc:               # TraceError too: the trace is empty or runs off the disk
         raise UsageError(f"argument trace: {exc}") from exc
     n, show = len(res.rows), args.show
-    t = Table(title=f"{args.trace}: {n} requests through the disk controller ({res.backend})")
+    t = Table(title=f"{args.trace}: {n} requests through the disk controller's {what}")
     for col in ("line", "op", "lbn", "blocks", "hit trace/sim", "measured ms", "drive ms", "host ms"):
         t.add_column(col, justify="left" if col in ("op", "hit trace/sim") else "right")
     picked = list(range(n)) if n <= 2 * show else list(range(show)) + [-1] + list(range(n - show, n))
@@ -278,6 +285,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                   f"mean host service {mean_host:.3f} ms; buffer hit/miss agrees with the trace "
                   f"on {res.hit_agreement:.1%}; {res.blocks / max(res.wall_seconds, 1e-9):,.0f} "
                   f"blocks per wall-second")
+    if rtl:
+        console.print(f"the controller's RTL on {backend} resumed Python {res.python_wakes:,} "
+                      f"times")
     c = res.comparison
     if c is None:
         console.print("the trace carries no measured times: nothing to compare")
@@ -553,7 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="replay a DiskSim validate trace through the disk controller "
                         "and driver; print each request's simulated service time")
     rp.add_argument("trace", help="DiskSim validate trace (R|W Hit|Miss block count service_us gap_us)")
-    rp.add_argument("--backend", choices=("model",), default="model", help="the controller's backend (default model)")
+    rp.add_argument("--rtl", default="", metavar="KINDS",
+                    help="device kinds that run as RTL: disk (the controller; default none: "
+                         "its model)")
+    rp.add_argument("--backend", default=None,
+                    help="the HDL simulator of the --rtl devices: verilator (default) or "
+                         "amaranth; model (the default without --rtl) runs the controller's model")
     rp.add_argument("--image", default=None, help="disk image to read (default: an empty RZ26); not modified")
     rp.add_argument("--limit", type=positive, default=None, help="replay only the first N requests")
     rp.add_argument("--out", default=None, help="write every request's times to this CSV file")

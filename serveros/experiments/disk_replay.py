@@ -1,18 +1,23 @@
 """Replay a DiskSim "validate" trace through the disk controller and its driver.
 
 The trace (:mod:`hw.disk.trace`) is issued one request at a time by a driver thread on a
-simulated DECstation (:class:`sim.cpu.CPU`, the Aegis profile): request ``i + 1`` is issued
-``gap`` microseconds (the trace's sixth field) after the driver returned from request ``i``.
-Each request goes through :class:`sw.drivers.disk.DiskDriver` to the controller
-(:class:`hw.disk.model.DiskControllerModel`, or in future an RTL backend), which asks the DEC
-RZ26 mechanism model for the drive's time and moves the data by DMA.
+bare simulated DECstation (:func:`serveros.machines.bare`: the Aegis profile's CPU, main memory
+and the disk ``rz0`` at :data:`serveros.machines.DISK_BASE`, no operating system), built by
+:class:`serveros.simulation.Simulation`: request ``i + 1`` is issued ``gap`` microseconds (the
+trace's sixth field) after the driver returned from request ``i``. Each request goes through
+:class:`sw.drivers.disk.DiskDriver` to the controller, which asks the DEC RZ26 drive for its
+time and moves the data by DMA into the machine's memory. The controller is its model
+(:class:`hw.disk.model.DiskControllerModel`, backend ``model``) or its RTL on an HDL simulator
+(backend ``verilator`` or ``amaranth``: :data:`hw.disk.attach.DISK`'s harness, the drive being
+the drive firmware, :class:`hw.disk.gateware.DriveFirmware`).
 
 For every request the result holds two simulated times:
 
 * ``drive_ms``: from the controller handing the request to the drive until the drive reports
   completion (command overhead, seek, rotation, media and SCSI-bus transfer): what DiskSim's
   validation traces measured at the drive, and what is compared with the trace's measured
-  service time;
+  service time. On the RTL it is the drive firmware's account of the request as the RTL handed
+  it over (the RTL's issue time; the drive's cache outcome is ``sim_hit`` either way);
 * ``host_ms``: what the software saw, from the driver's call to its return (register
   accesses, command decode, DMA into or out of host memory, the interrupt and its handler).
 
@@ -26,27 +31,23 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from hw.disk.image import DiskImage
 from hw.disk.mechanism import DiskParams, Op
-from hw.disk.model import DiskControllerModel
-from hw.disk.registers import CLOCK_PERIOD_PS, WINDOW_SIZE
 from hw.disk.trace import Comparison, TraceError, TraceRecord, compare
-from sim.bus import Bus, IrqLine
-from sim.cpu import CPU
+from sim.devices import DeviceSpec
 from sim.kernel import Kernel
-from sim.memory import Memory
-from sim.platforms.decstation import DECSTATION_5000_125_AEGIS
-from sim.time import MS, S, Clock
+from sim.time import MS, S
 from sw.drivers.disk import DiskDriver
 
-__all__ = ["BACKENDS", "DISK_BASE", "ReplayRow", "DiskReplayResult", "replay_trace", "write_csv"]
+from ..machines import DECSTATION_PROFILES, DISK_BASE, bare
+from ..simulation import RTL_BACKENDS, Simulation
 
-#: Backends ``replay_trace`` accepts (the RTL ones join when the controller's gateware lands).
-BACKENDS = ("model",)
-#: Where the controller's registers are mapped on the simulated bus.
-DISK_BASE = 0x1C00_0000
+__all__ = ["BACKENDS", "ReplayRow", "DiskReplayResult", "replay_trace", "write_csv"]
+
+#: The controllers ``replay_trace`` runs: its model, or its RTL on one of the HDL simulators.
+BACKENDS = ("model",) + RTL_BACKENDS
 _PAGE = 4096
 
 
@@ -83,6 +84,10 @@ class DiskReplayResult:
     wall_seconds : float
         Wall-clock time the replay took (a figure, not part of the simulated result).
     backend : str
+        The controller: ``model``, or the HDL simulator its RTL ran on.
+    python_wakes : int
+        Times the HDL simulator resumed Python (0 for the model): of the order of the
+        transactions (bus accesses, DMA bursts, media blocks), not of the clock cycles.
     """
 
     rows: tuple[ReplayRow, ...]
@@ -91,6 +96,7 @@ class DiskReplayResult:
     blocks: int
     wall_seconds: float
     backend: str = "model"
+    python_wakes: int = 0
 
     @property
     def hit_agreement(self) -> float:
@@ -118,7 +124,8 @@ def replay_trace(records: Sequence[TraceRecord], *, image: str | Path | None = N
         A disk image to read from (opened without write-through: the file is not changed).
         Default: an empty RZ26-sized sparse image in a temporary folder.
     backend : str
-        One of :data:`BACKENDS`.
+        The controller (:data:`BACKENDS`): ``model``, or its RTL on ``verilator`` or
+        ``amaranth``.
     limit : int, optional
         Replay only the first ``limit`` requests.
     params : DiskParams, optional
@@ -151,42 +158,74 @@ def replay_trace(records: Sequence[TraceRecord], *, image: str | Path | None = N
             return _run(records, img, params, backend)
 
 
-def _run(records: list[TraceRecord], img: DiskImage, params: DiskParams, backend: str) -> DiskReplayResult:
+def _drive(attached) -> Callable[[], tuple[int, bool]]:
+    """A function giving (drive ps, the drive's cache hit) of the disk's last Read or Write:
+    the model's record of it or, for the RTL, the drive firmware's log of the requests the RTL
+    handed the drive since the last call (the hit is the drive's outcome for the last one,
+    served again from the state the drive was in: the drive is a pure function of it)."""
+    if attached.impl == "model":
+        controller = attached.parts["controller"]
+
+        def last() -> tuple[int, bool]:
+            c = controller.last
+            return c.drive_ps, c.breakdown.hit
+        return last
+    firmware = attached.parts["firmware"]
+    seen = [len(firmware.log), firmware.state]     # requests logged, the drive's state then
+
+    def last() -> tuple[int, bool]:
+        served, state = firmware.log[seen[0]:], seen[1]
+        if not served:
+            raise RuntimeError("the RTL controller handed the drive no request")
+        for request, issue_ps, done_ps in served:
+            _, breakdown, state = firmware.mechanism.service(request, state, issue_ps)
+        seen[:] = [len(firmware.log), state]
+        return done_ps - issue_ps, breakdown.hit
+    return last
+
+
+def _run(records: list[TraceRecord], img: DiskImage, params: DiskParams,
+         backend: str) -> DiskReplayResult:
     wall0 = time.perf_counter()
     k = Kernel()
-    prof = DECSTATION_5000_125_AEGIS
     largest = max(r.count for r in records) * img.block_size
-    mem = Memory(k, max(64 * 1024, -(-largest // _PAGE) * _PAGE), profile=prof)
-    bus = Bus(k)
-    cpu = CPU(k, prof)
-    irq = IrqLine(k, "disk")
-    ctl = DiskControllerModel(k, Clock(CLOCK_PERIOD_PS, "tc"), memory=mem, image=img, irq=irq,
-                              params=params)
-    bus.map(DISK_BASE, WINDOW_SIZE, ctl, "disk")
-    drv = DiskDriver(cpu, bus, DISK_BASE, mem, irq)
-    rows: list[ReplayRow] = []
+    memory_bytes = max(64 * 1024, -(-largest // _PAGE) * _PAGE)
+    disk = DeviceSpec("disk", "rz0", DISK_BASE,
+                      {"image": img, "params": params, "mem_size": memory_bytes})
+    machine = bare("m0", (disk,), profile=DECSTATION_PROFILES["aegis"],
+                   memory_bytes=memory_bytes)
+    with Simulation(k, [machine], media={}, rtl=() if backend == "model" else ("disk",),
+                    backend="verilator" if backend == "model" else backend) as sim:
+        host = sim.hosts["m0"]
+        attached = host.extra["devices"]["rz0"]
+        drv = DiskDriver(host.cpu, host.extra["bus"], DISK_BASE, host.memory, attached.irq)
+        last = _drive(attached)
+        rows: list[ReplayRow] = []
 
-    async def replayer() -> None:
-        for rec in records:
-            t0 = k.now
-            if rec.op is Op.Read:
-                await drv.read(rec.lbn, rec.count, 0)
-            else:
-                await drv.write(rec.lbn, rec.count, 0)
-            c = ctl.last
-            rows.append(ReplayRow(rec.line, rec.op.value, rec.lbn, rec.count, rec.hit,
-                                  c.breakdown.hit, rec.service_ps / MS, c.drive_ps / MS,
-                                  (k.now - t0) / MS, t0 / MS))
-            await k.sleep(rec.gap_ps)
+        async def replayer() -> None:
+            for rec in records:
+                t0 = k.now
+                if rec.op is Op.Read:
+                    await drv.read(rec.lbn, rec.count, 0)
+                else:
+                    await drv.write(rec.lbn, rec.count, 0)
+                drive_ps, hit = last()
+                rows.append(ReplayRow(rec.line, rec.op.value, rec.lbn, rec.count, rec.hit, hit,
+                                      rec.service_ps / MS, drive_ps / MS, (k.now - t0) / MS,
+                                      t0 / MS))
+                await k.sleep(rec.gap_ps)
 
-    task = k.spawn(replayer(), name="replay")
-    k.run()
+        task = k.spawn(replayer(), name="replay")
+        sim.run()
+        wakes = sim.rtl.driver.stats.wakes if sim.rtl is not None else 0
     if task.exception is not None:     # pragma: no cover - the kernel raises first
         raise task.exception
+    if not task.done:
+        raise RuntimeError("the replay did not finish")
     measured = [r.measured_ms for r in rows]
     comparison = compare(measured, [r.drive_ms for r in rows]) if any(measured) else None
     return DiskReplayResult(tuple(rows), comparison, k.now / S, sum(r.count for r in rows),
-                            time.perf_counter() - wall0, backend)
+                            time.perf_counter() - wall0, backend, wakes)
 
 
 def write_csv(result: DiskReplayResult, path: str | Path) -> None:

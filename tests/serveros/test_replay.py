@@ -1,4 +1,5 @@
-"""``serveros replay``: a DiskSim validate trace through driver and controller model."""
+"""``serveros replay``: a DiskSim validate trace through driver and controller, the controller
+as its model or (``--rtl disk``) as its RTL."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +11,7 @@ from hw.disk.image import DiskImage
 from hw.disk.trace import TraceError, format_trace, parse_trace, read_trace
 from serveros.cli import main
 from serveros.experiments.disk_replay import replay_trace
+from serveros.rtl import simulator_missing
 
 TRACE = Path(__file__).parents[1] / "data" / "rz26_small.trace"
 
@@ -101,9 +103,52 @@ def test_image_option_reads_data_and_does_not_change_the_file(tmp_path) -> None:
 
 
 def test_bad_options(tmp_path, capsys) -> None:
-    with pytest.raises(ValueError, match="backend must be one of model, not 'verilator'"):
-        replay_trace(read_trace(TRACE), backend="verilator")
+    with pytest.raises(ValueError, match="backend must be one of model, verilator, amaranth, "
+                                         "not 'icarus'"):
+        replay_trace(read_trace(TRACE), backend="icarus")
     with pytest.raises(ValueError, match="limit must be a positive int, not 0"):
         replay_trace(read_trace(TRACE), limit=0)
     assert main(["replay", str(tmp_path / "missing.trace")]) == 2
     assert "missing.trace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, what", [
+    (["--backend", "verilator"], "--backend: verilator is the HDL simulator of the --rtl"),
+    (["--rtl", "lance"], "--rtl: no machine has a lance device (their devices: disk)"),
+    (["--rtl", "disk", "--backend", "model"], "--backend: backend 'model' runs no RTL"),
+])
+def test_bad_rtl_options_are_named(args, what, capsys) -> None:
+    assert main(["replay", str(TRACE), *args]) == 2
+    assert what in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.hdl
+def test_the_controllers_rtl_gives_the_models_rows(tmp_path, capsys) -> None:
+    """``--rtl disk``: the same trace through the controller's RTL on Verilator (the drive
+    firmware over the same image) gives the model's rows, to the picosecond."""
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    recs = parse_trace("R Miss 100 4 0 0\nW Miss 5000 2 0 100\nW Miss 5002 2 0 0\n"
+                       "R Miss 5000 8 0 50\nR Miss 100 4 0 0\nR Miss 104 64 0 10\n")
+    model, rtl = replay_trace(recs), replay_trace(recs, backend="verilator")
+    assert (model.backend, model.python_wakes, rtl.backend) == ("model", 0, "verilator")
+    assert rtl.rows == model.rows and rtl.sim_seconds == model.sim_seconds
+    assert any(r.sim_hit for r in rtl.rows) and not all(r.sim_hit for r in rtl.rows)
+    # Woken per transaction (bus accesses, 64-word DMA bursts, media blocks), not per cycle.
+    cycles = int(rtl.sim_seconds * 12_500_000)
+    assert 0 < rtl.python_wakes * 100 < cycles
+    out, out_rtl = tmp_path / "m.csv", tmp_path / "r.csv"
+    assert main(["replay", str(TRACE), "--out", str(out)]) == 0
+    assert main(["replay", str(TRACE), "--rtl", "disk", "--out", str(out_rtl)]) == 0
+    text = capsys.readouterr().out
+    assert "controller's RTL on verilator" in text and "resumed Python" in text
+    assert out_rtl.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.hdl
+def test_the_controllers_rtl_on_amaranth_gives_the_models_rows() -> None:
+    recs = parse_trace("R Miss 100 2 0 0\nW Miss 5000 1 0 0\nR Miss 100 2 0 0\n")
+    rtl = replay_trace(recs, backend="amaranth")
+    assert rtl.rows == replay_trace(recs).rows and rtl.python_wakes > 0
