@@ -5,8 +5,8 @@ import logging
 import pytest
 
 from serveros.experiments import paper
-from serveros.machines import (DISK_BASE, LANCE_BASE, MEMORY_BYTES, MachineSpec, client_spec,
-                               decstation, machine_mac, preload_arp, server_spec)
+from serveros.machines import (DISK_BASE, LANCE_BASE, MEMORY_BYTES, MachineSpec, bare,
+                               client_spec, decstation, machine_mac, preload_arp, server_spec)
 from serveros.rtl import simulator_missing
 from serveros.simulation import Simulation, check_rtl, parse_rtl
 from sim.devices import DeviceSpec
@@ -114,6 +114,35 @@ def test_aegis_binds_a_driver_per_device_and_owns_the_receive_path(image, caplog
     assert aegis.extents.block_count == drivers["rz0"].blocks
 
 
+def test_a_bare_machine_binds_nothing_its_builder_drives_the_devices(caplog):
+    from hw.timer.registers import Reg
+    spec = bare("m0", [DeviceSpec("timer", "tm0", TIMER_BASE),
+                       DeviceSpec("lance", "le0", LANCE_BASE, {"mac": machine_mac(7)})])
+    assert (spec.os, spec.ip, spec.memory_bytes, spec.profile, spec.kinds) == \
+        ("none", bytes(4), 0, "decstation-5000-125-aegis", ("timer", "lance"))
+    with pytest.raises(ValueError, match="memory_bytes"):
+        bare("m0", (), memory_bytes=-1)
+    k = Kernel()
+    sim = Simulation(k, [spec], media={"ethernet": Segment(k, seed=1)})
+    host = sim.hosts["m0"]
+    assert host.extra["booted"] and host.memory is None
+    host.extra["booted"] = False                        # boot() itself binds nothing either
+    with caplog.at_level(logging.INFO, logger="sw.boot"):
+        _boot(sim, "m0")
+    assert host.extra["booted"] and "drivers" not in host.extra and caplog.text == ""
+    assert host.netdev is None and "aegis" not in host.extra
+    # The builder's own driver: the timer's registers on the machine's bus, its irq line.
+    tm0 = host.extra["devices"]["tm0"]
+    bus = host.extra["bus"]
+
+    async def poke():
+        await bus.write(TIMER_BASE + Reg.Load, 5)
+        return await bus.read(TIMER_BASE + Reg.Load)
+    t = k.spawn(poke(), name="poke")
+    sim.run()
+    assert t.result == 5 and tm0.irq.level == 0 and tm0.impl == "model"
+
+
 def test_ultrix_keeps_the_card_to_its_kernel(image):
     k = Kernel()
     sim = Simulation(k, [server_spec("ncsa", image)], media={"ethernet": Segment(k, seed=1)})
@@ -185,16 +214,9 @@ def test_rtl_devices_give_the_model_rows(image, rtl):
                   _rows(image, args[0], rtl, args[1], args[2]), rtl)
 
 
-#: The LANCE card's RTL and model part at Cheetah 100 B x5, 30 requests, seed 1 (frame 544 of
-#: the capture, t = 0.1408 s: another client's frame goes first), already before issue 15
-#: (e5ccafc with --backend verilator); the disk alone gives the model's rows.
-_LANCE_X5 = pytest.mark.xfail(strict=True, reason="LANCE RTL and model diverge at cheetah "
-                                                  "100 B x5 (pre-existing)")
-
-
 @pytest.mark.slow
 @pytest.mark.hdl
-@pytest.mark.parametrize("rtl", [pytest.param("lance,disk", marks=_LANCE_X5), "disk"])
+@pytest.mark.parametrize("rtl", ["lance,disk", "disk"])
 def test_rtl_devices_give_the_model_rows_for_figure_b_at_30_requests(image, rtl):
     _needs_verilator()
     servers = ["cheetah", "ncsa"]
