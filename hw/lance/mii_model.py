@@ -208,9 +208,11 @@ class MiiTxModel:
         h = self._last_high_tick(edge)
         if h is not None and h >= a.first_tick:
             a.deferred = True
-        if h == edge:
+        if h == edge and self._crs[-1][1]:
             a.waiting_for_carrier = True        # set_crs(0) goes on from here
             return
+        # A carrier that fell at this very edge's time was still seen by it (a pin driven at
+        # ``t`` is sampled strictly after ``t``): the gap counts from here, as below.
         start = max(self.end_tick, h if h is not None else _NEVER) + _IFG
         if start > edge:
             self._check_at(a, start)

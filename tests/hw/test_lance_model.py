@@ -427,17 +427,19 @@ class ScriptedWire:
     ``collide`` attempts, and can hold ``crs`` high over given cycles. Records every attempt
     as (rise edge, fall edge, frame or None)."""
 
-    def __init__(self, collide: int = 0, col_after: int = 200, crs: tuple = ()):
+    def __init__(self, collide: int = 0, col_after: int = 200, crs: tuple = (),
+                 crs_phase: int = P // 3):
         self.collide, self.col_after, self.crs = collide, col_after, crs
+        self.crs_phase = crs_phase
         self.attempts: list[list] = []
         self.m: LanceModel | None = None
 
     def bind(self, m: LanceModel) -> None:
         self.m = m
         k = m.kernel
-        for lo, hi in self.crs:           # mid-cycle, as a far station's signal would be
-            k.call_at(lo * P + P // 3, lambda: m.set_crs(1))
-            k.call_at(hi * P + P // 3, lambda: m.set_crs(0))
+        for lo, hi in self.crs:           # mid-cycle by default, as a far station's signal
+            k.call_at(lo * P + self.crs_phase, lambda: m.set_crs(1))
+            k.call_at(hi * P + self.crs_phase, lambda: m.set_crs(0))
 
     def tx_start(self, frame: bytes | None) -> None:
         k = self.m.kernel
@@ -523,6 +525,26 @@ def test_deferral_waits_for_the_carrier_and_the_gap() -> None:
     last_high = 3000 - (3000 - T.MII_TICK_PHASE) % T.MII_DIVIDER
     assert rise == last_high + T.MII_DIVIDER * T.TX_IFG_TICKS and frame is not None
     assert c.tmd(0).flags == TMD1.STP | TMD1.ENP | TMD1.DEF
+
+
+@pytest.mark.parametrize("shift", range(-6, 7))
+def test_a_carrier_falling_on_an_edge_is_seen_by_that_edge(shift: int) -> None:
+    """crs driven low at exactly an edge's time is still high for that edge (a pin driven at
+    ``t`` is sampled strictly after ``t``), also when that edge is the first tick at which the
+    transmitter holds the frame: the gap counts from the last tick that saw the carrier (the
+    model once waited there for a second fall that never came)."""
+    free = Card()
+    free.start()
+    free.queue_tx(0, bytes(80))
+    w = free.tdmd()                       # every card here takes TDMD at this edge
+    first = T.next_tick_at_or_after(w + 1 + T.TX_FETCH_CYCLES + T.TX_FIRST_BYTE_CYCLES + 1)
+    fall = first + shift
+    wire = ScriptedWire(crs=((10, fall),), crs_phase=0)
+    c = _send_on(wire, bytes(80))
+    (rise, _, frame), = wire.attempts
+    last_high = fall - (fall - T.MII_TICK_PHASE) % T.MII_DIVIDER
+    assert rise == max(first, last_high + T.MII_DIVIDER * T.TX_IFG_TICKS) and frame is not None
+    assert c.tmd(0).flags == TMD1.STP | TMD1.ENP | (TMD1.DEF if last_high >= first else 0)
 
 
 def test_no_deferral_when_the_carrier_is_gone_before_the_frame() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from serveros.experiments.lance import run_lance_exchange
 from serveros.rtl import simulator_missing
-from sim.media.ethernet import JAM_BITS
+from sim.media.ethernet import JAM_BITS, build_frame
 
 
 def _tshark_frames(path) -> list[tuple[str, str, int]]:
@@ -310,3 +310,60 @@ def test_model_and_rtl_agree_on_the_late_collision_boundary() -> None:
     assert 0 < sum(late) < len(steps)                            # the sweep crosses the boundary
     assert late == sorted(late)                                  # once late, always late
     assert model_runs == rtl_runs
+
+
+def _carrier_falls_at_the_offer(backend: str, rounds: int, send_ns: int):
+    """Round ``i`` (1 ms each): a plain station ``p0`` sends a 64-byte frame timed so that its
+    carrier leaves ``le0``'s pins exactly at a clock edge, one edge later each round; ``le0``'s
+    driver queues a frame ``send_ns`` after the round began, while that carrier is still
+    there, so the card defers to it. Returns every transmission on the segment (sender, start,
+    end, collided, length)."""
+    from sim.kernel import Kernel
+    from sim.media.ethernet import Segment
+    from sim.time import MS, NS
+
+    k = Kernel()
+    seg = Segment(k, seed=1)
+    wire = _wire_log(seg)
+    drv, mac, session = _le0(backend, k, seg)
+    peer = seg.attach("p0")
+    p = 80_000                                  # the card's clock period
+    # p0's frame takes 57.6 us (720 periods): it leaves le0 at an edge if it starts at one
+    # less the propagation delay.
+    skew = -seg.propagation_ps % p
+
+    async def card() -> None:
+        await drv.start()
+        for i in range(rounds):
+            await k.sleep_until((i + 1) * MS + send_ns * NS)
+            await drv.send(b"\xff" * 6 + mac + b"\x88\xb5" + bytes(46))
+        await drv.flush()
+
+    async def other() -> None:
+        for i in range(rounds):
+            await k.sleep_until((i + 1) * MS + i * p + skew)
+            await peer.send(build_frame(mac, bytes([2, 0, 0, 0, 0, 9]), 0x88B5, bytes(46)))
+
+    k.spawn(card(), name="le0")
+    k.spawn(other(), name="p0")
+    _run(k, session)
+    return wire
+
+
+@pytest.mark.hdl
+def test_a_carrier_that_leaves_at_the_cards_first_tick_is_deferred_to_once() -> None:
+    """In round 2, p0's carrier leaves le0's pins at the very edge at which the card first
+    holds its frame: that tick still sees the carrier (a pin driven at t is sampled strictly
+    after t), so the card starts 24 ticks (9.6 us) later, as the gateware does; the model
+    once waited for a second fall of the carrier and sent the frame a round late."""
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    model = _carrier_falls_at_the_offer("model", 5, 50_800)
+    assert [w[0] for w in model] == ["p0", "le0"] * 5
+    p0, le0 = model[4], model[5]
+    assert le0[1] == p0[2] + 950_000 + 24 * 5 * 80_000
+    rtl = _carrier_falls_at_the_offer("verilator", 5, 50_800)
+    for i, (a, b) in enumerate(zip(model, rtl)):
+        assert a == b, f"transmission {i} differs: model {a}, RTL {b}"
+    assert len(model) == len(rtl)
