@@ -560,7 +560,7 @@ class DiskController(wiring.Component):
         p_words = Signal(range(BLOCK_WORDS + 1))
         p_end = Signal()              # comb: the port's transaction ends at this edge
         p_done = Signal()             # ... and it belongs to the running command
-        p_stale = Signal()            # the transaction in flight outlived a Reset
+        p_stale = Signal()            # the transaction in flight outlived a Reset or DMA fault
         p_multi = (media.op == MediaOp.Read) | (media.op == MediaOp.Write)
         m.d.comb += p_done.eq(p_end & ~p_stale & ~cancel)
         with m.FSM(name="port"):
