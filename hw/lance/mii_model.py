@@ -1,14 +1,14 @@
 """The LANCE card's MII transmitter on a half-duplex wire, as the transaction-level model computes it.
 
 :class:`MiiTxModel` is the twin of :class:`hw.lance.mii.MiiTransmitter` and of the part of the
-transmit engine that reacts to it (hw/lance/gateware.py, ``tx_engine``): carrier deferral, the
+transmit engine that reacts to it (hw/lance/tx_engine.py): carrier deferral, the
 jam after a collision, and when the aborted frame's status reaches the engine. Like the rest of
 the model it never wakes per tick: it computes the tick edge at which ``tx_en`` rises from the
 carrier's history, and the edge at which it falls from the frame's length or from the tick at
 which ``col`` is seen. The engine (:class:`hw.lance.model.LanceModel`) keeps the rest: the
 descriptor fetches, the backoff and the write-back.
 
-The pins, as the RTL sees them (the binding's convention, serveros/verilator_direct.py): a
+The pins, as the RTL sees them (the binding's convention, sim/bindings/verilator.py): a
 value driven at time ``t`` is sampled at the first clock edge strictly after ``t``, and the MII
 logic samples ``crs`` and ``col`` only at tick edges (:mod:`hw.lance.timing`).
 

@@ -61,8 +61,8 @@ not loop back a chain cut by a descriptor it does not own.
 On a wire (:class:`~hw.lance.mii_model.LanceWire`) the card does its own CSMA/CD, as the
 gateware does: :class:`~hw.lance.mii_model.MiiTxModel` defers to ``crs`` and jams on ``col``;
 the engine backs off with the gateware's LFSR (seeded from the station address) and fetches the
-frame again from its first descriptor. serveros/devices.py binds it to a segment the way
-serveros/lance_rtl.py binds the RTL, so the two backends see the same wire.
+frame again from its first descriptor. hw/lance/attach.py binds it to a segment the way it
+binds the RTL (through sim/media/transceiver.py), so the two implementations see the same wire.
 
 Semantics: docs/lance_card.md and :mod:`hw.lance.registers`.
 """

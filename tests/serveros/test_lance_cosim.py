@@ -80,39 +80,27 @@ def test_rtl_and_model_backends_carry_the_same_frames(tmp_path) -> None:
 
 
 def _le0(backend: str, k, seg):
-    """A DECstation's driver and LANCE card ``le0`` (model, or RTL on ``backend``) on ``seg``.
-    Returns (driver, MAC, RTL simulation or None)."""
-    from hw.lance.attach import LANCE
-    from sim.bindings.session import RtlSimulation
-    from sim.bus import Bus
-    from sim.cpu import CPU
-    from sim.devices import DeviceSpec, MachinePorts
-    from sim.platforms.decstation import DECSTATION_5000_125_AEGIS
+    """A bare DECstation's driver and LANCE card ``le0`` (model, or RTL on ``backend``) on
+    ``seg``, the machine built by :class:`serveros.simulation.Simulation`. Returns (driver, MAC,
+    simulation)."""
+    from serveros.machines import LANCE_BASE, bare
+    from serveros.simulation import Simulation
+    from sim.devices import DeviceSpec
     from sw.drivers.lance import LanceDriver
 
-    base = 0x1E00_0000
-    machine = MachinePorts(k, "m0", Bus(k, "bus"), media={"ethernet": seg})
-    cpu = CPU(k, DECSTATION_5000_125_AEGIS, "cpu")
     mac = bytes([0x08, 0x00, 0x2B, 0, 0, 1])
-    spec = DeviceSpec("lance", "le0", base, {"mac": mac, "station": "le0"})
-    session = None
-    if backend == "model":
-        card = LANCE.attach_model(machine, spec)
-    else:
-        session = RtlSimulation(k, backend=backend)
-        session.add("m0_le0", LANCE, spec)
-        session.start()
-        card = LANCE.bind_rtl(machine, spec, session.access("m0_le0"), session.driver)
-    machine.bus.map(base, LANCE.window, card.target, "le0")
-    return LanceDriver(cpu, machine.bus, base, irq=card.irq, name="le0"), mac, session
+    spec = DeviceSpec("lance", "le0", LANCE_BASE, {"mac": mac, "station": "le0"})
+    sim = Simulation(k, [bare("m0", (spec,))], media={"ethernet": seg},
+                     rtl=() if backend == "model" else ("lance",),
+                     backend="verilator" if backend == "model" else backend)
+    host = sim.hosts["m0"]
+    return LanceDriver(host.cpu, host.extra["bus"], LANCE_BASE,
+                       irq=host.extra["devices"]["le0"].irq, name="le0"), mac, sim
 
 
-def _run(k, session) -> None:
-    try:
-        k.run() if session is None else session.run()
-    finally:
-        if session is not None:
-            session.close()
+def _run(sim) -> None:
+    with sim:
+        sim.run()
 
 
 def _wire_log(seg) -> list[tuple]:
@@ -139,7 +127,7 @@ def _contended(backend: str, seed: int, frames: int, peers: int):
     k = Kernel()
     seg = Segment(k, seed=seed)
     wire = _wire_log(seg)
-    drv, mac, session = _le0(backend, k, seg)
+    drv, mac, rig = _le0(backend, k, seg)
     names = ["le0"] + [f"p{i}" for i in range(peers)]
     plan = {n: [(rng.randrange(300) * US, rng.randrange(60, 400)) for _ in range(frames)]
             for n in names}
@@ -171,7 +159,7 @@ def _contended(backend: str, seed: int, frames: int, peers: int):
     for n in names[1:]:
         k.spawn(peer(seg.attach(n)), name=n)
     k.spawn(receive(), name="rx", daemon=True)
-    _run(k, session)
+    _run(rig)
     return wire, got, drv.stats
 
 
@@ -239,7 +227,7 @@ def _jammed(backend: str, sizes: list[int], offsets: list[int | None]):
     k = Kernel()
     seg = Segment(k, seed=1)
     wire = _wire_log(seg)
-    drv, mac, session = _le0(backend, k, seg)
+    drv, mac, rig = _le0(backend, k, seg)
     _Jammer(seg, "le0", offsets)
 
     async def card() -> None:
@@ -250,7 +238,7 @@ def _jammed(backend: str, sizes: list[int], offsets: list[int | None]):
             await drv.flush()
 
     k.spawn(card(), name="le0")
-    _run(k, session)
+    _run(rig)
     return wire, drv.stats
 
 
@@ -325,7 +313,7 @@ def _carrier_falls_at_the_offer(backend: str, rounds: int, send_ns: int):
     k = Kernel()
     seg = Segment(k, seed=1)
     wire = _wire_log(seg)
-    drv, mac, session = _le0(backend, k, seg)
+    drv, mac, rig = _le0(backend, k, seg)
     peer = seg.attach("p0")
     p = 80_000                                  # the card's clock period
     # p0's frame takes 57.6 us (720 periods): it leaves le0 at an edge if it starts at one
@@ -346,7 +334,7 @@ def _carrier_falls_at_the_offer(backend: str, rounds: int, send_ns: int):
 
     k.spawn(card(), name="le0")
     k.spawn(other(), name="p0")
-    _run(k, session)
+    _run(rig)
     return wire
 
 
