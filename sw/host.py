@@ -1,9 +1,11 @@
 """A simulated machine as its software sees it: the contract between machines and servers.
 
-``serveros/machines.py`` assembles machines (CPU with a platform profile, memory, a LANCE card
-and its driver or an ideal interface, a disk and its driver) and hands each piece of software a
-:class:`Host`. Servers (``sw/cheetah``, ``sw/ultrix``) and clients (``sw/clients``) are built
-from a Host only, so the same server runs whatever the devices are bound to (model or RTL).
+``serveros/simulation.py`` builds machines from their descriptions (``serveros/machines.py``:
+CPU with a platform profile, memory, the operating system, devices each as model or RTL) and
+hands each piece of software a :class:`Host`; the operating system binds drivers to the
+devices when the machine boots (:func:`sw.boot.boot`). Servers (``sw/cheetah``, ``sw/ultrix``)
+and clients (``sw/clients``) are built from a Host only, so the same server runs whatever the
+devices are bound to (model or RTL).
 
 An HTTP server is any object with the :class:`HttpServer` shape; it listens on ``host.ip``
 port 80 once ``await start()`` returns, serves the files of the file system on
@@ -51,7 +53,9 @@ class Host:
     seed : int
         For the software's own randomness (initial sequence numbers, ...).
     extra : dict
-        Anything else a particular machine offers (e.g. ``"aegis"``: the exokernel).
+        Anything else a particular machine offers: ``"aegis"`` (the exokernel, on Aegis
+        machines), and what :func:`sw.boot.boot` reads: ``"os"``, ``"bus"``, ``"devices"``
+        (the :class:`sim.devices.Attached` devices by name), ``"booted"``.
     """
 
     name: str
