@@ -29,9 +29,14 @@ Parameters (:attr:`sim.devices.DeviceSpec.params`):
 ``params``
     The drive, a :class:`hw.disk.mechanism.DiskParams` (default: the DEC RZ26).
 ``mem_size``
-    RTL only: the host memory size the controller is built with (its command-time DmaFault
-    check): default :data:`DEFAULT_MEM_SIZE` (32 MiB, the 5000/125's); it must equal the
-    machine's memory size when the RTL is bound (the model takes the memory's own size).
+    Optional: the machine's memory size in bytes, as its description states it; if given it
+    must equal ``machine.memory.size`` when the RTL is bound. Model and RTL both take the
+    memory's own size.
+
+The RTL is built once per drive (:meth:`DiskKind.harness_key`): the image's block count
+(CAPACITY) and the memory size (the command-time DmaFault check) are the harness's strap
+inputs, driven by :meth:`DiskKind.bind_rtl` at time 0, before the first clock edge, as a
+real controller learns them from the drive and the machine's configuration.
 """
 from __future__ import annotations
 
@@ -49,12 +54,10 @@ from .mechanism import DiskParams
 from .model import DiskControllerModel
 from .registers import ADDR_WIDTH, CLOCK_PERIOD_PS, WINDOW_SIZE
 
-__all__ = ["DiskKind", "DISK", "PARAMS", "DEFAULT_MEM_SIZE"]
+__all__ = ["DiskKind", "DISK", "PARAMS"]
 
 #: The parameters a disk :class:`~sim.devices.DeviceSpec` may carry.
 PARAMS = ("image", "params", "mem_size")
-#: Host memory the RTL controller is built for when ``mem_size`` is not given (the 5000/125's).
-DEFAULT_MEM_SIZE = 32 << 20
 
 
 def _image(spec: DeviceSpec) -> DiskImage:
@@ -63,15 +66,6 @@ def _image(spec: DeviceSpec) -> DiskImage:
     if isinstance(image, DiskImage):
         return image
     return DiskImage.open(image, persist=False)
-
-
-def _capacity(spec: DeviceSpec) -> int:
-    """The image's block count (a path is opened only to read its header)."""
-    image = spec.params["image"]
-    if isinstance(image, DiskImage):
-        return image.block_count
-    with DiskImage.open(image, persist=False) as opened:
-        return opened.block_count
 
 
 class DiskKind(DeviceKind):
@@ -97,7 +91,7 @@ class DiskKind(DeviceKind):
         if params is not None and not isinstance(params, DiskParams):
             raise ValueError(f"disk {spec.name}: params must be a hw.disk.mechanism.DiskParams, "
                              f"not {params!r}")
-        mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
+        mem_size = spec.params.get("mem_size", 1)
         if isinstance(mem_size, bool) or not isinstance(mem_size, int) \
                 or not 1 <= mem_size <= 1 << 32:
             raise ValueError(f"disk {spec.name}: mem_size must be an integer in 1 .. 2**32 "
@@ -133,23 +127,21 @@ class DiskKind(DeviceKind):
 
     # -- RTL ------------------------------------------------------------------------------------
     def harness(self, spec: DeviceSpec) -> Any:
-        """A :class:`hw.disk.harness.DiskHarness` for the image's capacity and the drive."""
+        """A :class:`hw.disk.harness.DiskHarness` for the drive (any image, any memory)."""
         from .harness import DiskHarness
         self.check(spec)
-        return DiskHarness(params=spec.params.get("params"), capacity=_capacity(spec),
-                           mem_size=spec.params.get("mem_size", DEFAULT_MEM_SIZE))
+        return DiskHarness(params=spec.params.get("params"))
 
     def harness_key(self, spec: DeviceSpec) -> str:
-        """``disk_<drive>_<capacity>_<mem_size>``: the drive is ``rz26`` (the default) or a
-        digest of its parameters."""
+        """``disk_harness_<drive>``: the drive is ``rz26`` (the default) or a digest of its
+        parameters. The image and the memory size are not in it (they are straps)."""
         self.check(spec)
         params = spec.params.get("params")
         if params is None or params == DiskParams.load():
             drive = "rz26"
         else:
             drive = hashlib.sha1(repr(params).encode()).hexdigest()[:12]
-        mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
-        return f"disk_{drive}_{_capacity(spec)}_{mem_size:x}"
+        return f"disk_harness_{drive}"
 
     def bind_rtl(self, machine: MachinePorts, spec: DeviceSpec, access: Any,
                  driver: Any) -> Attached:
@@ -165,7 +157,8 @@ class DiskKind(DeviceKind):
         Raises
         ------
         ValueError
-            If the harness was built for another memory size than the machine's.
+            If ``mem_size`` is given and is not the machine's memory size, or the image has
+            more blocks than the drive (or the memory more than 4 GiB).
         """
         from sim.bindings.binder import bind_host_bus, bind_irq
         from sim.bindings.dma import DmaServer
@@ -176,20 +169,40 @@ class DiskKind(DeviceKind):
 
         self.check(spec)
         memory = self._memory(machine, spec)
-        mem_size = spec.params.get("mem_size", DEFAULT_MEM_SIZE)
+        mem_size = spec.params.get("mem_size", memory.size)
         if mem_size != memory.size:
-            raise ValueError(f"disk {spec.name}: the RTL is built for {mem_size:#x} bytes of "
-                             f"memory (params mem_size), but {machine.name!r} has "
-                             f"{memory.size:#x}")
+            raise ValueError(f"disk {spec.name}: params mem_size is {mem_size:#x} bytes, but "
+                             f"{machine.name!r} has {memory.size:#x}")
+        if not 1 <= memory.size <= 1 << 32:
+            raise ValueError(f"disk {spec.name}: the controller addresses at most 2**32 bytes, "
+                             f"but {machine.name!r} has {memory.size:#x}")
+        mechanism = DiskMechanism(spec.params.get("params"))
         image = _image(spec)
+        blocks = mechanism.params.geometry.blocks
+        if not 1 <= image.block_count <= blocks:
+            raise ValueError(f"disk {spec.name}: the image has {image.block_count} blocks, the "
+                             f"drive 1 .. {blocks}")
         name = f"{machine.name}.{spec.name}"
+        self._strap(access, driver, image.block_count, memory.size)
         bus = bind_host_bus(access, driver, self.clock, addr_width=ADDR_WIDTH, name=name)
         irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
         dma = DmaServer(access, driver, self.clock, memory, name=f"{name}.dma")
-        firmware = DriveFirmware(DiskMechanism(spec.params.get("params")), image)
+        firmware = DriveFirmware(mechanism, image)
         media = MediaServer(access, driver, firmware, name=f"{name}.media")
         return Attached(spec, "rtl", bus, irq, parts={"image": image, "firmware": firmware,
                                                       "dma": dma, "media": media})
+
+    @staticmethod
+    def _strap(access: Any, driver: Any, capacity: int, mem_size: int) -> None:
+        """Drive the harness's straps at the kernel's present time (0), before the first edge:
+        a kernel entry, so that every backend's driver runs it inside its simulator."""
+        straps = [(access.port("strap_capacity"), capacity),
+                  (access.port("strap_mem_size"), mem_size)]
+
+        def strap() -> None:
+            for port, value in straps:
+                driver.set(port, value)
+        driver.kernel.call_at(driver.kernel.now, strap)
 
     def __repr__(self) -> str:
         return "<DeviceKind disk>"

@@ -44,8 +44,11 @@ from .registers import (ADDR_WIDTH, BLOCK_DONE_CYCLES, BLOCK_SIZE, BUS_WAIT_CYCL
                         bit)
 
 __all__ = ["MediaOp", "MediaPort", "DiskController", "DriveFirmware", "Plan", "BLOCK_WORDS",
-           "seek_rom"]
+           "STRAPS", "seek_rom"]
 
+#: The input ports of a :class:`DiskController` built with ``straps``: CAPACITY in blocks and
+#: the host memory size in bytes.
+STRAPS = {"strap_capacity": In(32), "strap_mem_size": In(33)}
 #: 32-bit words per block.
 BLOCK_WORDS = BLOCK_SIZE // 4
 #: Buffer slots of one block in the controller (a ring: DMA and media transfers overlap).
@@ -321,9 +324,15 @@ class DiskController(wiring.Component):
         cylinder distance, its overheads and rotation constants are built in.
     capacity : int, optional
         CAPACITY: blocks on the disk (default: the geometry's block count; at most that).
-    mem_size : int
+        Not with ``straps``.
+    mem_size : int, optional
         Host memory size in bytes: a Read or Write whose buffer does not lie inside
-        ``[0, mem_size)`` is rejected with ``Error.DmaFault``.
+        ``[0, mem_size)`` is rejected with ``Error.DmaFault``. Required unless ``straps``.
+    straps : bool, optional
+        Take CAPACITY and the memory size from the input ports ``strap_capacity`` and
+        ``strap_mem_size`` (held constant while the controller runs) instead of building them
+        in: as a real controller learns them from the drive (READ CAPACITY) and the machine's
+        configuration, so one design serves every image and memory size. Same cycle timing.
 
     Members
     -------
@@ -338,22 +347,36 @@ class DiskController(wiring.Component):
         ``(IRQ_CAUSE & IRQ_ENABLE) != 0``.
     seek_ps : Out(64)
         Diagnostic: the positioning time (ps) of the engine's last step that moved the arm.
+    strap_capacity : In(32), strap_mem_size : In(33)
+        With ``straps`` only: CAPACITY in blocks (``1 ..`` the geometry's block count) and the
+        host memory size in bytes (``1 .. 2**32``).
 
     Raises
     ------
     TypeError
-        If ``params`` is not a :class:`DiskParams` or a size is not an integer.
+        If ``params`` is not a :class:`DiskParams`, a size is not an integer or ``straps`` not
+        a bool.
     ValueError
-        If ``capacity`` is not in ``1 .. blocks`` or ``mem_size`` not in ``1 .. 2**32``.
+        If ``capacity`` is not in ``1 .. blocks`` or ``mem_size`` not in ``1 .. 2**32``, or
+        ``straps`` comes with a size (or without it ``mem_size`` is missing).
     """
 
     def __init__(self, *, params: DiskParams | None = None, capacity: int | None = None,
-                 mem_size: int):
+                 mem_size: int | None = None, straps: bool = False):
         if params is None:
             params = DiskParams.load()
         if not isinstance(params, DiskParams):
             raise TypeError(f"params must be a hw.disk.mechanism.DiskParams, not {params!r}")
+        if not isinstance(straps, bool):
+            raise TypeError(f"straps must be a bool, not {straps!r}")
         g = params.geometry
+        if straps:
+            if capacity is not None or mem_size is not None:
+                raise ValueError("with straps, capacity and mem_size come from the ports "
+                                 "strap_capacity and strap_mem_size, not the constructor")
+            capacity, mem_size = g.blocks, 1 << 32      # bounds checked below, then unused
+        elif mem_size is None:
+            raise ValueError("mem_size is required (or straps=True)")
         if capacity is None:
             capacity = g.blocks
         if not isinstance(capacity, int) or isinstance(capacity, bool):
@@ -369,25 +392,36 @@ class DiskController(wiring.Component):
         if DMA_SETUP_CYCLES < 1 or BLOCK_DONE_CYCLES < 1 or IRQ_LATENCY_CYCLES < 1:
             raise ValueError("the controller needs DMA_SETUP_CYCLES, BLOCK_DONE_CYCLES and "
                              "IRQ_LATENCY_CYCLES of at least 1")
-        self._params, self._capacity, self._mem_size = params, capacity, mem_size
-        super().__init__({
+        self._params, self._straps = params, straps
+        self._capacity = None if straps else capacity
+        self._mem_size = None if straps else mem_size
+        members = {
             "bus": In(HostBus(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
             "dma": Out(DmaBus(addr_width=32, count_width=8, features={"err"})),
             "media": Out(MediaPort()),
             "irq": Out(1),
             "seek_ps": Out(_T),
-        })
+        }
+        if straps:
+            members.update(STRAPS)
+        super().__init__(members)
 
     @property
     def params(self) -> DiskParams:
         return self._params
 
     @property
-    def capacity(self) -> int:
+    def straps(self) -> bool:
+        return self._straps
+
+    @property
+    def capacity(self) -> int | None:
+        """CAPACITY built in (None with ``straps``)."""
         return self._capacity
 
     @property
-    def mem_size(self) -> int:
+    def mem_size(self) -> int | None:
+        """The memory size built in (None with ``straps``)."""
         return self._mem_size
 
     def elaborate(self, platform) -> Module:
@@ -442,6 +476,11 @@ class DiskController(wiring.Component):
         m.d.comb += [wr.eq(act & bus.w_en), rd.eq(act & bus.r_en)]
         m.d.sync += bus.ack.eq(act)
 
+        if self._straps:
+            capacity, mem_size = self.strap_capacity, self.strap_mem_size
+        else:
+            capacity, mem_size = self._capacity, self._mem_size
+
         status_value = Signal(32)
         m.d.comb += status_value.eq(st_busy << bit(Status.Busy) | st_done << bit(Status.Done)
                                     | st_err << bit(Status.Error))
@@ -450,7 +489,7 @@ class DiskController(wiring.Component):
                 for reg, value in ((Reg.Command, r_cmd), (Reg.Lbn, r_lbn), (Reg.Count, r_count),
                                    (Reg.DmaAddr, r_addr), (Reg.Status, status_value),
                                    (Reg.Error, r_error), (Reg.IrqCause, cause),
-                                   (Reg.IrqEnable, enable), (Reg.Capacity, self._capacity),
+                                   (Reg.IrqEnable, enable), (Reg.Capacity, capacity),
                                    (Reg.BlockSize, BLOCK_SIZE)):
                     with m.Case(reg.word):
                         m.d.sync += bus.r_data.eq(value)
@@ -489,9 +528,9 @@ class DiskController(wiring.Component):
                 m.d.comb += [reject.eq(1), rej_code.eq(Error.BadCommand)]
             with m.Elif(is_rw & (r_count == 0)):
                 m.d.comb += [reject.eq(1), rej_code.eq(Error.ZeroLength)]
-            with m.Elif(is_rw & (r_lbn + r_count > self._capacity)):
+            with m.Elif(is_rw & (r_lbn + r_count > capacity)):
                 m.d.comb += [reject.eq(1), rej_code.eq(Error.OutOfRange)]
-            with m.Elif(is_rw & (r_addr + (r_count << 9) > self._mem_size)):
+            with m.Elif(is_rw & (r_addr + (r_count << 9) > mem_size)):
                 m.d.comb += [reject.eq(1), rej_code.eq(Error.DmaFault)]
             with m.Else():
                 m.d.comb += accept.eq(1)

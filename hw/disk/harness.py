@@ -5,6 +5,9 @@
 
 * its host bus (``bus__*``) and ``irq`` as the harness's own ports, joined to the machine by the
   generic binder (:mod:`sim.bindings.binder`);
+* its straps (``strap_capacity``: the image's block count, ``strap_mem_size``: the machine's
+  memory size) as input ports, driven once before the run (``hw.disk.attach``): one build
+  serves every image and memory size of a drive;
 * its DMA master port on a :class:`hw.dma.DmaBridge` (submodule ``dma``, ports ``dma_*``, words
   in ``dma.mem``), served by :class:`sim.bindings.dma.DmaServer` on the machine's memory. The
   bridge's fixed burst times are the controller's (:data:`~hw.disk.registers.DMA_WRITE_BURST_CYCLES`
@@ -33,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 from hw.bus import HostBus
 from hw.dma import MEM_CYCLES_WIDTH, DmaBridge
 
-from .gateware import BLOCK_WORDS, DiskController, MediaOp, MediaPort
+from .gateware import BLOCK_WORDS, STRAPS, DiskController, MediaOp, MediaPort
 from .mechanism import DiskParams
 from .registers import (ADDR_WIDTH, DATA_WIDTH, DMA_BURST_WORDS, DMA_READ_BURST_CYCLES,
                         DMA_WRITE_BURST_CYCLES)
@@ -68,15 +71,14 @@ class DiskHarness(wiring.Component):
     ----------
     params : DiskParams, optional
         The drive (default: the DEC RZ26).
-    capacity : int, optional
-        CAPACITY in blocks (default: the drive's).
-    mem_size : int
-        Host memory bytes (the controller's command-time DmaFault check).
 
     Members
     -------
     bus : In(HostBus(addr_width=4, data_width=32))
     irq : Out(1)
+    strap_capacity, strap_mem_size : In
+        CAPACITY in blocks and the host memory size in bytes (the controller's command-time
+        OutOfRange and DmaFault checks), held constant while it runs.
     dma_* :
         The DMA bridge's ports (see :class:`hw.dma.DmaBridge`).
     media_* :
@@ -89,9 +91,8 @@ class DiskHarness(wiring.Component):
         As :class:`DiskController`.
     """
 
-    def __init__(self, *, params: DiskParams | None = None, capacity: int | None = None,
-                 mem_size: int):
-        self.ctrl = DiskController(params=params, capacity=capacity, mem_size=mem_size)
+    def __init__(self, *, params: DiskParams | None = None):
+        self.ctrl = DiskController(params=params, straps=True)
         self.dma = DmaBridge(write_cycles=DMA_WRITE_BURST_CYCLES,
                              read_cycles=DMA_READ_BURST_CYCLES, depth=DMA_BURST_WORDS,
                              features={"err"})
@@ -101,6 +102,7 @@ class DiskHarness(wiring.Component):
         members = {
             "bus": In(HostBus(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
             "irq": Out(1),
+            **STRAPS,
             **_bridge_ports("dma_", 32, DMA_BURST_WORDS),
             **_bridge_ports("media_", 32, BLOCK_WORDS),
             "media_op": Out(port["op"].shape), "media_cmd_write": Out(1),
@@ -115,14 +117,6 @@ class DiskHarness(wiring.Component):
     def params(self) -> DiskParams:
         return self.ctrl.params
 
-    @property
-    def capacity(self) -> int:
-        return self.ctrl.capacity
-
-    @property
-    def mem_size(self) -> int:
-        return self.ctrl.mem_size
-
     def elaborate(self, platform) -> Module:
         m = Module()
         ctrl, dma, media = self.ctrl, self.dma, self.media
@@ -130,7 +124,8 @@ class DiskHarness(wiring.Component):
         m.submodules.dma = dma
         m.submodules.media = media
         wiring.connect(m, wiring.flipped(self.bus), ctrl.bus)
-        m.d.comb += self.irq.eq(ctrl.irq)
+        m.d.comb += [self.irq.eq(ctrl.irq), *(getattr(ctrl, name).eq(getattr(self, name))
+                                               for name in STRAPS)]
         wiring.connect(m, ctrl.dma, dma.dma)
         _connect_bridge(m, self, dma, "dma_")
 

@@ -61,16 +61,17 @@ class Run:
 
 def run(prog: list[Cmd | int], media: dict[int, bytes], memory: bytes, tmp_path, *, impl: str,
         backend: str = "verilator", profile=PROFILE, check=None, rival: int = 0,
-        params=None, capacity: int = CAPACITY) -> Run:
+        params=None, capacity: int = CAPACITY, mem_size: int = MEM_SIZE) -> Run:
     """Run ``prog`` on a machine whose disk is ``impl`` (``"model"`` or ``"rtl"``).
 
     A step of ``prog`` that is an int sleeps that many ps. ``check(page, owner, requester,
     write)``, if given, is the memory's access check. ``rival`` DMA reads of a burst each, by
     another master, 1.5 us apart (off the controller's edges), compete for the memory.
-    The disk is the fast test drive unless ``params`` (and ``capacity``) name another.
+    The disk is the fast test drive unless ``params`` (and ``capacity``) name another; the
+    image has ``capacity`` blocks, the memory ``mem_size`` bytes (the RTL's straps).
     """
     k = Kernel()
-    mem = Memory(k, MEM_SIZE, profile=profile, name="m.mem")
+    mem = Memory(k, mem_size, profile=profile, name="m.mem")
     mem.write(0, memory)
     if check is not None:
         mem.access_check = check
@@ -78,8 +79,7 @@ def run(prog: list[Cmd | int], media: dict[int, bytes], memory: bytes, tmp_path,
     for lbn, data in media.items():
         img.write(lbn, data)
     machine = MachinePorts(k, "m", Bus(k, "m.bus"), mem)
-    spec = DeviceSpec("disk", "rz0", 0x1000, {"image": img, "mem_size": MEM_SIZE,
-                                              "params": params or fast_params()})
+    spec = DeviceSpec("disk", "rz0", 0x1000, {"image": img, "params": params or fast_params()})
     sim = None
     if impl == "model":
         att = DISK.attach_model(machine, spec)
@@ -155,6 +155,24 @@ def test_rtl_in_the_loop_equals_the_model(tmp_path, profile) -> None:
     # never per cycle: the program runs ~25 000 cycles.
     transactions = dma.bursts + sum(media_ops.values()) + 6 * len(prog) + len(model.events) * 3
     assert rtl.wakes <= 4 * transactions < model.events[-1][0] // P // 10
+
+
+@pytest.mark.hdl
+def test_capacity_and_memory_size_are_straps(tmp_path) -> None:
+    """The same build (one per drive) with a smaller image and memory than the other tests':
+    the RTL takes CAPACITY from the image and the DmaFault bound from the memory, at the
+    model's picoseconds."""
+    capacity, mem_size = CAPACITY // 2, MEM_SIZE // 2
+    prog = [Cmd(Command.Read, capacity - 2, 2, mem_size - 2 * BS),
+            Cmd(Command.Read, capacity - 1, 2, 0x800, ok=False),        # OutOfRange
+            Cmd(Command.Read, 5, 1, mem_size - BS + 4, ok=False),       # DmaFault at once
+            Cmd(Command.Write, capacity - 1, 1, 0x400, bytes(range(256)) * 2)]
+    media, memory = initial_media(7, capacity), random.Random(8).randbytes(mem_size)
+    kw = dict(capacity=capacity, mem_size=mem_size)
+    model = run(prog, media, memory, tmp_path, impl="model", **kw)
+    assert_same(model, run(prog, media, memory, tmp_path, impl="rtl", **kw))
+    assert [e[1:] for e in model.events] == [(Irq.Done, Error.None_), (Irq.Error, Error.OutOfRange),
+                                             (Irq.Error, Error.DmaFault), (Irq.Done, Error.None_)]
 
 
 @pytest.mark.hdl
@@ -294,13 +312,20 @@ def test_disk_kind_parameters_and_build_key(tmp_path) -> None:
             DISK.check(spec(**params))
     with pytest.raises(ValueError, match="base must be"):
         DISK.check(DeviceSpec("disk", "rz0", 0x1004, {"image": img}))
+    big = DiskImage.create(tmp_path / "big.img", 4096, persist=False)
+    # One build per drive: neither the image nor the memory size is in the key.
     keys = {DISK.harness_key(spec()), DISK.harness_key(spec(params=DiskParams.load())),
-            DISK.harness_key(spec(mem_size=MEM_SIZE)), DISK.harness_key(spec(params=fast_params()))}
-    assert len(keys) == 3 and DISK.harness_key(spec()) == "disk_rz26_64_2000000"
+            DISK.harness_key(spec(mem_size=MEM_SIZE)), DISK.harness_key(spec(image=big)),
+            DISK.harness_key(spec(params=fast_params()))}
+    assert len(keys) == 2 and DISK.harness_key(spec()) == "disk_harness_rz26"
     k = Kernel()
     machine = MachinePorts(k, "m", Bus(k), Memory(k, MEM_SIZE, profile=PROFILE))
-    with pytest.raises(ValueError, match="built for 0x2000000 bytes"):
-        DISK.bind_rtl(machine, spec(), access=None, driver=None)
+    with pytest.raises(ValueError, match="mem_size is 0x20000 bytes, but 'm' has 0x10000"):
+        DISK.bind_rtl(machine, spec(mem_size=2 * MEM_SIZE), access=None, driver=None)
+    blocks = fast_params().geometry.blocks
+    with pytest.raises(ValueError, match=f"the image has 4096 blocks, the drive 1 .. {blocks}$"):
+        DISK.bind_rtl(machine, spec(image=big, params=fast_params()), access=None, driver=None)
+    big.close()
     model = DISK.attach_model(machine, spec())
     assert model.irq.name == "m.rz0.irq" and model.parts["image"] is img
     img.close()
