@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.triggers import ReadWrite
 
 from serveros.rtl import write_result
 from sim.bindings.binder import bind_host_bus, bind_irq
@@ -20,6 +21,10 @@ async def ticker_run(dut) -> None:
     dut.rst.value = 0
     dut.bus__w_en.value = 0
     dut.bus__r_en.value = 0
+    dut.step.value = SLOW.step
+    # The step strap must hold at the clock's first edge (at 0): an x would stay in the
+    # counter for good. Writes land in the ReadWrite phase: start the clock after it.
+    await ReadWrite()
     Clock(dut.clk, SLOW.clock.period, unit="ps", impl="gpi").start()
     k = Kernel()
     driver = CocotbDriver(k)

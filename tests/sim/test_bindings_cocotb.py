@@ -20,9 +20,9 @@ def test_ticker_through_cocotb_access_on_icarus() -> None:
     if reason:
         pytest.skip(reason)
     from bindings_cocotb_ticker import N, START
-    run = run_cocotb(Ticker(SLOW.step), toplevel="ticker80", sim="icarus",
+    run = run_cocotb(Ticker(), toplevel="ticker80", sim="icarus",
                      test_module="bindings_cocotb_ticker", test_dir=HERE,
-                     design="test_ticker80_cocotb")
+                     design="test_ticker_cocotb")
     assert run.ok, f"cocotb test failed; see {run.build_dir}"
     r = run.result["ticker"]
     assert r["out"] == _expected(SLOW.clock.period, SLOW.step, START, N)
