@@ -13,7 +13,8 @@ Structure
 * **Register target** (:class:`~hw.lance.regs_target.RegisterTarget`): the host bus
   (:class:`hw.bus.HostBus`, word addresses of the 2 MiB PMAD-AA window) with the wait states of
   :data:`~hw.lance.timing.BUS_READ_WAIT` / ``BUS_WRITE_WAIT``; the CSRs with Am7990 semantics
-  (docs/lance_card.md, "Registers"), the error counters, the ROM; INIT, STRT and STOP. It tells
+  (docs/lance_card.md, "Registers"), the error counters, the station-address ROM (a constant,
+  or socketed: loaded through the ``rom_mac`` input); INIT, STRT and STOP. It tells
   the engines what the host commanded (:data:`~hw.lance.regs_target.Control`) and takes their
   events (TINT, RINT, MISS, BABL, the counters).
 * **Transmit engine** (:class:`~hw.lance.tx_engine.TxEngine`): polls, walks owned
@@ -29,8 +30,7 @@ Structure
 * **MII**: one clock domain; the MII engines run under an ``EnableInserter`` on the tick
   (one cycle in :data:`~hw.lance.timing.MII_DIVIDER`), and the card drives ``mii_clk``.
 """
-# No `from __future__ import annotations`: wiring.Component reads the member annotations.
-from amaranth.hdl import EnableInserter, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -39,11 +39,18 @@ from ..bus import HostBus
 from . import timing as T
 from .mii import MiiReceiver, MiiTransmitter
 from .registers import BUFFER_RAM_SIZE_DEFAULT, DEFAULT_MAC, LANCE_OFFSET
-from .regs_target import BUS_ADDR_WIDTH, RegisterTarget
+from .regs_target import BUS_ADDR_WIDTH, RegisterTarget, check_mac
 from .rx_engine import RxEngine
 from .tx_engine import TxEngine
 
-__all__ = ["LanceCard", "BUS_ADDR_WIDTH"]
+__all__ = ["LanceCard", "BUS_ADDR_WIDTH", "rom_backoff_seed"]
+
+
+def rom_backoff_seed(rom: Value) -> Value:
+    """:func:`hw.lance.timing.backoff_seed` in gateware, of the address a socketed ROM holds
+    (``rom``: 48 bits, :func:`hw.lance.regs_target.rom_word`)."""
+    low = Cat(rom[40:48], rom[32:40]) ^ T.BACKOFF_SEED          # mac[4] << 8 | mac[5]
+    return Mux(low == 0, T.BACKOFF_SEED, low)
 
 
 class LanceCard(wiring.Component):
@@ -53,8 +60,10 @@ class LanceCard(wiring.Component):
     ----------
     ram_bytes : int
         Buffer SRAM size, a power of two from 4 KiB to 1 MiB (default 128 KiB).
-    mac : bytes
-        The station address in the ROM (6 bytes).
+    mac : bytes or None
+        The station address in the ROM (6 bytes, default
+        :data:`~hw.lance.registers.DEFAULT_MAC`). None: the ROM is socketed, as on a real
+        PMAD-AA: its contents are the ``rom_mac`` input, so one design serves every address.
 
     Members
     -------
@@ -68,6 +77,11 @@ class LanceCard(wiring.Component):
     txd, tx_en, tx_er : Out
     rxd, rx_dv, rx_er, crs, col : In
         The MII (half duplex).
+    rom_mac : In(48)
+        Only when ``mac`` is None: the socketed ROM's six bytes
+        (:func:`hw.lance.regs_target.rom_word`), held from before the first bus access. The
+        backoff LFSR takes its seed (:func:`hw.lance.timing.backoff_seed`) from it at its first
+        draw.
 
     Raises
     ------
@@ -75,29 +89,22 @@ class LanceCard(wiring.Component):
         For a bad ``ram_bytes`` or ``mac``.
     """
 
-    bus: In(HostBus(addr_width=BUS_ADDR_WIDTH, data_width=32))
-    irq: Out(1)
-    mii_clk: Out(1)
-    txd: Out(4)
-    tx_en: Out(1)
-    tx_er: Out(1)
-    rxd: In(4)
-    rx_dv: In(1)
-    rx_er: In(1)
-    crs: In(1)
-    col: In(1)
-
-    def __init__(self, *, ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT, mac: bytes = DEFAULT_MAC):
+    def __init__(self, *, ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT,
+                 mac: bytes | None = DEFAULT_MAC):
         if (not isinstance(ram_bytes, int) or ram_bytes < 4096 or ram_bytes > LANCE_OFFSET
                 or ram_bytes & (ram_bytes - 1)):
             raise ValueError(f"ram_bytes must be a power of two from 4 KiB to 1 MiB, "
                              f"not {ram_bytes!r}")
-        if not isinstance(mac, (bytes, bytearray)) or len(mac) != 6:
-            raise ValueError(f"mac must be 6 bytes, not {mac!r}")
         self.ram_bytes = ram_bytes
-        self.mac = bytes(mac)
+        self.mac = None if mac is None else check_mac(mac)
         self.ram = Memory(shape=32, depth=ram_bytes // 4, init=[])
-        super().__init__()
+        super().__init__({
+            "bus": In(HostBus(addr_width=BUS_ADDR_WIDTH, data_width=32)),
+            "irq": Out(1), "mii_clk": Out(1),
+            "txd": Out(4), "tx_en": Out(1), "tx_er": Out(1),
+            "rxd": In(4), "rx_dv": In(1), "rx_er": In(1), "crs": In(1), "col": In(1),
+            **({"rom_mac": In(48)} if mac is None else {}),
+        })
 
     # ------------------------------------------------------------------------------------------
     def elaborate(self, platform) -> Module:
@@ -106,7 +113,12 @@ class LanceCard(wiring.Component):
         aw = (self.ram_bytes // 4 - 1).bit_length()
 
         m.submodules.regs = regs = RegisterTarget(addr_width=aw, mac=self.mac)
-        m.submodules.tx_engine = txe = TxEngine(addr_width=aw, lfsr_seed=T.backoff_seed(self.mac))
+        if self.mac is not None:
+            m.submodules.tx_engine = txe = TxEngine(addr_width=aw,
+                                                    lfsr_seed=T.backoff_seed(self.mac))
+        else:                               # the socketed ROM, and the seed made from it
+            m.submodules.tx_engine = txe = TxEngine(addr_width=aw, lfsr_seed=None)
+            m.d.comb += [regs.rom_mac.eq(self.rom_mac), txe.seed.eq(rom_backoff_seed(self.rom_mac))]
         m.submodules.rx_engine = rxe = RxEngine(addr_width=aw)
         # A port of the buffer SRAM per user, so that no user ever waits for another.
         for port, user in ((ram.read_port(), regs.host_rd), (ram.write_port(granularity=8), regs.host_wr),

@@ -23,8 +23,8 @@ from . import timing as T
 from .registers import (COUNTERS_OFFSET, LANCE_OFFSET, RAP_OFFSET, RDP_OFFSET, ROM_ESAR_OFFSET,
                         ROM_ESAR_STRIDE, ROM_OFFSET, Counter, csr0_layout, init_block_layout)
 
-__all__ = ["RegisterTarget", "Control", "TxEvents", "RxEvents", "BUS_ADDR_WIDTH",
-           "ram_signatures", "descriptor_word", "bcnt_bytes", "engine_states"]
+__all__ = ["RegisterTarget", "Control", "TxEvents", "RxEvents", "BUS_ADDR_WIDTH", "check_mac",
+           "rom_word", "ram_signatures", "descriptor_word", "bcnt_bytes", "engine_states"]
 
 #: The 2 MiB PMAD-AA window in 32-bit words.
 BUS_ADDR_WIDTH = 19
@@ -56,6 +56,25 @@ RxEvents = wiring.Signature({
     "rint": Out(1), "miss": Out(1),
     "missed": Out(1), "fcs_error": Out(1), "runt": Out(1), "too_long": Out(1),
 })
+
+
+def check_mac(mac) -> bytes:
+    """``mac`` as the 6 bytes of a station address.
+
+    Raises
+    ------
+    ValueError
+        If ``mac`` is not 6 bytes.
+    """
+    if not isinstance(mac, (bytes, bytearray)) or len(mac) != 6:
+        raise ValueError(f"mac must be 6 bytes, not {mac!r}")
+    return bytes(mac)
+
+
+def rom_word(mac: bytes) -> int:
+    """The station-address ROM's contents as one 48-bit value (the ``rom_mac`` input of a card
+    with a socketed ROM): byte ``i`` of ``mac`` in bits ``8*i`` to ``8*i + 7``."""
+    return int.from_bytes(check_mac(mac), "little")
 
 
 def ram_signatures(addr_width) -> tuple:
@@ -107,8 +126,9 @@ class RegisterTarget(wiring.Component):
     ----------
     addr_width : int
         Word address width of the buffer SRAM ports.
-    mac : bytes
-        The station address in the ROM (6 bytes).
+    mac : bytes or None
+        The station address in the ROM (6 bytes); None: the ROM is socketed, its contents the
+        ``rom_mac`` input.
 
     Members
     -------
@@ -125,6 +145,9 @@ class RegisterTarget(wiring.Component):
     tx : In(TxEvents)
     rx : In(RxEvents)
         From the engines.
+    rom_mac : In(48)
+        Only when ``mac`` is None: the ROM's six bytes, byte ``i`` in bits ``8*i`` to
+        ``8*i + 7`` (:func:`rom_word`); read as the constant is, in the same cycle.
 
     Raises
     ------
@@ -132,12 +155,10 @@ class RegisterTarget(wiring.Component):
         For a bad ``addr_width`` or ``mac``.
     """
 
-    def __init__(self, *, addr_width: int, mac: bytes):
+    def __init__(self, *, addr_width: int, mac: bytes | None):
         rd, wr = ram_signatures(addr_width)
-        if not isinstance(mac, (bytes, bytearray)) or len(mac) != 6:
-            raise ValueError(f"mac must be 6 bytes, not {mac!r}")
         self.addr_width = addr_width
-        self.mac = bytes(mac)
+        self.mac = None if mac is None else check_mac(mac)
         super().__init__({
             "bus": In(HostBus(addr_width=BUS_ADDR_WIDTH, data_width=32)),
             "host_rd": In(rd), "host_wr": In(wr), "init_rd": In(rd),
@@ -145,6 +166,7 @@ class RegisterTarget(wiring.Component):
             "control": Out(Control),
             "tx": In(TxEvents),
             "rx": In(RxEvents),
+            **({"rom_mac": In(48)} if mac is None else {}),
         })
 
     def elaborate(self, platform) -> Module:
@@ -291,8 +313,9 @@ class RegisterTarget(wiring.Component):
                 with m.Elif(a == cnt_w + c.value):
                     m.d.sync += bus.r_data.eq(counters[c.value])
             for i in range(6):
+                byte = self.rom_mac.word_select(i, 8) if self.mac is None else self.mac[i]
                 with m.Elif(a == rom_w + i):
-                    m.d.sync += bus.r_data.eq(self.mac[i] << (8 * rom_lane))
+                    m.d.sync += bus.r_data.eq(byte << (8 * rom_lane))
 
         # --- Counters -------------------------------------------------------------------------
         for c in Counter:

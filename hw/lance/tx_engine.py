@@ -27,8 +27,10 @@ class TxEngine(wiring.Component):
     ----------
     addr_width : int
         Word address width of the buffer SRAM ports.
-    lfsr_seed : int
-        The backoff LFSR's reset value (:func:`hw.lance.timing.backoff_seed` of the MAC).
+    lfsr_seed : int or None
+        The backoff LFSR's reset value (:func:`hw.lance.timing.backoff_seed` of the MAC); None:
+        the engine has a ``seed`` input instead, taken at its first backoff draw (the seed of a
+        station-address ROM loaded after reset, :class:`hw.lance.gateware.LanceCard`).
 
     Members
     -------
@@ -47,11 +49,14 @@ class TxEngine(wiring.Component):
     draining, babble : In(1)
         From the MII transmitter: it aborted the frame and waits for its end; the frame on
         the wire is longer than the largest.
+    seed : In(16)
+        Only when ``lfsr_seed`` is None: the LFSR's value before its first draw (nonzero).
     """
 
-    def __init__(self, *, addr_width: int, lfsr_seed: int):
+    def __init__(self, *, addr_width: int, lfsr_seed: int | None):
         rd, wr = ram_signatures(addr_width)
-        if not isinstance(lfsr_seed, int) or not 0 < lfsr_seed < 1 << 16:
+        if lfsr_seed is not None and (not isinstance(lfsr_seed, int)
+                                      or not 0 < lfsr_seed < 1 << 16):
             raise ValueError(f"lfsr_seed must be a nonzero 16-bit int, not {lfsr_seed!r}")
         self.addr_width = addr_width
         self.lfsr_seed = lfsr_seed
@@ -63,6 +68,7 @@ class TxEngine(wiring.Component):
             "i_status": In(stream.Signature(tx_status_layout)),
             "draining": In(1),
             "babble": In(1),
+            **({"seed": In(16)} if lfsr_seed is None else {}),
         })
 
     def elaborate(self, platform) -> Module:
@@ -86,7 +92,11 @@ class TxEngine(wiring.Component):
         t_status = Signal(tx_status_layout)
         t_bufferr = Signal()
         t_wb = Signal(7)
-        t_lfsr = Signal(16, init=self.lfsr_seed)
+        t_lfsr = Signal(16, init=self.lfsr_seed or 0)
+        lfsr = t_lfsr                 # the value the next draw takes
+        if self.lfsr_seed is None:    # the seed input until the first draw
+            t_seeded = Signal()
+            lfsr = Mux(t_seeded, t_lfsr, self.seed)
         t_backoff = Signal(20)
         t_poll_req = Signal()
         t_poll_cnt = Signal(range(T.TX_POLL_CYCLES + 1))
@@ -206,10 +216,12 @@ class TxEngine(wiring.Component):
                         # Truncated binary exponential backoff: r in [0, 2^min(n, 10)).
                         n = t_attempts + 1
                         k = Signal(10)
-                        m.d.comb += k.eq(t_lfsr[0:10] & ((Const(1, 11) << Mux(n > 10, 10, n)) - 1))
+                        m.d.comb += k.eq(lfsr[0:10] & ((Const(1, 11) << Mux(n > 10, 10, n)) - 1))
+                        if self.lfsr_seed is None:
+                            m.d.sync += t_seeded.eq(1)
                         m.d.sync += [
                             t_attempts.eq(n),
-                            t_lfsr.eq(Mux(t_lfsr[0], (t_lfsr >> 1) ^ T.BACKOFF_TAPS, t_lfsr >> 1)),
+                            t_lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ T.BACKOFF_TAPS, lfsr >> 1)),
                             t_backoff.eq(k * (T.SLOT_TICKS * T.MII_DIVIDER)),
                         ]
                         m.next = "Backoff"
