@@ -18,7 +18,9 @@ and an RTL card see the same wire to the picosecond:
   has judged it intact; the segment's carrier and collisions drive ``crs`` and ``col``. A
   one-buffer frame is known whole when ``tx_en`` rises, as the model knows it: a
   :class:`TxLookahead` reads it from the card's buffer RAM where the transmit engine reads it,
-  and the capture at the fall checks it.
+  and the capture at the fall checks it. The card's station-address ROM is socketed: the
+  binding loads the spec's ``mac`` into the harness's ``rom_mac`` at the start of the run, so
+  every address shares one build (:meth:`LanceKind.harness_key` names only ``ram_bytes``).
 
 Parameters (:attr:`sim.devices.DeviceSpec.params`): ``mac`` (bytes or ``"08:00:2b:..."``,
 default :data:`hw.lance.registers.DEFAULT_MAC`), ``ram_bytes`` (the buffer SRAM, default
@@ -361,20 +363,22 @@ class LanceKind(DeviceKind):
     # -- RTL ----------------------------------------------------------------------------------
     def harness(self, spec: DeviceSpec) -> Any:
         from .harness import LanceHarness
-        mac, ram, _ = self._params(spec)
-        return LanceHarness(ram_bytes=ram, mac=mac)
+        return LanceHarness(ram_bytes=self._params(spec)[1])
 
     def harness_key(self, spec: DeviceSpec) -> str:
-        mac, ram, _ = self._params(spec)
-        return f"lance_harness_{ram // 1024}k_{mac.hex()}"
+        return f"lance_harness_{self._params(spec)[1] // 1024}k"
 
     def bind_rtl(self, machine: MachinePorts, spec: DeviceSpec, access: Any,
                  driver: Any) -> Attached:
         from sim.bindings.binder import bind_host_bus, bind_irq
 
         from .harness import BUS_ADDR_WIDTH
+        from .regs_target import rom_word
         self.check(spec)
+        mac, ram, _ = self._params(spec)
         name = f"{machine.name}.{spec.name}"
+        rom = access.port("rom_mac")        # the socketed ROM, loaded before any clock edge
+        machine.kernel.call_at(machine.kernel.now, lambda: driver.set(rom, rom_word(mac)))
         bus = bind_host_bus(access, driver, self.clock, addr_width=BUS_ADDR_WIDTH, name=name,
                             burst=True)
         irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
@@ -382,7 +386,7 @@ class LanceKind(DeviceKind):
         if station is None:
             return Attached(spec, "rtl", bus, irq, parts={"bus": bus, "phy": None,
                                                           "station": None, "stats": None})
-        ahead = TxLookahead(access, self._params(spec)[1])
+        ahead = TxLookahead(access, ram)
         phy = SegmentPhy(access, driver, station, self.clock, lookahead=ahead)
         return Attached(spec, "rtl", _Snooped(bus, ahead.bus_write), irq,
                         parts={"bus": bus, "phy": phy, "station": station, "stats": phy.stats})

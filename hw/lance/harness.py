@@ -3,7 +3,9 @@
 :class:`LanceHarness` is the top level the card's RTL binding (:mod:`hw.lance.attach`) runs on
 Amaranth's simulator or Verilator (through :class:`sim.bindings.session.RtlSimulation`). Its ports are the card's host side (the HostBus and
 ``irq``), the carrier and collision inputs of the card's MII (driven from the simulated
-segment), and the bridge's frame-transaction side (docs/lance_card.md, :mod:`hw.lance.bridge`).
+segment), the bridge's frame-transaction side (docs/lance_card.md, :mod:`hw.lance.bridge`), and
+the card's socketed station-address ROM (``rom_mac``, loaded by the binding before the run), so
+that one build serves cards of every address.
 The host bus goes through a :class:`~hw.burst.HostBusBurster`, so that a driver's copy loop
 into or out of the card's buffer is one transaction for Python and the same back-to-back
 accesses for the card.
@@ -31,8 +33,6 @@ class LanceHarness(wiring.Component):
     ----------
     ram_bytes : int
         The card's buffer SRAM (default 128 KiB).
-    mac : bytes
-        The station address in the card's ROM.
 
     Members
     -------
@@ -50,13 +50,13 @@ class LanceHarness(wiring.Component):
         The bridge's injection side.
     crs, col : In(1)
         Carrier sense and collision, from the segment.
+    rom_mac : In(48)
+        The station-address ROM's contents (:func:`hw.lance.regs_target.rom_word` of the
+        address), driven once before the card's first bus access.
     """
 
-    def __init__(self, *, ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT, mac: bytes | None = None):
-        kwargs = {"ram_bytes": ram_bytes}
-        if mac is not None:
-            kwargs["mac"] = mac
-        self.card = LanceCard(**kwargs)
+    def __init__(self, *, ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT):
+        self.card = LanceCard(ram_bytes=ram_bytes, mac=None)
         self.bridge = MiiFrameBridge()
         self.burst = HostBusBurster(addr_width=BUS_ADDR_WIDTH)
         super().__init__({
@@ -76,6 +76,7 @@ class LanceHarness(wiring.Component):
             "rx_busy": Out(1),
             "crs": In(1),
             "col": In(1),
+            "rom_mac": In(48),
         })
 
     def elaborate(self, platform) -> Module:
@@ -93,7 +94,7 @@ class LanceHarness(wiring.Component):
             br.mii_clk.eq(card.mii_clk),
             br.txd.eq(card.txd), br.tx_en.eq(card.tx_en), br.tx_er.eq(card.tx_er),
             card.rxd.eq(br.rxd), card.rx_dv.eq(br.rx_dv), card.rx_er.eq(br.rx_er),
-            card.crs.eq(self.crs), card.col.eq(self.col),
+            card.crs.eq(self.crs), card.col.eq(self.col), card.rom_mac.eq(self.rom_mac),
             self.tx_en.eq(card.tx_en),
             self.tx_len.eq(br.tx_len), self.tx_bad.eq(br.tx_bad),
             br.rx_len.eq(self.rx_len), br.rx_go.eq(self.rx_go), br.rx_abort.eq(self.rx_abort),

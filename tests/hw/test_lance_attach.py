@@ -1,5 +1,7 @@
-"""The LANCE card's device kind (hw/lance/attach.py): its parameters, and two machines on one
-segment with both cards in RTL giving the model run's frames and times.
+"""The LANCE card's device kind (hw/lance/attach.py): its parameters, its one build for every
+station address (the harness's socketed ROM, loaded by the binding, and the backoff seed made
+from it), and two machines on one segment with both cards in RTL giving the model run's frames
+and times.
 
 The exchange is :func:`serveros.experiments.lance.run_lance_exchange`: two DECstations under
 Aegis, each with its card attached by ``LANCE`` and its driver (sw/drivers/lance.py), ping-pong
@@ -11,10 +13,18 @@ from __future__ import annotations
 
 import pytest
 
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from hw.lance import timing as T
 from hw.lance.attach import LANCE
+from hw.lance.gateware import rom_backoff_seed
+from hw.lance.registers import DEFAULT_MAC, ROM_ESAR_OFFSET, ROM_ESAR_STRIDE, ROM_OFFSET
+from hw.lance.regs_target import rom_word
 from serveros.devices import DEVICE_KINDS
 from serveros.experiments.lance import run_lance_exchange
 from serveros.rtl import simulator_missing
+from sim.bindings.session import RtlSimulation
 from sim.bus import Bus
 from sim.devices import DeviceSpec, MachinePorts
 from sim.kernel import Kernel
@@ -28,12 +38,60 @@ def _machine() -> MachinePorts:
     return MachinePorts(k, "server", Bus(k), media={"ethernet": Segment(k)})
 
 
-def test_lance_is_a_listed_kind_and_names_its_build_by_its_parameters() -> None:
+def test_lance_is_a_listed_kind_and_names_its_build_by_its_ram_not_its_mac() -> None:
     assert DEVICE_KINDS["lance"] is LANCE
     assert (LANCE.kind, LANCE.window, LANCE.clock.period) == ("lance", 2 << 20, 80_000)
     spec = DeviceSpec("lance", "le0", BASE, {"mac": "08:00:2b:00:00:01", "ram_bytes": 65536})
-    assert LANCE.harness_key(spec) == "lance_harness_64k_08002b000001"
-    assert LANCE.harness_key(DeviceSpec("lance", "le0", BASE)) == "lance_harness_128k_08002b000001"
+    assert LANCE.harness_key(spec) == "lance_harness_64k"
+    assert LANCE.harness_key(DeviceSpec("lance", "le0", BASE)) == "lance_harness_128k"
+    assert LANCE.harness_key(DeviceSpec("lance", "le0", BASE, {"mac": "08:00:2b:12:34:56"})) \
+        == "lance_harness_128k"
+
+
+def test_a_socketed_rom_seeds_the_backoff_as_a_constant_one_does() -> None:
+    rom, seed = Signal(48), Signal(16)
+    m = Module()
+    m.d.comb += seed.eq(rom_backoff_seed(rom))
+    macs = [DEFAULT_MAC, bytes.fromhex("08002b0a0b0c"), bytes.fromhex("aa0000feace1")]
+    got = []
+
+    async def bench(ctx):
+        for mac in macs:
+            ctx.set(rom, rom_word(mac))
+            got.append(ctx.get(seed))
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [T.backoff_seed(mac) for mac in macs] and got[2] == T.BACKOFF_SEED
+
+
+@pytest.mark.parametrize("backend", [pytest.param("verilator", marks=pytest.mark.hdl),
+                                     "amaranth"])
+def test_two_cards_of_one_build_read_their_own_station_address_roms(backend) -> None:
+    if backend == "verilator" and simulator_missing("verilator"):
+        pytest.skip(simulator_missing("verilator"))
+    macs = {"le0": bytes.fromhex("08002b0a0b0c"), "le1": bytes.fromhex("aa0000fedcba")}
+    specs = {n: DeviceSpec("lance", n, BASE, {"mac": m}) for n, m in macs.items()}
+    assert len({LANCE.harness_key(s) for s in specs.values()}) == 1
+    k = Kernel()
+    seen: dict[str, bytes] = {}
+    with RtlSimulation(k, backend) as sim:
+        for n, s in specs.items():
+            sim.add(f"m_{n}", LANCE, s)
+        sim.start()
+        if backend == "verilator":          # one build, two models of it
+            dirs = {sim.access(f"m_{n}").model.build_dir for n in specs}
+            assert len(dirs) == 1 and next(iter(dirs)).parent.name == "lance_harness_128k"
+
+        async def read_rom(name: str, target) -> None:    # as sw/drivers/lance.py reads it
+            offs = [ROM_OFFSET + ROM_ESAR_OFFSET + ROM_ESAR_STRIDE * i for i in range(6)]
+            seen[name] = bytes([await target.read(o & ~3) >> 8 * (o & 3) & 0xFF for o in offs])
+        for n, s in specs.items():
+            att = LANCE.bind_rtl(MachinePorts(k, "m", Bus(k)), s, sim.access(f"m_{n}"),
+                                 sim.driver)
+            k.spawn(read_rom(n, att.target))
+        sim.run()
+    assert seen == macs
 
 
 def test_the_model_card_is_a_station_named_for_its_machine() -> None:
