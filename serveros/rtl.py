@@ -157,9 +157,20 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
         # Icarus checks timestamps itself; Verilator would re-run verilator + make every time,
         # so a current build skips build() (the runner's test() needs only the build dir).
         if not current or sim != "verilator":
-            runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
-                         build_args=build_args, timescale=timescale, waves=waves, always=False,
-                         log_file=build_log)
+            # The runner compiles Verilator's C++ with make: on every core (the same binary,
+            # about a third less wall time for the large benches).
+            saved_flags = os.environ.get("MAKEFLAGS")
+            if sim == "verilator":
+                os.environ["MAKEFLAGS"] = f"{saved_flags or ''} -j{os.cpu_count() or 1}".strip()
+            try:
+                runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                             build_args=build_args, timescale=timescale, waves=waves,
+                             always=False, log_file=build_log)
+            finally:
+                if saved_flags is None:
+                    os.environ.pop("MAKEFLAGS", None)
+                else:
+                    os.environ["MAKEFLAGS"] = saved_flags
             stamp_file.write_text(stamp)
         result_path = build_dir / f"{test_module}.result.json"
         result_path.unlink(missing_ok=True)
