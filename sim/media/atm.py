@@ -11,7 +11,8 @@ Links
 An :class:`AtmLink` is a full-duplex fibre: two simplex :class:`AtmChannel` s, each at SONET
 OC-3c. The line rate is 155.52 Mbit/s, of which the STS-3c payload envelope leaves 149.76 Mbit/s
 to cells, so one cell (424 bits) every 424 / 149.76e6 s = 2 831 196.58... ps. Slot ``n`` of a
-channel begins at ``floor(n * 424e12 / 149.76e6)`` ps (exact integer arithmetic on the rational
+channel begins at ``floor(n * 424e12 / 149.76e6)`` ps from time 0 (the framer runs from the
+start of the simulation) (exact integer arithmetic on the rational
 slot time), so slot times are rounded *down* to the picosecond, each by less than 1 ps, and the
 rounding never accumulates. The cells' real spacing inside SONET frames is slightly uneven
 (section, line and path overhead bytes interleave); the model spaces them evenly at the average.
@@ -19,7 +20,8 @@ A cell sent by :meth:`LinkEnd.send` goes in the first free slot that starts at o
 time (a transmit FIFO of unbounded depth; the card bounds its own), occupies it, and reaches the
 other end's receive callback when its last bit arrives: at the end of its slot plus the
 propagation delay. Idle (unassigned) cells that fill empty slots on a real link are not
-simulated. Cost: one kernel entry per cell per link, no per-bit work.
+simulated. Cost: one kernel entry per cell per link (plus one per cell in a switch, for its
+latency), no per-bit work.
 
 The default propagation delay, 25 ns, is an *estimate*: a short machine-room fibre, 5 m at about
 5 ns/m (light in silica at about 0.68 c).
@@ -187,6 +189,7 @@ class ChannelStats:
 
     cells: int = 0          # cells sent
     pdus_captured: int = 0  # AAL5 PDUs written to the capture
+    capture_errors: int = 0  # cell runs the capture could not reassemble (bad CRC/length/size)
     max_backlog: int = 0    # most cells ever waiting for a slot (the one being sent excluded)
 
 
@@ -239,7 +242,10 @@ class AtmChannel:
         if r is None:
             r = self._reasm[vc] = Aal5Reassembler()
         pdu = r.push(cell.payload, cell.end_of_sdu)
-        if pdu is not None:
+        if pdu is None:
+            if cell.end_of_sdu:
+                self.stats.capture_errors += 1
+        else:
             head = bytes([direction | _SUNATM_LLC, cell.vpi]) + cell.vci.to_bytes(2, "big")
             pcap.write(iface, self.kernel.now, head + pdu.payload)
             self.stats.pdus_captured += 1
@@ -321,7 +327,13 @@ class AtmLink:
 # -- switch ----------------------------------------------------------------------------------
 @dataclass
 class SwitchStats:
-    """Counters of an :class:`AtmSwitch`."""
+    """Counters of an :class:`AtmSwitch`.
+
+    ``drops_by_port`` counts cells dropped at each *output* port (queue full or port not
+    connected); ``drops_by_vc`` the same drops by the *input* VC ``(in_port, vpi, vci)``;
+    ``max_queue`` the most cells ever waiting at each output; ``unroutable`` the cells that
+    arrived on a VC with no route (dropped at the input).
+    """
 
     cells_in: int = 0
     cells_out: int = 0

@@ -217,7 +217,7 @@ def test_capture_holds_the_pdus_and_is_deterministic():
     assert a.getvalue() == b.getvalue()
     ifaces, pkts = read_pcapng(a.getvalue())
     assert ifaces[0]["linktype"] == LINKTYPE_SUNATM
-    got = {p.data[8 + 4:] for p in pkts}
+    got = {p.data[4 + 8:] for p in pkts}                  # SunATM header, LLC/SNAP, packet
     assert got == set(sent) and all(p.data[4:12] == LLC_SNAP_IP for p in pkts)
 
 
@@ -235,3 +235,18 @@ def test_tshark_decodes_the_ip_packets(tmp_path):
     want = sorted([str(40 + i % 2), "0x0800", str(len(p)), f"0x{i:04x}", "1", ""]   # 1: checksum good
                   for i, p in enumerate(sent))
     assert rows == want
+
+
+def test_capture_counts_a_corrupted_pdu():
+    k = Kernel()
+    w = PcapNgWriter(io.BytesIO())
+    link = AtmLink(k, pcap=w)
+    link.b.attach(lambda c: None)
+    cells = cells_of(LLC_SNAP_IP + ip_packet(1, 100), 0, 32)
+    bad = cells[0].payload[:-1] + bytes([cells[0].payload[-1] ^ 1])
+    cells[0] = Cell(vpi=0, vci=32, payload=bad)
+    for c in cells + cells_of(LLC_SNAP_IP + ip_packet(2, 60), 0, 32):
+        link.a.send(c)
+    k.run(until=10**9)
+    assert w.packets == 1
+    assert link.a.tx_stats.capture_errors == 1 and link.a.tx_stats.pdus_captured == 1
