@@ -34,8 +34,10 @@ fixed switching latency, and per-output cell queues of a bounded number of cells
 waiting for the output link's slots). A cell that finds its output queue full is dropped and
 counted per output port and per VC; a cell on an unknown VC is dropped and counted too. The real
 DEC SRC AN2 buffered cells at its *inputs* and scheduled its crossbar by parallel iterative
-matching; this model is output-queued (no head-of-line blocking), an idealisation. Its defaults
-(2 us latency, 256 cells per output) are *estimates*, not AN2 measurements.
+matching (Anderson, Owicki, Saxe and Thacker, "High-speed switch scheduling for local-area
+networks", ACM TOCS 11(4), 1993); this model is output-queued (no head-of-line blocking), an
+idealisation. Its defaults (2 us latency, 256 cells per output) are *estimates*, not AN2
+measurements.
 
 Capture
 -------
@@ -134,9 +136,12 @@ class Cell:
             v = getattr(self, name)
             if not isinstance(v, int) or not 0 <= v < (1 << bits):
                 raise CellError(f"cell {name.upper()} must be a {bits}-bit integer, not {v!r}")
-        if not isinstance(self.payload, bytes) or len(self.payload) != CELL_PAYLOAD:
-            raise CellError(f"cell payload must be {CELL_PAYLOAD} bytes, not "
-                            f"{len(self.payload) if isinstance(self.payload, bytes) else self.payload!r}")
+        if not isinstance(self.payload, (bytes, bytearray, memoryview)):
+            raise CellError(f"cell payload must be bytes, not {type(self.payload).__name__}")
+        if len(self.payload) != CELL_PAYLOAD:
+            raise CellError(f"cell payload must be {CELL_PAYLOAD} bytes, not {len(self.payload)}")
+        if not isinstance(self.payload, bytes):
+            object.__setattr__(self, "payload", bytes(self.payload))
 
     @property
     def end_of_sdu(self) -> bool:

@@ -58,8 +58,11 @@ def test_cell_round_trip_and_errors():
         Cell.from_bytes(raw[:52])
     with pytest.raises(CellError, match="VPI must be a 8-bit"):
         Cell(vpi=256, vci=0, payload=bytes(48))
-    with pytest.raises(CellError, match="payload must be 48"):
+    with pytest.raises(CellError, match="payload must be 48 bytes, not 47"):
         Cell(vpi=0, vci=0, payload=bytes(47))
+    with pytest.raises(CellError, match="payload must be bytes, not str"):
+        Cell(vpi=0, vci=0, payload="x" * 48)
+    assert Cell(vpi=0, vci=0, payload=bytearray(48)).payload == bytes(48)
 
 
 # -- AAL5 -----------------------------------------------------------------------------------
