@@ -114,7 +114,7 @@ def hec(header4: bytes) -> int:
 _FIELDS = (("gfc", 4), ("vpi", 8), ("vci", 16), ("pt", 3), ("clp", 1))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Cell:
     """One UNI cell. Build with keyword fields; :meth:`to_bytes` adds the HEC.
 
