@@ -245,7 +245,7 @@ class Counter(enum.IntEnum):
 
     CrcErrors = 0     #: PDUs whose AAL5 CRC-32 was wrong (handed back flagged, not as good)
     OversizePdus = 1  #: PDUs longer than MAX_PDU_CELLS cells, or whose length field exceeds MAX_PDU
-    NoBuffer = 2      #: PDUs dropped because their VC's pool had no free buffer
+    NoBuffer = 2      #: PDUs dropped: no free buffer in their pool, or the completion queue full
     LostCells = 3     #: PDUs whose trailer length disagrees with the cells received
     DmaFaults = 4     #: transfers host memory refused (a page the VC's owner does not have)
     UnknownVc = 5     #: cells for a VC that is disabled or outside the table

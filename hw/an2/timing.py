@@ -79,7 +79,8 @@ def dma_burst_cycles(words: int, *, write: bool) -> int:
     ValueError
         If ``words`` is not 1 .. :data:`DMA_MAX_BURST_WORDS`.
     """
-    if not isinstance(words, int) or isinstance(words, bool) or not 1 <= words <= DMA_MAX_BURST_WORDS:
+    if (not isinstance(words, int) or isinstance(words, bool)
+            or not 1 <= words <= DMA_MAX_BURST_WORDS):
         raise ValueError(f"a DMA burst is 1 .. {DMA_MAX_BURST_WORDS} words, not {words!r}")
     return DMA_SETUP_CYCLES + words + (DMA_WRITE_OVERHEAD if write else DMA_READ_OVERHEAD)
 

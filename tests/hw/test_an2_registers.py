@@ -79,7 +79,8 @@ _FLAG_LAYOUTS = [
 ]
 
 
-@pytest.mark.parametrize("flags,layout,names", _FLAG_LAYOUTS, ids=lambda x: getattr(x, "__name__", ""))
+@pytest.mark.parametrize("flags,layout,names", _FLAG_LAYOUTS,
+                         ids=lambda x: getattr(x, "__name__", ""))
 def test_register_flags_match_their_layouts(flags, layout, names):
     assert layout.size == 32
     assert {m.name for m in flags} == set(names)
