@@ -12,7 +12,11 @@ import enum
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["HostBus", "DmaBus", "DmaFeature"]
+__all__ = ["HostBus", "DmaBus", "DmaFeature", "OWNER_WIDTH"]
+
+#: Width of a :class:`DmaBus`'s ``owner`` tag (with :attr:`DmaFeature.Owner`): up to 256
+#: principals, as the AN2-style card's per-VC owner field (``hw.an2.registers``; 0 the kernel).
+OWNER_WIDTH = 8
 
 
 class HostBus(wiring.Signature):
@@ -119,7 +123,8 @@ class HostBus(wiring.Signature):
 
 class DmaFeature(enum.Enum):
     """Optional members of a :class:`DmaBus` (as amaranth-soc's ``wishbone.Feature``)."""
-    Err = "err"    #: the target may end a burst with an error (``err: In(1)``)
+    Err = "err"        #: the target may end a burst with an error (``err: In(1)``)
+    Owner = "owner"    #: each burst names on whose behalf it runs (``owner: Out(OWNER_WIDTH)``)
 
 
 class DmaBus(wiring.Signature):
@@ -150,6 +155,12 @@ class DmaBus(wiring.Signature):
       registered ``err`` answers a request at the earliest two edges after the one that raised
       ``req`` (the target samples the request at the first, raises ``err`` there, and the
       initiator samples it at the second), as for ``ack``.
+    * **Owner** (with :attr:`DmaFeature.Owner` only). The initiator drives ``owner``, a tag
+      naming the principal on whose behalf the burst runs (what the tag means is the device's
+      and its driver's business; 0 is conventionally the kernel), with the request, and holds
+      it like ``addr`` until the burst ends. The target checks the transfer against that
+      principal's rights (host memory's page ownership) and refuses it, with ``err`` when the
+      bus has it, if the principal may not touch a page of it.
 
     Parameters
     ----------
@@ -158,7 +169,7 @@ class DmaBus(wiring.Signature):
     count_width : int
         Width of the burst length: bursts of 1 .. ``2 ** count_width - 1`` words (default 8).
     features : iterable of DmaFeature or str
-        Optional members: ``{"err"}`` adds ``err`` (default none).
+        Optional members: ``"err"`` adds ``err``, ``"owner"`` adds ``owner`` (default none).
 
     Members
     -------
@@ -178,6 +189,8 @@ class DmaBus(wiring.Signature):
         One word transferred in this cycle.
     err : In(1)
         With :attr:`DmaFeature.Err`: the burst ends with an error in this cycle.
+    owner : Out(OWNER_WIDTH)
+        With :attr:`DmaFeature.Owner`: on whose behalf the burst runs (held with ``req``).
 
     Raises
     ------
@@ -216,6 +229,8 @@ class DmaBus(wiring.Signature):
         }
         if DmaFeature.Err in features:
             members["err"] = In(1)
+        if DmaFeature.Owner in features:
+            members["owner"] = Out(OWNER_WIDTH)
         super().__init__(members)
 
     @property

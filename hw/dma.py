@@ -33,6 +33,10 @@ device raises ``req``, ``n`` the burst's words, ``B`` the device's fixed burst t
   and the device samples it at ``S + 2`` (:data:`ERR_CYCLES`), the edge at which it drops
   ``req``; no word is acknowledged. On a bus without ``err`` the device cannot be told: the
   burst runs on the fixed time as above and a memory-to-device burst reads zeros.
+* On a bus with :attr:`hw.bus.DmaFeature.Owner` the bridge shows the device's ``owner`` tag
+  with ``addr`` (held by the device until the burst ends), so Python checks the transfer on
+  behalf of the principal the tag names (:class:`sim.bindings.dma.DmaServer`'s
+  ``requester_of``). Timing is the same with or without it.
 
 ``ack`` is a function of the bridge's registers only (never of the device's outputs), so it
 behaves as the registered acknowledge :class:`hw.bus.DmaBus` requires. The bridge ignores
@@ -43,7 +47,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .bus import DmaBus, DmaFeature
+from .bus import OWNER_WIDTH, DmaBus, DmaFeature
 
 __all__ = ["DmaBridge", "MEM_CYCLES_WIDTH", "ERR_CYCLES"]
 
@@ -71,8 +75,8 @@ class DmaBridge(wiring.Component):
     addr_width, count_width : int
         Of the device's :class:`hw.bus.DmaBus` (default 32 and 8).
     features : iterable of hw.bus.DmaFeature or str
-        Of the device's :class:`hw.bus.DmaBus` (default none); with ``{"err"}`` a refused
-        burst ends with ``err``.
+        Of the device's :class:`hw.bus.DmaBus` (default none); with ``"err"`` a refused
+        burst ends with ``err``; with ``"owner"`` the bridge shows the burst's ``owner``.
 
     Members
     -------
@@ -82,6 +86,9 @@ class DmaBridge(wiring.Component):
         Changes once per burst, right after the edge at which the device raises ``req``.
     addr, count, write : Out
         The device's request, valid while it holds ``req``.
+    owner : Out(OWNER_WIDTH)
+        With :attr:`hw.bus.DmaFeature.Owner` only: the device's tag for the burst, valid while
+        it holds ``req`` (as ``addr``).
     mem_cycles : In(32)
         The memory's part of the burst (see the module docstring), set before the edge after
         ``req_toggle`` changed.
@@ -118,10 +125,11 @@ class DmaBridge(wiring.Component):
                              f"{count_width}-bit count")
         self._write_cycles, self._read_cycles, self._depth = write_cycles, read_cycles, depth
         self._has_err = DmaFeature.Err in bus.features
+        self._has_owner = DmaFeature.Owner in bus.features
         #: The burst's words: filled by Python before a memory-to-device burst, taken by Python
         #: after a device-to-memory burst.
         self.mem = Memory(shape=32, depth=depth, init=[])
-        super().__init__({
+        members = {
             "dma": In(bus),
             "req_toggle": Out(1),
             "addr": Out(addr_width),
@@ -133,7 +141,10 @@ class DmaBridge(wiring.Component):
             "taken": Out(range(depth + 1)),
             "busy": Out(1),
             "fault_count": Out(16),
-        })
+        }
+        if self._has_owner:
+            members["owner"] = Out(OWNER_WIDTH)
+        super().__init__(members)
 
     @property
     def write_cycles(self) -> int:
@@ -152,6 +163,11 @@ class DmaBridge(wiring.Component):
         """The device's bus has ``err``: a refused burst ends with it."""
         return self._has_err
 
+    @property
+    def has_owner(self) -> bool:
+        """The device's bus has ``owner``: the bridge shows each burst's tag."""
+        return self._has_owner
+
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.mem = self.mem
@@ -165,6 +181,8 @@ class DmaBridge(wiring.Component):
         m.d.comb += [new.eq(dma.req & ~self.busy & ~cool),
                      self.req_toggle.eq(tog ^ new),
                      self.addr.eq(dma.addr), self.count.eq(dma.count), self.write.eq(dma.write)]
+        if self.has_owner:
+            m.d.comb += self.owner.eq(dma.owner)
 
         cnt = Signal(MEM_CYCLES_WIDTH + 1)   # edges since S (the request edge)
         idx = Signal(range(self._depth + 1))

@@ -9,7 +9,9 @@ At the request edge ``S`` the server asks :class:`sim.memory.Memory` for the tra
 transaction-level device model does at the same picosecond:
 
 * the memory's ownership check (:meth:`Memory.check`, the one ``dma_read``/``dma_write`` make
-  first) decides at once: a refused burst is reported to the bridge (``fault``), which ends it
+  first), for the burst's requester (a fixed one, or, for a bridge on a bus with
+  :attr:`hw.bus.DmaFeature.Owner`, ``requester_of(tag)`` of the ``owner`` tag the device drives
+  with the request: a card that DMAs on behalf of an application), decides at once: a refused burst is reported to the bridge (``fault``), which ends it
   with the bus's ``err`` two edges after ``S`` and moves no data, so the device learns of the
   refusal (on a bus without ``err`` the burst runs silently on the device's fixed time); it is
   counted in :attr:`DmaServer.faults`;
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 from sim.time import Clock
@@ -71,6 +73,11 @@ class DmaServer:
     requester : hashable, optional
         On whose behalf the device's DMA runs, for the memory's ownership check (None: the
         kernel, as a device model's DMA).
+    requester_of : callable, optional
+        ``requester_of(tag) -> requester``: each burst's requester from the ``owner`` tag the
+        device drives with it (the bridge's ``prefix + "owner"`` port, present on a bus with
+        :attr:`hw.bus.DmaFeature.Owner`), read at the request edge. Default: every burst is
+        ``requester``'s. Give one of ``requester`` and ``requester_of``, not both.
     name : str
         For messages (``"server.rz0.dma"``).
 
@@ -91,12 +98,12 @@ class DmaServer:
     TypeError, ValueError
         For an argument of the wrong type or value.
     BindingError
-        If the design lacks one of the bridge's ports.
+        If the design lacks one of the bridge's ports (``owner`` too, with ``requester_of``).
     """
 
     def __init__(self, access: Any, driver: HdlDriver, clock: Clock, memory: Memory, *,
                  prefix: str = "dma_", mem: str = "dma.mem", requester: Any = None,
-                 name: str):
+                 requester_of: Callable[[int], Any] | None = None, name: str):
         if not isinstance(driver, HdlDriver):
             raise TypeError(f"driver must be a sim.bindings.HdlDriver, not {driver!r}")
         if not isinstance(clock, Clock):
@@ -107,15 +114,21 @@ class DmaServer:
             if not isinstance(value, str) or (what != "prefix" and not value):
                 raise ValueError(f"{what} must be a{' non-empty' if what != 'prefix' else ''} "
                                  f"string, not {value!r}")
+        if requester_of is not None and not callable(requester_of):
+            raise TypeError(f"requester_of must be callable (tag -> requester), not {requester_of!r}")
+        if requester_of is not None and requester is not None:
+            raise ValueError(f"give requester ({requester!r}) or requester_of, not both")
         self.access = access
         self.driver = driver
         self.kernel = driver.kernel
         self.clock = clock
         self.memory = memory
         self.requester = requester
+        self.requester_of = requester_of
         self.name = name
         self._mem = mem
-        self._port = {p: access.port(prefix + p) for p in DMA_PORTS}
+        self._port = {p: access.port(prefix + p)
+                      for p in DMA_PORTS + (("owner",) if requester_of is not None else ())}
         self._awaiting: deque[_Landing] = deque()    # device-to-memory bursts awaiting words
         self.bursts = 0
         self.bytes_read = 0
@@ -136,15 +149,18 @@ class DmaServer:
         addr, n, write = get(self._port["addr"]), get(self._port["count"]), get(self._port["write"])
         if n < 1:
             raise BindingError(f"{self.name}: a DMA burst of {n} words at {addr:#x}")
+        requester = self.requester
+        if self.requester_of is not None:
+            requester = self.requester_of(get(self._port["owner"]))
         self.bursts += 1
         # Spawned, so that nothing else due now runs between the prediction of the memory's
         # completion and the memory call that takes it.
-        k.spawn(self._serve(addr, n, bool(write)), name=f"{self.name}.burst")
+        k.spawn(self._serve(addr, n, bool(write), requester), name=f"{self.name}.burst")
 
-    async def _serve(self, addr: int, n: int, write: bool) -> None:
+    async def _serve(self, addr: int, n: int, write: bool, requester: Any) -> None:
         k, mem, nbytes = self.kernel, self.memory, 4 * n
         try:
-            mem.check(addr, nbytes, self.requester, write=write)
+            mem.check(addr, nbytes, requester, write=write)
         except (MemoryAccessError, MemoryBoundsError) as exc:
             self._refuse(exc)
             return
@@ -155,14 +171,14 @@ class DmaServer:
         if write:
             landing = _Landing(addr)
             self._awaiting.append(landing)
-            await mem.dma_write(addr, mem.view(addr, nbytes), self.requester)
+            await mem.dma_write(addr, mem.view(addr, nbytes), requester)
             self._check_done(done)
             landing.transferred = True
             self._land(landing)
         else:
             snapshot = mem.read(addr, nbytes)
             self.access.mem_write(self._mem, 0, _words(snapshot))
-            data = await mem.dma_read(addr, nbytes, self.requester)
+            data = await mem.dma_read(addr, nbytes, requester)
             self._check_done(done)
             self.bytes_read += nbytes
             if data != snapshot:

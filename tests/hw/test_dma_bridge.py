@@ -15,10 +15,13 @@ from types import SimpleNamespace
 from dataclasses import dataclass, field
 
 import pytest
+from amaranth.lib.wiring import Out
 from amaranth.sim import Simulator
 
+from hw.an2.registers import vc_entry_layout
+from hw.bus import OWNER_WIDTH, DmaBus, DmaFeature
 from hw.dma import ERR_CYCLES, DmaBridge
-from sim.bindings import HdlDriver
+from sim.bindings import BindingError, HdlDriver
 from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock, sim_time_ps
 from sim.bindings.dma import DmaServer
 from sim.kernel import Kernel
@@ -37,6 +40,7 @@ class Burst:
     fault: bool = False
     drop_after: int | None = None      # the device abandons the burst after this many words
     gap: int = 1                       # idle edges before the request
+    owner: int = 0                     # the owner tag (on a bus with "owner")
     words: list[int] = field(default_factory=list)
 
 
@@ -227,9 +231,11 @@ CLOCK = Clock(80_000, "dev")
 SERVER_W, SERVER_R = 10, 12      # fixed times shorter than the memory's: the memory decides
 
 
-def serve(bursts: list[Burst], *, rival: list[int] = (), check=None, features=()):
+def serve(bursts: list[Burst], *, rival: list[int] = (), check=None, features=(),
+          requester_of=None, owners: dict[int, object] | None = None):
     """A testbench device makes ``bursts`` on a bare bridge served by a DmaServer; another
-    master reads memory after each of the ``rival`` gaps. Returns ((S, E) per burst, words the device
+    master reads memory after each of the ``rival`` gaps; ``owners`` maps pages to owners.
+    Returns ((S, E) per burst, words the device
     read, memory, server); a burst ended by err has ``None`` for its words."""
     bridge = DmaBridge(write_cycles=SERVER_W, read_cycles=SERVER_R, depth=16, features=features)
     sim = Simulator(bridge)
@@ -240,8 +246,11 @@ def serve(bursts: list[Burst], *, rival: list[int] = (), check=None, features=()
     mem.write(0, random.Random(5).randbytes(1 << 16))
     if check is not None:
         mem.access_check = check
+    for page, owner in (owners or {}).items():
+        mem.set_owner(page, owner)
     server = DmaServer(AmaranthAccess(bridge, driver), driver, CLOCK, mem, prefix="", mem="mem",
-                       name="t.dma")
+                       requester_of=requester_of, name="t.dma")
+    has_err = "err" in features
     spans, got, d = [], [], bridge.dma
 
     async def device(ctx):
@@ -252,13 +261,15 @@ def serve(bursts: list[Burst], *, rival: list[int] = (), check=None, features=()
             for sig, v in ((d.req, 1), (d.addr, 0x1000 + 0x40 * len(spans)), (d.count, b.n),
                            (d.write, int(b.write))):
                 ctx.set(sig, v)
+            if "owner" in features:
+                ctx.set(d.owner, b.owner)
             if b.write:
                 ctx.set(d.w_data, b.words[0])
             word, data = 0, []
             while word < b.n:
                 _, _, ack, r_data, err = await ctx.tick().sample(
-                    d.ack, d.r_data, d.err if features else d.ack)
-                if features and err:
+                    d.ack, d.r_data, d.err if has_err else d.ack)
+                if has_err and err:
                     data = None
                     break
                 if ack:
@@ -346,6 +357,35 @@ def test_dma_server_refuses_what_the_memory_refuses(features) -> None:
         assert got[1] == [0] * 8 and cycles == [SERVER_W, SERVER_R]
 
 
+def test_dma_server_checks_each_burst_for_the_owner_the_device_names() -> None:
+    """On a bus with owner and err, each burst is checked for the requester its tag maps to:
+    the owner's bursts (and the kernel's, tag 0) to its page move data on the memory's time,
+    the other tag's are refused with err at the earliest edge and move nothing."""
+    page = 1                                   # serve()'s bursts all fall in [0x1000, 0x2000)
+    bursts = [Burst(True, 8, owner=1, words=words(16, 1)), Burst(True, 8, owner=2, words=words(16, 2)),
+              Burst(False, 8, owner=1), Burst(False, 8, owner=2),
+              Burst(True, 4, owner=0, words=words(16, 3)), Burst(False, 4, owner=2)]
+    apps = {0: None, 1: "app1", 2: "app2"}
+    spans, got, memory, server = serve(bursts, features={"owner", "err"},
+                                       requester_of=apps.__getitem__, owners={page: "app1"})
+    before = random.Random(5).randbytes(1 << 16)
+    refused = [i for i, b in enumerate(bursts) if b.owner == 2]
+    assert [i for i, g in enumerate(got) if g is None] == refused
+    assert [(e - s) // CLOCK.period for i, (s, e) in enumerate(spans) if i in refused] \
+        == [ERR_CYCLES] * 3
+    assert server.bursts == 6 and server.faults == 3
+    assert server.last_fault.requester == "app2" and server.last_fault.page == page
+    assert server.bytes_written == 4 * (8 + 4) and server.bytes_read == 4 * 8
+    for i, b in enumerate(bursts):
+        addr, n = 0x1000 + 0x40 * i, 4 * b.n
+        if b.write and b.owner != 2:
+            assert memory[addr:addr + n] == b"".join(w.to_bytes(4, "little") for w in b.words[:b.n])
+        else:                                   # reads, and the refused write, change nothing
+            assert memory[addr:addr + n] == before[addr:addr + n]
+        if not b.write and b.owner != 2:
+            assert b"".join(w.to_bytes(4, "little") for w in got[i]) == before[addr:addr + n]
+
+
 def test_dma_server_checks_its_arguments() -> None:
     k = Kernel()
     driver = HdlDriver(k)
@@ -357,5 +397,32 @@ def test_dma_server_checks_its_arguments() -> None:
         DmaServer(access, driver, 80_000, mem, name="x")
     with pytest.raises(ValueError, match="name must be"):
         DmaServer(access, driver, CLOCK, mem, name="")
+    with pytest.raises(TypeError, match="requester_of must be callable"):
+        DmaServer(access, driver, CLOCK, mem, requester_of={1: "app"}, name="x")
+    with pytest.raises(ValueError, match="requester .* or requester_of, not both"):
+        DmaServer(access, driver, CLOCK, mem, requester="app", requester_of=str, name="x")
     DmaServer(access, driver, CLOCK, mem, prefix="b_", name="x")
     assert driver.watched_signals == ["b_req_toggle", "b_data_toggle"]
+
+
+def test_the_owner_feature_adds_an_owner_tag_to_the_bus() -> None:
+    bus = DmaBus(features={"owner", "err"})
+    assert set(bus.members) == set(DmaBus().members) | {"err", "owner"}
+    assert bus.members["owner"] == Out(OWNER_WIDTH)
+    assert OWNER_WIDTH == vc_entry_layout["owner"].width   # the AN2 card's tag fits
+    assert bus == DmaBus(features=[DmaFeature.Err, DmaFeature.Owner]) != DmaBus(features="err")
+    assert repr(bus) == "DmaBus(addr_width=32, count_width=8, features={'err', 'owner'})"
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_a_server_mapping_owners_needs_a_bridge_with_owner() -> None:
+    bridge = DmaBridge(write_cycles=4, read_cycles=4, depth=4, features={"err"})
+    k = Kernel()
+    sim = Simulator(bridge)
+    driver = AmaranthDriver(sim, k)
+    with pytest.raises(BindingError, match="no port 'owner'"):
+        DmaServer(AmaranthAccess(bridge, driver), driver, CLOCK, Memory(k, 1 << 16, profile=PROFILE),
+                  prefix="", mem="mem", requester_of=str, name="x")
+    sim.run()                       # nothing to do: lets the driver's process end
+    assert "owner" not in DmaBridge(write_cycles=4, read_cycles=4, depth=4).signature.members
+    gc.collect()                    # the unused bridge warns when collected: here, under the filter
