@@ -77,7 +77,8 @@ class DmaServer:
         ``requester_of(tag) -> requester``: each burst's requester from the ``owner`` tag the
         device drives with it (the bridge's ``prefix + "owner"`` port, present on a bus with
         :attr:`hw.bus.DmaFeature.Owner`), read at the request edge. Default: every burst is
-        ``requester``'s. Give one of ``requester`` and ``requester_of``, not both.
+        ``requester``'s. Give one of ``requester`` and ``requester_of``, not both. A
+        ``LookupError`` it raises (an unknown tag) stops the simulation with a BindingError.
     name : str
         For messages (``"server.rz0.dma"``).
 
@@ -151,7 +152,12 @@ class DmaServer:
             raise BindingError(f"{self.name}: a DMA burst of {n} words at {addr:#x}")
         requester = self.requester
         if self.requester_of is not None:
-            requester = self.requester_of(get(self._port["owner"]))
+            tag = get(self._port["owner"])
+            try:
+                requester = self.requester_of(tag)
+            except LookupError:
+                raise BindingError(f"{self.name}: a DMA burst at {addr:#x} for owner tag {tag}, "
+                                   f"which requester_of does not know") from None
         self.bursts += 1
         # Spawned, so that nothing else due now runs between the prediction of the memory's
         # completion and the memory call that takes it.

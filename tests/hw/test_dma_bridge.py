@@ -386,6 +386,11 @@ def test_dma_server_checks_each_burst_for_the_owner_the_device_names() -> None:
             assert b"".join(w.to_bytes(4, "little") for w in got[i]) == before[addr:addr + n]
 
 
+def test_an_unknown_owner_tag_is_named() -> None:
+    with pytest.raises(BindingError, match="owner tag 3, which requester_of does not know"):
+        serve([Burst(False, 2, owner=3)], features={"owner"}, requester_of={0: None}.__getitem__)
+
+
 def test_dma_server_checks_its_arguments() -> None:
     k = Kernel()
     driver = HdlDriver(k)
