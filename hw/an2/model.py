@@ -1,0 +1,682 @@
+"""The AN2-style ATM card's transaction-level model (first version): registers, DMA, cells.
+
+Semantics: docs/an2_card.md and :mod:`hw.an2.registers`; timing: :mod:`hw.an2.timing`. The
+model never wakes per clock cycle: the transmit engine is one kernel task that sleeps from one
+DMA burst or cell slot to the next, and the receive engine is one task that takes the cells the
+link delivers (:meth:`sim.media.atm.LinkEnd.attach`) in arrival order.
+
+Timing rules (all times are card clock edges, ``p`` = :data:`~hw.an2.timing.CLOCK_PERIOD_PS`):
+
+* Bus: as :class:`hw.bus.HostBus` with :data:`~hw.an2.timing.BUS_WAIT_CYCLES` wait states: a
+  request at ``t`` is sampled at the edge ``e0`` strictly after ``t``, takes effect at
+  ``e = e0 + BUS_WAIT_CYCLES`` and completes at ``e + p``; accesses are served one at a time.
+* DMA: a burst requested at edge ``s`` reaches the memory at ``s + DMA_SETUP_CYCLES p``; it
+  then takes :meth:`sim.memory.Memory.dma_write` / ``dma_read`` (the memory's time, queued
+  behind other masters) and ends at the first edge at or after the memory is done. A refusal
+  (:class:`~sim.memory.MemoryAccessError`) is seen at ``s + DMA_ERR_CYCLES p`` and moves no
+  byte. Every DMA of a VC names its owner tag to the memory (owner 0, the kernel, is passed as
+  ``None``, which :func:`sim.memory.default_access_check` never refuses); rings and the
+  completion queue are the kernel's.
+* Transmit: the doorbell (a TxProducer write at ``e``) starts a descriptor fetch at
+  ``e + TX_DOORBELL_CYCLES``; each cell's payload is read by DMA (one burst per buffer piece),
+  issued ``TX_CELL_ISSUE_CYCLES`` later to :meth:`LinkEnd.send`, which places it in the first
+  free cell slot; the card reads at most ``TX_FIFO_CELLS`` cells ahead of the slot the link is
+  sending. After the Last descriptor the descriptors are written back (one 4-word burst each)
+  and the completion is written.
+* Receive: a cell's last word is at the card at the first edge at or after its arrival; its
+  payload burst is requested ``RX_DMA_START_CYCLES`` later (or when the engine is free).
+* Completion: written at CqProducer; CqProducer advances ``CQ_UPDATE_CYCLES`` after the burst,
+  and the coalescing decision is taken then; ``irq`` follows ``IRQ_LATENCY_CYCLES`` later.
+
+Simplifications of this first version (see also the report of issue 16):
+
+* Register reads return the value at the access edge after the kernel's events of that time
+  (the disk model's "value just before ``e``" rule is not reproduced).
+* The receive FIFO is unbounded (the card never drops a cell for lack of FIFO room), and the
+  receive engine fetches a pool's descriptor when it needs it (no prefetch: each new PDU pays a
+  descriptor fetch).
+* A receive PDU that runs out of buffers in mid-PDU completes with NoBuffer (the buffers
+  already filled are handed back), and a PDU whose completion finds the queue full waits for
+  the host; a PDU that *starts* while the queue is full is dropped as NoBuffer.
+* Raw-cell VCs (aal5 = 0) are not modelled yet: a PDU on one is treated as AAL5.
+* Link status is constant (all of Signal, FrameLock, CellLock when a link or Loopback is there).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from sim.bus import IrqLine
+from sim.kernel import Kernel
+from sim.media.aal5 import crc32_aal5
+from sim.media.atm import Cell, LinkEnd, first_slot_at, slot_start
+from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
+from sim.time import Clock
+
+from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, COALESCE_TIME_BITS, COUNTERS_OFFSET, ENTRY_BYTES,
+                        MAX_PDU, MAX_PDU_CELLS, NO_INDEX, NUM_POOLS, NUM_VCS, RESET, WINDOW_SIZE,
+                        Completion, Control, Counter, CqError, CqKind, Irq, Link, Reg,
+                        RxDescriptor, Status, TxDescriptor, VcEntry, VcState, aal5_cells,
+                        ring_entries_valid)
+from .timing import (BUS_WAIT_CYCLES, CQ_UPDATE_CYCLES, DMA_ERR_CYCLES,
+                     DMA_SETUP_CYCLES, IRQ_LATENCY_CYCLES, RX_DMA_START_CYCLES,
+                     RX_TRAILER_CHECK_CYCLES, TX_CELL_ISSUE_CYCLES, TX_DOORBELL_CYCLES,
+                     TX_FIFO_CELLS)
+
+__all__ = ["An2Model", "RingFault"]
+
+_MASK = 0xFFFF_FFFF
+_ERROR_COUNTERS = {Counter.CrcErrors, Counter.OversizePdus, Counter.NoBuffer, Counter.LostCells,
+                   Counter.DmaFaults, Counter.UnknownVc}
+_DMA_ERRORS = (MemoryAccessError, MemoryBoundsError)
+
+
+class RingFault(Exception):
+    """A DMA to a ring or the completion queue was refused: the engines halt (Status.Fault)."""
+
+
+@dataclass
+class _Vc:
+    """The receive state of one VC."""
+
+    state: VcState = VcState.Idle
+    owner: int = 0
+    pool: int = 0
+    cells: int = 0
+    pdu: bytearray = field(default_factory=bytearray)
+    buf: RxDescriptor | None = None   # the buffer being filled
+    buf_index: int = 0
+    buf_used: int = 0
+    first: bool = True
+    delivered: int = 0
+    filled: list = field(default_factory=list)   # (index, descriptor) written back, not last
+
+
+class An2Model:
+    """Transaction-level model of the AN2-style card; a :class:`sim.bus.BusTarget`.
+
+    Parameters
+    ----------
+    kernel : Kernel
+    clock : Clock
+        The card's clock (12.5 MHz).
+    memory : Memory
+        Host memory, reached by DMA.
+    irq : IrqLine
+        The line the card drives (``IrqCause & IrqEnable``).
+    link : LinkEnd or None
+        The link end the card's fibre is attached to (None: no link; Loopback still works).
+
+    Raises
+    ------
+    TypeError
+        If an argument is of the wrong type.
+    """
+
+    def __init__(self, kernel: Kernel, clock: Clock, *, memory: Memory, irq: IrqLine,
+                 link: LinkEnd | None) -> None:
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"kernel must be a sim.kernel.Kernel, not {kernel!r}")
+        if not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
+        if not isinstance(memory, Memory):
+            raise TypeError(f"memory must be a sim.memory.Memory, not {memory!r}")
+        if not isinstance(irq, IrqLine):
+            raise TypeError(f"irq must be a sim.bus.IrqLine, not {irq!r}")
+        if link is not None and not isinstance(link, LinkEnd):
+            raise TypeError(f"link must be a sim.media.atm.LinkEnd or None, not {link!r}")
+        self.kernel, self.clock, self.memory, self.irq, self.link = kernel, clock, memory, irq, link
+        self._p = clock.period
+        self._busy_bus = False
+        self._bus_queue: list = []
+        self.reads = self.writes = 0
+        self._tx_kick = kernel.event("an2.tx.kick")
+        self._cq_space = kernel.event("an2.cq.space")
+        self._rx_cells = kernel.queue("an2.rx.cells")
+        self._tx_next_slot = 0      # mirror of the link's next free slot
+        self._loop_next_slot = 0
+        self._tx_departures: deque[int] = deque(maxlen=TX_FIFO_CELLS)  # slot starts, last cells
+        self._tx_sent = 0           # cells of the PDU in progress issued
+        self._tx_sent_bytes = 0
+        self._reset_state()
+        if link is not None:
+            link.attach(self._on_cell)
+        kernel.spawn(self._tx_engine(), name="an2.tx", daemon=True)
+        kernel.spawn(self._rx_engine(), name="an2.rx", daemon=True)
+
+    # -- state -----------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self.regs: dict[int, int] = {int(r): v for r, v in RESET.items()}
+        for p in range(1, NUM_POOLS):
+            for i in range(4):
+                self.regs[int(Reg.PoolBase) + 16 * p + 4 * i] = RESET[Reg.PoolBase + 4 * i]
+        self.counters = [0] * len(Counter)
+        self.vc_table = [0] * NUM_VCS
+        self.vcs: dict[int, _Vc] = {}
+        self._cq_phase = 1
+        self._pending = 0           # completions since IrqCause.Completion was last set
+        self._coalesce_cancel = None
+        self._gen = getattr(self, "_gen", 0) + 1
+
+    def _reg(self, r: Reg | int, pool: int = 0) -> int:
+        return self.regs[int(r) + 16 * pool]
+
+    def _set(self, r: Reg | int, value: int, pool: int = 0) -> None:
+        self.regs[int(r) + 16 * pool] = value
+
+    def counter(self, c: Counter) -> int:
+        """The current value of counter ``c``."""
+        return self.counters[c]
+
+    def _count(self, c: Counter, edge: int, n: int = 1) -> None:
+        self.counters[c] = min(_MASK, self.counters[c] + n)
+        if c in _ERROR_COUNTERS:
+            self._cause(Irq.Error, edge)
+
+    def _cause(self, bits: Irq, edge: int) -> None:
+        self._set(Reg.IrqCause, self._reg(Reg.IrqCause) | int(bits))
+        self._irq_at(edge)
+
+    def _irq_at(self, edge: int) -> None:
+        gen = self._gen
+        level = 1 if self._reg(Reg.IrqCause) & self._reg(Reg.IrqEnable) else 0
+
+        def drive() -> None:
+            if gen == self._gen:
+                self.irq.drive(level)
+        self.kernel.call_at(edge + IRQ_LATENCY_CYCLES * self._p, drive)
+
+    @property
+    def link_status(self) -> int:
+        """LinkStatus: up when a link end is attached or Loopback is set."""
+        up = self.link is not None or self._reg(Reg.Control) & Control.Loopback
+        return int(Link.Signal | Link.FrameLock | Link.CellLock) if up else 0
+
+    def _status(self) -> int:
+        return self._reg(Reg.Status)
+
+    def _on(self, bit: Status) -> bool:
+        return bool(self._reg(Reg.Status) & bit) and not self._reg(Reg.Status) & Status.Fault
+
+    # -- BusTarget -------------------------------------------------------------------------------
+    def _check(self, offset: int) -> None:
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < WINDOW_SIZE \
+                or offset & 3:
+            raise ValueError(f"AN2 register offset must be a word offset in [0, {WINDOW_SIZE:#x}),"
+                             f" not {offset!r}")
+
+    async def _access_edge(self) -> int:
+        if self._busy_bus:
+            ev = self.kernel.event("an2.bus.turn")
+            self._bus_queue.append(ev)
+            await ev
+        self._busy_bus = True
+        e = self.clock.edge_after(self.kernel.now) + BUS_WAIT_CYCLES * self._p
+        await self.kernel.sleep_until(e, late=True)
+        return e
+
+    def _release(self) -> None:
+        if self._bus_queue:
+            self._bus_queue.pop(0).set()
+        else:
+            self._busy_bus = False
+
+    async def read(self, offset: int) -> int:
+        """Read the register at byte ``offset`` (completes ``BUS_WAIT_CYCLES + 1`` cycles after
+        the first edge that samples it)."""
+        self._check(offset)
+        e = await self._access_edge()
+        try:
+            value = self._peek(offset)
+            self.reads += 1
+            await self.kernel.sleep_until(e + self._p, late=True)
+        finally:
+            self._release()
+        return value
+
+    async def write(self, offset: int, value: int) -> None:
+        """Write the register at byte ``offset`` (timing as :meth:`read`)."""
+        self._check(offset)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MASK:
+            raise ValueError(f"AN2 register value must be a 32-bit unsigned integer, not {value!r}")
+        e = await self._access_edge()
+        try:
+            self._poke(offset, value, e)
+            self.writes += 1
+            await self.kernel.sleep_until(e + self._p, late=True)
+        finally:
+            self._release()
+
+    def _peek(self, offset: int) -> int:
+        if offset >= COUNTERS_OFFSET:
+            i = (offset - COUNTERS_OFFSET) // 4
+            return self.counters[i] if i < len(Counter) else 0
+        if offset == Reg.LinkStatus:
+            return self.link_status
+        if offset == Reg.VcEntry:
+            vci = self._reg(Reg.VcIndex)
+            st = self.vcs[vci].state if vci in self.vcs else VcState.Idle
+            return self.vc_table[vci] | (int(st) << 4)
+        return self.regs.get(offset, 0)
+
+    def _poke(self, offset: int, value: int, e: int) -> None:  # noqa: C901 - a register decoder
+        if offset >= COUNTERS_OFFSET:
+            if (offset - COUNTERS_OFFSET) // 4 < len(Counter):
+                self.counters[(offset - COUNTERS_OFFSET) // 4] = 0
+            return
+        ctl = self._reg(Reg.Control)
+        tx_off = not ctl & Control.TxEnable
+        rx_off = not ctl & Control.RxEnable
+        if offset == Reg.Control:
+            if value & Control.Reset:
+                self._reset_state()
+                self.irq.drive(0)
+                self._tx_kick.pulse()
+                return
+            self._set(Reg.Control, value & 0xE)
+            st = self._status() & ~(Status.TxOn | Status.RxOn)
+            if not st & Status.Fault:
+                st |= (Status.TxOn if value & Control.TxEnable else 0)
+                st |= (Status.RxOn if value & Control.RxEnable else 0)
+            self._set(Reg.Status, st)
+            self._tx_kick.pulse(e)
+        elif offset == Reg.IrqCause:
+            self._set(Reg.IrqCause, self._reg(Reg.IrqCause) & ~value)
+            self._irq_at(e)
+        elif offset == Reg.IrqEnable:
+            self._set(Reg.IrqEnable, value & 0xF)
+            self._irq_at(e)
+        elif offset == Reg.CoalesceCount:
+            self._set(Reg.CoalesceCount, value & 0xFF)
+        elif offset == Reg.CoalesceTime:
+            self._set(Reg.CoalesceTime, value & ((1 << COALESCE_TIME_BITS) - 1))
+        elif offset == Reg.VcIndex:
+            self._set(Reg.VcIndex, value % NUM_VCS)
+        elif offset == Reg.VcEntry:
+            vci = self._reg(Reg.VcIndex)
+            self.vc_table[vci] = value & 0xFF0F
+            vc = self.vcs.get(vci)
+            if not value & 1 and vc is not None and vc.state == VcState.Reassembling:
+                vc.state = VcState.Discarding   # partial PDU dropped at its next cell (see doc)
+        elif Reg.TxBase <= offset < COUNTERS_OFFSET:
+            self._poke_ring(offset, value, e, tx_off, rx_off)
+
+    def _poke_ring(self, offset: int, value: int, e: int, tx_off: bool, rx_off: bool) -> None:
+        if offset < Reg.CqBase:
+            base, engine_off = Reg.TxBase, tx_off
+        elif offset < Reg.PoolBase:
+            base, engine_off = Reg.CqBase, tx_off and rx_off
+        else:
+            base, engine_off = Reg.PoolBase + 16 * ((offset - Reg.PoolBase) // 16), rx_off
+        role = (offset - base) // 4       # 0 base, 1 size, 2 producer, 3 consumer
+        size = self.regs[base + 4]
+        if role == 0 and engine_off:
+            self.regs[offset] = value & ~0xF
+        elif role == 1 and engine_off and ring_entries_valid(value):
+            self.regs[offset] = value
+        elif role == 2 and base != Reg.CqBase:
+            self.regs[offset] = value % size
+            if base == Reg.TxBase:
+                self._tx_kick.pulse(e)
+        elif role == 3 and base == Reg.CqBase:
+            self.regs[offset] = value % size
+            self._cq_space.pulse()
+
+    # -- DMA ---------------------------------------------------------------------------------------
+    def _edge(self, t: int) -> int:
+        return self.clock.edge_at_or_after(t)
+
+    async def _dma(self, start: int, addr: int, data_or_n, owner: int, *, write: bool):
+        """A burst requested at edge ``start``; returns (end edge, bytes read or None).
+
+        Raises the memory's error at ``start + DMA_ERR_CYCLES``."""
+        requester = owner or None
+        try:
+            if write:
+                self.memory.check(addr, len(data_or_n), requester, write=True)
+            else:
+                self.memory.check(addr, data_or_n, requester, write=False)
+        except _DMA_ERRORS:
+            await self.kernel.sleep_until(start + DMA_ERR_CYCLES * self._p)
+            raise
+        await self.kernel.sleep_until(start + DMA_SETUP_CYCLES * self._p)
+        if write:
+            await self.memory.dma_write(addr, data_or_n, requester=requester)
+            got = None
+        else:
+            got = await self.memory.dma_read(addr, data_or_n, requester=requester)
+        return self._edge(self.kernel.now), got
+
+    async def _ring_dma(self, start: int, addr: int, data_or_n, *, write: bool):
+        try:
+            return await self._dma(start, addr, data_or_n, 0, write=write)
+        except _DMA_ERRORS as exc:
+            edge = self._edge(self.kernel.now)
+            self._set(Reg.Status, (self._status() & ~(Status.TxOn | Status.RxOn)) | Status.Fault)
+            self._cause(Irq.Error, edge)
+            raise RingFault(str(exc)) from exc
+
+    # -- completions -------------------------------------------------------------------------------
+    async def _complete(self, start: int, c: Completion) -> int:
+        """Write completion ``c`` (phase filled in) from edge ``start``; returns the edge at which
+        CqProducer has advanced."""
+        while True:
+            size, prod = self._reg(Reg.CqSize), self._reg(Reg.CqProducer)
+            if (prod + 1) % size != self._reg(Reg.CqConsumer):
+                break
+            if not self._status() & Status.CqFull:
+                self._set(Reg.Status, self._status() | Status.CqFull)
+                self._cause(Irq.CqFull, start)
+            await self._cq_space
+            start = self._edge(self.kernel.now)
+        self._set(Reg.Status, self._status() & ~Status.CqFull)
+        entry = Completion(kind=c.kind, pool=c.pool, phase=self._cq_phase, index=c.index,
+                           length=c.length, vci=c.vci, errors=c.errors, cells=c.cells, tag=c.tag)
+        addr = self._reg(Reg.CqBase) + ENTRY_BYTES * prod
+        end, _ = await self._ring_dma(start, addr, entry.pack(), write=True)
+        edge = end + CQ_UPDATE_CYCLES * self._p
+        await self.kernel.sleep_until(edge)
+        if prod + 1 == size:
+            self._cq_phase ^= 1
+        self._set(Reg.CqProducer, (prod + 1) % size)
+        self._coalesce(edge)
+        return edge
+
+    def _coalesce(self, edge: int) -> None:
+        self._pending += 1
+        if self._pending >= max(1, self._reg(Reg.CoalesceCount)):
+            self._fire_completion(edge)
+        elif self._pending == 1 and self._reg(Reg.CoalesceTime):
+            gen = self._gen
+            at = edge + self._reg(Reg.CoalesceTime) * self._p
+
+            def timeout() -> None:
+                if gen == self._gen and self._pending:
+                    self._fire_completion(at)
+            self._coalesce_cancel = self.kernel.call_at(at, timeout)
+
+    def _fire_completion(self, edge: int) -> None:
+        self._pending = 0
+        if self._coalesce_cancel is not None:
+            self._coalesce_cancel()
+            self._coalesce_cancel = None
+        self._cause(Irq.Completion, edge)
+
+    # -- transmit ------------------------------------------------------------------------------------
+    async def _tx_engine(self) -> None:
+        while True:
+            start = await self._tx_kick
+            start = self._edge(self.kernel.now) if start is None else start
+            try:
+                await self._tx_run(start + TX_DOORBELL_CYCLES * self._p)
+            except RingFault:
+                pass
+
+    async def _fetch(self, start: int, base: int, index: int, cls):
+        end, raw = await self._ring_dma(start, base + ENTRY_BYTES * index, ENTRY_BYTES, write=False)
+        return end, cls.unpack(raw)
+
+    async def _tx_run(self, t: int) -> None:
+        while self._on(Status.TxOn):
+            size = self._reg(Reg.TxSize)
+            cons = self._reg(Reg.TxConsumer)
+            if cons == self._reg(Reg.TxProducer):
+                return
+            # Gather the PDU's descriptors First .. Last.
+            descs, idx = [], cons
+            while True:
+                t, d = await self._fetch(t, self._reg(Reg.TxBase), idx, TxDescriptor)
+                if not d.own:
+                    return      # the host has not handed it over: wait for the next doorbell
+                descs.append((idx, d))
+                if d.last or (idx + 1) % size == self._reg(Reg.TxProducer):
+                    break
+                idx = (idx + 1) % size
+            t = await self._tx_pdu(t, descs)
+
+    async def _tx_pdu(self, t: int, descs: list) -> int:
+        vci = descs[0][1].vci
+        self._tx_sent = self._tx_sent_bytes = 0
+        entry = VcEntry.from_int(self.vc_table[vci]) if vci < NUM_VCS else VcEntry()
+        errors, sent_cells, length = CqError(0), 0, sum(d.length for _, d in descs)
+        if not entry.enable:
+            errors = CqError.BadVc
+        else:
+            payload = bytearray()
+            try:
+                for _, d in descs:
+                    if d.length:
+                        t = await self._tx_gather(t, d, entry.owner, payload, vci)
+                        sent_cells = self._tx_sent
+            except _DMA_ERRORS:
+                t = self._edge(self.kernel.now)
+                errors = CqError.DmaFault
+                sent_cells = self._tx_sent
+                self._count(Counter.DmaFaults, t)
+            if not errors:
+                t, sent_cells = await self._tx_finish(t, bytes(payload), vci)
+        # Write back the descriptors, then the completion.
+        for i, d in descs:
+            back = TxDescriptor(addr=d.addr, length=d.length, vci=d.vci, first=d.first,
+                                last=d.last, dma_fault=int(bool(errors & CqError.DmaFault)),
+                                bad_vc=int(bool(errors & CqError.BadVc)), own=0, tag=d.tag)
+            t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i, back.pack(),
+                                        write=True)
+        last_i, last = descs[-1]
+        self._set(Reg.TxConsumer, (last_i + 1) % self._reg(Reg.TxSize))
+        if not errors:
+            self._count(Counter.PdusTx, t)
+        return await self._complete(t, Completion(
+            kind=CqKind.Tx, index=last_i, length=length if not errors else 0, vci=vci,
+            errors=errors, cells=sent_cells, tag=last.tag))
+
+    async def _tx_gather(self, t: int, d: TxDescriptor, owner: int, payload: bytearray,
+                         vci: int) -> int:
+        """Read buffer ``d`` by DMA, sending every whole cell of non-final payload as it fills."""
+        pos = 0
+        while pos < d.length:
+            room = CELL_PAYLOAD_BYTES - len(payload) % CELL_PAYLOAD_BYTES
+            n = min(room, d.length - pos)
+            t = await self._fifo_room(t)
+            t, got = await self._dma(t, d.addr + pos, n, owner, write=False)
+            payload += got
+            pos += n
+            if len(payload) % CELL_PAYLOAD_BYTES == 0 and not (d.last and pos == d.length):
+                t = self._send(t, vci, bytes(payload[-CELL_PAYLOAD_BYTES:]), end=False)
+        return t
+
+    async def _tx_finish(self, t: int, payload: bytes, vci: int) -> tuple[int, int]:
+        """Send the rest: the last partial cell of payload, pad and trailer."""
+        body = payload.ljust(aal5_cells(len(payload)) * CELL_PAYLOAD_BYTES - AAL5_TRAILER_BYTES,
+                             b"\0") + bytes([0, 0]) + len(payload).to_bytes(2, "big")
+        pdu = body + crc32_aal5(body).to_bytes(4, "big")
+        for off in range(self._tx_sent_bytes, len(pdu), CELL_PAYLOAD_BYTES):
+            t = await self._fifo_room(t)
+            t = self._send(t, vci, pdu[off:off + CELL_PAYLOAD_BYTES],
+                           end=off + CELL_PAYLOAD_BYTES == len(pdu))
+        return t, self._tx_sent
+
+    async def _fifo_room(self, t: int) -> int:
+        """Wait (from edge ``t``) until the FIFO holds fewer than TX_FIFO_CELLS cells."""
+        if len(self._tx_departures) == TX_FIFO_CELLS:
+            leave = self._tx_departures[0]
+            if leave > t:
+                t = self._edge(leave)
+                await self.kernel.sleep_until(t)
+        return t
+
+    def _send(self, t: int, vci: int, payload: bytes, *, end: bool) -> int:
+        """Issue a cell whose payload is in the FIFO at edge ``t``; returns ``t``."""
+        issue = t + TX_CELL_ISSUE_CYCLES * self._p
+        cell = Cell(vpi=0, vci=vci, payload=payload, pt=1 if end else 0)
+        loop = bool(self._reg(Reg.Control) & Control.Loopback)
+        slot = max(self._loop_next_slot if loop else self._tx_next_slot, first_slot_at(issue))
+        if loop:
+            self._loop_next_slot = slot + 1
+            self.kernel.call_at(slot_start(slot + 1), lambda: self._on_cell(cell))
+        else:
+            self._tx_next_slot = slot + 1
+            if self.link is not None:
+                self.kernel.call_at(issue, lambda: self.link.send(cell))
+        self._tx_departures.append(slot_start(slot))
+        self._tx_sent += 1
+        self._tx_sent_bytes += CELL_PAYLOAD_BYTES
+        self._count(Counter.CellsTx, t)
+        return t
+
+    # -- receive -------------------------------------------------------------------------------------
+    def _on_cell(self, cell: Cell) -> None:
+        self._rx_cells.put_nowait((self._edge(self.kernel.now), cell))
+
+    async def _rx_engine(self) -> None:
+        free = 0
+        while True:
+            at, cell = await self._rx_cells.get()
+            t = max(at + RX_DMA_START_CYCLES * self._p, free)
+            if t > self.kernel.now:
+                await self.kernel.sleep_until(t)
+            try:
+                free = await self._rx_cell(t, cell)
+            except RingFault:
+                free = self._edge(self.kernel.now)
+
+    async def _rx_cell(self, t: int, cell: Cell) -> int:
+        if not self._on(Status.RxOn):
+            return t
+        vci = cell.vci
+        if cell.vpi != 0 or vci >= NUM_VCS or not self.vc_table[vci] & 1:
+            self._count(Counter.UnknownVc, t)
+            return t
+        self._count(Counter.CellsRx, t)
+        entry = VcEntry.from_int(self.vc_table[vci])
+        vc = self.vcs.setdefault(vci, _Vc())
+        end = cell.end_of_sdu
+        if vc.state == VcState.Discarding:
+            if end:
+                self.vcs[vci] = _Vc()
+            return t
+        if vc.state == VcState.Idle:
+            vc.owner, vc.pool = entry.owner, entry.pool
+            cq = self._reg(Reg.CqSize)
+            if (self._reg(Reg.CqProducer) + 1) % cq == self._reg(Reg.CqConsumer):
+                self._count(Counter.NoBuffer, t)      # queue full: dropped, no completion
+                vc.state = VcState.Discarding if not end else VcState.Idle
+                return t
+            t, ok = await self._take_buffer(t, vc)
+            if not ok:
+                self._count(Counter.NoBuffer, t)
+                vc.state = VcState.Discarding if not end else VcState.Idle
+                return await self._complete(t, Completion(
+                    kind=CqKind.Rx, pool=vc.pool, index=NO_INDEX, vci=vci,
+                    errors=CqError.NoBuffer, cells=1))
+            vc.state = VcState.Reassembling
+        vc.cells += 1
+        vc.pdu += cell.payload
+        if vc.cells > MAX_PDU_CELLS:
+            self._count(Counter.OversizePdus, t)
+            return await self._rx_done(t, vci, vc, CqError.Oversize, discard=not end)
+        # The bytes of this cell that go to the host: all of them but the trailer of the last
+        # cell and the pad after the trailer's length.
+        data = cell.payload
+        if end:
+            length = int.from_bytes(vc.pdu[-6:-4], "big")
+            keep = max(0, min(CELL_PAYLOAD_BYTES - AAL5_TRAILER_BYTES,
+                              length - (len(vc.pdu) - CELL_PAYLOAD_BYTES)))
+            data = data[:keep]
+        data = data[:max(0, MAX_PDU - vc.delivered)]      # a PDU never exceeds 65535 bytes
+        try:
+            t = await self._rx_write(t, vc, vci, data)
+        except _DMA_ERRORS:
+            t = self._edge(self.kernel.now)
+            self._count(Counter.DmaFaults, t)
+            return await self._rx_done(t, vci, vc, CqError.DmaFault, discard=not end)
+        if vc.state == VcState.Discarding:      # ran out of buffers mid-PDU
+            if end:
+                self.vcs[vci] = _Vc()
+            return t
+        if end:
+            return await self._rx_trailer(t, vci, vc)
+        return t
+
+    async def _take_buffer(self, t: int, vc: _Vc) -> tuple[int, bool]:
+        p = vc.pool
+        cons = self._reg(Reg.PoolConsumer, p)
+        if cons == self._reg(Reg.PoolProducer, p):
+            return t, False
+        t, d = await self._fetch(t, self._reg(Reg.PoolBase, p), cons, RxDescriptor)
+        if not d.own:
+            return t, False
+        self._set(Reg.PoolConsumer, (cons + 1) % self._reg(Reg.PoolSize, p), p)
+        vc.buf, vc.buf_index, vc.buf_used = d, cons, 0
+        return t, True
+
+    async def _rx_write(self, t: int, vc: _Vc, vci: int, data: bytes) -> int:
+        while data:
+            room = vc.buf.size - vc.buf_used
+            if room == 0:
+                t = await self._write_back(t, vc, vci, last=False, errors=CqError(0))
+                t, ok = await self._take_buffer(t, vc)
+                if not ok:
+                    self._count(Counter.NoBuffer, t)
+                    await self._complete(t, Completion(
+                        kind=CqKind.Rx, pool=vc.pool, index=vc.filled[-1][0], vci=vci,
+                        length=vc.delivered, errors=CqError.NoBuffer, cells=vc.cells,
+                        tag=vc.filled[-1][1].tag))
+                    vc.state = VcState.Discarding
+                    return self._edge(self.kernel.now)
+                continue
+            n = min(room, len(data))
+            t, _ = await self._dma(t, vc.buf.addr + vc.buf_used, data[:n], vc.owner, write=True)
+            vc.buf_used += n
+            vc.delivered += n
+            data = data[n:]
+        return t
+
+    async def _write_back(self, t: int, vc: _Vc, vci: int, *, last: bool,
+                          errors: CqError) -> int:
+        d = vc.buf
+        back = RxDescriptor(
+            addr=d.addr, size=d.size, length=vc.buf_used, vci=vci, first=int(vc.first),
+            last=int(last), crc_error=int(bool(errors & CqError.CrcError)),
+            oversize=int(bool(errors & CqError.Oversize)),
+            lost_cell=int(bool(errors & CqError.LostCell)),
+            dma_fault=int(bool(errors & CqError.DmaFault)), own=0, tag=d.tag)
+        t, _ = await self._ring_dma(t, self._reg(Reg.PoolBase, vc.pool) + ENTRY_BYTES * vc.buf_index,
+                                    back.pack(), write=True)
+        vc.first = False
+        vc.filled.append((vc.buf_index, back))
+        return t
+
+    async def _rx_trailer(self, t: int, vci: int, vc: _Vc) -> int:
+        t += RX_TRAILER_CHECK_CYCLES * self._p
+        length = int.from_bytes(vc.pdu[-6:-4], "big")
+        crc = int.from_bytes(vc.pdu[-4:], "big")
+        errors = CqError(0)
+        if aal5_cells(length) != vc.cells:
+            errors = CqError.LostCell
+            self._count(Counter.LostCells, t)
+        elif crc32_aal5(bytes(vc.pdu[:-4])) != crc:
+            errors = CqError.CrcError
+            self._count(Counter.CrcErrors, t)
+        else:
+            self._count(Counter.PdusRx, t)
+        if t > self.kernel.now:
+            await self.kernel.sleep_until(t)
+        if not errors and vc.delivered > length:
+            # The pad of the cell before a trailer-only cell was written: not in the length.
+            trim = min(vc.delivered - length, vc.buf_used)
+            vc.buf_used -= trim
+            vc.delivered -= trim
+        return await self._rx_done(t, vci, vc, errors, discard=False, length=length)
+
+    async def _rx_done(self, t: int, vci: int, vc: _Vc, errors: CqError, *, discard: bool,
+                       length: int | None = None) -> int:
+        """Write back the current buffer as Last and write the PDU's completion."""
+        t = await self._write_back(t, vc, vci, last=True, errors=errors)
+        index, back = vc.filled[-1]
+        good = not errors and length is not None
+        cells = vc.cells
+        self.vcs[vci] = _Vc(state=VcState.Discarding if discard else VcState.Idle)
+        return await self._complete(t, Completion(
+            kind=CqKind.Rx, pool=vc.pool, index=index, vci=vci,
+            length=length if good else vc.delivered, errors=errors, cells=cells, tag=back.tag))

@@ -1,0 +1,333 @@
+"""The AN2-style card's transaction-level model (hw/an2/model.py) against docs/an2_card.md.
+
+Two cards on an :class:`sim.media.atm.AtmLink` (A transmits, B receives), or one card and a
+hand-driven link end that injects cells (interleaved VCs, corrupted or lost cells, oversize).
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hw.an2.model import An2Model
+from hw.an2.registers import (MAX_PDU_CELLS, NO_INDEX, Completion, Control, Counter, CqError,
+                              CqKind, Irq, Reg, RxDescriptor, TxDescriptor, VcEntry, pool_reg,
+                              aal5_cells)
+from hw.an2.timing import (CLOCK_PERIOD_PS, CQ_UPDATE_CYCLES, IRQ_LATENCY_CYCLES,
+                           TX_DOORBELL_CYCLES, dma_burst_cycles, entry_dma_cycles)
+from sim.bus import IrqLine
+from sim.kernel import Kernel
+from sim.media.aal5 import segment
+from sim.media.atm import AtmLink, Cell, first_slot_at, slot_start
+from sim.memory import Memory
+from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
+from sim.time import S, Clock
+
+P = CLOCK_PERIOD_PS
+CLOCK = Clock(P, "an2")
+MEM = 1 << 20
+CQ, TXR, POOL0 = 0x1000, 0x2000, 0x3000
+RING = 256
+TXBUF, RXBUF = 0x10000, 0x60000
+BUFSIZE = 2048
+
+
+class Card:
+    """A card, its memory and irq, with driver-like helpers (rings filled untimed)."""
+
+    def __init__(self, k: Kernel, link_end, name: str) -> None:
+        self.k = k
+        self.mem = Memory(k, MEM, profile=PROFILE, name=f"{name}.mem")
+        self.irq = IrqLine(k, name)
+        self.m = An2Model(k, CLOCK, memory=self.mem, irq=self.irq, link=link_end)
+        self.tx_next = 0
+        self.tx_buf = TXBUF
+        self.rx_posted = 0
+
+    async def wr(self, off, value) -> None:
+        await self.m.write(int(off), int(value))
+
+    async def rd(self, off) -> int:
+        return await self.m.read(int(off))
+
+    async def setup(self, vcs: dict[int, int], *, buffers: int = 64, control: int = 0) -> None:
+        """Rings, VCs ``{vci: owner}`` (pool 0), ``buffers`` receive buffers, engines on."""
+        for reg, val in ((Reg.CqBase, CQ), (Reg.CqSize, RING), (Reg.TxBase, TXR),
+                         (Reg.TxSize, RING), (pool_reg(Reg.PoolBase, 0), POOL0),
+                         (pool_reg(Reg.PoolSize, 0), RING), (Reg.IrqEnable, Irq.Completion)):
+            await self.wr(reg, val)
+        for vci, owner in vcs.items():
+            await self.wr(Reg.VcIndex, vci)
+            await self.wr(Reg.VcEntry, VcEntry(enable=1, owner=owner).to_int())
+        await self.post(buffers)
+        await self.wr(Reg.Control, Control.TxEnable | Control.RxEnable | control)
+
+    async def post(self, n: int, addr=None) -> None:
+        for _ in range(n):
+            i = self.rx_posted
+            a = RXBUF + BUFSIZE * i if addr is None else addr
+            self.mem.write(POOL0 + 16 * i, RxDescriptor(addr=a, size=BUFSIZE, own=1,
+                                                        tag=1000 + i).pack())
+            self.rx_posted += 1
+        await self.wr(pool_reg(Reg.PoolProducer, 0), self.rx_posted % RING)
+
+    def queue_pdu(self, vci: int, payload: bytes, pieces: int = 1, tag: int = 0,
+                  addr: int | None = None) -> None:
+        """Put ``payload`` in ``pieces`` transmit descriptors (no doorbell)."""
+        cuts = sorted({0, len(payload)} | {len(payload) * j // pieces for j in range(pieces)})
+        cuts = [0] * (pieces + 1 - len(cuts)) + cuts
+        for j in range(pieces):
+            part = payload[cuts[j]:cuts[j + 1]]
+            a = self.tx_buf + 3 if addr is None else addr     # odd alignment on purpose
+            if addr is None:
+                self.mem.write(a, part)
+                self.tx_buf += len(part) + 8
+            d = TxDescriptor(addr=a, length=len(part), vci=vci, first=int(j == 0),
+                             last=int(j == pieces - 1), own=1, tag=tag)
+            self.mem.write(TXR + 16 * self.tx_next, d.pack())
+            self.tx_next = (self.tx_next + 1) % RING
+
+    async def doorbell(self) -> None:
+        await self.wr(Reg.TxProducer, self.tx_next)
+
+    def completions(self) -> list[Completion]:
+        out = []
+        for i in range(RING):
+            raw = self.mem.read(CQ + 16 * i, 16)
+            if raw[0] & 3:
+                out.append(Completion.unpack(raw))
+        return out
+
+    def received(self) -> list[tuple[Completion, bytes, list[RxDescriptor]]]:
+        """Rx completions with the bytes their buffers hold (First .. Last, in pool order)."""
+        out, pos = [], 0
+        for c in self.completions():
+            if c.kind != CqKind.Rx:
+                continue
+            if c.index == NO_INDEX:
+                out.append((c, b"", []))
+                continue
+            descs = []
+            while True:
+                d = RxDescriptor.unpack(self.mem.read(POOL0 + 16 * pos, 16))
+                descs.append(d)
+                pos += 1
+                if d.last:
+                    break
+            assert (pos - 1) % RING == c.index
+            out.append((c, b"".join(self.mem.read(d.addr, d.length) for d in descs), descs))
+        return out
+
+
+def run(k: Kernel, coro):
+    task = k.spawn(coro)
+    k.run(until=k.now + S)          # the card's engines are daemons: run until all is quiet
+    assert task.done and task.exception is None, task.exception
+    return task.result
+
+
+def pair():
+    k = Kernel()
+    link = AtmLink(k)
+    return k, Card(k, link.a, "a"), Card(k, link.b, "b")
+
+
+def rig_injector():
+    """Card B on a link whose other end the test drives by hand."""
+    k = Kernel()
+    link = AtmLink(k)
+    return k, link.a, Card(k, link.b, "b")
+
+
+SIZES = [0, 1, 40, 41, 48, 9180]
+
+
+def test_pdus_of_every_size_cross_the_link_intact():
+    k, a, b = pair()
+    rng = random.Random(16)
+    payloads = [rng.randbytes(n) for n in SIZES + [rng.randrange(0, 3000) for _ in range(6)]]
+
+    async def go():
+        await a.setup({5: 0, 6: 0})
+        await b.setup({5: 0, 6: 0})
+        for i, p in enumerate(payloads):
+            a.queue_pdu(5 + i % 2, p, pieces=1 + i % 3, tag=i)
+        await a.doorbell()
+    run(k, go())
+    tx = [c for c in a.completions() if c.kind == CqKind.Tx]
+    assert [c.tag for c in tx] == list(range(len(payloads)))
+    assert all(c.errors == 0 for c in tx)
+    assert [c.cells for c in tx] == [aal5_cells(len(p)) for p in payloads]
+    got = b.received()
+    assert [g[1] for g in got] == payloads
+    assert [(c.errors, c.vci, c.length) for c, _, _ in got] == \
+        [(0, 5 + i % 2, len(p)) for i, p in enumerate(payloads)]
+    assert [c.phase for c in b.completions()] == [1] * len(payloads)
+    assert b.m.counter(Counter.PdusRx) == len(payloads) == a.m.counter(Counter.PdusTx)
+    assert b.m.counter(Counter.CellsRx) == sum(aal5_cells(len(p)) for p in payloads)
+    big = got[SIZES.index(9180)][2]
+    assert len(big) == 5 and big[0].first and big[-1].last and not big[1].first
+
+
+def _inject(k, end, cells, gap_slots=0):
+    """Send ``cells`` from the hand-driven end, one per slot."""
+    for c in cells:
+        end.send(c)
+
+
+def _cells(vci, payload, pt_last=True):
+    segs = segment(payload)
+    return [Cell(vpi=0, vci=vci, payload=s, pt=int(pt_last and i == len(segs) - 1))
+            for i, s in enumerate(segs)]
+
+
+def test_interleaved_vcs_reassemble_separately():
+    k, end, b = rig_injector()
+    p5, p6 = bytes(range(200)), bytes(range(100, 255)) * 3
+    c5, c6 = _cells(5, p5), _cells(6, p6)
+    mixed = []
+    for i in range(max(len(c5), len(c6))):
+        mixed += c5[i:i + 1] + c6[i:i + 1]
+
+    async def go():
+        await b.setup({5: 0, 6: 0})
+        _inject(k, end, mixed)
+    run(k, go())
+    got = {c.vci: data for c, data, _ in b.received()}
+    assert got == {5: p5, 6: p6}
+
+
+def test_corrupt_lost_oversize_unknown_and_no_buffer():
+    k, end, b = rig_injector()
+    good = bytes(range(120))
+    bad = _cells(5, good)
+    bad[1] = Cell(vpi=0, vci=5, payload=bytes([bad[1].payload[0] ^ 1]) + bad[1].payload[1:])
+    lost = _cells(5, good)
+    del lost[1]
+    over = [Cell(vpi=0, vci=5, payload=bytes(48))] * (MAX_PDU_CELLS + 1) + _cells(5, b"x")[-1:]
+
+    async def go():
+        await b.setup({5: 0}, buffers=200)
+        _inject(k, end, bad + lost + [Cell(vpi=0, vci=900, payload=bytes(48))] + over
+                + _cells(5, good))
+    run(k, go())
+    got = b.received()
+    errs = [c.errors for c, _, _ in got]
+    assert errs == [CqError.CrcError, CqError.LostCell, CqError.Oversize, 0]
+    assert got[0][2][-1].crc_error and got[1][2][-1].lost_cell and got[2][2][-1].oversize
+    assert got[-1][1] == good
+    assert [b.m.counter(c) for c in (Counter.CrcErrors, Counter.LostCells,
+                                      Counter.OversizePdus, Counter.UnknownVc,
+                                      Counter.PdusRx)] == [1, 1, 1, 1, 1]
+    assert b.m.regs[int(Reg.IrqCause)] & Irq.Error
+
+
+def test_no_buffer_gives_a_completion_without_index():
+    k, end, b = rig_injector()
+
+    async def go():
+        await b.setup({5: 0}, buffers=0)
+        _inject(k, end, _cells(5, bytes(100)))
+    run(k, go())
+    (c, data, _), = b.received()
+    assert (c.errors, c.index, c.vci) == (CqError.NoBuffer, NO_INDEX, 5)
+    assert b.m.counter(Counter.NoBuffer) == 1
+
+
+def _strict(page, owner, requester, write):
+    return requester is None or owner is None or owner == requester
+
+
+def test_dma_to_a_page_the_owner_lacks_is_refused():
+    k, a, b = pair()
+    for card in (a, b):
+        card.mem.access_check = _strict
+        for page in range(MEM // 4096):
+            card.mem.set_owner(page, 9)            # everything belongs to someone else ...
+    for page in range(TXBUF // 4096, TXBUF // 4096 + 2):
+        a.mem.set_owner(page, 7)                   # ... but A's first transmit buffers
+    payload = bytes(range(90))
+
+    async def go():
+        await a.setup({5: 7})
+        await b.setup({5: 7})
+        a.queue_pdu(5, payload, tag=1)
+        a.queue_pdu(5, payload, tag=2, addr=0x80000)   # not owner 7's: refused
+        await a.doorbell()
+    run(k, go())
+    tx = [c for c in a.completions()]
+    assert [(c.tag, c.errors) for c in tx] == [(1, 0), (2, CqError.DmaFault)]
+    assert TxDescriptor.unpack(a.mem.read(TXR + 16, 16)).dma_fault
+    assert a.m.counter(Counter.DmaFaults) == 1
+    (c, _, descs), = b.received()                   # B's buffers are not owner 7's
+    assert c.errors == CqError.DmaFault and descs[0].dma_fault
+    assert b.m.counter(Counter.DmaFaults) == 1
+    assert b.mem.read(RXBUF, 90) == bytes(90)       # no byte moved
+
+
+def test_coalescing_by_count_and_by_time():
+    k, end, b = rig_injector()
+    rises = []
+    b.irq.on_change(lambda lvl: rises.append(k.now) if lvl else None)
+
+    async def go():
+        await b.setup({5: 0})
+        await b.wr(Reg.CoalesceCount, 3)
+        await b.wr(Reg.CoalesceTime, 100_000)       # 8 ms: the count decides first
+        _inject(k, end, _cells(5, b"a") + _cells(5, b"b"))
+        await k.sleep(200_000_000)
+        assert rises == [] and b.irq.level == 0
+        _inject(k, end, _cells(5, b"c"))
+        await k.sleep(200_000_000)
+        assert len(rises) == 1
+        await b.wr(Reg.IrqCause, Irq.Completion)
+        await b.wr(Reg.CoalesceTime, 1000)
+        _inject(k, end, _cells(5, b"d"))
+    run(k, go())
+    assert len(rises) == 2
+    assert len(b.received()) == 4
+
+
+def _trace():
+    k, a, b = pair()
+    rng = random.Random(3)
+
+    async def go():
+        await a.setup({5: 0})
+        await b.setup({5: 0})
+        for i in range(8):
+            a.queue_pdu(5, rng.randbytes(rng.randrange(2000)), pieces=2, tag=i)
+        await a.doorbell()
+    run(k, go())
+    return a.m.reads + a.m.writes, a.completions(), b.completions(), bytes(b.mem.data), k.events
+
+
+def test_deterministic():
+    assert _trace() == _trace()
+
+
+def test_one_cell_transmit_timing_to_the_ps():
+    k = Kernel()
+    link = AtmLink(k)
+    a = Card(k, link.a, "a")
+    arrivals, rises = [], []
+    link.b.attach(lambda cell: arrivals.append((k.now, cell)))
+    a.irq.on_change(lambda lvl: rises.append(k.now) if lvl else None)
+
+    async def go():
+        await a.setup({5: 0})
+        a.queue_pdu(5, b"z")
+        t0 = k.now
+        await a.doorbell()
+        return t0
+    t0 = run(k, go())
+    e = CLOCK.edge_after(t0) + 2 * P                # the doorbell's edge (2 wait states)
+    fetched = e + P * (TX_DOORBELL_CYCLES + entry_dma_cycles(write=False))
+    in_fifo = fetched + P * dma_burst_cycles(1, write=False)
+    issue = in_fifo + 2 * P                         # TX_CELL_ISSUE_CYCLES
+    slot = first_slot_at(issue)
+    (t_arr, cell), = arrivals
+    assert t_arr == slot_start(slot + 1) + link.propagation_ps
+    assert cell.vci == 5 and cell.end_of_sdu and cell.payload[0] == ord("z")
+    cq = in_fifo + P * (2 * entry_dma_cycles(write=True) + CQ_UPDATE_CYCLES)
+    assert rises == [cq + P * IRQ_LATENCY_CYCLES]
