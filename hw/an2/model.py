@@ -38,7 +38,12 @@ Simplifications of this first version (see also the report of issue 16):
 * A receive PDU that runs out of buffers in mid-PDU completes with NoBuffer (the buffers
   already filled are handed back), and a PDU whose completion finds the queue full waits for
   the host; a PDU that *starts* while the queue is full is dropped as NoBuffer.
-* Raw-cell VCs (aal5 = 0) are not modelled yet: a PDU on one is treated as AAL5.
+* A raw-cell VC (aal5 = 0) sends a PDU whose length is not a multiple of 48 with its last cell
+  zero-padded (the doc leaves this open).
+* Control.Reset takes effect at once (engines abandon their work; a DMA in flight still lands);
+  Control reads Reset for RESET_CYCLES and ignores writes meanwhile. IrqCause.Link is never set.
+* IrqCause: a cause set on the same edge as a clearing write is kept or cleared depending on the
+  order the kernel runs the two events (the RTL keeps it).
 * Link status is constant (all of Signal, FrameLock, CellLock when a link or Loopback is there).
 """
 from __future__ import annotations
@@ -59,7 +64,7 @@ from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, COALESCE_TIME_BI
                         RxDescriptor, Status, TxDescriptor, VcEntry, VcState, aal5_cells,
                         ring_entries_valid)
 from .timing import (BUS_WAIT_CYCLES, CQ_UPDATE_CYCLES, DMA_ERR_CYCLES,
-                     DMA_SETUP_CYCLES, IRQ_LATENCY_CYCLES, RX_DMA_START_CYCLES,
+                     DMA_SETUP_CYCLES, IRQ_LATENCY_CYCLES, RESET_CYCLES, RX_DMA_START_CYCLES,
                      RX_TRAILER_CHECK_CYCLES, TX_CELL_ISSUE_CYCLES, TX_DOORBELL_CYCLES,
                      TX_FIFO_CELLS)
 
@@ -73,6 +78,10 @@ _DMA_ERRORS = (MemoryAccessError, MemoryBoundsError)
 
 class RingFault(Exception):
     """A DMA to a ring or the completion queue was refused: the engines halt (Status.Fault)."""
+
+
+class _Abandoned(Exception):
+    """Control.Reset was written while an engine was working: it drops what it was doing."""
 
 
 @dataclass
@@ -138,6 +147,7 @@ class An2Model:
         self._tx_departures: deque[int] = deque(maxlen=TX_FIFO_CELLS)  # slot starts, last cells
         self._tx_sent = 0           # cells of the PDU in progress issued
         self._tx_sent_bytes = 0
+        self._reset_until = 0
         self._reset_state()
         if link is not None:
             link.attach(self._on_cell)
@@ -251,6 +261,8 @@ class An2Model:
         if offset >= COUNTERS_OFFSET:
             i = (offset - COUNTERS_OFFSET) // 4
             return self.counters[i] if i < len(Counter) else 0
+        if offset == Reg.Control and self.kernel.now < self._reset_until:
+            return int(Control.Reset)
         if offset == Reg.LinkStatus:
             return self.link_status
         if offset == Reg.VcEntry:
@@ -270,9 +282,12 @@ class An2Model:
         if offset == Reg.Control:
             if value & Control.Reset:
                 self._reset_state()
+                self._reset_until = e + RESET_CYCLES * self._p
                 self.irq.drive(0)
-                self._tx_kick.pulse()
+                self._cq_space.pulse()
                 return
+            if self.kernel.now < self._reset_until:
+                return                          # the card is still clearing its VC table
             self._set(Reg.Control, value & 0xE)
             st = self._status() & ~(Status.TxOn | Status.RxOn)
             if not st & Status.Fault:
@@ -297,7 +312,7 @@ class An2Model:
             self.vc_table[vci] = value & 0xFF0F
             vc = self.vcs.get(vci)
             if not value & 1 and vc is not None and vc.state == VcState.Reassembling:
-                vc.state = VcState.Discarding   # partial PDU dropped at its next cell (see doc)
+                self._rx_cells.put_nowait((e, vci))     # the receive engine returns its buffers
         elif Reg.TxBase <= offset < COUNTERS_OFFSET:
             self._poke_ring(offset, value, e, tx_off, rx_off)
 
@@ -320,6 +335,7 @@ class An2Model:
                 self._tx_kick.pulse(e)
         elif role == 3 and base == Reg.CqBase:
             self.regs[offset] = value % size
+            self._cq_full(e)
             self._cq_space.pulse()
 
     # -- DMA ---------------------------------------------------------------------------------------
@@ -331,6 +347,7 @@ class An2Model:
 
         Raises the memory's error at ``start + DMA_ERR_CYCLES``."""
         requester = owner or None
+        gen = self._gen
         try:
             if write:
                 self.memory.check(addr, len(data_or_n), requester, write=True)
@@ -345,6 +362,8 @@ class An2Model:
             got = None
         else:
             got = await self.memory.dma_read(addr, data_or_n, requester=requester)
+        if gen != self._gen:
+            raise _Abandoned
         return self._edge(self.kernel.now), got
 
     async def _ring_dma(self, start: int, addr: int, data_or_n, *, write: bool):
@@ -360,16 +379,13 @@ class An2Model:
     async def _complete(self, start: int, c: Completion) -> int:
         """Write completion ``c`` (phase filled in) from edge ``start``; returns the edge at which
         CqProducer has advanced."""
-        while True:
-            size, prod = self._reg(Reg.CqSize), self._reg(Reg.CqProducer)
-            if (prod + 1) % size != self._reg(Reg.CqConsumer):
-                break
-            if not self._status() & Status.CqFull:
-                self._set(Reg.Status, self._status() | Status.CqFull)
-                self._cause(Irq.CqFull, start)
+        while self._cq_full(start):
+            gen = self._gen
             await self._cq_space
+            if gen != self._gen:
+                raise _Abandoned
             start = self._edge(self.kernel.now)
-        self._set(Reg.Status, self._status() & ~Status.CqFull)
+        size, prod = self._reg(Reg.CqSize), self._reg(Reg.CqProducer)
         entry = Completion(kind=c.kind, pool=c.pool, phase=self._cq_phase, index=c.index,
                            length=c.length, vci=c.vci, errors=c.errors, cells=c.cells, tag=c.tag)
         addr = self._reg(Reg.CqBase) + ENTRY_BYTES * prod
@@ -381,6 +397,17 @@ class An2Model:
         self._set(Reg.CqProducer, (prod + 1) % size)
         self._coalesce(edge)
         return edge
+
+    def _cq_full(self, edge: int) -> bool:
+        """Whether the completion queue is full, setting or clearing Status.CqFull (and
+        raising IrqCause.CqFull when it becomes full)."""
+        full = (self._reg(Reg.CqProducer) + 1) % self._reg(Reg.CqSize) == self._reg(Reg.CqConsumer)
+        if full and not self._status() & Status.CqFull:
+            self._set(Reg.Status, self._status() | Status.CqFull)
+            self._cause(Irq.CqFull, edge)
+        elif not full:
+            self._set(Reg.Status, self._status() & ~Status.CqFull)
+        return full
 
     def _coalesce(self, edge: int) -> None:
         self._pending += 1
@@ -409,7 +436,7 @@ class An2Model:
             start = self._edge(self.kernel.now) if start is None else start
             try:
                 await self._tx_run(start + TX_DOORBELL_CYCLES * self._p)
-            except RingFault:
+            except (RingFault, _Abandoned):
                 pass
 
     async def _fetch(self, start: int, base: int, index: int, cls):
@@ -451,10 +478,11 @@ class An2Model:
             except _DMA_ERRORS:
                 t = self._edge(self.kernel.now)
                 errors = CqError.DmaFault
+                length = len(payload)
                 sent_cells = self._tx_sent
                 self._count(Counter.DmaFaults, t)
             if not errors:
-                t, sent_cells = await self._tx_finish(t, bytes(payload), vci)
+                t, sent_cells = await self._tx_finish(t, bytes(payload), vci, entry.aal5)
         # Write back the descriptors, then the completion.
         for i, d in descs:
             back = TxDescriptor(addr=d.addr, length=d.length, vci=d.vci, first=d.first,
@@ -467,7 +495,7 @@ class An2Model:
         if not errors:
             self._count(Counter.PdusTx, t)
         return await self._complete(t, Completion(
-            kind=CqKind.Tx, index=last_i, length=length if not errors else 0, vci=vci,
+            kind=CqKind.Tx, index=last_i, length=0 if errors & CqError.BadVc else length, vci=vci,
             errors=errors, cells=sent_cells, tag=last.tag))
 
     async def _tx_gather(self, t: int, d: TxDescriptor, owner: int, payload: bytearray,
@@ -485,15 +513,20 @@ class An2Model:
                 t = self._send(t, vci, bytes(payload[-CELL_PAYLOAD_BYTES:]), end=False)
         return t
 
-    async def _tx_finish(self, t: int, payload: bytes, vci: int) -> tuple[int, int]:
-        """Send the rest: the last partial cell of payload, pad and trailer."""
-        body = payload.ljust(aal5_cells(len(payload)) * CELL_PAYLOAD_BYTES - AAL5_TRAILER_BYTES,
-                             b"\0") + bytes([0, 0]) + len(payload).to_bytes(2, "big")
-        pdu = body + crc32_aal5(body).to_bytes(4, "big")
+    async def _tx_finish(self, t: int, payload: bytes, vci: int, aal5: int) -> tuple[int, int]:
+        """Send the rest: the last partial cell of payload, pad and trailer (a raw VC: the
+        payload's cells, the last one zero-padded, none marked end-of-PDU)."""
+        if aal5:
+            body = payload.ljust(aal5_cells(len(payload)) * CELL_PAYLOAD_BYTES
+                                 - AAL5_TRAILER_BYTES, b"\0") \
+                + bytes([0, 0]) + len(payload).to_bytes(2, "big")
+            pdu = body + crc32_aal5(body).to_bytes(4, "big")
+        else:
+            pdu = payload.ljust(-(-len(payload) // CELL_PAYLOAD_BYTES) * CELL_PAYLOAD_BYTES, b"\0")
         for off in range(self._tx_sent_bytes, len(pdu), CELL_PAYLOAD_BYTES):
             t = await self._fifo_room(t)
             t = self._send(t, vci, pdu[off:off + CELL_PAYLOAD_BYTES],
-                           end=off + CELL_PAYLOAD_BYTES == len(pdu))
+                           end=bool(aal5) and off + CELL_PAYLOAD_BYTES == len(pdu))
         return t, self._tx_sent
 
     async def _fifo_room(self, t: int) -> int:
@@ -537,10 +570,16 @@ class An2Model:
                 await self.kernel.sleep_until(t)
             try:
                 free = await self._rx_cell(t, cell)
-            except RingFault:
+            except (RingFault, _Abandoned):
                 free = self._edge(self.kernel.now)
 
-    async def _rx_cell(self, t: int, cell: Cell) -> int:
+    async def _rx_cell(self, t: int, cell: Cell | int) -> int:
+        if isinstance(cell, int):       # VC ``cell`` was disabled while reassembling
+            vc = self.vcs.get(cell)
+            if vc is None or vc.state != VcState.Reassembling:
+                return t
+            self._count(Counter.LostCells, t)
+            return await self._rx_done(t, cell, vc, CqError.LostCell, discard=False)
         if not self._on(Status.RxOn):
             return t
         vci = cell.vci
@@ -550,15 +589,14 @@ class An2Model:
         self._count(Counter.CellsRx, t)
         entry = VcEntry.from_int(self.vc_table[vci])
         vc = self.vcs.setdefault(vci, _Vc())
-        end = cell.end_of_sdu
+        end = cell.end_of_sdu or not entry.aal5     # a raw VC: every cell is a "PDU"
         if vc.state == VcState.Discarding:
             if end:
                 self.vcs[vci] = _Vc()
             return t
         if vc.state == VcState.Idle:
             vc.owner, vc.pool = entry.owner, entry.pool
-            cq = self._reg(Reg.CqSize)
-            if (self._reg(Reg.CqProducer) + 1) % cq == self._reg(Reg.CqConsumer):
+            if self._cq_full(t):
                 self._count(Counter.NoBuffer, t)      # queue full: dropped, no completion
                 vc.state = VcState.Discarding if not end else VcState.Idle
                 return t
@@ -578,7 +616,7 @@ class An2Model:
         # The bytes of this cell that go to the host: all of them but the trailer of the last
         # cell and the pad after the trailer's length.
         data = cell.payload
-        if end:
+        if end and entry.aal5:
             length = int.from_bytes(vc.pdu[-6:-4], "big")
             keep = max(0, min(CELL_PAYLOAD_BYTES - AAL5_TRAILER_BYTES,
                               length - (len(vc.pdu) - CELL_PAYLOAD_BYTES)))
@@ -594,6 +632,9 @@ class An2Model:
             if end:
                 self.vcs[vci] = _Vc()
             return t
+        if end and not entry.aal5:
+            self._count(Counter.PdusRx, t)
+            return await self._rx_done(t, vci, vc, CqError(0), discard=False, length=vc.delivered)
         if end:
             return await self._rx_trailer(t, vci, vc)
         return t

@@ -16,7 +16,7 @@ from hw.an2.registers import (MAX_PDU_CELLS, NO_INDEX, Completion, Control, Coun
 from hw.an2.timing import (CLOCK_PERIOD_PS, CQ_UPDATE_CYCLES, IRQ_LATENCY_CYCLES,
                            TX_DOORBELL_CYCLES, dma_burst_cycles, entry_dma_cycles)
 from sim.bus import IrqLine
-from sim.kernel import Kernel
+from sim.kernel import Kernel, SimulationError
 from sim.media.aal5 import segment
 from sim.media.atm import AtmLink, Cell, first_slot_at, slot_start
 from sim.memory import Memory
@@ -331,3 +331,99 @@ def test_one_cell_transmit_timing_to_the_ps():
     assert cell.vci == 5 and cell.end_of_sdu and cell.payload[0] == ord("z")
     cq = in_fifo + P * (2 * entry_dma_cycles(write=True) + CQ_UPDATE_CYCLES)
     assert rises == [cq + P * IRQ_LATENCY_CYCLES]
+
+
+def test_registers_reset_values_vc_table_counters_and_bus_timing():
+    k = Kernel()
+    c = Card(k, None, "c")
+
+    async def go():
+        t = k.now
+        assert await c.rd(Reg.CoalesceCount) == 1
+        assert k.now == CLOCK.edge_after(t) + 3 * P     # 2 wait states, then one cycle
+        assert [await c.rd(r) for r in (Reg.TxSize, Reg.CqSize, pool_reg(Reg.PoolSize, 3))] \
+            == [2, 2, 2]
+        assert await c.rd(Reg.LinkStatus) == 0           # no link, no loopback
+        await c.wr(Reg.TxSize, 3)                        # not a power of two: ignored
+        assert await c.rd(Reg.TxSize) == 2
+        await c.wr(Reg.VcIndex, 1023)
+        await c.wr(Reg.VcEntry, VcEntry(enable=1, pool=2, owner=200).to_int() | 0x30)
+        await c.wr(Reg.VcIndex, 1)
+        assert await c.rd(Reg.VcEntry) == 0
+        await c.wr(Reg.VcIndex, 1023)
+        assert VcEntry.from_int(await c.rd(Reg.VcEntry)) == VcEntry(enable=1, pool=2, owner=200)
+        c.m.counters[Counter.CellsRx] = 7
+        assert await c.rd(Counter.CellsRx.offset) == 7
+        await c.wr(Counter.CellsRx.offset, 0xFFFF_FFFF)
+        assert await c.rd(Counter.CellsRx.offset) == 0
+        assert await c.rd(0xFC) == 0                     # undecoded
+        await c.wr(Reg.Control, Control.Reset)
+        assert await c.rd(Reg.Control) == Control.Reset
+        await k.sleep(1024 * P)
+        assert await c.rd(Reg.Control) == 0
+        assert await c.rd(Reg.VcEntry) == 0
+    run(k, go())
+    with pytest.raises(SimulationError, match="word offset"):
+        run(k, c.m.read(2))
+
+
+def test_loopback_raw_and_aal5_vcs():
+    k = Kernel()
+    c = Card(k, None, "c")
+    raw = bytes(range(96))
+
+    async def go():
+        await c.setup({6: 0}, control=Control.Loopback)
+        await c.wr(Reg.VcIndex, 5)
+        await c.wr(Reg.VcEntry, VcEntry(enable=1, aal5=0).to_int())
+        assert await c.rd(Reg.LinkStatus) == 7
+        c.queue_pdu(5, raw)
+        c.queue_pdu(6, b"hello")
+        await c.doorbell()
+    run(k, go())
+    got = [(g.vci, data) for g, data, _ in c.received()]
+    assert got == [(5, raw[:48]), (5, raw[48:]), (6, b"hello")]
+    tx = [x.cells for x in c.completions() if x.kind == CqKind.Tx]
+    assert tx == [2, 1]
+
+
+def test_completion_queue_full_waits_and_phase_flips():
+    k, end, b = rig_injector()
+
+    async def go():
+        await b.wr(Reg.CqSize, 4)
+        await b.setup({5: 0})
+        await b.wr(Reg.CqSize, 4)                       # ignored: engines on
+        assert await b.rd(Reg.CqSize) == RING
+        await b.wr(Reg.Control, 0)
+        await b.wr(Reg.CqSize, 4)
+        await b.wr(Reg.IrqEnable, Irq.CqFull)
+        await b.wr(Reg.Control, Control.RxEnable)
+        _inject(k, end, [x for p in (b"1", b"2", b"3", b"4") for x in _cells(5, p)])
+        await b.irq.wait_high()
+        await k.sleep(100_000_000)
+        assert await b.rd(Reg.Status) & 8               # CqFull: the fourth PDU was dropped
+        assert await b.rd(Reg.CqProducer) == 3
+        assert await b.rd(Counter.NoBuffer.offset) == 1
+        await b.wr(Reg.CqConsumer, 3)                   # the host took all three
+        assert not await b.rd(Reg.Status) & 8
+        _inject(k, end, _cells(5, b"5") + _cells(5, b"6"))
+        await k.sleep(100_000_000)
+        assert await b.rd(Reg.CqProducer) == 1
+    run(k, go())
+    entries = [Completion.unpack(b.mem.read(CQ + 16 * i, 16)) for i in range(4)]
+    assert [(e.phase, e.tag) for e in entries] == [(0, 1004), (1, 1001), (1, 1002), (1, 1003)]
+
+
+def test_disabling_a_vc_mid_pdu_returns_its_buffer():
+    k, end, b = rig_injector()
+
+    async def go():
+        await b.setup({5: 0})
+        _inject(k, end, _cells(5, bytes(200))[:2])
+        await k.sleep(20_000_000)
+        await b.wr(Reg.VcIndex, 5)
+        await b.wr(Reg.VcEntry, 0)
+    run(k, go())
+    (c, data, descs), = b.received()
+    assert c.errors == CqError.LostCell and descs[-1].last and len(data) == 96
