@@ -58,7 +58,8 @@ from sim.media.atm import Cell, LinkEnd, first_slot_at, slot_start
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 from sim.time import Clock
 
-from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, COALESCE_TIME_BITS, COUNTERS_OFFSET, ENTRY_BYTES,
+from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, COALESCE_TIME_BITS,
+                        COUNTERS_OFFSET, ENTRY_BYTES,
                         MAX_PDU, MAX_PDU_CELLS, NO_INDEX, NUM_POOLS, NUM_VCS, RESET, WINDOW_SIZE,
                         Completion, Control, Counter, CqError, CqKind, Irq, Link, Reg,
                         RxDescriptor, Status, TxDescriptor, VcEntry, VcState, aal5_cells,
@@ -210,7 +211,8 @@ class An2Model:
 
     # -- BusTarget -------------------------------------------------------------------------------
     def _check(self, offset: int) -> None:
-        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < WINDOW_SIZE \
+        if isinstance(offset, bool) or not isinstance(offset, int) \
+                or not 0 <= offset < WINDOW_SIZE \
                 or offset & 3:
             raise ValueError(f"AN2 register offset must be a word offset in [0, {WINDOW_SIZE:#x}),"
                              f" not {offset!r}")
@@ -429,7 +431,7 @@ class An2Model:
             self._coalesce_cancel = None
         self._cause(Irq.Completion, edge)
 
-    # -- transmit ------------------------------------------------------------------------------------
+    # -- transmit ----------------------------------------------------------------------------------
     async def _tx_engine(self) -> None:
         while True:
             start = await self._tx_kick
@@ -557,7 +559,7 @@ class An2Model:
         self._count(Counter.CellsTx, t)
         return t
 
-    # -- receive -------------------------------------------------------------------------------------
+    # -- receive -----------------------------------------------------------------------------------
     def _on_cell(self, cell: Cell) -> None:
         self._rx_cells.put_nowait((self._edge(self.kernel.now), cell))
 
@@ -682,8 +684,8 @@ class An2Model:
             oversize=int(bool(errors & CqError.Oversize)),
             lost_cell=int(bool(errors & CqError.LostCell)),
             dma_fault=int(bool(errors & CqError.DmaFault)), own=0, tag=d.tag)
-        t, _ = await self._ring_dma(t, self._reg(Reg.PoolBase, vc.pool) + ENTRY_BYTES * vc.buf_index,
-                                    back.pack(), write=True)
+        addr = self._reg(Reg.PoolBase, vc.pool) + ENTRY_BYTES * vc.buf_index
+        t, _ = await self._ring_dma(t, addr, back.pack(), write=True)
         vc.first = False
         vc.filled.append((vc.buf_index, back))
         return t

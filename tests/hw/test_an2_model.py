@@ -13,7 +13,7 @@ from hw.an2.model import An2Model
 from hw.an2.registers import (MAX_PDU_CELLS, NO_INDEX, Completion, Control, Counter, CqError,
                               CqKind, Irq, Reg, RxDescriptor, TxDescriptor, VcEntry, pool_reg,
                               aal5_cells)
-from hw.an2.timing import (CLOCK_PERIOD_PS, CQ_UPDATE_CYCLES, IRQ_LATENCY_CYCLES,
+from hw.an2.timing import (CLOCK_PERIOD_PS, CQ_UPDATE_CYCLES, IRQ_LATENCY_CYCLES, TX_FIFO_CELLS,
                            TX_DOORBELL_CYCLES, dma_burst_cycles, entry_dma_cycles)
 from sim.bus import IrqLine
 from sim.kernel import Kernel, SimulationError
@@ -100,21 +100,19 @@ class Card:
 
     def received(self) -> list[tuple[Completion, bytes, list[RxDescriptor]]]:
         """Rx completions with the bytes their buffers hold (First .. Last, in pool order)."""
-        out, pos = [], 0
+        out = []
         for c in self.completions():
             if c.kind != CqKind.Rx:
                 continue
-            if c.index == NO_INDEX:
-                out.append((c, b"", []))
-                continue
-            descs = []
-            while True:
+            descs, pos = [], c.index
+            while c.index != NO_INDEX:      # back from the last buffer to the VC's First
                 d = RxDescriptor.unpack(self.mem.read(POOL0 + 16 * pos, 16))
-                descs.append(d)
-                pos += 1
-                if d.last:
-                    break
-            assert (pos - 1) % RING == c.index
+                if d.vci == c.vci and not d.own:
+                    descs.insert(0, d)
+                    if d.first:
+                        break
+                pos -= 1
+            assert not descs or (descs[-1].last and descs[-1].tag == c.tag)
             out.append((c, b"".join(self.mem.read(d.addr, d.length) for d in descs), descs))
         return out
 
@@ -427,3 +425,56 @@ def test_disabling_a_vc_mid_pdu_returns_its_buffer():
     run(k, go())
     (c, data, descs), = b.received()
     assert c.errors == CqError.LostCell and descs[-1].last and len(data) == 96
+
+
+def test_a_long_pdu_fills_consecutive_slots_with_a_bounded_fifo():
+    k = Kernel()
+    link = AtmLink(k)
+    a = Card(k, link.a, "a")
+    arrivals = []
+    link.b.attach(lambda cell: arrivals.append(k.now))
+
+    async def go():
+        await a.setup({5: 0})
+        a.queue_pdu(5, bytes(9180), pieces=3)
+        await a.doorbell()
+    run(k, go())
+    assert len(arrivals) == aal5_cells(9180) == a.m.counter(Counter.CellsTx)
+    slots = [first_slot_at(t - link.propagation_ps) - 1 for t in arrivals]
+    assert slots == list(range(slots[0], slots[0] + len(slots)))   # no idle slot: line rate
+    assert link.channels[0].stats.max_backlog <= TX_FIFO_CELLS
+
+
+def _random_interleaved(seed: int, n: int, vcs: int, biggest: int) -> None:
+    k, end, b = rig_injector()
+    rng = random.Random(seed)
+    pdus = [(5 + rng.randrange(vcs), rng.randbytes(rng.randrange(biggest + 1))) for _ in range(n)]
+    streams: dict[int, list] = {}
+    for vci, p in pdus:
+        streams.setdefault(vci, []).extend(_cells(vci, p))
+    order = []
+    while any(streams.values()):
+        vci = rng.choice([v for v, s in streams.items() if s])
+        order.append(streams[vci].pop(0))
+    need = sum(-(-len(p) // BUFSIZE) or 1 for _, p in pdus)
+
+    async def go():
+        await b.setup({5 + v: 0 for v in range(vcs)}, buffers=min(need, RING - 1))
+        _inject(k, end, order)
+    run(k, go())
+    got = {}
+    for c, data, _ in b.received():
+        assert c.errors == 0
+        got.setdefault(c.vci, []).append(data)
+    want = {}
+    for vci, p in pdus:
+        want.setdefault(vci, []).append(p)
+    assert got == want
+
+
+def test_random_pdus_on_many_interleaved_vcs():
+    _random_interleaved(seed=1, n=30, vcs=8, biggest=3000)
+
+
+def test_random_pdus_up_to_the_largest():
+    _random_interleaved(seed=2, n=6, vcs=3, biggest=65535)
