@@ -121,6 +121,17 @@ class An2Model:
     ------
     TypeError
         If an argument is of the wrong type.
+
+    Attributes
+    ----------
+    regs : dict
+        Register values by byte offset (what the bus reads, but LinkStatus, VcEntry, counters).
+    counters : list of int
+        The :class:`~hw.an2.registers.Counter` words (:meth:`counter`).
+    vc_table : list of int
+        The VC table's entries as VcEntry writes them (State excluded).
+    reads, writes : int
+        Bus accesses served.
     """
 
     def __init__(self, kernel: Kernel, clock: Clock, *, memory: Memory, irq: IrqLine,

@@ -478,3 +478,25 @@ def test_random_pdus_on_many_interleaved_vcs():
 
 def test_random_pdus_up_to_the_largest():
     _random_interleaved(seed=2, n=6, vcs=3, biggest=65535)
+
+
+def test_a_transmit_refused_mid_pdu_is_never_received_as_good():
+    k, a, b = pair()
+    a.mem.access_check = _strict
+    first = TXBUF // 4096
+    a.mem.set_owner(first, 7)
+    a.mem.set_owner(first + 1, 9)                   # the buffer runs into a page 7 lacks
+    big = bytes(range(256)) * 20                    # 5120 bytes from TXBUF + 3
+
+    async def go():
+        await a.setup({5: 7})
+        await b.setup({5: 0})
+        a.queue_pdu(5, big, tag=1)
+        a.queue_pdu(5, b"after", tag=2, addr=0x90000)
+        a.mem.write(0x90000, b"after")
+        await a.doorbell()
+    run(k, go())
+    tx = [(c.tag, c.errors, c.cells) for c in a.completions()]
+    assert tx == [(1, CqError.DmaFault, (4096 - 3) // 48), (2, 0, 1)]
+    assert [c.errors for c, _, _ in b.received()] == [CqError.LostCell]
+    assert b.m.counter(Counter.PdusRx) == 0 and b.m.counter(Counter.LostCells) == 1
