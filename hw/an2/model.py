@@ -469,9 +469,11 @@ class An2Model:
                 if not d.own:
                     return      # the host has not handed it over: wait for the next doorbell
                 descs.append((idx, d))
-                if d.last or (idx + 1) % size == self._reg(Reg.TxProducer):
+                if d.last:
                     break
                 idx = (idx + 1) % size
+                if idx == self._reg(Reg.TxProducer):
+                    return      # the PDU's Last is not posted yet: wait for the next doorbell
             t = await self._tx_pdu(t, descs)
 
     async def _tx_pdu(self, t: int, descs: list) -> int:

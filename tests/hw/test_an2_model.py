@@ -500,3 +500,18 @@ def test_a_transmit_refused_mid_pdu_is_never_received_as_good():
     assert tx == [(1, CqError.DmaFault, (4096 - 3) // 48), (2, 0, 1)]
     assert [c.errors for c, _, _ in b.received()] == [CqError.LostCell]
     assert b.m.counter(Counter.PdusRx) == 0 and b.m.counter(Counter.LostCells) == 1
+
+
+def test_a_pdu_waits_for_its_last_descriptor():
+    k = Kernel()
+    c = Card(k, None, "c")
+
+    async def go():
+        await c.setup({5: 0}, control=Control.Loopback)
+        c.queue_pdu(5, bytes(100), pieces=2, tag=4)
+        await c.wr(Reg.TxProducer, 1)                   # only the First descriptor
+        await k.sleep(100_000_000)
+        assert c.completions() == [] and await c.rd(Reg.TxConsumer) == 0
+        await c.doorbell()
+    run(k, go())
+    assert [(x.kind, x.tag) for x in c.completions()] == [(CqKind.Tx, 4), (CqKind.Rx, 1000)]
