@@ -160,6 +160,8 @@ class An2Model:
         self._tx_sent = 0           # cells of the PDU in progress issued
         self._tx_sent_bytes = 0
         self._reset_until = 0
+        self._cq_busy = False       # one completion is written at a time
+        self._cq_turns: list = []
         self._reset_state()
         if link is not None:
             link.attach(self._on_cell)
@@ -391,7 +393,22 @@ class An2Model:
     # -- completions -------------------------------------------------------------------------------
     async def _complete(self, start: int, c: Completion) -> int:
         """Write completion ``c`` (phase filled in) from edge ``start``; returns the edge at which
-        CqProducer has advanced."""
+        CqProducer has advanced. The two engines take turns, in the order they ask."""
+        if self._cq_busy:
+            turn = self.kernel.event("an2.cq.turn")
+            self._cq_turns.append(turn)
+            await turn
+            start = max(start, self._edge(self.kernel.now))
+        self._cq_busy = True
+        try:
+            return await self._write_completion(start, c)
+        finally:
+            if self._cq_turns:
+                self._cq_turns.pop(0).set()
+            else:
+                self._cq_busy = False
+
+    async def _write_completion(self, start: int, c: Completion) -> int:
         while self._cq_full(start):
             gen = self._gen
             await self._cq_space

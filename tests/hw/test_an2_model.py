@@ -515,3 +515,25 @@ def test_a_pdu_waits_for_its_last_descriptor():
         await c.doorbell()
     run(k, go())
     assert [(x.kind, x.tag) for x in c.completions()] == [(CqKind.Tx, 4), (CqKind.Rx, 1000)]
+
+
+def test_full_duplex_completions_do_not_collide():
+    k, a, b = pair()
+    rng = random.Random(5)
+    pa = [rng.randbytes(rng.randrange(1, 500)) for _ in range(10)]
+    pb = [rng.randbytes(rng.randrange(1, 500)) for _ in range(10)]
+
+    async def go():
+        await a.setup({5: 0})
+        await b.setup({5: 0})
+        for i, p in enumerate(pa):
+            a.queue_pdu(5, p, tag=i)
+        for i, p in enumerate(pb):
+            b.queue_pdu(5, p, tag=i)
+        await a.doorbell()
+        await b.doorbell()
+    run(k, go())
+    for me, other, sent in ((a, b, pa), (b, a, pb)):
+        kinds = [c.kind for c in me.completions()]
+        assert kinds.count(CqKind.Tx) == 10 and kinds.count(CqKind.Rx) == 10
+        assert [data for _, data, _ in other.received()] == sent
