@@ -51,7 +51,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from sim.bus import IrqLine
+from sim.bus import IrqLine, RegisterPort, RegisterTarget
 from sim.kernel import Kernel
 from sim.media.aal5 import crc32_aal5
 from sim.media.atm import Cell, LinkEnd, first_slot_at, slot_start
@@ -102,7 +102,7 @@ class _Vc:
     filled: list = field(default_factory=list)   # (index, descriptor) written back, not last
 
 
-class An2Model:
+class An2Model(RegisterTarget):
     """Transaction-level model of the AN2-style card; a :class:`sim.bus.BusTarget`.
 
     Parameters
@@ -130,16 +130,17 @@ class An2Model:
         The :class:`~hw.an2.registers.Counter` words (:meth:`counter`).
     vc_table : list of int
         The VC table's entries as VcEntry writes them (State excluded).
+    port : sim.bus.RegisterPort
+        The bus side (``read``/``write`` are its, with the timing above).
     reads, writes : int
         Bus accesses served.
     """
 
     def __init__(self, kernel: Kernel, clock: Clock, *, memory: Memory, irq: IrqLine,
                  link: LinkEnd | None) -> None:
-        if not isinstance(kernel, Kernel):
-            raise TypeError(f"kernel must be a sim.kernel.Kernel, not {kernel!r}")
-        if not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
+        # The bus side first: it checks kernel and clock.
+        self.port = RegisterPort(kernel, clock, name="AN2", tag="an2", window_size=WINDOW_SIZE,
+                                 wait_cycles=BUS_WAIT_CYCLES, peek=self._peek, poke=self._poke)
         if not isinstance(memory, Memory):
             raise TypeError(f"memory must be a sim.memory.Memory, not {memory!r}")
         if not isinstance(irq, IrqLine):
@@ -148,9 +149,6 @@ class An2Model:
             raise TypeError(f"link must be a sim.media.atm.LinkEnd or None, not {link!r}")
         self.kernel, self.clock, self.memory, self.irq, self.link = kernel, clock, memory, irq, link
         self._p = clock.period
-        self._busy_bus = False
-        self._bus_queue: list = []
-        self.reads = self.writes = 0
         self._tx_kick = kernel.event("an2.tx.kick")
         self._cq_space = kernel.event("an2.cq.space")
         self._rx_cells = kernel.queue("an2.rx.cells")
@@ -223,56 +221,7 @@ class An2Model:
         return bool(self._reg(Reg.Status) & bit) and not self._reg(Reg.Status) & Status.Fault
 
     # -- BusTarget -------------------------------------------------------------------------------
-    def _check(self, offset: int) -> None:
-        if isinstance(offset, bool) or not isinstance(offset, int) \
-                or not 0 <= offset < WINDOW_SIZE \
-                or offset & 3:
-            raise ValueError(f"AN2 register offset must be a word offset in [0, {WINDOW_SIZE:#x}),"
-                             f" not {offset!r}")
-
-    async def _access_edge(self) -> int:
-        if self._busy_bus:
-            ev = self.kernel.event("an2.bus.turn")
-            self._bus_queue.append(ev)
-            await ev
-        self._busy_bus = True
-        e = self.clock.edge_after(self.kernel.now) + BUS_WAIT_CYCLES * self._p
-        await self.kernel.sleep_until(e, late=True)
-        return e
-
-    def _release(self) -> None:
-        if self._bus_queue:
-            self._bus_queue.pop(0).set()
-        else:
-            self._busy_bus = False
-
-    async def read(self, offset: int) -> int:
-        """Read the register at byte ``offset`` (completes ``BUS_WAIT_CYCLES + 1`` cycles after
-        the first edge that samples it)."""
-        self._check(offset)
-        e = await self._access_edge()
-        try:
-            value = self._peek(offset)
-            self.reads += 1
-            await self.kernel.sleep_until(e + self._p, late=True)
-        finally:
-            self._release()
-        return value
-
-    async def write(self, offset: int, value: int) -> None:
-        """Write the register at byte ``offset`` (timing as :meth:`read`)."""
-        self._check(offset)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MASK:
-            raise ValueError(f"AN2 register value must be a 32-bit unsigned integer, not {value!r}")
-        e = await self._access_edge()
-        try:
-            self._poke(offset, value, e)
-            self.writes += 1
-            await self.kernel.sleep_until(e + self._p, late=True)
-        finally:
-            self._release()
-
-    def _peek(self, offset: int) -> int:
+    def _peek(self, offset: int, e: int) -> int:  # noqa: ARG002 - the port passes the edge
         if offset >= COUNTERS_OFFSET:
             i = (offset - COUNTERS_OFFSET) // 4
             return self.counters[i] if i < len(Counter) else 0

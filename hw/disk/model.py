@@ -9,8 +9,8 @@ event of the command to the next: the drive's service time comes from
 simulation stopped mid-transfer (:meth:`DiskControllerModel.stop`) leaves each sector wholly
 old or wholly new.
 
-Bus accesses follow :class:`hw.bus.HostBus` to the picosecond, with
-:data:`~hw.disk.registers.BUS_WAIT_CYCLES` wait states: a request made at ``t`` is first
+Bus accesses (:class:`sim.bus.RegisterPort`) follow :class:`hw.bus.HostBus` to the picosecond,
+with :data:`~hw.disk.registers.BUS_WAIT_CYCLES` wait states: a request made at ``t`` is first
 sampled at the edge ``e0`` strictly after ``t``, takes effect at ``e = e0 + BUS_WAIT_CYCLES``
 cycles and completes one cycle later. Concurrent requests are served one at a time in
 arrival order. A read returns the registers as they were just before ``e``: every register
@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sim.bus import IrqLine
+from sim.bus import IrqLine, RegisterPort, RegisterTarget
 from sim.kernel import Kernel
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 from sim.time import Clock
@@ -133,7 +133,7 @@ class _Reg:
         return self.prev if self.at == edge else self.value
 
 
-class DiskControllerModel:
+class DiskControllerModel(RegisterTarget):
     """Transaction-level model of the disk controller; a :class:`sim.bus.BusTarget`.
 
     Parameters
@@ -162,10 +162,10 @@ class DiskControllerModel:
 
     def __init__(self, kernel: Kernel, clock: Clock, *, memory: Memory, image: DiskImage,
                  irq: IrqLine, params: DiskParams | None = None) -> None:
-        if not isinstance(kernel, Kernel):
-            raise TypeError(f"kernel must be a sim.kernel.Kernel, not {kernel!r}")
-        if not isinstance(clock, Clock):
-            raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
+        # The bus side first: it checks kernel and clock.
+        self.port = RegisterPort(kernel, clock, name="disk controller", tag="disk",
+                                 window_size=WINDOW_SIZE, wait_cycles=BUS_WAIT_CYCLES,
+                                 peek=self._peek, poke=self._poke)
         if not isinstance(memory, Memory):
             raise TypeError(f"memory must be a sim.memory.Memory, not {memory!r}")
         if not isinstance(image, DiskImage):
@@ -201,41 +201,10 @@ class DiskControllerModel:
         # Engine and bus.
         self._gen = 0                # bumped to abandon the running command
         self._rejected_at = -1       # edge of the last rejected command
-        self._busy_bus = False
-        self._queue = []
-        self._stopped = False
         self.history: list[CommandRecord] = []
-        self.reads = 0
-        self.writes = 0
         self.sectors_written = 0
 
     # -- BusTarget -------------------------------------------------------------------------
-    async def read(self, offset: int) -> int:
-        """Read the register at byte ``offset`` (``BUS_WAIT_CYCLES + 2`` cycles from the next edge)."""
-        self._check(offset)
-        e = await self._access_edge()
-        try:
-            value = self._peek(offset, e)
-            self.reads += 1
-            await self.kernel.sleep_until(e + self._p, late=True)
-        finally:
-            self._release()
-        return value
-
-    async def write(self, offset: int, value: int) -> None:
-        """Write the register at byte ``offset`` (``BUS_WAIT_CYCLES + 2`` cycles from the next edge)."""
-        self._check(offset)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MASK:
-            raise ValueError(f"disk controller write value must be a 32-bit unsigned integer, "
-                             f"not {value!r}")
-        e = await self._access_edge()
-        try:
-            self._poke(offset, value, e)
-            self.writes += 1
-            await self.kernel.sleep_until(e + self._p, late=True)
-        finally:
-            self._release()
-
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
         """Cut the power: abandon any command at once; nothing more reaches media or memory.
@@ -243,7 +212,7 @@ class DiskControllerModel:
         Sectors already persisted stay (each wholly written); the sector in flight and those
         after it keep their old contents. Later bus accesses raise :class:`RuntimeError`.
         """
-        self._stopped = True
+        self.port.stop()
         self._gen += 1
         self.irq.drive(0)
 
@@ -258,33 +227,6 @@ class DiskControllerModel:
         return self.history[-1] if self.history else None
 
     # -- bus internals -----------------------------------------------------------------------
-    def _check(self, offset: int) -> None:
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 \
-                or offset >= WINDOW_SIZE or offset & 3:
-            raise ValueError(f"disk controller register offset must be a word offset in "
-                             f"[0, {WINDOW_SIZE:#x}), not {offset!r}")
-
-    async def _access_edge(self) -> int:
-        if self._stopped:
-            raise RuntimeError("disk controller is stopped (power cut): no bus access")
-        if self._busy_bus:
-            ev = self.kernel.event("disk.bus.turn")
-            self._queue.append(ev)
-            await ev
-        self._busy_bus = True
-        e = self.clock.edge_after(self.kernel.now) + BUS_WAIT_CYCLES * self._p
-        await self.kernel.sleep_until(e, late=True)
-        if self._stopped:
-            self._release()
-            raise RuntimeError("disk controller is stopped (power cut): no bus access")
-        return e
-
-    def _release(self) -> None:
-        if self._queue:
-            self._queue.pop(0).set()
-        else:
-            self._busy_bus = False
-
     def _peek(self, offset: int, e: int) -> int:
         if offset == Reg.Command:
             return self.command.before(e)
@@ -340,7 +282,7 @@ class DiskControllerModel:
         self._update_irq()
 
     def _update_irq(self) -> None:
-        if not self._stopped:
+        if not self.port.stopped:
             self.irq.drive(self.cause.value & self.enable.value)
 
     def _reject(self, code: Error, e: int) -> None:
