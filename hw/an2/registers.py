@@ -59,6 +59,8 @@ from dataclasses import dataclass, fields
 
 from amaranth.lib import data
 
+from ..fields import check_unsigned as _check_u
+
 __all__ = [
     "ADDR_WIDTH", "DATA_WIDTH", "WINDOW_SIZE", "NUM_VCS", "NUM_POOLS", "NUM_OWNERS",
     "MIN_RING", "MAX_RING", "RING_ALIGN", "ENTRY_BYTES", "ENTRY_WORDS", "NO_INDEX",
@@ -111,14 +113,6 @@ MAX_PDU = 65535
 MAX_PDU_CELLS = -(-(MAX_PDU + AAL5_TRAILER_BYTES) // CELL_PAYLOAD_BYTES)
 #: Width of CoalesceTime.
 COALESCE_TIME_BITS = 24
-
-
-def _check_u(name: str, value: int, bits: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if not 0 <= value < (1 << bits):
-        raise ValueError(f"{name} must fit in {bits} unsigned bits, not {value!r}")
-    return value
 
 
 def aal5_cells(length: int) -> int:

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 from amaranth.lib import data
 
+from ..fields import check_unsigned as _check_u
+
 __all__ = [
     "RAM_OFFSET", "LANCE_OFFSET", "ROM_OFFSET", "RDP_OFFSET", "RAP_OFFSET", "WINDOW_SIZE",
     "ROM_ESAR_OFFSET", "ROM_ESAR_STRIDE", "COUNTERS_OFFSET", "Counter", "DEFAULT_MAC",
@@ -90,14 +92,6 @@ DESCRIPTOR_BYTES = 8
 INIT_BLOCK_BYTES = 24
 #: The LANCE drives 24 address lines.
 _ADDR_MASK = 0xFF_FFFF
-
-
-def _check_u(name: str, value: int, bits: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if not 0 <= value < (1 << bits):
-        raise ValueError(f"{name} must fit in {bits} unsigned bits, not {value!r}")
-    return value
 
 
 def _check_words(name: str, words: tuple[int, ...] | list[int], n: int) -> tuple[int, ...]:
