@@ -29,6 +29,7 @@ The driver imports only :mod:`hw.an2.registers` from the hardware floor.
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -190,7 +191,8 @@ class An2Driver:
         self._rx_tail = 0                           # oldest slot not yet handed back
         self._rx_prod = 0
         self._rx_done = [False] * self.rx_ring
-        self._rx_free = [self.rx_bufs + self.buffer_size * i for i in range(self.rx_ring - 1)]
+        self._rx_free = deque(self.rx_bufs + self.buffer_size * i
+                              for i in range(self.rx_ring - 1))
 
     # -- registers --------------------------------------------------------------------------
     async def _rd(self, off: int) -> int:
@@ -285,7 +287,7 @@ class An2Driver:
             for a, n in pieces:
                 _check_int("piece address", a, 0, self.memory.size)
                 _check_int("piece length", n, 0, self.memory.size - a)
-            lengths = [n for _, n in pieces] or []
+            lengths = [n for _, n in pieces]
             if not pieces:
                 raise ValueError(f"{self.name}: a PDU needs at least one piece")
         total = sum(lengths)
@@ -350,7 +352,7 @@ class An2Driver:
         the caller writes PoolProducer)."""
         n = self.rx_ring
         while self._rx_free and (self._rx_prod + 1) % n != self._rx_tail:
-            addr = self._rx_free.pop(0)
+            addr = self._rx_free.popleft()
             i = self._rx_prod
             self._rx_done[i] = False
             self.memory.write(self.pool_base + ENTRY_BYTES * i,
