@@ -14,7 +14,8 @@ payload through the card's registers: it
 * takes the interrupt: acknowledges IrqCause, drains the completion queue by phase bit, frees
   transmit descriptors, delivers good received PDUs (to ``on_pdu`` or :meth:`An2Driver.recv`),
   counts flagged ones in :class:`An2Stats` without delivering them, reposts the receive buffers
-  and writes CqConsumer.
+  and writes CqConsumer; an Error cause with Status.Fault (a refused ring DMA: the card halts
+  until reset) is counted and logged, not recovered from.
 
 Charges: every register access is a bus access charged to the CPU (``io_wait``); the interrupt
 dispatch is the profile's ``interrupt_dispatch_cycles`` (``interrupt``); the driver's own work
@@ -29,17 +30,20 @@ The driver imports only :mod:`hw.an2.registers` from the hardware floor.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from hw.an2.registers import (ENTRY_BYTES, MAX_PDU, NO_INDEX, NUM_OWNERS, NUM_VCS, RING_ALIGN,
-                              Completion, Control, CqError, CqKind, Irq, Reg, RxDescriptor,
+                              Completion, Control, CqError, CqKind, Irq, Reg, RxDescriptor, Status,
                               TxDescriptor, VcEntry, pool_reg, ring_entries_valid)
 from sim.bus import Bus, IrqLine
 from sim.cpu import CPU, INTERRUPT, KERNEL
 from sim.kernel import Event, Queue
 from sim.memory import Memory
+
+log = logging.getLogger(__name__)
 
 __all__ = ["An2Driver", "An2Stats", "An2Error"]
 
@@ -78,6 +82,8 @@ class An2Stats:
     dma_faults: int = 0
     bad_vc: int = 0
     interrupts: int = 0
+    #: Interrupts that found Status.Fault (a refused ring DMA: the engines halted until reset)
+    faults: int = 0
     tx_ring_full: int = 0     #: times send() waited for transmit descriptors
 
 
@@ -365,6 +371,9 @@ class An2Driver:
         self.stats.interrupts += 1
         cause = await self._rd(Reg.IrqCause)
         await self._wr(Reg.IrqCause, cause)        # acknowledge first: nothing is lost
+        if cause & Irq.Error and await self._rd(Reg.Status) & Status.Fault:
+            self.stats.faults += 1
+            log.error("%s: the card halted (Status.Fault): a ring DMA was refused", self.name)
         handled = 0
         delivered: list[tuple[int, bytes]] = []
         mem = self.memory

@@ -181,6 +181,28 @@ def test_small_rings_wrap_phase_and_indices():
     assert a.drv.stats.tx_ring_full > 0 and b.drv.stats.rx_errors == 0
 
 
+def test_send_on_a_closed_vc_completes_with_bad_vc_and_on_pdu_gets_the_rest():
+    k, a, b = pair()
+    got = []
+
+    async def on_pdu(vci, data):
+        got.append((vci, data))
+    b.drv.on_pdu = on_pdu
+
+    async def go():
+        await up(a, b)
+        await a.drv.send(9, b"nobody")          # VC 9 is not open on the sender's card
+        await a.drv.send(5, b"somebody")
+        await a.drv.flush()
+    run(k, go())
+    st = a.drv.stats
+    assert (st.bad_vc, st.tx_errors, st.tx_pdus) == (1, 1, 1)
+    assert got == [(5, b"somebody")]
+    coro = b.drv.recv()
+    with pytest.raises(RuntimeError, match="on_pdu"):
+        coro.send(None)
+
+
 def _trace(seed: int):
     k, a, b = pair()
     rng = random.Random(seed)
