@@ -203,6 +203,33 @@ def test_send_on_a_closed_vc_completes_with_bad_vc_and_on_pdu_gets_the_rest():
         coro.send(None)
 
 
+def _strict(page, owner, requester, write):
+    return requester is None or owner is None or owner == requester
+
+
+def test_dma_refused_for_the_vc_owner_is_counted_not_delivered():
+    k, a, b = pair()
+    a.mem.access_check = b.mem.access_check = _strict
+    a.mem.set_owner(USER // 4096, 7)                # the sender's owner-7 page
+    a.mem.set_owner(USER // 4096 + 1, 9)            # someone else's
+    rx = b.drv.rx_bufs
+    for page in range(rx // 4096, (rx + 2048) // 4096 + 1):
+        b.mem.set_owner(page, 9)                    # the receiver's first buffer: not owner 7's
+
+    async def go():
+        for m in (a, b):
+            await m.drv.start()
+            await m.drv.open_vc(5, owner=7)
+        a.mem.write(USER, b"mine" * 10)
+        await a.drv.send(5, [(USER, 40)])               # B's first buffer refuses it
+        await a.drv.send(5, [(USER + 4096, 40)])        # refused on A: DmaFault, nothing sent
+        await a.drv.flush()
+    run(k, go())
+    assert (a.drv.stats.tx_pdus, a.drv.stats.dma_faults, a.drv.stats.tx_errors) == (1, 1, 1)
+    assert (b.drv.stats.dma_faults, b.drv.stats.rx_pdus) == (1, 0)
+    assert drain(b) == []
+
+
 def _trace(seed: int):
     k, a, b = pair()
     rng = random.Random(seed)
