@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CELL_PAYLOAD", "TRAILER_LEN", "MAX_SDU",
-    "Aal5Error", "Aal5Pdu", "Aal5Reassembler",
+    "Aal5Error", "Aal5CrcError", "Aal5Pdu", "Aal5Reassembler",
     "crc32_aal5", "crc32_aal5_bitwise", "pdu_len", "build_pdu", "parse_pdu",
     "segment", "reassemble",
 ]
@@ -48,6 +48,10 @@ _REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 class Aal5Error(ValueError):
     """A malformed AAL5 CPCS-PDU (bad length, bad CRC, too long, not whole cells)."""
+
+
+class Aal5CrcError(Aal5Error):
+    """An AAL5 CPCS-PDU whose CRC-32 does not match its contents."""
 
 
 def _rev32(x: int) -> int:
@@ -127,7 +131,7 @@ def parse_pdu(pdu: bytes) -> Aal5Pdu:
     want = crc32_aal5(pdu[:-4])
     got = int.from_bytes(pdu[-4:], "big")
     if got != want:
-        raise Aal5Error(f"AAL5 CRC-32 mismatch: PDU carries {got:08x}, its contents give {want:08x}")
+        raise Aal5CrcError(f"AAL5 CRC-32 mismatch: PDU carries {got:08x}, its contents give {want:08x}")
     length = int.from_bytes(pdu[-6:-4], "big")
     if pdu_len(length) != n:
         raise Aal5Error(f"AAL5 Length field {length} does not fit a {n}-byte PDU "
@@ -196,11 +200,11 @@ class Aal5Reassembler:
             return None
         try:
             pdu = parse_pdu(b"".join(parts))
-        except Aal5Error as e:
-            if "CRC" in str(e):
-                self.crc_errors += 1
-            else:
-                self.length_errors += 1
+        except Aal5CrcError:
+            self.crc_errors += 1
+            return None
+        except Aal5Error:
+            self.length_errors += 1
             return None
         self.pdus += 1
         return pdu

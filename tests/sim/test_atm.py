@@ -104,6 +104,13 @@ def test_aal5_errors():
         assert r.push(bytes(48), False) is None
     assert r.push(bytes(48), True) is None and r.oversize == 1
     assert r.push(segment(b"ok")[0], True).payload == b"ok" and r.pdus == 1
+    bad_crc = bytearray(segment(b"ok")[0])
+    bad_crc[0] ^= 1
+    assert r.push(bytes(bad_crc), True) is None
+    bad_len = build_pdu(b"ok")[:-8] + bytes([0, 0]) + (99).to_bytes(2, "big")
+    bad_len += crc32_aal5(bad_len).to_bytes(4, "big")      # a good CRC over a Length too big
+    assert r.push(bad_len, True) is None
+    assert (r.crc_errors, r.length_errors) == (1, 1)
 
 
 # -- link timing ----------------------------------------------------------------------------
