@@ -443,9 +443,6 @@ class CheetahServer:
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         if aegis is not None:
-            if aegis.netdev is None:
-                raise RuntimeError(f"{self.name}: the host's Aegis has no network interface bound; "
-                                   f"the operating system binds it at boot (sw/boot.py)")
             self.env = net.env
             net.serve(self.stack, port=self.port, ip=h.ip)
         else:

@@ -236,3 +236,17 @@ def test_the_static_test_server_on_aegis_is_an_environment_too():
     env = aegis.envs["server.static"]
     assert aegis.frames_received == env.frames_upcalled == server.stack.stats.frames_in >= 3
     assert env.frames_sent == server.stack.stats.frames_out >= 3
+
+
+def test_a_library_network_on_an_aegis_without_a_bound_card_is_refused_leaving_no_environment():
+    from sim.kernel import Kernel
+    from sim.memory import Memory
+    from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as AEGIS
+    from sw.exokernel import Aegis
+    from sw.libos.net.aegis_env import AegisNetwork
+
+    k = Kernel()
+    aegis = Aegis(Memory(k, 1 << 20, profile=AEGIS), name="server")
+    with pytest.raises(RuntimeError, match="no network interface bound"):
+        AegisNetwork(aegis, "server.cheetah", ether.mac(SERVER_MAC))
+    assert aegis.envs == {}

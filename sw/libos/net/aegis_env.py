@@ -38,11 +38,17 @@ class AegisNetwork:
     ------
     ValueError, TypeError
         For a name the kernel refuses or a MAC that is not 6 bytes.
+    RuntimeError
+        If the kernel owns no network interface yet (the operating system binds it at boot,
+        :mod:`sw.boot`); no environment is created then.
     """
 
     def __init__(self, aegis, name: str, mac: bytes):
         if not isinstance(mac, bytes) or len(mac) != 6:
             raise TypeError(f"mac must be 6 bytes, not {mac!r}")
+        if aegis.netdev is None:
+            raise RuntimeError(f"{name}: the host's Aegis has no network interface bound; "
+                               f"the operating system binds it at boot (sw/boot.py)")
         self.aegis = aegis
         self.mac = mac
         self.env = aegis.create_env(name)
