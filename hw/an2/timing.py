@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from sim.media.atm import CELL_RATE_BPS, LINE_RATE_BPS
+
 from .registers import CELL_BYTES, CELL_PAYLOAD_BYTES, ENTRY_WORDS, NUM_VCS
 
 __all__ = [
@@ -91,12 +93,12 @@ def entry_dma_cycles(*, write: bool) -> int:
 
 
 # --- The link: SONET STS-3c / OC-3c -----------------------------------------------------------
-#: OC-3c line rate: an STS-3c frame is 270 columns x 9 rows of bytes every 125 us (ANSI T1.105,
-#: ITU-T G.707; the issue's "155.52 Mbit/s").
-LINE_RATE_BPS = 155_520_000
-#: Cell payload rate: 9 columns of transport overhead and 1 of path overhead leave 260 of the
-#: 270 for cells (ITU-T I.432): 149.76 Mbit/s, as the issue states.
-PAYLOAD_RATE_BPS = LINE_RATE_BPS * 260 // 270
+# LINE_RATE_BPS, the OC-3c line rate, is the link's (sim.media.atm, which the card attaches to):
+# an STS-3c frame is 270 columns x 9 rows of bytes every 125 us (ANSI T1.105, ITU-T G.707; the
+# issue's "155.52 Mbit/s").
+#: Cell payload rate, the link's (sim.media.atm.CELL_RATE_BPS): 9 columns of transport overhead
+#: and 1 of path overhead leave 260 of the 270 for cells (ITU-T I.432): 149.76 Mbit/s.
+PAYLOAD_RATE_BPS = CELL_RATE_BPS
 #: Bits of one cell on the link.
 CELL_BITS = CELL_BYTES * 8
 #: Words of a cell at the card's 32-bit cell interface: the 4 header bytes without the HEC

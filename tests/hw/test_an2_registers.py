@@ -243,7 +243,7 @@ def test_clock_and_dma_agree_with_the_platform():
 
 
 def test_link_rates_and_cell_slot():
-    assert t.PAYLOAD_RATE_BPS == 149_760_000
+    assert t.PAYLOAD_RATE_BPS == 149_760_000 == t.LINE_RATE_BPS * 260 // 270
     assert t.CELL_SLOT_CYCLES == t.Fraction(424 * 12_500_000, 149_760_000)
     assert [t.cell_slot_edge(k) for k in range(4)] == [0, 36, 71, 107]
     # slots never drift: 936 slots are exactly 33125 cycles
