@@ -41,6 +41,7 @@ from sim.kernel import Kernel
 from sim.media.ethernet import build_frame
 from sim.memory import Memory
 from sim.platforms import PROFILES
+from sim.time import US
 from sw.exokernel.aegis import Aegis
 from sw.exokernel.filters import tcp_filter
 
@@ -57,7 +58,6 @@ FILTERS = 10
 PAGE = 4096
 _SERVER_IP = bytes([10, 0, 0, 1])
 _CLIENT_IP = bytes([10, 0, 0, 2])
-_PS_PER_US = 1_000_000
 
 
 def _machine(platform: str, demux: str = "dpf", pages: int = 16) -> tuple[Kernel, CPU, Aegis]:
@@ -110,7 +110,7 @@ def _dispatch_us(platform: str, cause: str) -> float:
     _run(k, loop(), f"x1-{cause}")
     if len(entered) != LOOPS or env.unhandled_exceptions:
         raise RuntimeError(f"{cause}: {len(entered)} of {LOOPS} faults reached the handler")
-    return sum(e - f for e, f in zip(entered, faults)) / LOOPS / _PS_PER_US
+    return sum(e - f for e, f in zip(entered, faults)) / LOOPS / US
 
 
 @benchmark("X1-2", "X1-4")
@@ -160,7 +160,7 @@ def _demux_us(platform: str, demux: str) -> float:
         raise RuntimeError(f"{demux}: frames reached {got}, not {LOOPS} spread over "
                            f"{FILTERS} environments")
     share = cpu.report().by_category.get(DEMUX)
-    return (share.ps if share else 0) / LOOPS / _PS_PER_US
+    return (share.ps if share else 0) / LOOPS / US
 
 
 @benchmark("X2-1", "X2-2")
@@ -185,4 +185,4 @@ def raw_round_trip(rows: dict[str, Anchor], seed: int) -> dict[str, float]:
     res = run_lance_exchange(N1_ROUND_TRIPS, 60, seed=seed, platform=rows["N1"].platform)
     if res.frames != 2 * N1_ROUND_TRIPS:
         raise RuntimeError(f"N1: {res.frames} frames sent, not {2 * N1_ROUND_TRIPS}")
-    return {"N1": res.sim_ps / N1_ROUND_TRIPS / _PS_PER_US}
+    return {"N1": res.sim_ps / N1_ROUND_TRIPS / US}

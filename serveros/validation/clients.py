@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from sim.kernel import Kernel
 from sim.media.ethernet import Segment
-from sim.time import S
+from sim.time import S, US
 from sw.clients.bsd import ClientOS
 
 from .anchors import Anchor
@@ -54,7 +54,6 @@ __all__ = ["LOOPS", "client_machine", "null_syscall", "devnull_write", "context_
 #: same apart from the PCB list growing by one TIME_WAIT entry per connect in C1-4.
 LOOPS = 20
 _PORT = 3001                   # lmbench's TCP benchmarks listen on a fixed port
-_PS_PER_US = 1_000_000
 
 
 def client_machine(platform: str, seed: int = 1) -> tuple[Kernel, ClientOS]:
@@ -92,7 +91,7 @@ def _run(k: Kernel, cos: ClientOS, *bodies) -> None:
 
 
 def _us(ps: int, n: int) -> float:
-    return ps / n / _PS_PER_US
+    return ps / n / US
 
 
 async def _timed(k: Kernel, step) -> float:

@@ -28,6 +28,7 @@ from typing import Awaitable, Callable
 from sim.cpu import CPU
 from sim.kernel import Event, Kernel
 from sim.platforms import PROFILES
+from sim.time import US
 from sw.libos.fs import FileSystem, mkfs
 from sw.libos.fs.device import MemoryBlockDevice
 from sw.ultrix.kernel import Process, UltrixKernel
@@ -44,7 +45,6 @@ __all__ = ["getpid_loop", "pipe_pingpong", "select_zero_timeout", "open_close", 
 #: costs the same in the model, so a few suffice and ``serveros validate`` stays fast.
 LOOPS = 20
 WARM = 2
-_PS_PER_US = 1_000_000
 
 
 class _NullDevice:
@@ -102,7 +102,7 @@ async def _timed(k: Kernel, once: Callable[[], Awaitable[None]], loops: int = LO
     t0 = k.now
     for _ in range(loops):
         await once()
-    return (k.now - t0) / loops / _PS_PER_US
+    return (k.now - t0) / loops / US
 
 
 @benchmark("U1")
