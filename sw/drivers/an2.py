@@ -174,6 +174,8 @@ class An2Driver:
         self.tx_bufs = self.pool_base + ENTRY_BYTES * rx_ring
         self.rx_bufs = self.tx_bufs + buffer_size * tx_ring
         self.stats = An2Stats()
+        #: Where send() copies a caller's bytes from (names the source for the cache model).
+        self._tx_src = cpu.region(f"{name}.tx-src", buffer_size)
         k = cpu.kernel
         self.kernel = k
         self.started = False
@@ -318,9 +320,7 @@ class An2Driver:
             i = (first + j) % self.tx_ring
             if copy:
                 addr = self.tx_bufs + self.buffer_size * i
-                await self.cpu.copy(len(piece), src=self.cpu.region(f"{self.name}.tx-src",
-                                                                    self.buffer_size),
-                                    dst=addr)
+                await self.cpu.copy(len(piece), src=self._tx_src, dst=addr)
                 self.memory.write(addr, piece)
                 n = len(piece)
             else:
