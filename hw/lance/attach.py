@@ -30,9 +30,10 @@ the segment, default the machine's name).
 from __future__ import annotations
 
 import struct
-from typing import Any, Sequence
+from typing import Any
 
 from sim.bindings import BindingError
+from sim.bindings.access import bytes_of, words_of
 from sim.bus import IrqLine
 from sim.devices import Attached, DeviceKind, DeviceSpec, MachinePorts
 from sim.media.ethernet import FrameError, Station, mac as parse_mac
@@ -113,11 +114,6 @@ class StationWire:
         return f"<StationWire {self.station.name}>"
 
 
-def _bytes(words: Sequence[int]) -> bytes:
-    """32-bit memory words as the little-endian bytes they hold."""
-    return struct.pack(f"<{len(words)}I", *words)
-
-
 class TxLookahead:
     """The frame an RTL card is about to send, known when ``tx_en`` rises, as the model knows it.
 
@@ -152,7 +148,7 @@ class TxLookahead:
         if addr + n > self.ram_bytes:
             return None
         first, last = addr >> 2, (addr + n + 3) >> 2
-        raw = _bytes(self.access.mem_read("card.ram", first, last - first))
+        raw = bytes_of(self.access.mem_read("card.ram", first, last - first))
         return raw[addr & 3:(addr & 3) + n]
 
     def bus_write(self, offset: int, value: int) -> None:
@@ -284,7 +280,7 @@ class SegmentPhy:
         frame = None
         if not d.get(self._tx_bad):
             n = d.get(self._tx_len)
-            frame = _bytes(self.access.mem_read("bridge.tx_mem", 0, (n + 3) // 4))[:n]
+            frame = bytes_of(self.access.mem_read("bridge.tx_mem", 0, (n + 3) // 4))[:n]
         if not t.tx_stop(frame):
             return                            # cut: the engine retries, or gives it back
         if self._predicted is not None and frame != self._predicted:
@@ -294,9 +290,7 @@ class SegmentPhy:
             ahead.sent()
 
     def _inject(self, frame: bytes) -> None:
-        padded = frame + bytes(-len(frame) % 4)
-        self.access.mem_write("bridge.rx_mem", 0, [int.from_bytes(padded[i:i + 4], "little")
-                                                   for i in range(0, len(padded), 4)])
+        self.access.mem_write("bridge.rx_mem", 0, words_of(frame))
         self.driver.set(self._rx_len, len(frame))
         self._go ^= 1
         self.driver.set(self._rx_go, self._go)

@@ -9,9 +9,10 @@ the handle :meth:`SignalAccess.port` returns is what that backend's
 """
 from __future__ import annotations
 
+import struct
 from typing import Any, Protocol, Sequence
 
-__all__ = ["SignalAccess"]
+__all__ = ["SignalAccess", "bytes_of", "words_of"]
 
 
 class SignalAccess(Protocol):
@@ -32,3 +33,16 @@ class SignalAccess(Protocol):
     def mem_write(self, name: str, start: int, words: Sequence[int]) -> None:
         """Write ``words`` into memory ``name`` from word ``start`` (takes effect at once,
         between clock edges, as a testbench's backdoor write)."""
+
+
+def words_of(data: bytes) -> list[int]:
+    """``data`` as the little-endian 32-bit words a memory holds (zero-padded to a whole word),
+    for :meth:`SignalAccess.mem_write`."""
+    data = bytes(data) + bytes(-len(data) % 4)
+    return list(struct.unpack(f"<{len(data) // 4}I", data))
+
+
+def bytes_of(words: Sequence[int]) -> bytes:
+    """32-bit memory words (from :meth:`SignalAccess.mem_read`) as the little-endian bytes they
+    hold."""
+    return struct.pack(f"<{len(words)}I", *words)

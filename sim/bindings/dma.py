@@ -43,6 +43,7 @@ from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 from sim.time import Clock
 
 from . import BindingError, HdlDriver
+from .access import bytes_of, words_of
 
 __all__ = ["DmaServer", "DMA_PORTS"]
 
@@ -183,7 +184,7 @@ class DmaServer:
             self._land(landing)
         else:
             snapshot = mem.read(addr, nbytes)
-            self.access.mem_write(self._mem, 0, _words(snapshot))
+            self.access.mem_write(self._mem, 0, words_of(snapshot))
             data = await mem.dma_read(addr, nbytes, requester)
             self._check_done(done)
             self.bytes_read += nbytes
@@ -216,7 +217,7 @@ class DmaServer:
         """Store a burst's words once both its memory transfer and the burst have ended."""
         if landing.words is None or not landing.transferred:
             return
-        data = b"".join(w.to_bytes(4, "little") for w in landing.words)
+        data = bytes_of(landing.words)
         self.memory.write(landing.addr, data)
         self.bytes_written += len(data)
 
@@ -235,7 +236,3 @@ class _Landing:
         self.words: list[int] | None = None      # the device's words, once the burst ended
         self.transferred = False                 # the memory's transfer has completed
 
-
-def _words(data: bytes) -> list[int]:
-    """Little-endian 32-bit words of ``data``."""
-    return [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]
