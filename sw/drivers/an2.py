@@ -292,7 +292,10 @@ class An2Driver:
             lengths = [len(p) for p in pieces]
         else:
             pieces = list(buffers)
-            for a, n in pieces:
+            for piece in pieces:
+                if not (isinstance(piece, tuple) and len(piece) == 2):
+                    raise ValueError(f"{self.name}: a piece is (address, length), not {piece!r}")
+                a, n = piece
                 _check_int("piece address", a, 0, self.memory.size)
                 _check_int("piece length", n, 0, self.memory.size - a)
             lengths = [n for _, n in pieces]

@@ -256,3 +256,21 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="at least"):
         An2Driver(m.cpu, m.bus, BASE, m.mem, m.irq, region=(REGION, 64))
     k.run(until=1)              # let the card's engines start (no coroutine left unawaited)
+
+
+def test_bad_pieces_are_refused_and_the_driver_keeps_working():
+    k, a, b = pair()
+    errors = []
+
+    async def go():
+        await up(a, b)
+        for bad in ([b"not a pair"], [(USER, 8, 0)], [(USER, 1 << 40)]):
+            try:
+                await a.drv.send(5, bad)
+            except ValueError as e:
+                errors.append(str(e))
+        await a.drv.send(5, b"still fine")
+        await a.drv.flush()
+    run(k, go())
+    assert len(errors) == 3 and "(address, length)" in errors[0] and "(address, length)" in errors[1]
+    assert drain(b) == [(5, b"still fine")]
