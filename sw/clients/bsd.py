@@ -27,6 +27,7 @@ import logging
 from sim.cpu import COPY, INTERRUPT, KERNEL
 from sim.platforms.clients import CLIENT_NICS, ClientNic
 from sw.ultrix import Process, SocketLayer, UltrixCosts, UltrixKernel, UltrixNetStack
+from sw.ultrix.kernel import ULTRIX_COSTS_CPI
 from sw.ultrix.sockets import Socket, ultrix_tcp_config
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ClientOS", "ClientInterface", "ClientNetStack", "client_costs", "client_os",
            "ULTRIX_COSTS_CPI", "DEVNULL_WRITE_INSTRUCTIONS"]
 
-#: The CPI the default :class:`UltrixCosts` were computed with (the 3MIN's kernel CPI, 37.5
-#: cycles / 18 instructions, as :mod:`sw.ultrix.kernel` states).
-ULTRIX_COSTS_CPI = 37.5 / 18
 #: ``write(2)`` of a few bytes to ``/dev/null`` beyond the kernel entry: ``getf`` of the
 #: descriptor, the ``uio``/``iovec`` set-up, ``vn_write`` (``VOP_LEASE``, ``VOP_LOCK``,
 #: ``VOP_WRITE``, ``VOP_UNLOCK`` through the vnode-operations vector), ``spec_write`` and the

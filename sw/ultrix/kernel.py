@@ -42,10 +42,12 @@ from sw.libos.fs.errors import IsADirectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UltrixCosts", "WaitChannel", "Mutex", "Process", "UltrixKernel", "OpenFile", "Alarm"]
+__all__ = ["UltrixCosts", "ULTRIX_COSTS_CPI", "WaitChannel", "Mutex", "Process", "UltrixKernel",
+           "OpenFile", "Alarm"]
 
-#: The R3000's kernel CPI on this machine (profile ``kernel_cpi``: 37.5 cycles / 18 instr.).
-_CPI = 37.5 / 18
+#: The R3000's kernel CPI on the 3MIN (profile ``kernel_cpi``: 37.5 cycles / 18 instr.), the
+#: CPI at which :class:`UltrixCosts`' cycle counts were computed from instruction counts.
+ULTRIX_COSTS_CPI = 37.5 / 18
 
 
 @dataclass(frozen=True)
