@@ -449,6 +449,9 @@ class An2Model(RegisterTarget):
         errors, sent_cells, length = CqError(0), 0, sum(d.length for _, d in descs)
         if not entry.enable:
             errors = CqError.BadVc
+        elif length > MAX_PDU:          # the host posted more than a PDU can carry
+            errors = CqError.Oversize
+            self._count(Counter.OversizePdus, t)
         else:
             payload = bytearray()
             try:
@@ -476,7 +479,8 @@ class An2Model(RegisterTarget):
         if not errors:
             self._count(Counter.PdusTx, t)
         return await self._complete(t, Completion(
-            kind=CqKind.Tx, index=last_i, length=0 if errors & CqError.BadVc else length, vci=vci,
+            kind=CqKind.Tx, index=last_i,
+            length=0 if errors & (CqError.BadVc | CqError.Oversize) else length, vci=vci,
             errors=errors, cells=sent_cells, tag=last.tag))
 
     async def _tx_gather(self, t: int, d: TxDescriptor, owner: int, payload: bytearray,

@@ -10,9 +10,9 @@ import random
 import pytest
 
 from hw.an2.model import An2Model
-from hw.an2.registers import (MAX_PDU_CELLS, NO_INDEX, Completion, Control, Counter, CqError,
-                              CqKind, Irq, Reg, RxDescriptor, TxDescriptor, VcEntry, pool_reg,
-                              aal5_cells)
+from hw.an2.registers import (MAX_PDU, MAX_PDU_CELLS, NO_INDEX, Completion, Control, Counter,
+                              CqError, CqKind, Irq, Reg, RxDescriptor, TxDescriptor, VcEntry,
+                              pool_reg, aal5_cells)
 from hw.an2.timing import (CLOCK_PERIOD_PS, CQ_UPDATE_CYCLES, IRQ_LATENCY_CYCLES, TX_FIFO_CELLS,
                            TX_DOORBELL_CYCLES, dma_burst_cycles, entry_dma_cycles)
 from sim.bus import IrqLine
@@ -537,3 +537,20 @@ def test_full_duplex_completions_do_not_collide():
         kinds = [c.kind for c in me.completions()]
         assert kinds.count(CqKind.Tx) == 10 and kinds.count(CqKind.Rx) == 10
         assert [data for _, data, _ in other.received()] == sent
+
+
+def test_a_transmit_pdu_over_65535_bytes_is_refused_and_the_next_one_goes():
+    k = Kernel()
+    c = Card(k, None, "c")
+
+    async def go():
+        await c.setup({5: 0}, control=Control.Loopback)
+        c.queue_pdu(5, bytes(MAX_PDU + 1), pieces=2, tag=4)
+        c.queue_pdu(5, b"after", tag=5)
+        await c.doorbell()
+    run(k, go())
+    got = [(x.kind, x.tag, x.errors, x.length, x.cells) for x in c.completions()]
+    assert got[0] == (CqKind.Tx, 4, CqError.Oversize, 0, 0)
+    assert [(kind, tag, errors) for kind, tag, errors, _, _ in got[1:]] == [
+        (CqKind.Tx, 5, CqError(0)), (CqKind.Rx, 1000, CqError(0))]
+    assert c.m.counter(Counter.OversizePdus) == 1 and c.m.counter(Counter.CellsTx) == 1
