@@ -272,5 +272,5 @@ def test_bad_pieces_are_refused_and_the_driver_keeps_working():
         await a.drv.send(5, b"still fine")
         await a.drv.flush()
     run(k, go())
-    assert len(errors) == 3 and "(address, length)" in errors[0] and "(address, length)" in errors[1]
+    assert len(errors) == 3 and all("(address, length)" in e for e in errors[:2])
     assert drain(b) == [(5, b"still fine")]
