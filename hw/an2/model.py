@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 
 from sim.bus import IrqLine, RegisterPort, RegisterTarget
 from sim.kernel import Kernel
-from sim.media.aal5 import crc32_aal5
+from sim.media.aal5 import build_pdu, crc32_aal5
 from sim.media.atm import Cell, LinkEnd, first_slot_at, slot_start
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 from sim.time import Clock
@@ -502,10 +502,7 @@ class An2Model(RegisterTarget):
         """Send the rest: the last partial cell of payload, pad and trailer (a raw VC: the
         payload's cells, the last one zero-padded, none marked end-of-PDU)."""
         if aal5:
-            body = payload.ljust(aal5_cells(len(payload)) * CELL_PAYLOAD_BYTES
-                                 - AAL5_TRAILER_BYTES, b"\0") \
-                + bytes([0, 0]) + len(payload).to_bytes(2, "big")
-            pdu = body + crc32_aal5(body).to_bytes(4, "big")
+            pdu = build_pdu(payload)        # UU and CPI 0; _tx_pdu refused over MAX_PDU
         else:
             pdu = payload.ljust(-(-len(payload) // CELL_PAYLOAD_BYTES) * CELL_PAYLOAD_BYTES, b"\0")
         for off in range(self._tx_sent_bytes, len(pdu), CELL_PAYLOAD_BYTES):
