@@ -51,7 +51,8 @@ class LanceExchangeResult:
     python_wakes : int
         Times an HDL binding resumed Python (0 for the model).
     waves : str or None
-        The VCD of ``le0``'s RTL, when ``SERVEROS_WAVES=1`` asked for one (None for the model).
+        The VCDs of the RTL cards (``le0``'s, then ``le1``'s with ``rtl_cards=2``; comma
+        separated, each file once), when ``SERVEROS_WAVES=1`` asked for them (None for the model).
     rtl_cards : int
         How many of the two cards ran as RTL (0 for the model backend).
     """
@@ -198,7 +199,9 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         task = k.spawn(main(), name="exchange")
         sim.run()
         wakes = sim.rtl.stats.wakes if sim.rtl is not None else 0
-        waves = sim.waves.get("m0_le0")
+        # Every RTL card's VCD (le0's, and le1's with rtl_cards=2), in instance order, each
+        # file once (on Amaranth the cards share the simulation's one VCD).
+        waves = ", ".join(dict.fromkeys(str(v) for _, v in sorted(sim.waves.items()))) or None
         if not task.done:
             raise RuntimeError("the exchange did not finish")
         if task.exception is not None:
@@ -218,4 +221,4 @@ def run_lance_exchange(frames: int = 100, size: int | None = None, *, seed: int 
         segment={"frames": seg.stats.frames, "collisions": seg.stats.collisions,
                  "utilization": seg.stats.busy_ps / elapsed if elapsed else 0.0},
         python_wakes=wakes,
-        waves=str(waves) if waves is not None else None, rtl_cards=rtl_cards)
+        waves=waves, rtl_cards=rtl_cards)

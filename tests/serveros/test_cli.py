@@ -207,6 +207,37 @@ def test_waves_run_says_where_the_waveform_is(monkeypatch, capsys):
     assert "no waveform: le0's card is the model" in capsys.readouterr().out
 
 
+def _waves_line(capsys) -> list:
+    from pathlib import Path
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "waveform" in ln]
+    assert len(line) == 1 and line[0].startswith("wrote the waveform")
+    vcds = [Path(v) for v in line[0].split(" ", 3)[3].split(", ")]
+    assert line[0].startswith("wrote the waveforms " if len(vcds) > 1 else "wrote the waveform ")
+    assert all("$enddefinitions" in v.read_text() for v in vcds)
+    return vcds
+
+
+def test_waves_run_with_both_cards_as_rtl_on_amaranth_names_their_one_waveform(monkeypatch,
+                                                                                capsys):
+    monkeypatch.setenv("SERVEROS_WAVES", "1")
+    assert main(["lance", "--rtl", "lance", "--backend", "amaranth", "--frames", "1",
+                 "--size", "60"]) == 0
+    assert len(_waves_line(capsys)) == 1         # both cards in the simulation's one VCD
+
+
+@pytest.mark.hdl
+def test_waves_run_with_both_cards_as_rtl_on_verilator_names_both_waveforms(monkeypatch, capsys):
+    from serveros.rtl import simulator_missing
+    reason = simulator_missing("verilator")
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("SERVEROS_WAVES", "1")
+    assert main(["lance", "--rtl", "lance", "--backend", "verilator", "--frames", "1",
+                 "--size", "60"]) == 0
+    vcds = _waves_line(capsys)
+    assert len(vcds) == 2 and vcds[0] != vcds[1]
+
+
 @pytest.mark.hdl
 def test_bench_keeps_the_cocotb_runner_output_in_its_log(tmp_path, capfd):
     from serveros import bench
