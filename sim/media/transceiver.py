@@ -130,7 +130,7 @@ class Transceiver:
     TypeError
         If ``station`` is not a :class:`Station` or ``pins`` not a :class:`PinTiming`.
     ValueError
-        If ``decide_bits`` is negative.
+        If ``decide_bits`` is negative or ``period`` not a positive integer.
     """
 
     #: 32 bit times of committed gap, plus one so a same-instant start is seen first.
@@ -145,6 +145,8 @@ class Transceiver:
             raise TypeError(f"pins must be a PinTiming, not {pins!r}")
         if not isinstance(decide_bits, int) or decide_bits < 0:
             raise ValueError(f"decide_bits must be an integer >= 0, not {decide_bits!r}")
+        if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+            raise ValueError(f"period must be a positive integer of ps, not {period!r}")
         self.station = station
         self.kernel = station.segment.kernel
         self.decide_bits = decide_bits
