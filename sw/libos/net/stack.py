@@ -195,10 +195,7 @@ class NetStack:
     # the same instant, with one coroutine fewer per charge on the per-packet paths.
     def charge_protocol(self, layer: str) -> Awaitable[None]:
         """Charge one packet's processing at ``layer`` (``"ip"`` or ``"tcp"``)."""
-        if self.cpu is None:
-            return DONE
-        cost = self.costs.tcp_per_packet if layer == "tcp" else self.costs.ip_per_packet
-        return self.cpu.charge(cost, PROTOCOL)
+        return self.charge_packet(layer, 0)
 
     def charge_packet(self, layer: str, nbytes: int) -> Awaitable[None]:
         """Charge one packet's processing at ``layer`` and summing ``nbytes`` of it, in one
