@@ -90,7 +90,7 @@ class Aal5Pdu:
 
 
 def _check_byte(name: str, value: int) -> None:
-    if not isinstance(value, int) or not 0 <= value <= 0xFF:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFF:
         raise Aal5Error(f"{name} must be a byte (0..255), not {value!r}")
 
 

@@ -134,7 +134,7 @@ class Cell:
     def __post_init__(self):
         for name, bits in _FIELDS:
             v = getattr(self, name)
-            if not isinstance(v, int) or not 0 <= v < (1 << bits):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < (1 << bits):
                 raise CellError(f"cell {name.upper()} must be a {bits}-bit integer, not {v!r}")
         if not isinstance(self.payload, (bytes, bytearray, memoryview)):
             raise CellError(f"cell payload must be bytes, not {type(self.payload).__name__}")

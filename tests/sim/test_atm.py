@@ -58,6 +58,8 @@ def test_cell_round_trip_and_errors():
         Cell.from_bytes(raw[:52])
     with pytest.raises(CellError, match="VPI must be a 8-bit"):
         Cell(vpi=256, vci=0, payload=bytes(48))
+    with pytest.raises(CellError, match="CLP must be a 1-bit"):
+        Cell(vpi=0, vci=0, payload=bytes(48), clp=True)
     with pytest.raises(CellError, match="payload must be 48 bytes, not 47"):
         Cell(vpi=0, vci=0, payload=bytes(47))
     with pytest.raises(CellError, match="payload must be bytes, not str"):
@@ -99,6 +101,8 @@ def test_aal5_errors():
         parse_pdu(bytes(50))
     with pytest.raises(Aal5Error, match="too long"):
         build_pdu(bytes(65536))
+    with pytest.raises(Aal5Error, match="CPI must be a byte"):
+        build_pdu(b"x", cpi=False)
     r = Aal5Reassembler(max_pdu=96)
     for _ in range(3):
         assert r.push(bytes(48), False) is None
