@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from sim.cpu import CPU
 from sim.kernel import Kernel
 
+from .doc_touch import DocTouch
+
 __all__ = ["Host", "HttpServer", "HTTP_PORT"]
 
 HTTP_PORT = 80
@@ -52,6 +54,10 @@ class Host:
         Static ARP entries (ip -> mac) the machine may preload (it may also resolve by ARP).
     seed : int
         For the software's own randomness (initial sequence numbers, ...).
+    doc_touch : DocTouch
+        What the CPU did to the documents it served (:mod:`sw.doc_touch`): software counts
+        there every byte of document data its CPU touches, every cache line it flushes and
+        every page it maps.
     extra : dict
         Anything else a particular machine offers: ``"aegis"`` (the exokernel, on Aegis
         machines), and what :func:`sw.boot.boot` reads: ``"os"``, ``"bus"``, ``"devices"``
@@ -68,6 +74,7 @@ class Host:
     arp: dict = field(default_factory=dict)
     seed: int = 0
     extra: dict = field(default_factory=dict)
+    doc_touch: DocTouch = field(default_factory=DocTouch)
 
 
 class HttpServer(Protocol):
