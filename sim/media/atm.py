@@ -210,6 +210,7 @@ class AtmChannel:
         self.propagation_ps = propagation_ps
         self._next_slot = 0
         self._receiver: Callable[[Cell], None] | None = None
+        self._ahead: Callable[[Cell, int], None] | None = None
         self.stats = ChannelStats()
         self._capture: tuple[PcapNgWriter, int, int] | None = None
         self._reasm: dict[tuple[int, int], Aal5Reassembler] = {}
@@ -219,16 +220,37 @@ class AtmChannel:
         """Cells queued whose slot has not started yet."""
         return max(0, self._next_slot - first_slot_at(self.kernel.now + 1))
 
-    def send(self, cell: Cell) -> int:
-        """Queue ``cell`` for the next free slot; returns the time (ps) its last bit arrives."""
+    def send(self, cell: Cell, *, at: int | None = None) -> int:
+        """Queue ``cell`` for the first free slot that starts at or after ``at`` (default: now);
+        returns the time (ps) its last bit arrives.
+
+        ``at`` (at most now) is when the cell was given to the link: an RTL card's cell reaches
+        Python only once its words have crossed the card's pins, after its slot has begun
+        (docs/an2_card.md, "Pins"), so its binding names the slot's start.
+
+        Raises
+        ------
+        ValueError
+            If ``at`` is not an integer time at most now, or the cell would arrive before now.
+        """
         if not isinstance(cell, Cell):
             cell = Cell.from_bytes(cell)
         now = self.kernel.now
-        slot = max(self._next_slot, first_slot_at(now))
+        if at is None:
+            at = now
+        elif isinstance(at, bool) or not isinstance(at, int) or at > now:
+            raise ValueError(f"{self.name}: at must be an integer time (ps) at most now "
+                             f"({now}), not {at!r}")
+        slot = max(self._next_slot, first_slot_at(at))
+        arrive = slot_start(slot + 1) + self.propagation_ps
+        if arrive < now:
+            raise ValueError(f"{self.name}: a cell given at {at} ps takes slot {slot}, which "
+                             f"ended before now ({now} ps)")
         self._next_slot = slot + 1
         self.stats.cells += 1
         self.stats.max_backlog = max(self.stats.max_backlog, self.backlog)
-        arrive = slot_start(slot + 1) + self.propagation_ps
+        if self._ahead is not None:
+            self._ahead(cell, arrive)
         self.kernel.call_at(arrive, lambda: self._arrive(cell))
         return arrive
 
@@ -263,8 +285,13 @@ class LinkEnd:
         self._tx, self._rx, self.name = tx, rx, name
         self.attached = False
 
-    def attach(self, on_cell: Callable[[Cell], None]) -> None:
+    def attach(self, on_cell: Callable[..., None], *, ahead: bool = False) -> None:
         """Call ``on_cell(cell)`` for every cell that arrives at this end, at its arrival time.
+
+        With ``ahead``, call ``on_cell(cell, arrive_ps)`` instead when the cell is sent (from
+        within :meth:`AtmChannel.send`), with the time its last bit will arrive: for a receiver
+        that must start taking the cell in before then (an RTL card's cell interface, which
+        takes a cell's words one per clock cycle ending at its arrival).
 
         Raises
         ------
@@ -275,12 +302,15 @@ class LinkEnd:
             raise ValueError(f"{self.name}: on_cell must be callable, not {on_cell!r}")
         if self.attached:
             raise ValueError(f"{self.name}: a receiver is already attached")
-        self._rx._receiver = on_cell
+        if ahead:
+            self._rx._ahead = on_cell
+        else:
+            self._rx._receiver = on_cell
         self.attached = True
 
-    def send(self, cell: Cell | bytes) -> int:
+    def send(self, cell: Cell | bytes, *, at: int | None = None) -> int:
         """Transmit ``cell`` from this end (see :meth:`AtmChannel.send`)."""
-        return self._tx.send(cell)
+        return self._tx.send(cell, at=at)
 
     @property
     def backlog(self) -> int:
