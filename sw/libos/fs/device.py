@@ -1,7 +1,10 @@
 """Block devices the file system runs on: the :class:`BlockDevice` protocol and two devices.
 
 The file system only needs ``block_size`` (the sector size), ``block_count`` and two async
-calls. The disk driver (``sw.drivers.disk.DiskDriver``, which DMAs into simulated memory) gets
+calls. A device that moves sectors by DMA also has ``read_into(lbn, count, addr, requester=)``
+and ``write_from(...)``, straight between the disk and physical memory at ``addr`` (what a
+physical buffer cache uses, :mod:`.physical`); the pages are checked against ``requester``
+first, as the exokernel checks a disk request's buffer. The disk driver (``sw.drivers.disk.DiskDriver``, which DMAs into simulated memory) gets
 an adapter to this protocol; tests and image building use :class:`MemoryBlockDevice` and
 :class:`ImageBlockDevice`.
 """
@@ -35,6 +38,13 @@ class BlockDevice(Protocol):
         ...
 
 
+def _check_dma(memory, addr: int, n: int, requester, write: bool) -> None:
+    """The pages of a DMA buffer must be the requester's (a read from the disk writes them)."""
+    if isinstance(addr, bool) or not isinstance(addr, int):
+        raise TypeError(f"DMA address must be an int, not {addr!r}")
+    memory.check(addr, n, requester, write=write)
+
+
 def _check_range(dev, lbn: int, count: int) -> None:
     if isinstance(lbn, bool) or not isinstance(lbn, int) or isinstance(count, bool) \
             or not isinstance(count, int):
@@ -60,6 +70,9 @@ class MemoryBlockDevice:
     data : bytes-like, optional
         Initial contents (``block_count * block_size`` bytes), e.g. another device's
         :attr:`data` to "reboot" after a crash.
+    memory : sim.memory.Memory-like, optional
+        Main memory the device DMAs into and out of in zero time (``read_into`` /
+        ``write_from``: a test stand-in for the DMA disk).
 
     Attributes
     ----------
@@ -70,7 +83,7 @@ class MemoryBlockDevice:
     """
 
     def __init__(self, block_count: int, block_size: int = 512, *, crash_after: int | None = None,
-                 data: bytes | bytearray | None = None):
+                 data: bytes | bytearray | None = None, memory=None):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 512 \
                 or block_size & (block_size - 1):
             raise ValueError(f"sector size must be a power of two >= 512, not {block_size!r}")
@@ -90,12 +103,27 @@ class MemoryBlockDevice:
         self.crashed = False
         self.reads = 0
         self.writes = 0
+        self.memory = memory
+        if memory is None:               # no DMA: a physical cache refuses this device
+            self.read_into = self.write_from = None
 
     async def read(self, lbn: int, count: int = 1) -> bytes:
         _check_range(self, lbn, count)
         self.reads += count
         bs = self.block_size
         return bytes(self.data[lbn * bs:(lbn + count) * bs])
+
+    async def read_into(self, lbn: int, count: int, addr: int, *, requester=None) -> None:
+        """Read ``count`` sectors into memory at ``addr`` (zero time)."""
+        _check_range(self, lbn, count)
+        _check_dma(self.memory, addr, count * self.block_size, requester, write=True)
+        self.memory.write(addr, await self.read(lbn, count))
+
+    async def write_from(self, lbn: int, count: int, addr: int, *, requester=None) -> None:
+        """Write ``count`` sectors from memory at ``addr`` (zero time)."""
+        _check_range(self, lbn, count)
+        _check_dma(self.memory, addr, count * self.block_size, requester, write=False)
+        await self.write(lbn, self.memory.read(addr, count * self.block_size))
 
     async def write(self, lbn: int, data: bytes) -> None:
         bs = self.block_size
@@ -112,7 +140,8 @@ class MemoryBlockDevice:
 
     def reboot(self) -> "MemoryBlockDevice":
         """A fresh device (no crash pending) holding this one's current contents."""
-        return MemoryBlockDevice(self.block_count, self.block_size, data=self.data)
+        return MemoryBlockDevice(self.block_count, self.block_size, data=self.data,
+                                 memory=self.memory)
 
     def __repr__(self) -> str:
         return (f"MemoryBlockDevice(blocks={self.block_count}, block_size={self.block_size}, "
@@ -159,7 +188,9 @@ class DriverBlockDevice:
     buffer of ``buffer_size`` bytes at ``buffer_addr`` in ``memory`` and splits larger
     requests. The buffer stands for the cache block the DMA would target directly, so moving
     bytes between it and the cache is not charged to the CPU (the driver charges its register
-    accesses and interrupts itself).
+    accesses and interrupts itself). A physical cache has the blocks themselves in memory and
+    uses :meth:`read_into` / :meth:`write_from`, which DMA straight to and from them (split
+    as ``read`` splits, so the driver sees the same requests).
 
     Parameters
     ----------
@@ -209,6 +240,25 @@ class DriverBlockDevice:
             await self.driver.read(first, n, addr)
             out += self.memory.read(addr, n * bs)
         return bytes(out)
+
+    async def read_into(self, lbn: int, count: int, addr: int, *, requester=None) -> None:
+        """Read ``count`` sectors by DMA into memory at ``addr``, whose pages must be
+        ``requester``'s (checked before anything moves; None: the kernel's)."""
+        await self._dma(lbn, count, addr, requester, False)
+
+    async def write_from(self, lbn: int, count: int, addr: int, *, requester=None) -> None:
+        """Write ``count`` sectors by DMA from memory at ``addr`` (checked as
+        :meth:`read_into`)."""
+        await self._dma(lbn, count, addr, requester, True)
+
+    async def _dma(self, lbn: int, count: int, addr: int, requester, write: bool) -> None:
+        _check_range(self, lbn, count)
+        bs = self.block_size
+        _check_dma(self.memory, addr, count * bs, requester, write=not write)
+        move = self.driver.write if write else self.driver.read
+        for i in range(0, count, self.per_request):
+            n = min(self.per_request, count - i)
+            await move(lbn + i, n, addr + i * bs)
 
     async def write(self, lbn: int, data: bytes) -> None:
         bs, addr = self.block_size, self.buffer_addr

@@ -264,7 +264,8 @@ class FileSystem:
     @classmethod
     async def mount(cls, device, *, cache_blocks: int = 64, replace=None, miss=None,
                     write_back=None, flush=None, allocator=None, cpu=None,
-                    clock: Callable[[], int] | None = None, kernel=None) -> "FileSystem":
+                    clock: Callable[[], int] | None = None, kernel=None,
+                    store=None) -> "FileSystem":
         """Mount the file system on ``device``.
 
         Parameters
@@ -283,6 +284,9 @@ class FileSystem:
             Time stamps (default the kernel's time, or 0).
         kernel : sim.kernel.Kernel, optional
             Needed for the non-blocking calls' background work.
+        store : PhysicalStore, optional
+            Keep the cache's blocks in these physical pages (:mod:`.physical`; the device
+            must DMA).
 
         Raises
         ------
@@ -314,7 +318,7 @@ class FileSystem:
             raise ValueError(f"cache_blocks must be an int >= {sb.ngroups + 8} for "
                              f"{sb.ngroups} groups, not {cache_blocks!r}")
         cache = BufferCache(device, sb.block_size, cache_blocks, replace=replace, miss=miss,
-                            write_back=write_back, flush=flush)
+                            write_back=write_back, flush=flush, store=store)
         fs = cls(device, sb, cache, allocator, cpu=cpu, clock=clock, kernel=kernel)
         fs.mounted = True
         for g in range(sb.ngroups):
