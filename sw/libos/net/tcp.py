@@ -15,7 +15,14 @@ The specializations of the paper (SYSTEM.md section 4):
 * **Precomputed checksums.** ``send`` takes the one's-complement sum of the payload (of the
   whole, or one per buffer); segments that cover summed buffers use it and the CPU sums only
   the headers and any partial buffers.
-* **Scatter/gather.** ``send`` takes a list of buffers; segments are gathered from them.
+* **Scatter/gather.** ``send`` takes a list of buffers; segments are gathered from them. A
+  buffer may be a :class:`~sw.libos.net.gather.Gather` (or a
+  :class:`~sw.libos.net.gather.PhysRef`): data left in physical memory (Cheetah's file-cache
+  blocks). A segment over such data is itself a gather list, the header bytes the CPU built
+  then the references (issue 16, zero copy); the CPU reads the referenced bytes only to sum
+  those without a precomputed sum, and that pass is recorded as touching them
+  (:meth:`Tcp.attach_memory`: the memory read and the host's
+  :class:`~sw.doc_touch.DocTouch`).
 * **No retransmission buffer.** The stack keeps no data: bytes to retransmit (or that did not
   fit in the window when they were sent) are asked of the application through
   ``pcb.resupply(offset, length)``, offsets counted from the first data byte of the stream.
@@ -88,6 +95,7 @@ from sim.time import MS, S
 
 from ..events import Handlers, invoke
 from . import checksum as ck
+from .gather import Gather, PhysRef
 from .ipv4 import PROTO_TCP
 
 __all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "DROP", "IpLayer", "TcpState", "TcpConfig",
@@ -442,11 +450,12 @@ class TcpSegment:
 
 def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
                   flags: int, wnd: int, payload_parts: Sequence[tuple[bytes, int | None]] = (),
-                  *, mss: int | None = None) -> tuple[bytes, int]:
+                  *, mss: int | None = None) -> tuple[bytes | Gather, int]:
     """A TCP segment with its checksum; returns ``(segment, bytes the CPU summed)``.
 
     ``payload_parts`` are ``(bytes, sum or None)`` pieces; a piece with a known sum is not
-    summed again (the caller vouches for it).
+    summed again (the caller vouches for it). A piece may be a :class:`Gather` (with its
+    sum): the segment is then a :class:`Gather` too, the header then the pieces.
 
     Raises
     ------
@@ -476,6 +485,9 @@ def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack:
     pieces = []
     for b, s in payload_parts:
         if s is None:
+            if isinstance(b, Gather):
+                raise ValueError("a gather-list payload piece needs its sum (the caller reads "
+                                 "the memory: Tcp._segment)")
             s = ck.ones_sum(b)
             summed += len(b)
         pieces.append((s, len(b)))
@@ -483,6 +495,8 @@ def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack:
     total = ck.add(ck.add(ck.pseudo_header_sum(src, dst, PROTO_TCP, hl + plen), ck.ones_sum(h)),
                    ck.combine(pieces))
     h[16:18] = ck.finish(total).to_bytes(2, "big")
+    if any(isinstance(b, Gather) for b, _ in payload_parts):
+        return _join([bytes(h), *(b for b, _ in payload_parts)]), summed
     return bytes(h) + b"".join(bytes(b) for b, _ in payload_parts), summed
 
 
@@ -693,7 +707,7 @@ class _SendData:
             off += len(b)
         self.end = off
 
-    def parts(self, o: int, n: int) -> list[tuple[bytes, int | None]] | None:
+    def parts(self, o: int, n: int) -> list[tuple[bytes | Gather, int | None]] | None:
         if not (self.start <= o and o + n <= self.end):
             return None
         out = []
@@ -704,17 +718,59 @@ class _SendData:
             if lo == off and hi == off + len(b):
                 out.append((b, s))
             else:
-                out.append((b[lo - off:hi - off], None))
+                out.append((_cut(b, lo - off, hi - off), None))
         return out
 
 
-def _as_buffers(data, what: str) -> list[bytes]:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return [bytes(data)]
-    if isinstance(data, (list, tuple)) and all(isinstance(b, (bytes, bytearray, memoryview))
-                                               for b in data):
-        return [bytes(b) for b in data]
-    raise TypeError(f"{what} must be bytes or a list of bytes, not {type(data).__name__}")
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _buffer(b):
+    """One send buffer as ``bytes`` or a :class:`Gather` (a reference-free gather list
+    becomes bytes), or None if it is neither."""
+    if isinstance(b, _BYTES):
+        return bytes(b)
+    if isinstance(b, PhysRef):
+        return Gather((b,))
+    if isinstance(b, Gather):
+        return b if b.refs else b.flatten(_no_memory)
+    return None
+
+
+def _no_memory(addr: int, n: int) -> bytes:
+    raise AssertionError("a gather list without references read memory")
+
+
+def _as_buffers(data, what: str) -> list[bytes | Gather]:
+    one = _buffer(data)
+    if one is not None:
+        return [one]
+    if isinstance(data, (list, tuple)):
+        out = [_buffer(b) for b in data]
+        if all(b is not None for b in out):
+            return out
+    raise TypeError(f"{what} must be bytes, a Gather or a list of them, not "
+                    f"{type(data).__name__}")
+
+
+def _cut(b: bytes | Gather, lo: int, hi: int) -> bytes | Gather:
+    """Bytes ``lo .. hi`` of a buffer (a gather list's references are cut, not read)."""
+    return b.slice(lo, hi) if isinstance(b, Gather) else b[lo:hi]
+
+
+def _join(bufs: list[bytes | Gather]) -> bytes | Gather:
+    """The buffers as one: bytes, or a gather list if any buffer is one."""
+    if not any(isinstance(b, Gather) for b in bufs):
+        return b"".join(bufs)
+    pieces: list = []
+    for b in bufs:
+        pieces += b.pieces if isinstance(b, Gather) else [b]
+    return Gather(pieces)
+
+
+#: Whether the IP layer under TCP takes a :class:`Gather` packet (``ip_output``); until it
+#: does, :meth:`Tcp._ip_packet` hands it the segment's bytes (NET's link layers, issue 16).
+IP_TAKES_GATHER = False
 
 
 class FixedDelayTimers:
@@ -811,6 +867,9 @@ class Tcp:
         self._next_port = self.EPHEMERAL[0]
         self._delacks: dict[TcpPcb, None] = {}     # PCBs with TF_DELACK (insertion order)
         self._fasttimo: Callable[[], None] | None = None
+        self._read: Callable[[int, int], bytes] | None = None   # attach_memory
+        self._doc_touch = None
+        self._page_size = 4096
 
     # -- application calls -----------------------------------------------------------------
     def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
@@ -861,7 +920,7 @@ class Tcp:
             sums: list[int | None] = [None] * len(bufs)
         elif isinstance(csum, int) and not isinstance(csum, bool):
             ck._check_sum(csum, "precomputed sum")
-            bufs, sums = [b"".join(bufs)], [csum]
+            bufs, sums = [_join(bufs)], [csum]
         elif isinstance(csum, (list, tuple)) and len(csum) == len(bufs):
             sums = [None if s is None else ck._check_sum(s, "precomputed sum") for s in csum]
         else:
@@ -962,7 +1021,7 @@ class Tcp:
         if (isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], int)
                 and not isinstance(got[1], bool)):
             bufs = _as_buffers(got[0], "resupplied data")
-            parts = [(b"".join(bufs), ck._check_sum(got[1], "resupplied sum"))]
+            parts = [(_join(bufs), ck._check_sum(got[1], "resupplied sum"))]
         else:
             parts = [(b, None) for b in _as_buffers(got, "resupplied data")]
         have = sum(len(b) for b, _ in parts)
@@ -971,10 +1030,14 @@ class Tcp:
         return parts
 
     def _segment(self, pcb: TcpPcb, off: int, flags: int, parts=(), mss: int | None = None):
+        saved = sum(len(b) for b, s in parts if s is not None)
+        read = 0
+        if any(s is None and isinstance(b, Gather) for b, s in parts):
+            parts, read = self._sum_in_memory(parts)
         seg, summed = build_segment(pcb.local_ip, pcb.remote_ip, pcb.local_port, pcb.remote_port,
                                     pcb.iss + off, pcb.irs + pcb.rcv_nxt, flags, pcb.rcv_wnd,
                                     parts, mss=mss)
-        saved = sum(len(b) for b, s in parts if s is not None)
+        summed += read
         self.stats.checksum_bytes_saved += saved
         pcb.ack_pending = pcb.delack = False
         pcb.rcv_acked = pcb.rcv_nxt
@@ -1074,6 +1137,68 @@ class Tcp:
             pcb.rexmt_count = 0
             self._set_persist(pcb)
 
+    # -- data left in memory (zero copy) ---------------------------------------------------------
+    def attach_memory(self, read: Callable[[int, int], bytes], doc_touch=None, *,
+                      page_size: int = 4096) -> None:
+        """Let the TCP read data that segments carry by reference (:class:`Gather`).
+
+        Parameters
+        ----------
+        read : callable(addr, n) -> bytes
+            The memory's untimed read (``memory.read``); the TCP charges what its CPU does.
+        doc_touch : sw.doc_touch.DocTouch, optional
+            Told the document bytes the CPU reads (a sum over them) and the pages it maps to
+            read them (one per page a read piece spans: the library maps a document page to
+            read it and keeps no mapping).
+        page_size : int
+            The memory's page size.
+
+        Raises
+        ------
+        TypeError
+            For a read that is not callable.
+        """
+        if not callable(read):
+            raise TypeError(f"read must be callable(addr, n), not {read!r}")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be a positive int, not {page_size!r}")
+        self._read, self._doc_touch, self._page_size = read, doc_touch, page_size
+
+    def _read_refs(self, g: Gather, *, mapping: bool = True) -> bytes:
+        """``g``'s bytes, read by the CPU (recorded on the host's DocTouch; with ``mapping``,
+        the pages too: the library maps them to read, a kernel driver reads them unmapped)."""
+        read = self._read
+        if read is None:
+            raise ValueError(f"{self.stack.name}: a segment carries data by reference and the "
+                             f"TCP has no memory to read it (Tcp.attach_memory)")
+        dt = self._doc_touch
+        if dt is not None and g.doc_bytes:
+            ps = self._page_size
+            dt.touched(g.doc_bytes)
+            if mapping:
+                dt.mapped(sum((r.addr + r.length - 1) // ps - r.addr // ps + 1
+                              for r in g.refs if r.doc))
+        return g.flatten(read)
+
+    def _sum_in_memory(self, parts) -> tuple[list, int]:
+        """Sum the referenced pieces without a sum (the CPU reads them where they lie);
+        returns the parts with sums and the bytes read."""
+        out, n = [], 0
+        for b, s in parts:
+            if s is None and isinstance(b, Gather):
+                s = ck.ones_sum(self._read_refs(b))
+                n += len(b)
+            out.append((b, s))
+        return out, n
+
+    def _ip_packet(self, seg: bytes | Gather) -> bytes | Gather:
+        """What ``ip_output`` is given: the segment as built, or, while the IP layer takes
+        only bytes (:data:`IP_TAKES_GATHER`), its bytes: the layers below copy them (the
+        driver's copy into the card, charged there), so the CPU touches them."""
+        if isinstance(seg, bytes) or IP_TAKES_GATHER:
+            return seg
+        return self._read_refs(seg, mapping=False)
+
     def _our_mss(self) -> int:
         return min(self.config.mss, self.stack.mtu - 40)
 
@@ -1089,7 +1214,7 @@ class Tcp:
             self.stats.segments_out += 1
             await st.charge_protocol("tcp")
             await st.charge_checksum(summed)
-            await st.ip_output(ip, PROTO_TCP, seg)
+            await st.ip_output(ip, PROTO_TCP, self._ip_packet(seg))
 
     async def _dispatch(self, events: list) -> None:
         for fn, args in events:
