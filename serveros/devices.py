@@ -7,6 +7,7 @@ adding its kind here; :mod:`serveros.machines` builds machines from these kinds 
 """
 from __future__ import annotations
 
+from hw.an2.attach import AN2
 from hw.disk.attach import DISK
 from hw.lance.attach import LANCE
 from hw.timer.attach import TIMER
@@ -19,4 +20,5 @@ DEVICE_KINDS: dict[str, DeviceKind] = {
     "lance": LANCE,
     "disk": DISK,
     "timer": TIMER,
+    "an2": AN2,
 }
