@@ -19,6 +19,10 @@ device, the driver of its kind (:data:`DRIVERS`):
 * ``disk``: a :class:`sw.drivers.disk.DiskDriver`, asked for its capacity, and the first disk
   becomes ``host.blockdev`` (a :class:`sw.libos.fs.device.DriverBlockDevice` staging its
   transfers in the kernel's DMA buffer, :data:`DMA_BUFFER`);
+* ``an2``: a :class:`sw.drivers.an2.An2Driver` with its rings and buffers in the kernel's
+  memory (:func:`an2_region`), started under :class:`sw.libos.net.atm.An2Interface` (classical
+  IP over ATM: LLC/SNAP, the spec's PVC table ``pvcs`` opened as VCs of the kernel, its
+  ``mtu``), and the first card becomes ``host.netdev`` if no card took it before;
 * a kind the operating system has no driver for (the timer, say) stays unbound, with a log
   line saying so.
 
@@ -53,7 +57,8 @@ from .host import Host
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OSES", "DRIVERS", "DMA_BUFFER", "DMA_BUFFER_BYTES", "boot", "kernel_pages"]
+__all__ = ["OSES", "DRIVERS", "DMA_BUFFER", "DMA_BUFFER_BYTES", "AN2_REGION_BYTES", "boot",
+           "kernel_pages", "an2_region"]
 
 #: The operating systems a machine may boot (``none``: a bare machine, nothing to boot).
 OSES = ("aegis", "ultrix", "bsd-client", "none")
@@ -61,6 +66,28 @@ OSES = ("aegis", "ultrix", "bsd-client", "none")
 #: a machine's second disk stages in the next :data:`DMA_BUFFER_BYTES`, and so on.
 DMA_BUFFER = 0x1000
 DMA_BUFFER_BYTES = 64 << 10
+#: Kernel memory of one AN2 card's driver (rings, completion queue, pool 0 and transmit
+#: buffers: :meth:`sw.drivers.an2.An2Driver.layout_size` of its defaults, rounded up to pages),
+#: after the disks' DMA buffers; a second card's follows.
+AN2_REGION_BYTES = 272 << 10
+
+
+def _count(host: Host, kind: str) -> int:
+    return sum(1 for d in host.extra.get("devices", {}).values() if d.spec.kind == kind)
+
+
+def an2_region(host: Host, index: int) -> tuple[int, int]:
+    """``(address, size)`` of the kernel memory of ``host``'s AN2 card number ``index``: after
+    the DMA buffers of all of its disks."""
+    base = DMA_BUFFER + _count(host, "disk") * DMA_BUFFER_BYTES
+    return base + index * AN2_REGION_BYTES, AN2_REGION_BYTES
+
+
+def _set_netdev(host: Host, netdev, name: str) -> None:
+    if host.netdev is None:
+        host.netdev = netdev
+    else:
+        log.info("%s: %s is a second network card; host.netdev stays the first", host.name, name)
 
 
 async def _bind_lance(host: Host, dev: Attached) -> Any:
@@ -73,11 +100,7 @@ async def _bind_lance(host: Host, dev: Attached) -> Any:
                       buffer_ram=spec.params.get("ram_bytes", BUFFER_RAM_SIZE_DEFAULT),
                       name=spec.name)
     await drv.start()
-    if host.netdev is None:
-        host.netdev = LanceNetDevice(drv)
-    else:
-        log.info("%s: %s is a second network card; host.netdev stays the first", host.name,
-                 spec.name)
+    _set_netdev(host, LanceNetDevice(drv), spec.name)
     return drv
 
 
@@ -98,11 +121,30 @@ async def _bind_disk(host: Host, dev: Attached) -> Any:
     return drv
 
 
+async def _bind_an2(host: Host, dev: Attached) -> Any:
+    from hw.an2.attach import an2_params
+    from sw.drivers.an2 import An2Driver
+    from sw.libos.net.atm import An2Interface
+
+    if host.memory is None:
+        raise ValueError(f"{host.name}: an2 {dev.spec.name} needs main memory for its rings")
+    spec = dev.spec
+    p = an2_params(spec)
+    drv = An2Driver(host.cpu, host.extra["bus"], spec.base, host.memory, dev.irq,
+                    region=an2_region(host, len(_bound(host, "an2"))), name=spec.name)
+    iface = An2Interface(drv, esi=p["esi"], pvcs=p["pvcs"], mtu=p["mtu"])
+    await iface.start()
+    drv.interface = iface
+    _set_netdev(host, iface, spec.name)
+    return drv
+
+
 #: The driver of each device kind the operating systems know: ``await bind(host, attached)``
 #: starts it and returns it.
 DRIVERS: dict[str, Callable[[Host, Attached], Awaitable[Any]]] = {
     "lance": _bind_lance,
     "disk": _bind_disk,
+    "an2": _bind_an2,
 }
 
 
@@ -113,10 +155,10 @@ def _bound(host: Host, kind: str) -> list:
             if devices[name].spec.kind == kind]
 
 
-def kernel_pages(host: Host, disks: int) -> int:
+def kernel_pages(host: Host, disks: int, an2s: int = 0) -> int:
     """Pages the kernel keeps for itself: everything below the end of ``disks`` DMA buffers
-    (at least the first page)."""
-    end = DMA_BUFFER + disks * DMA_BUFFER_BYTES
+    and ``an2s`` AN2 drivers' memory (at least the first page)."""
+    end = DMA_BUFFER + disks * DMA_BUFFER_BYTES + an2s * AN2_REGION_BYTES
     return max(1, -(-end // host.memory.page_size))
 
 
@@ -137,7 +179,7 @@ def _start_aegis(host: Host) -> Any:
     aegis = Aegis(host.memory, cpu=host.cpu,
                   disk_blocks=disk.blocks if disk is not None else 0,
                   block_size=disk.block_size if disk is not None else 512, disk_io=disk_io,
-                  reserved_pages=kernel_pages(host, len(disks)))
+                  reserved_pages=kernel_pages(host, len(disks), len(_bound(host, "an2"))))
     if host.netdev is not None:
         aegis.bind_netdev(host.netdev)
     return aegis

@@ -87,6 +87,8 @@ class An2Stats:
     #: Interrupts that found Status.Fault (a refused ring DMA: the engines halted until reset)
     faults: int = 0
     tx_ring_full: int = 0     #: times send() waited for transmit descriptors
+    #: bytes send() copied into its transmit buffers (bytes pieces)
+    tx_copied_bytes: int = 0
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -268,42 +270,49 @@ class An2Driver:
                                             owner=owner).to_int())
 
     # -- transmit ---------------------------------------------------------------------------
-    async def send(self, vci: int, buffers: bytes | Sequence[tuple[int, int]]) -> None:
+    async def send(self, vci: int,
+                   buffers: bytes | Sequence[bytes | tuple[int, int]]) -> None:
         """Queue one PDU on ``vci``; returns when the card owns it (see :meth:`flush`).
 
-        ``buffers`` is either ``bytes`` (copied into the driver's bounce buffers, charged as a
-        copy, split into ``buffer_size`` pieces) or a list of ``(addr, length)`` pieces already
-        in host memory (zero copy). Waits for free descriptors if the ring is full.
+        ``buffers`` is ``bytes`` or a list of pieces, each either ``(addr, length)``, bytes
+        already in host memory (zero copy: the card reads them by DMA), or ``bytes``, which the
+        driver copies into its transmit buffers in kernel memory (charged as a copy), split
+        into ``buffer_size`` pieces. Each piece is one descriptor. Waits for free descriptors
+        if the ring is full.
 
         Raises
         ------
         ValueError
-            For a bad VCI, a PDU over 65535 bytes, a piece outside memory, or more pieces
-            than the ring can ever hold.
+            For a bad VCI, a PDU over 65535 bytes, a piece outside memory or of neither form,
+            or more pieces than the ring can ever hold.
         RuntimeError
             If the driver has not been started.
         """
         if not self.started:
             raise RuntimeError(f"{self.name}: send() before start()")
         _check_int("vci", vci, 0, NUM_VCS - 1)
-        copy = isinstance(buffers, (bytes, bytearray, memoryview))
-        if copy:
-            data = bytes(buffers)
-            bs = self.buffer_size
-            pieces = [data[i:i + bs] for i in range(0, len(data), bs)] or [b""]
-            lengths = [len(p) for p in pieces]
-        else:
-            pieces = list(buffers)
-            for piece in pieces:
-                if not (isinstance(piece, tuple) and len(piece) == 2):
-                    raise ValueError(f"{self.name}: a piece is (address, length), not {piece!r}")
-                a, n = piece
-                _check_int("piece address", a, 0, self.memory.size)
-                _check_int("piece length", n, 0, self.memory.size - a)
-            lengths = [n for _, n in pieces]
-            if not pieces:
+        if isinstance(buffers, (bytes, bytearray, memoryview)):
+            buffers = [buffers]
+        bs = self.buffer_size
+        pieces: list[tuple[bool, object, int]] = []      # (copied, bytes or addr, length)
+        for piece in buffers:
+            if isinstance(piece, (bytes, bytearray, memoryview)):
+                data = bytes(piece)
+                pieces += [(True, data[i:i + bs], len(data[i:i + bs]))
+                           for i in range(0, len(data), bs)]
+                continue
+            if not (isinstance(piece, tuple) and len(piece) == 2):
+                raise ValueError(f"{self.name}: a piece is bytes or (address, length), "
+                                 f"not {piece!r}")
+            a, n = piece
+            _check_int("piece address", a, 0, self.memory.size)
+            _check_int("piece length", n, 0, self.memory.size - a)
+            pieces.append((False, a, n))
+        if not pieces:
+            if not buffers:
                 raise ValueError(f"{self.name}: a PDU needs at least one piece")
-        total = sum(lengths)
+            pieces = [(True, b"", 0)]                 # an empty PDU: one empty descriptor
+        total = sum(n for _, _, n in pieces)
         if total > MAX_PDU:
             raise ValueError(f"{self.name}: a PDU of {total} bytes exceeds {MAX_PDU}")
         if len(pieces) > self.tx_ring - 1:
@@ -321,15 +330,15 @@ class An2Driver:
         self._tx_len[last_i] = total
         await self.cpu.path("an2.send", _SEND_INSTRUCTIONS + _DESC_INSTRUCTIONS * len(pieces),
                             _CODE_BYTES, category=KERNEL)
-        for j, piece in enumerate(pieces):
+        for j, (copied, what, n) in enumerate(pieces):
             i = (first + j) % self.tx_ring
-            if copy:
+            if copied:
                 addr = self.tx_bufs + self.buffer_size * i
-                await self.cpu.copy(len(piece), src=self._tx_src, dst=addr)
-                self.memory.write(addr, piece)
-                n = len(piece)
+                await self.cpu.copy(n, src=self._tx_src, dst=addr)
+                self.memory.write(addr, what)
+                self.stats.tx_copied_bytes += n
             else:
-                addr, n = piece
+                addr = what
             d = TxDescriptor(addr=addr, length=n, vci=vci, first=int(j == 0),
                              last=int(j == len(pieces) - 1), own=1, tag=i)
             self.memory.write(self.tx_base + ENTRY_BYTES * i, d.pack())

@@ -264,7 +264,7 @@ def test_bad_pieces_are_refused_and_the_driver_keeps_working():
 
     async def go():
         await up(a, b)
-        for bad in ([b"not a pair"], [(USER, 8, 0)], [(USER, 1 << 40)]):
+        for bad in (["not a pair"], [(USER, 8, 0)], [(USER, 1 << 40)]):
             try:
                 await a.drv.send(5, bad)
             except ValueError as e:

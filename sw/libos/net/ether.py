@@ -14,6 +14,8 @@ from typing import Callable, Protocol, runtime_checkable
 from sim.media.ethernet import (BROADCAST, FCS_LEN, FrameError, HEADER_LEN, MAX_PAYLOAD, Segment,
                                 build_frame, check_frame, mac)
 
+from .gather import Gather
+
 __all__ = ["ETHERTYPE_IP", "ETHERTYPE_ARP", "BROADCAST", "HEADER_LEN", "MTU", "NetDevice",
            "StationDevice", "DeviceStats", "build", "parse"]
 
@@ -23,8 +25,9 @@ ETHERTYPE_ARP = 0x0806
 MTU = MAX_PAYLOAD
 
 
-def build(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
-    """An Ethernet II frame without FCS or padding: header + payload.
+def build(dst: bytes, src: bytes, ethertype: int, payload: "bytes | Gather") -> "bytes | Gather":
+    """An Ethernet II frame without FCS or padding: header + payload (a
+    :class:`~sw.libos.net.gather.Gather` payload gives a Gather frame, the header prepended).
 
     Raises
     ------
@@ -35,7 +38,10 @@ def build(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
         raise ValueError(f"EtherType must be a 16-bit integer, not {ethertype!r}")
     if len(payload) > MTU:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the Ethernet MTU of {MTU}")
-    return mac(dst) + mac(src) + ethertype.to_bytes(2, "big") + bytes(payload)
+    header = mac(dst) + mac(src) + ethertype.to_bytes(2, "big")
+    if isinstance(payload, Gather):
+        return payload.prepend(header)
+    return header + bytes(payload)
 
 
 def parse(frame: bytes) -> tuple[bytes, bytes, int, bytes]:
@@ -130,7 +136,18 @@ class StationDevice:
         return self._receiver
 
     async def send(self, frame: bytes) -> None:
-        """Pad ``frame`` to the minimum, append the FCS and transmit it under CSMA/CD."""
+        """Pad ``frame`` to the minimum, append the FCS and transmit it under CSMA/CD.
+
+        Raises
+        ------
+        TypeError
+            For a :class:`~sw.libos.net.gather.Gather` with memory references: this ideal
+            interface has no host memory to read them from.
+        """
+        if isinstance(frame, Gather):
+            if frame.refs:
+                raise TypeError(f"{self!r} has no memory to read a gather list's references")
+            frame = frame.flatten(lambda a, n: b"")
         dst, src, etype, payload = parse(frame)
         full = build_frame(dst, src, etype, payload)
         self.stats.tx_frames += 1

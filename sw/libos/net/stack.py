@@ -1,6 +1,10 @@
 """A host's TCP/IP stack: frames in, frames out, demultiplexed to ARP, IP, ICMP and TCP.
 
-The stack sits on any :class:`~sw.libos.net.ether.NetDevice`. Received frames (without FCS)
+The stack sits on any :class:`~sw.libos.net.ether.NetDevice`. Its link layer is the device's
+``link`` when it has one (:class:`sw.libos.net.atm.AtmLinkLayer`: classical IP over ATM, LLC/SNAP
+and a PVC table, no ARP, MTU 9180), else Ethernet II with ARP; the MTU defaults to the link's,
+and TCP's MSS follows it. A datagram to send may be a :class:`~sw.libos.net.gather.Gather`
+(pieces left in memory); every header is prepended to it. Received frames (without FCS)
 are given to :meth:`NetStack.input`, which queues them for the stack's receive task; frames to
 send are queued for its transmit task, which awaits ``device.send`` one frame at a time.
 Timers (retransmission, TIME_WAIT, ARP retries) run on the simulation kernel.
@@ -40,6 +44,8 @@ from sim.time import S
 
 from . import arp as arpmod
 from . import ether, icmp, ipv4
+from .atm import NoPvc
+from .gather import Gather
 from .tcp import Tcp, TcpConfig, TcpPcb
 
 log = logging.getLogger(__name__)
@@ -127,8 +133,9 @@ class NetStack:
     arp_timeout_ps, arp_retry_ps, arp_retries : int
         ARP entry lifetime (20 min, as BSD), time between requests (1 s) and requests sent
         before the queued packets are dropped (3).
-    mtu : int
-        Largest IP datagram (1500 on Ethernet).
+    mtu : int, optional
+        Largest IP datagram: by default the link's (1500 on Ethernet; the device's ``mtu``,
+        9180 for IP over ATM), and never above it.
 
     Raises
     ------
@@ -141,7 +148,7 @@ class NetStack:
     def __init__(self, kernel: Kernel, device, ip: str | bytes, *, cpu: CPU | None = None,
                  costs: StackCosts | None = None, config: TcpConfig | None = None,
                  name: str = "net", seed: int = 0, arp_timeout_ps: int = 20 * 60 * S,
-                 arp_retry_ps: int = 1 * S, arp_retries: int = 3, mtu: int = ether.MTU):
+                 arp_retry_ps: int = 1 * S, arp_retries: int = 3, mtu: int | None = None):
         if not isinstance(kernel, Kernel):
             raise TypeError(f"NetStack needs a sim.kernel.Kernel, not {kernel!r}")
         if not isinstance(getattr(device, "mac", None), bytes) or len(device.mac) != 6 \
@@ -151,12 +158,16 @@ class NetStack:
             raise TypeError(f"cpu must be a sim.cpu.CPU or None, not {cpu!r}")
         if config is not None and not isinstance(config, TcpConfig):
             raise TypeError(f"config must be a TcpConfig, not {config!r}")
+        #: The link layer: None for Ethernet II with ARP, else the device's (IP over ATM).
+        self.link = getattr(device, "link", None)
+        max_mtu = ether.MTU if self.link is None else self.link.mtu
+        mtu = max_mtu if mtu is None else mtu
         for pname, v, lo in (("arp_retry_ps", arp_retry_ps, 1), ("arp_retries", arp_retries, 1),
                              ("mtu", mtu, 68)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{pname} must be an int >= {lo}, not {v!r}")
-        if mtu > ether.MTU:
-            raise ValueError(f"mtu must be at most {ether.MTU}, not {mtu!r}")
+        if mtu > max_mtu:
+            raise ValueError(f"mtu must be at most {max_mtu} (the link's), not {mtu!r}")
         self.kernel = kernel
         self.device = device
         self.mac = device.mac
@@ -165,6 +176,8 @@ class NetStack:
         self.costs = costs if costs is not None or cpu is None else StackCosts.from_profile(cpu.profile)
         self.name = name
         self.mtu = mtu
+        #: Bytes of a received frame in front of its IP datagram.
+        self.link_header_len = ether.HEADER_LEN if self.link is None else self.link.header_len
         self.stats = NetStats()
         self.arp = arpmod.ArpCache(arp_timeout_ps)
         self.arp_retry_ps = arp_retry_ps
@@ -243,6 +256,11 @@ class NetStack:
     async def process(self, frame: bytes) -> None:
         """Process one received frame now (what the receive task does with each)."""
         self.stats.frames_in += 1
+        if self.link is not None:
+            got = self.link.parse(frame)        # a PDU that is not LLC/SNAP IP: counted there
+            if got is not None:
+                await self._ip_input(None, got[1])
+            return
         if len(frame) < ether.HEADER_LEN:
             self.stats.runts += 1
             return
@@ -318,8 +336,10 @@ class NetStack:
                   len(dropped))
 
     # -- IP -------------------------------------------------------------------------------------
-    async def ip_output(self, dst: bytes, proto: int, payload: bytes) -> None:
-        """Send ``payload`` to ``dst`` in one datagram (resolving the MAC with ARP).
+    async def ip_output(self, dst: bytes, proto: int, payload: "bytes | Gather") -> None:
+        """Send ``payload`` (bytes or a :class:`~sw.libos.net.gather.Gather`) to ``dst`` in
+        one datagram (on Ethernet resolving the MAC with ARP; over ATM on the PVC that
+        reaches ``dst``, or dropped and counted in the link's ``no_pvc`` if none does).
 
         Raises
         ------
@@ -333,7 +353,13 @@ class NetStack:
         hdr = ipv4.build_header(self.ip, dst, proto, len(payload), ident=self._ident)
         await self.charge_packet("ip", ipv4.HEADER_LEN)
         self.stats.ip_out += 1
-        packet = hdr + payload
+        packet = payload.prepend(hdr) if isinstance(payload, Gather) else hdr + payload
+        if self.link is not None:
+            try:
+                self._queue_frame(self.link.frame(dst, packet))
+            except NoPvc as e:
+                log.debug("%s: %s: datagram dropped", self.name, e)
+            return
         hw = self.arp.lookup(dst, self.kernel.now)
         if hw is not None:
             self._queue_frame(ether.build(hw, self.mac, ether.ETHERTYPE_IP, packet))
