@@ -95,6 +95,7 @@ class Memory:
         self.dma_bytes_read = 0
         self.dma_bytes_written = 0
         self.dma_busy_ps = 0
+        self._dma_times: dict[tuple[int, bool], int] = {}
 
     # -- geometry and checks ------------------------------------------------------------------
     @property
@@ -180,7 +181,11 @@ class Memory:
     # -- timed DMA port ----------------------------------------------------------------------------
     def dma_time(self, nbytes: int, write: bool) -> int:
         """Main-memory time of a DMA transfer of ``nbytes`` (see :meth:`Platform.dma_ps`)."""
-        return self.profile.dma_ps(nbytes, write)
+        key = (nbytes, write)
+        t = self._dma_times.get(key)
+        if t is None:       # the profile is frozen: one computation per size and direction
+            t = self._dma_times[key] = self.profile.dma_ps(nbytes, write)
+        return t
 
     def dma_done_at(self, nbytes: int, write: bool) -> int:
         """When a DMA transfer of ``nbytes`` requested now would complete, in ps.
@@ -192,11 +197,34 @@ class Memory:
         """
         return max(self.kernel.now, self._dma_free_at) + self.dma_time(nbytes, write)
 
-    async def _occupy(self, nbytes: int, write: bool) -> None:
-        done = self.dma_done_at(nbytes, write)
+    def dma_claim(self, nbytes: int, *, write: bool) -> int:
+        """Queue a DMA transfer of ``nbytes`` requested now and return when it completes, in ps.
+
+        The synchronous half of :meth:`dma_read` / :meth:`dma_write` (which call it): the
+        memory counts the transfer as queued behind the ones already claimed (exactly as
+        :meth:`dma_done_at` predicts); the caller sleeps until the returned time and then takes
+        or lands the bytes with :meth:`dma_read_now` / :meth:`dma_write_now`. It lets a device
+        model run a burst without a coroutine per transfer (no ownership check: the caller
+        makes it first, with :meth:`check`).
+        """
+        dur = self.dma_time(nbytes, write)
+        done = max(self.kernel.now, self._dma_free_at) + dur
         self._dma_free_at = done
-        self.dma_busy_ps += self.dma_time(nbytes, write)
-        await self.kernel.sleep_until(done)
+        self.dma_busy_ps += dur
+        return done
+
+    def dma_read_now(self, addr: int, n: int) -> bytes:
+        """The bytes of a claimed DMA read, taken when it completes (counted as read by DMA)."""
+        self.dma_bytes_read += n
+        return bytes(self.data[addr:addr + n])
+
+    def dma_write_now(self, addr: int, data: bytes) -> None:
+        """Land the bytes of a claimed DMA write when it completes (counted as written)."""
+        self.dma_bytes_written += len(data)
+        self.data[addr:addr + len(data)] = data
+
+    async def _occupy(self, nbytes: int, write: bool) -> None:
+        await self.kernel.sleep_until(self.dma_claim(nbytes, write=write))
 
     async def dma_read(self, addr: int, n: int, requester=None) -> bytes:
         """A device reads ``n`` bytes from memory by DMA.

@@ -143,6 +143,20 @@ class Cell:
         if not isinstance(self.payload, bytes):
             object.__setattr__(self, "payload", bytes(self.payload))
 
+    @classmethod
+    def _trusted(cls, vpi: int, vci: int, payload: bytes, pt: int) -> "Cell":
+        """A cell from fields already known valid (a card's own VCI, 48 bytes, PT 0 or 1):
+        the per-cell hot paths of the card models and the switch skip the checks."""
+        cell = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(cell, "vpi", vpi)
+        setattr_(cell, "vci", vci)
+        setattr_(cell, "payload", payload)
+        setattr_(cell, "pt", pt)
+        setattr_(cell, "clp", 0)
+        setattr_(cell, "gfc", 0)
+        return cell
+
     @property
     def end_of_sdu(self) -> bool:
         """A user data cell (PT 0xx) with the ATM-user-to-user bit: the last of an AAL5 PDU."""
@@ -175,6 +189,13 @@ class Cell:
     def rewrite(self, vpi: int, vci: int) -> "Cell":
         """The same cell with a new VPI/VCI (its HEC is recomputed by :meth:`to_bytes`)."""
         return Cell(vpi=vpi, vci=vci, payload=self.payload, pt=self.pt, clp=self.clp, gfc=self.gfc)
+
+    def _rewritten(self, vpi: int, vci: int) -> "Cell":
+        """:meth:`rewrite` for a VPI/VCI already checked (a switch route's)."""
+        cell = Cell._trusted(vpi, vci, self.payload, self.pt)
+        object.__setattr__(cell, "clp", self.clp)
+        object.__setattr__(cell, "gfc", self.gfc)
+        return cell
 
 
 # -- link timing ---------------------------------------------------------------------------------
@@ -241,17 +262,23 @@ class AtmChannel:
         elif isinstance(at, bool) or not isinstance(at, int) or at > now:
             raise ValueError(f"{self.name}: at must be an integer time (ps) at most now "
                              f"({now}), not {at!r}")
-        slot = max(self._next_slot, first_slot_at(at))
-        arrive = slot_start(slot + 1) + self.propagation_ps
+        # The hot path of every cell: first_slot_at, slot_start and the backlog property inline.
+        slot = -((-at * SLOT_DEN) // SLOT_NUM_PS)
+        if slot < self._next_slot:
+            slot = self._next_slot
+        arrive = (slot + 1) * SLOT_NUM_PS // SLOT_DEN + self.propagation_ps
         if arrive < now:
             raise ValueError(f"{self.name}: a cell given at {at} ps takes slot {slot}, which "
                              f"ended before now ({now} ps)")
         self._next_slot = slot + 1
-        self.stats.cells += 1
-        self.stats.max_backlog = max(self.stats.max_backlog, self.backlog)
+        stats = self.stats
+        stats.cells += 1
+        backlog = slot + 1 + ((-(now + 1) * SLOT_DEN) // SLOT_NUM_PS)
+        if backlog > stats.max_backlog:
+            stats.max_backlog = backlog
         if self._ahead is not None:
             self._ahead(cell, arrive)
-        self.kernel.call_at(arrive, lambda: self._arrive(cell))
+        self.kernel.post(arrive, self._arrive, cell)
         return arrive
 
     def _arrive(self, cell: Cell) -> None:
@@ -446,12 +473,11 @@ class AtmSwitch:
             self.stats.unroutable += 1
             return
         out, vpi, vci = route
-        out_cell = cell.rewrite(vpi, vci)
-        vc = (port, cell.vpi, cell.vci)
-        self.kernel.call_at(self.kernel.now + self.latency_ps,
-                            lambda: self._enqueue(out, out_cell, vc))
+        self.kernel.post(self.kernel.now + self.latency_ps, self._enqueue,
+                         (out, cell._rewritten(vpi, vci), (port, cell.vpi, cell.vci)))
 
-    def _enqueue(self, out: int, cell: Cell, vc: tuple[int, int, int]) -> None:
+    def _enqueue(self, arg: tuple[int, Cell, tuple[int, int, int]]) -> None:
+        out, cell, vc = arg
         end = self._ends[out]
         if end is None or end.backlog >= self.buffer_cells:
             self.stats.drops_by_port[out] += 1
