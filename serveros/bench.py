@@ -201,6 +201,56 @@ def disk_benchmarks(seed: int = 31, commands: int = 40,
     return rows
 
 
+
+# -- AN2 ATM card: model, RTL on Verilator, bare Verilator loop -------------------------------------
+def an2_benchmarks(pdus: int = 24, seed: int = 16) -> list[BenchResult]:
+    """Cells and PDUs per wall-second through two AN2 cards exchanging ``pdus`` PDUs each way
+    at once (sizes 0 .. 9180 bytes, a third of them scatter/gather: tests/hw/test_an2_attach.py's
+    rig, the driver sw/drivers/an2.py on two bare machines on one OC-3c link), with both cards
+    as the model and both as the RTL on Verilator (directly driven, as ``--rtl an2`` runs it),
+    and the RTL's simulated card cycles per wall-second (both cards' cycles) next to a bare
+    Verilator loop of the same harness. Wall time is the run's, not the build's (the first run
+    builds the harness, then it is cached); the runs' equality is the tests' business."""
+    import sys
+
+    from .rtl import REPO, simulator_missing
+    here = REPO / "tests" / "hw"
+    if str(here) not in sys.path:
+        sys.path.insert(0, str(here))
+    from test_an2_attach import run_exchange   # the attach test's rig
+
+    rows = []
+    runs = {}
+    for label, rtl in (("model", ""), ("verilator", "an2")):
+        if rtl:
+            reason = simulator_missing("verilator")
+            if reason:
+                rows.append(BenchResult("an2 verilator: cells", float("nan"), "cells/s", reason))
+                return rows
+            run_exchange(rtl, pdus=1, seed=seed)        # build (or load) the harness first
+        r = run_exchange(rtl, pdus=pdus, seed=seed)
+        runs[label] = r
+        note = (f"{r.cells:,} cells on the link, {r.end_ps / 1e9:.2f} ms simulated in "
+                f"{r.wall_seconds:.2f} s")
+        rows.append(BenchResult(f"an2 {label}: cells", r.cells / r.wall_seconds, "cells/s", note))
+        rows.append(BenchResult(f"an2 {label}: PDUs", r.pdus / r.wall_seconds, "PDUs/s",
+                                f"{r.pdus} PDUs, both ways at once"))
+    from hw.an2.harness import An2Harness
+    from hw.an2.timing import CLOCK_PERIOD_PS
+
+    from .verilator_bare import bare_cycles_per_second
+    rtl = runs["verilator"]
+    cycles = 2 * (rtl.end_ps // CLOCK_PERIOD_PS)
+    cosim = cycles / rtl.wall_seconds
+    rows.append(BenchResult("an2 verilator: RTL cycles", cosim, "cycles/s",
+                            f"{cycles:,} card cycles (two cards), {rtl.python_wakes:,} Python "
+                            f"wakes"))
+    bare = bare_cycles_per_second(An2Harness(), "an2_harness", cycles=2_000_000,
+                                  design="an2_harness_bare")
+    rows.append(BenchResult("an2 bare Verilator loop", bare.cycles_per_second, "cycles/s",
+                            f"co-simulation reaches {cosim / bare.cycles_per_second:.0%} of it"))
+    return rows
+
 #: Issue 6's targets: the default run at most 0.1 wall seconds per simulated second on the
 #: model backend, the Verilator backend at most 5.
 WEB_TARGET_MODEL = 0.1

@@ -11,15 +11,33 @@
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pytest
 from amaranth.sim import Simulator
 
+from hw.an2 import rtl_attach
+from hw.an2.harness import MEMORIES
 from hw.an2.link_bridge import EDGE_WORD, ENTRY_WORDS, CellLinkBridge
+from hw.an2.model import An2Model
+from hw.an2.registers import COUNTERS_OFFSET, WINDOW_SIZE, Counter
 from hw.an2.rtl_attach import cell_words, words_cell
+from hw.an2.timing import CLOCK_PERIOD_PS
+from serveros.devices import DEVICE_KINDS
+from serveros.machines import bare
+from serveros.simulation import Simulation
+from sim.bus import IrqLine
+from sim.devices import Attached, DeviceKind, DeviceSpec, MachinePorts
 from sim.kernel import Kernel
-from sim.media.atm import AtmLink, Cell, slot_start
+from sim.media.atm import AtmLink, AtmSwitch, Cell, LinkEnd, slot_start
+from sim.media.pcap import PcapNgWriter
+from sim.time import US, Clock
+from sw.drivers.an2 import An2Driver
 
 PERIOD_S = 80e-9
 
@@ -92,3 +110,257 @@ def test_link_gives_a_late_cell_its_slot_and_announces_cells_ahead() -> None:
     k.run()
     t = slot_start(3) + 1000
     assert ahead == [(t, slot_start(4), 5), (t, slot_start(5), 6)]
+
+
+# -- two machines on one link, each card as the model or as the RTL ------------------------------
+BASE = 0x1E00_0000
+MEM = 1 << 20
+REGION = 0x10000
+USER = 0x80000                  # where scatter/gather pieces are laid out in host memory
+VCS = (40, 41)                  # machine i sends on VCS[i]
+SIZES = (0, 1, 40, 41, 48, 100, 1500, 2049, 9180)
+
+
+class _Fibre:
+    """The test's ATM medium: ``attach(station)`` gives the first station end ``a`` of one
+    OC-3c link and the second end ``b``; with ``switched`` each station gets a link of its own
+    to a port of an :class:`~sim.media.atm.AtmSwitch` routing :data:`VCS` between them."""
+
+    def __init__(self, kernel: Kernel, *, switched: bool, pcap: PcapNgWriter):
+        self.kernel, self.switched, self.pcap = kernel, switched, pcap
+        self.switch = AtmSwitch(kernel, ports=2) if switched else None
+        self.links: list[AtmLink] = []
+        if not switched:
+            self.links.append(AtmLink(kernel, name="atm0", pcap=pcap))
+        self._attached = 0
+
+    def attach(self, station: str) -> LinkEnd:
+        i = self._attached
+        self._attached += 1
+        if not self.switched:
+            return (self.links[0].a, self.links[0].b)[i]
+        link = AtmLink(self.kernel, name=f"atm{i}", pcap=self.pcap)
+        self.links.append(link)
+        self.switch.connect(i, link.b)
+        if i == 1:
+            for vci in VCS:
+                self.switch.route(0, 0, vci, 1, 0, vci)
+                self.switch.route(1, 0, vci, 0, 0, vci)
+        return link.a
+
+
+class _An2Kind(DeviceKind):
+    """The card's device kind for this test (hw/an2/attach.py's AN2 once it is committed with
+    ``memories``): the model, or the RTL through hw/an2/rtl_attach.py; its link end is
+    ``machine.media["atm"].attach(machine.name)``."""
+
+    kind = "an2"
+    window = WINDOW_SIZE
+    clock = Clock(CLOCK_PERIOD_PS, "an2")
+    memories = MEMORIES
+
+    def link_end(self, machine: MachinePorts, spec: DeviceSpec) -> LinkEnd:
+        return machine.media["atm"].attach(machine.name)
+
+    def attach_model(self, machine: MachinePorts, spec: DeviceSpec) -> Attached:
+        irq = IrqLine(machine.kernel, f"{machine.name}.{spec.name}.irq")
+        end = self.link_end(machine, spec)
+        model = An2Model(machine.kernel, self.clock, memory=machine.memory, irq=irq, link=end)
+        return Attached(spec, "model", model, irq, parts={"model": model, "link": end})
+
+    def harness(self, spec: DeviceSpec):
+        return rtl_attach.harness(self, spec)
+
+    def harness_key(self, spec: DeviceSpec) -> str:
+        return rtl_attach.harness_key(self, spec)
+
+    def bind_rtl(self, machine, spec, access, driver) -> Attached:
+        return rtl_attach.bind_rtl(self, machine, spec, access, driver)
+
+
+KIND = _An2Kind()
+
+
+@contextmanager
+def _an2_kind():
+    """``serveros.devices.DEVICE_KINDS["an2"]`` is :data:`KIND` inside."""
+    old = DEVICE_KINDS.get("an2")
+    DEVICE_KINDS["an2"] = KIND
+    try:
+        yield
+    finally:
+        if old is None:
+            del DEVICE_KINDS["an2"]
+        else:
+            DEVICE_KINDS["an2"] = old
+
+
+@dataclass
+class Exchange:
+    """What a run of :func:`run_exchange` observed; equal runs compare equal (wall time and
+    Python wakes excluded)."""
+
+    received: dict                  # machine -> [(time ps, vci, bytes)]
+    irq: dict                       # machine -> [(time ps, level)]
+    counters: dict                  # machine -> the card's counters, read at the end
+    memory: dict                    # machine -> sha1 of its whole memory at the end
+    cpu: dict                       # machine -> {category: cycles}
+    pcap: bytes                     # every PDU on every link, with its arrival time
+    end_ps: int
+    cells: int = field(compare=False)
+    pdus: int = field(compare=False)
+    wall_seconds: float = field(compare=False)
+    python_wakes: int = field(compare=False)
+
+
+def workload(seed: int, pdus: int) -> list[list[bytes | list[int]]]:
+    """Per machine, ``pdus`` PDUs: random sizes of :data:`SIZES`, every third one sent as two
+    scatter/gather pieces in host memory (given as their lengths) rather than bytes."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(2):
+        mine = []
+        for j in range(pdus):
+            data = rng.randbytes(rng.choice(SIZES))
+            mine.append([len(data) // 3, len(data) - len(data) // 3] if j % 3 == 2 and data
+                        else data)
+        out.append(mine)
+    return out
+
+
+def run_exchange(rtl: str = "", *, pdus: int = 8, seed: int = 16, switched: bool = False,
+                 backend: str = "verilator") -> Exchange:
+    """Two bare machines ``m0`` and ``m1`` with an AN2 card ``an0`` each, their drivers
+    exchanging :func:`workload` both ways at once; ``rtl`` as :class:`Simulation` takes it
+    (``""``: both models, ``"m1_an0"``: m1's card RTL, ``"an2"``: both RTL)."""
+    k = Kernel()
+    buf = io.BytesIO()
+    net = _Fibre(k, switched=switched, pcap=PcapNgWriter(buf))
+    spec = DeviceSpec("an2", "an0", BASE)
+    machines = [bare(f"m{i}", [spec], memory_bytes=MEM, seed=i) for i in range(2)]
+    loads = workload(seed, pdus)
+    rx: dict = {m.name: [] for m in machines}
+    irq: dict = {m.name: [] for m in machines}
+    counters: dict = {}
+    with _an2_kind(), Simulation(k, machines, media={"atm": net}, rtl=rtl,
+                                 backend=backend) as sim:
+        drivers = {}
+        for m in machines:
+            host = sim.hosts[m.name]
+            dev = host.extra["devices"]["an0"]
+            dev.irq.on_change(lambda level, n=m.name: irq[n].append((k.now, level)))
+            drivers[m.name] = An2Driver(host.cpu, host.extra["bus"], BASE, host.memory, dev.irq,
+                                        region=(REGION, An2Driver.layout_size()), name=m.name)
+
+        async def machine(i: int) -> None:
+            name = machines[i].name
+            drv, mem = drivers[name], sim.hosts[name].memory
+            await drv.start()
+            for v in VCS:
+                await drv.open_vc(v)
+
+            async def receiver() -> None:
+                for _ in loads[1 - i]:
+                    vci, data = await drv.recv()
+                    rx[name].append((k.now, vci, data))
+            task = k.spawn(receiver(), name=f"{name}.rx")
+            addr = USER
+            for p in loads[i]:
+                if isinstance(p, list):
+                    pieces = []
+                    for n in p:
+                        mem.write(addr, random.Random(addr).randbytes(n))
+                        pieces.append((addr, n))
+                        addr += n + 3
+                    p = pieces
+                await drv.send(VCS[i], p)
+            await drv.flush()
+            await task
+            await k.sleep(10 * US)          # let the peer finish with its last PDU
+            counters[name] = [await drv._rd(COUNTERS_OFFSET + 4 * c) for c in Counter]
+        for i in range(2):
+            k.spawn(machine(i), name=f"m{i}")
+        t0 = time.perf_counter()
+        sim.run()
+        wall = time.perf_counter() - t0
+        wakes = sim.rtl.stats.wakes if sim.rtl is not None else 0
+        memory = {m.name: hashlib.sha1(sim.hosts[m.name].memory.read(0, MEM)).hexdigest()
+                  for m in machines}
+        cpu = {m.name: {c: s.cycles for c, s in sim.hosts[m.name].cpu.breakdown().items()}
+               for m in machines}
+    cells = sum(ch.stats.cells for link in net.links for ch in link.channels)
+    return Exchange(rx, irq, counters, memory, cpu, buf.getvalue(), k.now, cells,
+                    sum(len(x) for x in loads), wall, wakes)
+
+
+def differences(a: Exchange, b: Exchange) -> list[str]:
+    """Where two runs differ, field by field (the first differing item of each list)."""
+    out = []
+    for f in ("received", "irq", "counters", "memory", "cpu"):
+        x, y = getattr(a, f), getattr(b, f)
+        for m in sorted(set(x) | set(y)):
+            xs, ys = x.get(m), y.get(m)
+            if xs == ys:
+                continue
+            if isinstance(xs, list) and isinstance(ys, list):
+                i = next((i for i, (p, q) in enumerate(zip(xs, ys)) if p != q),
+                         min(len(xs), len(ys)))
+                show = (lambda v: v if not isinstance(v, tuple) or len(v) < 3
+                        else (v[0], v[1], len(v[2])))
+                out.append(f"{f}[{m}] #{i}: {show(xs[i]) if i < len(xs) else '-'} vs "
+                           f"{show(ys[i]) if i < len(ys) else '-'} (lengths {len(xs)}, "
+                           f"{len(ys)})")
+            else:
+                out.append(f"{f}[{m}]: {xs} vs {ys}")
+    if a.pcap != b.pcap:
+        out.append(f"pcap: {len(a.pcap)} vs {len(b.pcap)} bytes, first difference at byte "
+                   f"{next(i for i, (p, q) in enumerate(zip(a.pcap, b.pcap + bytes(1))) if p != q)}")
+    if a.end_ps != b.end_ps:
+        out.append(f"end: {a.end_ps} vs {b.end_ps} ps")
+    return out
+
+
+def test_model_exchange_delivers_every_pdu_both_ways_deterministically() -> None:
+    a = run_exchange("", pdus=6)
+    loads = workload(16, 6)
+    for i, name in enumerate(("m0", "m1")):
+        sent = [p if isinstance(p, bytes) else None for p in loads[1 - i]]
+        got = a.received[name]
+        assert [v for _, v, _ in got] == [VCS[1 - i]] * 6
+        assert all(s is None or s == d for s, (_, _, d) in zip(sent, got))
+        assert a.counters[name][Counter.PdusRx] == a.counters[name][Counter.PdusTx] == 6
+        assert sum(a.counters[name][c] for c in (Counter.CrcErrors, Counter.LostCells,
+                                                 Counter.NoBuffer, Counter.DmaFaults)) == 0
+    assert a == run_exchange("", pdus=6)
+
+
+def _need_verilator() -> None:
+    import importlib.util
+
+    from serveros.rtl import simulator_missing
+    if simulator_missing("verilator"):
+        pytest.skip(simulator_missing("verilator"))
+    if importlib.util.find_spec("hw.an2.gateware") is None:
+        pytest.skip("the card's gateware (hw/an2/gateware.py) is not there yet")
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("rtl, switched", [("m1_an0", False), ("an2", False), ("an2", True)])
+def test_rtl_cards_give_the_model_runs_bytes_completions_and_times(rtl, switched) -> None:
+    _need_verilator()
+    model = run_exchange("", pdus=8, switched=switched)
+    rtl_run = run_exchange(rtl, pdus=8, switched=switched)
+    assert rtl_run.python_wakes < rtl_run.end_ps // CLOCK_PERIOD_PS / 4   # not per cycle
+    assert differences(model, rtl_run) == []
+    assert model == rtl_run
+
+
+@pytest.mark.hdl
+def test_bench_rows_on_a_tiny_exchange() -> None:
+    _need_verilator()
+    from serveros.bench import an2_benchmarks
+    rows = {r.name: r for r in an2_benchmarks(pdus=2)}
+    assert set(rows) == {"an2 model: cells", "an2 model: PDUs", "an2 verilator: cells",
+                         "an2 verilator: PDUs", "an2 verilator: RTL cycles",
+                         "an2 bare Verilator loop"}
+    assert all(r.value > 0 for r in rows.values())
