@@ -206,7 +206,7 @@ class An2Interface:
             raise ValueError(f"esi must be 6 bytes, not {esi!r}")
         self.driver = driver
         self.mac = esi
-        self.link = AtmLinkLayer(pvcs, mtu=mtu)
+        self.link_layer = AtmLinkLayer(pvcs, mtu=mtu)
         self.mtu = mtu
         self._receiver: Callable[[bytes], None] | None = None
         self.tx_frames = 0
@@ -216,7 +216,7 @@ class An2Interface:
         """Start the driver and open every PVC's VC (DMA owner tag ``owner``: 0, the kernel)."""
         self.driver.on_pdu = self._on_pdu
         await self.driver.start()
-        for vci in sorted(self.link.peers):
+        for vci in sorted(self.link_layer.peers):
             await self.driver.open_vc(vci, owner=owner)
 
     def attach(self, receiver: Callable[[bytes], None]) -> None:
@@ -244,4 +244,4 @@ class An2Interface:
             self._receiver(build_frame(vci, data))
 
     def __repr__(self) -> str:
-        return f"<An2Interface {self.driver.name} {len(self.link.pvcs)} PVCs>"
+        return f"<An2Interface {self.driver.name} {len(self.link_layer.pvcs)} PVCs>"

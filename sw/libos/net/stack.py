@@ -1,7 +1,7 @@
 """A host's TCP/IP stack: frames in, frames out, demultiplexed to ARP, IP, ICMP and TCP.
 
 The stack sits on any :class:`~sw.libos.net.ether.NetDevice`. Its link layer is the device's
-``link`` when it has one (:class:`sw.libos.net.atm.AtmLinkLayer`: classical IP over ATM, LLC/SNAP
+``link_layer`` when it has one (:class:`sw.libos.net.atm.AtmLinkLayer`: classical IP over ATM, LLC/SNAP
 and a PVC table, no ARP, MTU 9180), else Ethernet II with ARP; the MTU defaults to the link's,
 and TCP's MSS follows it. A datagram to send may be a :class:`~sw.libos.net.gather.Gather`
 (pieces left in memory); every header is prepended to it. Received frames (without FCS)
@@ -159,8 +159,8 @@ class NetStack:
         if config is not None and not isinstance(config, TcpConfig):
             raise TypeError(f"config must be a TcpConfig, not {config!r}")
         #: The link layer: None for Ethernet II with ARP, else the device's (IP over ATM).
-        self.link = getattr(device, "link", None)
-        max_mtu = ether.MTU if self.link is None else self.link.mtu
+        self.link_layer = getattr(device, "link_layer", None)
+        max_mtu = ether.MTU if self.link_layer is None else self.link_layer.mtu
         mtu = max_mtu if mtu is None else mtu
         for pname, v, lo in (("arp_retry_ps", arp_retry_ps, 1), ("arp_retries", arp_retries, 1),
                              ("mtu", mtu, 68)):
@@ -177,7 +177,7 @@ class NetStack:
         self.name = name
         self.mtu = mtu
         #: Bytes of a received frame in front of its IP datagram.
-        self.link_header_len = ether.HEADER_LEN if self.link is None else self.link.header_len
+        self.link_header_len = ether.HEADER_LEN if self.link_layer is None else self.link_layer.header_len
         self.stats = NetStats()
         self.arp = arpmod.ArpCache(arp_timeout_ps)
         self.arp_retry_ps = arp_retry_ps
@@ -256,8 +256,8 @@ class NetStack:
     async def process(self, frame: bytes) -> None:
         """Process one received frame now (what the receive task does with each)."""
         self.stats.frames_in += 1
-        if self.link is not None:
-            got = self.link.parse(frame)        # a PDU that is not LLC/SNAP IP: counted there
+        if self.link_layer is not None:
+            got = self.link_layer.parse(frame)        # a PDU that is not LLC/SNAP IP: counted there
             if got is not None:
                 await self._ip_input(None, got[1])
             return
@@ -354,9 +354,9 @@ class NetStack:
         await self.charge_packet("ip", ipv4.HEADER_LEN)
         self.stats.ip_out += 1
         packet = payload.prepend(hdr) if isinstance(payload, Gather) else hdr + payload
-        if self.link is not None:
+        if self.link_layer is not None:
             try:
-                self._queue_frame(self.link.frame(dst, packet))
+                self._queue_frame(self.link_layer.frame(dst, packet))
             except NoPvc as e:
                 log.debug("%s: %s: datagram dropped", self.name, e)
             return
