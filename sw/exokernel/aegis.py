@@ -19,6 +19,18 @@ what and checks every use:
   interface's receive slot, queues its frames and demultiplexes them, one at a time in
   arrival order, in the kernel's own receive task; no application attaches to the card or
   pumps frames;
+* **ATM virtual circuits** (a card with a VC table, the AN2: an interface whose ``link_layer`` is
+  classical IP over ATM, :mod:`sw.libos.net.atm`): :meth:`Aegis.bind_vc` gives a VC to one
+  environment (refused, naming the owner, if another has it) and writes the card's VC entry
+  with the environment's *owner tag* (:meth:`Aegis.owner_tag`), so every DMA the card does for
+  that VC names the environment to the memory; received PDUs are demultiplexed by their VC to
+  its owner (a table lookup, no filter), the default environment or nobody. A frame an
+  environment sends must name one of its VCs, and every piece of memory its gather list
+  references (:class:`sw.libos.net.gather.PhysRef`, handed to the card by address) must be in
+  its own pages: :meth:`Aegis.transmit` checks both before anything moves. The card checks
+  again: the memory's access check, which the kernel installs, lets a DMA with an owner tag
+  reach the tag's environment's pages and the kernel's own (its rings and buffers), never
+  another environment's, so a descriptor that bypassed the kernel completes with DmaFault;
 * **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
   the pages of its DMA buffer (:meth:`Aegis.disk_request`);
 * **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
@@ -39,6 +51,8 @@ upcall to environment  ``context_switch_cycles`` (protected control transfer)  `
 exception upcall       ``exception_dispatch_cycles`` (SOSP'95: 1.5 us)         ``exception``
 frame transmit         ``syscall_cycles`` (the kernel call that hands a frame  ``syscall``
                        to the driver; the driver's copy to the card is its own)
+VC demultiplex         ``kernel_cpi`` x :data:`VC_DEMUX_INSTRUCTIONS`          ``demux``
+VC bind                ``syscall_cycles``                                      ``syscall``
 interrupt upcall       ``interrupt_dispatch_cycles``                           ``interrupt``
 disk request           ``syscall_cycles`` (the kernel call that checks it)     ``syscall``
 slice switch           ``context_switch_cycles`` when the environment changes  ``context_switch``
@@ -67,11 +81,26 @@ from .filters import (DPF_REFERENCE_TESTS, MPF_REFERENCE_FILTERS, DemuxResult, F
 log = logging.getLogger(__name__)
 
 __all__ = ["Aegis", "Environment", "ExtentTable", "DiskAccessError", "BindingError",
-           "OutOfPages", "Delivery"]
+           "OutOfPages", "Delivery", "VC_DEMUX_INSTRUCTIONS", "NUM_OWNER_TAGS"]
+
+#: Instructions to demultiplex a PDU by its VC: load the VCI from the frame, index the
+#: kernel's VC-owner table, test for an owner (an estimate, about 10 MIPS instructions).
+VC_DEMUX_INSTRUCTIONS = 10
+#: Owner tags the AN2's VC table carries (hw.an2.registers.NUM_OWNERS; tag 0 is the kernel's).
+NUM_OWNER_TAGS = 256
 
 #: ``disk_io(lbn, count, addr, write, requester)``: the disk driver moving ``count`` blocks
 #: between the disk and memory at ``addr`` by DMA on behalf of ``requester``.
 DiskIO = Callable[[int, int, int, bool, str], Awaitable[None]]
+
+
+def _head(frame, n: int) -> bytes:
+    """The first ``n`` bytes of a frame (bytes, or a gather list whose first piece is the
+    header the CPU built)."""
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        return bytes(frame[:n])
+    first = frame.pieces[0] if frame.pieces else b""
+    return bytes(first[:n]) if isinstance(first, bytes) else b""
 
 
 class OutOfPages(MemoryError):
@@ -330,6 +359,12 @@ class Aegis:
         #: Frames whose delivery raised (the owner's upcall failed); the kernel goes on.
         self.delivery_faults = 0
         self._rxq: Queue | None = None
+        #: VCI -> the environment that owns the VC (:meth:`bind_vc`).
+        self.vcs: dict[int, str] = {}
+        self._tags: dict[str, int] = {}
+        self._tag_env: dict[int, str] = {}
+        #: Frames refused by :meth:`transmit` (not the sender's VC or memory).
+        self.transmits_refused = 0
         memory.access_check = self._access_check
 
     # -- environments ------------------------------------------------------------------------
@@ -416,11 +451,90 @@ class Aegis:
         """``env`` stores ``data`` (refused, nothing written, unless it owns every page)."""
         self.memory.write(addr, data, self._env(env).id)
 
-    @staticmethod
-    def _access_check(page: int, owner, requester, write: bool) -> bool:
+    def _access_check(self, page: int, owner, requester, write: bool) -> bool:
         # The kernel (None) may touch anything; an environment only its own pages: unowned
-        # pages are the kernel's here, not open to all.
-        return requester is None or owner == requester
+        # pages are the kernel's here, not open to all. A card's DMA names an owner tag (an
+        # int): its environment's pages and the kernel's own buffers, never another's pages.
+        if requester is None:
+            return True
+        if isinstance(requester, int) and not isinstance(requester, bool):
+            return owner is None or owner == self._tag_env.get(requester)
+        return owner == requester
+
+    # -- ATM virtual circuits ----------------------------------------------------------------
+    def owner_tag(self, env: Environment) -> int:
+        """``env``'s owner tag (1 .. NUM_OWNER_TAGS - 1), given on first use.
+
+        Raises
+        ------
+        OutOfPages
+            If every tag is taken.
+        """
+        env = self._env(env)
+        tag = self._tags.get(env.id)
+        if tag is None:
+            tag = len(self._tags) + 1
+            if tag >= NUM_OWNER_TAGS:
+                raise OutOfPages(f"{env.id!r}: all {NUM_OWNER_TAGS - 1} owner tags are taken")
+            self._tags[env.id] = tag
+            self._tag_env[tag] = env.id
+        return tag
+
+    def _atm(self) -> bool:
+        return getattr(self.netdev, "link_layer", None) is not None
+
+    def claim_vc(self, env: Environment, vci: int) -> bool:
+        """Record VC ``vci`` (VPI 0) of the bound ATM interface as ``env``'s: its received PDUs
+        go to ``env`` and only ``env`` may send on it. Returns whether the VC is newly
+        ``env``'s (the card's entry must then get ``env``'s tag: :meth:`program_vc`).
+
+        Raises
+        ------
+        BindingError
+            If another environment owns the VC (the message names it), or the kernel has no
+            ATM interface bound.
+        ValueError
+            For a VCI the interface has no PVC on.
+        """
+        env = self._env(env)
+        if not self._atm():
+            raise BindingError(f"{env.id!r} may not bind VC {vci!r}: {self.name} has no ATM "
+                               f"interface bound")
+        if vci not in self.netdev.link_layer.peers:
+            raise ValueError(f"{env.id!r} may not bind VC {vci!r}: no PVC of "
+                             f"{self.netdev!r} uses it")
+        who = self.vcs.get(vci)
+        if who is not None and who != env.id:
+            raise BindingError(f"{env.id!r} may not bind VC {vci}: it is bound to {who!r}")
+        self.owner_tag(env)
+        self.vcs[vci] = env.id
+        return who is None
+
+    async def program_vc(self, vci: int) -> None:
+        """Write the card's entry of claimed VC ``vci`` with its owner's tag (through the
+        driver): the system call's work (``syscall_cycles``) and the driver's."""
+        await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        await self.netdev.driver.open_vc(vci, owner=self._tags[self.vcs[vci]])
+
+    async def bind_vc(self, env: Environment, vci: int) -> int:
+        """Give VC ``vci`` to ``env`` (:meth:`claim_vc`, same errors, raised before anything
+        changes) and write the card's VC entry with ``env``'s owner tag, which is returned: a
+        system call. Binding a VC ``env`` owns already changes nothing."""
+        if self.claim_vc(env, vci):
+            await self.program_vc(vci)
+        else:
+            await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        return self._tags[env.id]
+
+    def _check_transmit(self, env: Environment, frame) -> None:
+        """The checks of a frame ``env`` sends: its VC (on ATM) and its memory references."""
+        if self._atm():
+            vci = int.from_bytes(_head(frame, 4)[2:4], "big")
+            if self.vcs.get(vci) != env.id:
+                raise BindingError(f"{env.id!r} may not send on VC {vci}: it is bound to "
+                                   f"{self.vcs.get(vci)!r}")
+        for ref in getattr(frame, "refs", ()):
+            self.check_memory(env, ref.addr, ref.length, write=False)
 
     # -- charging ------------------------------------------------------------------------------
     async def _charge(self, cycles: int, category: str) -> None:
@@ -598,6 +712,8 @@ class Aegis:
         if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise TypeError(f"deliver needs a frame of bytes, not {type(frame).__name__}")
         frame = bytes(frame)
+        if self._atm():
+            return await self._deliver_pdu(frame)
         res = self.filters.demux(frame)
         dcy = self.demux_cycles(res)
         await self._charge(dcy, DEMUX)
@@ -635,6 +751,25 @@ class Aegis:
                         ash_aborted=out.aborted, ash_instructions=out.instructions,
                         ash_cycles=acy, replies=tuple(out.replies), upcalled=not out.consumed)
 
+    async def _deliver_pdu(self, frame: bytes) -> Delivery:
+        """An ATM frame arrived: upcall the owner of its VC (or the default environment)."""
+        vci = int.from_bytes(frame[2:4], "big") if len(frame) >= 4 else -1
+        dcy = self.profile.instructions(VC_DEMUX_INSTRUCTIONS) if self.profile else 0
+        await self._charge(dcy, DEMUX)
+        who = self.vcs.get(vci)
+        res = DemuxResult(who, None, 1, 0, len(self.vcs))
+        env = self.envs[who] if who is not None else self.default_env
+        if who is None:
+            self.frames_unclaimed += 1
+            if env is None:
+                if self.default_handler is not None:
+                    await self.default_handler(frame)
+                else:
+                    self.frames_dropped += 1
+                return Delivery(None, None, res, dcy)
+        await self._upcall_frame(env, frame)
+        return Delivery(env.id, None, res, dcy, upcalled=True)
+
     async def transmit(self, env: Environment, frame: bytes) -> None:
         """``env`` sends ``frame``: a system call into the kernel, which hands the frame to the
         network driver (:attr:`send_frame`; kept in :attr:`outbox` without one).
@@ -646,17 +781,34 @@ class Aegis:
         (:data:`SYSCALL`), as :meth:`disk_request` is; the driver charges its own copy into
         the card and its register accesses.
 
+        The frame may be a gather list (:class:`sw.libos.net.gather.Gather`): its memory
+        references go to the driver by address, and each must lie in ``env``'s pages. On an
+        ATM interface the frame must name a VC ``env`` owns (:meth:`bind_vc`). Both are
+        checked before anything moves (counted in :attr:`transmits_refused`).
+
         Raises
         ------
         TypeError
-            For an environment of another kernel or a frame that is not bytes.
+            For an environment of another kernel or a frame that is neither bytes nor a
+            gather list.
+        BindingError
+            For a VC ``env`` does not own (the message names the VC and its owner).
+        MemoryAccessError, MemoryBoundsError
+            For a reference to memory that is not ``env``'s (naming the page and its owner).
         """
         self._env(env)
-        if not isinstance(frame, (bytes, bytearray, memoryview)):
-            raise TypeError(f"transmit needs a frame of bytes, not {type(frame).__name__}")
+        gather = hasattr(frame, "refs") and hasattr(frame, "prepend")
+        if not gather and not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"transmit needs a frame of bytes or a gather list, not "
+                            f"{type(frame).__name__}")
         await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        try:
+            self._check_transmit(env, frame)
+        except (BindingError, MemoryAccessError, MemoryBoundsError):
+            self.transmits_refused += 1
+            raise
         env.frames_sent += 1
-        await self._to_driver(bytes(frame))
+        await self._to_driver(frame if gather else bytes(frame))
 
     async def _to_driver(self, frame: bytes) -> None:
         """Hand ``frame`` to the network driver (:attr:`send_frame`), or keep it in

@@ -10,6 +10,11 @@ its port at its address, ARP), and claims the default binding (frames no filter 
 the stack answers ICMP echoes and resets connection attempts to closed ports, as a host must
 (RFC 1122 3.2.2.6, RFC 793 "Reset Generation"). ARP and the default binding go to the first
 environment that asks; a second server on the machine goes without them (logged).
+
+Over an ATM interface (classical IP over ATM, :mod:`sw.libos.net.atm`) the environment's
+traffic is its VCs' (:meth:`sw.exokernel.aegis.Aegis.bind_vc`): :meth:`AegisNetwork.serve`
+binds every PVC of the interface that no other environment owns, and the stack's link layer is
+the interface's (``link_layer`` and ``mtu``), so its frames name their VC.
 """
 from __future__ import annotations
 
@@ -51,10 +56,15 @@ class AegisNetwork:
                                f"the operating system binds it at boot (sw/boot.py)")
         self.aegis = aegis
         self.mac = mac
+        #: The interface's link layer (None: Ethernet) and MTU, which the stack takes.
+        self.link_layer = getattr(aegis.netdev, "link_layer", None)
+        if self.link_layer is not None:
+            self.mtu = aegis.netdev.mtu
         self.env = aegis.create_env(name)
 
-    async def send(self, frame: bytes) -> None:
-        """Send ``frame``: the kernel's transmit call on behalf of the environment."""
+    async def send(self, frame) -> None:
+        """Send ``frame`` (bytes or a gather list): the kernel's transmit call on behalf of
+        the environment."""
         await self.aegis.transmit(self.env, frame)
 
     def serve(self, stack, *, port: int, ip: bytes) -> None:
@@ -69,6 +79,9 @@ class AegisNetwork:
         """
         aegis, env = self.aegis, self.env
         env.on_frame = stack.process
+        if self.link_layer is not None:
+            self._bind_vcs()
+            return
         aegis.install_filter(env, tcp_filter(port, local_ip=ip))
         try:
             aegis.install_filter(env, ethertype_filter(0x0806))
@@ -78,6 +91,26 @@ class AegisNetwork:
             aegis.claim_default(env)
         except BindingError:
             log.info("%s: another environment handles unclaimed frames", env.id)
+
+    def _bind_vcs(self) -> None:
+        """Claim the interface's PVCs no other environment owns, now, and write the card's VC
+        entries with the environment's tag in a task of their own (a kernel call each: the
+        driver's register writes take simulated time)."""
+        aegis, env = self.aegis, self.env
+        mine = []
+        for vci in sorted(self.link_layer.peers):
+            try:
+                if aegis.claim_vc(env, vci):
+                    mine.append(vci)
+            except BindingError as e:
+                log.info("%s", e)
+
+        async def program() -> None:
+            for vci in mine:
+                await aegis.program_vc(vci)
+        #: The task writing the card's VC entries (None when there is nothing to write).
+        self.binding = aegis.memory.kernel.spawn(program(), name=f"{env.id}.vcs") \
+            if mine else None
 
     def __repr__(self) -> str:
         return f"<AegisNetwork {self.env.id}>"
