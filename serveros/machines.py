@@ -24,6 +24,23 @@ The paper's machines
   the client's BSD kernel (:mod:`sw.clients.bsd`) charges; it has no disk and no simulated
   main memory.
 
+Networks
+--------
+``network`` (:data:`NETWORKS`) chooses what a machine's network card is: ``"ethernet"`` (the
+default, the paper's: the server's LANCE card and the clients' ideal Ethernet interfaces on
+one 10 Mbit/s segment) or ``"an2"``: every machine has an AN2 ATM card ``an0`` in TURBOchannel
+slot 0 (:data:`AN2_BASE`), a client with the main memory its card's rings and buffers need
+(:data:`CLIENT_AN2_MEMORY_BYTES`), all on one AN2-like switch with an OC-3c link each
+(:class:`sim.media.atm_net.AtmNetwork`). Hosts talk classical IP over ATM (RFC 2225) over
+permanent VCs, one per pair of hosts that talk (the server and each client), set up by
+:func:`network_media`. The PVC plan (:func:`pvc_vci`): **a host reaches the peer whose IPv4
+address ends in ``n`` on VCI ``PVC_VCI_BASE + n``** (VPI 0) of its own link; so the server
+(10.0.0.1) reaches client ``i`` on VCI ``110 + i`` and every client reaches the server on VCI
+101. Each card's PVC table (its ``pvcs`` parameter) lists the peers it talks to.
+
+:func:`network_media` builds a run's media for its machine specs: ``{"ethernet": Segment}``
+or ``{"atm": AtmNetwork}`` with every PVC of the plan routed.
+
 Addresses
 ---------
 The server is 10.0.0.1 (MAC 08:00:2b:00:00:01); client ``i`` is 10.0.0.(10+i) (MAC
@@ -38,9 +55,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from os import PathLike
 
+from typing import Sequence
+
 from sim.devices import DeviceSpec
 from sim.kernel import Kernel
+from sim.media.atm_net import AtmNetwork
 from sim.media.ethernet import Segment
+from sim.media.pcap import PcapNgWriter
 from sim.platforms import PROFILES
 from sw.boot import DMA_BUFFER, DMA_BUFFER_BYTES, OSES, boot
 from sw.host import Host
@@ -49,7 +70,8 @@ __all__ = ["SERVER_OS", "DECSTATION_PROFILES", "SERVER_PROFILES", "SERVER_IP", "
            "CLIENT_PROFILES", "CLIENT_KINDS", "MEMORY_BYTES", "LANCE_BASE", "DISK_BASE",
            "DMA_BUFFER", "DMA_BUFFER_BYTES", "OSES", "MachineSpec", "bare", "decstation", "server_spec",
            "client_spec", "server_ip", "client_ip", "machine_mac", "build_client_machine",
-           "boot", "preload_arp"]
+           "boot", "preload_arp", "NETWORKS", "AN2_BASE", "PVC_VCI_BASE",
+           "CLIENT_AN2_MEMORY_BYTES", "pvc_vci", "an2_device", "network_media"]
 
 #: The operating system each server program runs on.
 SERVER_OS = {
@@ -81,6 +103,18 @@ MEMORY_BYTES = 32 << 20
 LANCE_BASE = 0x1E00_0000
 DISK_BASE = 0x1C00_0000
 SERVER_IP = "10.0.0.1"
+#: The networks a run's machines may be on (see "Networks" above).
+NETWORKS = ("ethernet", "an2")
+#: TURBOchannel option slot 0 of the DECstation 5000/1xx, where the AN2 card sits (the LANCE
+#: and the SCSI controller are the 3MIN's on-board devices at LANCE_BASE and DISK_BASE); the
+#: client workstations' cards sit at the same address of their own buses.
+AN2_BASE = 0x1000_0000
+#: The PVC plan: a host reaches the peer whose address ends in ``n`` on VCI PVC_VCI_BASE + n.
+PVC_VCI_BASE = 100
+#: Main memory a client workstation on ATM is given: what its AN2 driver's rings and buffers
+#: need (sw.boot.AN2_REGION_BYTES after the first page), rounded up to 1 MiB. The client's
+#: software keeps its data outside simulated memory; this is not the workstation's RAM size.
+CLIENT_AN2_MEMORY_BYTES = 1 << 20
 
 
 def server_ip() -> bytes:
@@ -110,6 +144,25 @@ def machine_mac(last: int) -> bytes:
 def _check_index(i) -> None:
     if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= 200:
         raise ValueError(f"client index must be an integer 0..200, not {i!r}")
+
+
+def _check_network(network) -> None:
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {network!r}")
+
+
+def pvc_vci(peer: bytes) -> int:
+    """The VCI a host uses to reach ``peer`` (its IPv4 address) by the PVC plan."""
+    if not isinstance(peer, bytes) or len(peer) != 4:
+        raise ValueError(f"peer must be a 4-byte IPv4 address, not {peer!r}")
+    return PVC_VCI_BASE + peer[3]
+
+
+def an2_device(mac: bytes, peers: Sequence[bytes]) -> DeviceSpec:
+    """The AN2 card ``an0`` at :data:`AN2_BASE` with address ``mac`` and a PVC to each of
+    ``peers`` (IPv4 addresses) by the plan."""
+    return DeviceSpec("an2", "an0", AN2_BASE,
+                      {"esi": bytes(mac), "pvcs": {bytes(p): pvc_vci(bytes(p)) for p in peers}})
 
 
 def _check_seed(seed) -> None:
@@ -222,21 +275,28 @@ def bare(name: str, devices: tuple[DeviceSpec, ...] | list[DeviceSpec], *,
 
 def decstation(name: str, *, os: str, ip: bytes, mac: bytes,
                image: str | PathLike | None = None, seed: int = 0,
-               memory_bytes: int = MEMORY_BYTES) -> MachineSpec:
-    """A DECstation 5000/125 under ``os`` (``aegis`` or ``ultrix``): its LANCE card ``le0``
-    (station address ``mac``) at :data:`LANCE_BASE`, and with an ``image`` its RZ26 disk
-    ``rz0`` at :data:`DISK_BASE` holding that image (opened copy-on-write: a run never changes
-    the file).
+               memory_bytes: int = MEMORY_BYTES, network: str = "ethernet",
+               peers: Sequence[bytes] = ()) -> MachineSpec:
+    """A DECstation 5000/125 under ``os`` (``aegis`` or ``ultrix``): its network card
+    (``network`` ``"ethernet"``: the LANCE card ``le0`` at :data:`LANCE_BASE`; ``"an2"``: the
+    AN2 card ``an0`` at :data:`AN2_BASE` with a PVC to each of ``peers``, IPv4 addresses, by
+    the plan) with station address ``mac``, and with an ``image`` its RZ26 disk ``rz0`` at
+    :data:`DISK_BASE` holding that image (opened copy-on-write: a run never changes the file).
 
     Raises
     ------
     ValueError
-        For an operating system the DECstation has no profile for, or a bad field.
+        For an operating system the DECstation has no profile for, an unknown network, or a
+        bad field.
     """
     if os not in DECSTATION_PROFILES:
         raise ValueError(f"{name}: a DECstation runs {' or '.join(DECSTATION_PROFILES)}, "
                          f"not {os!r}")
-    devices = [DeviceSpec("lance", "le0", LANCE_BASE, {"mac": bytes(mac)})]
+    _check_network(network)
+    if network == "an2":
+        devices = [an2_device(mac, peers)]
+    else:
+        devices = [DeviceSpec("lance", "le0", LANCE_BASE, {"mac": bytes(mac)})]
     if image is not None:
         devices.append(DeviceSpec("disk", "rz0", DISK_BASE,
                                   {"image": image, "mem_size": memory_bytes}))
@@ -246,37 +306,51 @@ def decstation(name: str, *, os: str, ip: bytes, mac: bytes,
 
 def server_spec(server: str, image: str | PathLike | None, *, seed: int = 0,
                 name: str = "server", ip: bytes | None = None,
-                mac: bytes | None = None) -> MachineSpec:
+                mac: bytes | None = None, network: str = "ethernet",
+                clients: int = 0) -> MachineSpec:
     """The DECstation 5000/125 that runs ``server`` (:data:`SERVER_OS` gives its operating
     system), at 10.0.0.1 with MAC 08:00:2b:00:00:01 unless told otherwise, its disk holding
-    ``image``.
+    ``image``, on ``network``; on ``"an2"`` its card has a PVC to each of clients
+    ``0 .. clients - 1``.
 
     Raises
     ------
     ValueError
-        For an unknown server or a bad seed.
+        For an unknown server or network, or a bad seed or client count.
     """
     if server not in SERVER_OS:
         raise ValueError(f"server must be one of {', '.join(SERVER_OS)}, not {server!r}")
     _check_seed(seed)
+    _check_network(network)
+    if isinstance(clients, bool) or not isinstance(clients, int) or not 0 <= clients <= 201:
+        raise ValueError(f"clients must be an integer 0 .. 201, not {clients!r}")
     ip = server_ip() if ip is None else ip
     return decstation(name, os=SERVER_OS[server], ip=ip,
-                      mac=machine_mac(ip[3]) if mac is None else mac, image=image, seed=seed)
+                      mac=machine_mac(ip[3]) if mac is None else mac, image=image, seed=seed,
+                      network=network, peers=[client_ip(i) for i in range(clients)])
 
 
-def client_spec(i: int, kind: str = "pentium", *, seed: int = 0) -> MachineSpec:
+def client_spec(i: int, kind: str = "pentium", *, seed: int = 0,
+                network: str = "ethernet") -> MachineSpec:
     """Client workstation ``i`` of ``kind`` (:data:`CLIENT_PROFILES`): ``client<i>`` at
-    10.0.0.(10+i), an ideal Ethernet interface, no disk.
+    10.0.0.(10+i), no disk, and on ``network`` ``"ethernet"`` an ideal Ethernet interface, on
+    ``"an2"`` an AN2 card (the model unless the run puts its RTL in) with a PVC to the server
+    and :data:`CLIENT_AN2_MEMORY_BYTES` of main memory for its driver.
 
     Raises
     ------
     ValueError
-        For a bad index, seed or kind.
+        For a bad index, seed, kind or network.
     """
     _check_index(i)
     _check_seed(seed)
+    _check_network(network)
     if kind not in CLIENT_PROFILES:
         raise ValueError(f"client kind must be one of {', '.join(CLIENT_PROFILES)}, not {kind!r}")
+    if network == "an2":
+        return MachineSpec(f"client{i}", CLIENT_PROFILES[kind], "bsd-client", client_ip(i),
+                           CLIENT_AN2_MEMORY_BYTES,
+                           (an2_device(machine_mac(10 + i), [server_ip()]),), seed=seed)
     return MachineSpec(f"client{i}", CLIENT_PROFILES[kind], "bsd-client", client_ip(i),
                        ether=machine_mac(10 + i), seed=seed)
 
@@ -296,6 +370,48 @@ def build_client_machine(kernel: Kernel, segment: Segment, i: int, seed: int = 0
     """
     from .simulation import build_machine
     return build_machine(kernel, client_spec(i, kind, seed=seed), media={"ethernet": segment})
+
+
+def network_media(kernel: Kernel, specs: Sequence[MachineSpec], network: str, *, seed: int,
+                  pcap: PcapNgWriter | None = None) -> dict:
+    """The media of a run of ``specs`` on ``network``: ``{"ethernet": Segment}`` (seeded with
+    ``seed``), or ``{"atm": AtmNetwork}`` with a link per machine that has an AN2 card (in
+    ``specs`` order, the station named as the card's ``station`` or the machine) and every PVC
+    its card's table names routed both ways (each pair once; both ends must list each other
+    with the plan's VCIs). Every frame or PDU goes to ``pcap`` if given.
+
+    Raises
+    ------
+    ValueError
+        For an unknown network, or PVC tables that do not agree.
+    """
+    from hw.an2.attach import an2_params
+
+    _check_network(network)
+    _check_seed(seed)
+    if network == "ethernet":
+        return {"ethernet": Segment(kernel, seed=seed, pcap=pcap)}
+    net = AtmNetwork(kernel, ports=max(16, len(specs)), pcap=pcap)
+    cards = {}                                   # ip -> (station, pvcs)
+    for m in specs:
+        for d in m.devices:
+            if d.kind == "an2":
+                p = an2_params(d)
+                station = p["station"] or m.name
+                net.attach(station)
+                cards[m.ip] = (station, p["pvcs"])
+                break
+    for ip, (station, pvcs) in cards.items():
+        for peer, vci in pvcs.items():
+            if peer not in cards:
+                raise ValueError(f"{station}: its PVC to {'.'.join(map(str, peer))} reaches no "
+                                 f"machine with an AN2 card")
+            other, theirs = cards[peer]
+            if theirs.get(ip) is None:
+                raise ValueError(f"{station} has a PVC to {other}, which has none back")
+            if ip < peer:
+                net.pvc(station, other, vci, theirs[ip])
+    return {"atm": net}
 
 
 def preload_arp(hosts: list[Host]) -> None:
