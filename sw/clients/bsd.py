@@ -60,12 +60,19 @@ class ClientInterface:
     such as a :class:`~sw.libos.net.ether.StationDevice`) behind its driver, plus ``lo0``.
 
     Frames to the machine's own MAC address go to the loopback (``looutput``); the others
-    pay the driver's transmit path and go to the card.
+    pay the driver's transmit path and go to the card. On an AN2 card (an interface with a
+    ``link_layer``: classical IP over ATM, :class:`sw.libos.net.atm.An2Interface`) the card's own
+    driver (:class:`sw.drivers.an2.An2Driver`) charges its transmit and receive paths, its
+    copies and its interrupt, so the Ethernet card's costs (``nic``) are not charged again.
     """
 
     def __init__(self, device, cpu, nic: ClientNic):
         self.device = device
         self.mac = device.mac
+        #: The card's link layer (None: Ethernet) and MTU, which the stack takes.
+        self.link_layer = getattr(device, "link_layer", None)
+        if self.link_layer is not None:
+            self.mtu = device.mtu
         self.cpu = cpu
         self.nic = nic
         self.stack: "ClientNetStack | None" = None
@@ -77,6 +84,9 @@ class ClientInterface:
 
     async def send(self, frame: bytes) -> None:
         cpu = self.cpu
+        if self.link_layer is not None:
+            await self.device.send(frame)
+            return
         if frame[:6] == self.mac:
             # lo0: looutput -> ipintrq, the frame never reaches the card.
             await cpu.charge(self.nic.loop_cycles, KERNEL)
@@ -94,10 +104,11 @@ class ClientInterface:
 class ClientNetStack(UltrixNetStack):
     """The client's TCP/IP stack (4.3BSD's, as the Ultrix model's) with its driver's receive
     costs: the interrupt dispatch, the driver's per-frame work and, for a copying driver, the
-    copy out of the card's buffer. Frames from ``lo0`` (source MAC our own) skip them."""
+    copy out of the card's buffer. Frames from ``lo0`` (source MAC our own) skip them, and so
+    do PDUs from an AN2 card, whose driver charged its own."""
 
     async def process(self, frame: bytes) -> None:
-        if frame[6:12] == self.mac:
+        if self.link_layer is not None or frame[6:12] == self.mac:
             await self.receive(frame)
             return
         nic, prof = self.device.nic, self.cpu.profile

@@ -42,7 +42,7 @@ from sim.cpu import COPY, KERNEL, MBUF, SOCKET, SOFTINT
 from sim.kernel import DONE, Event
 from sim.time import S
 from sw.libos.fs import FileSystem
-from sw.libos.net import NetStack, ether, ipv4
+from sw.libos.net import NetStack, ipv4
 from sw.libos.net.tcp import DROP, IpLayer, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
 
 from .kernel import Alarm, Process, UltrixCosts, UltrixKernel, WaitChannel
@@ -285,11 +285,11 @@ class UltrixNetStack(NetStack):
         driver's pieces is reading it where separate charges would."""
         cpu = self.cpu
         pieces = list(driver)
-        ours = cpu is not None and len(frame) > ether.HEADER_LEN
+        ours = cpu is not None and len(frame) > self.link_header_len
         if ours:
             c = self.ucosts
             dispatch = 0.0 if self._softint_active else c.softint
-            pieces += [(c.mbuf * _mbufs(len(frame) - ether.HEADER_LEN), MBUF),
+            pieces += [(c.mbuf * _mbufs(len(frame) - self.link_header_len), MBUF),
                        (dispatch + c.softint_per_packet, SOFTINT)]
         if pieces:
             await cpu.charges(pieces)
