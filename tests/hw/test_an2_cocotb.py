@@ -174,3 +174,27 @@ def test_an2_bfms_cocotb(sim: str) -> None:
 # --- the card -----------------------------------------------------------------------------------
 def _gateware_missing() -> bool:
     return importlib.util.find_spec("hw.an2.gateware") is None
+
+
+def _card_run(sim: str, *, sweep: str):
+    if _gateware_missing():
+        pytest.skip("hw/an2/gateware.py (An2Card) is not written yet")
+    from hw.an2.gateware import An2Card
+    return _run(sim, An2Card(), toplevel="an2_card", test_module="cocotb_an2", design="an2_card",
+                extra_env={"SERVEROS_AN2_SWEEP": sweep})
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("sim", SIMS)
+def test_an2_card_cocotb(sim: str) -> None:
+    """Every bench of tests/hw/cocotb_an2.py: random interleaved PDUs in, gather PDUs out, the
+    largest and an oversize PDU, and every bad input, with random wait states and gaps."""
+    _card_run(sim, sweep="quick")
+
+
+@pytest.mark.hdl
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+def test_an2_card_cocotb_full_sweep(sim: str) -> None:
+    """The same benches with every size 0-1000 and random sizes up to 65535 each way."""
+    _card_run(sim, sweep="full")

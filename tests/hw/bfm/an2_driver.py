@@ -148,6 +148,17 @@ class An2Host:
         self._brk = a + n
         return a
 
+    def heap_mark(self) -> int:
+        """The allocator's position, for :meth:`heap_release`."""
+        return self._brk
+
+    def heap_release(self, mark: int) -> None:
+        """Free everything allocated since :meth:`heap_mark` returned ``mark``."""
+        if not self.layout.heap <= mark <= self._brk:
+            raise ValueError(f"{mark:#x} is not a mark of the heap [{self.layout.heap:#x}, "
+                             f"{self._brk:#x}]")
+        self._brk = mark
+
     def alloc_page(self, pages: int = 1) -> int:
         """Whole pages (for ownership tests)."""
         return self.alloc(pages * self.memory.page_size, align=self.memory.page_size)
