@@ -395,9 +395,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, paper.ServerUnavailable) as exc:
         raise UsageError(f"argument --servers: {exc}") from None
     rtl, backend = _rtl_option(lambda: paper.server_rtl(servers, args.rtl), args.backend)
+    networks = _networks_option(args.network, figures)
     try:
         points = paper.plan_points(figures, servers, requests=args.requests, backend=backend,
-                                   seed=args.seed, client=args.client, rtl=rtl)
+                                   seed=args.seed, client=args.client, rtl=rtl,
+                                   networks=networks)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rtl = points[0].rtl                      # --backend verilator alone: the LANCE card's RTL
@@ -432,6 +434,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     for fig in figures:
         mine = [r for r in rows if r["figure"] == fig]
+        if fig == "c":
+            console.print(_figure_c_table(mine, f"{args.requests} requests per client, "
+                                                f"{args.client} clients, "
+                                                f"{_devices_label(rtl, backend)}, seed "
+                                                f"{args.seed}"))
+            continue
         xkey, xname = ("doc_bytes", "document bytes") if fig == "a" else ("clients", "clients")
         xs = sorted({r[xkey] for r in mine})
         sub = (f"{paper.FIGURE_A_CLIENTS} clients" if fig == "a"
@@ -449,10 +457,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _report_sustained(rows)
     files = paper.write_results(rows, out, meta={"figures": list(figures),
                                                  "servers": list(servers),
+                                                 "networks": list(networks),
                                                  "requests_per_client": args.requests,
                                                  "rtl": ",".join(rtl), "backend": backend,
                                                  "seed": args.seed, "client": args.client})
-    simulated = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows}.values()
+    simulated = {_point_key(r): r for r in rows}.values()
     bad = [r for r in simulated if paper.failed(r)]
     console.print(f"{len(points)} points ({len(bad)} failed), "
                   f"{sum(r.get('requests', 0) for r in simulated):,} requests "
@@ -471,20 +480,74 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   "every device ran as its model (choose RTL devices with --rtl)")
     if bad:
         for r in bad:
+            net = f" {r['network']}" if r["figure"] == "c" else ""
             print(f"serveros run: error: point {r['server']} {r['doc_bytes']} B "
-                  f"x{r['clients']} (seed {r['point_seed']}) failed: {one_line(r['error'])}",
-                  file=sys.stderr)
+                  f"x{r['clients']}{net} (seed {r['point_seed']}) failed: "
+                  f"{one_line(r['error'])}", file=sys.stderr)
         print(f"serveros run: error: {len(bad)} of {len(points)} points failed; their "
               f"tracebacks are in {files['json']}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
 
 
+def _networks_option(text: str, figures: tuple[str, ...]) -> tuple[str, ...]:
+    """``--network`` (figure c's networks): parsed, and each one this tree can run.
+
+    Raises
+    ------
+    UsageError
+        Naming the option.
+    """
+    from .experiments import figure_c
+    try:
+        networks = figure_c.parse_networks(text)
+    except ValueError as exc:
+        raise UsageError(f"argument --network: {exc}") from None
+    if figure_c.FIGURE in figures:
+        for n in networks:
+            why = figure_c.network_unavailable(n)
+            if why:
+                raise UsageError(f"argument --network: {n}: {why}")
+    return networks
+
+
+def _figure_c_table(rows: list[dict], what: str) -> Table:
+    """Figure c's rows as a table: one line per point, throughput, goodput against the link,
+    CPU cycles per document byte and the document bytes the CPU touched (the cache lines
+    flushed and pages mapped are in the results files)."""
+    t = Table(title=f"figure c: Ethernet against AN2 ({what})", box=box.SIMPLE_HEAD,
+              caption="Mbit/s: document bytes delivered; link: of the link's payload rate; "
+                      "cyc/B: server CPU cycles per document byte; touch/req: document bytes "
+                      "the server's CPU touched per request (cache lines flushed and pages "
+                      "mapped: results.json)")
+    cols = ("server", "net", "bytes", "cl", "req/s", "Mbit/s", "link", "cyc/B", "touch/req")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("server", "net") else "right",
+                     no_wrap=True, min_width=len(col))
+    for r in rows:
+        head = [r["server"], r["network"], f"{r['doc_bytes']:,}", str(r["clients"])]
+        if "throughput_rps" not in r:
+            t.add_row(*head, "FAILED", *[""] * (len(cols) - 5))
+            continue
+        cyc, touch = r["cpu_cycles_per_doc_byte"], r["cpu_touched_doc_bytes_per_request"]
+        t.add_row(*head, _run_cell(r), f"{r['goodput_bytes_per_s'] * 8 / 1e6:.2f}",
+                  f"{r['goodput_fraction_of_link']:.0%}",
+                  "-" if cyc is None else f"{cyc:.3g}",
+                  "-" if touch is None else f"{touch:,.0f}")
+    return t
+
+
+def _point_key(row: dict) -> tuple:
+    """What tells apart the points of a run's rows (figure a's and b's shared point is one;
+    figure c's points are never the paper's)."""
+    return (row["server"], row.get("network"), row["doc_bytes"], row["clients"],
+            row["figure"] == "c")
+
+
 def _report_sustained(rows: list[dict]) -> None:
     """Say which points reached the TIME_WAIT equilibrium (``sustained_rps``) and, when some
     did not, the longest ``--requests`` the notes ask for."""
-    measured = {(r["server"], r["doc_bytes"], r["clients"]): r for r in rows
-                if "throughput_rps" in r}.values()
+    measured = {_point_key(r): r for r in rows if "throughput_rps" in r}.values()
     short = [r for r in measured if r.get("sustained_rps") is None]
     if not measured:
         return
@@ -609,8 +672,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="anchors file (default the one shipped: serveros/validation/anchors.toml)")
     va.set_defaults(func=_cmd_validate)
     ru = sub.add_parser("run", help="the paper's experiment: HTTP throughput of cheetah, harvest "
-                        "and ncsa against document size (figure a) and clients (figure b)")
-    ru.add_argument("--figure", default="all", help="a, b or all (default all)")
+                        "and ncsa against document size (figure a) and clients (figure b); "
+                        "figure c: over Ethernet and over the AN2 ATM card")
+    ru.add_argument("--figure", default="all",
+                    help="a, b, c or a list of them (a,c); all is the paper's a and b "
+                         "(default all). c, beyond the paper: Ethernet against the AN2 card, "
+                         "0 B to 1 MiB documents, 1 to 16 clients")
+    ru.add_argument("--network", default="ethernet,an2",
+                    help="figure c's networks: ethernet, an2 or both (default ethernet,an2); "
+                         "figures a and b always run on Ethernet")
     ru.add_argument("--requests", type=positive, default=1000, help="requests per client (default 1000)")
     ru.add_argument("--servers", default="cheetah,harvest,ncsa",
                     help="comma-separated servers (default cheetah,harvest,ncsa); "

@@ -1,14 +1,16 @@
 """The paper's figures from the experiment's rows (matplotlib, Agg backend: no display needed).
 
 - figure a: throughput (requests/s) against document size, log x axis, one line per server;
-- figure b: throughput against the number of clients, one line per server.
+- figure b: throughput against the number of clients, one line per server;
+- figure c (beyond the paper; :func:`plot_figure_c`): six panels, one line per server and
+  network (colour the server, solid AN2, dashed Ethernet).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["plot_figure", "SERVER_STYLES"]
+__all__ = ["plot_figure", "plot_figure_c", "SERVER_STYLES", "NETWORK_STYLES"]
 
 #: Line style per server (the paper's servers first; others get matplotlib's defaults).
 SERVER_STYLES = {
@@ -16,6 +18,8 @@ SERVER_STYLES = {
     "harvest": {"marker": "s", "color": "tab:blue"},
     "ncsa": {"marker": "^", "color": "tab:green"},
 }
+#: Line style per network in figure c.
+NETWORK_STYLES = {"an2": {"linestyle": "-"}, "ethernet": {"linestyle": "--"}}
 
 
 def plot_figure(rows: list[dict], figure: str, path: str | os.PathLike) -> Path:
@@ -30,8 +34,10 @@ def plot_figure(rows: list[dict], figure: str, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if figure == "c":
+        return plot_figure_c(rows, path)
     if figure not in ("a", "b"):
-        raise ValueError(f"figure must be 'a' or 'b', not {figure!r}")
+        raise ValueError(f"figure must be 'a', 'b' or 'c', not {figure!r}")
     # A failed point's row has no measurement: its point is missing from the line.
     mine = [r for r in rows if r.get("figure") == figure and "throughput_rps" in r]
     if not mine:
@@ -59,6 +65,103 @@ def plot_figure(rows: list[dict], figure: str, path: str | os.PathLike) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
+        out = Path(path)
+        fig.savefig(out, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return out
+
+
+def _sweep_value(values: list[int], preferred: int) -> int:
+    """The value a sweep's other parameter is held at: ``preferred`` if some row has it, else
+    the most common one (the smallest of equals)."""
+    if preferred in values:
+        return preferred
+    return min(set(values), key=lambda v: (-values.count(v), v))
+
+
+def plot_figure_c(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Draw figure c from ``rows`` into the PNG file ``path``: six panels, one line per server
+    and network.
+
+    Left, against document size (at :data:`figure_c.SIZE_SWEEP_CLIENTS` clients, or the
+    client count most rows share; log x, 0 bytes drawn at 1): requests per second (log y),
+    goodput as a fraction of the link's payload rate, CPU cycles per document byte (log y;
+    0-byte documents have none). Right: requests per second and goodput fraction against
+    clients (at :data:`figure_c.CLIENT_SWEEP_DOC` bytes, or the size most rows share), and
+    document bytes the CPU touched per request against size (symmetric-log y, so zero, the
+    zero-copy claim, is on the axis).
+
+    Raises
+    ------
+    ValueError
+        For no measured rows of figure c.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .experiments import figure_c
+
+    mine = [r for r in rows if r.get("figure") == "c" and "throughput_rps" in r]
+    if not mine:
+        raise ValueError("no measured rows of figure 'c' to plot")
+    at_clients = _sweep_value([r["clients"] for r in mine], figure_c.SIZE_SWEEP_CLIENTS)
+    at_doc = _sweep_value([r["doc_bytes"] for r in mine], figure_c.CLIENT_SWEEP_DOC)
+    by_size = [r for r in mine if r["clients"] == at_clients]
+    by_clients = [r for r in mine if r["doc_bytes"] == at_doc]
+    lines = list(dict.fromkeys((r["server"], r["network"]) for r in mine))
+    fig, axes = plt.subplots(3, 2, figsize=(11, 11), dpi=100)
+    (a_rps, b_rps), (a_good, b_good), (a_cyc, a_touch) = axes
+
+    def draw(ax, sel, xkey, ykey) -> None:
+        for server, network in lines:
+            pts = sorted((r[xkey], r[ykey]) for r in sel if r["server"] == server
+                         and r["network"] == network and r.get(ykey) is not None)
+            if not pts:
+                continue
+            xs = [max(x, 1) for x, _ in pts] if xkey == "doc_bytes" else [x for x, _ in pts]
+            style = {**SERVER_STYLES.get(server, {"marker": "x"}),
+                     **NETWORK_STYLES.get(network, {})}
+            ax.plot(xs, [y for _, y in pts], label=f"{server} / {network}", **style)
+        ax.grid(True, which="both", alpha=0.3)
+
+    try:
+        for ax, ykey in ((a_rps, "throughput_rps"), (a_good, "goodput_fraction_of_link"),
+                         (a_cyc, "cpu_cycles_per_doc_byte"),
+                         (a_touch, "cpu_touched_doc_bytes_per_request")):
+            draw(ax, by_size, "doc_bytes", ykey)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"document size (bytes; 0 drawn at 1), {at_clients} clients")
+        for ax, ykey in ((b_rps, "throughput_rps"), (b_good, "goodput_fraction_of_link")):
+            draw(ax, by_clients, "clients", ykey)
+            ax.set_xlabel(f"clients, {at_doc:,}-byte document")
+            ax.set_xticks(sorted({r["clients"] for r in by_clients}))
+        a_rps.set_yscale("log")
+        for ax in (a_rps, b_rps):
+            ax.set_ylabel("requests per second")
+        b_rps.set_ylim(bottom=0)
+        for ax in (a_good, b_good):
+            ax.set_ylabel("goodput / link payload rate")
+            ax.set_ylim(0, 1.05)
+        a_cyc.set_yscale("log")
+        a_cyc.set_ylabel("server CPU cycles per document byte")
+        a_touch.set_yscale("symlog", linthresh=1)
+        a_touch.set_ylim(0, max(10.0, a_touch.get_ylim()[1]))   # all zero: still an axis
+        a_touch.set_ylabel("document bytes the CPU touched per request")
+        a_rps.set_title("throughput")
+        b_rps.set_title("throughput against clients")
+        limits = ", ".join(f"{n} {figure_c.link_payload_bps(n) / 1e6:.2f}"
+                           for n in figure_c.NETWORKS if any(r["network"] == n for r in mine))
+        a_good.set_title(f"goodput against the link's payload rate ({limits} Mbit/s)")
+        b_good.set_title("goodput against the link, by clients")
+        a_cyc.set_title("server CPU per document byte")
+        a_touch.set_title("CPU-touched document bytes (0: zero copy)")
+        handles, labels = a_rps.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3),
+                   title="server / network (solid: AN2, dashed: Ethernet)")
+        fig.suptitle("Figure c: Ethernet against the AN2 ATM card (beyond the paper)")
+        fig.tight_layout(rect=(0, 0.07, 1, 0.97))
         out = Path(path)
         fig.savefig(out, format="png", metadata={"Software": None})
     finally:

@@ -7,6 +7,10 @@ connection per request:
 - **figure a**: throughput against document size (0, 10, 100, 1024 and 10240 bytes), 4 clients;
 - **figure b**: throughput against the number of clients (1 to 6), 100-byte document.
 
+Beyond the paper, **figure c** (:mod:`serveros.experiments.figure_c`) runs the same servers
+over Ethernet and over the AN2 ATM card, documents of 0 B to 1 MiB and 1 to 16 clients. Its
+points carry a ``network``; the paper's figures run on Ethernet.
+
 Every ``(server, document size, clients)`` combination is a *point*: an independent simulation
 (fresh kernel, segment and machines, seeded from the run's seed and the point itself), so points
 run in parallel worker processes and the same seed gives the same rows whatever the number of
@@ -41,6 +45,13 @@ and ``backend`` the HDL simulator they ran on (``"model"`` when none did); ``wal
 the only field that changes between runs with the same seed, and the rows of a run with RTL
 devices equal the model run's apart from ``rtl``, ``backend`` and ``wall_seconds``.
 
+Every row also carries figure c's fields (:func:`serveros.experiments.figure_c.figure_c_fields`):
+``network``, ``link_payload_bps``, ``goodput_fraction_of_link``, ``cpu_cycles_per_doc_byte`` and
+per request what the server's CPU did to document data (``cpu_touched_doc_bytes_per_request``,
+``doc_cache_lines_flushed_per_request``, ``doc_pages_mapped_per_request``: :mod:`sw.doc_touch`,
+reset with the CPU's accounting at the start of the interval). Over AN2 the ``wire_*`` fields
+(a shared Ethernet's) are null and ``packets_per_request`` counts AAL5 PDUs.
+
 Failed points
 -------------
 A point whose simulation raises (a bug in a simulated server's code that nothing inside the
@@ -72,19 +83,23 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..simulation import RTL_BACKENDS
+from . import figure_c
 
-__all__ = ["FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS", "FIGURE_B_DOC",
-           "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
+__all__ = ["FIGURES", "KNOWN_FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS",
+           "FIGURE_B_DOC", "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
            "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
            "paper_machines", "point_waves", "server_rtl", "resolve_backend",
            "rtl_setup",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
-           "rows_without_wall", "parse_servers", "parse_figures", "sustained_rate",
+           "rows_without_wall", "parse_servers", "parse_names", "parse_figures", "sustained_rate",
            "requests_for_sustained",
            "TIME_WAIT_EQUILIBRIUM_PS"]
 
+#: The paper's figures (``--figure all``, ``make run``), and every figure the experiment knows
+#: (figure c is beyond the paper: :mod:`serveros.experiments.figure_c`).
 FIGURES = ("a", "b")
+KNOWN_FIGURES = (*FIGURES, figure_c.FIGURE)
 #: Figure a's document sizes (bytes) and clients.
 DOC_SIZES = (0, 10, 100, 1024, 10240)
 FIGURE_A_CLIENTS = 4
@@ -112,7 +127,8 @@ ROW_FIELDS = ("figure", "server", "doc_bytes", "clients", "requests_per_client",
               "cpu_breakdown", "client", "client_cpu_busy_fraction", "client_cpu_breakdown",
               "packets_per_request", "rtl", "backend", "seed", "point_seed",
               "server_stats", "wire_collisions", "wire_excessive_collisions",
-              "wire_busy_fraction")
+              "wire_busy_fraction", "network", "link_payload_bps", "goodput_fraction_of_link",
+              "cpu_cycles_per_doc_byte", *figure_c.TOUCH_FIELDS.values())
 #: ``status`` of a failed point's rows, and the fields a failed row adds (results.csv gets
 #: these columns only when some point failed; good points' rows are empty there).
 FAILED = "failed"
@@ -198,34 +214,52 @@ def parse_servers(text: str | Iterable[str]) -> tuple[str, ...]:
     ValueError
         For an empty list, an unknown name or a repeated one.
     """
-    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
-    names = [s for s in names if s]
-    if not names:
-        raise ValueError(f"no server given in {text!r}")
-    for s in names:
+    def check(s: str) -> None:
         if "@" in s:
             server_factory(s)               # validates the stage (raises ValueError)
         elif s not in SERVERS and s not in TEST_SERVERS:
             raise ValueError(f"unknown server {s!r}; known: {', '.join(SERVERS)} "
                              f"(and cheetah@STAGE for Cheetah's stages)")
-    if len(set(names)) != len(names):
-        raise ValueError(f"a server is named twice in {text!r}")
-    return tuple(names)
+    return parse_names(text, "server", check)
 
 
-def parse_figures(text: str) -> tuple[str, ...]:
-    """``"a"``, ``"b"`` or ``"all"`` as a tuple of figure names.
+def parse_names(text: str | Iterable[str], what: str, check: Callable[[str], None]
+                ) -> tuple[str, ...]:
+    """``"x,y"`` (or a list) as a tuple of stripped non-empty names, in the given order, each
+    passed to ``check`` (which raises ``ValueError`` for a bad one).
 
     Raises
     ------
     ValueError
-        For anything else.
+        For no name (``no <what> given``), a bad one, or one named twice.
+    """
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    names = [s for s in names if s]
+    if not names:
+        raise ValueError(f"no {what} given in {text!r}")
+    for s in names:
+        check(s)
+    if len(set(names)) != len(names):
+        raise ValueError(f"a {what} is named twice in {text!r}")
+    return tuple(names)
+
+
+def parse_figures(text: str) -> tuple[str, ...]:
+    """``"a"``, ``"b"``, ``"c"``, a comma-separated list of them (``"a,c"``) or ``"all"`` (the
+    paper's figures a and b) as a tuple of figure names in :data:`KNOWN_FIGURES`' order.
+
+    Raises
+    ------
+    ValueError
+        For anything else (an unknown figure, one named twice, none).
     """
     if text == "all":
         return FIGURES
-    if text in FIGURES:
-        return (text,)
-    raise ValueError(f"figure must be a, b or all, not {text!r}")
+    names = [s.strip() for s in text.split(",") if s.strip()] if isinstance(text, str) else []
+    if not names or any(n not in KNOWN_FIGURES for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"figure must be {', '.join(KNOWN_FIGURES)}, a list of them (a,c) or "
+                         f"all (a and b), not {text!r}")
+    return tuple(f for f in KNOWN_FIGURES if f in names)
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -280,11 +314,13 @@ class Point:
     ``rtl`` are the device kinds that run as RTL (on the HDL simulator ``backend``); with none,
     ``backend`` is ``"model"``. For compatibility an HDL ``backend`` with no ``rtl`` means the
     LANCE card's RTL (``rtl=("lance",)``), as ``--backend verilator`` did before ``--rtl``.
+    ``network`` is the network the machines share (:data:`figure_c.NETWORKS`); it does not
+    enter :attr:`point_seed`, so a point over Ethernet and over AN2 draw the same numbers.
 
     Raises
     ------
     ValueError
-        For RTL devices with the ``model`` backend.
+        For RTL devices with the ``model`` backend, or an unknown network.
     """
 
     figures: tuple[str, ...]
@@ -298,8 +334,13 @@ class Point:
     client: str = "pentium"
     #: The device kinds that run as RTL (:func:`serveros.simulation.parse_rtl`).
     rtl: tuple[str, ...] = ()
+    #: The network the machines share (:data:`figure_c.NETWORKS`).
+    network: str = figure_c.DEFAULT_NETWORK
 
     def __post_init__(self) -> None:
+        if self.network not in figure_c.NETWORKS:
+            raise ValueError(f"network must be one of {', '.join(figure_c.NETWORKS)}, not "
+                             f"{self.network!r}")
         rtl = tuple(self.rtl)
         if not rtl and self.backend != "model":
             rtl = ("lance",)
@@ -315,13 +356,21 @@ class Point:
         return (self.seed * 1_000_003 + zlib.crc32(key)) % (1 << 31)
 
     @property
+    def _names_network(self) -> bool:
+        """Whether the point's names say its network (figure c's points and any not on
+        Ethernet: a figure-c point may equal a paper one but for its network)."""
+        return figure_c.FIGURE in self.figures or self.network != figure_c.DEFAULT_NETWORK
+
+    @property
     def label(self) -> str:
-        return f"{self.server} {self.doc_bytes} B x{self.clients}"
+        net = f" {self.network}" if self._names_network else ""
+        return f"{self.server} {self.doc_bytes} B x{self.clients}{net}"
 
     @property
     def file_stem(self) -> str:
-        """The point as a file name: ``cheetah@posix_100B_x4``."""
-        return f"{self.server}_{self.doc_bytes}B_x{self.clients}"
+        """The point as a file name: ``cheetah@posix_100B_x4`` (``..._x4_an2`` in figure c)."""
+        net = f"_{self.network}" if self._names_network else ""
+        return f"{self.server}_{self.doc_bytes}B_x{self.clients}{net}"
 
 
 def _check_int(name: str, v, lo: int) -> None:
@@ -333,9 +382,17 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
                 requests: int = DEFAULT_REQUESTS, backend: str | None = None, seed: int = 1,
                 doc_sizes: Iterable[int] = DOC_SIZES,
                 clients: Iterable[int] = FIGURE_B_CLIENTS,
-                client: str = "pentium", rtl: str | Iterable[str] = ()) -> list[Point]:
+                client: str = "pentium", rtl: str | Iterable[str] = (),
+                networks: str | Iterable[str] = figure_c.NETWORKS,
+                combos_c: Iterable[tuple[int, int]] | None = None) -> list[Point]:
     """Every point of ``figures`` for ``servers``, each simulated once (figure a's 100-byte
-    4-client point is also figure b's). Ordered by server, then figure a, then figure b.
+    4-client point is also figure b's). Ordered by server, then figure a, then figure b, then
+    figure c by network.
+
+    Figure c's points are its ``(document bytes, clients)`` pairs ``combos_c`` (default
+    :func:`figure_c.figure_c_combos`) on each of ``networks``; ``doc_sizes`` and ``clients``
+    are figures a's and b's. Figure c's points are never shared with the paper's (they name
+    their network and read another documents' image).
 
     ``rtl`` names the device kinds of the server machine that run as RTL (``"lance,disk"``),
     on the HDL simulator ``backend`` (``verilator``, the default with RTL, or ``amaranth``);
@@ -346,14 +403,20 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
     ------
     ValueError
         For an unknown figure, server, backend, device kind (or one the server machine does
-        not have) or client kind, or a bad number.
+        not have), client kind or network, or a bad number.
     """
     from ..machines import CLIENT_KINDS
 
     figures = tuple(figures)
     for f in figures:
-        if f not in FIGURES:
-            raise ValueError(f"figure must be one of {', '.join(FIGURES)}, not {f!r}")
+        if f not in KNOWN_FIGURES:
+            raise ValueError(f"figure must be one of {', '.join(KNOWN_FIGURES)}, not {f!r}")
+    networks = figure_c.parse_networks(networks)
+    combos_c = list(figure_c.figure_c_combos() if combos_c is None else combos_c)
+    for pair in combos_c:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise ValueError(f"a figure-c point is a (document bytes, clients) pair, not "
+                             f"{pair!r}")
     servers = parse_servers(list(servers))
     _check_int("requests", requests, 1)
     _check_int("seed", seed, 0)
@@ -361,9 +424,9 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
     if client not in CLIENT_KINDS:
         raise ValueError(f"client must be one of {', '.join(CLIENT_KINDS)}, not {client!r}")
     doc_sizes, clients = tuple(doc_sizes), tuple(clients)
-    for n in doc_sizes:
+    for n in (*doc_sizes, *(n for n, _ in combos_c)):
         _check_int("document size", n, 0)
-    for c in clients:
+    for c in (*clients, *(c for _, c in combos_c)):
         _check_int("client count", c, 1)
         if c > 200:
             raise ValueError(f"client count must be at most 200, not {c!r}")
@@ -379,6 +442,11 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
         for (n, c), figs in combos.items():
             points.append(Point(tuple(figs), server, n, c, requests, backend, seed, client,
                                 rtl))
+        if figure_c.FIGURE in figures:
+            for network in networks:
+                for n, c in combos_c:
+                    points.append(Point((figure_c.FIGURE,), server, n, c, requests, backend,
+                                        seed, client, rtl, network))
     return points
 
 
@@ -439,13 +507,16 @@ def rtl_setup(servers: Iterable[str], rtl: str | Iterable[str] = (),
 
 
 def paper_machines(server: str, clients: int, client: str, image: str | os.PathLike,
-                   seed: int) -> list:
+                   seed: int, network: str = figure_c.DEFAULT_NETWORK) -> list:
     """The machines of a point (:class:`serveros.machines.MachineSpec`): the DECstation that
     runs ``server`` (its disk holding ``image``; its software seeded ``seed``) and ``clients``
-    client workstations of kind ``client`` (client ``i`` seeded ``seed + 1 + i``)."""
+    client workstations of kind ``client`` (client ``i`` seeded ``seed + 1 + i``), with the
+    cards of ``network``."""
     from ..machines import client_spec, server_spec
-    return [server_spec(base_server(server), image, seed=seed),
-            *(client_spec(i, client, seed=seed + 1 + i) for i in range(clients))]
+    if network == figure_c.DEFAULT_NETWORK:
+        return [server_spec(base_server(server), image, seed=seed),
+                *(client_spec(i, client, seed=seed + 1 + i) for i in range(clients))]
+    return figure_c.network_machines(network, base_server(server), clients, client, image, seed)
 
 
 def _window_rates(records: list, n: int) -> tuple[float, float]:
@@ -516,12 +587,12 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     RuntimeError
         If the simulation stops before every client is done.
     """
+    from sim.cpu import IDLE
     from sim.kernel import Kernel
-    from sim.media.ethernet import Segment
     from sim.media.pcap import PcapNgWriter
     from sw.clients.http import HttpClient
 
-    from ..machines import boot, preload_arp, server_ip
+    from ..machines import boot, server_ip
     from ..simulation import Simulation
 
     factory = server_factory(point.server)
@@ -529,10 +600,11 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     pseed = point.point_seed
     k = Kernel()
     writer = PcapNgWriter(str(pcap_path)) if pcap_path else None
-    seg = Segment(k, seed=pseed, pcap=writer)
-    specs = paper_machines(point.server, point.clients, point.client, image_path, pseed)
     try:
-        sim = Simulation(k, specs, media={"ethernet": seg}, rtl=point.rtl,
+        net = figure_c.network_media(k, point.network, seed=pseed, pcap=writer)
+        specs = paper_machines(point.server, point.clients, point.client, image_path, pseed,
+                               point.network)
+        sim = Simulation(k, specs, media=net.media, rtl=point.rtl,
                          backend=point.backend if point.rtl else RTL_BACKENDS[0],
                          waves_dir=point_waves(point, waves_dir) if waves_dir else None)
     except BaseException:
@@ -540,8 +612,13 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
             writer.close()
         raise
     host, *clients = sim.hosts.values()
-    preload_arp([host, *clients])
+    net.connect([host, *clients])
     path = document_path(point.doc_bytes)
+    # Figure c's documents reach 1 MiB over a shared link: the clients' watchdog grows with
+    # the transfer (figure_c.request_timeout_ps); the paper's figures keep the client's default.
+    timeout = ({"timeout_ps": figure_c.request_timeout_ps(point.network, point.doc_bytes,
+                                                           point.clients)}
+               if figure_c.FIGURE in point.figures else {})
     marks: dict = {}
 
     async def main() -> None:
@@ -550,16 +627,16 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         await server.start()
         marks["server"] = server
         host.cpu.reset_stats()
+        host.doc_touch.reset()
         marks["t0"] = k.now
-        marks["frames0"] = seg.stats.frames
-        marks["wire0"] = (seg.stats.collisions, seg.stats.excessive_collisions, seg.stats.busy_ps)
-        http = [HttpClient(c, server_ip(), path, point.requests) for c in clients]
+        marks["net0"] = net.counters()
+        http = [HttpClient(c, server_ip(), path, point.requests, **timeout) for c in clients]
         tasks = [k.spawn(h.run(), name=f"{h.name}") for h in http]
         for t in tasks:
             await t
         marks["t1"] = k.now
-        marks["frames1"] = seg.stats.frames
-        marks["wire1"] = (seg.stats.collisions, seg.stats.excessive_collisions, seg.stats.busy_ps)
+        marks["net1"] = net.counters()
+        marks["touch"] = host.doc_touch.as_dict()
         marks["cpu"] = host.cpu.report()
         marks["http"] = http
         marks["clients_cpu"] = [h.cpu_summary() for h in http]
@@ -596,7 +673,13 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     ccpu = marks["clients_cpu"]
     client_breakdown = {c: sum(x["client_cpu_breakdown"].get(c, 0.0) for x in ccpu) / len(ccpu)
                         for c in sorted({c for x in ccpu for c in x["client_cpu_breakdown"]})}
-    frames = marks["frames1"] - marks["frames0"]
+    net0, net1 = marks["net0"], marks["net1"]
+    frames = net1["frames"] - net0["frames"]
+    wire = {f: (net1[f] - net0[f] if f in net1 else None)
+            for f in ("collisions", "excessive_collisions", "busy_ps")}
+    doc_bytes = sum(r.body_bytes for r in ok)
+    goodput = doc_bytes / span_s if span_s > 0 else 0.0
+    busy = sum(s.cycles for c, s in cpu.by_category.items() if c != IDLE)
     row = {
         "figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
         "clients": point.clients, "requests_per_client": point.requests,
@@ -605,7 +688,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         "throughput_rps": len(ok) / span_s if span_s > 0 else 0.0,
         "first100_rps": first100, "last100_rps": last100,
         "sustained_rps": sustained, "sustained_note": sustained_note,
-        "goodput_bytes_per_s": sum(r.body_bytes for r in ok) / span_s if span_s > 0 else 0.0,
+        "goodput_bytes_per_s": goodput,
         "mean_latency_ms": (sum(r.end - r.start for r in ok) / len(ok) / 1e9) if ok else 0.0,
         "sim_seconds": span_s, "wall_seconds": wall, "cpu_breakdown": breakdown,
         # The client machines' own CPU (mean over the clients): they are part of every
@@ -619,10 +702,15 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         "server_stats": marks["stats"],
         # The shared wire over the interval: collision episodes, frames abandoned after 16
         # attempts (each costs its sender a TCP retransmission timeout) and the busy fraction.
-        "wire_collisions": marks["wire1"][0] - marks["wire0"][0],
-        "wire_excessive_collisions": marks["wire1"][1] - marks["wire0"][1],
-        "wire_busy_fraction": ((marks["wire1"][2] - marks["wire0"][2]) / (span_s * 1e12)
-                               if span_s > 0 else 0.0),
+        # Null over AN2: each machine has a link of its own, there is no shared wire.
+        "wire_collisions": wire["collisions"],
+        "wire_excessive_collisions": wire["excessive_collisions"],
+        "wire_busy_fraction": (None if wire["busy_ps"] is None else
+                               wire["busy_ps"] / (span_s * 1e12) if span_s > 0 else 0.0),
+        **figure_c.figure_c_fields(network=point.network, ok_requests=len(ok),
+                                   doc_bytes_served=doc_bytes, goodput_bytes_per_s=goodput,
+                                   busy_cycles=busy, touch=marks["touch"]),
+        **net.row_extras(net0, net1),
     }
     internal = marks["stats"].get("internal_errors", 0)
     if isinstance(internal, int) and not isinstance(internal, bool) and internal > 0:
@@ -668,7 +756,7 @@ def failed_rows(point: Point, error: BaseException | str, trace: str, wall_secon
         error = f"{type(error).__name__}: {error}"
     row = {"figure": None, "server": point.server, "doc_bytes": point.doc_bytes,
            "clients": point.clients, "requests_per_client": point.requests,
-           "client": _client_profile(point.client),
+           "client": _client_profile(point.client), "network": point.network,
            "rtl": ",".join(point.rtl), "backend": point.backend, "seed": point.seed,
            "point_seed": point.point_seed,
            "wall_seconds": wall_seconds, "status": FAILED, "error": error, "traceback": trace}
@@ -714,7 +802,10 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     pcap_path : path-like, optional
         Write the FIRST point's frames to this pcapng file (the other points are not captured).
     image_path : path-like, optional
-        The documents' disk image; default: built in a temporary folder.
+        The documents' disk image of every point; default: built in a temporary folder, one
+        holding :data:`DOC_SIZES` for the paper's points and one holding figure c's
+        documents too (:func:`figure_c.image_sizes`) for figure c's, so the paper's points
+        read the image they always read.
     progress : callable, optional
         ``progress(point, rows)`` as each point finishes (in completion order).
     waves_dir : path-like, optional
@@ -726,18 +817,34 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     ValueError
         For no points or a bad ``jobs``.
     ServerUnavailable
-        If a server's package is missing (checked before anything runs).
+        If a server's package is missing, or a point's network cannot run in this tree
+        (checked before anything runs).
     """
     _check_int("jobs", jobs, 1)
     if not points:
         raise ValueError("no points to run")
     for name in sorted({p.server for p in points}):
         server_factory(name)
+    for network in sorted({p.network for p in points}):
+        why = figure_c.network_unavailable(network)
+        if why:
+            raise ServerUnavailable(why)
     if pcap_path:
         Path(pcap_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="serveros-paper-") as tmp:
-        image = image_path or build_documents_image(Path(tmp) / "docs.img")
-        work = [(p, str(image), str(pcap_path) if (pcap_path and i == 0) else None,
+        images: dict[tuple[int, ...], str] = {}
+
+        def image_of(p: Point) -> str:
+            if image_path:
+                return str(image_path)
+            sizes = (figure_c.image_sizes(DOC_SIZES, [q.doc_bytes for q in points
+                                                      if figure_c.FIGURE in q.figures])
+                     if figure_c.FIGURE in p.figures else DOC_SIZES)
+            if sizes not in images:
+                images[sizes] = str(build_documents_image(Path(tmp) / f"docs{len(images)}.img",
+                                                          sizes))
+            return images[sizes]
+        work = [(p, image_of(p), str(pcap_path) if (pcap_path and i == 0) else None,
                  str(waves_dir) if waves_dir else None) for i, p in enumerate(points)]
         results: list[list[dict] | None] = [None] * len(points)
         if jobs == 1 or len(points) == 1:
@@ -764,7 +871,9 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
                         progress(points[i], results[i])
     rows = [r for rs in results for r in rs]
     rows.sort(key=lambda r: (r["figure"], list(SERVERS).index(r["server"])
-                             if r["server"] in SERVERS else 99, r["doc_bytes"], r["clients"]))
+                             if r["server"] in SERVERS else 99,
+                             figure_c.NETWORKS.index(r.get("network", figure_c.DEFAULT_NETWORK)),
+                             r["doc_bytes"], r["clients"]))
     return rows
 
 

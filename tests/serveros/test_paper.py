@@ -217,7 +217,9 @@ def test_rows_are_deterministic_for_a_seed(image):
 @pytest.mark.parametrize("argv, what", [
     (["--servers", "apache"], "apache"),
     (["--servers", ""], "no server"),
-    (["--figure", "c"], "'c'"),
+    (["--figure", "d"], "'d'"),
+    (["--figure", "a,a"], "'a,a'"),
+    (["--network", "atm"], "unknown network 'atm'"),
     (["--requests", "0"], "requests"),
     (["--jobs", "0"], "jobs"),
     (["--backend", "fpga"], "fpga"),
