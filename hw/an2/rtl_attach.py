@@ -9,7 +9,9 @@ as the model meets it (``AN2Kind.attach_model``):
   CellLock when the card has a fibre (the model's :attr:`~hw.an2.model.An2Model.link_status`);
 * the DMA bridge served by a :class:`sim.bindings.dma.DmaServer` on ``machine.memory``, each
   burst checked for the owner tag the card names with it (tag 0, the kernel, as ``None``, which
-  :func:`sim.memory.default_access_check` never refuses: the model's rule);
+  :func:`sim.memory.default_access_check` never refuses: the model's rule) at the request edge,
+  and the memory called :data:`~hw.an2.timing.DMA_SETUP_CYCLES` edges later, as the model
+  does;
 * the cell pins joined to the card's link end (``kind.link_end(machine, spec)``, the model's
   ``link``) by a :class:`CellPhy`.
 
@@ -35,7 +37,7 @@ from sim.time import Clock
 from .harness import MEMORIES
 from .link_bridge import COUNT_BITS, EDGE_BITS, ENTRY_WORDS, EDGE_WORD, RX_ENTRIES, TX_ENTRIES
 from .registers import ADDR_WIDTH, Link
-from .timing import CELL_SLOT_CYCLES, CELL_WORDS, cell_slot_edge
+from .timing import CELL_SLOT_CYCLES, CELL_WORDS, DMA_SETUP_CYCLES, cell_slot_edge
 
 __all__ = ["harness", "harness_key", "bind_rtl", "CellPhy", "MEMORIES", "cell_words",
            "words_cell", "RX_LEAD_CYCLES"]
@@ -228,7 +230,7 @@ def bind_rtl(kind: Any, machine: MachinePorts, spec: DeviceSpec, access: Any,
     bus = bind_host_bus(access, driver, clock, addr_width=ADDR_WIDTH, name=name)
     irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
     dma = DmaServer(access, driver, clock, machine.memory, requester_of=_requester,
-                    name=f"{name}.dma")
+                    setup_cycles=DMA_SETUP_CYCLES, name=f"{name}.dma")
     phy = CellPhy(access, driver, end, clock, name=f"{name}.phy") if end is not None else None
     return Attached(spec, "rtl", bus, irq, parts={"bus": bus, "dma": dma, "phy": phy,
                                                   "link": end})

@@ -20,6 +20,12 @@ transaction-level device model does at the same picosecond:
   DMA in call order) and given to the bridge as ``mem_cycles``, the cycles from ``S`` to the
   first edge at or after ``T``: the device's last word is acknowledged there unless its fixed
   burst time ends later. The server checks, when the call returns, that it did end at ``T``.
+* With ``setup_cycles`` (a device whose bus request and grant take that long, as the AN2
+  card's :data:`hw.an2.timing.DMA_SETUP_CYCLES`: its model calls the memory then), the memory
+  is called ``setup_cycles`` edges after ``S``; ``T`` is still predicted at ``S``, from the
+  memory's queue then. Should another master queue a transfer in between, the memory ends
+  later than predicted: the device's burst ends at the predicted edge, its words land when the
+  memory is done, and :attr:`DmaServer.contended` counts the burst.
 
 Data: a memory-to-device burst's words are the memory's bytes at ``S``, written into the
 bridge's memory before the device takes them (the memory's own ``dma_read`` returns the bytes
@@ -82,6 +88,8 @@ class DmaServer:
         ``LookupError`` it raises (an unknown tag) stops the simulation with a BindingError.
     name : str
         For messages (``"server.rz0.dma"``).
+    setup_cycles : int
+        Edges from the request to the memory's start of the transfer (default 0).
 
     Attributes
     ----------
@@ -94,6 +102,9 @@ class DmaServer:
         :attr:`last_fault` holds the last refusal.
     stale : int
         Memory-to-device bursts whose bytes changed in memory during the transfer.
+    contended : int
+        Bursts that another master delayed within their ``setup_cycles`` (their memory ended
+        later than the bridge was told).
 
     Raises
     ------
@@ -105,7 +116,8 @@ class DmaServer:
 
     def __init__(self, access: Any, driver: HdlDriver, clock: Clock, memory: Memory, *,
                  prefix: str = "dma_", mem: str = "dma.mem", requester: Any = None,
-                 requester_of: Callable[[int], Any] | None = None, name: str):
+                 requester_of: Callable[[int], Any] | None = None, name: str,
+                 setup_cycles: int = 0):
         if not isinstance(driver, HdlDriver):
             raise TypeError(f"driver must be a sim.bindings.HdlDriver, not {driver!r}")
         if not isinstance(clock, Clock):
@@ -120,6 +132,10 @@ class DmaServer:
             raise TypeError(f"requester_of must be callable (tag -> requester), not {requester_of!r}")
         if requester_of is not None and requester is not None:
             raise ValueError(f"give requester ({requester!r}) or requester_of, not both")
+        if isinstance(setup_cycles, bool) or not isinstance(setup_cycles, int) \
+                or setup_cycles < 0:
+            raise ValueError(f"setup_cycles must be an integer >= 0, not {setup_cycles!r}")
+        self.setup_cycles = setup_cycles
         self.access = access
         self.driver = driver
         self.kernel = driver.kernel
@@ -138,6 +154,7 @@ class DmaServer:
         self.faults = 0
         self.last_fault: Exception | None = None
         self.stale = 0
+        self.contended = 0
         driver.watch(self._port["req_toggle"], self._on_request)
         driver.watch(self._port["data_toggle"], self._on_data)
 
@@ -172,12 +189,16 @@ class DmaServer:
             self._refuse(exc)
             return
         done = mem.dma_done_at(nbytes, write)     # the memory's queue included
+        start = k.now + self.setup_cycles * self.clock.period
+        done = max(done, start + mem.dma_time(nbytes, write))
         self.driver.set(self._port["fault"], 0)
         self.driver.set(self._port["mem_cycles"],
                         (self.clock.edge_at_or_after(done) - k.now) // self.clock.period)
         if write:
             landing = _Landing(addr)
             self._awaiting.append(landing)
+            if start > k.now:
+                await k.sleep_until(start)
             await mem.dma_write(addr, mem.view(addr, nbytes), requester)
             self._check_done(done)
             landing.transferred = True
@@ -185,6 +206,8 @@ class DmaServer:
         else:
             snapshot = mem.read(addr, nbytes)
             self.access.mem_write(self._mem, 0, words_of(snapshot))
+            if start > k.now:
+                await k.sleep_until(start)
             data = await mem.dma_read(addr, nbytes, requester)
             self._check_done(done)
             self.bytes_read += nbytes
@@ -194,6 +217,11 @@ class DmaServer:
                             "got the bytes of its start", self.name, addr, nbytes)
 
     def _check_done(self, expected: int) -> None:
+        if self.setup_cycles and self.kernel.now > expected:
+            self.contended += 1
+            log.info("%s: another master delayed a burst within its setup: the memory ended at "
+                     "%d ps, the device's burst at %d ps", self.name, self.kernel.now, expected)
+            return
         if self.kernel.now != expected:
             raise BindingError(f"{self.name}: the memory's DMA ended at {self.kernel.now} ps, "
                                f"not at the {expected} ps the bridge was given")
