@@ -41,7 +41,7 @@ from sim.time import S
 from .kernel import Process
 from .ncsa import (NcsaOptions, NcsaServer, answer_internal_error, parse_request,
                    request_complete)
-from .sockets import Socket, SocketError, SocketLayer, UltrixMachine
+from .sockets import Socket, SocketError, SocketLayer, UltrixMachine, doc_passes
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class _Conn:
     reply: bytearray = field(default_factory=bytearray)
     key: str = ""
     cacheable: bool = False
+    doc_start: int = 0              # where the document's bytes begin in ``out``
     deadline: int = 0               # closed if nothing happens on it before then (ps)
 
 
@@ -266,6 +267,7 @@ class HarvestServer:
                 self.hits += 1
                 hdr, body = obj
                 c.out = hdr if req.method == "HEAD" else hdr + body
+                c.doc_start = len(hdr)
                 c.state = "sending"
                 await self._on_writable(proc, c)
                 return
@@ -286,15 +288,21 @@ class HarvestServer:
         await so.close(proc, c.backend)
         c.backend = None
         reply = bytes(c.reply)
+        hdr, body = _split_reply(reply)
+        self.machine.doc_touch.touched(len(body))   # read(): copied out of the backend's socket
         if c.cacheable and reply.startswith(b"HTTP/1.0 200 "):
-            self.cache[c.key] = _split_reply(reply)
+            self.cache[c.key] = (hdr, body)
         c.out = reply
+        c.doc_start = len(hdr)
         c.state = "sending"
         await self._on_writable(proc, c)
 
     async def _on_writable(self, proc: Process, c: _Conn) -> None:
         so = self.sockets
         if c.sent < len(c.out):
+            before = c.sent
             c.sent += await so.write(proc, c.client, c.out[c.sent:], nonblock=True)
+            doc = max(0, c.sent - max(before, c.doc_start))
+            self.machine.doc_touch.touched(doc * doc_passes(c.client))
         if c.sent >= len(c.out):
             await self._finish(proc, c)

@@ -69,7 +69,7 @@ from sim.time import S
 from sw.libos.fs.errors import FsError
 
 from .kernel import Alarm, Process
-from .sockets import SocketError, SocketLayer, UltrixMachine
+from .sockets import SocketError, SocketLayer, UltrixMachine, doc_passes
 
 log = logging.getLogger(__name__)
 
@@ -537,6 +537,7 @@ class NcsaServer:
         is the socket's st_blksize, ``so_snd.sb_hiwat`` (ULTRIX 4.2 tcp_usrreq.c
         PRU_SENSE), as 4.3BSD stdio's _findbuf sizes it."""
         so, uk, opt = self.sockets, self.uk, self.options
+        touch, passes = self.machine.doc_touch, doc_passes(conn)
         for call in ("sigvec", "sigvec"):
             await proc.syscall(call)
         await proc.syscall("fstat")
@@ -546,13 +547,16 @@ class NcsaServer:
             piece = await uk.read_file(proc, f, opt.iobufsize)
             if not piece:
                 break
+            touch.touched(len(piece))                     # read(): out of the buffer cache
             pending += piece
             blksize = so.sendspace                        # st_blksize: so_snd.sb_hiwat
             while len(pending) >= blksize:
                 await so.write(proc, conn, pending[:blksize])
+                touch.touched(blksize * passes)
                 pending = pending[blksize:]
         if pending:
             await so.write(proc, conn, pending)
+            touch.touched(len(pending) * passes)
         await proc.alarm(0)
         for call in ("sigvec", "sigvec"):
             await proc.syscall(call)

@@ -41,6 +41,7 @@ from typing import Awaitable, Sequence
 from sim.cpu import COPY, KERNEL, MBUF, SOCKET, SOFTINT
 from sim.kernel import DONE, Event
 from sim.time import S
+from sw.doc_touch import DocTouch
 from sw.libos.fs import FileSystem
 from sw.libos.net import NetStack, ipv4
 from sw.libos.net.tcp import DROP, IpLayer, Tcp, TcpConfig, TcpPcb, TcpState, TimeWaitTable
@@ -299,6 +300,16 @@ class UltrixNetStack(NetStack):
 
 
 # -- sockets --------------------------------------------------------------------------------------
+def doc_passes(so: "Socket") -> int:
+    """The passes the CPU makes over each byte written to ``so`` (for counting document bytes
+    touched, :mod:`sw.doc_touch`): a loopback socket 1 (the copy into the peer's buffer); a
+    TCP socket 3: the copy into ``so_snd``, the checksum every byte sent gets (no precomputed
+    sums), and the driver's copy to the card (programmed I/O into the LANCE's buffer memory,
+    or into the AN2 driver's transmit buffers). A retransmission's extra passes (a new
+    checksum and driver copy) are not counted: a lower bound."""
+    return 1 if so.kind == "loop" else 3
+
+
 class _SockPcb(TcpPcb):
     """The TCP PCB of a socket: protocol events become socket-buffer changes and wakeups."""
 
@@ -840,6 +851,9 @@ class UltrixMachine:
         if isinstance(cache_blocks, bool) or not isinstance(cache_blocks, int) or cache_blocks < 16:
             raise ValueError(f"cache_blocks must be an int >= 16, not {cache_blocks!r}")
         self.host = host
+        #: What the CPU did to served documents (``host.doc_touch``; its own for a host
+        #: without one): the servers count their passes over document bytes here.
+        self.doc_touch = getattr(host, "doc_touch", None) or DocTouch()
         self.uk = UltrixKernel(host.kernel, host.cpu, costs=costs, name=host.name)
         self.stack = UltrixNetStack(host.kernel, host.netdev, host.ip, cpu=host.cpu,
                                     seed=host.seed, name=host.name, config=tcp_config,
@@ -873,4 +887,5 @@ class UltrixMachine:
     def stats(self) -> dict:
         out = dict(self.uk.stats())
         out.update(self.sockets.stats())
+        out.update(self.doc_touch.as_dict())
         return out
