@@ -12,6 +12,7 @@ Verilog is unchanged.
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -151,16 +152,31 @@ class BfmLoop(wiring.Component):
 
 
 def _run(sim: str, component, *, toplevel: str, test_module: str, design: str,
-         extra_env: dict | None = None):
+         extra_env: dict | None = None, testcase: str | None = None):
     from serveros.rtl import run_cocotb, simulator_missing
     if reason := simulator_missing(sim):
         pytest.skip(reason)
     run = run_cocotb(component, toplevel=toplevel, sim=sim, test_module=test_module,
-                     test_dir=HERE, design=design, extra_env=extra_env)
+                     test_dir=HERE, design=design, extra_env=extra_env, testcase=testcase)
     assert run.tests > 0 and run.failed == 0, \
         f"{run.failed} of {run.tests} cocotb tests failed on {sim} " \
         f"(see {run.build_dir}/results.xml)"
     return run
+
+
+def cocotb_tests(module: str) -> list[str]:
+    """The names of the ``@cocotb.test()`` functions of tests/hw/<module>.py, in order."""
+    tree = ast.parse((HERE / f"{module}.py").read_text())
+    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
+            and any(isinstance(d, ast.Call) and ast.unparse(d.func) == "cocotb.test"
+                    for d in f.decorator_list)]
+
+
+def test_cocotb_tests_are_found() -> None:
+    assert cocotb_tests("cocotb_an2_bfm") == [
+        "cells_loop_back_at_slot_edges", "the_sink_flags_bad_cells",
+        "dma_memory_against_a_reference"]
+    assert len(cocotb_tests("cocotb_an2")) >= 5
 
 
 @pytest.mark.hdl
@@ -176,25 +192,32 @@ def _gateware_missing() -> bool:
     return importlib.util.find_spec("hw.an2.gateware") is None
 
 
-def _card_run(sim: str, *, sweep: str):
+def _card_run(sim: str, bench: str, *, sweep: str):
     if _gateware_missing():
         pytest.skip("hw/an2/gateware.py (An2Card) is not written yet")
     from hw.an2.gateware import An2Card
+    # One simulator process per bench: each starts at time 0, where the card's slot 0 begins.
     return _run(sim, An2Card(), toplevel="an2_card", test_module="cocotb_an2", design="an2_card",
-                extra_env={"SERVEROS_AN2_SWEEP": sweep})
+                extra_env={"SERVEROS_AN2_SWEEP": sweep}, testcase=bench)
+
+
+CARD_BENCHES = cocotb_tests("cocotb_an2")
 
 
 @pytest.mark.hdl
+@pytest.mark.parametrize("bench", CARD_BENCHES)
 @pytest.mark.parametrize("sim", SIMS)
-def test_an2_card_cocotb(sim: str) -> None:
-    """Every bench of tests/hw/cocotb_an2.py: random interleaved PDUs in, gather PDUs out, the
-    largest and an oversize PDU, and every bad input, with random wait states and gaps."""
-    _card_run(sim, sweep="quick")
+def test_an2_card_cocotb(sim: str, bench: str) -> None:
+    """The benches of tests/hw/cocotb_an2.py: random interleaved PDUs in, gather PDUs out, the
+    largest and an oversize PDU, every bad input, with random wait states and gaps."""
+    _card_run(sim, bench, sweep="quick")
 
 
 @pytest.mark.hdl
 @pytest.mark.slow
+@pytest.mark.parametrize("bench", ["random_pdus_interleaved_on_many_vcs",
+                                   "gather_pdus_reassemble_at_the_sink"])
 @pytest.mark.parametrize("sim", SIMS)
-def test_an2_card_cocotb_full_sweep(sim: str) -> None:
-    """The same benches with every size 0-1000 and random sizes up to 65535 each way."""
-    _card_run(sim, sweep="full")
+def test_an2_card_cocotb_full_sweep(sim: str, bench: str) -> None:
+    """The random benches with every size 0-1000 and random sizes up to 65535."""
+    _card_run(sim, bench, sweep="full")

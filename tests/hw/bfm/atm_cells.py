@@ -282,15 +282,20 @@ class CellSink:
     check_slots : bool
         Record a violation for a cell whose first word is not sampled at a slot's first edge
         (:func:`~hw.an2.timing.cell_slot_edge`) or that shares a slot with the previous cell.
+    origin : int
+        The edge of slot 0 (default 0: the card counts slots from the clock's first edge).
     callback : callable, optional
         Called with each :class:`SentCell`; without one they queue for :meth:`recv`.
     """
 
     def __init__(self, pins: CellSignals, clock: Any, *, period_ps: int,
-                 check_slots: bool = True,
+                 check_slots: bool = True, origin: int = 0,
                  callback: Callable[[SentCell], None] | None = None) -> None:
         if not isinstance(pins, CellSignals):
             raise TypeError(f"pins must be a CellSignals, not {pins!r}")
+        if not isinstance(origin, int) or isinstance(origin, bool) or origin < 0:
+            raise ValueError(f"origin must be an edge number >= 0, not {origin!r}")
+        self.origin = origin
         if not isinstance(period_ps, int) or isinstance(period_ps, bool) or period_ps <= 0:
             raise ValueError(f"period_ps must be a positive int, not {period_ps!r}")
         self.pins, self.clock, self.period = pins, clock, period_ps
@@ -356,8 +361,8 @@ class CellSink:
 
     def _take(self, edge: int, words: list[int]) -> None:
         if self.check_slots:
-            k = slot_at_or_after(edge)
-            if cell_slot_edge(k) != edge:
+            k = slot_at_or_after(edge - self.origin)
+            if edge < self.origin or cell_slot_edge(k) != edge - self.origin:
                 self.violations.append(f"edge {edge}: a cell's first word off a slot edge")
             elif k <= self._last_slot:
                 self.violations.append(f"edge {edge}: two cells in slot {k}")
