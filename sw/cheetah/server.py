@@ -83,11 +83,13 @@ from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, SYSCALL
 from sim.kernel import Event, Kernel
 from sim.time import S
 from sw.host import HTTP_PORT, Host
-from sw.libos.fs import FileSystem, FsError
+from sw.libos.fs import FileSystem, FsError, PhysicalStore
+from sw.libos.fs.cache import read_miss
 from sw.libos.fs.layout import FT_DIR, FT_REG
 from sw.libos.net import NetStack, TcpPcb
 from sw.libos.net import checksum as ck
 from sw.libos.net.aegis_env import AegisNetwork
+from sw.libos.net.gather import Gather, PhysRef
 from sw.libos.net.tcp import DROP, TcpConfig, TcpState
 
 from .config import APP_COSTS, CheetahConfig
@@ -296,6 +298,7 @@ class Request(TcpPcb):
         self.doc: Document | None = None
         self.body: bytes | None = None
         self.pinned: list = []
+        self.copy_pages: list = []         # pages of the copy of the document (pool off)
         self.busy = False                  # a request thread is still working on it
         self.release_pending = False
 
@@ -428,22 +431,27 @@ class CheetahServer:
         if self.started:
             raise RuntimeError(f"{self.name} is already started")
         h = self.host
-        self.fs = await FileSystem.mount(h.blockdev, cache_blocks=self.cache_blocks,
-                                         miss=self._miss, replace=self._replace,
-                                         kernel=self.kernel, cpu=None,
-                                         clock=lambda: self.kernel.now // S)
-        await self._scan()
-        self.fs.cpu = self.cpu                     # from now on copies are charged
         aegis = h.extra.get("aegis")
         # On Aegis every frame the library sends is a kernel call (Aegis.transmit), and the
         # frames it receives are upcalls after the kernel demultiplexed them.
         net = h.netdev if aegis is None else AegisNetwork(aegis, f"{h.name}.cheetah", h.netdev.mac)
+        if aegis is not None:
+            self.env = net.env
+        store = self._physical_store(aegis)
+        self.fs = await FileSystem.mount(h.blockdev, cache_blocks=self.cache_blocks,
+                                         miss=self._miss, replace=self._replace,
+                                         kernel=self.kernel, cpu=None,
+                                         clock=lambda: self.kernel.now // S, store=store)
+        await self._scan()
+        self.fs.cpu = self.cpu                     # from now on copies are charged
         self.stack = NetStack(self.kernel, net, h.ip, cpu=self.cpu, config=self.tcp_config,
                               name=f"{h.name}.cheetah", seed=h.seed)
+        if store is not None:
+            self.stack.tcp.attach_memory(h.memory.read, h.doc_touch,
+                                         page_size=h.memory.page_size)
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         if aegis is not None:
-            self.env = net.env
             net.serve(self.stack, port=self.port, ip=h.ip)
         else:
             h.netdev.attach(self.stack.input)
@@ -451,6 +459,32 @@ class CheetahServer:
             self._pool = [Request(self) for _ in range(self.pool_size)]
         self.stack.listen(self.port, self._new_request)
         self.started = True
+
+    def _physical_store(self, aegis) -> PhysicalStore | None:
+        """The file cache's pages on an exokernel whose disk DMAs (else None: a cache of
+        Python buffers, as on a test's in-memory disk).
+
+        The cache asks Aegis for its pages when it knows its block size, and the disk reads
+        into them by DMA on the environment's behalf. The CPU reads the documents' data blocks
+        (so their stale data-cache lines must be invalidated after each DMA-in, see
+        :mod:`sw.libos.fs.physical`) unless they only ever go to a DMA card by reference:
+        every one of ``cache_as_retransmit_pool`` and ``precomputed_checksums`` on, and an
+        interface whose driver does not copy frames with the CPU (``netdev.cpu_copies``,
+        True for the LANCE card's programmed I/O).
+        """
+        h = self.host
+        if aegis is None or h.memory is None \
+                or not callable(getattr(h.blockdev, "read_into", None)):
+            return None
+        env = self.env
+        cfg = self.config
+        zero_copy = cfg.cache_as_retransmit_pool and cfg.precomputed_checksums \
+            and not getattr(h.netdev, "cpu_copies", False)
+        mem_sys = getattr(self.cpu.profile, "memory", None) if self.cpu is not None else None
+        line = int(mem_sys.line_bytes.value) if mem_sys is not None else 4
+        return PhysicalStore(h.memory, lambda n: aegis.alloc_pages(env, n), requester=env.id,
+                             line_bytes=line, cpu_reads_data=not zero_copy,
+                             doc_touch=h.doc_touch)
 
     async def _scan(self) -> None:
         """Walk the tree; fill (or reuse) every file's extra fields; note inline images."""
@@ -511,7 +545,7 @@ class CheetahServer:
         """The cache's miss policy: a page's first block brings its inline images along."""
         group = self._prefetch.get(lbn) if self.config.inline_prefetch else None
         if not group:
-            return await cache.read_blocks(lbn, 1)
+            return await read_miss(cache, lbn)
         bs = cache.block_size
         mine = None
         runs: list[list[int]] = []
@@ -520,6 +554,15 @@ class CheetahServer:
                 runs[-1][1] += 1
             else:
                 runs.append([b, 1])
+        if cache.store is not None:                # by DMA straight into the cache's pages
+            for start, count in runs:
+                new = [b for b in range(start, start + count) if b != lbn and b not in cache]
+                await cache.fill(start, count, wanted=lbn)
+                for b in new:
+                    if b in cache:
+                        self._prefetched.add(b)
+                        self.counters["prefetched_blocks"] += 1
+            return None if lbn in cache else await read_miss(cache, lbn)
         for start, count in runs:
             raw = await cache.read_blocks(start, count)
             for i in range(count):
@@ -603,6 +646,7 @@ class CheetahServer:
             return
         if r.pinned:
             self.fs.unpin(r.pinned)
+        self._free_copy(r)
         r.clear()
         if self.config.request_pool:
             self._pool.append(r)
@@ -735,6 +779,8 @@ class CheetahServer:
             await self._syscalls(syscalls + 2)          # write, close
             if self.cpu is not None:
                 await self.cpu.copy(total)              # into the socket buffer
+            if with_body:
+                self.host.doc_touch.touched(doc.size)
         await self._transmit(r, bufs, sums)
 
     def _parse(self, req: bytes) -> tuple[int, bytes, Any, int | None]:
@@ -774,22 +820,56 @@ class CheetahServer:
                 r.body = None
             else:
                 r.body = await self.fs.read(doc.ino)     # a copy the request keeps
+                self._copied_out(r, doc)
         if self._prefetched:
             self._prefetched.difference_update(doc.blocks)
         r.doc = doc
 
-    def _body(self, r: Request, off: int, n: int) -> bytes:
+    def _copied_out(self, r: Request, doc: Document) -> None:
+        """The document was copied out of the file cache (charged by the file system): the
+        CPU touched its bytes and mapped its cache pages. With a physical cache the copy is
+        a buffer of the request's own pages, from which the card takes it by reference
+        (its pages mapped too: the CPU wrote them)."""
+        dt = self.host.doc_touch
+        dt.touched(doc.size)
+        store = self.fs.cache.store
+        if store is None:
+            return
+        ps = self.host.memory.page_size
+        bs = self.fs.sb.block_size
+        dt.mapped(sum(-(-min(bs, doc.size - i * bs) // ps) for i in range(len(doc.blocks))))
+        npages = -(-doc.size // ps)
+        r.copy_pages = self.host.extra["aegis"].alloc_pages(self.env, npages)
+        refs = []
+        for i, page in enumerate(r.copy_pages):
+            n = min(ps, doc.size - i * ps)
+            self.host.memory.write(page * ps, r.body[i * ps:i * ps + n])
+            refs.append(PhysRef(page * ps, n))
+        dt.mapped(npages)
+        r.body = Gather(refs)
+
+    def _free_copy(self, r: Request) -> None:
+        if r.copy_pages:
+            self.host.extra["aegis"].free_pages(self.env, r.copy_pages)
+            r.copy_pages = []
+
+    def _body(self, r: Request, off: int, n: int) -> bytes | Gather:
+        """Document bytes ``off .. off + n``: from the request's copy, or the pinned cache
+        blocks (by reference, when they are in physical memory)."""
         if r.body is not None:
-            return r.body[off:off + n]
+            return r.body.slice(off, off + n) if isinstance(r.body, Gather) \
+                else r.body[off:off + n]
         bs = self.fs.sb.block_size
         out = []
         while n:
             i, bo = divmod(off, bs)
             k = min(n, bs - bo)
-            out.append(bytes(r.pinned[i].data[bo:bo + k]))
+            buf = r.pinned[i]
+            out.append(PhysRef(buf.addr + bo, k) if buf.addr is not None
+                       else bytes(buf.data[bo:bo + k]))
             off += k
             n -= k
-        return b"".join(out)
+        return Gather(out) if isinstance(out[0], PhysRef) else b"".join(out)
 
     def _record(self, r: Request, bufs: list, sums: list, heads: int = 2) -> None:
         """Remember the reply's layout for resupply: the ``heads`` leading buffers (header
@@ -802,8 +882,10 @@ class CheetahServer:
             off += len(b)
 
     def _resupply(self, r: Request, offset: int, length: int):
-        """The reply's bytes ``[offset, offset + length)`` again (from the pinned cache blocks
-        or the request's copy), with their precomputed sum when they are exactly one piece."""
+        """The reply's bytes ``[offset, offset + length)`` again (from the pinned cache blocks,
+        by reference when they are in physical memory, or the request's copy), as
+        ``(piece, sum)`` pairs: each whole piece with its precomputed sum, a cut one with
+        None (the stack sums it)."""
         self.counters["resupplied_bytes"] += length
         out, end = [], offset + length
         for off, data, n, s, body_off in r.stream:
@@ -814,10 +896,8 @@ class CheetahServer:
                 piece = data[lo - off:hi - off]
             else:
                 piece = self._body(r, body_off + lo - off, hi - lo)
-            if s is not None and lo == off == offset and hi == off + n == end:
-                return piece, s
-            out.append(piece)
-        return b"".join(out)
+            out.append((piece, s if lo == off and hi == off + n else None))
+        return out
 
     async def _transmit(self, r: Request, bufs: list, sums: list) -> None:
         st = self.stack
@@ -854,6 +934,9 @@ class CheetahServer:
         c["responses"] = {str(k): v for k, v in sorted(c["responses"].items())}
         c["config"] = self.config.switches()
         c["documents"] = len(self.docs)
+        # What the CPU did to the documents (sw/doc_touch.py; reset with the CPU's stats:
+        # host.doc_touch.reset()).
+        c.update(self.host.doc_touch.as_dict())
         if self.stack is not None:
             t = self.stack.tcp
             c["time_wait_entries"] = len(t.time_wait)

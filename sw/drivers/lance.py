@@ -51,6 +51,7 @@ from sim.bus import Bus, IrqLine
 from sim.cache import Address
 from sim.cpu import CPU
 from sim.kernel import Event, Queue
+from sw.libos.net.gather import Gather
 
 log = logging.getLogger(__name__)
 
@@ -518,20 +519,60 @@ class LanceNetDevice:
     """A started :class:`LanceDriver` as a network interface for a TCP/IP stack
     (:class:`sw.libos.net.ether.NetDevice`, plus :meth:`attach`).
 
+    A frame may be a :class:`sw.libos.net.gather.Gather` (data left in host memory, issue 16):
+    the card has no DMA, so the CPU copies every byte into its buffer memory by programmed
+    I/O, the referenced bytes as well. The copy is charged as for any frame (the driver's
+    word loop); the document bytes it read (:attr:`Gather.doc_bytes`) are recorded as
+    touched on ``doc_touch``. The kernel's driver reads them through unmapped kernel space
+    (the R3000's kseg0), so no page is mapped for it.
+
+    Parameters
+    ----------
+    driver : LanceDriver
+    read : callable(addr, n) -> bytes, optional
+        Main memory's untimed read (``memory.read``), for frames with references.
+    doc_touch : sw.doc_touch.DocTouch, optional
+        The host's counters.
+
     Raises
     ------
     RuntimeError
         If the driver has not been started (its MAC is not known yet).
+    TypeError
+        For a ``read`` that is not callable.
     """
 
-    def __init__(self, driver: LanceDriver):
+    #: The CPU copies every frame into the card (programmed I/O): data a frame sends must be
+    #: current in the CPU's view (a file cache invalidates its DMA-read blocks for it).
+    cpu_copies = True
+
+    def __init__(self, driver: LanceDriver, *, read: Callable[[int, int], bytes] | None = None,
+                 doc_touch=None):
         if not driver.started or driver.mac is None:
             raise RuntimeError(f"{driver.name}: start the driver before making an interface of it")
+        if read is not None and not callable(read):
+            raise TypeError(f"read must be callable(addr, n) or None, not {read!r}")
         self.driver = driver
         self.mac = driver.mac
+        self.read = read
+        self.doc_touch = doc_touch
 
-    async def send(self, frame: bytes) -> None:
-        """Send ``frame`` (no FCS), padded to the 60-byte minimum."""
+    async def send(self, frame) -> None:
+        """Send ``frame`` (bytes or a Gather; no FCS), padded to the 60-byte minimum.
+
+        Raises
+        ------
+        ValueError
+            For a gather list with references and no memory to read them from.
+        """
+        if isinstance(frame, Gather):
+            if frame.refs and self.read is None:
+                raise ValueError(f"{self.driver.name}: a frame with memory references and no "
+                                 f"memory to copy them from (LanceNetDevice(read=...))")
+            data = frame.flatten(self.read)
+            if frame.doc_bytes and self.doc_touch is not None:
+                self.doc_touch.touched(frame.doc_bytes)
+            frame = data
         if len(frame) < 60:
             frame = bytes(frame) + bytes(60 - len(frame))
         await self.driver.send(frame)

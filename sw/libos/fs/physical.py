@@ -20,7 +20,7 @@ only its metadata blocks (:attr:`PhysicalStore.cpu_reads_data`).
 """
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from typing import Callable, Hashable, Iterable
 
 __all__ = ["PhysicalStore"]
 
@@ -38,8 +38,9 @@ class PhysicalStore:
     ----------
     memory : sim.memory.Memory-like
         ``page_size``, ``pages``, ``view(addr, n)`` and ``write(addr, data)``.
-    pages : iterable of int
-        Page numbers the cache's owner holds (e.g. from ``Aegis.alloc_pages``); a slot never
+    pages : iterable of int, or callable(n) -> list of int
+        Page numbers the cache's owner holds (e.g. from ``Aegis.alloc_pages``), or how to get
+        ``n`` of them when the cache knows its block size (:meth:`slots`); a slot never
         straddles two pages that are not adjacent.
     requester : hashable, optional
         Whose the pages are: the device checks DMA into a slot against it (None: the kernel).
@@ -57,23 +58,30 @@ class PhysicalStore:
         For a page outside memory, a repeated page, or a bad parameter.
     """
 
-    def __init__(self, memory, pages: Iterable[int], *, requester: Hashable | None = None,
-                 line_bytes: int = 4, cpu_reads_data: bool = True, doc_touch=None):
-        pages = sorted(pages)
-        for p in pages:
-            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < memory.pages:
-                raise ValueError(f"page {p!r} is not a page of {memory!r}")
-        if len(set(pages)) != len(pages):
-            raise ValueError("a page is given to the store twice")
+    def __init__(self, memory, pages: Iterable[int] | Callable[[int], list[int]], *,
+                 requester: Hashable | None = None, line_bytes: int = 4,
+                 cpu_reads_data: bool = True, doc_touch=None):
+        self.memory = memory
+        self._alloc = pages if callable(pages) else None
+        self.pages: list[int] = []
+        if self._alloc is None:
+            self._set_pages(pages)
         if doc_touch is not None and not callable(getattr(doc_touch, "flushed", None)):
             raise TypeError(f"doc_touch must be a sw.doc_touch.DocTouch, not {doc_touch!r}")
-        self.memory = memory
-        self.pages = pages
         self.requester = requester
         self.line_bytes = _pos_int("line_bytes", line_bytes)
         self.cpu_reads_data = bool(cpu_reads_data)
         self.doc_touch = doc_touch
         self.lines_invalidated = 0
+
+    def _set_pages(self, pages) -> None:
+        pages = sorted(pages)
+        for p in pages:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < self.memory.pages:
+                raise ValueError(f"page {p!r} is not a page of {self.memory!r}")
+        if len(set(pages)) != len(pages):
+            raise ValueError("a page is given to the store twice")
+        self.pages = pages
 
     @property
     def bytes(self) -> int:
@@ -96,6 +104,8 @@ class PhysicalStore:
         if block_size % ps and ps % block_size:
             raise ValueError(f"block size {block_size} is neither a multiple nor a divisor of "
                              f"the {ps}-byte page")
+        if self._alloc is not None and not self.pages:
+            self._set_pages(self._alloc(-(-block_size * count // ps)))
         out: list[int] = []
         run: list[int] = []
         for p in self.pages + [None]:

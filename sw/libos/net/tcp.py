@@ -391,8 +391,10 @@ class TcpPcb(Handlers):
     def resupply(self, offset: int, length: int) -> Any:
         """Return ``length`` bytes of the stream starting at ``offset`` (again).
 
-        May return bytes, a list of buffers, or ``(data, sum)`` with the one's-complement sum
-        of the bytes (:func:`~sw.libos.net.checksum.ones_sum`) so the stack need not sum them.
+        May return bytes, a list of buffers, ``(data, sum)`` with the one's-complement sum
+        of the bytes (:func:`~sw.libos.net.checksum.ones_sum`) so the stack need not sum them,
+        or a list of ``(buffer, sum or None)`` pairs (the stack sums only the pieces without
+        one). A buffer may be a :class:`~sw.libos.net.gather.Gather` (data left in memory).
 
         Raises
         ------
@@ -1022,6 +1024,17 @@ class Tcp:
                 and not isinstance(got[1], bool)):
             bufs = _as_buffers(got[0], "resupplied data")
             parts = [(_join(bufs), ck._check_sum(got[1], "resupplied sum"))]
+        elif isinstance(got, list) and got and all(isinstance(p, tuple) for p in got):
+            parts = []
+            for p in got:
+                if len(p) != 2:
+                    raise TypeError(f"resupply({o}, {n}) returned a part {p!r}, not a "
+                                    f"(buffer, sum or None) pair")
+                b = _buffer(p[0])
+                if b is None:
+                    raise TypeError(f"resupplied data must be bytes or a Gather, not "
+                                    f"{type(p[0]).__name__}")
+                parts.append((b, None if p[1] is None else ck._check_sum(p[1], "resupplied sum")))
         else:
             parts = [(b, None) for b in _as_buffers(got, "resupplied data")]
         have = sum(len(b) for b, _ in parts)

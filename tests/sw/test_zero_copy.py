@@ -1,0 +1,203 @@
+"""Cheetah's zero-copy path (issue 16 item 4): the file cache's physical pages go to a DMA card
+by reference; the CPU touches, flushes and maps no document byte with every specialization on,
+and touches every one with the combined cache/retransmission pool off; over the LANCE card's
+programmed I/O every byte sent is touched.
+
+The server is an Aegis host whose disk DMAs into its memory (the library's cache is physical)
+and whose interface is a DMA card: it takes gather lists and reads their references from
+memory itself (:class:`DmaNic`), as the AN2 does; a lossy link makes TCP retransmit from the
+pinned cache blocks.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.cpu import CPU
+from sim.kernel import Kernel
+from sim.memory import Memory
+from sim.platforms.decstation import DECSTATION_5000_125_AEGIS
+from sim.time import S
+from sw.cheetah import CheetahConfig, make_server
+from sw.exokernel import Aegis
+from sw.host import Host
+from sw.libos.fs import MemoryBlockDevice
+from sw.libos.net import NetStack
+from sw.libos.net.gather import Gather, PhysRef
+from sw.libos.net import tcp
+from sw.libos.net.ipv4 import addr
+
+sys.path.insert(0, str(Path(__file__).parent))
+from libos_net_harness import LossyLink  # noqa: E402
+from test_cheetah import (CLIENT_IP, CLIENT_MAC, SERVER_IP, SERVER_MAC, Client, content,  # noqa: E402
+                          get, make_disk, split)
+
+DOCS = {"/small": content(700, 1), "/doc": content(10240, 2), "/big": content(40000, 3)}
+
+
+class DmaNic:
+    """A network interface whose card fetches a gather list's references from main memory by
+    DMA (the CPU touches none of them); bytes pieces it takes as they are."""
+
+    def __init__(self, end, memory: Memory):
+        self.end = end
+        self.mac = end.mac
+        self.memory = memory
+        self.ref_bytes = 0
+        self.doc_ref_bytes = 0
+        self.frames = 0
+
+    def attach(self, fn) -> None:
+        self.end.attach(fn)
+
+    @property
+    def receiver(self):
+        return self.end.receiver
+
+    async def send(self, frame) -> None:
+        self.frames += 1
+        if isinstance(frame, Gather):
+            self.ref_bytes += frame.ref_bytes
+            self.doc_ref_bytes += frame.doc_bytes
+            frame = frame.flatten(self.memory.read)
+        await self.end.send(frame)
+
+
+class Run:
+    """A physical-cache Cheetah on Aegis behind a DMA card, and a client, over a lossy link."""
+
+    def __init__(self, config: CheetahConfig, *, loss: float = 0.0, seed: int = 11):
+        self.k = k = Kernel()
+        self.link = LossyLink(k, seed=seed, loss=loss)
+        mem = Memory(k, 4 << 20, profile=DECSTATION_5000_125_AEGIS)
+        self.nic = DmaNic(self.link.end(SERVER_MAC), mem)
+        cdev = self.link.end(CLIENT_MAC)
+        t = k.spawn(make_disk(DOCS))
+        k.run(until=1)
+        disk = MemoryBlockDevice(4096, 512, data=t.result.data, memory=mem)   # DMAs into mem
+        cpu = CPU(k, DECSTATION_5000_125_AEGIS, "server-cpu")
+        self.aegis = Aegis(mem, cpu=cpu)
+        self.aegis.bind_netdev(self.nic)
+        self.host = Host("server", k, cpu, self.nic, addr(SERVER_IP), memory=mem, blockdev=disk,
+                         arp={addr(CLIENT_IP): cdev.mac}, seed=5, extra={"aegis": self.aegis})
+        self.server = make_server(self.host, config, cache_blocks=64)
+        self.client = NetStack(k, cdev, CLIENT_IP, name="client", seed=9)
+        cdev.attach(self.client.input)
+        self.client.add_arp(SERVER_IP, SERVER_MAC)
+        st = k.spawn(self.server.start())
+        k.run(until=k.now + 1 * S)
+        assert st.done and st.exception is None
+        self.host.doc_touch.reset()          # the measured interval starts (as the experiment)
+        self.nic.ref_bytes = self.nic.doc_ref_bytes = 0
+
+    def serve(self, paths: list[str], wait: int = 60 * S) -> list[bytes]:
+        cs = []
+        for p in paths:
+            c = Client(self.client, get(p))
+            self.k.spawn(self.client.connect(c, SERVER_IP, 80))
+            cs.append(c)
+        self.k.run(until=self.k.now + wait)
+        return [split(c.got)[2] for c in cs]
+
+
+PATHS = ["/small", "/doc", "/big", "/doc", "/big"]
+
+
+def handed_down(nbytes: int) -> tuple[int, int]:
+    """``(touched, by reference)`` for ``nbytes`` of document data TCP sends: while the IP
+    layer under it takes only bytes (tcp.IP_TAKES_GATHER off), TCP hands the segment's bytes
+    down and counts them as touched (the copy below); else they go to the card by
+    reference."""
+    return (0, nbytes) if tcp.IP_TAKES_GATHER else (nbytes, 0)
+
+
+def test_the_cache_is_physical_and_documents_go_by_reference():
+    run = Run(CheetahConfig())
+    assert run.serve(PATHS) == [DOCS[p] for p in PATHS]
+    fs = run.server.fs
+    assert fs.cache.store is not None
+    env = run.server.env
+    for b in fs.cache.buffers():
+        assert run.aegis.owns(env, b.addr, fs.sb.block_size)
+    st = run.server.stats()
+    assert st["requests"] == len(PATHS) + 0 and st["responses"] == {"200": len(PATHS)}
+    # every document byte went to the card by reference, none through the CPU
+    touched, by_ref = handed_down(sum(len(DOCS[p]) for p in PATHS))
+    assert run.nic.doc_ref_bytes == by_ref
+    assert (st["cpu_touched_doc_bytes"], st["doc_cache_lines_flushed"],
+            st["doc_pages_mapped"]) == (touched, 0, 0)
+
+
+def test_retransmissions_come_from_the_pinned_cache_pages_by_reference():
+    run = Run(CheetahConfig(), loss=0.15)
+    paths = ["/doc", "/big"] * 4
+    assert run.serve(paths, wait=200 * S) == [DOCS[p] for p in paths]
+    st = run.server.stats()
+    assert run.link.counts["lost"] > 0 and st["resupplied_bytes"] > 0
+    body = sum(len(DOCS[p]) for p in paths)
+    sent = run.nic.doc_ref_bytes + st["cpu_touched_doc_bytes"]
+    assert sent > body                           # retransmitted document bytes
+    # ... all by reference: none summed or copied by the CPU (only handed down, see above)
+    assert (st["cpu_touched_doc_bytes"], run.nic.doc_ref_bytes) == handed_down(sent)
+    assert st["doc_pages_mapped"] == 0
+    assert st["open_connections"] == 0
+
+
+def test_without_the_combined_pool_the_copy_touches_every_document_byte():
+    run = Run(CheetahConfig().without("cache_as_retransmit_pool"))
+    assert run.serve(PATHS) == [DOCS[p] for p in PATHS]
+    st = run.server.stats()
+    body = sum(len(DOCS[p]) for p in PATHS)
+    # the copy out of the file cache into the request's buffer: each byte once, which the
+    # card then takes from that buffer by reference
+    touched, by_ref = handed_down(body)
+    assert st["cpu_touched_doc_bytes"] == body + touched
+    assert run.nic.doc_ref_bytes == by_ref
+    assert st["doc_pages_mapped"] > 0
+    # the copies' pages went back to the kernel when the connections ended
+    assert all(not r.copy_pages for r in run.server._pool)
+
+
+def test_without_precomputed_checksums_the_stack_sums_the_document_in_place():
+    run = Run(CheetahConfig().without("precomputed_checksums"))
+    assert run.serve(PATHS) == [DOCS[p] for p in PATHS]
+    st = run.server.stats()
+    body = sum(len(DOCS[p]) for p in PATHS)
+    assert st["cpu_touched_doc_bytes"] == body + handed_down(body)[0]
+    assert st["doc_pages_mapped"] > 0
+
+
+class _FakeLance:
+    name, started, mac = "le0", True, bytes.fromhex("020000000101")
+
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, frame: bytes) -> None:
+        self.sent.append(frame)
+
+
+def test_the_lance_copies_a_gather_list_by_programmed_io_and_counts_the_document_bytes():
+    from sw.doc_touch import DocTouch
+    from sw.drivers.lance import LanceNetDevice
+    k = Kernel()
+    mem = Memory(k, 1 << 16, profile=DECSTATION_5000_125_AEGIS)
+    mem.write(0x2000, content(3000, 4))
+    drv, dt = _FakeLance(), DocTouch()
+    nd = LanceNetDevice(drv, read=mem.read, doc_touch=dt)
+    hdr = bytes(range(54))
+    g = Gather([hdr, PhysRef(0x2000, 1000), PhysRef(0x2000 + 1000, 446)])
+    t = k.spawn(nd.send(g))
+    k.run()
+    assert t.exception is None
+    assert drv.sent == [hdr + content(3000, 4)[:1446]]
+    assert (dt.touched_bytes, dt.pages_mapped, dt.lines_flushed) == (1446, 0, 0)
+    t = k.spawn(nd.send(Gather([hdr, PhysRef(0, 10, doc=False)])))
+    k.run()
+    assert dt.touched_bytes == 1446 and drv.sent[-1] == hdr + bytes(10)
+    k2 = Kernel()
+    k2.spawn(LanceNetDevice(drv).send(g))
+    with pytest.raises(Exception, match="references and no memory"):
+        k2.run()
