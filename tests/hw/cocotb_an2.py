@@ -28,9 +28,10 @@ from scapy.packet import Raw
 
 from bfm import Scoreboard
 from bfm.an2_driver import An2Host, HostLayout, RxPdu
-from bfm.atm_cells import CellSignals, CellSink, CellSource, pdus_of, random_gaps
+from bfm.atm_cells import CellSignals, CellSink, CellSource, pdus_of
 from bfm.cocotb_hostbus import HostBusDriver, HostBusSignals
-from bfm.dma_memory import DmaMemory, DmaSignals, HostMemory, random_waits
+from bfm.dma_memory import DmaMemory, DmaSignals, HostMemory
+from bfm.pauses import random_pauses
 from hw.an2.registers import (MAX_PDU, MAX_PDU_CELLS, NO_INDEX, NUM_VCS, Completion, Counter,
                               CqError, CqKind, Link, Reg, aal5_cells)
 from hw.an2.timing import CELL_SLOT_CYCLES, CLOCK_PERIOD_PS
@@ -120,14 +121,14 @@ class Bench:
         Clock(dut.clk, P, unit="ps", impl="gpi").start()
         self.memory = HostMemory(size=MEM_BYTES, page_size=PAGE)
         self.dma = DmaMemory(DmaSignals(dut), dut.clk, memory=self.memory, period_ps=P,
-                             waits=random_waits(seed + 1, max_wait=max_wait) if max_wait
+                             waits=random_pauses(seed + 1, most=max_wait) if max_wait
                              else None)
         self.bus = HostBusDriver(HostBusSignals(dut), dut.clk, period_ps=P, phase="falling")
         self.host = An2Host(self.bus, self.memory, dut.clk, layout=layout or HostLayout())
         self.source = CellSource(
             CellSignals(dut, prefix="rx"), dut.clk, period_ps=P,
-            gaps=random_gaps(seed + 2, max_gap=cell_gaps) if cell_gaps else None,
-            word_gaps=random_gaps(seed + 3, max_gap=2, gap_chance=0.05) if word_gaps else None)
+            gaps=random_pauses(seed + 2, most=cell_gaps, chance=0.3) if cell_gaps else None,
+            word_gaps=random_pauses(seed + 3, most=2, chance=0.05) if word_gaps else None)
         self.sink = CellSink(CellSignals(dut, prefix="tx"), dut.clk, period_ps=P,
                              callback=lambda c: None)
         #: Received PDUs by VC, good or flagged, in completion order.

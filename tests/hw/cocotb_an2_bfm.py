@@ -17,9 +17,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from bfm.atm_cells import (CellSignals, CellSink, CellSource, cell_words, pdus_of, random_gaps,
-                           slot_at_or_after)
-from bfm.dma_memory import DmaMemory, DmaSignals, HostMemory, random_waits
+from bfm.atm_cells import CellSignals, CellSink, CellSource, cell_words, pdus_of, slot_at_or_after
+from bfm.dma_memory import DmaMemory, DmaSignals, HostMemory
+from bfm.pauses import random_pauses
 from hw.an2.timing import CELL_WORDS, CLOCK_PERIOD_PS, cell_slot_edge
 from sim.media.aal5 import Aal5CrcError, segment
 from sim.media.atm import Cell
@@ -58,7 +58,7 @@ async def cells_loop_back_at_slot_edges(dut) -> None:
     await start(dut)
     rng = random.Random(1)
     src = CellSource(CellSignals(dut, prefix="rx"), dut.clk, period_ps=P,
-                     gaps=random_gaps(2, max_gap=3))
+                     gaps=random_pauses(2, most=3, chance=0.3))
     sink = CellSink(CellSignals(dut, prefix="tx"), dut.clk, period_ps=P, callback=lambda c: None)
     cells = [random_cell(rng) for _ in range(20)]
     good, bad = rng.randbytes(100), rng.randbytes(61)
@@ -153,7 +153,7 @@ async def dma_memory_against_a_reference(dut) -> None:
     for page, owner in owners.items():
         mem.set_owner(page, owner)
     dmem = DmaMemory(DmaSignals(dut), dut.clk, memory=mem, period_ps=P,
-                     waits=random_waits(6, max_wait=4))
+                     waits=random_pauses(6, most=4))
 
     def allowed(addr: int, n: int, owner: int) -> bool:
         return owner == 0 or all(owners.get(p) in (None, owner)

@@ -23,7 +23,8 @@ from amaranth.lib.wiring import In, Out
 
 from bfm.an2_driver import HostLayout
 from bfm.atm_cells import cell_of_words, cell_words, pdus_of, slot_at_or_after
-from bfm.dma_memory import HostMemory, random_waits
+from bfm.dma_memory import HostMemory
+from bfm.pauses import next_pause, random_pauses
 from hw.an2.registers import ENTRY_BYTES
 from hw.an2.timing import cell_slot_edge
 from hw.bus import OWNER_WIDTH, DmaBus
@@ -94,10 +95,20 @@ def test_host_memory_ownership_rule() -> None:
         m.write(4 * 4096 - 2, b"abc")
     with pytest.raises(ValueError, match="positive multiple of page_size"):
         HostMemory(size=1000)
-    waits = random_waits(1, max_wait=3)
-    ws = [next(waits) for _ in range(200)]
-    assert set(ws) == {0, 1, 2, 3}
-    assert ws == [next(w) for w in [random_waits(1, max_wait=3)] for _ in range(200)]
+
+
+def test_random_pauses_are_deterministic_and_checked() -> None:
+    waits = random_pauses(1, most=3)
+    ws = [next(waits) for _ in range(400)]
+    assert set(ws) == {0, 1, 2, 3} and 150 < ws.count(0) < 250
+    again = random_pauses(1, most=3)
+    assert ws == [next(again) for _ in range(400)]
+    assert set(next(random_pauses(2, most=0)) for _ in range(50)) == {0}
+    assert next_pause(None, "x") == 0
+    with pytest.raises(ValueError, match="the gap generator gave -1"):
+        next_pause(iter([-1]), "gap")
+    with pytest.raises(ValueError, match="most must be an int >= 0"):
+        next(random_pauses(1, most=-1))
 
 
 def test_host_layout() -> None:

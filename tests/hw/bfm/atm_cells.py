@@ -21,7 +21,6 @@ Python wakes once per word while a cell crosses the pins, never while they are i
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -30,12 +29,13 @@ from cocotb.queue import Queue
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
+from bfm.pauses import next_pause
 from hw.an2.timing import CELL_SLOT_CYCLES, CELL_WORDS, cell_slot_edge
 from sim.media.aal5 import Aal5Error, reassemble
 from sim.media.atm import Cell
 
 __all__ = ["CellSignals", "CellSink", "CellSource", "SentCell", "cell_of_words", "cell_words",
-           "pdus_of", "random_gaps", "slot_at_or_after"]
+           "pdus_of", "slot_at_or_after"]
 
 _PACINGS = ("slot", "back_to_back")
 
@@ -76,31 +76,6 @@ def slot_at_or_after(edge: int) -> int:
     while k and cell_slot_edge(k - 1) >= edge:
         k -= 1
     return k
-
-
-def random_gaps(seed: int, *, max_gap: int, gap_chance: float = 0.3) -> Iterator[int]:
-    """A gap generator: 0 with probability ``1 - gap_chance``, otherwise 1 .. ``max_gap``,
-    from ``random.Random(seed)``.
-
-    Raises
-    ------
-    ValueError
-        If ``max_gap`` is negative or ``gap_chance`` not in [0, 1].
-    """
-    if not isinstance(max_gap, int) or max_gap < 0:
-        raise ValueError(f"max_gap must be an int >= 0, not {max_gap!r}")
-    if not 0 <= gap_chance <= 1:
-        raise ValueError(f"gap_chance must be in [0, 1], not {gap_chance!r}")
-    rng = random.Random(seed)
-    while True:
-        yield rng.randint(1, max_gap) if max_gap and rng.random() < gap_chance else 0
-
-
-def _gap(gen: Iterator[int] | None, what: str) -> int:
-    g = 0 if gen is None else next(gen)
-    if not isinstance(g, int) or isinstance(g, bool) or g < 0:
-        raise ValueError(f"the {what} generator gave {g!r}, not an int >= 0")
-    return g
 
 
 class CellSignals:
@@ -244,16 +219,16 @@ class CellSource:
             now = self._edge()
             first = max(now + 1, self._free_edge)
             if self.pacing == "slot":
-                k = max(slot_at_or_after(first), self._next_slot) + _gap(self.gaps, "gap")
+                k = max(slot_at_or_after(first), self._next_slot) + next_pause(self.gaps, "gap")
                 first = cell_slot_edge(k)
                 self._next_slot = k + 1
             else:
-                first += _gap(self.gaps, "gap")
+                first += next_pause(self.gaps, "gap")
             for _ in range(first - 1 - now):  # drive just after edge first - 1
                 await RisingEdge(clk)
             for i, w in enumerate(words):
                 if i:
-                    pause = _gap(self.word_gaps, "word gap")
+                    pause = next_pause(self.word_gaps, "word gap")
                     if pause:
                         pins.valid.value = 0
                         pins.soc.value = 0

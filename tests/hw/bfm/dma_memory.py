@@ -22,7 +22,6 @@ never while the bus is idle.
 """
 from __future__ import annotations
 
-import random
 import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -31,9 +30,10 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from bfm.pauses import next_pause
 from sim.memory import default_access_check
 
-__all__ = ["Burst", "DmaMemory", "DmaSignals", "HostMemory", "random_waits"]
+__all__ = ["Burst", "DmaMemory", "DmaSignals", "HostMemory"]
 
 
 class HostMemory:
@@ -152,24 +152,6 @@ class Burst:
     end: int
 
 
-def random_waits(seed: int, *, max_wait: int, idle_chance: float = 0.5) -> Iterator[int]:
-    """A pause generator: 0 wait cycles with probability ``1 - idle_chance``, otherwise 1 ..
-    ``max_wait``, from ``random.Random(seed)`` (deterministic).
-
-    Raises
-    ------
-    ValueError
-        If ``max_wait`` is negative or ``idle_chance`` not in [0, 1].
-    """
-    if not isinstance(max_wait, int) or max_wait < 0:
-        raise ValueError(f"max_wait must be an int >= 0, not {max_wait!r}")
-    if not 0 <= idle_chance <= 1:
-        raise ValueError(f"idle_chance must be in [0, 1], not {idle_chance!r}")
-    rng = random.Random(seed)
-    while True:
-        yield rng.randint(1, max_wait) if max_wait and rng.random() < idle_chance else 0
-
-
 class DmaSignals:
     """The signals of one DmaBus port of a cocotb design.
 
@@ -262,10 +244,7 @@ class DmaMemory:
         self.waits = waits
 
     def _wait(self) -> int:
-        w = 0 if self.waits is None else next(self.waits)
-        if not isinstance(w, int) or isinstance(w, bool) or w < 0:
-            raise ValueError(f"{self.bus.name}: the wait generator gave {w!r}, not an int >= 0")
-        return w
+        return next_pause(self.waits, f"{self.bus.name} wait")
 
     def _request(self) -> tuple[int, int, int, int]:
         b = self.bus
