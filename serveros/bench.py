@@ -110,7 +110,6 @@ def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
     from hw.lance.harness import LanceHarness
 
     from .experiments.lance import run_lance_exchange
-    from .verilator_bare import bare_cycles_per_second
 
     rows = []
     runs = {}
@@ -123,15 +122,22 @@ def lance_benchmarks(frames: int = 200, size: int = 1514) -> list[BenchResult]:
                                 "bit/s", f"{r.wire_bits_per_wall_second / WIRE_BITS_PER_S:.2f} "
                                          f"of the 10 Mbit/s wire in wall time"))
     rtl = runs["verilator"]
-    cycles = rtl.sim_ps // LANCE.clock.period
-    cosim = cycles / rtl.wall_seconds
-    rows.append(BenchResult("lance verilator: RTL cycles", cosim, "cycles/s",
-                            f"{cycles:,} cycles, {rtl.python_wakes:,} Python wakes"))
-    bare = bare_cycles_per_second(LanceHarness(), "lance_harness", cycles=2_000_000,
-                                  design="lance_harness_bare")
-    rows.append(BenchResult("lance bare Verilator loop", bare.cycles_per_second, "cycles/s",
-                            f"co-simulation reaches {cosim / bare.cycles_per_second:.0%} of it"))
-    return rows
+    return rows + rtl_against_bare("lance", rtl.sim_ps // LANCE.clock.period, rtl.wall_seconds,
+                                   rtl.python_wakes, LanceHarness(), "lance_harness")
+
+
+def rtl_against_bare(device: str, cycles: int, wall_seconds: float, wakes: int, harness,
+                     toplevel: str, *, what: str = "cycles") -> list[BenchResult]:
+    """Two rows: a co-simulation's ``cycles`` of ``device``'s RTL per wall-second, and a bare
+    Verilator loop of the same harness (``toplevel``) with the fraction the co-simulation
+    reaches of it."""
+    from .verilator_bare import bare_cycles_per_second
+    cosim = cycles / wall_seconds
+    bare = bare_cycles_per_second(harness, toplevel, cycles=2_000_000, design=f"{toplevel}_bare")
+    return [BenchResult(f"{device} verilator: RTL cycles", cosim, "cycles/s",
+                        f"{cycles:,} {what}, {wakes:,} Python wakes"),
+            BenchResult(f"{device} bare Verilator loop", bare.cycles_per_second, "cycles/s",
+                        f"co-simulation reaches {cosim / bare.cycles_per_second:.0%} of it")]
 
 
 # -- disk controller: model and RTL on Verilator ---------------------------------------------------
@@ -237,19 +243,10 @@ def an2_benchmarks(pdus: int = 24, seed: int = 16) -> list[BenchResult]:
                                 f"{r.pdus} PDUs, both ways at once"))
     from hw.an2.harness import An2Harness
     from hw.an2.timing import CLOCK_PERIOD_PS
-
-    from .verilator_bare import bare_cycles_per_second
     rtl = runs["verilator"]
-    cycles = 2 * (rtl.end_ps // CLOCK_PERIOD_PS)
-    cosim = cycles / rtl.wall_seconds
-    rows.append(BenchResult("an2 verilator: RTL cycles", cosim, "cycles/s",
-                            f"{cycles:,} card cycles (two cards), {rtl.python_wakes:,} Python "
-                            f"wakes"))
-    bare = bare_cycles_per_second(An2Harness(), "an2_harness", cycles=2_000_000,
-                                  design="an2_harness_bare")
-    rows.append(BenchResult("an2 bare Verilator loop", bare.cycles_per_second, "cycles/s",
-                            f"co-simulation reaches {cosim / bare.cycles_per_second:.0%} of it"))
-    return rows
+    return rows + rtl_against_bare("an2", 2 * (rtl.end_ps // CLOCK_PERIOD_PS), rtl.wall_seconds,
+                                   rtl.python_wakes, An2Harness(), "an2_harness",
+                                   what="card cycles (two cards)")
 
 #: Issue 6's targets: the default run at most 0.1 wall seconds per simulated second on the
 #: model backend, the Verilator backend at most 5.
