@@ -28,7 +28,7 @@ from sim.cpu import COPY, INTERRUPT, KERNEL
 from sim.platforms.clients import CLIENT_NICS, ClientNic
 from sw.ultrix import Process, SocketLayer, UltrixCosts, UltrixKernel, UltrixNetStack
 from sw.ultrix.kernel import ULTRIX_COSTS_CPI
-from sw.ultrix.sockets import Socket, ultrix_tcp_config
+from sw.ultrix.sockets import Socket, tcp_mss, ultrix_tcp_config
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,8 @@ class ClientOS:
         self.iface = ClientInterface(host.netdev, host.cpu, nic)
         self.stack = ClientNetStack(host.kernel, self.iface, host.ip, cpu=host.cpu,
                                     seed=host.seed, name=host.name,
-                                    config=ultrix_tcp_config(), costs=costs)
+                                    config=ultrix_tcp_config(mss=tcp_mss(host.netdev)),
+                                    costs=costs)
         self.iface.stack = self.stack
         self.iface.attach(self.stack.input)
         self.stack.add_arp(host.ip, host.netdev.mac)          # our own address: lo0

@@ -51,7 +51,7 @@ from .kernel import Alarm, Process, UltrixCosts, UltrixKernel, WaitChannel
 log = logging.getLogger(__name__)
 
 __all__ = ["SocketError", "Socket", "SocketLayer", "UltrixTcp", "UltrixNetStack",
-           "ultrix_tcp_config", "UltrixMachine", "SB_HIWAT", "TCP_SPACE", "socket_space", "MLEN", "MCLBYTES", "MINCLSIZE", "SOMAXCONN"]
+           "ultrix_tcp_config", "tcp_mss", "UltrixMachine", "SB_HIWAT", "TCP_SPACE", "socket_space", "MLEN", "MCLBYTES", "MINCLSIZE", "SOMAXCONN"]
 
 #: ``tcp_sendspace`` (= ``tcp_recvspace``: ``soreserve`` in ``tcp_attach`` sets both socket
 #: buffers' ``sb_hiwat``) of each machine's system, by the profile's ``os``:
@@ -105,6 +105,16 @@ def ultrix_tcp_config(**kw) -> TcpConfig:
                 rx_copy=False, delayed_ack=True, nodelay=False)
     base.update(kw)
     return TcpConfig(**base)
+
+
+def tcp_mss(device) -> int:
+    """The MSS 4.3BSD-Tahoe's ``tcp_mss()`` (ULTRIX 4.2's) takes for a peer on the local
+    network behind ``device``: the interface's MTU (its link layer's, or Ethernet's 1500) less
+    the 40 bytes of TCP and IP headers, rounded down to whole mbuf clusters (:data:`MCLBYTES`)
+    when it exceeds one: 1460 on Ethernet, 8192 over classical IP over ATM (MTU 9180)."""
+    link = getattr(device, "link_layer", None)
+    mss = (link.mtu if link is not None else 1500) - 40
+    return mss - mss % MCLBYTES if mss > MCLBYTES else mss
 
 
 class SocketError(OSError):
@@ -856,7 +866,9 @@ class UltrixMachine:
         self.doc_touch = getattr(host, "doc_touch", None) or DocTouch()
         self.uk = UltrixKernel(host.kernel, host.cpu, costs=costs, name=host.name)
         self.stack = UltrixNetStack(host.kernel, host.netdev, host.ip, cpu=host.cpu,
-                                    seed=host.seed, name=host.name, config=tcp_config,
+                                    seed=host.seed, name=host.name,
+                                    config=tcp_config or ultrix_tcp_config(
+                                        mss=tcp_mss(host.netdev)),
                                     costs=self.uk.costs)
         host.netdev.attach(self.stack.input)
         for ip, mac in (host.arp or {}).items():
