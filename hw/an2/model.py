@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from sim.bus import IrqLine, RegisterPort, RegisterTarget
 from sim.kernel import Kernel
 from sim.media.aal5 import build_pdu, crc32_aal5
-from sim.media.atm import Cell, LinkEnd, first_slot_at, slot_start
+from sim.media.atm import SLOT_DEN, SLOT_NUM_PS, Cell, LinkEnd, first_slot_at, slot_start
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 from sim.time import Clock
 
@@ -69,12 +69,26 @@ from .timing import (BUS_WAIT_CYCLES, CQ_UPDATE_CYCLES, DMA_ERR_CYCLES,
                      RX_TRAILER_CHECK_CYCLES, TX_CELL_ISSUE_CYCLES, TX_DOORBELL_CYCLES,
                      TX_FIFO_CELLS)
 
-__all__ = ["An2Model", "RingFault"]
+__all__ = ["An2Model", "RingFault", "REFERENCE"]
+
+#: Run every card in the per-cell reference path (the first version's engines, one coroutine
+#: call chain per cell) instead of the fast path; the ``reference`` argument of
+#: :class:`An2Model` overrides it per card. Both give identical results (tests/hw/
+#: test_an2_fast.py runs random scenarios in both and compares every observable).
+REFERENCE = False
 
 _MASK = 0xFFFF_FFFF
 _ERROR_COUNTERS = {Counter.CrcErrors, Counter.OversizePdus, Counter.NoBuffer, Counter.LostCells,
                    Counter.DmaFaults, Counter.UnknownVc}
 _DMA_ERRORS = (MemoryAccessError, MemoryBoundsError)
+#: Decoded VC table words (a VcEntry is frozen: one decode per distinct word, for every card).
+_ENTRIES: dict[int, VcEntry] = {}
+# Plain ints of the registers, bits and counters the per-cell paths test.
+_CONTROL, _STATUS = int(Reg.Control), int(Reg.Status)
+_LOOPBACK = int(Control.Loopback)
+_RX_ON, _FAULT = int(Status.RxOn), int(Status.Fault)
+_CELLS_TX, _CELLS_RX = int(Counter.CellsTx), int(Counter.CellsRx)
+_CELL = CELL_PAYLOAD_BYTES
 
 
 class RingFault(Exception):
@@ -116,6 +130,9 @@ class An2Model(RegisterTarget):
         The line the card drives (``IrqCause & IrqEnable``).
     link : LinkEnd or None
         The link end the card's fibre is attached to (None: no link; Loopback still works).
+    reference : bool or None, keyword-only
+        Force the per-cell reference path (True) or the fast path (False); None (the default)
+        follows the module's :data:`REFERENCE`.
 
     Raises
     ------
@@ -137,7 +154,7 @@ class An2Model(RegisterTarget):
     """
 
     def __init__(self, kernel: Kernel, clock: Clock, *, memory: Memory, irq: IrqLine,
-                 link: LinkEnd | None) -> None:
+                 link: LinkEnd | None, reference: bool | None = None) -> None:
         # The bus side first: it checks kernel and clock.
         self.port = RegisterPort(kernel, clock, name="AN2", tag="an2", window_size=WINDOW_SIZE,
                                  wait_cycles=BUS_WAIT_CYCLES, peek=self._peek, poke=self._poke)
@@ -147,7 +164,10 @@ class An2Model(RegisterTarget):
             raise TypeError(f"irq must be a sim.bus.IrqLine, not {irq!r}")
         if link is not None and not isinstance(link, LinkEnd):
             raise TypeError(f"link must be a sim.media.atm.LinkEnd or None, not {link!r}")
+        if reference is not None and not isinstance(reference, bool):
+            raise TypeError(f"reference must be a bool or None, not {reference!r}")
         self.kernel, self.clock, self.memory, self.irq, self.link = kernel, clock, memory, irq, link
+        self.reference = REFERENCE if reference is None else reference
         self._p = clock.period
         self._tx_kick = kernel.event("an2.tx.kick")
         self._cq_space = kernel.event("an2.cq.space")
@@ -179,6 +199,14 @@ class An2Model(RegisterTarget):
         self._pending = 0           # completions since IrqCause.Completion was last set
         self._coalesce_cancel = None
         self._gen = getattr(self, "_gen", 0) + 1
+
+    def _entry(self, vci: int) -> VcEntry:
+        """VC ``vci``'s table entry, decoded (once per distinct table word)."""
+        word = self.vc_table[vci]
+        entry = _ENTRIES.get(word)
+        if entry is None:
+            entry = _ENTRIES[word] = VcEntry.from_int(word)
+        return entry
 
     def _reg(self, r: Reg | int, pool: int = 0) -> int:
         return self.regs[int(r) + 16 * pool]
@@ -445,7 +473,7 @@ class An2Model(RegisterTarget):
     async def _tx_pdu(self, t: int, descs: list) -> int:
         vci = descs[0][1].vci
         self._tx_sent = self._tx_sent_bytes = 0
-        entry = VcEntry.from_int(self.vc_table[vci]) if vci < NUM_VCS else VcEntry()
+        entry = self._entry(vci) if vci < NUM_VCS else VcEntry()
         errors, sent_cells, length = CqError(0), 0, sum(d.length for _, d in descs)
         if not entry.enable:
             errors = CqError.BadVc
@@ -454,10 +482,11 @@ class An2Model(RegisterTarget):
             self._count(Counter.OversizePdus, t)
         else:
             payload = bytearray()
+            gather = self._tx_gather if self.reference else self._tx_gather_fast
             try:
                 for _, d in descs:
                     if d.length:
-                        t = await self._tx_gather(t, d, entry.owner, payload, vci)
+                        t = await gather(t, d, entry.owner, payload, vci)
                         sent_cells = self._tx_sent
             except _DMA_ERRORS:
                 t = self._edge(self.kernel.now)
@@ -505,11 +534,83 @@ class An2Model(RegisterTarget):
             pdu = build_pdu(payload)        # UU and CPI 0; _tx_pdu refused over MAX_PDU
         else:
             pdu = payload.ljust(-(-len(payload) // CELL_PAYLOAD_BYTES) * CELL_PAYLOAD_BYTES, b"\0")
+        if not self.reference:
+            return await self._tx_finish_fast(t, pdu, vci, aal5), self._tx_sent
         for off in range(self._tx_sent_bytes, len(pdu), CELL_PAYLOAD_BYTES):
             t = await self._fifo_room(t)
             t = self._send(t, vci, pdu[off:off + CELL_PAYLOAD_BYTES],
                            end=bool(aal5) and off + CELL_PAYLOAD_BYTES == len(pdu))
         return t, self._tx_sent
+
+    # The fast path's transmit: the same sleeps, memory calls and kernel entries as
+    # _tx_gather / _tx_finish / _fifo_room / _dma / _send above, in the same order, in one
+    # coroutine frame per buffer with no per-cell objects but the cell.
+    async def _tx_gather_fast(self, t: int, d: TxDescriptor, owner: int, payload: bytearray,
+                              vci: int) -> int:
+        """:meth:`_tx_gather`, fast."""
+        k, mem, p, dep = self.kernel, self.memory, self._p, self._tx_departures
+        requester = owner or None
+        setup, err = DMA_SETUP_CYCLES * p, DMA_ERR_CYCLES * p
+        addr, length, last = d.addr, d.length, d.last
+        pos = 0
+        while pos < length:
+            n = _CELL - len(payload) % _CELL
+            if n > length - pos:
+                n = length - pos
+            if len(dep) == TX_FIFO_CELLS and dep[0] > t:       # _fifo_room
+                t = -(-dep[0] // p) * p
+                await k.sleep_until(t)
+            a, gen = addr + pos, self._gen
+            try:                                                # _dma
+                mem.check(a, n, requester, write=False)
+            except _DMA_ERRORS:
+                await k.sleep_until(t + err)
+                raise
+            await k.sleep_until(t + setup)
+            mem.check(a, n, requester, write=False)             # as Memory.dma_read does
+            await k.sleep_until(mem.dma_claim(n, write=False))
+            payload += mem.dma_read_now(a, n)
+            if gen != self._gen:
+                raise _Abandoned
+            t = -(-k.now // p) * p
+            pos += n
+            if len(payload) % _CELL == 0 and not (last and pos == length):
+                self._send_fast(t, vci, bytes(payload[-_CELL:]), 0)
+        return t
+
+    async def _tx_finish_fast(self, t: int, pdu: bytes, vci: int, aal5: int) -> int:
+        """The cell loop of :meth:`_tx_finish`, fast."""
+        k, p, dep = self.kernel, self._p, self._tx_departures
+        end = len(pdu)
+        for off in range(self._tx_sent_bytes, end, _CELL):
+            if len(dep) == TX_FIFO_CELLS and dep[0] > t:
+                t = -(-dep[0] // p) * p
+                await k.sleep_until(t)
+            self._send_fast(t, vci, pdu[off:off + _CELL], 1 if aal5 and off + _CELL == end else 0)
+        return t
+
+    def _send_fast(self, t: int, vci: int, payload: bytes, pt: int) -> None:
+        """:meth:`_send`, fast (the same kernel entries: ``post`` pushes as ``call_at`` does)."""
+        issue = t + TX_CELL_ISSUE_CYCLES * self._p
+        cell = Cell._trusted(0, vci, payload, pt)
+        slot = -((-issue * SLOT_DEN) // SLOT_NUM_PS)             # first_slot_at(issue)
+        if self.regs[_CONTROL] & _LOOPBACK:
+            if slot < self._loop_next_slot:
+                slot = self._loop_next_slot
+            self._loop_next_slot = slot + 1
+            self.kernel.post(slot_start(slot + 1), self._on_cell, cell)
+        else:
+            if slot < self._tx_next_slot:
+                slot = self._tx_next_slot
+            self._tx_next_slot = slot + 1
+            if self.link is not None:
+                self.kernel.post(issue, self.link.send, cell)
+        self._tx_departures.append(slot * SLOT_NUM_PS // SLOT_DEN)
+        self._tx_sent += 1
+        self._tx_sent_bytes += _CELL
+        c = self.counters
+        if c[_CELLS_TX] < _MASK:
+            c[_CELLS_TX] += 1
 
     async def _fifo_room(self, t: int) -> int:
         """Wait (from edge ``t``) until the FIFO holds fewer than TX_FIFO_CELLS cells."""
@@ -545,15 +646,67 @@ class An2Model(RegisterTarget):
 
     async def _rx_engine(self) -> None:
         free = 0
+        k, q, start = self.kernel, self._rx_cells, RX_DMA_START_CYCLES * self._p
         while True:
-            at, cell = await self._rx_cells.get()
-            t = max(at + RX_DMA_START_CYCLES * self._p, free)
-            if t > self.kernel.now:
-                await self.kernel.sleep_until(t)
+            at, cell = await q.get()
+            t = max(at + start, free)
+            if t > k.now:
+                await k.sleep_until(t)
             try:
-                free = await self._rx_cell(t, cell)
+                vc = None if self.reference else self._rx_fast_vc(cell)
+                if vc is None:
+                    free = await self._rx_cell(t, cell)
+                else:
+                    free = await self._rx_cell_fast(t, cell, vc)
             except (RingFault, _Abandoned):
-                free = self._edge(self.kernel.now)
+                free = self._edge(k.now)
+
+    def _rx_fast_vc(self, cell: Cell | int) -> _Vc | None:
+        """The VC whose reassembly ``cell`` continues, if :meth:`_rx_cell_fast` may take it: a
+        data cell (not the PDU's last) of a VC reassembling into a buffer with room for all of
+        it, within the PDU limits; None for anything else (:meth:`_rx_cell` takes it)."""
+        if type(cell) is not Cell or cell.vpi or cell.pt & 0b101:
+            return None
+        vc = self.vcs.get(cell.vci)
+        if (vc is None or vc.state != VcState.Reassembling or vc.cells >= MAX_PDU_CELLS
+                or vc.delivered + _CELL > MAX_PDU or vc.buf.size - vc.buf_used < _CELL
+                or self.regs[_STATUS] & (_RX_ON | _FAULT) != _RX_ON):
+            return None
+        word = self.vc_table[cell.vci]
+        if word & 1 and self._entry(cell.vci).aal5:
+            return vc
+        return None
+
+    async def _rx_cell_fast(self, t: int, cell: Cell, vc: _Vc) -> int:
+        """:meth:`_rx_cell` for a cell :meth:`_rx_fast_vc` gave ``vc`` for: the same sleeps,
+        memory calls and counts, without the general path's branches and calls."""
+        c = self.counters
+        if c[_CELLS_RX] < _MASK:
+            c[_CELLS_RX] += 1
+        payload = cell.payload
+        vc.cells += 1
+        vc.pdu += payload
+        k, mem, p = self.kernel, self.memory, self._p
+        a, requester, gen = vc.buf.addr + vc.buf_used, vc.owner or None, self._gen
+        try:                                                    # _rx_write's one _dma
+            try:
+                mem.check(a, _CELL, requester, write=True)
+            except _DMA_ERRORS:
+                await k.sleep_until(t + DMA_ERR_CYCLES * p)
+                raise
+            await k.sleep_until(t + DMA_SETUP_CYCLES * p)
+            mem.check(a, _CELL, requester, write=True)          # as Memory.dma_write does
+            await k.sleep_until(mem.dma_claim(_CELL, write=True))
+            mem.dma_write_now(a, payload)
+        except _DMA_ERRORS:
+            t = self._edge(k.now)
+            self._count(Counter.DmaFaults, t)
+            return await self._rx_done(t, cell.vci, vc, CqError.DmaFault, discard=True)
+        if gen != self._gen:
+            raise _Abandoned
+        vc.buf_used += _CELL
+        vc.delivered += _CELL
+        return -(-k.now // p) * p
 
     async def _rx_cell(self, t: int, cell: Cell | int) -> int:
         if isinstance(cell, int):       # VC ``cell`` was disabled while reassembling
@@ -569,7 +722,7 @@ class An2Model(RegisterTarget):
             self._count(Counter.UnknownVc, t)
             return t
         self._count(Counter.CellsRx, t)
-        entry = VcEntry.from_int(self.vc_table[vci])
+        entry = self._entry(vci)
         vc = self.vcs.setdefault(vci, _Vc())
         end = cell.end_of_sdu or not entry.aal5     # a raw VC: every cell is a "PDU"
         if vc.state == VcState.Discarding:

@@ -5,6 +5,8 @@ hand-driven link end that injects cells (interleaved VCs, corrupted or lost cell
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 
 import pytest
@@ -18,7 +20,8 @@ from hw.an2.timing import (CLOCK_PERIOD_PS, CQ_UPDATE_CYCLES, IRQ_LATENCY_CYCLES
 from sim.bus import IrqLine
 from sim.kernel import Kernel, SimulationError
 from sim.media.aal5 import segment
-from sim.media.atm import AtmLink, Cell, first_slot_at, slot_start
+from sim.media.atm import AtmLink, AtmSwitch, Cell, first_slot_at, slot_start
+from sim.media.pcap import PcapNgWriter
 from sim.memory import Memory
 from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as PROFILE
 from sim.time import S, Clock
@@ -35,11 +38,12 @@ BUFSIZE = 2048
 class Card:
     """A card, its memory and irq, with driver-like helpers (rings filled untimed)."""
 
-    def __init__(self, k: Kernel, link_end, name: str) -> None:
+    def __init__(self, k: Kernel, link_end, name: str, reference: bool | None = None) -> None:
         self.k = k
         self.mem = Memory(k, MEM, profile=PROFILE, name=f"{name}.mem")
         self.irq = IrqLine(k, name)
-        self.m = An2Model(k, CLOCK, memory=self.mem, irq=self.irq, link=link_end)
+        self.m = An2Model(k, CLOCK, memory=self.mem, irq=self.irq, link=link_end,
+                          reference=reference)
         self.tx_next = 0
         self.tx_buf = TXBUF
         self.rx_posted = 0
@@ -554,3 +558,93 @@ def test_a_transmit_pdu_over_65535_bytes_is_refused_and_the_next_one_goes():
     assert [(kind, tag, errors) for kind, tag, errors, _, _ in got[1:]] == [
         (CqKind.Tx, 5, CqError(0)), (CqKind.Rx, 1000, CqError(0))]
     assert c.m.counter(Counter.OversizePdus) == 1 and c.m.counter(Counter.CellsTx) == 1
+
+
+# -- the fast path against the per-cell reference path -----------------------------------------
+def _scenario(seed: int, reference: bool) -> dict:
+    """A random ATM network: 2-4 cards through a switch (small queues: cell loss), each card
+    sending PDUs of random sizes and pieces on a VC to every other card, with DMA bursts of a
+    disk-like master contending for card 0's memory on the card's clock edges, a host that
+    answers interrupts over the bus, and a capture; returns every observable."""
+    rng = random.Random(seed)
+    k = Kernel()
+    capture = io.BytesIO()
+    pcap = PcapNgWriter(capture)
+    n = rng.choice([2, 3, 4])
+    sw = AtmSwitch(k, ports=n, buffer_cells=rng.choice([3, 8, 256]),
+                   latency_ps=rng.choice([0, 2_000_000, 1_234_567]))
+    links = [AtmLink(k, name=f"l{i}", pcap=pcap if i == 0 else None,
+                     propagation_ps=rng.choice([0, 25_000, 80_000])) for i in range(n)]
+    cards = [Card(k, links[i].a, f"c{i}", reference=reference) for i in range(n)]
+    for i, link in enumerate(links):
+        sw.connect(i, link.b)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                sw.route(i, 0, 32 + j, j, 0, 64 + i)
+    log: list = []
+    for i, c in enumerate(cards):
+        c.irq.on_change(lambda level, i=i: log.append(("irq", i, k.now, level)))
+
+    async def host(i: int, c: Card) -> None:
+        while True:
+            await c.irq.wait_high()
+            log.append(("host", i, k.now, await c.rd(Reg.CqProducer),
+                        await c.rd(Counter.CellsRx.offset), await c.rd(Reg.Status)))
+            await c.wr(Reg.IrqCause, Irq.Completion | Irq.Error | Irq.CqFull)
+
+    async def traffic(i: int, c: Card) -> None:
+        others = [j for j in range(n) if j != i]
+        await c.setup({**{32 + j: 0 for j in others}, **{64 + j: 0 for j in others}},
+                      buffers=rng.choice([20, 120, RING - 1]))
+        await c.wr(Reg.CoalesceCount, rng.choice([1, 1, 3]))
+        await c.wr(Reg.CoalesceTime, rng.choice([0, 500]))
+        await c.wr(Reg.IrqEnable, Irq.Completion | Irq.Error | Irq.CqFull)
+        k.spawn(host(i, c), name=f"host{i}", daemon=True)
+        budget = 150_000
+        for m in range(rng.randrange(2, 14)):
+            size = rng.choice([0, 1, 40, 48, 49, 96, rng.randrange(2000), rng.randrange(9180),
+                               rng.randrange(20000)])
+            if size + 64 > budget:
+                break
+            budget -= size + 64
+            c.queue_pdu(32 + rng.choice(others), rng.randbytes(size), pieces=rng.randrange(1, 4),
+                        tag=m)
+            if rng.random() < 0.6:
+                await c.doorbell()
+                await k.sleep(rng.randrange(1, 400) * 1_000_000)
+        await c.doorbell()
+
+    async def contender(mem: Memory) -> None:       # the disk's DMA: 64-word bursts, late
+        for _ in range(rng.randrange(0, 200)):
+            await k.sleep_until(CLOCK.edge_after(k.now + rng.randrange(1, 60) * 1_000_000),
+                                late=True)
+            if rng.random() < 0.5:
+                await mem.dma_write(0xF0000 + 256 * rng.randrange(64), rng.randbytes(256))
+            else:
+                await mem.dma_read(0xF0000 + 256 * rng.randrange(64), 256)
+
+    for i, c in enumerate(cards):
+        k.spawn(traffic(i, c), name=f"traffic{i}")
+    k.spawn(contender(cards[0].mem), name="disk")
+    k.run(until=400_000_000_000)       # 0.4 s
+    pcap.close()
+    return {
+        "now": k.now, "log": log, "capture": capture.getvalue(),
+        "switch": (sw.stats.cells_in, sw.stats.cells_out, sw.stats.unroutable,
+                   sorted(sw.stats.drops_by_port.items()), sorted(sw.stats.drops_by_vc.items()),
+                   sorted(sw.stats.max_queue.items())),
+        "channels": [vars(ch.stats) for link in links for ch in link.channels],
+        "cards": [(hashlib.sha256(c.mem.data).hexdigest(), c.mem.dma_busy_ps,
+                   c.mem.dma_bytes_read, c.mem.dma_bytes_written, list(c.m.counters),
+                   sorted(c.m.regs.items()), c.m.reads, c.m.writes, c.completions())
+                  for c in cards],
+    }
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_fast_path_gives_the_reference_paths_results(seed):
+    fast, ref = _scenario(seed, reference=False), _scenario(seed, reference=True)
+    for key in ref:
+        assert fast[key] == ref[key], key
+    assert any(c[4][Counter.CellsRx] for c in ref["cards"])      # traffic did flow
