@@ -21,22 +21,21 @@ from dataclasses import dataclass, field
 import pytest
 from amaranth.sim import Simulator
 
-from hw.an2 import rtl_attach
 from hw.an2.harness import MEMORIES
 from hw.an2.link_bridge import EDGE_WORD, ENTRY_WORDS, CellLinkBridge
-from hw.an2.model import An2Model
-from hw.an2.registers import COUNTERS_OFFSET, WINDOW_SIZE, Counter
+from hw.an2.attach import AN2Kind
+from hw.an2.registers import COUNTERS_OFFSET, Counter
 from hw.an2.rtl_attach import cell_words, words_cell
 from hw.an2.timing import CLOCK_PERIOD_PS
 from serveros.devices import DEVICE_KINDS
 from serveros.machines import bare
 from serveros.simulation import Simulation
-from sim.bus import IrqLine
-from sim.devices import Attached, DeviceKind, DeviceSpec, MachinePorts
+from sim.devices import DeviceSpec
 from sim.kernel import Kernel
-from sim.media.atm import AtmLink, AtmSwitch, Cell, LinkEnd, slot_start
+from sim.media.atm import AtmLink, Cell, LinkEnd, slot_start
+from sim.media.atm_net import AtmNetwork
 from sim.media.pcap import PcapNgWriter
-from sim.time import US, Clock
+from sim.time import US
 from sw.drivers.an2 import An2Driver
 
 PERIOD_S = 80e-9
@@ -121,61 +120,25 @@ VCS = (40, 41)                  # machine i sends on VCS[i]
 SIZES = (0, 1, 40, 41, 48, 100, 1500, 2049, 9180)
 
 
-class _Fibre:
-    """The test's ATM medium: ``attach(station)`` gives the first station end ``a`` of one
-    OC-3c link and the second end ``b``; with ``switched`` each station gets a link of its own
-    to a port of an :class:`~sim.media.atm.AtmSwitch` routing :data:`VCS` between them."""
+class _OneLink:
+    """The test's unswitched ATM medium: one OC-3c link, end ``a`` for the first station to ask
+    (:meth:`end`, as :class:`sim.media.atm_net.AtmNetwork` is asked), ``b`` for the second."""
 
-    def __init__(self, kernel: Kernel, *, switched: bool, pcap: PcapNgWriter):
-        self.kernel, self.switched, self.pcap = kernel, switched, pcap
-        self.switch = AtmSwitch(kernel, ports=2) if switched else None
-        self.links: list[AtmLink] = []
-        if not switched:
-            self.links.append(AtmLink(kernel, name="atm0", pcap=pcap))
-        self._attached = 0
+    def __init__(self, kernel: Kernel, *, pcap: PcapNgWriter):
+        self.link = AtmLink(kernel, name="atm0", pcap=pcap)
+        self.links = {"atm0": self.link}
+        self._ends: dict[str, LinkEnd] = {}
 
-    def attach(self, station: str) -> LinkEnd:
-        i = self._attached
-        self._attached += 1
-        if not self.switched:
-            return (self.links[0].a, self.links[0].b)[i]
-        link = AtmLink(self.kernel, name=f"atm{i}", pcap=self.pcap)
-        self.links.append(link)
-        self.switch.connect(i, link.b)
-        if i == 1:
-            for vci in VCS:
-                self.switch.route(0, 0, vci, 1, 0, vci)
-                self.switch.route(1, 0, vci, 0, 0, vci)
-        return link.a
+    def end(self, station: str) -> LinkEnd:
+        if station not in self._ends:
+            self._ends[station] = (self.link.a, self.link.b)[len(self._ends)]
+        return self._ends[station]
 
 
-class _An2Kind(DeviceKind):
-    """The card's device kind for this test (hw/an2/attach.py's AN2 once it is committed with
-    ``memories``): the model, or the RTL through hw/an2/rtl_attach.py; its link end is
-    ``machine.media["atm"].attach(machine.name)``."""
+class _An2Kind(AN2Kind):
+    """hw/an2/attach.py's kind with the harness memories named (until its AN2 names them)."""
 
-    kind = "an2"
-    window = WINDOW_SIZE
-    clock = Clock(CLOCK_PERIOD_PS, "an2")
     memories = MEMORIES
-
-    def link_end(self, machine: MachinePorts, spec: DeviceSpec) -> LinkEnd:
-        return machine.media["atm"].attach(machine.name)
-
-    def attach_model(self, machine: MachinePorts, spec: DeviceSpec) -> Attached:
-        irq = IrqLine(machine.kernel, f"{machine.name}.{spec.name}.irq")
-        end = self.link_end(machine, spec)
-        model = An2Model(machine.kernel, self.clock, memory=machine.memory, irq=irq, link=end)
-        return Attached(spec, "model", model, irq, parts={"model": model, "link": end})
-
-    def harness(self, spec: DeviceSpec):
-        return rtl_attach.harness(self, spec)
-
-    def harness_key(self, spec: DeviceSpec) -> str:
-        return rtl_attach.harness_key(self, spec)
-
-    def bind_rtl(self, machine, spec, access, driver) -> Attached:
-        return rtl_attach.bind_rtl(self, machine, spec, access, driver)
 
 
 KIND = _An2Kind()
@@ -231,13 +194,20 @@ def workload(seed: int, pdus: int) -> list[list[bytes | list[int]]]:
 def run_exchange(rtl: str = "", *, pdus: int = 8, seed: int = 16, switched: bool = False,
                  backend: str = "verilator") -> Exchange:
     """Two bare machines ``m0`` and ``m1`` with an AN2 card ``an0`` each, their drivers
-    exchanging :func:`workload` both ways at once; ``rtl`` as :class:`Simulation` takes it
-    (``""``: both models, ``"m1_an0"``: m1's card RTL, ``"an2"``: both RTL)."""
+    exchanging :func:`workload` both ways at once, on one link or (``switched``) through an
+    :class:`~sim.media.atm_net.AtmNetwork`; ``rtl`` as :class:`Simulation` takes it (``""``:
+    both models, ``"m1_an0"``: m1's card RTL, ``"an2"``: both RTL)."""
     k = Kernel()
     buf = io.BytesIO()
-    net = _Fibre(k, switched=switched, pcap=PcapNgWriter(buf))
     spec = DeviceSpec("an2", "an0", BASE)
     machines = [bare(f"m{i}", [spec], memory_bytes=MEM, seed=i) for i in range(2)]
+    if switched:        # a PVC through the switch: m0's VCS[0] is m1's VCS[1]
+        net = AtmNetwork(k, ports=2, pcap=PcapNgWriter(buf))
+        for m in machines:
+            net.attach(m.name)
+        net.pvc("m0", "m1", *VCS)
+    else:
+        net = _OneLink(k, pcap=PcapNgWriter(buf))
     loads = workload(seed, pdus)
     rx: dict = {m.name: [] for m in machines}
     irq: dict = {m.name: [] for m in machines}
@@ -288,7 +258,7 @@ def run_exchange(rtl: str = "", *, pdus: int = 8, seed: int = 16, switched: bool
                   for m in machines}
         cpu = {m.name: {c: s.cycles for c, s in sim.hosts[m.name].cpu.breakdown().items()}
                for m in machines}
-    cells = sum(ch.stats.cells for link in net.links for ch in link.channels)
+    cells = sum(ch.stats.cells for link in net.links.values() for ch in link.channels)
     return Exchange(rx, irq, counters, memory, cpu, buf.getvalue(), k.now, cells,
                     sum(len(x) for x in loads), wall, wakes)
 
