@@ -90,7 +90,8 @@ from sw.libos.net import NetStack, TcpPcb
 from sw.libos.net import checksum as ck
 from sw.libos.net.aegis_env import AegisNetwork
 from sw.libos.net.gather import Gather, PhysRef
-from sw.libos.net.tcp import DROP, TcpConfig, TcpState
+from sw.libos.net.ether import MTU as ETHER_MTU
+from sw.libos.net.tcp import DROP, TcpConfig, TcpState, mss_for
 
 from .config import APP_COSTS, CheetahConfig
 
@@ -104,7 +105,8 @@ EPOCH = 820454400
 #: Requests longer than this (without their end) are answered 400.
 MAX_REQUEST = 4096
 SERVER_NAME = "Cheetah"
-#: The segment size the precomputed checksums are cut for (Ethernet's MSS).
+#: The segment size the precomputed checksums are cut for on Ethernet (its MSS); on another
+#: interface they are cut for its MSS (:meth:`CheetahServer.precompute_mss`).
 PRECOMPUTE_MSS = 1460
 
 _CONTENT_TYPES = {".html": "text/html", ".htm": "text/html", ".gif": "image/gif",
@@ -460,6 +462,16 @@ class CheetahServer:
         self.stack.listen(self.port, self._new_request)
         self.started = True
 
+    @property
+    def precompute_mss(self) -> int:
+        """The segment size the documents' checksums are precomputed for: the MSS this
+        server's TCP announces over its interface (MTU less 40: :data:`PRECOMPUTE_MSS` on
+        Ethernet, 9140 over classical IP over ATM), so each full segment carries whole pieces
+        and needs no sum over its data."""
+        link = getattr(self.host.netdev, "link_layer", None)
+        mtu = ETHER_MTU if link is None else link.mtu
+        return mss_for(self.tcp_config, mtu)
+
     def _physical_store(self, aegis) -> PhysicalStore | None:
         """The file cache's pages on an exokernel whose disk DMAs (else None: a cache of
         Python buffers, as on a test's in-memory disk).
@@ -490,6 +502,7 @@ class CheetahServer:
         """Walk the tree; fill (or reuse) every file's extra fields; note inline images."""
         fs = self.fs
         extra_size = fs.sb.extra_size
+        mss = self.precompute_mss
         todo, files = ["/"], []
         while todo:
             d = todo.pop()
@@ -504,9 +517,9 @@ class CheetahServer:
             st = await fs.stat(ino)
             ctype = content_type(path)
             hdr = _header(200, ctype, st.size, st.mtime)
-            first = PRECOMPUTE_MSS - len(hdr) - len(_date_tail(0))
-            cuts = _cuts(st.size, first, PRECOMPUTE_MSS)
-            got = decode_extra(await fs.get_extra(ino), st.size, st.mtime, PRECOMPUTE_MSS) \
+            first = mss - len(hdr) - len(_date_tail(0))
+            cuts = _cuts(st.size, first, mss)
+            got = decode_extra(await fs.get_extra(ino), st.size, st.mtime, mss) \
                 if extra_size else None
             data = None
             if got is not None and got[0] == hdr and len(got[3]) == len(cuts):
@@ -520,7 +533,7 @@ class CheetahServer:
                            [(o, n, s) for (o, n), s in zip(cuts, sums)],
                            blocks=[b for b in await fs.file_blocks(ino) if b])
             if extra_size and got is None:
-                await fs.set_extra(ino, encode_extra(doc, PRECOMPUTE_MSS, extra_size))
+                await fs.set_extra(ino, encode_extra(doc, mss, extra_size))
             if ctype == "text/html":
                 pages[path] = data if data is not None else await fs.read(ino)
             self.docs[path] = doc

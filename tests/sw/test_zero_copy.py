@@ -201,3 +201,25 @@ def test_the_lance_copies_a_gather_list_by_programmed_io_and_counts_the_document
     k2.spawn(LanceNetDevice(drv).send(g))
     with pytest.raises(Exception, match="references and no memory"):
         k2.run()
+
+
+def test_checksums_are_precomputed_for_the_interfaces_mss():
+    class AtmLike:
+        mac = bytes(6)
+        link_layer = type("L", (), {"mtu": 9180})()
+
+        async def send(self, frame):
+            pass
+
+    k = Kernel()
+    cpu = CPU(k, DECSTATION_5000_125_AEGIS, "cpu")
+    disk = MemoryBlockDevice(64)
+    eth = make_server(Host("a", k, cpu, DmaNic(LossyLink(k).end(SERVER_MAC), None),
+                           addr(SERVER_IP), blockdev=disk))
+    atm = make_server(Host("b", k, cpu, AtmLike(), addr(SERVER_IP), blockdev=disk))
+    assert (eth.precompute_mss, atm.precompute_mss) == (1460, 9140)
+    small = make_server(Host("c", k, cpu, AtmLike(), addr(SERVER_IP), blockdev=disk),
+                        tcp=tcp.TcpConfig(mss=4000))
+    assert small.precompute_mss == 4000
+    with pytest.raises(ValueError, match="mss"):
+        tcp.TcpConfig(mss=0)

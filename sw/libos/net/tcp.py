@@ -100,7 +100,7 @@ from .ipv4 import PROTO_TCP
 
 __all__ = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "DROP", "IpLayer", "TcpState", "TcpConfig",
            "TcpPcb", "TcpSegment", "TimeWaitEntry", "TimeWaitTable", "TcpStats", "FixedDelayTimers", "Tcp",
-           "build_segment", "parse_segment", "TCPTV_KEEP_INIT", "TCPTV_KEEP_IDLE",
+           "build_segment", "parse_segment", "mss_for", "TCPTV_KEEP_INIT", "TCPTV_KEEP_IDLE",
            "TCPTV_KEEPINTVL", "TCPTV_KEEPCNT", "TCPTV_PERSMIN", "TCPTV_PERSMAX",
            "TCP_MAXRXTSHIFT", "TCP_BACKOFF"]
 
@@ -200,8 +200,10 @@ class TcpConfig:
 
     Parameters
     ----------
-    mss : int
-        The MSS announced and the largest segment sent (1460 on Ethernet).
+    mss : int or None
+        The largest MSS announced (and segment sent); None: the IP layer's MTU less 40 (1460
+        on Ethernet, 9140 over classical IP over ATM), what RFC 1122 4.2.2.6 has a host
+        announce.
     rcv_wnd : int
         The receive window advertised (at most 65535: no window scaling).
     initial_rto_ps : int
@@ -247,7 +249,7 @@ class TcpConfig:
         For a value out of range.
     """
 
-    mss: int = 1460
+    mss: int | None = None
     rcv_wnd: int = 8760
     initial_rto_ps: int = 3 * S
     min_rto_ps: int = 1 * S
@@ -270,7 +272,7 @@ class TcpConfig:
         def need(name, ok):
             if not ok:
                 raise ValueError(f"TcpConfig.{name} is out of range: {getattr(self, name)!r}")
-        ints = ("mss", "rcv_wnd", "initial_rto_ps", "min_rto_ps", "max_rto_ps", "granularity_ps",
+        ints = ("rcv_wnd", "initial_rto_ps", "min_rto_ps", "max_rto_ps", "granularity_ps",
                 "max_retransmits", "msl_ps", "keep_init_ps", "keep_idle_ps", "keep_intvl_ps",
                 "keep_count", "delack_tick_ps")
         for n in ints:
@@ -281,7 +283,8 @@ class TcpConfig:
         need("nodelay", isinstance(self.nodelay, bool))
         need("delayed_ack", isinstance(self.delayed_ack, bool))
         need("delack_tick_ps", self.delack_tick_ps > 0)
-        need("mss", 1 <= self.mss <= 65495)
+        need("mss", self.mss is None or (isinstance(self.mss, int) and not isinstance(self.mss, bool)
+                                         and 1 <= self.mss <= 65495))
         need("rcv_wnd", 1 <= self.rcv_wnd <= 0xFFFF)
         need("initial_rto_ps", self.initial_rto_ps > 0)
         need("max_rto_ps", self.max_rto_ps >= self.min_rto_ps > 0)
@@ -298,6 +301,11 @@ class TcpConfig:
     def max_idle(self) -> int:
         """BSD's ``tcp_maxidle`` in ps: ``keep_count * keep_intvl_ps`` (10 min)."""
         return self.keep_count * self.keep_intvl_ps
+
+
+def mss_for(config: TcpConfig, mtu: int) -> int:
+    """The MSS a TCP with ``config`` announces over an IP layer of ``mtu`` bytes."""
+    return mtu - 40 if config.mss is None else min(config.mss, mtu - 40)
 
 
 class TcpPcb(Handlers):
@@ -1213,7 +1221,7 @@ class Tcp:
         return self._read_refs(seg, mapping=False)
 
     def _our_mss(self) -> int:
-        return min(self.config.mss, self.stack.mtu - 40)
+        return mss_for(self.config, self.stack.mtu)
 
     def _rst_frame(self, ip: bytes, lport: int, rport: int, seq: int, ack: int, flags: int):
         seg, summed = build_segment(self.stack.ip, ip, lport, rport, seq & _M32, ack & _M32,
