@@ -175,10 +175,20 @@ class AtmLinkLayer:
 
 
 def _pieces(sdu: "bytes | Gather") -> list:
-    """The driver's scatter/gather list of a CPCS-SDU: bytes pieces and (addr, length)."""
+    """The driver's scatter/gather list of a CPCS-SDU: (addr, length) for each reference, and
+    the bytes between references joined into one piece (the headers each layer prepended are
+    copied into one transmit buffer: one copy, one descriptor)."""
     if not isinstance(sdu, Gather):
         return [bytes(sdu)]
-    return [(p.addr, p.length) if isinstance(p, PhysRef) else p for p in sdu.pieces] or [b""]
+    out: list = []
+    for p in sdu.pieces:
+        if isinstance(p, PhysRef):
+            out.append((p.addr, p.length))
+        elif out and isinstance(out[-1], bytes):
+            out[-1] += p
+        else:
+            out.append(p)
+    return out or [b""]
 
 
 class An2Interface:
