@@ -100,7 +100,10 @@ async def _bind_lance(host: Host, dev: Attached) -> Any:
                       buffer_ram=spec.params.get("ram_bytes", BUFFER_RAM_SIZE_DEFAULT),
                       name=spec.name)
     await drv.start()
-    _set_netdev(host, LanceNetDevice(drv), spec.name)
+    # A frame may carry data left in main memory (a Gather): the driver copies it into the
+    # card by programmed I/O, counting the document bytes on host.doc_touch.
+    read = host.memory.read if host.memory is not None else None
+    _set_netdev(host, LanceNetDevice(drv, read=read, doc_touch=host.doc_touch), spec.name)
     return drv
 
 
