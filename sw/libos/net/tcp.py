@@ -778,9 +778,10 @@ def _join(bufs: list[bytes | Gather]) -> bytes | Gather:
     return Gather(pieces)
 
 
-#: Whether the IP layer under TCP takes a :class:`Gather` packet (``ip_output``); until it
-#: does, :meth:`Tcp._ip_packet` hands it the segment's bytes (NET's link layers, issue 16).
-IP_TAKES_GATHER = False
+#: Whether the IP layer under TCP takes a :class:`Gather` packet (``ip_output``: it does,
+#: and the link layers, Aegis's transmit and the interfaces do); if not,
+#: :meth:`Tcp._ip_packet` hands it the segment's bytes, counted as touched.
+IP_TAKES_GATHER = True
 
 
 class FixedDelayTimers:
