@@ -99,6 +99,7 @@ def test_the_stack_takes_the_interfaces_link_layer_and_mtu():
     assert NetStack(p.k, p.ifaces[0], A, mtu=1500).mtu == 1500
     with pytest.raises(ValueError, match="at most 9180"):
         NetStack(p.k, p.ifaces[0], A, mtu=9200)
+    p.k.run(until=p.k.now + 1)      # the extra stack's tasks start (no coroutine unawaited)
 
 
 def test_ping_over_atm_and_a_full_mtu_datagram():

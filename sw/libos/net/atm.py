@@ -34,8 +34,9 @@ memory, charged as a copy (:meth:`sim.cpu.CPU.copy`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
+from .ether import ReceiverSlot
 from .gather import Gather, PhysRef
 
 __all__ = ["LLC_SNAP_IP", "MTU", "FRAME_HEADER_LEN", "HEADER_LEN", "SUNATM_LLC", "NoPvc",
@@ -191,7 +192,7 @@ def _pieces(sdu: "bytes | Gather") -> list:
     return out or [b""]
 
 
-class An2Interface:
+class An2Interface(ReceiverSlot):
     """The IP-over-ATM network interface of one AN2 card (see the module docstring).
 
     Parameters
@@ -218,7 +219,6 @@ class An2Interface:
         self.mac = esi
         self.link_layer = AtmLinkLayer(pvcs, mtu=mtu)
         self.mtu = mtu
-        self._receiver: Callable[[bytes], None] | None = None
         self.tx_frames = 0
         self.rx_frames = 0
 
@@ -228,17 +228,6 @@ class An2Interface:
         await self.driver.start()
         for vci in sorted(self.link_layer.peers):
             await self.driver.open_vc(vci, owner=owner)
-
-    def attach(self, receiver: Callable[[bytes], None]) -> None:
-        """Deliver received frames to ``receiver`` (the stack's or the kernel's input)."""
-        if not callable(receiver):
-            raise TypeError(f"receiver must be callable, not {receiver!r}")
-        self._receiver = receiver
-
-    @property
-    def receiver(self) -> Callable[[bytes], None] | None:
-        """Whom received frames go to (None before :meth:`attach`)."""
-        return self._receiver
 
     async def send(self, frame: "bytes | Gather") -> None:
         """Send ``frame`` as one AAL5 PDU on the VC it names (see the module docstring)."""

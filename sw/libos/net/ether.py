@@ -17,7 +17,7 @@ from sim.media.ethernet import (BROADCAST, FCS_LEN, FrameError, HEADER_LEN, MAX_
 from .gather import Gather
 
 __all__ = ["ETHERTYPE_IP", "ETHERTYPE_ARP", "BROADCAST", "HEADER_LEN", "MTU", "NetDevice",
-           "StationDevice", "DeviceStats", "build", "parse"]
+           "ReceiverSlot", "StationDevice", "DeviceStats", "build", "parse"]
 
 ETHERTYPE_IP = 0x0800
 ETHERTYPE_ARP = 0x0806
@@ -92,7 +92,25 @@ class DeviceStats:
     rx_filtered: int = 0
 
 
-class StationDevice:
+class ReceiverSlot:
+    """An interface's receive slot: whom it hands received frames to."""
+
+    _receiver: Callable[[bytes], None] | None = None
+
+    def attach(self, receiver: Callable[[bytes], None]) -> None:
+        """Deliver received frames (without FCS) to ``receiver``, e.g. ``stack.input``."""
+        if not callable(receiver):
+            raise TypeError(f"receiver must be callable, not {receiver!r}")
+        self._receiver = receiver
+
+    @property
+    def receiver(self) -> Callable[[bytes], None] | None:
+        """Whom received frames go to (what :meth:`attach` was given; None before): an
+        operating system checks it before taking the receive path."""
+        return self._receiver
+
+
+class StationDevice(ReceiverSlot):
     """A :class:`NetDevice` over a station of a :class:`sim.media.ethernet.Segment`.
 
     Parameters
@@ -120,20 +138,7 @@ class StationDevice:
             raise ValueError(str(e)) from None
         self.promiscuous = promiscuous
         self.stats = DeviceStats()
-        self._receiver: Callable[[bytes], None] | None = None
         self.station = segment.attach(name, on_frame=self._on_frame)
-
-    def attach(self, receiver: Callable[[bytes], None]) -> None:
-        """Deliver received frames (without FCS) to ``receiver``, e.g. ``stack.input``."""
-        if not callable(receiver):
-            raise TypeError(f"receiver must be callable, not {receiver!r}")
-        self._receiver = receiver
-
-    @property
-    def receiver(self) -> Callable[[bytes], None] | None:
-        """Whom received frames go to (what :meth:`attach` was given; None before): an
-        operating system checks it before taking the receive path."""
-        return self._receiver
 
     async def send(self, frame: bytes) -> None:
         """Pad ``frame`` to the minimum, append the FCS and transmit it under CSMA/CD.
