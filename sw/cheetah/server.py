@@ -106,8 +106,11 @@ EPOCH = 820454400
 MAX_REQUEST = 4096
 SERVER_NAME = "Cheetah"
 #: The segment size the precomputed checksums are cut for on Ethernet (its MSS); on another
-#: interface they are cut for its MSS (:meth:`CheetahServer.precompute_mss`).
+#: interface they are cut for its MSS, at most :data:`PIECE_MAX` (:meth:`CheetahServer.piece_bytes`).
 PRECOMPUTE_MSS = 1460
+#: The largest precomputed piece: a page (4 KB on the R3000), so a full segment of any MSS
+#: from a page up carries whole pieces (the TCP ends it at a piece boundary).
+PIECE_MAX = 4096
 
 _CONTENT_TYPES = {".html": "text/html", ".htm": "text/html", ".gif": "image/gif",
                   ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
@@ -463,14 +466,16 @@ class CheetahServer:
         self.started = True
 
     @property
-    def precompute_mss(self) -> int:
-        """The segment size the documents' checksums are precomputed for: the MSS this
-        server's TCP announces over its interface (MTU less 40: :data:`PRECOMPUTE_MSS` on
-        Ethernet, 9140 over classical IP over ATM), so each full segment carries whole pieces
-        and needs no sum over its data."""
+    def piece_bytes(self) -> int:
+        """The size of the pieces the documents' checksums are precomputed for: the MSS this
+        server's TCP announces over its interface (:data:`PRECOMPUTE_MSS` on Ethernet), but
+        at most a page (:data:`PIECE_MAX`). Over classical IP over ATM (MSS 9140) a peer may
+        announce a smaller MSS (4.3BSD's clients: 8192); the TCP ends a full segment at the
+        last whole piece, so with page-sized pieces every full segment of any MSS of a page
+        or more carries whole pieces and needs no sum over document bytes."""
         link = getattr(self.host.netdev, "link_layer", None)
         mtu = ETHER_MTU if link is None else link.mtu
-        return mss_for(self.tcp_config, mtu)
+        return min(mss_for(self.tcp_config, mtu), PIECE_MAX)
 
     def _physical_store(self, aegis) -> PhysicalStore | None:
         """The file cache's pages on an exokernel whose disk DMAs (else None: a cache of
@@ -502,7 +507,7 @@ class CheetahServer:
         """Walk the tree; fill (or reuse) every file's extra fields; note inline images."""
         fs = self.fs
         extra_size = fs.sb.extra_size
-        mss = self.precompute_mss
+        mss = self.piece_bytes
         todo, files = ["/"], []
         while todo:
             d = todo.pop()

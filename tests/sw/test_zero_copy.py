@@ -203,7 +203,7 @@ def test_the_lance_copies_a_gather_list_by_programmed_io_and_counts_the_document
         k2.run()
 
 
-def test_checksums_are_precomputed_for_the_interfaces_mss():
+def test_checksums_are_precomputed_for_the_interfaces_mss_at_most_a_page():
     class AtmLike:
         mac = bytes(6)
         link_layer = type("L", (), {"mtu": 9180})()
@@ -217,9 +217,61 @@ def test_checksums_are_precomputed_for_the_interfaces_mss():
     eth = make_server(Host("a", k, cpu, DmaNic(LossyLink(k).end(SERVER_MAC), None),
                            addr(SERVER_IP), blockdev=disk))
     atm = make_server(Host("b", k, cpu, AtmLike(), addr(SERVER_IP), blockdev=disk))
-    assert (eth.precompute_mss, atm.precompute_mss) == (1460, 9140)
+    assert (eth.piece_bytes, atm.piece_bytes) == (1460, 4096)
     small = make_server(Host("c", k, cpu, AtmLike(), addr(SERVER_IP), blockdev=disk),
                         tcp=tcp.TcpConfig(mss=4000))
-    assert small.precompute_mss == 4000
+    assert small.piece_bytes == 4000
     with pytest.raises(ValueError, match="mss"):
         tcp.TcpConfig(mss=0)
+
+
+def test_a_full_segment_ends_at_the_last_whole_summed_piece():
+    from sw.libos.net.tcp import _whole_pieces
+    a, b, c = b"a" * 100, b"b" * 50, b"c" * 30
+    # the MSS cut the last piece (no sum): it starts the next segment
+    assert _whole_pieces([(a, 1), (b, 2), (c, None)], 180) == ([(a, 1), (b, 2)], 150)
+    # nothing to gain: no sums at all, or the last piece is whole
+    assert _whole_pieces([(a, None), (c, None)], 130) == ([(a, None), (c, None)], 130)
+    assert _whole_pieces([(a, 1), (c, 3)], 130) == ([(a, 1), (c, 3)], 130)
+
+
+def test_cheetah_on_the_an2_touches_no_document_byte(tmp_path):
+    """The real thing: Cheetah with an AN2 card (its model), two clients with their own, over
+    the ATM switch; the clients announce 4.3BSD's MSS of 8192, not the server's 9140."""
+    from serveros.experiments import paper
+    from serveros.machines import client_spec, network_media, server_ip, server_spec
+    from serveros.simulation import Simulation
+    from sw.boot import boot
+    from sw.clients.http import HttpClient
+    doc = 30000
+    img = paper.build_documents_image(tmp_path / "docs.img", (doc,))
+    out = {}
+    for label, cfg in (("on", CheetahConfig()),
+                       ("off", CheetahConfig().without("cache_as_retransmit_pool"))):
+        k = Kernel()
+        ms = [server_spec("cheetah", img, seed=5, network="an2", clients=2)] + \
+            [client_spec(i, seed=5, network="an2") for i in range(2)]
+        sim = Simulation(k, ms, media=network_media(k, ms, "an2", seed=5))
+        host, *clients = sim.hosts.values()
+
+        async def main():
+            await boot(host)
+            srv = make_server(host, cfg)
+            await srv.start()
+            for c in clients:
+                await boot(c)
+            host.doc_touch.reset()
+            http = [HttpClient(c, server_ip(), paper.document_path(doc), 2) for c in clients]
+            for t in [k.spawn(h.run(), name=h.name) for h in http]:
+                await t
+            recs = [r for h in http for r in h.records]
+            assert all(r.ok and r.body_bytes == doc for r in recs) and len(recs) == 4
+            assert srv.fs.cache.store is not None
+            out[label] = srv.stats()
+        t = k.spawn(main(), name="main")
+        sim.run()
+        assert t.done and t.exception is None, t.exception
+    on, off = out["on"], out["off"]
+    assert (on["cpu_touched_doc_bytes"], on["doc_cache_lines_flushed"],
+            on["doc_pages_mapped"]) == (0, 0, 0)
+    assert off["cpu_touched_doc_bytes"] == 4 * doc and off["doc_pages_mapped"] > 0

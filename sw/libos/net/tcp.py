@@ -16,6 +16,8 @@ The specializations of the paper (SYSTEM.md section 4):
   whole, or one per buffer); segments that cover summed buffers use it and the CPU sums only
   the headers and any partial buffers.
 * **Scatter/gather.** ``send`` takes a list of buffers; segments are gathered from them. A
+  full-size segment that would end inside a buffer with a precomputed sum ends before it
+  instead (when it has a whole summed piece), so the sums serve whatever the MSS. A
   buffer may be a :class:`~sw.libos.net.gather.Gather` (or a
   :class:`~sw.libos.net.gather.PhysRef`): data left in physical memory (Cheetah's file-cache
   blocks). A segment over such data is itself a gather list, the header bytes the CPU built
@@ -732,6 +734,17 @@ class _SendData:
         return out
 
 
+def _whole_pieces(parts: list, n: int) -> tuple[list, int]:
+    """A full-size segment's parts, ended at the last whole precomputed-sum piece: a trailing
+    piece the MSS cut (no sum) goes in the next segment, which it starts, so that no segment
+    needs a sum over the application's data when its pieces are no longer than the MSS
+    (Cheetah's documents over a link whose MSS is not the one the sums were cut for)."""
+    last_b, last_s = parts[-1]
+    if last_s is not None or all(s is None for _, s in parts[:-1]):
+        return parts, n
+    return parts[:-1], n - len(last_b)
+
+
 _BYTES = (bytes, bytearray, memoryview)
 
 
@@ -1139,6 +1152,9 @@ class Tcp:
                 # not yet done so ... goto send"), so close() flushes data Nagle held.
                 break
             parts = self._payload(pcb, off, n, data) if n else []
+            if n == pcb.mss and len(parts) > 1:
+                parts, n = _whole_pieces(parts, n)
+                fin = pcb.fin_queued and off + n == pcb.snd_end
             flags = ACK | (PSH if n and off + n == pcb.snd_end else 0) | (FIN if fin else 0)
             out.append(self._segment(pcb, off, flags, parts))
             if retrans:
