@@ -49,7 +49,7 @@ Simplifications of this first version (see also the report of issue 16):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sim.bus import IrqLine, RegisterPort, RegisterTarget
 from sim.kernel import Kernel
@@ -97,6 +97,54 @@ class RingFault(Exception):
 
 class _Abandoned(Exception):
     """Control.Reset was written while an engine was working: it drops what it was doing."""
+
+
+class _Codec:
+    """Build, pack and unpack one entry class of :mod:`hw.an2.registers` with plain ints: its
+    fields' offsets and widths are read from its Amaranth layout once, here, where the class's
+    own methods look each one up per field and per call (the per-PDU cost of the model).
+
+    The results are the class's: :meth:`new` checks each field as the constructor does and
+    lets the constructor itself raise its error for a field that does not fit; it converts the
+    enum fields and calls the class's ``_validate``.
+    """
+
+    def __init__(self, cls) -> None:
+        layout = cls._layout
+        self.cls = cls
+        self.fields = tuple((f.name, layout[f.name].offset, (1 << layout[f.name].width) - 1)
+                            for f in fields(cls))
+        self.defaults = {f.name: f.default for f in fields(cls)}
+        self.enums = dict(cls._enums)
+        self.nbytes = layout.size // 8
+
+    def new(self, kw: dict):
+        values = {**self.defaults, **kw}
+        if len(values) != len(self.fields):
+            return self.cls(**kw)               # its own error for an unknown keyword
+        obj = object.__new__(self.cls)
+        for name, _, mask in self.fields:
+            v = values[name]
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= mask:
+                return self.cls(**kw)           # its own error for a field that does not fit
+            if name in self.enums:
+                v = self.enums[name](v)
+            object.__setattr__(obj, name, v)
+        obj._validate()
+        return obj
+
+    def pack(self, entry) -> bytes:
+        value = 0
+        for name, offset, _ in self.fields:
+            value |= int(getattr(entry, name)) << offset
+        return value.to_bytes(self.nbytes, "little")
+
+    def unpack(self, raw: bytes):
+        value = int.from_bytes(raw, "little")
+        return self.new({name: (value >> offset) & mask for name, offset, mask in self.fields})
+
+
+_CODECS = {cls: _Codec(cls) for cls in (TxDescriptor, RxDescriptor, Completion)}
 
 
 @dataclass
@@ -330,6 +378,18 @@ class An2Model(RegisterTarget):
             self._cq_full(e)
             self._cq_space.pulse()
 
+    # -- ring entries ------------------------------------------------------------------------------
+    def _new(self, cls, **kw):
+        """``cls(**kw)`` (a descriptor or completion entry); built by its :class:`_Codec` in the
+        fast path."""
+        return cls(**kw) if self.reference else _CODECS[cls].new(kw)
+
+    def _pack(self, entry) -> bytes:
+        return entry.pack() if self.reference else _CODECS[type(entry)].pack(entry)
+
+    def _unpack(self, cls, raw: bytes):
+        return cls.unpack(raw) if self.reference else _CODECS[cls].unpack(raw)
+
     # -- DMA ---------------------------------------------------------------------------------------
     def _edge(self, t: int) -> int:
         return self.clock.edge_at_or_after(t)
@@ -393,10 +453,10 @@ class An2Model(RegisterTarget):
                 raise _Abandoned
             start = self._edge(self.kernel.now)
         size, prod = self._reg(Reg.CqSize), self._reg(Reg.CqProducer)
-        entry = Completion(kind=c.kind, pool=c.pool, phase=self._cq_phase, index=c.index,
+        entry = self._new(Completion, kind=c.kind, pool=c.pool, phase=self._cq_phase, index=c.index,
                            length=c.length, vci=c.vci, errors=c.errors, cells=c.cells, tag=c.tag)
         addr = self._reg(Reg.CqBase) + ENTRY_BYTES * prod
-        end, _ = await self._ring_dma(start, addr, entry.pack(), write=True)
+        end, _ = await self._ring_dma(start, addr, self._pack(entry), write=True)
         edge = end + CQ_UPDATE_CYCLES * self._p
         await self.kernel.sleep_until(edge)
         if prod + 1 == size:
@@ -448,7 +508,7 @@ class An2Model(RegisterTarget):
 
     async def _fetch(self, start: int, base: int, index: int, cls):
         end, raw = await self._ring_dma(start, base + ENTRY_BYTES * index, ENTRY_BYTES, write=False)
-        return end, cls.unpack(raw)
+        return end, self._unpack(cls, raw)
 
     async def _tx_run(self, t: int) -> None:
         while self._on(Status.TxOn):
@@ -498,16 +558,16 @@ class An2Model(RegisterTarget):
                 t, sent_cells = await self._tx_finish(t, bytes(payload), vci, entry.aal5)
         # Write back the descriptors, then the completion.
         for i, d in descs:
-            back = TxDescriptor(addr=d.addr, length=d.length, vci=d.vci, first=d.first,
+            back = self._new(TxDescriptor, addr=d.addr, length=d.length, vci=d.vci, first=d.first,
                                 last=d.last, dma_fault=int(bool(errors & CqError.DmaFault)),
                                 bad_vc=int(bool(errors & CqError.BadVc)), own=0, tag=d.tag)
-            t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i, back.pack(),
+            t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i, self._pack(back),
                                         write=True)
         last_i, last = descs[-1]
         self._set(Reg.TxConsumer, (last_i + 1) % self._reg(Reg.TxSize))
         if not errors:
             self._count(Counter.PdusTx, t)
-        return await self._complete(t, Completion(
+        return await self._complete(t, self._new(Completion,
             kind=CqKind.Tx, index=last_i,
             length=0 if errors & (CqError.BadVc | CqError.Oversize) else length, vci=vci,
             errors=errors, cells=sent_cells, tag=last.tag))
@@ -739,7 +799,7 @@ class An2Model(RegisterTarget):
             if not ok:
                 self._count(Counter.NoBuffer, t)
                 vc.state = VcState.Discarding if not end else VcState.Idle
-                return await self._complete(t, Completion(
+                return await self._complete(t, self._new(Completion,
                     kind=CqKind.Rx, pool=vc.pool, index=NO_INDEX, vci=vci,
                     errors=CqError.NoBuffer, cells=1))
             vc.state = VcState.Reassembling
@@ -794,7 +854,7 @@ class An2Model(RegisterTarget):
                 t, ok = await self._take_buffer(t, vc)
                 if not ok:
                     self._count(Counter.NoBuffer, t)
-                    await self._complete(t, Completion(
+                    await self._complete(t, self._new(Completion,
                         kind=CqKind.Rx, pool=vc.pool, index=vc.filled[-1][0], vci=vci,
                         length=vc.delivered, errors=CqError.NoBuffer, cells=vc.cells,
                         tag=vc.filled[-1][1].tag))
@@ -811,14 +871,14 @@ class An2Model(RegisterTarget):
     async def _write_back(self, t: int, vc: _Vc, vci: int, *, last: bool,
                           errors: CqError) -> int:
         d = vc.buf
-        back = RxDescriptor(
+        back = self._new(RxDescriptor,
             addr=d.addr, size=d.size, length=vc.buf_used, vci=vci, first=int(vc.first),
             last=int(last), crc_error=int(bool(errors & CqError.CrcError)),
             oversize=int(bool(errors & CqError.Oversize)),
             lost_cell=int(bool(errors & CqError.LostCell)),
             dma_fault=int(bool(errors & CqError.DmaFault)), own=0, tag=d.tag)
         addr = self._reg(Reg.PoolBase, vc.pool) + ENTRY_BYTES * vc.buf_index
-        t, _ = await self._ring_dma(t, addr, back.pack(), write=True)
+        t, _ = await self._ring_dma(t, addr, self._pack(back), write=True)
         vc.first = False
         vc.filled.append((vc.buf_index, back))
         return t
@@ -853,6 +913,6 @@ class An2Model(RegisterTarget):
         good = not errors and length is not None
         cells = vc.cells
         self.vcs[vci] = _Vc(state=VcState.Discarding if discard else VcState.Idle)
-        return await self._complete(t, Completion(
+        return await self._complete(t, self._new(Completion,
             kind=CqKind.Rx, pool=vc.pool, index=index, vci=vci,
             length=length if good else vc.delivered, errors=errors, cells=cells, tag=back.tag))
