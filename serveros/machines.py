@@ -375,8 +375,10 @@ def build_client_machine(kernel: Kernel, segment: Segment, i: int, seed: int = 0
 def network_media(kernel: Kernel, specs: Sequence[MachineSpec], network: str, *, seed: int,
                   pcap: PcapNgWriter | None = None) -> dict:
     """The media of a run of ``specs`` on ``network``: ``{"ethernet": Segment}`` (seeded with
-    ``seed``), or ``{"atm": AtmNetwork}`` with a link per machine that has an AN2 card (in
-    ``specs`` order, the station named as the card's ``station`` or the machine) and every PVC
+    ``seed``), or ``{"atm": AtmNetwork}``: one switch with a port per machine (at least the
+    AN2's 16; more when a run has more machines, beyond what the real switch had), a link per
+    machine that has an AN2 card (in ``specs`` order, the station named as the card's
+    ``station`` or the machine) and every PVC
     its card's table names routed both ways (each pair once; both ends must list each other
     with the plan's VCIs). Every frame or PDU goes to ``pcap`` if given.
 
