@@ -128,10 +128,15 @@ def test_a_server_on_an2_serves_its_clients_deterministically(image, server):
         assert drv.tx_bytes / drv.tx_pdus > 1500
 
 
-def test_ncsa_on_an2_counts_the_document_bytes_its_cpu_touches(image):
+def test_ultrix_servers_on_an2_count_the_document_bytes_their_cpu_touches(image):
     got = serve("ncsa", image)["stats"]
     # read() out of the buffer cache, write()'s copy, the checksum, the driver's copy.
     assert got["cpu_touched_doc_bytes"] == 4 * DOC * CLIENTS * REQUESTS
+    got = serve("harvest", image)["stats"]
+    # A hit: the write to the client (copy, checksum, driver copy). A miss: NCSA's read and
+    # its write into the loopback socket, Harvest's read of it, then as a hit.
+    assert got["hits"] + got["misses"] == CLIENTS * REQUESTS and got["misses"] >= 1
+    assert got["cpu_touched_doc_bytes"] == (3 * got["hits"] + 6 * got["misses"]) * DOC
 
 
 def test_the_capture_is_sunatm_llc_snap_ip_that_scapy_and_tshark_read(image, tmp_path):
