@@ -34,6 +34,32 @@ switch off                     extra work per request
                                the request keeps for retransmissions
 =============================  ==================================================================
 
+Zero copy (issue 16)
+--------------------
+On Aegis, when the disk moves data by DMA (``blockdev.read_into``: the disk driver's block
+device), the file cache is physical (:mod:`sw.libos.fs.physical`): its blocks are in pages
+Aegis gave the server's environment, and the disk reads them by DMA straight into those pages.
+A reply's document pieces are then references to the pinned cache blocks
+(:class:`~sw.libos.net.gather.PhysRef` in a :class:`~sw.libos.net.gather.Gather`), and so are
+the pieces TCP asks again to retransmit (:meth:`CheetahServer._resupply`): headers are bytes
+the CPU built, with their precomputed sums, and the document's sums are precomputed for
+pieces of the interface's MSS, at most a page (:attr:`CheetahServer.piece_bytes`). A DMA card
+(the AN2) sends the references by DMA: with every specialization on, the CPU never touches,
+invalidates or maps a byte of the document. What it does to them otherwise is counted on
+``host.doc_touch`` (:mod:`sw.doc_touch`; :meth:`stats` reports the three totals, reset with
+``host.doc_touch.reset()``):
+
+* ``cache_as_retransmit_pool`` off: the copy out of the file cache (each byte once; the copy
+  lands in pages of the request's own, from which the card takes it by reference; the cache
+  pages read and the copy's pages written are mapped);
+* ``precomputed_checksums`` off: the stack sums the document where it lies (mapped to read);
+* ``libos`` off: the copy into the socket buffer;
+* over the LANCE card: its driver's programmed-I/O copy of every byte sent (and sent again),
+  through unmapped kernel space; as the CPU reads the data, the file cache invalidates the
+  stale data-cache lines of every block the disk DMAs in (counted as flushed), which it
+  need not do when no CPU ever reads a document (the R3000's cache is write-through, so a DMA
+  out of memory needs no flush).
+
 Start-up (not part of any measurement: it is charged to no CPU) walks the file system and
 stores in every file's extra inode fields (when the image has them) the response header
 without its Date, the header's partial checksums and the checksums of the document's pieces
@@ -64,7 +90,8 @@ Abusive clients (issue 13):
 * on Aegis the library OS also claims the default binding (frames no filter accepts), so its
   stack answers ICMP echo requests and resets connection attempts to closed ports.
 
-Simplifications (documented): file-system calls are awaited in line (a cache miss holds the
+Simplifications (documented): invalidating data-cache lines is counted, not charged (no
+profile row prices it yet); file-system calls are awaited in line (a cache miss holds the
 event loop for the disk read; with the whole document set cached after start-up none
 happens); the "prebuilt TCP/IP header" of a pooled request is not modelled apart from the
 allocation it saves (the library stack builds its headers itself).
