@@ -121,6 +121,15 @@ class Memory:
 
     def check(self, addr: int, n: int, requester=None, write: bool = False) -> None:
         """Raise unless ``requester`` may access every page of ``[addr, addr + n)``."""
+        if type(addr) is int and type(n) is int and 0 <= addr and 0 < n and addr + n <= self.size:
+            # The DMA hot path (every burst of every device): pages_of without its checks.
+            ps, owners, allowed = self.page_size, self._owners, self.access_check
+            for page in range(addr // ps, (addr + n - 1) // ps + 1):
+                owner = owners[page]
+                if not allowed(page, owner, requester, write):
+                    raise MemoryAccessError(self.name, page, self.page_size, owner, requester,
+                                            write)
+            return
         for page in self.pages_of(addr, n):
             owner = self._owners[page]
             if not self.access_check(page, owner, requester, write):

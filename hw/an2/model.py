@@ -706,7 +706,10 @@ class An2Model(RegisterTarget):
 
     async def _rx_engine(self) -> None:
         free = 0
-        k, q, start = self.kernel, self._rx_cells, RX_DMA_START_CYCLES * self._p
+        k, q, mem, p = self.kernel, self._rx_cells, self.memory, self._p
+        start, setup, err = (RX_DMA_START_CYCLES * p, DMA_SETUP_CYCLES * p,
+                             DMA_ERR_CYCLES * p)
+        counters = self.counters
         while True:
             at, cell = await q.get()
             t = max(at + start, free)
@@ -716,57 +719,53 @@ class An2Model(RegisterTarget):
                 vc = None if self.reference else self._rx_fast_vc(cell)
                 if vc is None:
                     free = await self._rx_cell(t, cell)
-                else:
-                    free = await self._rx_cell_fast(t, cell, vc)
+                    continue
+                # The fast path: _rx_cell for a cell that continues a PDU in the same buffer,
+                # with the same count, sleeps and memory calls (one _rx_write burst).
+                if counters[_CELLS_RX] < _MASK:
+                    counters[_CELLS_RX] += 1
+                payload = cell.payload
+                vc.cells += 1
+                vc.pdu += payload
+                a, requester, gen = vc.buf.addr + vc.buf_used, vc.owner or None, self._gen
+                try:
+                    try:
+                        mem.check(a, _CELL, requester, write=True)
+                    except _DMA_ERRORS:
+                        await k.sleep_until(t + err)
+                        raise
+                    await k.sleep_until(t + setup)
+                    mem.check(a, _CELL, requester, write=True)      # as Memory.dma_write does
+                    await k.sleep_until(mem.dma_claim(_CELL, write=True))
+                    mem.dma_write_now(a, payload)
+                except _DMA_ERRORS:
+                    t = self._edge(k.now)
+                    self._count(Counter.DmaFaults, t)
+                    free = await self._rx_done(t, cell.vci, vc, CqError.DmaFault, discard=True)
+                    continue
+                if gen != self._gen:
+                    raise _Abandoned
+                vc.buf_used += _CELL
+                vc.delivered += _CELL
+                free = -(-k.now // p) * p
             except (RingFault, _Abandoned):
                 free = self._edge(k.now)
 
     def _rx_fast_vc(self, cell: Cell | int) -> _Vc | None:
-        """The VC whose reassembly ``cell`` continues, if :meth:`_rx_cell_fast` may take it: a
-        data cell (not the PDU's last) of a VC reassembling into a buffer with room for all of
-        it, within the PDU limits; None for anything else (:meth:`_rx_cell` takes it)."""
+        """The VC whose reassembly ``cell`` continues, if the fast path of :meth:`_rx_engine`
+        may take it: a data cell (not the PDU's last) of an AAL5 VC reassembling into a buffer
+        with room for all of it, within the PDU limits; None for anything else
+        (:meth:`_rx_cell` takes it)."""
         if type(cell) is not Cell or cell.vpi or cell.pt & 0b101:
             return None
         vc = self.vcs.get(cell.vci)
         if (vc is None or vc.state != VcState.Reassembling or vc.cells >= MAX_PDU_CELLS
                 or vc.delivered + _CELL > MAX_PDU or vc.buf.size - vc.buf_used < _CELL
-                or self.regs[_STATUS] & (_RX_ON | _FAULT) != _RX_ON):
+                or int(self.regs[_STATUS]) & (_RX_ON | _FAULT) != _RX_ON):
             return None
-        word = self.vc_table[cell.vci]
-        if word & 1 and self._entry(cell.vci).aal5:
+        if self.vc_table[cell.vci] & 1 and self._entry(cell.vci).aal5:
             return vc
         return None
-
-    async def _rx_cell_fast(self, t: int, cell: Cell, vc: _Vc) -> int:
-        """:meth:`_rx_cell` for a cell :meth:`_rx_fast_vc` gave ``vc`` for: the same sleeps,
-        memory calls and counts, without the general path's branches and calls."""
-        c = self.counters
-        if c[_CELLS_RX] < _MASK:
-            c[_CELLS_RX] += 1
-        payload = cell.payload
-        vc.cells += 1
-        vc.pdu += payload
-        k, mem, p = self.kernel, self.memory, self._p
-        a, requester, gen = vc.buf.addr + vc.buf_used, vc.owner or None, self._gen
-        try:                                                    # _rx_write's one _dma
-            try:
-                mem.check(a, _CELL, requester, write=True)
-            except _DMA_ERRORS:
-                await k.sleep_until(t + DMA_ERR_CYCLES * p)
-                raise
-            await k.sleep_until(t + DMA_SETUP_CYCLES * p)
-            mem.check(a, _CELL, requester, write=True)          # as Memory.dma_write does
-            await k.sleep_until(mem.dma_claim(_CELL, write=True))
-            mem.dma_write_now(a, payload)
-        except _DMA_ERRORS:
-            t = self._edge(k.now)
-            self._count(Counter.DmaFaults, t)
-            return await self._rx_done(t, cell.vci, vc, CqError.DmaFault, discard=True)
-        if gen != self._gen:
-            raise _Abandoned
-        vc.buf_used += _CELL
-        vc.delivered += _CELL
-        return -(-k.now // p) * p
 
     async def _rx_cell(self, t: int, cell: Cell | int) -> int:
         if isinstance(cell, int):       # VC ``cell`` was disabled while reassembling
