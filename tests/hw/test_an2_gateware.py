@@ -1,0 +1,410 @@
+"""The AN2 card's RTL (hw/an2/gateware.py) in Amaranth's simulator, against docs/an2_card.md.
+
+:class:`Rtl` puts :class:`hw.an2.gateware.An2Card` in a testbench with a Python host memory
+that answers its DMA bursts with the cycle contract of :mod:`hw.an2.timing` (a burst raised at
+edge ``s`` has its last word sampled at ``s + dma_burst_cycles(n) - 1``, so the card may raise
+the next at ``s + dma_burst_cycles(n)``, the model's end edge; a refusal is sampled at ``s +
+DMA_ERR_CYCLES``), page owners it checks against the burst's ``owner`` tag, a cell source
+on the ``rx_*`` pins and a sink on the ``tx_*`` pins. tests/hw/test_an2_equivalence.py uses it
+too.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import pytest
+from amaranth.sim import Simulator
+
+from hw.an2.gateware import An2Card
+from hw.an2.registers import (MAX_PDU, NO_INDEX, RESET, Completion, Control, Counter, CqError,
+                              CqKind, Irq, Link, Reg, RxDescriptor, TxDescriptor, VcEntry,
+                              pool_reg)
+from hw.an2.timing import DMA_ERR_CYCLES, dma_burst_cycles
+from sim.bindings.amaranth import add_clock
+from sim.media.aal5 import build_pdu, crc32_aal5, segment
+from sim.media.atm import Cell
+from sim.time import Clock
+
+P = 80_000
+CLOCK = Clock(P, "an2")
+MEM = 1 << 20
+PAGE = 4096
+CQ, TXR, POOL0 = 0x1000, 0x2000, 0x3000
+RING = 64
+TXBUF, RXBUF = 0x10000, 0x60000
+BUFSIZE = 2048
+
+
+def cell_words(cell: Cell) -> list[int]:
+    """The 13 words of ``cell`` on the cell interface (header without HEC, network order)."""
+    raw = cell.header4 + cell.payload
+    return [int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(13)]
+
+
+def words_cell(words: list[int]) -> Cell:
+    """Inverse of :func:`cell_words`."""
+    raw = b"".join(w.to_bytes(4, "big") for w in words)
+    h = int.from_bytes(raw[:4], "big")
+    return Cell(vpi=(h >> 20) & 0xFF, vci=(h >> 4) & 0xFFFF, pt=(h >> 1) & 7, clp=h & 1,
+                payload=raw[4:])
+
+
+class Rtl:
+    """The card in Amaranth's simulator with host memory, cell source and sink (see above).
+
+    Attributes
+    ----------
+    mem : bytearray
+    owners : dict page -> owner tag (pages not in it are open to every owner)
+    edge : the last edge (0 is the rising edge at time 0)
+    cells_out : list of (edge at which ``tx_soc`` was registered, Cell)
+    bursts : list of (start edge, write, addr, count, owner, end edge or None if refused)
+    irq_edges : list of (edge, level) at each change of ``irq``
+    """
+
+    def __init__(self) -> None:
+        self.dut = An2Card()
+        self.mem = bytearray(MEM)
+        self.owners: dict[int, int] = {}
+        self.edge = -1
+        self.cells_out: list[tuple[int, Cell]] = []
+        self.rx: deque = deque()          # (commit edge, words)
+        self.bursts: list = []
+        self.irq_edges: list = [(0, 0)]
+        self.ctx = None
+        self._burst = None
+        self._gap = False
+        self._cell = None
+
+    # -- the simulation ------------------------------------------------------------------------
+    def run(self, host) -> None:
+        """Run ``host(self)`` (an async function using :meth:`write`, :meth:`read`,
+        :meth:`wait`) with the device side in the background."""
+        sim = Simulator(self.dut)
+        add_clock(sim, CLOCK)
+
+        async def device(ctx):
+            self.ctx = ctx
+            while True:
+                await ctx.tick()
+                self.edge += 1
+                self._step(ctx)
+
+        async def script(ctx):
+            self.ctx = ctx
+            await ctx.tick()        # edge 0
+            await host(self)
+
+        sim.add_testbench(device, background=True)
+        sim.add_testbench(script)
+        sim.run()
+
+    def _step(self, ctx) -> None:
+        d, k = self.dut, self.edge
+        # irq
+        level = ctx.get(d.irq)
+        if level != self.irq_edges[-1][1]:
+            self.irq_edges.append((k, level))
+        # cells out
+        if ctx.get(d.tx_valid):
+            w = ctx.get(d.tx_data)
+            if ctx.get(d.tx_soc):
+                self._cell = (k, [w])
+            elif self._cell is not None:
+                self._cell[1].append(w)
+                if len(self._cell[1]) == 13:
+                    self.cells_out.append((self._cell[0], words_cell(self._cell[1])))
+                    self._cell = None
+        # cells in: word i of a cell committed at E in the cycle before edge E - 12 + i
+        valid = soc = 0
+        data = 0
+        if self.rx:
+            e, words = self.rx[0]
+            i = k - (e - 13)
+            if 0 <= i < 13:
+                valid, soc, data = 1, int(i == 0), words[i]
+                if i == 12:
+                    self.rx.popleft()
+        ctx.set(d.rx_valid, valid)
+        ctx.set(d.rx_soc, soc)
+        ctx.set(d.rx_data, data)
+        self._dma(ctx, k)
+
+    def _dma(self, ctx, k: int) -> None:
+        bus = self.dut.dma
+        ctx.set(bus.ack, 0)
+        ctx.set(bus.err, 0)
+        b = self._burst
+        if b is None:
+            if self._gap:
+                self._gap = False           # the bus ignores req in the cycle after a burst
+                return
+            if not ctx.get(bus.req):
+                return
+            write, addr, count, owner = (ctx.get(bus.write), ctx.get(bus.addr),
+                                         ctx.get(bus.count), ctx.get(bus.owner))
+            ok = all(owner == 0 or self.owners.get(p, owner) == owner
+                     for p in range(addr // PAGE, (addr + 4 * count - 1) // PAGE + 1))
+            last = k + dma_burst_cycles(count, write=bool(write)) - 1
+            b = self._burst = {"start": k, "write": write, "addr": addr, "count": count,
+                               "owner": owner, "ok": ok, "last": last, "i": 0}
+            self.bursts.append([k, write, addr, count, owner, None])
+        if not ctx.get(bus.req):            # abandoned (Control.Reset)
+            self._burst = None
+            return
+        if not b["ok"]:
+            if k == b["start"] + DMA_ERR_CYCLES - 1:
+                ctx.set(bus.err, 1)
+                self._burst = None
+                self._gap = True
+            return
+        first = b["last"] - b["count"]      # the cycle after this edge carries word 0
+        i = k - first
+        if 0 <= i < b["count"]:
+            a = b["addr"] + 4 * i
+            ctx.set(bus.ack, 1)
+            if b["write"]:
+                self.mem[a:a + 4] = ctx.get(bus.w_data).to_bytes(4, "little")
+            else:
+                ctx.set(bus.r_data, int.from_bytes(self.mem[a:a + 4], "little"))
+            if i == b["count"] - 1:
+                self.bursts[-1][5] = b["last"] + 1
+                self._burst = None
+                self._gap = True
+
+    # -- host side (awaited from the script) ----------------------------------------------------
+    async def wait(self, cycles: int) -> None:
+        for _ in range(cycles):
+            await self.ctx.tick()
+
+    async def access(self, off: int, value: int | None) -> int:
+        """One register access from this cycle: ``value`` None reads. The access completes
+        (and this returns) at the edge after ``ack``, as hw.bus.HostBus says."""
+        ctx, bus = self.ctx, self.dut.bus
+        ctx.set(bus.addr, int(off) >> 2)
+        if value is None:
+            ctx.set(bus.r_en, 1)
+        else:
+            ctx.set(bus.w_en, 1)
+            ctx.set(bus.w_data, int(value))
+        while True:
+            await ctx.tick()
+            if ctx.get(bus.ack):
+                break
+        got = ctx.get(bus.r_data)
+        ctx.set(bus.r_en, 0)
+        ctx.set(bus.w_en, 0)
+        await ctx.tick()
+        return got
+
+    async def write(self, off, value) -> None:
+        await self.access(off, value)
+
+    async def read(self, off) -> int:
+        return await self.access(off, None)
+
+    def inject(self, commit_edge: int, cell: Cell) -> None:
+        """Drive ``cell`` so that its last word is sampled at ``commit_edge``."""
+        if self.rx and commit_edge < self.rx[-1][0] + 13:
+            raise ValueError("cells on the pins may not overlap")
+        self.rx.append((commit_edge, cell_words(cell)))
+
+
+class Host:
+    """Driver-like helpers over a card (RTL or model): rings, buffers, PDUs."""
+
+    def __init__(self, card, mem) -> None:
+        self.card, self.mem = card, mem
+        self.tx_next = 0
+        self.tx_buf = TXBUF
+        self.rx_posted = 0
+
+    async def setup(self, vcs: dict, *, buffers: int = 32, control: int = 0,
+                    bufsize: int = BUFSIZE, aal5: int = 1) -> None:
+        c = self.card
+        for reg, val in ((Reg.CqBase, CQ), (Reg.CqSize, RING), (Reg.TxBase, TXR),
+                         (Reg.TxSize, RING), (pool_reg(Reg.PoolBase, 0), POOL0),
+                         (pool_reg(Reg.PoolSize, 0), RING), (Reg.IrqEnable, Irq.Completion)):
+            await c.write(reg, val)
+        for vci, owner in vcs.items():
+            await c.write(Reg.VcIndex, vci)
+            await c.write(Reg.VcEntry, VcEntry(enable=1, aal5=aal5, owner=owner).to_int())
+        self.post(buffers, bufsize=bufsize)
+        await c.write(pool_reg(Reg.PoolProducer, 0), self.rx_posted % RING)
+        await c.write(Reg.Control, Control.TxEnable | Control.RxEnable | control)
+
+    def post(self, n: int, *, bufsize: int = BUFSIZE) -> None:
+        for _ in range(n):
+            i = self.rx_posted
+            self.mem[POOL0 + 16 * i:POOL0 + 16 * i + 16] = RxDescriptor(
+                addr=RXBUF + BUFSIZE * i, size=bufsize, own=1, tag=1000 + i).pack()
+            self.rx_posted += 1
+
+    def queue(self, vci: int, payload: bytes, cuts=(), tag: int = 0, align: int = 3) -> None:
+        """``payload`` in descriptors split at ``cuts``, buffers at byte offset ``align``."""
+        edges = [0, *sorted(cuts), len(payload)]
+        for j in range(len(edges) - 1):
+            part = payload[edges[j]:edges[j + 1]]
+            a = self.tx_buf + align
+            self.mem[a:a + len(part)] = part
+            self.tx_buf += (len(part) + 16) & ~7
+            d = TxDescriptor(addr=a, length=len(part), vci=vci, first=int(j == 0),
+                             last=int(j == len(edges) - 2), own=1, tag=tag)
+            self.mem[TXR + 16 * self.tx_next:TXR + 16 * self.tx_next + 16] = d.pack()
+            self.tx_next = (self.tx_next + 1) % RING
+
+    async def doorbell(self) -> None:
+        await self.card.write(Reg.TxProducer, self.tx_next)
+
+    def completions(self) -> list[Completion]:
+        out = []
+        for i in range(RING):
+            raw = bytes(self.mem[CQ + 16 * i:CQ + 16 * i + 16])
+            if raw[0] & 3:
+                out.append(Completion.unpack(raw))
+        return out
+
+    def received(self) -> list[tuple[Completion, bytes]]:
+        """Rx completions with the bytes their buffers hold (First .. Last)."""
+        out = []
+        for c in self.completions():
+            if c.kind != CqKind.Rx:
+                continue
+            descs, pos = [], c.index
+            while c.index != NO_INDEX:
+                d = RxDescriptor.unpack(bytes(self.mem[POOL0 + 16 * pos:POOL0 + 16 * pos + 16]))
+                if d.vci == c.vci and not d.own:
+                    descs.insert(0, d)
+                    if d.first:
+                        break
+                pos = (pos - 1) % RING
+            out.append((c, b"".join(bytes(self.mem[d.addr:d.addr + d.length]) for d in descs)))
+        return out
+
+
+# --- tests ------------------------------------------------------------------------------------
+def test_converts_to_verilog():
+    from amaranth.back import verilog
+    text = verilog.convert(An2Card(), name="an2_card")
+    assert "module an2_card" in text
+    for port in ("bus__addr", "dma__owner", "dma__err", "tx_soc", "rx_data", "link_status"):
+        assert port in text
+
+
+def test_register_reset_values_and_access():
+    rtl = Rtl()
+    seen = {}
+
+    async def host(r):
+        for reg, value in RESET.items():
+            seen[reg] = await r.read(reg)
+        seen["link"] = await r.read(Reg.LinkStatus)
+        await r.write(Reg.TxSize, 3)            # not a power of two: ignored
+        seen["size3"] = await r.read(Reg.TxSize)
+        await r.write(Reg.TxSize, 64)
+        seen["size64"] = await r.read(Reg.TxSize)
+        await r.write(Reg.TxBase, 0x12345)      # 16-byte aligned
+        seen["base"] = await r.read(Reg.TxBase)
+        await r.write(Reg.TxProducer, 70)       # modulo the size
+        seen["prod"] = await r.read(Reg.TxProducer)
+        await r.write(Reg.Control, Control.Loopback)
+        seen["link_lb"] = await r.read(Reg.LinkStatus)
+        await r.write(Reg.VcIndex, 1030)
+        seen["vcindex"] = await r.read(Reg.VcIndex)
+        await r.write(Reg.VcEntry, 0xFFFF_FFFF)
+        seen["vcentry"] = await r.read(Reg.VcEntry)
+        await r.write(Reg.CoalesceCount, 0x1FF)
+        seen["ccount"] = await r.read(Reg.CoalesceCount)
+        seen["undecoded"] = await r.read(0x28)
+        await r.write(Reg.Control, Control.Reset)
+        seen["during_reset"] = await r.read(Reg.Control)
+        await r.wait(1030)
+        seen["after_reset"] = await r.read(Reg.Control)
+        seen["vcentry_after"] = await r.read(Reg.VcEntry)
+        seen["size_after"] = await r.read(Reg.TxSize)
+
+    rtl.run(host)
+    for reg, value in RESET.items():
+        assert seen[reg] == value, reg
+    assert seen["link"] == 0
+    assert seen["size3"] == 2 and seen["size64"] == 64
+    assert seen["base"] == 0x12340
+    assert seen["prod"] == 70 % 64
+    assert seen["link_lb"] == Link.Signal | Link.FrameLock | Link.CellLock
+    assert seen["vcindex"] == 1030 % 1024
+    assert seen["vcentry"] == 0xFF0F               # state (5:4) reads Idle, reserved bits 0
+    assert seen["ccount"] == 0xFF
+    assert seen["undecoded"] == 0
+    assert seen["during_reset"] == Control.Reset
+    assert seen["after_reset"] == 0
+    assert seen["vcentry_after"] == 0
+    assert seen["size_after"] == 2
+
+
+def _loopback(payloads, *, seed=1, vci=5, aal5=1):
+    rtl = Rtl()
+    host = Host(rtl, rtl.mem)
+    rnd = random.Random(seed)
+    counters = {}
+
+    async def script(r):
+        await host.setup({vci: 0}, control=Control.Loopback, aal5=aal5)
+        for i, p in enumerate(payloads):
+            cuts = sorted({rnd.randrange(len(p) + 1) for _ in range(rnd.randrange(4))})
+            host.queue(vci, p, cuts=cuts, tag=100 + i, align=rnd.randrange(4))
+        await host.doorbell()
+        total = sum(-(-(len(p) + 8) // 48) for p in payloads)
+        await r.wait(40 * total + 300 * len(payloads) + 200)
+        for c in Counter:
+            counters[c] = await r.read(c.offset)
+
+    rtl.run(script)
+    return rtl, host, counters
+
+
+def test_loopback_pdus_of_many_sizes_with_gather():
+    sizes = [0, 1, 3, 39, 40, 41, 47, 48, 49, 88, 95, 96, 100, 257]
+    rnd = random.Random(7)
+    payloads = [bytes(rnd.randrange(256) for _ in range(n)) for n in sizes]
+    rtl, host, counters = _loopback(payloads)
+    tx = [c for c in host.completions() if c.kind == CqKind.Tx]
+    assert [c.tag for c in tx] == [100 + i for i in range(len(sizes))]
+    assert all(c.errors == 0 for c in tx)
+    assert [c.length for c in tx] == sizes
+    assert [c.cells for c in tx] == [-(-(n + 8) // 48) for n in sizes]
+    got = host.received()
+    assert [c.errors for c, _ in got] == [0] * len(sizes)
+    assert [data for _, data in got] == payloads
+    assert [c.length for c, _ in got] == sizes
+    assert counters[Counter.PdusRx] == counters[Counter.PdusTx] == len(sizes)
+    assert counters[Counter.CellsTx] == counters[Counter.CellsRx] == sum(c.cells for c in tx)
+    assert all(counters[c] == 0 for c in (Counter.CrcErrors, Counter.LostCells,
+                                          Counter.NoBuffer, Counter.DmaFaults))
+    # One cell per slot, each in a slot of its own.
+    assert rtl.cells_out == []          # loopback: nothing on the pins
+
+
+def test_transmit_cells_on_the_pins_follow_aal5():
+    rnd = random.Random(3)
+    payloads = [bytes(rnd.randrange(256) for _ in range(n)) for n in (100, 41, 0)]
+    rtl = Rtl()
+    host = Host(rtl, rtl.mem)
+
+    async def script(r):
+        await host.setup({9: 0})
+        for i, p in enumerate(payloads):
+            host.queue(9, p, cuts=(len(p) // 2,), tag=i, align=i)
+        await host.doorbell()
+        await r.wait(600)
+
+    rtl.run(script)
+    cells = [c for _, c in rtl.cells_out]
+    expect = [(9, int(i == len(seg) - 1), c) for p in payloads
+              for seg in [segment(p)] for i, c in enumerate(seg)]
+    assert [(c.vci, c.pt, c.payload) for c in cells] == expect
+    # One cell per slot: header words at edges one before distinct slot edges.
+    from hw.an2.timing import cell_slot_edge
+    slot_edges = {cell_slot_edge(k) for k in range(400)}
+    assert all(e + 1 in slot_edges for e, _ in rtl.cells_out)
+    assert len({e for e, _ in rtl.cells_out}) == len(cells)
