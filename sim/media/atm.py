@@ -479,12 +479,15 @@ class AtmSwitch:
     def _enqueue(self, arg: tuple[int, Cell, tuple[int, int, int]]) -> None:
         out, cell, vc = arg
         end = self._ends[out]
-        if end is None or end.backlog >= self.buffer_cells:
+        # The output queue: the cells its channel holds whose slot has not started (the
+        # channel's backlog property, inline: this runs once per switched cell).
+        first = None if end is None else -((-(self.kernel.now + 1) * SLOT_DEN) // SLOT_NUM_PS)
+        if end is None or end._tx._next_slot - first >= self.buffer_cells:
             self.stats.drops_by_port[out] += 1
             self.stats.drops_by_vc[vc] += 1
             return
-        end.send(cell)
+        end._tx.send(cell)
         self.stats.cells_out += 1
-        q = end.backlog
+        q = end._tx._next_slot - first
         if q > self.stats.max_queue[out]:
             self.stats.max_queue[out] = q
