@@ -383,6 +383,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from .experiments import paper
     from .rtl import waves_requested
+    from .simulation import parse_rtl
 
     try:
         figures = paper.parse_figures(args.figure)
@@ -394,15 +395,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             paper.server_factory(name)
     except (ValueError, paper.ServerUnavailable) as exc:
         raise UsageError(f"argument --servers: {exc}") from None
-    rtl, backend = _rtl_option(lambda: paper.server_rtl(servers, args.rtl), args.backend)
-    networks = _networks_option(args.network, figures)
+    networks = _networks_option(args.network)
+    rtl, backend = _rtl_option(lambda: paper.server_rtl(
+        servers, args.rtl, paper.run_networks(figures, networks)), args.backend)
     try:
         points = paper.plan_points(figures, servers, requests=args.requests, backend=backend,
                                    seed=args.seed, client=args.client, rtl=rtl,
                                    networks=networks)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    rtl = points[0].rtl                      # --backend verilator alone: the LANCE card's RTL
+    # --backend verilator alone: the LANCE card's RTL; figure c: each point's own card's.
+    rtl = parse_rtl(dict.fromkeys(k for p in points for k in p.rtl))
     _check_simulator("--backend", backend)
     out = output_dir("--out", args.out)
     if args.pcap:
@@ -490,8 +493,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _networks_option(text: str, figures: tuple[str, ...]) -> tuple[str, ...]:
-    """``--network`` (figure c's networks): parsed, and each one this tree can run.
+def _networks_option(text: str) -> tuple[str, ...]:
+    """``--network`` (figure c's networks), parsed.
 
     Raises
     ------
@@ -500,15 +503,9 @@ def _networks_option(text: str, figures: tuple[str, ...]) -> tuple[str, ...]:
     """
     from .experiments import figure_c
     try:
-        networks = figure_c.parse_networks(text)
+        return figure_c.parse_networks(text)
     except ValueError as exc:
         raise UsageError(f"argument --network: {exc}") from None
-    if figure_c.FIGURE in figures:
-        for n in networks:
-            why = figure_c.network_unavailable(n)
-            if why:
-                raise UsageError(f"argument --network: {n}: {why}")
-    return networks
 
 
 def _figure_c_table(rows: list[dict], what: str) -> Table:

@@ -34,27 +34,33 @@ reached by any payload (48 of every 53 bytes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+from ..machines import NETWORKS as MACHINE_NETWORKS
 
 __all__ = ["FIGURE", "NETWORKS", "DEFAULT_NETWORK", "DOC_SIZES", "CLIENTS", "SIZE_SWEEP_CLIENTS",
            "CLIENT_SWEEP_DOC", "figure_c_combos", "parse_networks", "link_payload_bps",
            "request_timeout_ps", "TIMEOUT_MARGIN", "NetworkMedia", "network_media",
-           "figure_c_fields", "TOUCH_FIELDS", "image_sizes",
-           "network_machines", "network_unavailable"]
+           "figure_c_fields", "TOUCH_FIELDS", "image_sizes"]
 
 FIGURE = "c"
-#: The networks a point runs on: the LANCE Ethernet of the paper, or the AN2 ATM card.
-NETWORKS = ("ethernet", "an2")
+#: The networks a point runs on (:data:`serveros.machines.NETWORKS`): the LANCE Ethernet of the
+#: paper, or the AN2 ATM card.
+NETWORKS = MACHINE_NETWORKS
 DEFAULT_NETWORK = "ethernet"
 #: Figure c's document sizes (bytes, 0 to 1 MiB), swept at :data:`SIZE_SWEEP_CLIENTS` clients.
 DOC_SIZES = (0, 1024, 10240, 102400, 1048576)
 SIZE_SWEEP_CLIENTS = 8
-#: Figure c's client counts, swept with the :data:`CLIENT_SWEEP_DOC`-byte document. 100 KiB,
-#: not 1 MiB: a 1 MiB sweep to 16 clients would cost 16 x 50 MiB per server over Ethernet alone
-#: (about 8 minutes of wall time each at --requests 50), and 100 KiB already fills the links.
+#: Figure c's client counts, swept with the :data:`CLIENT_SWEEP_DOC`-byte document (figure a's
+#: largest). Wall time decides the size: a request's wall cost grows with its bytes (about
+#: 0.6 s per MiB over Ethernet and 3-5 s per MiB over AN2, one kernel event per cell, measured
+#: on this 2-core machine), and the sweep's 31 clients x 50 requests would take 1550 MiB of
+#: a 1 MiB document per server and network, 155 MiB of a 100 KiB one, 15.5 MiB of 10 KiB.
+#: 10 KiB fills the Ethernet from a few clients on and shows what limits each server over
+#: AN2; the size sweep has the large documents.
 CLIENTS = (1, 2, 4, 8, 16)
-CLIENT_SWEEP_DOC = 102400
+CLIENT_SWEEP_DOC = 10240
 #: The per-request fields of :mod:`sw.doc_touch` in a row, by the counter names of
 #: :meth:`sw.doc_touch.DocTouch.as_dict`.
 TOUCH_FIELDS = {"cpu_touched_doc_bytes": "cpu_touched_doc_bytes_per_request",
@@ -139,87 +145,78 @@ def request_timeout_ps(network: str, doc_bytes: int, clients: int) -> int:
 # -- media ----------------------------------------------------------------------------------------
 @dataclass
 class NetworkMedia:
-    """The media a point's machines share, how to join the machines once built, and how to
-    read the media's counters.
+    """The media a point's machines share, what the machines need once built, and the
+    network's counters.
 
     Attributes
     ----------
     network : str
         ``"ethernet"`` or ``"an2"``.
     media : dict
-        What :class:`serveros.simulation.Simulation` takes as ``media``.
-    counters : callable
-        ``counters() -> dict`` of running totals: ``frames`` (frames delivered on the segment,
-        or AAL5 PDUs carried, for ``packets_per_request``), and for Ethernet ``collisions``,
-        ``excessive_collisions`` and ``busy_ps`` (the ``wire_*`` row fields).
-    connect : callable
-        ``connect(hosts)``: what the machines need to reach each other once built (static ARP
-        entries on Ethernet, :func:`serveros.machines.preload_arp`).
-    extras : callable, optional
-        ``extras(before, after) -> dict``: row fields of the network's own over the measured
-        interval, from two :attr:`counters` snapshots (none for Ethernet).
+        What :class:`serveros.simulation.Simulation` takes as ``media``
+        (:func:`serveros.machines.network_media`).
+    hosts : list
+        The machines once built (:meth:`connect`), the server first.
     """
 
     network: str
     media: dict
-    counters: Callable[[], dict]
-    connect: Callable[[list], None]
-    extras: Callable[[dict, dict], dict] | None = None
+    hosts: list = field(default_factory=list)
+
+    def connect(self, hosts: list) -> None:
+        """The built machines, the server first: on Ethernet every host gets static ARP
+        entries for the others (:func:`serveros.machines.preload_arp`); over AN2 the PVCs
+        (routed by :func:`serveros.machines.network_media`) already name every peer."""
+        from ..machines import preload_arp
+        self.hosts = list(hosts)
+        if self.network == "ethernet":
+            preload_arp(self.hosts)
+
+    def counters(self) -> dict:
+        """Running totals (after the machines booted): ``frames``, what
+        ``packets_per_request`` counts (frames delivered on the segment; over AN2 the AAL5
+        PDUs the server's card sent and received, every PDU of the run); on Ethernet
+        ``collisions``, ``excessive_collisions`` and ``busy_ps`` (the ``wire_*`` fields);
+        over AN2 ``driver`` (the server's AN2 driver's counters, :class:`sw.drivers.an2.An2Stats`,
+        kept from the card's completions) and ``switch`` (its cells in and out and drops)."""
+        if self.network == "ethernet":
+            st = self.media["ethernet"].stats
+            return {"frames": st.frames, "collisions": st.collisions,
+                    "excessive_collisions": st.excessive_collisions, "busy_ps": st.busy_ps}
+        server = self.hosts[0]
+        card = next(d.name for d in server.extra["machine"].devices if d.kind == "an2")
+        drv = asdict(server.extra["drivers"][card].stats)
+        sw = self.media["atm"].stats()
+        return {"frames": drv["tx_pdus"] + drv["rx_pdus"], "driver": drv,
+                "switch": {k: sw[k] for k in ("cells_in", "cells_out", "drops", "unroutable")}}
 
     def row_extras(self, before: dict, after: dict) -> dict:
-        """The network's own row fields over the interval between two :attr:`counters`."""
-        return self.extras(before, after) if self.extras else {}
+        """The network's own row fields over the interval between two :meth:`counters`: over
+        AN2 ``an2_stats`` (``server_driver`` and ``switch`` counts over the interval, and
+        ``switch_max_queue``, the deepest output queue of the run, by port); none on
+        Ethernet."""
+        if self.network == "ethernet":
+            return {}
+        return {"an2_stats": {
+            "server_driver": {k: v - before["driver"][k] for k, v in after["driver"].items()},
+            "switch": {k: v - before["switch"][k] for k, v in after["switch"].items()},
+            "switch_max_queue": self.media["atm"].stats()["max_queue"]}}
 
 
-def network_media(kernel, network: str, *, seed: int, pcap=None) -> NetworkMedia:
-    """The shared medium of a point on ``network``: a 10 Mbit/s Ethernet segment seeded
-    ``seed`` (its backoff), or the ATM network of the AN2 machines; ``pcap`` captures its
-    frames or PDUs.
+def network_media(kernel, specs: list, network: str, *, seed: int, pcap=None) -> NetworkMedia:
+    """The media of a point's machines ``specs`` on ``network``
+    (:func:`serveros.machines.network_media`: a 10 Mbit/s Ethernet segment seeded ``seed``,
+    or the ATM switch with a link per AN2 card and the PVCs routed); ``pcap`` captures every
+    frame or PDU.
 
     Raises
     ------
     ValueError
         For an unknown network.
     """
+    from ..machines import network_media as media_of
     _check_network(network)
-    if network == "ethernet":
-        from sim.media.ethernet import Segment
-        seg = Segment(kernel, seed=seed, pcap=pcap)
-
-        def counters() -> dict:
-            st = seg.stats
-            return {"frames": st.frames, "collisions": st.collisions,
-                    "excessive_collisions": st.excessive_collisions, "busy_ps": st.busy_ps}
-        from ..machines import preload_arp
-        return NetworkMedia(network, {"ethernet": seg}, counters, preload_arp)
-    return _an2_media(kernel, seed=seed, pcap=pcap)
-
-
-def _an2_media(kernel, *, seed: int, pcap=None) -> NetworkMedia:
-    # SEAM (until NET lands its media builder in serveros.machines): the AN2 machines' ATM
-    # network (sim.media.atm_net.AtmNetwork) and the PVCs between server and clients are NET's.
-    raise NotImplementedError(AN2_MISSING)
-
-
-def network_machines(network: str, server: str, clients: int, client: str, image, seed: int
-                     ) -> list:
-    """The machines of a point on ``network`` other than Ethernet: the server's DECstation
-    and the clients with the network's cards (:func:`serveros.experiments.paper.paper_machines`
-    builds the Ethernet ones)."""
-    _check_network(network)
-    # SEAM (until NET lands server_spec/client_spec with a network choice).
-    raise NotImplementedError(AN2_MISSING)
-
-
-#: Why the AN2 half of figure c cannot run yet.
-AN2_MISSING = ("the AN2 machines are not built yet (serveros.machines has no ATM network "
-               "choice): figure c runs only --network ethernet")
-
-
-def network_unavailable(network: str) -> str | None:
-    """Why points on ``network`` cannot run in this tree, or None when they can."""
-    _check_network(network)
-    return None if network == "ethernet" else AN2_MISSING
+    return NetworkMedia(network, media_of(kernel, specs, network, seed=seed, pcap=pcap))
 
 
 # -- row fields -----------------------------------------------------------------------------------

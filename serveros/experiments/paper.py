@@ -89,7 +89,7 @@ __all__ = ["FIGURES", "KNOWN_FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_
            "FIGURE_B_DOC", "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
            "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
-           "paper_machines", "point_waves", "server_rtl", "resolve_backend",
+           "paper_machines", "point_waves", "server_rtl", "run_networks", "resolve_backend",
            "rtl_setup",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
            "rows_without_wall", "parse_servers", "parse_names", "parse_figures", "sustained_rate",
@@ -420,7 +420,7 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
     servers = parse_servers(list(servers))
     _check_int("requests", requests, 1)
     _check_int("seed", seed, 0)
-    rtl, backend = rtl_setup(servers, rtl, backend)
+    rtl, backend = rtl_setup(servers, rtl, backend, run_networks(figures, networks))
     if client not in CLIENT_KINDS:
         raise ValueError(f"client must be one of {', '.join(CLIENT_KINDS)}, not {client!r}")
     doc_sizes, clients = tuple(doc_sizes), tuple(clients)
@@ -439,20 +439,24 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
         if "b" in figures:
             for c in clients:
                 combos.setdefault((FIGURE_B_DOC, c), []).append("b")
+        prtl, pbackend = _point_rtl(server, figure_c.DEFAULT_NETWORK, rtl, backend)
         for (n, c), figs in combos.items():
-            points.append(Point(tuple(figs), server, n, c, requests, backend, seed, client,
-                                rtl))
+            points.append(Point(tuple(figs), server, n, c, requests, pbackend, seed, client,
+                                prtl))
         if figure_c.FIGURE in figures:
             for network in networks:
+                prtl, pbackend = _point_rtl(server, network, rtl, backend)
                 for n, c in combos_c:
-                    points.append(Point((figure_c.FIGURE,), server, n, c, requests, backend,
-                                        seed, client, rtl, network))
+                    points.append(Point((figure_c.FIGURE,), server, n, c, requests, pbackend,
+                                        seed, client, prtl, network))
     return points
 
 
-def server_rtl(servers: Iterable[str], rtl: str | Iterable[str]) -> tuple[str, ...]:
+def server_rtl(servers: Iterable[str], rtl: str | Iterable[str],
+               networks: Iterable[str] = (figure_c.DEFAULT_NETWORK,)) -> tuple[str, ...]:
     """``rtl`` (``"lance,disk"`` or a list of device kinds) as a tuple in the device kinds'
-    order, every kind one the server machine of each of ``servers`` has.
+    order, every kind one the server machine of each of ``servers`` has on one of
+    ``networks`` at least (:func:`run_networks`; ``an2`` is the AN2 server's card).
 
     Raises
     ------
@@ -462,8 +466,35 @@ def server_rtl(servers: Iterable[str], rtl: str | Iterable[str]) -> tuple[str, .
     from ..simulation import check_rtl, parse_rtl
     kinds = parse_rtl(rtl)
     for server in servers:
-        check_rtl(kinds, paper_machines(server, 0, "pentium", _IMAGE_PLACEHOLDER, 0)[:1])
+        check_rtl(kinds, [_server_machine(server, n) for n in networks])
     return kinds
+
+
+def _server_machine(server: str, network: str):
+    """The server machine of ``server`` on ``network`` (its devices are what matter)."""
+    return paper_machines(server, 0, "pentium", _IMAGE_PLACEHOLDER, 0, network)[0]
+
+
+def run_networks(figures: Iterable[str], networks: Iterable[str]) -> tuple[str, ...]:
+    """The networks a run of ``figures`` uses: Ethernet for the paper's figures, figure c's
+    ``networks`` for figure c."""
+    figures = tuple(figures)
+    used = {figure_c.DEFAULT_NETWORK} if set(figures) & set(FIGURES) else set()
+    if figure_c.FIGURE in figures:
+        used |= set(networks)
+    return tuple(n for n in figure_c.NETWORKS if n in used)
+
+
+def _point_rtl(server: str, network: str, rtl: tuple[str, ...],
+               backend: str) -> tuple[tuple[str, ...], str]:
+    """A point's ``(rtl, backend)``: the run's RTL kinds its server machine has on its
+    network (``--rtl an2,lance`` in figure c runs the AN2 card's RTL over AN2 and the LANCE
+    card's over Ethernet), and ``model`` for a point left with none."""
+    if not rtl:
+        return rtl, backend
+    kinds = _server_machine(server, network).kinds
+    mine = tuple(k for k in rtl if k in kinds)
+    return mine, (backend if mine else "model")
 
 
 def resolve_backend(backend: str | None, rtl: tuple[str, ...]) -> str:
@@ -491,8 +522,10 @@ def resolve_backend(backend: str | None, rtl: tuple[str, ...]) -> str:
 
 
 def rtl_setup(servers: Iterable[str], rtl: str | Iterable[str] = (),
-              backend: str | None = None) -> tuple[tuple[str, ...], str]:
-    """``(rtl, backend)`` of a run of ``servers``: :func:`server_rtl` and
+              backend: str | None = None,
+              networks: Iterable[str] = (figure_c.DEFAULT_NETWORK,)
+              ) -> tuple[tuple[str, ...], str]:
+    """``(rtl, backend)`` of a run of ``servers`` on ``networks``: :func:`server_rtl` and
     :func:`resolve_backend`, and an HDL ``backend`` with no ``rtl`` meaning the LANCE card's
     RTL (as :class:`Point` does).
 
@@ -501,7 +534,7 @@ def rtl_setup(servers: Iterable[str], rtl: str | Iterable[str] = (),
     ValueError
         As :func:`server_rtl` and :func:`resolve_backend`.
     """
-    rtl = server_rtl(servers, rtl)
+    rtl = server_rtl(servers, rtl, networks)
     backend = resolve_backend(backend, rtl)
     return (rtl or (("lance",) if backend != "model" else ())), backend
 
@@ -513,10 +546,10 @@ def paper_machines(server: str, clients: int, client: str, image: str | os.PathL
     client workstations of kind ``client`` (client ``i`` seeded ``seed + 1 + i``), with the
     cards of ``network``."""
     from ..machines import client_spec, server_spec
-    if network == figure_c.DEFAULT_NETWORK:
-        return [server_spec(base_server(server), image, seed=seed),
-                *(client_spec(i, client, seed=seed + 1 + i) for i in range(clients))]
-    return figure_c.network_machines(network, base_server(server), clients, client, image, seed)
+    return [server_spec(base_server(server), image, seed=seed, network=network,
+                        clients=clients),
+            *(client_spec(i, client, seed=seed + 1 + i, network=network)
+              for i in range(clients))]
 
 
 def _window_rates(records: list, n: int) -> tuple[float, float]:
@@ -601,9 +634,9 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     k = Kernel()
     writer = PcapNgWriter(str(pcap_path)) if pcap_path else None
     try:
-        net = figure_c.network_media(k, point.network, seed=pseed, pcap=writer)
         specs = paper_machines(point.server, point.clients, point.client, image_path, pseed,
                                point.network)
+        net = figure_c.network_media(k, specs, point.network, seed=pseed, pcap=writer)
         sim = Simulation(k, specs, media=net.media, rtl=point.rtl,
                          backend=point.backend if point.rtl else RTL_BACKENDS[0],
                          waves_dir=point_waves(point, waves_dir) if waves_dir else None)
@@ -625,6 +658,8 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         await boot(host)
         server = factory(host)
         await server.start()
+        for c in clients:
+            await boot(c)               # binds an AN2 client's card; Ethernet clients: nothing
         marks["server"] = server
         host.cpu.reset_stats()
         host.doc_touch.reset()
@@ -817,18 +852,13 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     ValueError
         For no points or a bad ``jobs``.
     ServerUnavailable
-        If a server's package is missing, or a point's network cannot run in this tree
-        (checked before anything runs).
+        If a server's package is missing (checked before anything runs).
     """
     _check_int("jobs", jobs, 1)
     if not points:
         raise ValueError("no points to run")
     for name in sorted({p.server for p in points}):
         server_factory(name)
-    for network in sorted({p.network for p in points}):
-        why = figure_c.network_unavailable(network)
-        if why:
-            raise ServerUnavailable(why)
     if pcap_path:
         Path(pcap_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="serveros-paper-") as tmp:

@@ -11,8 +11,6 @@ from sim.media import aal5, atm
 from sim.time import S
 from sw.clients.http import DEFAULT_TIMEOUT_PS
 
-#: The networks this tree can run figure c on (AN2 once its machines exist).
-RUNNABLE = [n for n in figure_c.NETWORKS if figure_c.network_unavailable(n) is None]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -102,7 +100,7 @@ def test_watchdog_grows_with_the_fair_share_of_the_link():
     assert figure_c.request_timeout_ps("an2", 1 << 20, 16) < big
 
 
-@pytest.mark.parametrize("network", RUNNABLE)
+@pytest.mark.parametrize("network", figure_c.NETWORKS)
 def test_tiny_run_writes_rows_with_the_new_columns_and_the_figure(network, image, tmp_path):
     pts = paper.plan_points(("c",), ["cheetah"], requests=2, seed=4, networks=network,
                             combos_c=[(0, 1), (10240, 2)])
@@ -142,14 +140,16 @@ def test_plot_refuses_no_rows_of_figure_c(tmp_path):
         plot_figure([{"figure": "a", "throughput_rps": 1.0}], "c", tmp_path / "c.png")
 
 
-def test_cli_refuses_a_network_it_cannot_run_with_one_line(tmp_path, capsys):
-    bad = [n for n in figure_c.NETWORKS if n not in RUNNABLE]
-    if not bad:
-        pytest.skip("every network can run")
-    assert main(["run", "--figure", "c", "--network", bad[0], "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--network" in err
-    assert not (tmp_path / "results.json").exists()
+def test_rtl_kinds_go_to_the_points_whose_server_has_them():
+    pts = paper.plan_points(("b", "c"), ["cheetah"], rtl="an2", backend="verilator",
+                            clients=(1,), combos_c=[(0, 1)])
+    assert [(p.figures, p.network, p.rtl, p.backend) for p in pts] == [
+        (("b",), "ethernet", (), "model"), (("c",), "ethernet", (), "model"),
+        (("c",), "an2", ("an2",), "verilator")]
+    with pytest.raises(ValueError, match="no machine has a an2"):
+        paper.plan_points(("b",), ["cheetah"], rtl="an2")
+    assert paper.run_networks(("a",), ("an2",)) == ("ethernet",)
+    assert paper.run_networks(("c",), ("an2",)) == ("an2",)
 
 
 def test_results_meta_names_the_networks(tmp_path, monkeypatch):
