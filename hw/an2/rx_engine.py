@@ -210,6 +210,7 @@ class RxEngine(wiring.Component):
             with m.If(left == 0):
                 after_write(V, chain)
             with m.Elif(room == 0):
+                m.d.sync += [rem.eq(left), off.eq(offset)]
                 write_back(V, 0)
                 m.next = "WbMid"
             with m.Else():

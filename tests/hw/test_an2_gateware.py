@@ -38,7 +38,7 @@ BUFSIZE = 2048
 
 def cell_words(cell: Cell) -> list[int]:
     """The 13 words of ``cell`` on the cell interface (header without HEC, network order)."""
-    raw = cell.header4 + cell.payload
+    raw = cell.header4() + cell.payload
     return [int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(13)]
 
 
@@ -408,3 +408,126 @@ def test_transmit_cells_on_the_pins_follow_aal5():
     slot_edges = {cell_slot_edge(k) for k in range(400)}
     assert all(e + 1 in slot_edges for e, _ in rtl.cells_out)
     assert len({e for e, _ in rtl.cells_out}) == len(cells)
+
+
+def _cells(vci: int, payload: bytes, *, vpi: int = 0) -> list[Cell]:
+    seg = segment(payload)
+    return [Cell(vpi=vpi, vci=vci, payload=c, pt=int(i == len(seg) - 1)) for i, c in enumerate(seg)]
+
+
+def _receive(cells, *, vcs, buffers=32, bufsize=BUFSIZE, owners=None, first=200, gap=36,
+             cq_size=RING, tail=400):
+    """Inject ``cells`` (committed ``gap`` cycles apart from edge ``first``) into a card set up
+    with ``vcs``; returns (rtl, host, counters)."""
+    rtl = Rtl()
+    rtl.owners.update(owners or {})
+    host = Host(rtl, rtl.mem)
+    counters = {}
+
+    async def script(r):
+        await host.setup(vcs, buffers=buffers, bufsize=bufsize)
+        if cq_size != RING:
+            await r.write(Reg.Control, 0)
+            await r.write(Reg.CqSize, cq_size)
+            await r.write(Reg.Control, Control.TxEnable | Control.RxEnable)
+        start = max(first, r.edge + 20)
+        for i, c in enumerate(cells):
+            r.inject(start + gap * i, c)
+        await r.wait(start + gap * len(cells) + tail - r.edge)
+        for c in Counter:
+            counters[c] = await r.read(c.offset)
+
+    rtl.run(script)
+    return rtl, host, counters
+
+
+def test_receive_interleaved_vcs_scatter_into_small_buffers():
+    rnd = random.Random(11)
+    pdus = {vci: [bytes(rnd.randrange(256) for _ in range(rnd.choice((0, 5, 44, 60, 130))))
+                  for _ in range(2)] for vci in (1, 2, 700)}
+    queues = {vci: [c for p in ps for c in _cells(vci, p)] for vci, ps in pdus.items()}
+    cells = []
+    while any(queues.values()):
+        vci = rnd.choice([v for v, q in queues.items() if q])
+        cells.append(queues[vci].pop(0))
+    rtl, host, counters = _receive(cells, vcs={1: 0, 2: 0, 700: 0}, buffers=60, bufsize=32)
+    got = {}
+    for c, data in host.received():
+        assert c.errors == 0
+        assert c.length == len(data)
+        got.setdefault(c.vci, []).append(data)
+    assert got == pdus
+    assert counters[Counter.PdusRx] == 6 and counters[Counter.CellsRx] == len(cells)
+
+
+def test_receive_errors_are_flagged_and_counted():
+    rnd = random.Random(5)
+    good = bytes(rnd.randrange(256) for _ in range(100))
+    crc_bad = _cells(1, good)
+    crc_bad[1] = Cell(vpi=0, vci=1, pt=0, payload=bytes([crc_bad[1].payload[0] ^ 1])
+                      + crc_bad[1].payload[1:])
+    lost = _cells(2, good)
+    del lost[1]
+    cells = [*crc_bad, *lost,
+             Cell(vpi=0, vci=77, payload=bytes(48)),         # a disabled VC
+             Cell(vpi=1, vci=1, payload=bytes(48)),          # VPI 1
+             *_cells(3, good),                               # owner 6's buffers: refused
+             *_cells(4, good)]                               # still good
+    owners = {RXBUF // PAGE + p: 5 for p in range(16)}
+    rtl, host, counters = _receive(cells, vcs={1: 0, 2: 0, 3: 6, 4: 0}, owners=owners)
+    by_vci = {c.vci: (c, data) for c, data in host.received()}
+    assert by_vci[1][0].errors == CqError.CrcError
+    assert by_vci[2][0].errors == CqError.LostCell
+    assert by_vci[3][0].errors == CqError.DmaFault
+    assert by_vci[4] == (by_vci[4][0], good) and by_vci[4][0].errors == 0
+    assert counters[Counter.CrcErrors] == 1
+    assert counters[Counter.LostCells] == 1
+    assert counters[Counter.UnknownVc] == 2
+    assert counters[Counter.DmaFaults] == 1
+    assert counters[Counter.PdusRx] == 1
+
+
+def test_receive_no_buffer_and_a_full_completion_queue():
+    rnd = random.Random(6)
+    p = bytes(rnd.randrange(256) for _ in range(60))
+    cells = [*_cells(1, p), *_cells(1, p), *_cells(1, p)]
+    # One buffer: the first PDU is delivered, the second finds none (a completion with
+    # NO_INDEX); a queue of 2 holds one entry, so the third is dropped without one.
+    rtl, host, counters = _receive(cells, vcs={1: 0}, buffers=1)
+    got = host.received()
+    assert got[0][1] == p and got[0][0].errors == 0
+    assert got[1][0].errors == CqError.NoBuffer and got[1][0].index == NO_INDEX
+    assert counters[Counter.NoBuffer] == 2
+    rtl, host, counters = _receive(cells, vcs={1: 0}, buffers=8, cq_size=2)
+    assert len(host.completions()) == 1
+    assert counters[Counter.NoBuffer] == 2 and counters[Counter.PdusRx] == 1
+
+
+def test_transmit_errors_complete_flagged():
+    rtl = Rtl()
+    rtl.owners.update({(TXBUF + 0x4000) // PAGE: 9})
+    host = Host(rtl, rtl.mem)
+
+    # VC 6 is disabled (BadVc); then three descriptors of 30000 bytes (Oversize, nothing is
+    # read); then a buffer in owner 9's page for a VC of owner 3 (DmaFault).
+    async def script2(r):
+        await host.setup({5: 3}, control=Control.Loopback)
+        host.queue(6, b"x" * 10, tag=1)
+        for j in range(3):
+            d = TxDescriptor(addr=TXBUF, length=30000, vci=5, first=int(j == 0),
+                             last=int(j == 2), own=1, tag=2)
+            rtl.mem[TXR + 16 * host.tx_next:TXR + 16 * host.tx_next + 16] = d.pack()
+            host.tx_next += 1
+        host.tx_buf = TXBUF + 0x4000                            # owner 9's page
+        host.queue(5, b"z" * 100, tag=3, align=0)
+        await host.doorbell()
+        await r.wait(800)
+
+    rtl.run(script2)
+    tx = [c for c in host.completions() if c.kind == CqKind.Tx]
+    assert [(c.tag, c.errors) for c in tx] == [(1, CqError.BadVc), (2, CqError.Oversize),
+                                               (3, CqError.DmaFault)]
+    assert tx[0].length == 0 and tx[1].length == 0
+    descs = [TxDescriptor.unpack(bytes(rtl.mem[TXR + 16 * i:TXR + 16 * i + 16])) for i in range(5)]
+    assert [d.own for d in descs] == [0] * 5
+    assert descs[0].bad_vc and descs[4].dma_fault and not descs[1].dma_fault
