@@ -45,6 +45,23 @@ Simplifications of this first version (see also the report of issue 16):
 * IrqCause: a cause set on the same edge as a clearing write is kept or cleared depending on the
   order the kernel runs the two events (the RTL keeps it).
 * Link status is constant (all of Signal, FrameLock, CellLock when a link or Loopback is there).
+
+Fast path and reference path
+----------------------------
+The per-cell work has two implementations. The reference path is the first version's call
+chain (``_tx_gather`` / ``_tx_finish`` / ``_send``, ``_rx_cell`` / ``_rx_write`` / ``_dma``
+through :meth:`Memory.dma_read` / :meth:`~Memory.dma_write`, descriptors through
+:mod:`hw.an2.registers`' classes). The fast path (the default; :data:`REFERENCE` or
+``reference=True`` forces the other) runs a transmitted cell's burst and issue, and a received
+cell that continues its PDU in the same buffer, in the engine's own frame, with
+:meth:`Memory.dma_claim` and the entry codecs of :class:`_Codec`. It makes the same memory
+calls (checks, claims at the same times, bytes taken or landed when a burst ends) and sleeps to
+the same times, so it puts the same kernel entries in the heap in the same order: the results
+are identical by construction, and tests/hw/test_an2_model.py compares every observable of
+random switched networks in both. It does not merge a cell's entries into fewer: each entry's
+place in the kernel's (time, sequence) order decides ties within a picosecond (both engines,
+other DMA masters and the CPU act on the same clock edges, and every link's slots fall on one
+grid), and an entry pushed at another moment can change that order.
 """
 from __future__ import annotations
 
@@ -418,6 +435,26 @@ class An2Model(RegisterTarget):
             raise _Abandoned
         return self._edge(self.kernel.now), got
 
+    async def _burst(self, start: int, addr: int, data_or_n, requester, *, write: bool):
+        """The fast path's :meth:`_dma` without its abandonment check (the caller makes it):
+        the same memory calls and sleeps with :meth:`Memory.dma_claim`, in one frame. Returns
+        the bytes read (None for a write); raises the memory's error, at ``start +
+        DMA_ERR_CYCLES`` for a burst refused when requested."""
+        k, mem = self.kernel, self.memory
+        n = len(data_or_n) if write else data_or_n
+        try:
+            mem.check(addr, n, requester, write=write)
+        except _DMA_ERRORS:
+            await k.sleep_until(start + DMA_ERR_CYCLES * self._p)
+            raise
+        await k.sleep_until(start + DMA_SETUP_CYCLES * self._p)
+        mem.check(addr, n, requester, write=write)      # as Memory.dma_read / dma_write do
+        await k.sleep_until(mem.dma_claim(n, write=write))
+        if write:
+            mem.dma_write_now(addr, data_or_n)
+            return None
+        return mem.dma_read_now(addr, n)
+
     async def _ring_dma(self, start: int, addr: int, data_or_n, *, write: bool):
         try:
             return await self._dma(start, addr, data_or_n, 0, write=write)
@@ -453,8 +490,9 @@ class An2Model(RegisterTarget):
                 raise _Abandoned
             start = self._edge(self.kernel.now)
         size, prod = self._reg(Reg.CqSize), self._reg(Reg.CqProducer)
-        entry = self._new(Completion, kind=c.kind, pool=c.pool, phase=self._cq_phase, index=c.index,
-                           length=c.length, vci=c.vci, errors=c.errors, cells=c.cells, tag=c.tag)
+        entry = self._new(Completion, kind=c.kind, pool=c.pool, phase=self._cq_phase,
+                          index=c.index, length=c.length, vci=c.vci, errors=c.errors,
+                          cells=c.cells, tag=c.tag)
         addr = self._reg(Reg.CqBase) + ENTRY_BYTES * prod
         end, _ = await self._ring_dma(start, addr, self._pack(entry), write=True)
         edge = end + CQ_UPDATE_CYCLES * self._p
@@ -558,11 +596,12 @@ class An2Model(RegisterTarget):
                 t, sent_cells = await self._tx_finish(t, bytes(payload), vci, entry.aal5)
         # Write back the descriptors, then the completion.
         for i, d in descs:
-            back = self._new(TxDescriptor, addr=d.addr, length=d.length, vci=d.vci, first=d.first,
-                                last=d.last, dma_fault=int(bool(errors & CqError.DmaFault)),
-                                bad_vc=int(bool(errors & CqError.BadVc)), own=0, tag=d.tag)
-            t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i, self._pack(back),
-                                        write=True)
+            back = self._new(TxDescriptor, addr=d.addr, length=d.length, vci=d.vci,
+                             first=d.first, last=d.last,
+                             dma_fault=int(bool(errors & CqError.DmaFault)),
+                             bad_vc=int(bool(errors & CqError.BadVc)), own=0, tag=d.tag)
+            t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i,
+                                        self._pack(back), write=True)
         last_i, last = descs[-1]
         self._set(Reg.TxConsumer, (last_i + 1) % self._reg(Reg.TxSize))
         if not errors:
@@ -608,9 +647,8 @@ class An2Model(RegisterTarget):
     async def _tx_gather_fast(self, t: int, d: TxDescriptor, owner: int, payload: bytearray,
                               vci: int) -> int:
         """:meth:`_tx_gather`, fast."""
-        k, mem, p, dep = self.kernel, self.memory, self._p, self._tx_departures
+        k, p, dep = self.kernel, self._p, self._tx_departures
         requester = owner or None
-        setup, err = DMA_SETUP_CYCLES * p, DMA_ERR_CYCLES * p
         addr, length, last = d.addr, d.length, d.last
         pos = 0
         while pos < length:
@@ -620,16 +658,8 @@ class An2Model(RegisterTarget):
             if len(dep) == TX_FIFO_CELLS and dep[0] > t:       # _fifo_room
                 t = -(-dep[0] // p) * p
                 await k.sleep_until(t)
-            a, gen = addr + pos, self._gen
-            try:                                                # _dma
-                mem.check(a, n, requester, write=False)
-            except _DMA_ERRORS:
-                await k.sleep_until(t + err)
-                raise
-            await k.sleep_until(t + setup)
-            mem.check(a, n, requester, write=False)             # as Memory.dma_read does
-            await k.sleep_until(mem.dma_claim(n, write=False))
-            payload += mem.dma_read_now(a, n)
+            gen = self._gen
+            payload += await self._burst(t, addr + pos, n, requester, write=False)
             if gen != self._gen:
                 raise _Abandoned
             t = -(-k.now // p) * p
@@ -706,9 +736,8 @@ class An2Model(RegisterTarget):
 
     async def _rx_engine(self) -> None:
         free = 0
-        k, q, mem, p = self.kernel, self._rx_cells, self.memory, self._p
-        start, setup, err = (RX_DMA_START_CYCLES * p, DMA_SETUP_CYCLES * p,
-                             DMA_ERR_CYCLES * p)
+        k, q, p = self.kernel, self._rx_cells, self._p
+        start = RX_DMA_START_CYCLES * p
         counters = self.counters
         while True:
             at, cell = await q.get()
@@ -727,17 +756,10 @@ class An2Model(RegisterTarget):
                 payload = cell.payload
                 vc.cells += 1
                 vc.pdu += payload
-                a, requester, gen = vc.buf.addr + vc.buf_used, vc.owner or None, self._gen
+                gen = self._gen
                 try:
-                    try:
-                        mem.check(a, _CELL, requester, write=True)
-                    except _DMA_ERRORS:
-                        await k.sleep_until(t + err)
-                        raise
-                    await k.sleep_until(t + setup)
-                    mem.check(a, _CELL, requester, write=True)      # as Memory.dma_write does
-                    await k.sleep_until(mem.dma_claim(_CELL, write=True))
-                    mem.dma_write_now(a, payload)
+                    await self._burst(t, vc.buf.addr + vc.buf_used, payload, vc.owner or None,
+                                      write=True)
                 except _DMA_ERRORS:
                     t = self._edge(k.now)
                     self._count(Counter.DmaFaults, t)
