@@ -738,7 +738,6 @@ class An2Model(RegisterTarget):
         free = 0
         k, q, p = self.kernel, self._rx_cells, self._p
         start = RX_DMA_START_CYCLES * p
-        counters = self.counters
         while True:
             at, cell = await q.get()
             t = max(at + start, free)
@@ -751,6 +750,7 @@ class An2Model(RegisterTarget):
                     continue
                 # The fast path: _rx_cell for a cell that continues a PDU in the same buffer,
                 # with the same count, sleeps and memory calls (one _rx_write burst).
+                counters = self.counters        # (a new list after Control.Reset)
                 if counters[_CELLS_RX] < _MASK:
                     counters[_CELLS_RX] += 1
                 payload = cell.payload

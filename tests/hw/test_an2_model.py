@@ -655,6 +655,65 @@ def _scenario(seed: int, reference: bool) -> dict:
     }
 
 
+def _loopback_scenario(seed: int, reference: bool) -> dict:
+    """One card on Loopback: AAL5 and raw VCs, a small completion queue the host drains only
+    now and then, a Control.Reset at a random time (the engines abandon their work) and a new
+    setup after it; returns every observable."""
+    rng = random.Random(seed)
+    k = Kernel()
+    c = Card(k, None, "c", reference=reference)
+    log: list = []
+    c.irq.on_change(lambda level: log.append((k.now, level)))
+
+    async def host() -> None:
+        while True:
+            await c.irq.wait_high()
+            prod = await c.rd(Reg.CqProducer)
+            if rng.random() < 0.5:
+                await c.wr(Reg.CqConsumer, prod)
+            log.append((k.now, prod, await c.rd(Reg.Status), await c.rd(Counter.CellsTx.offset)))
+            await c.wr(Reg.IrqCause, Irq.Completion | Irq.Error | Irq.CqFull)
+
+    async def session(pdus: int) -> None:
+        await c.setup({5: 0, 6: 0}, control=Control.Loopback, buffers=rng.choice([10, 200]))
+        await c.wr(Reg.Control, 0)
+        await c.wr(Reg.CqSize, rng.choice([4, 16, RING]))
+        await c.wr(Reg.VcIndex, 7)
+        await c.wr(Reg.VcEntry, VcEntry(enable=1, aal5=0).to_int())
+        await c.wr(Reg.IrqEnable, Irq.Completion | Irq.Error | Irq.CqFull)
+        await c.wr(Reg.Control, Control.TxEnable | Control.RxEnable | Control.Loopback)
+        for m in range(pdus):
+            c.queue_pdu(rng.choice([5, 6, 7]), rng.randbytes(rng.choice(
+                [0, 1, 47, 48, 95, rng.randrange(3000), rng.randrange(12000)])),
+                pieces=rng.randrange(1, 4), tag=m)
+            if rng.random() < 0.5:
+                await c.doorbell()
+                await k.sleep(rng.randrange(1, 300) * 1_000_000)
+        await c.doorbell()
+
+    async def main() -> None:
+        k.spawn(host(), name="host", daemon=True)
+        await session(rng.randrange(3, 12))
+        await k.sleep(rng.randrange(0, 4000) * 1_000_000)
+        await c.wr(Reg.Control, Control.Reset)
+        await k.sleep(1100 * P)
+        c.tx_next, c.rx_posted, c.tx_buf = 0, 0, TXBUF
+        await session(rng.randrange(1, 6))
+    k.spawn(main(), name="main")
+    k.run(until=200_000_000_000)
+    return {"now": k.now, "log": log, "memory": bytes(c.mem.data), "busy": c.mem.dma_busy_ps,
+            "counters": list(c.m.counters), "regs": sorted(c.m.regs.items()),
+            "completions": c.completions()}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_fast_path_gives_the_reference_paths_results_on_loopback(seed):
+    fast, ref = _loopback_scenario(seed, reference=False), _loopback_scenario(seed, reference=True)
+    for key in ref:
+        assert fast[key] == ref[key], key
+    assert ref["counters"][Counter.CellsRx] > 0
+
+
 @pytest.mark.parametrize("seed", range(16))
 def test_the_fast_path_gives_the_reference_paths_results(seed):
     fast, ref = _scenario(seed, reference=False), _scenario(seed, reference=True)
