@@ -20,6 +20,7 @@ SERVER_STYLES = {
 }
 #: Line style per network in figure c.
 NETWORK_STYLES = {"an2": {"linestyle": "-"}, "ethernet": {"linestyle": "--"}}
+_NETWORK_NAMES = {"an2": "AN2", "ethernet": "Ethernet"}
 
 
 def plot_figure(rows: list[dict], figure: str, path: str | os.PathLike) -> Path:
@@ -151,10 +152,10 @@ def plot_figure_c(rows: list[dict], path: str | os.PathLike) -> Path:
         a_touch.set_ylabel("document bytes the CPU touched per request")
         a_rps.set_title("throughput")
         b_rps.set_title("throughput against clients")
-        limits = ", ".join(f"{n} {figure_c.link_payload_bps(n) / 1e6:.2f}"
+        limits = ", ".join(f"{_NETWORK_NAMES.get(n, n)} {figure_c.link_payload_bps(n) / 1e6:.2f}"
                            for n in figure_c.NETWORKS if any(r["network"] == n for r in mine))
-        a_good.set_title(f"goodput against the link's payload rate ({limits} Mbit/s)")
-        b_good.set_title("goodput against the link, by clients")
+        a_good.set_title(f"goodput / link payload rate ({limits} Mbit/s)")
+        b_good.set_title("goodput / link payload rate, by clients")
         a_cyc.set_title("server CPU per document byte")
         a_touch.set_title("CPU-touched document bytes (0: zero copy)")
         handles, labels = a_rps.get_legend_handles_labels()
