@@ -119,7 +119,7 @@ class RegsTarget(wiring.Component):
         act = Signal()      # the access takes effect at the coming edge
         m.d.sync += bus.ack.eq(0)
         with m.If(~bus.ack & (bus.r_en | bus.w_en)):
-            with m.If(wait == T.BUS_WAIT_CYCLES - 1):
+            with m.If(wait == T.BUS_WAIT_CYCLES):
                 m.d.comb += act.eq(1)
                 m.d.sync += [wait.eq(0), bus.ack.eq(1)]
             with m.Else():
