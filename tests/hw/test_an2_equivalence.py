@@ -161,3 +161,67 @@ def _slot_of(soc_edge: int) -> int:
         k += 1
     assert cell_slot_edge(k) == soc_edge + 1, soc_edge
     return k
+
+
+def _random_rx(rnd: random.Random, vcis, n_pdus: int):
+    """Interleaved cells of random PDUs on ``vcis``, some corrupted, lost or unknown."""
+    queues = {v: [] for v in vcis}
+    for _ in range(n_pdus):
+        v = rnd.choice(vcis)
+        cells = _cells(v, bytes(rnd.randrange(256) for _ in range(rnd.choice(
+            (0, 1, 20, 40, 41, 47, 48, 90, 96, 150)))))
+        fault = rnd.random()
+        if fault < 0.1 and len(cells) > 1:
+            del cells[0]                                            # lost cell
+        elif fault < 0.2:
+            c = cells[-1]
+            cells[-1] = Cell(vpi=0, vci=v, pt=c.pt, payload=bytes([c.payload[0] ^ 0x80])
+                             + c.payload[1:])                      # CRC error
+        queues[v] += cells
+    out = []
+    while any(queues.values()):
+        v = rnd.choice([v for v, q in queues.items() if q])
+        out.append(queues[v].pop(0))
+        if rnd.random() < 0.05:
+            out.append(Cell(vpi=0, vci=99, payload=bytes(48)))      # unknown VC
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_receive(seed):
+    rnd = random.Random(seed)
+    vcis = [1, 2, 3]
+    bufsize = rnd.choice((48, 64, 256))
+    rx = _random_rx(rnd, vcis, 8)
+
+    async def script(card, host):
+        await host.setup({v: 0 for v in vcis}, buffers=40, bufsize=bufsize)
+        await card.write(0x10, 2)               # CoalesceCount
+        await card.write(0x14, 150)             # CoalesceTime
+        while card.edge < 2000:
+            await card.wait(97)
+            await card.write(0x08, 0xF)         # IrqCause: clear all
+
+    res = run_both(script, rx, end_edge=2000 + 40 * len(rx))
+    compare(*res, rx_bufs=((0x60000, 40 * 2048),))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_transmit(seed):
+    rnd = random.Random(seed)
+    sizes = [rnd.choice((0, 4, 40, 44, 48, 52, 96, 100, 200, 400)) for _ in range(6)]
+    payloads = [bytes(rnd.randrange(256) for _ in range(n)) for n in sizes]
+    # Word-aligned pieces: see the module docstring.
+    cuts = [sorted({4 * rnd.randrange(n // 4 + 1) for _ in range(rnd.randrange(3))})
+            for n in sizes]
+
+    async def script(card, host):
+        await host.setup({5: 0, 6: 0}, buffers=4)
+        for i, p in enumerate(payloads):
+            host.queue(5 + i % 2, p, cuts=cuts[i], tag=i, align=0)
+        await host.doorbell()
+
+    res = run_both(script, end_edge=600 + 60 * sum(-(-(n + 8) // 48) for n in sizes))
+    compare(*res)
+    _, _, _, out_model, rtl, _, _ = res
+    assert [(_slot_of(e), c) for e, c in rtl.cells_out] == out_model
