@@ -13,9 +13,6 @@ arrives, before it knows the VC's running state, and to add the state later in o
 """
 from __future__ import annotations
 
-import operator
-from functools import reduce
-
 from amaranth.hdl import Cat, Const, Value
 
 __all__ = ["POLY", "CRC_INIT", "crc32_word", "crc32_advance", "crc32_word_model",
@@ -42,8 +39,15 @@ _WORD = _masks(32)
 
 
 def _xor_of(mask: int, inputs: list) -> Value:
+    """The XOR of the inputs ``mask`` selects, as a balanced tree (a chain would be as deep as
+    it is wide, and every tool that walks it, Amaranth's simulator first, pays for the depth)."""
     terms = [inputs[v] for v in range(len(inputs)) if (mask >> v) & 1]
-    return reduce(operator.xor, terms) if terms else Const(0, 1)
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        terms = [terms[i] ^ terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def crc32_word(crc: Value, word: Value) -> Value:
