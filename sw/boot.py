@@ -135,7 +135,10 @@ async def _bind_an2(host: Host, dev: Attached) -> Any:
     p = an2_params(spec)
     drv = An2Driver(host.cpu, host.extra["bus"], spec.base, host.memory, dev.irq,
                     region=an2_region(host, len(_bound(host, "an2"))), name=spec.name)
-    iface = An2Interface(drv, esi=p["esi"], pvcs=p["pvcs"], mtu=p["mtu"])
+    # A BSD kernel (Ultrix, the clients) sends from its mbufs by DMA; the library OS's bytes
+    # are copied into the driver's buffers.
+    iface = An2Interface(drv, esi=p["esi"], pvcs=p["pvcs"], mtu=p["mtu"],
+                         mbufs=host.extra.get("os") in ("ultrix", "bsd-client"))
     await iface.start()
     drv.interface = iface
     _set_netdev(host, iface, spec.name)

@@ -9,8 +9,12 @@ payload through the card's registers: it
   resets the card, programs the ring registers and enables both engines
   (:meth:`An2Driver.start`);
 * sends a PDU as a scatter/gather list: either ``(addr, length)`` pieces already in host
-  memory (zero copy: the card reads them by DMA) or ``bytes``, which the driver copies into its
-  bounce buffers (charged as a copy, :meth:`sim.cpu.CPU.copy`, category ``copy``);
+  memory (zero copy: the card reads them by DMA), ``bytes``, which the driver copies into its
+  bounce buffers (charged as a copy, :meth:`sim.cpu.CPU.copy`, category ``copy``); with
+  ``in_place=True`` the bytes are already in kernel buffers the card can reach (a BSD kernel's
+  mbufs, filled by the socket layer's copy, which that layer charged) and are given to the card
+  where they lie, with no copy (the simulation stores them in the driver's transmit buffers,
+  which stand for those mbufs);
 * takes the interrupt: acknowledges IrqCause, drains the completion queue by phase bit, frees
   transmit descriptors, delivers good received PDUs (to ``on_pdu`` or :meth:`An2Driver.recv`),
   counts flagged ones in :class:`An2Stats` without delivering them, reposts the receive buffers
@@ -89,6 +93,8 @@ class An2Stats:
     tx_ring_full: int = 0     #: times send() waited for transmit descriptors
     #: bytes send() copied into its transmit buffers (bytes pieces)
     tx_copied_bytes: int = 0
+    #: bytes send() gave the card where they lay in kernel buffers (``in_place=True``)
+    tx_inplace_bytes: int = 0
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -270,15 +276,16 @@ class An2Driver:
                                             owner=owner).to_int())
 
     # -- transmit ---------------------------------------------------------------------------
-    async def send(self, vci: int,
-                   buffers: bytes | Sequence[bytes | tuple[int, int]]) -> None:
+    async def send(self, vci: int, buffers: bytes | Sequence[bytes | tuple[int, int]], *,
+                   in_place: bool = False) -> None:
         """Queue one PDU on ``vci``; returns when the card owns it (see :meth:`flush`).
 
         ``buffers`` is ``bytes`` or a list of pieces, each either ``(addr, length)``, bytes
         already in host memory (zero copy: the card reads them by DMA), or ``bytes``, which the
         driver copies into its transmit buffers in kernel memory (charged as a copy), split
-        into ``buffer_size`` pieces. Each piece is one descriptor. Waits for free descriptors
-        if the ring is full.
+        into ``buffer_size`` pieces; with ``in_place`` the bytes pieces are already in kernel
+        buffers the card reaches (mbufs) and nothing is copied (the module docstring). Each
+        piece is one descriptor. Waits for free descriptors if the ring is full.
 
         Raises
         ------
@@ -294,11 +301,12 @@ class An2Driver:
         if isinstance(buffers, (bytes, bytearray, memoryview)):
             buffers = [buffers]
         bs = self.buffer_size
-        pieces: list[tuple[bool, object, int]] = []      # (copied, bytes or addr, length)
+        pieces: list[tuple[object, object, int]] = []  # (copied / None in place / False, data, n)
         for piece in buffers:
             if isinstance(piece, (bytes, bytearray, memoryview)):
+                how = None if in_place else True
                 data = bytes(piece)
-                pieces += [(True, data[i:i + bs], len(data[i:i + bs]))
+                pieces += [(how, data[i:i + bs], len(data[i:i + bs]))
                            for i in range(0, len(data), bs)]
                 continue
             if not (isinstance(piece, tuple) and len(piece) == 2):
@@ -332,7 +340,11 @@ class An2Driver:
                             _CODE_BYTES, category=KERNEL)
         for j, (copied, what, n) in enumerate(pieces):
             i = (first + j) % self.tx_ring
-            if copied:
+            if copied is None:                       # in kernel buffers already: no copy
+                addr = self.tx_bufs + self.buffer_size * i
+                self.memory.write(addr, what)
+                self.stats.tx_inplace_bytes += n
+            elif copied:
                 addr = self.tx_bufs + self.buffer_size * i
                 await self.cpu.copy(n, src=self._tx_src, dst=addr)
                 self.memory.write(addr, what)

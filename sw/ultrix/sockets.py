@@ -314,10 +314,13 @@ def doc_passes(so: "Socket") -> int:
     """The passes the CPU makes over each byte written to ``so`` (for counting document bytes
     touched, :mod:`sw.doc_touch`): a loopback socket 1 (the copy into the peer's buffer); a
     TCP socket 3: the copy into ``so_snd``, the checksum every byte sent gets (no precomputed
-    sums), and the driver's copy to the card (programmed I/O into the LANCE's buffer memory,
-    or into the AN2 driver's transmit buffers). A retransmission's extra passes (a new
-    checksum and driver copy) are not counted: a lower bound."""
-    return 1 if so.kind == "loop" else 3
+    sums), and the driver's copy to the card (programmed I/O into the LANCE's buffer memory);
+    2 on a DMA card that sends from the mbufs where they lie (the AN2 interface: its
+    ``driver_copies`` is False). A retransmission's extra passes (a new checksum and driver
+    copy) are not counted: a lower bound."""
+    if so.kind == "loop":
+        return 1
+    return 3 if getattr(so.layer.stack.device, "driver_copies", True) else 2
 
 
 class _SockPcb(TcpPcb):

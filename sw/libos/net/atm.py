@@ -205,6 +205,13 @@ class An2Interface(ReceiverSlot):
         Peer IPv4 address -> VCI (:class:`AtmLinkLayer`).
     mtu : int
         The IP MTU.
+    mbufs : bool
+        The operating system hands the interface packets already in kernel buffers the card
+        can reach (a BSD kernel's mbuf chains: Ultrix, the BSD clients), so bytes packets are
+        given to the card where they lie (``An2Driver.send(in_place=True)``) and nothing is
+        copied; the socket layer charged its copy into them. False (the exokernel's library
+        OS): bytes are the application's, copied once into the driver's transmit buffers.
+        :attr:`driver_copies` says which.
 
     Raises
     ------
@@ -212,9 +219,14 @@ class An2Interface(ReceiverSlot):
         For a bad address, table or MTU.
     """
 
-    def __init__(self, driver, *, esi: bytes, pvcs: Mapping[bytes, int], mtu: int = MTU):
+    def __init__(self, driver, *, esi: bytes, pvcs: Mapping[bytes, int], mtu: int = MTU,
+                 mbufs: bool = False):
         if not isinstance(esi, bytes) or len(esi) != 6:
             raise ValueError(f"esi must be 6 bytes, not {esi!r}")
+        if not isinstance(mbufs, bool):
+            raise ValueError(f"mbufs must be a bool, not {mbufs!r}")
+        #: Whether sending bytes costs the CPU a copy into the driver's buffers.
+        self.driver_copies = not mbufs
         self.driver = driver
         self.mac = esi
         self.link_layer = AtmLinkLayer(pvcs, mtu=mtu)
@@ -235,7 +247,7 @@ class An2Interface(ReceiverSlot):
         sdu = frame.slice(FRAME_HEADER_LEN, len(frame)) if isinstance(frame, Gather) \
             else bytes(frame[FRAME_HEADER_LEN:])
         self.tx_frames += 1
-        await self.driver.send(vci, _pieces(sdu))
+        await self.driver.send(vci, _pieces(sdu), in_place=not self.driver_copies)
 
     def _on_pdu(self, vci: int, data: bytes) -> None:
         self.rx_frames += 1
