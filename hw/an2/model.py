@@ -91,7 +91,7 @@ __all__ = ["An2Model", "RingFault", "REFERENCE"]
 #: Run every card in the per-cell reference path (the first version's engines, one coroutine
 #: call chain per cell) instead of the fast path; the ``reference`` argument of
 #: :class:`An2Model` overrides it per card. Both give identical results (tests/hw/
-#: test_an2_fast.py runs random scenarios in both and compares every observable).
+#: test_an2_model.py runs random networks in both and compares every observable).
 REFERENCE = False
 
 _MASK = 0xFFFF_FFFF

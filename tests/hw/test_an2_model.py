@@ -720,3 +720,12 @@ def test_the_fast_path_gives_the_reference_paths_results(seed):
     for key in ref:
         assert fast[key] == ref[key], key
     assert any(c[4][Counter.CellsRx] for c in ref["cards"])      # traffic did flow
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", range(100, 600, 100))
+def test_the_fast_path_gives_the_reference_paths_results_over_many_seeds(first):
+    for seed in range(first, first + 100):
+        for scenario in (_scenario, _loopback_scenario):
+            assert scenario(seed, reference=False) == scenario(seed, reference=True), \
+                (scenario.__name__, seed)
