@@ -36,7 +36,7 @@ from . import timing as T
 from .cell_issue import CellIssuer, SlotClock
 from .cq_writer import CqWriter
 from .dma_arbiter import MASTER_BUS, DmaArbiter
-from .registers import ADDR_WIDTH, NUM_POOLS, NUM_VCS, Counter
+from .registers import ADDR_WIDTH, NUM_POOLS, NUM_VCS, Counter, VcState
 from .regs_target import RegsTarget
 from .rx_engine import RxEngine, vc_table_layout
 from .rx_ingress import RxIngress
@@ -111,7 +111,9 @@ class An2Card(wiring.Component):
         m.d.comb += [v_host.addr.eq(regs.vc_index), v_tx.addr.eq(txe.vc_addr[:10]),
                      txe.vc_data.eq(v_tx.data), v_rx.addr.eq(rxe.vt_addr),
                      rxe.vt_data.eq(v_rx.data), rxe.host_index.eq(regs.vc_index),
-                     rxe.rst.eq(rst), rxe.reset_index.eq(regs.reset_index)]
+                     rxe.rst.eq(rst), rxe.reset_index.eq(regs.reset_index),
+                     rxe.kill.eq(regs.vc_we & ~wd[0] & (rxe.host_state == VcState.Reassembling)),
+                     rxe.kill_index.eq(regs.vc_index)]
         m.d.comb += regs.vc_rdata.eq(Cat(v_host.data.enable, v_host.data.aal5, v_host.data.pool,
                                          rxe.host_state, Const(0, 2), v_host.data.owner))
 

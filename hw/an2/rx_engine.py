@@ -64,6 +64,8 @@ class RxEngine(wiring.Component):
     vt_addr, vt_data : the VC table's read port (entry a cycle after the address)
     state_mem : the per-VC state; host_index, host_state : the host's view of VcEntry.state
     rst, reset_index : inputs, Control.Reset's sweep of the state SRAM
+    kill, kill_index : input strobe, VC ``kill_index`` is disabled at the coming edge while it
+        reassembles (its partial PDU is returned with LostCell)
     cq : :class:`~hw.an2.cq_writer.CqRequest`; cq_full, cq_probe : the queue's state, a check
     count : dict Counter name -> strobe at the coming edge; fault : a ring fault
     """
@@ -83,6 +85,8 @@ class RxEngine(wiring.Component):
         self.host_state = Signal(2)
         self.rst = Signal()
         self.reset_index = Signal(10)
+        self.kill = Signal()
+        self.kill_index = Signal(10)
         self.cq = CqRequest("rx")
         self.cq_full = Signal()
         self.cq_probe = Signal()
@@ -111,14 +115,34 @@ class RxEngine(wiring.Component):
         # --- the head cell and its VC ------------------------------------------------------------
         h = ing.head
         h_vpi, h_vci, h_pti0 = h.header[20:28], h.header[4:20], h.header[1]
-        m.d.comb += [srd.addr.eq(h_vci[:10]), self.vt_addr.eq(h_vci[:10])]
+        # A VC disabled while it reassembles (VcEntry written with enable = 0): the engine
+        # returns its buffers (LostCell) when due, as a cell committed at the write's edge
+        # would be; it reads that VC's state instead of the head's meanwhile.
+        kill_p = Signal()
+        kill_vci = Signal(10)
+        kill_age = Signal(range(T.RX_DMA_START_CYCLES))
+        with m.If(kill_p & (kill_age != T.RX_DMA_START_CYCLES - 1)):
+            m.d.sync += kill_age.eq(kill_age + 1)
+        with m.If(self.kill):
+            m.d.sync += [kill_p.eq(1), kill_vci.eq(self.kill_index), kill_age.eq(0)]
+        look = Signal(10)
+        m.d.comb += look.eq(Mux(kill_p, kill_vci, h_vci[:10]))
+        m.d.comb += [srd.addr.eq(look), self.vt_addr.eq(h_vci[:10])]
         last_addr = Signal(10)
+        last_look = Signal(10)
         last_ok = Signal()
-        m.d.sync += [last_addr.eq(h_vci[:10]), last_ok.eq(1)]
+        m.d.sync += [last_addr.eq(h_vci[:10]), last_look.eq(look), last_ok.eq(1)]
         fwd = Signal()
         m.d.comb += fwd.eq(cur_ok & (h_vci == cvci))
         h_known = Signal()      # the SRAMs' outputs are the head's
-        m.d.comb += h_known.eq(fwd | (last_ok & (last_addr == h_vci[:10])))
+        m.d.comb += h_known.eq(~kill_p & (fwd | (last_ok & (last_addr == h_vci[:10])
+                                                 & (last_look == h_vci[:10]))))
+        k_fwd = Signal()
+        m.d.comb += k_fwd.eq(cur_ok & (cvci == kill_vci))
+        k_known = Signal()
+        m.d.comb += k_known.eq(kill_p & (kill_age == T.RX_DMA_START_CYCLES - 1)
+                               & (k_fwd | (last_ok & (last_look == kill_vci))))
+        no_entry = Signal()     # the work in hand is a disabled VC's, not a FIFO cell's
 
         # --- the cell being worked on ---------------------------------------------------------------
         a = Signal(ing.rd.shape())
@@ -162,7 +186,8 @@ class RxEngine(wiring.Component):
         m.d.comb += frd.addr.eq(Cat(((off >> 2) + word + dma.ack)[:4], a))
 
         def free_cell(V):
-            m.d.comb += [ing.free.eq(1), ing.free_entry.eq(V.entry)]
+            # A cell being started is the FIFO's; the work in hand may be a disabled VC's.
+            m.d.comb += [ing.free.eq(1 if V is S else ~no_entry), ing.free_entry.eq(V.entry)]
 
         def request_cq(V, kind_errors, index, length, cells, tag):
             entry = Signal.like(rcq)
@@ -262,14 +287,23 @@ class RxEngine(wiring.Component):
         fresh = Signal(vc_state_layout)
         m.d.comb += [fresh.pool.eq(te.pool), fresh.owner.eq(te.owner), fresh.crc.eq(CRC_INIT)]
         S = View(vs, h_vci, h_end, te.aal5, ing.rd)
+        ks = Signal(vc_state_layout)
+        m.d.comb += ks.eq(Mux(k_fwd, cur, srd.data))
+        K = View(ks, kill_vci, Const(0, 1), Const(1, 1), a)
         F = View(fresh, h_vci, h_end, te.aal5, ing.rd)
 
         def try_start():
             """Start on the head cell at the coming edge when it is due (the model's
             ``max(arrival + RX_DMA_START_CYCLES, free)``)."""
-            with m.If(ing.ready & h_known):
+            with m.If(k_known):
+                m.d.sync += [kill_p.eq(0), no_entry.eq(1)]
+                with m.If(ks.state == VcState.Reassembling):
+                    m.d.comb += cnt["LostCells"].eq(1)
+                    m.d.sync += [cvci.eq(kill_vci), cur_ok.eq(1), cur.eq(ks), cend.eq(0)]
+                    rx_done(K, CqError.LostCell, 0, 0, 0)
+            with m.Elif(ing.ready & h_known):
                 m.d.comb += ing.pop.eq(1)
-                m.d.sync += [a.eq(ing.rd), cell.eq(h)]
+                m.d.sync += [a.eq(ing.rd), cell.eq(h), no_entry.eq(0)]
                 with m.If(~self.rx_on):
                     free_cell(S)
                     m.next = "Idle"

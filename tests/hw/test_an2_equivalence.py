@@ -20,7 +20,7 @@ import random
 import pytest
 
 from hw.an2.model import An2Model
-from hw.an2.registers import Counter
+from hw.an2.registers import Counter, CqError
 from hw.an2.timing import cell_slot_edge
 from sim.bus import IrqLine
 from sim.kernel import Kernel
@@ -225,3 +225,20 @@ def test_random_transmit(seed):
     compare(*res)
     _, _, _, out_model, rtl, _, _ = res
     assert [(_slot_of(e), c) for e, c in rtl.cells_out] == out_model
+
+
+def test_disabling_a_reassembling_vc_returns_its_buffers():
+    rnd = random.Random(4)
+    rx = _cells(3, bytes(rnd.randrange(256) for _ in range(150)))[:2]     # no end of PDU
+
+    async def script(card, host):
+        await host.setup({3: 0}, buffers=4)
+        while card.edge < 900:
+            await card.wait(10)
+        await card.write(0x1C, 3)               # VcIndex
+        await card.write(0x20, 0)               # VcEntry: disabled
+
+    res = run_both(script, rx, end_edge=1400)
+    compare(*res, rx_bufs=((0x60000, 4 * 2048),))
+    (c,) = res[5].completions()
+    assert c.errors == CqError.LostCell and c.length == 96 and c.cells == 2
