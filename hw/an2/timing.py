@@ -1,8 +1,9 @@
 """The AN2-style card's cycle contract: its clock, its DMA, its link, and its own latencies.
 
-The gateware will be the truth; these constants describe it, the transaction-level model
-computes every observable time from them, and the gateware's tests must measure each one on the
-RTL (as tests/hw/test_lance_gateware.py does for :mod:`hw.lance.timing`) so that the two cannot
+The gateware (:mod:`hw.an2.gateware`) is the truth; these constants describe it, the
+transaction-level model computes every observable time from them, and
+tests/hw/test_an2_equivalence.py runs both on the same stimulus and requires the same edge for
+every DMA burst's start and end, every irq change and every cell's slot, so that the two cannot
 drift. Each constant says where its value comes from: a CALIBRATION.md row ([P] published),
 a standard, or **an estimate of ours** with its reasoning (the real AN2 host interface's
 timings are not at hand: docs/an2_card.md, "Sources").
@@ -16,6 +17,10 @@ Conventions
   3MIN's per-burst overhead (:func:`dma_burst_cycles`), exactly what
   :meth:`sim.platforms.base.Platform.dma_ps` charges, since the 3MIN's memory cycle (80 ns)
   is the card's cycle. Other DMA masters (the disk) queue on the same memory and add waiting.
+  The burst *ends* at edge ``s + dma_burst_cycles(w)``: the card samples its last ``ack`` one
+  edge before and may raise the next burst's ``req`` at the end edge (:class:`hw.bus.DmaBus`
+  wants ``req`` low for the cycle after a last ``ack``). The card has one DMA port: a burst
+  asked for while another is on it starts at that one's end.
 * The link side is a separate timing domain: the cell slots of a continuous OC-3c stream fall
   at exact rational multiples of the clock (:data:`CELL_SLOT_CYCLES`); the card sees a slot at
   the first edge at or after it (:func:`cell_slot_edge`).
