@@ -109,11 +109,12 @@ class CqWriter(wiring.Component):
         m.d.comb += ew.eq(Cat(entry.as_value()[:7], phase, entry.as_value()[8:]))
         m.d.comb += dma.w_data.eq(ew.word_select(word, 32))
 
-        def accept(idle_ok):
-            """Take the highest-priority waiting request (decided in this cycle)."""
+        def accept(others_only):
+            """Take the highest-priority waiting request (decided in this cycle); with
+            ``others_only``, not the one just served."""
             for i in reversed(range(n)):
                 r = self.requests[i]
-                with m.If(idle_ok & r.req):
+                with m.If(((who != i) if others_only else Const(1)) & r.req):
                     m.d.sync += [who.eq(i), entry.eq(r.entry)]
                     with m.If(full_after):
                         m.d.comb += set_full.eq(1)
@@ -125,7 +126,7 @@ class CqWriter(wiring.Component):
 
         with m.FSM(name="cq"):
             with m.State("Idle"):
-                accept(Const(1))
+                accept(False)
             with m.State("WaitSpace"):
                 with m.If(self.cons_check & ~full_after):
                     m.d.comb += clear_full.eq(1)
@@ -163,17 +164,7 @@ class CqWriter(wiring.Component):
                     m.d.sync += pending.eq(pending + 1)
                     m.next = "Idle"
                     # The other engine, waiting, starts at the edge this one continues from.
-                    for i in reversed(range(n)):
-                        r = self.requests[i]
-                        with m.If((who != i) & r.req):
-                            m.d.sync += [who.eq(i), entry.eq(r.entry)]
-                            with m.If(full_after):
-                                m.d.comb += set_full.eq(1)
-                                m.next = "WaitSpace"
-                            with m.Else():
-                                m.d.comb += clear_full.eq(1)
-                                m.d.sync += [dma.req.eq(1), word.eq(0)]
-                                m.next = "Burst"
+                    accept(True)
         # The coalescing timer: fires CoalesceTime cycles after the first pending completion.
         with m.If(timer != 0):
             m.d.sync += timer.eq(timer - 1)

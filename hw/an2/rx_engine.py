@@ -16,6 +16,8 @@ The per-VC state lives in ``state_mem``; the engine works on a copy (``cur``) th
 back every cycle, and takes it from the copy when the next cell is on the same VC, so that
 back-to-back cells of one VC see each other's state without a gap.
 """
+from contextlib import contextmanager
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -345,21 +347,31 @@ class RxEngine(wiring.Component):
             cur.tag,
         ])
 
+        @contextmanager
+        def ring_burst(then):
+            """A 4-word burst of a pool's ring (the kernel's memory): a refusal is a ring fault
+            (the engines halt); after the last word, state ``then`` (the body runs there)."""
+            with m.If(dma.err):
+                m.d.sync += dma.req.eq(0)
+                m.d.comb += self.fault.eq(1)
+                free_cell(R)
+                m.next = "Idle"
+            with m.Elif(dma.ack):
+                m.d.sync += word.eq(word + 1)
+                with m.If(word == ENTRY_WORDS - 1):
+                    m.d.sync += dma.req.eq(0)
+                    m.next = then
+                    yield
+
         with m.FSM(name="rx"):
             with m.State("Idle"):
                 try_start()
 
             with m.State("Fetch"):
-                with m.If(dma.err):
-                    m.d.sync += dma.req.eq(0)
-                    m.d.comb += self.fault.eq(1)
-                    free_cell(R)
-                    m.next = "Idle"
-                with m.Elif(dma.ack):
-                    m.d.sync += [word.eq(word + 1), fw[word[:2]].eq(dma.r_data)]
-                    with m.If(word == ENTRY_WORDS - 1):
-                        m.d.sync += dma.req.eq(0)
-                        m.next = "Fetched"
+                with m.If(dma.ack):
+                    m.d.sync += fw[word[:2]].eq(dma.r_data)
+                with ring_burst("Fetched"):
+                    pass
 
             with m.State("Fetched"):
                 with m.If(~fw[2][31]):
@@ -423,32 +435,16 @@ class RxEngine(wiring.Component):
 
             with m.State("WbMid"):
                 m.d.comb += [wb_last.eq(0), dma.w_data.eq(wb_words[word[:2]])]
-                with m.If(dma.err):
-                    m.d.sync += dma.req.eq(0)
-                    m.d.comb += self.fault.eq(1)
-                    free_cell(R)
-                    m.next = "Idle"
-                with m.Elif(dma.ack):
-                    m.d.sync += word.eq(word + 1)
-                    with m.If(word == ENTRY_WORDS - 1):
-                        m.d.sync += [dma.req.eq(0), cur.later.eq(1)]
-                        m.next = "WbMidDone"
+                with ring_burst("WbMidDone"):
+                    m.d.sync += cur.later.eq(1)
 
             with m.State("WbMidDone"):
                 take_buffer(R, cur.pool, 0)
 
             with m.State("WbLast"):
                 m.d.comb += [wb_last.eq(1), dma.w_data.eq(wb_words[word[:2]])]
-                with m.If(dma.err):
-                    m.d.sync += dma.req.eq(0)
-                    m.d.comb += self.fault.eq(1)
-                    free_cell(R)
-                    m.next = "Idle"
-                with m.Elif(dma.ack):
-                    m.d.sync += word.eq(word + 1)
-                    with m.If(word == ENTRY_WORDS - 1):
-                        m.d.sync += dma.req.eq(0)
-                        m.next = "WbLastDone"
+                with ring_burst("WbLastDone"):
+                    pass
 
             with m.State("WbLastDone"):
                 m.d.sync += cur.eq(0)

@@ -168,9 +168,27 @@ class TxEngine(wiring.Component):
                          dma.addr.eq(self.base + (((first_idx + i) & mask) << 4)),
                          dma.count.eq(ENTRY_WORDS), dma.owner.eq(0)]
 
-        def new_pdu():
-            m.d.sync += [nd.eq(0), total_len.eq(0), errors.eq(0), total.eq(0), sent.eq(0),
-                         cb.eq(0), acc.eq(0), acc_n.eq(0), wword.eq(0)]
+        def next_pdu():
+            """The PDU at TxConsumer, if the engine runs and the host has posted one."""
+            with m.If(self.tx_on & (self.cons != self.prod)):
+                m.d.sync += [nd.eq(0), total_len.eq(0), errors.eq(0), total.eq(0), sent.eq(0),
+                             cb.eq(0), acc.eq(0), acc_n.eq(0), wword.eq(0),
+                             first_idx.eq(self.cons)]
+                start_fetch(self.cons)
+                m.next = "Fetch"
+
+        def ring_burst(then):
+            """A 4-word burst of the ring (the kernel's memory): a refusal is a ring fault
+            (the engines halt); after the last word, state ``then``."""
+            with m.If(dma.err):
+                m.d.sync += dma.req.eq(0)
+                m.d.comb += self.fault.eq(1)
+                m.next = "Idle"
+            with m.Elif(dma.ack):
+                m.d.sync += word.eq(word + 1)
+                with m.If(word == ENTRY_WORDS - 1):
+                    m.d.sync += dma.req.eq(0)
+                    m.next = then
 
         # Finishing a PDU: the last partial cell (and a trailer-only cell when the trailer does
         # not fit), handed over at the end of the last burst when the FIFO has room, the
@@ -254,25 +272,14 @@ class TxEngine(wiring.Component):
                     m.d.sync += kick.eq(1)
                 with m.If(kick):
                     m.d.sync += kick.eq(0)
-                    with m.If(self.tx_on & (self.cons != self.prod)):
-                        new_pdu()
-                        m.d.sync += first_idx.eq(self.cons)
-                        start_fetch(self.cons)
-                        m.next = "Fetch"
+                    next_pdu()
 
             with m.State("Fetch"):
-                with m.If(dma.err):
-                    m.d.sync += dma.req.eq(0)
-                    m.d.comb += self.fault.eq(1)
-                    m.next = "Idle"
-                with m.Elif(dma.ack):
-                    m.d.sync += word.eq(word + 1)
+                with m.If(dma.ack):
                     for w, arr in enumerate((d_addr, d_w1, d_w2, d_tag)):
                         with m.If(word == w):
                             m.d.sync += arr[nd].eq(dma.r_data)
-                    with m.If(word == ENTRY_WORDS - 1):
-                        m.d.sync += dma.req.eq(0)
-                        m.next = "Fetched"
+                ring_burst("Fetched")
 
             with m.State("Fetched"):
                 d_len = d_w1[nd][:16]
@@ -384,15 +391,7 @@ class TxEngine(wiring.Component):
                     | Mux((errors & CqError.DmaFault) != 0, int(TxFlag.DmaFault), 0) \
                     | Mux((errors & CqError.BadVc) != 0, int(TxFlag.BadVc), 0)
                 m.d.comb += dma.w_data.eq(Array([d_addr[wb], d_w1[wb], w2, d_tag[wb]])[word[:2]])
-                with m.If(dma.err):
-                    m.d.sync += dma.req.eq(0)
-                    m.d.comb += self.fault.eq(1)
-                    m.next = "Idle"
-                with m.Elif(dma.ack):
-                    m.d.sync += word.eq(word + 1)
-                    with m.If(word == ENTRY_WORDS - 1):
-                        m.d.sync += dma.req.eq(0)
-                        m.next = "WrittenBack"
+                ring_burst("WrittenBack")
 
             with m.State("WrittenBack"):
                 with m.If(wb + 1 < nd):
@@ -406,11 +405,7 @@ class TxEngine(wiring.Component):
             with m.State("WaitCq"):
                 m.d.comb += cq.req.eq(1)
                 with m.If(cq.done):
-                    with m.If(~cq.failed & self.tx_on & (self.cons != self.prod)):
-                        new_pdu()
-                        m.d.sync += first_idx.eq(self.cons)
-                        start_fetch(self.cons)
-                        m.next = "Fetch"
-                    with m.Else():
-                        m.next = "Idle"
+                    m.next = "Idle"
+                    with m.If(~cq.failed):
+                        next_pdu()
         return m
