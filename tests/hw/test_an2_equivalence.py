@@ -321,3 +321,25 @@ def test_loopback_and_refused_dma_give_the_same_results():
     _same_results(*res, rx_bufs=((0x60000, 8 * 2048),))
     errors = sorted(int(c.errors) for c in res[5].completions())
     assert errors.count(int(CqError.DmaFault)) == 2            # the rx PDU and the tx PDU
+
+
+def test_raw_cell_vcs():
+    """aal5 = 0: a transmit PDU goes as whole cells (the last zero-padded), none marked as an
+    end of PDU; every received cell is a 48-byte PDU of its own."""
+    rnd = random.Random(12)
+    tx = bytes(rnd.randrange(256) for _ in range(100))
+    rx = [Cell(vpi=0, vci=6, payload=bytes(rnd.randrange(256) for _ in range(48)))
+          for _ in range(3)]
+
+    async def script(card, host):
+        await host.setup({5: 0, 6: 0}, buffers=4, aal5=0)
+        host.queue(5, tx, tag=1, align=0)
+        await host.doorbell()
+
+    res = run_both(script, rx, end_edge=1300)
+    compare(*res, rx_bufs=((0x60000, 4 * 2048),))
+    _, _, _, out_model, rtl, rhost, _ = res
+    assert [(_slot_of(e), c) for e, c in rtl.cells_out] == out_model
+    assert [c.pt for _, c in out_model] == [0, 0, 0]
+    assert b"".join(c.payload for _, c in out_model) == tx.ljust(144, b"\0")
+    assert [d for _, d in rhost.received()] == [c.payload for c in rx]
