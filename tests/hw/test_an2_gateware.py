@@ -560,3 +560,35 @@ def test_builds_and_runs_under_verilator():
     access(Reg.CoalesceCount.word, 7)
     assert access(Reg.CoalesceCount.word) == (2, 7)
     assert access(Reg.TxSize.word)[1] == 2
+
+
+def test_control_reset_mid_transfer_then_the_card_works_again():
+    rnd = random.Random(21)
+    big = bytes(rnd.randrange(256) for _ in range(600))
+    small = bytes(rnd.randrange(256) for _ in range(70))
+    rtl = Rtl()
+    host = Host(rtl, rtl.mem)
+    seen = {}
+
+    async def script(r):
+        await host.setup({5: 0}, control=Control.Loopback)
+        host.queue(5, big, tag=1, align=1)
+        await host.doorbell()
+        await r.wait(150)                       # cells on their way
+        await r.write(Reg.Control, Control.Reset)
+        seen["status"] = await r.read(Reg.Status)
+        await r.wait(1030)
+        seen["vc"] = await r.read(Reg.VcEntry)
+        rtl.mem[CQ:CQ + 16 * RING] = bytes(16 * RING)
+        host.tx_next = host.rx_posted = 0
+        await host.setup({5: 0}, control=Control.Loopback)
+        host.queue(5, small, tag=2, align=2)
+        await host.doorbell()
+        await r.wait(500)
+        seen["pdus"] = await r.read(Counter.PdusRx.offset)
+
+    rtl.run(script)
+    assert seen["status"] == 0 and seen["vc"] == 0
+    got = host.received()
+    assert [(c.errors, d) for c, d in got] == [(0, small)]
+    assert seen["pdus"] == 1
