@@ -592,3 +592,19 @@ def test_control_reset_mid_transfer_then_the_card_works_again():
     got = host.received()
     assert [(c.errors, d) for c, d in got] == [(0, small)]
     assert seen["pdus"] == 1
+
+
+@pytest.mark.slow
+def test_receive_oversize_pdu():
+    """More than MAX_PDU_CELLS cells without an end: Oversize, the rest discarded to the end
+    of the PDU, then the next PDU is good (about 35,000 cycles)."""
+    from hw.an2.registers import MAX_PDU_CELLS
+    good = bytes(range(90))
+    cells = [Cell(vpi=0, vci=1, payload=bytes(48))] * (MAX_PDU_CELLS + 3) + _cells(1, b"x")[-1:]
+    cells += _cells(1, good)
+    rtl, host, counters = _receive(cells, vcs={1: 0}, buffers=40, gap=24, tail=600)
+    got = host.received()
+    assert [c.errors for c, _ in got] == [CqError.Oversize, 0]
+    assert got[0][0].length == MAX_PDU and got[0][0].cells == MAX_PDU_CELLS + 1
+    assert got[1][1] == good
+    assert counters[Counter.OversizePdus] == 1
