@@ -608,3 +608,33 @@ def test_receive_oversize_pdu():
     assert got[0][0].length == MAX_PDU and got[0][0].cells == MAX_PDU_CELLS + 1
     assert got[1][1] == good
     assert counters[Counter.OversizePdus] == 1
+
+
+def test_link_status_changes_raise_irq_link():
+    rtl = Rtl()
+    seen = {}
+
+    async def script(r):
+        await r.write(Reg.IrqEnable, Irq.Link)
+        r.ctx.set(r.dut.link_status, int(Link.Signal | Link.FrameLock | Link.CellLock))
+        await r.wait(3)
+        seen["cause"] = await r.read(Reg.IrqCause)
+        seen["link"] = await r.read(Reg.LinkStatus)
+        seen["irq"] = r.ctx.get(r.dut.irq)
+        await r.write(Reg.IrqCause, Irq.Link)
+        seen["after"] = await r.read(Reg.IrqCause)
+
+    rtl.run(script)
+    assert seen["cause"] == Irq.Link and seen["link"] == 7 and seen["irq"] == 1
+    assert seen["after"] == 0
+
+
+def test_cells_beyond_the_receive_fifo_are_dropped():
+    """One-cell PDUs back to back on the pins (a cell every 13 cycles, faster than a link):
+    the engine needs about 45 cycles each, the FIFO holds 8, the rest are lost uncounted."""
+    cells = [c for i in range(24) for c in _cells(1, bytes([i]) * 8)]
+    rtl, host, counters = _receive(cells, vcs={1: 0}, buffers=40, gap=13, tail=1500)
+    got = [d for c, d in host.received() if c.errors == 0]
+    assert 8 < len(got) < 24
+    assert counters[Counter.CellsRx] == len(got) == counters[Counter.PdusRx]
+    assert all(d in [bytes([i]) * 8 for i in range(24)] for d in got)
