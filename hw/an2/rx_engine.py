@@ -188,8 +188,12 @@ class RxEngine(wiring.Component):
         m.d.comb += frd.addr.eq(Cat(((off >> 2) + word + dma.ack)[:4], a))
 
         def free_cell(V):
-            # A cell being started is the FIFO's; the work in hand may be a disabled VC's.
-            m.d.comb += [ing.free.eq(1 if V is S else ~no_entry), ing.free_entry.eq(V.entry)]
+            # A cell being started (and dropped) is the FIFO's, on the second port: the cell in
+            # hand may end in the same cycle. The work in hand may be a disabled VC's (none).
+            if V is S:
+                m.d.comb += [ing.free2.eq(1), ing.free2_entry.eq(V.entry)]
+            else:
+                m.d.comb += [ing.free.eq(~no_entry), ing.free_entry.eq(V.entry)]
 
         def request_cq(V, kind_errors, index, length, cells, tag):
             entry = Signal.like(rcq)

@@ -48,6 +48,8 @@ class RxIngress(wiring.Component):
         ``RX_DMA_START_CYCLES`` - 1 edges ago)
     rd : the head entry; ``pop`` (input strobe) advances it
     free, free_entry : inputs, the engine is done with entry ``free_entry``
+    free2, free2_entry : inputs, likewise, a second port (the engine may finish one cell and
+        drop the next in the same cycle)
     """
 
     def __init__(self, *, start_cycles: int):
@@ -70,6 +72,8 @@ class RxIngress(wiring.Component):
         self.pop = Signal()
         self.free = Signal()
         self.free_entry = Signal(range(RX_FIFO_CELLS))
+        self.free2 = Signal()
+        self.free2_entry = Signal(range(RX_FIFO_CELLS))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -127,4 +131,6 @@ class RxIngress(wiring.Component):
             m.d.sync += [committed[self.rd].eq(0), self.rd.eq(self.rd + 1)]
         with m.If(self.free):
             m.d.sync += used[self.free_entry].eq(0)
+        with m.If(self.free2):
+            m.d.sync += used[self.free2_entry].eq(0)
         return m

@@ -196,7 +196,8 @@ def _random_rx(rnd: random.Random, vcis, n_pdus: int):
     return out
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 9] + [pytest.param(s, marks=pytest.mark.slow)
+                                         for s in range(10, 40)])
 def test_random_receive(seed):
     rnd = random.Random(seed)
     vcis = [1, 2, 3]
@@ -215,7 +216,8 @@ def test_random_receive(seed):
     compare(*res, rx_bufs=((0x60000, 40 * 2048),))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 2] + [pytest.param(s, marks=pytest.mark.slow)
+                                         for s in range(10, 40)])
 def test_random_transmit(seed):
     rnd = random.Random(seed)
     sizes = [rnd.choice((0, 4, 40, 44, 48, 52, 96, 100, 200, 400)) for _ in range(6)]
