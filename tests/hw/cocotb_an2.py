@@ -21,7 +21,8 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import RisingEdge
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import LLC, SNAP
 from scapy.packet import Raw
@@ -143,6 +144,8 @@ class Bench:
         await RisingEdge(self.dut.clk)
         await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0
+        # The card's slot clock leaves reset with this edge's state: slot 0 starts here.
+        self.sink.origin = round(get_sim_time("ps")) // P
         await RisingEdge(self.dut.clk)
         await self.host.reset()
         await self.host.setup(coalesce=coalesce)
@@ -151,6 +154,7 @@ class Bench:
     def finish(self) -> None:
         """No BFM saw the card break a protocol."""
         assert self.dma.violations == [], self.dma.violations
+        assert self.dma.abandoned == 0, f"{self.dma.abandoned} DMA bursts abandoned"
         assert self.sink.violations == [], self.sink.violations
 
     # -- receive ---------------------------------------------------------------------------------
@@ -196,10 +200,16 @@ class Bench:
                 f"more completions than expected: {n_rx}/{rx} rx, {len(self.tx_done)}/{tx} tx"
             if n_rx == rx and len(self.tx_done) == tx:
                 return
-            assert waited < timeout_cycles, \
-                f"{n_rx} of {rx} rx and {len(self.tx_done)} of {tx} tx completions after " \
-                f"{waited} cycles"
-            await ClockCycles(self.dut.clk, 200)
+            if waited >= timeout_cycles:
+                counters = {c.name: v for c, v in (await self.host.counters()).items() if v}
+                status = await self.host.read(Reg.Status)
+                got = {v: [(p.completion.length, p.completion.errors) for p in pdus]
+                       for v, pdus in self.received.items()}
+                raise AssertionError(
+                    f"{n_rx} of {rx} rx and {len(self.tx_done)} of {tx} tx completions after "
+                    f"{waited} cycles; status {status:#x}, counters {counters}, received "
+                    f"{got}, dropped {self.dropped}")
+            await self.host.cycles(200)
             waited += 200
 
     def cells_cycles(self, cells: int) -> int:
@@ -252,11 +262,16 @@ def scoreboards(expected: dict[int, list[bytes]]) -> dict[int, Scoreboard]:
 def check_scoreboards(boards: dict[int, Scoreboard], received: dict[int, list]) -> None:
     """Every VC's observed good payloads (flagged PDUs observed as their error, so a flagged
     PDU where a good one was due counts as wrong) against its scoreboard."""
-    for vci in set(boards) | set(received):
+    failures = []
+    for vci in sorted(set(boards) | set(received)):
         board = boards.get(vci) or Scoreboard(name=f"vc{vci}")
         for got in received.get(vci, []):
             board.observe(got)
-        board.check()
+        try:
+            board.check()
+        except AssertionError as e:
+            failures.append(str(e)[:2000])
+    assert not failures, "\n".join(failures)
 
 
 # --- receive -----------------------------------------------------------------------------------
@@ -454,7 +469,7 @@ async def gather_pdus_reassemble_at_the_sink(dut) -> None:
         expected.setdefault(v, []).append(payload)
         batch.append((k, v, payload, slots))
     await flush()
-    await ClockCycles(dut.clk, 2 * int(CELL_SLOT_CYCLES))
+    await tb.host.cycles(2 * int(CELL_SLOT_CYCLES))
     cells = [s.cell for s in tb.sink.cells]
     assert all((c.vpi, c.gfc, c.clp) == (0, 0, 0) and c.pt in (0, 1) for c in cells)
     got = pdus_of(cells)
@@ -502,7 +517,7 @@ async def transmit_errors_send_nothing_good(dut) -> None:
         await tb.host.send(v, pieces, tag=tag, doorbell=False)
     await tb.host.doorbell()
     await tb.collect(0, len(plan), timeout_cycles=40 * SETTLE_CYCLES)
-    await ClockCycles(dut.clk, 2 * int(CELL_SLOT_CYCLES))
+    await tb.host.cycles(2 * int(CELL_SLOT_CYCLES))
     by_tag = {c.tag: c for c in tb.tx_done}
     assert by_tag[1].errors == CqError.BadVc, by_tag[1]
     assert by_tag[3].errors & CqError.DmaFault, by_tag[3]

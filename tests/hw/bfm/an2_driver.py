@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from cocotb.triggers import ClockCycles
 
 from bfm.cocotb_hostbus import HostBusDriver
 from bfm.dma_memory import HostMemory
+from bfm.pauses import wait_edges
 from hw.an2.registers import (ENTRY_BYTES, NO_INDEX, NUM_POOLS, RING_ALIGN, Completion, Control,
                               Counter, CqKind, Reg, RxDescriptor, TxDescriptor, VcEntry,
                               pool_reg, ring_entries_valid)
@@ -163,6 +163,10 @@ class An2Host:
         """Whole pages (for ownership tests)."""
         return self.alloc(pages * self.memory.page_size, align=self.memory.page_size)
 
+    async def cycles(self, n: int) -> None:
+        """Let ``n`` clock cycles pass (returns just after an edge)."""
+        await wait_edges(self.clock, n, period_ps=self.bus.period)
+
     # -- registers --------------------------------------------------------------------------
     async def read(self, reg: Reg | int) -> int:
         return await self.bus.read(int(reg))
@@ -179,11 +183,11 @@ class An2Host:
             If Reset is still set well after timing.RESET_CYCLES.
         """
         await self.write(Reg.Control, Control.Reset)
-        await ClockCycles(self.clock, RESET_CYCLES)
+        await self.cycles(RESET_CYCLES)
         for _ in range(64):
             if not await self.read(Reg.Control) & Control.Reset:
                 break
-            await ClockCycles(self.clock, 16)
+            await self.cycles(16)
         else:
             raise AssertionError("Control.Reset still set 1000 cycles after RESET_CYCLES")
         self._soft_reset()
@@ -363,7 +367,7 @@ class An2Host:
             if waited >= timeout_cycles:
                 raise AssertionError(f"{len(got)} of {n} completions after {waited} cycles: "
                                      f"{got!r}")
-            await ClockCycles(self.clock, poll_cycles)
+            await self.cycles(poll_cycles)
             waited += poll_cycles
 
     @staticmethod

@@ -12,7 +12,7 @@ header bytes without the HEC (GFC 31:28, VPI 27:20, VCI 19:4, PTI 3:1, CLP 0), m
   or back to back, with random idle slots or cycles between cells and random pauses between
   the words of a cell (the pins allow both).
 * :class:`CellSink`: watches the card's transmit pins, rebuilds each cell with the edge its
-  first word was sampled at, and records protocol violations (a cell of fewer than 13
+  first word was driven at, and records protocol violations (a cell of fewer than 13
   consecutive words, ``soc`` off a slot edge, two cells in one slot).
 * :func:`pdus_of`: the sink's cells reassembled per VC with :mod:`sim.media.aal5` (CRC-32,
   trailer), the golden model of the transmit path.
@@ -29,7 +29,7 @@ from cocotb.queue import Queue
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
-from bfm.pauses import next_pause
+from bfm.pauses import next_pause, wait_edges
 from hw.an2.timing import CELL_SLOT_CYCLES, CELL_WORDS, cell_slot_edge
 from sim.media.aal5 import Aal5Error, reassemble
 from sim.media.atm import Cell
@@ -116,8 +116,10 @@ class CellSignals:
 
 @dataclass(frozen=True)
 class SentCell:
-    """A cell that crossed the pins: the edge its first word was sampled at, and the cell (or
-    its raw words, for a truncated one)."""
+    """A cell that crossed the pins: ``edge``, the edge after which its first word (``soc``)
+    was on the pins (the receiving side samples it at the next edge; the card's convention for
+    ``tx_soc`` at ``cell_slot_edge(k)``), and the cell (or its raw words, for a truncated
+    one)."""
 
     edge: int
     cell: Cell | None
@@ -136,9 +138,9 @@ class CellSource:
     period_ps : int
         Its period.
     pacing : str
-        ``"slot"`` (default): each cell's first word is sampled at the first edge of a free
-        OC-3c slot, one cell per slot, the line rate; ``"back_to_back"``: as soon as the
-        previous cell's last word (faster than any link: a stress test).
+        ``"slot"`` (default): each cell's first word is driven at the first edge of a free
+        OC-3c slot (:class:`SentCell`), one cell per slot, the line rate; ``"back_to_back"``:
+        right after the previous cell's last word (faster than any link: a stress test).
     gaps : iterator of int, optional
         Idle slots (``"slot"``) or idle cycles (``"back_to_back"``) before each cell.
     word_gaps : iterator of int, optional
@@ -214,18 +216,20 @@ class CellSource:
         while True:
             if self._queue.empty():
                 self._idle.set()
-            cell, words = await self._queue.get()
-            await RisingEdge(clk)             # a writable phase just after edge ``now``
+                cell, words = await self._queue.get()
+                await RisingEdge(clk)         # back in step: just after edge ``now``
+            else:                             # just after the previous cell's last edge
+                cell, words = self._queue.get_nowait()
             now = self._edge()
-            first = max(now + 1, self._free_edge)
+            first = max(now, self._free_edge)
             if self.pacing == "slot":
                 k = max(slot_at_or_after(first), self._next_slot) + next_pause(self.gaps, "gap")
                 first = cell_slot_edge(k)
                 self._next_slot = k + 1
             else:
                 first += next_pause(self.gaps, "gap")
-            for _ in range(first - 1 - now):  # drive just after edge first - 1
-                await RisingEdge(clk)
+            if first > now:                   # drive just after edge ``first``
+                await wait_edges(clk, first - now, period_ps=self.period)
             for i, w in enumerate(words):
                 if i:
                     pause = next_pause(self.word_gaps, "word gap")
@@ -239,7 +243,7 @@ class CellSource:
                 pins.data.value = w
                 await RisingEdge(clk)         # the card samples the word here
             pins.idle()
-            self._free_edge = self._edge() + 1
+            self._free_edge = self._edge()
             self.sent.append(SentCell(first, cell, words))
 
 
@@ -255,10 +259,12 @@ class CellSink:
     period_ps : int
         Its period.
     check_slots : bool
-        Record a violation for a cell whose first word is not sampled at a slot's first edge
-        (:func:`~hw.an2.timing.cell_slot_edge`) or that shares a slot with the previous cell.
+        Record a violation for a cell whose first word is not driven at a slot's first edge
+        (:func:`~hw.an2.timing.cell_slot_edge` from ``origin``, :class:`SentCell`) or that
+        shares a slot with the previous cell.
     origin : int
-        The edge of slot 0 (default 0: the card counts slots from the clock's first edge).
+        The edge of slot 0 (default 0: the card counts slots from the clock's first edge;
+        a bench that holds the card in reset first gives the edge after which it let go).
     callback : callable, optional
         Called with each :class:`SentCell`; without one they queue for :meth:`recv`.
     """
@@ -311,8 +317,8 @@ class CellSink:
                 await RisingEdge(p.valid)
                 await ReadOnly()
                 continue
-            # Values after edge e are sampled by the link at edge e + 1.
-            edge = round(get_sim_time("ps")) // self.period + 1
+            # The word is on the pins after edge ``edge`` (the link samples it at the next).
+            edge = round(get_sim_time("ps")) // self.period
             if not soc:
                 self.violations.append(f"edge {edge}: a word without soc outside a cell")
                 await RisingEdge(clk)

@@ -30,7 +30,7 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bfm.pauses import next_pause
+from bfm.pauses import next_pause, wait_edges
 from sim.memory import default_access_check
 
 __all__ = ["Burst", "DmaMemory", "DmaSignals", "HostMemory"]
@@ -233,6 +233,9 @@ class DmaMemory:
         #: The initiator's protocol violations (messages); a bench asserts it stays empty.
         self.violations: list[str] = []
         self.words_read = self.words_written = self.refusals = 0
+        #: Bursts whose ``req`` dropped before their last word or their ``err`` (a device
+        #: reset; a bench that resets nothing mid-burst expects 0).
+        self.abandoned = 0
         bus.ack.value = 0
         bus.r_data.value = 0
         if bus.err is not None:
@@ -255,8 +258,8 @@ class DmaMemory:
         self.violations.append(f"{self.bus.name} @edge {_now_edge(self.period)}: {message}")
 
     async def _idle_cycles(self, n: int) -> None:
-        for _ in range(n):
-            await RisingEdge(self.clock)
+        if n:
+            await wait_edges(self.clock, n, period_ps=self.period)
 
     async def _run(self) -> None:
         b, clk, mem = self.bus, self.clock, self.memory
@@ -276,6 +279,9 @@ class DmaMemory:
                 await self._idle_cycles(self._wait())
                 if b.err is not None:
                     b.err.value = 1
+                await ReadOnly()
+                if not int(b.req.value):        # abandoned before the answer
+                    self.abandoned += 1
                 await RisingEdge(clk)           # the device samples err here and drops req
                 if b.err is not None:
                     b.err.value = 0
@@ -295,6 +301,7 @@ class DmaMemory:
                 b.ack.value = 1
                 await ReadOnly()
                 if not int(b.req.value):     # abandoned (the device was reset): allowed
+                    self.abandoned += 1
                     break
                 if self._request() != req:
                     self._violation(f"the request changed mid-burst: {req} became "
