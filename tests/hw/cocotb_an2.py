@@ -141,6 +141,13 @@ class Bench:
 
     async def start(self, *, loopback: bool = False, coalesce: int = 1) -> None:
         """Reset, the rings, both engines on."""
+        # Icarus does not run Amaranth's combinational always-blocks at time 0 until one of
+        # their inputs changes: poke Yosys's trigger register so they all settle (as
+        # tests/hw/cocotb_disk.py does); Verilator has no such register.
+        try:
+            self.dut["\\$auto$verilog_backend.cc:2355:dump_module$1\\"].value = 1
+        except (AttributeError, KeyError, IndexError):
+            pass
         await RisingEdge(self.dut.clk)
         await RisingEdge(self.dut.clk)
         self.dut.rst.value = 0
@@ -208,7 +215,7 @@ class Bench:
                 raise AssertionError(
                     f"{n_rx} of {rx} rx and {len(self.tx_done)} of {tx} tx completions after "
                     f"{waited} cycles; status {status:#x}, counters {counters}, received "
-                    f"{got}, dropped {self.dropped}")
+                    f"{got}, dropped {self.dropped}; DMA protocol: {self.dma.violations[:8]}")
             await self.host.cycles(200)
             waited += 200
 

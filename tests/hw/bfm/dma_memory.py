@@ -187,6 +187,13 @@ class DmaSignals:
         self.name = prefix
 
 
+def _resolved(value: Any) -> int:
+    """A cocotb logic value as an int, its X/Z/U/W/- bits taken as 0."""
+    if value.is_resolvable:
+        return int(value)
+    return int("".join(c if c in "01" else "0" for c in str(value)), 2)
+
+
 def _now_edge(period: int) -> int:
     return round(get_sim_time("ps")) // period
 
@@ -308,10 +315,9 @@ class DmaMemory:
                                     f"{self._request()}")
                 if write:
                     word = b.w_data.value
-                    if not word.is_resolvable:
+                    if not word.is_resolvable:   # stored with its unknown bits 0
                         self._violation(f"w_data {word} in word {i} of the burst at {addr:#x}")
-                    mem.data[a:a + 4] = int(word).to_bytes(4, "little") \
-                        if word.is_resolvable else bytes(4)
+                    mem.data[a:a + 4] = _resolved(word).to_bytes(4, "little")
                 await RisingEdge(clk)           # the device samples this ack
                 moved += 1
             b.ack.value = 0
