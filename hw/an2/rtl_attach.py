@@ -11,7 +11,9 @@ as the model meets it (``AN2Kind.attach_model``):
   burst checked for the owner tag the card names with it (tag 0, the kernel, as ``None``, which
   :func:`sim.memory.default_access_check` never refuses: the model's rule) at the request edge,
   and the memory called :data:`~hw.an2.timing.DMA_SETUP_CYCLES` edges later, as the model
-  does;
+  does, the last word acknowledged one edge before the first edge at or after the memory is
+  done (where the model ends the burst and the card may raise its next request:
+  docs/an2_card.md, "DMA timing on the pins");
 * the cell pins joined to the card's link end (``kind.link_end(machine, spec)``, the model's
   ``link``) by a :class:`CellPhy`.
 
@@ -230,7 +232,7 @@ def bind_rtl(kind: Any, machine: MachinePorts, spec: DeviceSpec, access: Any,
     bus = bind_host_bus(access, driver, clock, addr_width=ADDR_WIDTH, name=name)
     irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
     dma = DmaServer(access, driver, clock, machine.memory, requester_of=_requester,
-                    setup_cycles=DMA_SETUP_CYCLES, name=f"{name}.dma")
+                    setup_cycles=DMA_SETUP_CYCLES, early_cycles=1, name=f"{name}.dma")
     phy = CellPhy(access, driver, end, clock, name=f"{name}.phy") if end is not None else None
     return Attached(spec, "rtl", bus, irq, parts={"bus": bus, "dma": dma, "phy": phy,
                                                   "link": end})

@@ -26,6 +26,9 @@ transaction-level device model does at the same picosecond:
   memory's queue then. Should another master queue a transfer in between, the memory ends
   later than predicted: the device's burst ends at the predicted edge, its words land when the
   memory is done, and :attr:`DmaServer.contended` counts the burst.
+* With ``early_cycles`` (a device whose burst, as its model counts it, ends one edge after it
+  samples the last word, as the AN2 card's, docs/an2_card.md "DMA timing on the pins"), the
+  last word is acknowledged that many edges before the first edge at or after ``T``.
 
 Data: a memory-to-device burst's words are the memory's bytes at ``S``, written into the
 bridge's memory before the device takes them (the memory's own ``dma_read`` returns the bytes
@@ -90,6 +93,9 @@ class DmaServer:
         For messages (``"server.rz0.dma"``).
     setup_cycles : int
         Edges from the request to the memory's start of the transfer (default 0).
+    early_cycles : int
+        Edges by which the last word's acknowledge precedes the first edge at or after the
+        memory's completion (default 0).
 
     Attributes
     ----------
@@ -117,7 +123,7 @@ class DmaServer:
     def __init__(self, access: Any, driver: HdlDriver, clock: Clock, memory: Memory, *,
                  prefix: str = "dma_", mem: str = "dma.mem", requester: Any = None,
                  requester_of: Callable[[int], Any] | None = None, name: str,
-                 setup_cycles: int = 0):
+                 setup_cycles: int = 0, early_cycles: int = 0):
         if not isinstance(driver, HdlDriver):
             raise TypeError(f"driver must be a sim.bindings.HdlDriver, not {driver!r}")
         if not isinstance(clock, Clock):
@@ -132,10 +138,11 @@ class DmaServer:
             raise TypeError(f"requester_of must be callable (tag -> requester), not {requester_of!r}")
         if requester_of is not None and requester is not None:
             raise ValueError(f"give requester ({requester!r}) or requester_of, not both")
-        if isinstance(setup_cycles, bool) or not isinstance(setup_cycles, int) \
-                or setup_cycles < 0:
-            raise ValueError(f"setup_cycles must be an integer >= 0, not {setup_cycles!r}")
+        for what, value in (("setup_cycles", setup_cycles), ("early_cycles", early_cycles)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{what} must be an integer >= 0, not {value!r}")
         self.setup_cycles = setup_cycles
+        self.early_cycles = early_cycles
         self.access = access
         self.driver = driver
         self.kernel = driver.kernel
@@ -192,8 +199,9 @@ class DmaServer:
         start = k.now + self.setup_cycles * self.clock.period
         done = max(done, start + mem.dma_time(nbytes, write))
         self.driver.set(self._port["fault"], 0)
-        self.driver.set(self._port["mem_cycles"],
-                        (self.clock.edge_at_or_after(done) - k.now) // self.clock.period)
+        self.driver.set(self._port["mem_cycles"], max(
+            0, (self.clock.edge_at_or_after(done) - k.now) // self.clock.period
+            - self.early_cycles))
         if write:
             landing = _Landing(addr)
             self._awaiting.append(landing)

@@ -350,10 +350,11 @@ def test_rtl_cards_deliver_the_model_runs_pdus_intact(rtl, switched) -> None:
 
 @pytest.mark.hdl
 @pytest.mark.xfail(strict=True, reason=(
-    "the gateware differs from the model (reported by RB): a pad-and-trailer-only last cell "
-    "goes out with PTI 0 and no trailer; a burst requested right after another starts one "
-    "edge later than the model's (the DmaBus needs req low for a cycle); the first transmit "
-    "descriptor fetch comes 4 edges later after the doorbell"))
+    "the gateware and the model differ (reported by RB): the RTL sends a pad-and-trailer-only "
+    "last cell with PTI 0 and no trailer; its Control reads Reset one edge longer "
+    "(RESET_CYCLES + 1); its one DMA port serializes a receive burst behind a transmit burst "
+    "that the model's two engines overlap in the memory's queue; it reads whole words of an "
+    "unaligned gather piece"))
 @pytest.mark.parametrize("rtl, switched", CASES)
 def test_rtl_cards_give_the_model_runs_bytes_completions_and_times(rtl, switched) -> None:
     _need_verilator()
