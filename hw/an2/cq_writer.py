@@ -14,7 +14,7 @@ the cycle before it). A refused burst (a ring fault) ends the request at the edg
 ``err`` with ``failed``.
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from . import timing as T

@@ -26,7 +26,7 @@ Structure
   ``rx_*`` pins are ignored.
 """
 # No `from __future__ import annotations`: wiring.Component reads the member annotations.
-from amaranth.hdl import Cat, Const, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Const, Module, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

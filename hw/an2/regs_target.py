@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In
 from ..bus import HostBus
 from . import timing as T
 from .registers import (ADDR_WIDTH, COALESCE_TIME_BITS, COUNTERS_OFFSET, NUM_POOLS, NUM_VCS,
-                        RESET, Control, Counter, Irq, Reg, Status, pool_reg)
+                        RESET, Control, Counter, Irq, Reg, pool_reg)
 
 __all__ = ["RegsTarget", "ERROR_COUNTERS"]
 

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import Out
 
 from . import timing as T
 from .cq_writer import CqRequest
-from .cell_issue import CELL_STRIDE, CellIssuer, TX_FIFO_ENTRIES
+from .cell_issue import CELL_STRIDE, CellIssuer
 from .dma_arbiter import MASTER_BUS
 from .registers import (CELL_PAYLOAD_BYTES, ENTRY_WORDS, MAX_PDU, NUM_VCS, CqError, CqKind,
                         TxFlag)

@@ -22,7 +22,7 @@ from hw.an2.registers import (MAX_PDU, NO_INDEX, RESET, Completion, Control, Cou
                               pool_reg)
 from hw.an2.timing import DMA_ERR_CYCLES, dma_burst_cycles
 from sim.bindings.amaranth import add_clock
-from sim.media.aal5 import build_pdu, crc32_aal5, segment
+from sim.media.aal5 import segment
 from sim.media.atm import Cell
 from sim.time import Clock
 
