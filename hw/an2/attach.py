@@ -42,6 +42,7 @@ from sim.media.ethernet import FrameError, mac as parse_mac
 from sim.time import Clock
 
 from . import timing as T
+from .harness import MEMORIES
 from .registers import NUM_VCS, WINDOW_SIZE
 
 __all__ = ["AN2Kind", "AN2", "PARAMS", "DEFAULT_ESI", "DEFAULT_MTU", "MIN_PVC_VCI", "an2_params"]
@@ -126,6 +127,8 @@ class AN2Kind(DeviceKind):
     window = WINDOW_SIZE
     #: The 12.5 MHz TURBOchannel clock (docs/an2_card.md, hw/an2/timing.py).
     clock = Clock.from_hz(T.CLOCK_HZ, "an2")
+    #: The RTL harness's memories its binding uses (hw/an2/harness.py).
+    memories = MEMORIES
 
     def check(self, spec: DeviceSpec) -> None:
         super().check(spec)
