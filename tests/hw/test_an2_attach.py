@@ -15,15 +15,13 @@ import hashlib
 import io
 import random
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
 from amaranth.sim import Simulator
 
-from hw.an2.harness import MEMORIES
 from hw.an2.link_bridge import EDGE_WORD, ENTRY_WORDS, CellLinkBridge
-from hw.an2.attach import AN2Kind
+from hw.an2.attach import AN2
 from hw.an2.registers import COUNTERS_OFFSET, Counter
 from hw.an2.rtl_attach import cell_words, words_cell
 from hw.an2.timing import CLOCK_PERIOD_PS
@@ -43,6 +41,16 @@ PERIOD_S = 80e-9
 
 def _cell(vci: int, seed: int, pt: int = 0) -> Cell:
     return Cell(vpi=0, vci=vci, pt=pt, payload=random.Random(seed).randbytes(48))
+
+
+def test_an2_is_a_listed_kind_with_one_build_for_every_card() -> None:
+    assert DEVICE_KINDS["an2"] is AN2
+    assert AN2.memories == ("dma.mem", "link.rx_mem", "link.tx_mem")
+    keys = {AN2.harness_key(DeviceSpec("an2", "an0", BASE, p))
+            for p in ({}, {"esi": "08:00:2b:0a:0b:0c", "mtu": 1500})}
+    assert keys == {"an2_harness"}
+    with pytest.raises(ValueError, match="mtu"):
+        AN2.harness_key(DeviceSpec("an2", "an0", BASE, {"mtu": 9181}))
 
 
 def test_cell_words_are_the_header_then_the_payload_big_endian_and_back() -> None:
@@ -141,29 +149,6 @@ class _OneLink:
         return self._ends[station]
 
 
-class _An2Kind(AN2Kind):
-    """hw/an2/attach.py's kind with the harness memories named (until its AN2 names them)."""
-
-    memories = MEMORIES
-
-
-KIND = _An2Kind()
-
-
-@contextmanager
-def _an2_kind():
-    """``serveros.devices.DEVICE_KINDS["an2"]`` is :data:`KIND` inside."""
-    old = DEVICE_KINDS.get("an2")
-    DEVICE_KINDS["an2"] = KIND
-    try:
-        yield
-    finally:
-        if old is None:
-            del DEVICE_KINDS["an2"]
-        else:
-            DEVICE_KINDS["an2"] = old
-
-
 @dataclass
 class Exchange:
     """What a run of :func:`run_exchange` observed; equal runs compare equal (wall time and
@@ -218,7 +203,7 @@ def run_exchange(rtl: str = "", *, pdus: int = 8, seed: int = 16, switched: bool
     rx: dict = {m.name: [] for m in machines}
     irq: dict = {m.name: [] for m in machines}
     counters: dict = {}
-    with _an2_kind(), Simulation(k, machines, media={"atm": net}, rtl=rtl,
+    with Simulation(k, machines, media={"atm": net}, rtl=rtl,
                                  backend=backend) as sim:
         drivers = {}
         for m in machines:
