@@ -18,10 +18,13 @@ from .crc32 import crc32_word
 
 __all__ = ["RxIngress", "RX_FIFO_CELLS", "rx_cell_layout"]
 
-#: Cells the receive FIFO holds: an estimate of ours, room for the cells that arrive while
-#: the engine writes a PDU's descriptor and completion (at most 2 cells at line rate) with
-#: margin. The model's FIFO is unbounded (its docstring).
-RX_FIFO_CELLS = 8
+#: Cells the receive FIFO holds (2 KiB of payload SRAM): an estimate of ours. The engine
+#: needs up to about 45 cycles for a cell that ends a PDU (payload, write-back, completion, the
+#: next PDU's buffer fetch) against a slot of 35.4, so a run of one-cell PDUs at line rate
+#: gains about a cell in four; 32 cells ride out a run of 100 such PDUs, or the disk's DMA
+#: holding the memory for a 64-word burst now and then. The model's FIFO is unbounded (its
+#: docstring); a real SAR keeps a few KiB of cell buffer on or beside the chip.
+RX_FIFO_CELLS = 32
 
 #: What the engine sees of a committed cell besides its payload words.
 rx_cell_layout = data.StructLayout({
@@ -66,6 +69,10 @@ class RxIngress(wiring.Component):
         self.mem = Memory(shape=32, depth=RX_FIFO_CELLS * 16, init=[])
         self._mem_w = self.mem.write_port()
         self.mem_rd = self.mem.read_port()      # the engine's
+        # Each entry's trailer words and CRC parts (the header is in registers).
+        self._side = Memory(shape=128, depth=RX_FIFO_CELLS, init=[])
+        self._side_w = self._side.write_port()
+        self._side_r = self._side.read_port()
         self.head = Signal(rx_cell_layout)
         self.ready = Signal()
         self.rd = Signal(range(RX_FIFO_CELLS))
@@ -78,8 +85,11 @@ class RxIngress(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.mem = self.mem
+        m.submodules.side = self._side
         wport = self._mem_w
-        cells = Array(Signal(rx_cell_layout, name=f"cell{i}") for i in range(RX_FIFO_CELLS))
+        headers = Array(Signal(32, name=f"header{i}") for i in range(RX_FIFO_CELLS))
+        w11 = Signal(32)
+        crc11 = Signal(32)
         used = Array(Signal(name=f"used{i}") for i in range(RX_FIFO_CELLS))      # filled or busy
         committed = Array(Signal(name=f"com{i}") for i in range(RX_FIFO_CELLS))
         pend = Array(Signal(name=f"pend{i}") for i in range(RX_FIFO_CELLS))
@@ -106,15 +116,18 @@ class RxIngress(wiring.Component):
             with m.If(used[wp]):
                 m.d.sync += [drop.eq(1), count.eq(0)]      # no room: the cell is lost
             with m.Else():
-                m.d.sync += [drop.eq(0), count.eq(1), crc.eq(0), cells[wp].header.eq(d)]
+                m.d.sync += [drop.eq(0), count.eq(1), crc.eq(0), headers[wp].eq(d)]
         with m.Elif(v & (count != 0) & ~drop):
             m.d.comb += wport.en.eq(1)
             m.d.sync += [crc.eq(nxt), count.eq(count + 1)]
             with m.If(count == 11):
-                m.d.sync += [cells[wp].w11.eq(d), cells[wp].crc11.eq(nxt)]
+                m.d.sync += [w11.eq(d), crc11.eq(nxt)]
             with m.If(count == 12):
-                m.d.sync += [cells[wp].w12.eq(d), cells[wp].crc12.eq(nxt), count.eq(0),
-                             used[wp].eq(1), wp.eq(wp + 1)]
+                side = Signal(rx_cell_layout)
+                m.d.comb += [side.w11.eq(w11), side.crc11.eq(crc11), side.w12.eq(d),
+                             side.crc12.eq(nxt), self._side_w.addr.eq(wp),
+                             self._side_w.data.eq(side.as_value()[32:]), self._side_w.en.eq(1)]
+                m.d.sync += [count.eq(0), used[wp].eq(1), wp.eq(wp + 1)]
                 with m.If(self.loopback):
                     m.d.sync += pend[wp].eq(1)
                 with m.Else():
@@ -125,8 +138,13 @@ class RxIngress(wiring.Component):
                 with m.If(pend[i]):
                     m.d.sync += [pend[i].eq(0), committed[i].eq(1), age[i].eq(0)]
 
-        m.d.comb += [self.head.eq(cells[self.rd]),
-                     self.ready.eq(committed[self.rd] & (age[self.rd] == self._start - 1))]
+        # The side SRAM answers a cycle after the head moves: the head is ready from then.
+        rd_prev = Signal.like(self.rd)
+        m.d.sync += rd_prev.eq(self.rd)
+        m.d.comb += [self._side_r.addr.eq(self.rd),
+                     self.head.eq(Cat(headers[self.rd], self._side_r.data)),
+                     self.ready.eq(committed[self.rd] & (age[self.rd] == self._start - 1)
+                                   & (rd_prev == self.rd))]
         with m.If(self.pop):
             m.d.sync += [committed[self.rd].eq(0), self.rd.eq(self.rd + 1)]
         with m.If(self.free):

@@ -631,10 +631,13 @@ def test_link_status_changes_raise_irq_link():
 
 def test_cells_beyond_the_receive_fifo_are_dropped():
     """One-cell PDUs back to back on the pins (a cell every 13 cycles, faster than a link):
-    the engine needs about 45 cycles each, the FIFO holds 8, the rest are lost uncounted."""
-    cells = [c for i in range(24) for c in _cells(1, bytes([i]) * 8)]
-    rtl, host, counters = _receive(cells, vcs={1: 0}, buffers=40, gap=13, tail=1500)
+    the engine needs about 35 cycles each, the FIFO holds RX_FIFO_CELLS, the rest are lost
+    uncounted."""
+    from hw.an2.rx_ingress import RX_FIFO_CELLS
+    n = 2 * RX_FIFO_CELLS
+    cells = [c for i in range(n) for c in _cells(1, bytes([i]) * 8)]
+    rtl, host, counters = _receive(cells, vcs={1: 0}, buffers=RING - 1, gap=13, tail=1800)
     got = [d for c, d in host.received() if c.errors == 0]
-    assert 8 < len(got) < 24
+    assert RX_FIFO_CELLS < len(got) < n
     assert counters[Counter.CellsRx] == len(got) == counters[Counter.PdusRx]
-    assert all(d in [bytes([i]) * 8 for i in range(24)] for d in got)
+    assert all(d in [bytes([i]) * 8 for i in range(n)] for d in got)
