@@ -54,9 +54,10 @@ DOC_SIZES = (0, 1024, 10240, 102400, 1048576)
 SIZE_SWEEP_CLIENTS = 8
 #: Figure c's client counts, swept with the :data:`CLIENT_SWEEP_DOC`-byte document (figure a's
 #: largest). Wall time decides the size: a request's wall cost grows with its bytes (about
-#: 0.6 s per MiB over Ethernet and 3-5 s per MiB over AN2, one kernel event per cell, measured
-#: on this 2-core machine), and the sweep's 31 clients x 50 requests would take 1550 MiB of
-#: a 1 MiB document per server and network, 155 MiB of a 100 KiB one, 15.5 MiB of 10 KiB.
+#: 0.6 s per MiB over Ethernet and 2-3 s per MiB over AN2, whose links take kernel events per
+#: cell, measured on this 2-core machine), and the sweep's 31 clients x 50 requests would take
+#: 1550 MiB of a 1 MiB document per server and network, 155 MiB of a 100 KiB one, 15.5 MiB of
+#: 10 KiB.
 #: 10 KiB fills the Ethernet from a few clients on and shows what limits each server over
 #: AN2; the size sweep has the large documents.
 CLIENTS = (1, 2, 4, 8, 16)

@@ -809,8 +809,8 @@ _SERVER_COST = {"cheetah": 1.0, "harvest": 1.6, "ncsa": 2.8}
 
 
 #: Rough wall cost of a document byte per network, relative (measured: about 0.6 s per MiB
-#: over Ethernet, 3-5 s over AN2, whose links take a kernel event per cell).
-_NETWORK_BYTE_COST = {"ethernet": 1.0, "an2": 6.0}
+#: over Ethernet, 2-3 s over AN2, whose links take kernel events per cell).
+_NETWORK_BYTE_COST = {"ethernet": 1.0, "an2": 4.0}
 
 
 def _cost(p: Point) -> float:
