@@ -213,11 +213,39 @@ def _card_run(sim: str, bench: str, *, sweep: str):
 
 
 CARD_BENCHES = cocotb_tests("cocotb_an2")
+#: Benches too long for Icarus by default (it runs the card at ~2-5 k cycles a second; the
+#: largest-PDU bench alone is ~100 k cycles): they run there with ``-m slow``.
+ICARUS_SLOW = {"largest_pdu_then_an_oversize_one", "random_pdus_interleaved_on_many_vcs",
+               "gather_pdus_reassemble_at_the_sink", "loopback_receives_what_it_sends"}
+#: Card bugs these benches found (hw/an2/gateware.py at 01c6734), expected to fail until fixed;
+#: strict, so a fix shows as XPASS and the entry is removed.
+_TRAILER_CELL = ("card bug: a PDU's last cell that holds only pad and trailer (payload length "
+                 "mod 48 = 0 or 40-47, length > 0) leaves with PTI 0 and without its trailer")
+_RX_COMPLETION = ("card bug: with DMA wait states a receive completion is written with vci, "
+                  "length, cells and tag 0 (seed 11: the 48-byte PDU on VCI 1023)")
+_ICARUS_X = ("card bug: the card drives X (never-assigned bits) on dma.w_data: the reserved "
+             "bits of completion word 0 and word 3 of a transmit descriptor's write-back")
+KNOWN_BUGS = {
+    ("verilator", "gather_pdus_reassemble_at_the_sink"): _TRAILER_CELL,
+    ("verilator", "loopback_receives_what_it_sends"): _TRAILER_CELL,
+    ("verilator", "random_pdus_interleaved_on_many_vcs"): _RX_COMPLETION,
+    **{("icarus", bench): _ICARUS_X for bench in CARD_BENCHES},
+}
+
+
+def _marks(sim: str, bench: str) -> list:
+    marks = [pytest.mark.slow] if sim == "icarus" and bench in ICARUS_SLOW else []
+    if (sim, bench) in KNOWN_BUGS:
+        marks.append(pytest.mark.xfail(reason=KNOWN_BUGS[sim, bench], strict=True))
+    return marks
+
+
+CARD_CASES = [pytest.param(sim, bench, id=f"{sim}-{bench}", marks=_marks(sim, bench))
+              for sim in SIMS for bench in CARD_BENCHES]
 
 
 @pytest.mark.hdl
-@pytest.mark.parametrize("bench", CARD_BENCHES)
-@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("sim, bench", CARD_CASES)
 def test_an2_card_cocotb(sim: str, bench: str) -> None:
     """The benches of tests/hw/cocotb_an2.py: random interleaved PDUs in, gather PDUs out, the
     largest and an oversize PDU, every bad input, with random wait states and gaps."""
