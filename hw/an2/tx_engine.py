@@ -266,12 +266,17 @@ class TxEngine(wiring.Component):
                      cq.entry.vci.eq(vci), cq.entry.errors.eq(errors), cq.entry.cells.eq(sent),
                      cq.entry.tag.eq(d_tag[nd - 1])]
 
+        # A doorbell (TxProducer or Control write) is remembered whatever the engine is doing,
+        # and taken in Idle: one that comes while the engine decides to stop (the cycle it
+        # finds TxConsumer == TxProducer, or a descriptor the host has not handed over yet)
+        # is not lost. In Idle with nothing posted it costs nothing.
+        with m.If(self.kick):
+            m.d.sync += kick.eq(1)
+
         with m.FSM(name="tx"):
             with m.State("Idle"):
-                with m.If(self.kick):
-                    m.d.sync += kick.eq(1)
                 with m.If(kick):
-                    m.d.sync += kick.eq(0)
+                    m.d.sync += kick.eq(self.kick)      # a doorbell now is another one
                     next_pdu()
 
             with m.State("Fetch"):

@@ -641,3 +641,31 @@ def test_cells_beyond_the_receive_fifo_are_dropped():
     assert RX_FIFO_CELLS < len(got) < n
     assert counters[Counter.CellsRx] == len(got) == counters[Counter.PdusRx]
     assert all(d in [bytes([i]) * 8 for i in range(n)] for d in got)
+
+
+def test_a_doorbell_as_the_engine_stops_is_not_lost():
+    """TxProducer written at edges around the one where the transmit engine, done with a PDU,
+    finds nothing more posted and stops: the second PDU is sent every time."""
+    def run(bell_at):
+        rtl = Rtl()
+        host = Host(rtl, rtl.mem)
+
+        async def script(r):
+            await host.setup({5: 0})
+            host.queue(5, b"a" * 20, tag=1, align=0)
+            await host.doorbell()
+            host.queue(5, b"b" * 20, tag=2, align=0)
+            if bell_at is not None:
+                await r.wait(bell_at - 3 - r.edge)     # the write takes effect at bell_at
+                await host.doorbell()
+            await r.wait(400)
+
+        rtl.run(script)
+        return rtl, host
+
+    rtl, _ = run(None)
+    cq_end = [e for s, w, a, _, _, e in rtl.bursts if w and CQ <= a < CQ + 16 * RING][0]
+    stop = cq_end + 2                   # CqProducer advances; the engine looks for more
+    for bell in (stop - 1, stop, stop + 1):
+        rtl, host = run(bell)
+        assert [c.tag for c in host.completions() if c.kind == CqKind.Tx] == [1, 2], bell
