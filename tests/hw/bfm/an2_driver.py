@@ -9,7 +9,7 @@ contract, docs/an2_card.md); nothing of the gateware is imported.
 * :class:`HostLayout`: where the transmit ring, the completion queue and the four pools' rings
   sit, and a bump allocator for buffers above them.
 * :class:`An2Host`: reset, ring set-up, VC table, posting receive buffers (:meth:`post_rx`),
-  queueing a scatter/gather PDU (:meth:`send`), taking completions by their phase bit
+  queueing a scatter/gather PDU (:meth:`send`), taking completions up to CqProducer
   (:meth:`completions`, :meth:`wait_completions`), a received PDU's buffers and bytes
   (:meth:`take_rx`), counters.
 """
@@ -333,14 +333,27 @@ class An2Host:
 
     # -- completions --------------------------------------------------------------------------
     async def completions(self) -> list[Completion]:
-        """The new completion entries (found by their phase bit), handed back with one write of
-        CqConsumer."""
+        """The new completion entries, up to CqProducer, handed back with one write of
+        CqConsumer.
+
+        CqProducer, not the phase bit alone, says which entries are whole: the card writes an
+        entry word 0 first (kind, phase) in a burst the memory may stretch with wait states,
+        so an entry found by its phase bit alone may still lack words 1-3. Each entry's phase
+        bit is checked against the pass over the queue.
+
+        Raises
+        ------
+        AssertionError
+            If an entry before CqProducer has no kind or the wrong phase.
+        """
         lay, out = self.layout, []
-        while True:
+        producer = await self.read(Reg.CqProducer)
+        while self.cq_next != producer:
             raw = self.memory.read(lay.cq_base + ENTRY_BYTES * self.cq_next, ENTRY_BYTES)
             w0 = int.from_bytes(raw[:4], "little")
-            if not w0 & 3 or (w0 >> 7) & 1 != self.cq_phase:
-                break
+            assert w0 & 3 and (w0 >> 7) & 1 == self.cq_phase, \
+                f"completion {self.cq_next} before CqProducer {producer}: word 0 {w0:#010x}, " \
+                f"phase {self.cq_phase} expected"
             out.append(Completion.unpack(raw))
             self.cq_next = (self.cq_next + 1) % lay.cq_size
             if self.cq_next == 0:
