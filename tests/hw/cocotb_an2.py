@@ -305,7 +305,8 @@ async def random_pdus_interleaved_on_many_vcs(dut) -> None:
     for v in vcs:
         await tb.host.open_vc(v, pool=pool_of[v])
     for pool in (0, 1):
-        await tb.post_buffers(pool, 200 if pool == 0 else 100, hi=4096 if FULL else 1024)
+        # The full sweep's PDUs reach 65535 bytes, several at once per pool: larger buffers.
+        await tb.post_buffers(pool, 200 if pool == 0 else 100, hi=16384 if FULL else 1024)
     expected: dict[int, list[bytes]] = {}
     streams: dict[int, list[Cell]] = {}
     sizes = rx_sizes(rng)

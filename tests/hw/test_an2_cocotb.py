@@ -251,9 +251,10 @@ def test_an2_card_cocotb(sim: str, bench: str) -> None:
 
 @pytest.mark.hdl
 @pytest.mark.slow
-@pytest.mark.parametrize("bench", ["random_pdus_interleaved_on_many_vcs",
-                                   "gather_pdus_reassemble_at_the_sink"])
-@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("sim, bench", [
+    pytest.param(sim, bench, id=f"{sim}-{bench}", marks=_marks(sim, bench))
+    for sim in SIMS for bench in ("random_pdus_interleaved_on_many_vcs",
+                                  "gather_pdus_reassemble_at_the_sink")])
 def test_an2_card_cocotb_full_sweep(sim: str, bench: str) -> None:
     """The random benches with every size 0-1000 and random sizes up to 65535."""
     _card_run(sim, bench, sweep="full")
