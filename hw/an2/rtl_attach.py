@@ -4,7 +4,8 @@
 for every card: :func:`harness_key`), and :func:`bind_rtl` joins a running one to its machine,
 as the model meets it (``AN2Kind.attach_model``):
 
-* the host bus and ``irq`` through :mod:`sim.bindings.binder`;
+* the host bus and ``irq`` through :mod:`sim.bindings.binder`, each access completing after
+  the card's changes at its last edge, as the model's :class:`sim.bus.RegisterPort` does;
 * ``link_status`` driven at time 0, before the first edge: the PHY's Signal, FrameLock and
   CellLock when the card has a fibre (the model's :attr:`~hw.an2.model.An2Model.link_status`);
 * the DMA bridge served by a :class:`sim.bindings.dma.DmaServer` on ``machine.memory``, each
@@ -229,7 +230,10 @@ def bind_rtl(kind: Any, machine: MachinePorts, spec: DeviceSpec, access: Any,
     # At the kernel's present time (0), before the first edge: a kernel entry, so that every
     # backend's driver runs it inside its simulator.
     driver.kernel.call_at(driver.kernel.now, lambda: driver.set(status, level))
-    bus = bind_host_bus(access, driver, clock, addr_width=ADDR_WIDTH, name=name)
+    # The model's register port resumes the CPU after the card's changes at the completing
+    # edge (an interrupt the access cleared has fallen): the same here.
+    bus = bind_host_bus(access, driver, clock, addr_width=ADDR_WIDTH, name=name,
+                        after_hardware=True)
     irq = bind_irq(access, driver, port="irq", name=f"{name}.irq")
     dma = DmaServer(access, driver, clock, machine.memory, requester_of=_requester,
                     setup_cycles=DMA_SETUP_CYCLES, early_cycles=1, name=f"{name}.dma")

@@ -12,7 +12,11 @@ simulator own time. Its driver loop is, on every backend::
 
 So Python wakes for software events and for hardware transactions (an ``ack``, an irq edge),
 never once per clock cycle: the clocks run inside the simulator. At one instant, software
-entries already due run before the hardware changes seen at that instant.
+entries already due run before the hardware changes seen at that instant, and what a binding
+schedules with :meth:`HdlDriver.after_hardware` runs after them (a bus access that completes
+at an edge and must see what that edge changed, as a device model's register port that
+resumes its caller with a ``late`` kernel entry does: :class:`HostBusInitiator` with
+``after_hardware``).
 
 This package holds what is common to both simulators:
 
@@ -28,6 +32,7 @@ driver's :meth:`HdlDriver.get` / :meth:`HdlDriver.set` understand.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -96,6 +101,8 @@ class HdlDriver:
         self._watches: list[_Watch] = []
         self._by_id: dict[int, _Watch] = {}
         self._running = False
+        self._after: list[tuple[int, int, Callable[[], None]]] = []   # (time, seq, fn)
+        self._after_seq = 0
 
     # -- for adapters ------------------------------------------------------------------------
     def get(self, signal: Any) -> int:
@@ -121,6 +128,14 @@ class HdlDriver:
             self._watches.append(w)
         w.fns.append(fn)
 
+    def after_hardware(self, t: int, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` at time ``t`` (ps, not in the past) after the hardware changes seen
+        at ``t`` have been handed to their watchers (the driver wakes at ``t`` for it)."""
+        if t < self.kernel.now:
+            raise BindingError(f"after_hardware({t}) is in the past (now {self.kernel.now})")
+        self._after_seq += 1
+        heapq.heappush(self._after, (t, self._after_seq, fn))
+
     @property
     def watched_signals(self) -> list[Any]:
         return [w.signal for w in self._watches]
@@ -143,6 +158,8 @@ class HdlDriver:
     def _deadline(self) -> int | None:
         """Next time the loop must wake even if no signal changes (None: only on signals)."""
         t = self.kernel.next_time()
+        if self._after and (t is None or self._after[0][0] < t):
+            t = self._after[0][0]
         if self.until is not None:
             t = self.until if t is None else min(t, self.until)
         if t is None and not self._watches:
@@ -167,6 +184,11 @@ class HdlDriver:
                     fn(v)
         if changed:
             st.signal_wakes += 1
+            k.run_until(now)
+        after = self._after
+        if after and after[0][0] <= now:
+            while after and after[0][0] <= now:
+                heapq.heappop(after)[2]()
             k.run_until(now)
         st.end_time = now
 
@@ -203,8 +225,9 @@ class HostBusInitiator:
     half a cycle later when ``t`` is exactly a rising edge (so the request never races the edge
     that samples it); the design's ``ack`` rises right after an edge ``e``; ``r_data`` is
     sampled and the request dropped half a cycle later; the access completes, and the calling
-    task resumes, at ``e + 1 cycle``, the edge at which a synchronous initiator samples ``ack``.
-    Accesses from several tasks are served one at a time in arrival order.
+    task resumes, at ``e + 1 cycle``, the edge at which a synchronous initiator samples ``ack``
+    (with ``after_hardware``: after the hardware changes seen there, as
+    :class:`sim.bus.RegisterPort` resumes its caller). Accesses from several tasks are served one at a time in arrival order.
 
     Python wakes three times per access (the ``ack`` edge, mid-cycle, completion) plus once to
     drive when the request is edge-aligned, whatever the number of wait states.
@@ -221,10 +244,14 @@ class HostBusInitiator:
         Width of ``addr`` (word address): the window is ``4 << addr_width`` bytes.
     name : str
         For messages.
+    after_hardware : bool
+        Resume the caller after the hardware changes of the completing edge (an interrupt the
+        access cleared has fallen) rather than before them (default).
     """
 
     def __init__(self, driver: HdlDriver, clock: Clock, *, addr: Any, w_data: Any, r_data: Any,
-                 w_en: Any, r_en: Any, ack: Any, addr_width: int, name: str = "hostbus"):
+                 w_en: Any, r_en: Any, ack: Any, addr_width: int, name: str = "hostbus",
+                 after_hardware: bool = False):
         if not isinstance(clock, Clock):
             raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
         if not isinstance(addr_width, int) or addr_width < 0:
@@ -242,6 +269,7 @@ class HostBusInitiator:
         self._ack_at: int | None = None
         self.reads = 0
         self.writes = 0
+        self.after_hardware = bool(after_hardware)
         driver.watch(ack, self._on_ack)
 
     async def read(self, offset: int) -> int:
@@ -308,7 +336,10 @@ class HostBusInitiator:
         d.set(s["w_en"], 0)
         done, self._done = self._done, None
         edge, self._ack_at = self._ack_at, None
-        k.call_at(edge + self.clock.period, lambda: done.set(value))
+        if self.after_hardware:
+            self.driver.after_hardware(edge + self.clock.period, lambda: done.set(value))
+        else:
+            k.call_at(edge + self.clock.period, lambda: done.set(value))
 
 
 class BlockInitiator:

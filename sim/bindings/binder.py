@@ -31,8 +31,8 @@ BURST_MEMORY = "burst.mem"
 
 
 def bind_host_bus(access: Any, driver: HdlDriver, clock: Clock, *, addr_width: int, name: str,
-                  burst: bool = False, prefix: str = "bus", max_words: int = 512
-                  ) -> HostBusInitiator | BlockInitiator:
+                  burst: bool = False, prefix: str = "bus", max_words: int = 512,
+                  after_hardware: bool = False) -> HostBusInitiator | BlockInitiator:
     """The device's register window as a bus target the machine maps.
 
     Parameters
@@ -55,11 +55,16 @@ def bind_host_bus(access: Any, driver: HdlDriver, clock: Clock, *, addr_width: i
         The HostBus port's name in the harness.
     max_words : int
         The burster memory's depth (``hw.burst.BURST_WORDS``).
+    after_hardware : bool
+        Each access resumes its caller after the hardware changes of its completing edge
+        (:class:`~sim.bindings.HostBusInitiator`), as a model on :class:`sim.bus.RegisterPort`
+        does.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, not {name!r}")
     sig = {m: access.port(f"{prefix}__{m}") for m in HOST_BUS_PORTS}
-    single = HostBusInitiator(driver, clock, addr_width=addr_width, name=f"{name}.bus", **sig)
+    single = HostBusInitiator(driver, clock, addr_width=addr_width, name=f"{name}.bus",
+                              after_hardware=after_hardware, **sig)
     if not burst:
         return single
     if not isinstance(max_words, int) or max_words < 1:
