@@ -22,6 +22,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from . import timing as T
+from .array_set import array_set
 from .crc32 import CRC_INIT, crc32_word
 
 __all__ = ["SlotClock", "CellIssuer", "cell_meta_layout", "TX_FIFO_ENTRIES", "CELL_STRIDE"]
@@ -80,7 +81,8 @@ class CellIssuer(wiring.Component):
     fifo : the FIFO's word memory (TX_FIFO_ENTRIES x CELL_STRIDE words, network order); the
         engine writes it through ``fifo_w``.
     push, push2 : strobes from the engine: cell entry ``wr`` (and ``wr + 1`` with ``push2``) is
-        complete at the coming edge, with ``meta`` (``meta2``).
+        complete at the coming edge, with ``meta`` (and, for ``wr + 1``, a trailer-only end
+        cell with ``meta2``'s VCI, aal5 and length).
     wr : the entry the engine fills (advanced by the issuer on push).
     valid, soc, data : the cell words (registered), to the pins or the loopback.
     depart : a cell leaves the FIFO's count at the coming edge.
@@ -113,12 +115,20 @@ class CellIssuer(wiring.Component):
         rd = Signal(range(TX_FIFO_ENTRIES))
         for i in range(TX_FIFO_ENTRIES):
             m.d.sync += aged[i].eq(full[i])
+        second = Signal.like(self.wr)
+        m.d.comb += second.eq(self.wr + 1)
         with m.If(self.push):
-            m.d.sync += [metas[self.wr].eq(self.meta), full[self.wr].eq(1)]
+            array_set(m, metas, self.wr, self.meta)
+            array_set(m, full, self.wr, 1)
             with m.If(self.push2):
-                m.d.sync += [metas[(self.wr + 1) % TX_FIFO_ENTRIES].eq(self.meta2),
-                             full[(self.wr + 1) % TX_FIFO_ENTRIES].eq(1),
-                             self.wr.eq(self.wr + 2)]
+                # A trailer-only end cell (the issuer sets the constant fields: see
+                # docs/an2_card.md, "The gateware", on constant-only comb drivers).
+                trailer = Signal(cell_meta_layout)
+                m.d.comb += trailer.eq(Cat(self.meta2.vci, Const(1, 1), Const(0, 1),
+                                           self.meta2.aal5, Const(0, 4), self.meta2.length))
+                array_set(m, metas, second, trailer)
+                array_set(m, full, second, 1)
+                m.d.sync += self.wr.eq(self.wr + 2)
             with m.Else():
                 m.d.sync += self.wr.eq(self.wr + 1)
 
@@ -151,5 +161,6 @@ class CellIssuer(wiring.Component):
             m.d.sync += [self.data.eq(word), w.eq(w + 1)]
             m.d.sync += crc.eq(crc32_word(crc, word))
             with m.If(w == 12):
-                m.d.sync += [sending.eq(0), full[rd].eq(0), rd.eq(rd + 1)]
+                m.d.sync += [sending.eq(0), rd.eq(rd + 1)]
+                array_set(m, full, rd, 0)
         return m

@@ -26,6 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from . import timing as T
+from .array_set import array_set
 from .cq_writer import CqRequest
 from .cell_issue import CELL_STRIDE, CellIssuer
 from .dma_arbiter import MASTER_BUS
@@ -202,8 +203,8 @@ class TxEngine(wiring.Component):
         m.d.comb += [vcic.eq(vci), aal5c.eq(aal5)]
         m.d.comb += [iss.meta.vci.eq(vcic), iss.meta.first.eq(sent == 0), iss.meta.aal5.eq(aal5c),
                      iss.meta.length.eq(total)]
-        m.d.comb += [iss.meta2.vci.eq(vcic), iss.meta2.first.eq(0), iss.meta2.aal5.eq(aal5c),
-                     iss.meta2.end.eq(1), iss.meta2.words.eq(0), iss.meta2.length.eq(total)]
+        m.d.comb += [iss.meta2.vci.eq(vcic), iss.meta2.aal5.eq(aal5c),
+                     iss.meta2.length.eq(total)]      # the issuer makes it a trailer-only cell
 
         def finish(cbv, totv):
             """Hand over the PDU's last cell(s) from this cycle's state (``cbv`` bytes in the
@@ -283,7 +284,7 @@ class TxEngine(wiring.Component):
                 with m.If(dma.ack):
                     for w, arr in enumerate((d_addr, d_w1, d_w2, d_tag)):
                         with m.If(word == w):
-                            m.d.sync += arr[nd].eq(dma.r_data)
+                            array_set(m, arr, nd, dma.r_data)
                 ring_burst("Fetched")
 
             with m.State("Fetched"):
