@@ -211,20 +211,15 @@ def disk_benchmarks(seed: int = 31, commands: int = 40,
 # -- AN2 ATM card: model, RTL on Verilator, bare Verilator loop -------------------------------------
 def an2_benchmarks(pdus: int = 24, seed: int = 16, sizes=None) -> list[BenchResult]:
     """Cells and PDUs per wall-second through two AN2 cards exchanging ``pdus`` PDUs each way
-    at once (sizes 0 .. 9180 bytes, a third of them scatter/gather: tests/hw/test_an2_attach.py's
-    rig, the driver sw/drivers/an2.py on two bare machines on one OC-3c link), with both cards
+    at once (sizes 0 .. 9180 bytes, a third of them scatter/gather: the rig of
+    :mod:`serveros.experiments.an2_exchange`, as tests/hw/test_an2_attach.py runs it; the driver sw/drivers/an2.py on two bare machines on one OC-3c link), with both cards
     as the model and both as the RTL on Verilator (directly driven, as ``--rtl an2`` runs it),
     and the RTL's simulated card cycles per wall-second (both cards' cycles) next to a bare
     Verilator loop of the same harness. Wall time is the run's, not the build's (the first run
     builds the harness, then it is cached); the runs' equality is the tests' business. ``sizes``:
     the PDU sizes drawn from (default the rig's). A run that fails gives NaN rows saying why."""
-    import sys
-
-    from .rtl import REPO, simulator_missing
-    here = REPO / "tests" / "hw"
-    if str(here) not in sys.path:
-        sys.path.insert(0, str(here))
-    from test_an2_attach import SIZES, run_exchange   # the attach test's rig
+    from .experiments.an2_exchange import SIZES, run_exchange    # the attach test's rig
+    from .rtl import simulator_missing
 
     sizes = SIZES if sizes is None else tuple(sizes)
     rows = []

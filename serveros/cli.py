@@ -64,6 +64,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if log_file.exists():
         console.print(f"the cocotb runner's output is in {log_file}", soft_wrap=True,
                       markup=False, highlight=False)
+    with console.status("AN2: PDUs both ways through the model and the RTL on Verilator ..."):
+        arows = bench.an2_benchmarks()
+    console.print(_figure_table("AN2 ATM card (figures, not tests)", arows))
     with console.status("web server: one Cheetah point on the model and with the card's RTL "
                         "on Verilator ..."):
         wrows = bench.web_benchmarks()

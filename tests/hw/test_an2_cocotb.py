@@ -219,13 +219,9 @@ ICARUS_SLOW = {"largest_pdu_then_an_oversize_one", "random_pdus_interleaved_on_m
                "gather_pdus_reassemble_at_the_sink", "loopback_receives_what_it_sends"}
 #: Card bugs these benches found (hw/an2/gateware.py at 01c6734), expected to fail until fixed;
 #: strict, so a fix shows as XPASS and the entry is removed.
-_TRAILER_CELL = ("card bug: a PDU's last cell that holds only pad and trailer (payload length "
-                 "mod 48 = 0 or 40-47, length > 0) leaves with PTI 0 and without its trailer")
 _ICARUS_X = ("card bug: the card drives X (never-assigned bits) on dma.w_data: the reserved "
              "bits of completion word 0 and word 3 of a transmit descriptor's write-back")
 KNOWN_BUGS = {
-    ("verilator", "gather_pdus_reassemble_at_the_sink"): _TRAILER_CELL,
-    ("verilator", "loopback_receives_what_it_sends"): _TRAILER_CELL,
     **{("icarus", bench): _ICARUS_X for bench in CARD_BENCHES},
 }
 
