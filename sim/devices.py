@@ -98,7 +98,9 @@ class Attached:
         The device's interrupt line.
     parts : dict
         Kind-specific pieces a study or a test may look at (the model object, its segment
-        station, wire statistics, the DMA server's counters, ...).
+        station, wire statistics, the DMA server's counters, ...), and what the operating
+        system's driver needs of the spec, checked by the kind (the AN2's ``"params"``: the
+        software floor may not import a device's ``attach.py``).
     """
 
     spec: DeviceSpec

@@ -20,8 +20,9 @@ device, the driver of its kind (:data:`DRIVERS`):
   becomes ``host.blockdev`` (a :class:`sw.libos.fs.device.DriverBlockDevice` staging its
   transfers in the kernel's DMA buffer, :data:`DMA_BUFFER`);
 * ``an2``: a :class:`sw.drivers.an2.An2Driver` with its rings and buffers in the kernel's
-  memory (:func:`an2_region`), started under :class:`sw.libos.net.atm.An2Interface` (classical
-  IP over ATM: LLC/SNAP, the spec's PVC table ``pvcs`` opened as VCs of the kernel, its
+  memory (:func:`an2_region`), started under :class:`sw.libos.net.atm.An2Interface`
+  (configured from the attached device's ``parts["params"]``, which the device kind checked;
+  classical IP over ATM: LLC/SNAP, the spec's PVC table ``pvcs`` opened as VCs of the kernel, its
   ``mtu``), and the first card becomes ``host.netdev`` if no card took it before;
 * a kind the operating system has no driver for (the timer, say) stays unbound, with a log
   line saying so.
@@ -125,14 +126,13 @@ async def _bind_disk(host: Host, dev: Attached) -> Any:
 
 
 async def _bind_an2(host: Host, dev: Attached) -> Any:
-    from hw.an2.attach import an2_params
     from sw.drivers.an2 import An2Driver
     from sw.libos.net.atm import An2Interface
 
     if host.memory is None:
         raise ValueError(f"{host.name}: an2 {dev.spec.name} needs main memory for its rings")
     spec = dev.spec
-    p = an2_params(spec)
+    p = dev.parts["params"]       # the device kind checked them: station, esi, pvcs, mtu
     drv = An2Driver(host.cpu, host.extra["bus"], spec.base, host.memory, dev.irq,
                     region=an2_region(host, len(_bound(host, "an2"))), name=spec.name)
     # A BSD kernel (Ultrix, the clients) sends from its mbufs by DMA; the library OS's bytes

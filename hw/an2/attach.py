@@ -154,7 +154,8 @@ class AN2Kind(DeviceKind):
         irq = IrqLine(machine.kernel, f"{name}.irq")
         end = self.link_end(machine, spec)
         model = An2Model(machine.kernel, self.clock, memory=machine.memory, irq=irq, link=end)
-        return Attached(spec, "model", model, irq, parts={"model": model, "link": end})
+        return Attached(spec, "model", model, irq,
+                        parts={"model": model, "link": end, "params": an2_params(spec)})
 
     # -- RTL (hw/an2/rtl_attach.py) ---------------------------------------------------------------
     def harness(self, spec: DeviceSpec) -> Any:
@@ -165,7 +166,9 @@ class AN2Kind(DeviceKind):
 
     def bind_rtl(self, machine: MachinePorts, spec: DeviceSpec, access: Any,
                  driver: Any) -> Attached:
-        return _rtl("bind_rtl")(self, machine, spec, access, driver)
+        attached = _rtl("bind_rtl")(self, machine, spec, access, driver)
+        attached.parts["params"] = an2_params(spec)
+        return attached
 
 
 #: The AN2 card's device kind.
