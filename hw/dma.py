@@ -49,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 
 from .bus import OWNER_WIDTH, DmaBus, DmaFeature
 
-__all__ = ["DmaBridge", "MEM_CYCLES_WIDTH", "ERR_CYCLES"]
+__all__ = ["DmaBridge", "MEM_CYCLES_WIDTH", "ERR_CYCLES", "bridge_ports", "connect_bridge"]
 
 #: Width of ``mem_cycles``: up to 2**32 - 1 cycles between a burst's request and its memory's end.
 MEM_CYCLES_WIDTH = 32
@@ -233,3 +233,29 @@ class DmaBridge(wiring.Component):
             with m.If(fault):
                 m.d.sync += self.fault_count.eq(self.fault_count + 1)
         return m
+
+
+def bridge_ports(prefix: str, addr_width: int, depth: int, *, owner: bool = False) -> dict:
+    """A :class:`DmaBridge`'s Python-facing ports as a harness's ports ``prefix + name``
+    (members for a :class:`~amaranth.lib.wiring.Component` signature): ``depth`` is the
+    bridge's burst memory in words; ``owner`` adds ``owner`` (a bus with
+    :attr:`~hw.bus.DmaFeature.Owner`)."""
+    ports = {f"{prefix}req_toggle": Out(1), f"{prefix}addr": Out(addr_width),
+             f"{prefix}count": Out(8), f"{prefix}write": Out(1)}
+    if owner:
+        ports[f"{prefix}owner"] = Out(OWNER_WIDTH)
+    ports.update({f"{prefix}mem_cycles": In(MEM_CYCLES_WIDTH), f"{prefix}fault": In(1),
+                  f"{prefix}data_toggle": Out(1), f"{prefix}taken": Out(range(depth + 1))})
+    return ports
+
+
+def connect_bridge(m: Module, harness, bridge: DmaBridge, prefix: str) -> None:
+    """Join ``bridge``'s Python-facing ports to ``harness``'s ports named ``prefix + name``
+    (:func:`bridge_ports`), ``owner`` too when the bridge shows it."""
+    out = ["req_toggle", "addr", "count", "write", "data_toggle", "taken"]
+    if bridge.has_owner:
+        out.append("owner")
+    for name in out:
+        m.d.comb += getattr(harness, prefix + name).eq(getattr(bridge, name))
+    for name in ("mem_cycles", "fault"):
+        m.d.comb += getattr(bridge, name).eq(getattr(harness, prefix + name))

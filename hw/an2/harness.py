@@ -27,8 +27,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.bus import OWNER_WIDTH, HostBus
-from hw.dma import MEM_CYCLES_WIDTH, DmaBridge
+from hw.bus import HostBus
+from hw.dma import DmaBridge, bridge_ports, connect_bridge
 
 from .link_bridge import COUNT_BITS, CellLinkBridge
 from .registers import ADDR_WIDTH, DATA_WIDTH
@@ -43,8 +43,6 @@ LINK_PORTS = {"rx_put": In(COUNT_BITS), "rx_done": Out(COUNT_BITS), "tx_count": 
               "tx_errors": Out(COUNT_BITS)}
 #: The DMA bridge's fixed burst time: its minimum, so that the memory alone times a burst.
 _DMA_FIXED_CYCLES = 2
-_DMA_OUT = ("req_toggle", "addr", "count", "write", "owner", "data_toggle", "taken")
-_DMA_IN = ("mem_cycles", "fault")
 
 
 class An2Harness(wiring.Component):
@@ -73,10 +71,7 @@ class An2Harness(wiring.Component):
             "bus": In(HostBus(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
             "irq": Out(1),
             "link_status": In(3),
-            "dma_req_toggle": Out(1), "dma_addr": Out(32), "dma_count": Out(8),
-            "dma_write": Out(1), "dma_owner": Out(OWNER_WIDTH),
-            "dma_mem_cycles": In(MEM_CYCLES_WIDTH), "dma_fault": In(1),
-            "dma_data_toggle": Out(1), "dma_taken": Out(range(DMA_MAX_BURST_WORDS + 1)),
+            **bridge_ports("dma_", 32, DMA_MAX_BURST_WORDS, owner=True),
             **{f"link_{name}": port for name, port in LINK_PORTS.items()},
         })
 
@@ -89,8 +84,7 @@ class An2Harness(wiring.Component):
         wiring.connect(m, wiring.flipped(self.bus), card.bus)
         wiring.connect(m, card.dma, dma.dma)
         m.d.comb += [self.irq.eq(card.irq), card.link_status.eq(self.link_status)]
-        m.d.comb += [getattr(self, f"dma_{n}").eq(getattr(dma, n)) for n in _DMA_OUT]
-        m.d.comb += [getattr(dma, n).eq(getattr(self, f"dma_{n}")) for n in _DMA_IN]
+        connect_bridge(m, self, dma, "dma_")
         m.d.comb += [card.rx_valid.eq(link.rx_valid), card.rx_soc.eq(link.rx_soc),
                      card.rx_data.eq(link.rx_data),
                      link.tx_valid.eq(card.tx_valid), link.tx_soc.eq(card.tx_soc),

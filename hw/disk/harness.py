@@ -34,7 +34,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.bus import HostBus
-from hw.dma import MEM_CYCLES_WIDTH, DmaBridge
+from hw.dma import DmaBridge, bridge_ports, connect_bridge
 
 from .gateware import BLOCK_WORDS, STRAPS, DiskController, MediaOp, MediaPort
 from .mechanism import DiskParams
@@ -46,22 +46,6 @@ __all__ = ["DiskHarness", "MEDIA_REPLY"]
 #: The media port's reply fields, driven by Python (harness ports ``media_<name>``).
 MEDIA_REPLY = ("hit", "stream", "n_cached", "walk_lbn", "free_ps", "start_ps", "cylinder",
                "surface", "slot")
-
-
-def _bridge_ports(prefix: str, addr_width: int, depth: int) -> dict:
-    """A :class:`DmaBridge`'s Python-facing ports, as harness ports ``prefix + name``."""
-    return {f"{prefix}req_toggle": Out(1), f"{prefix}addr": Out(addr_width),
-            f"{prefix}count": Out(8), f"{prefix}write": Out(1),
-            f"{prefix}mem_cycles": In(MEM_CYCLES_WIDTH), f"{prefix}fault": In(1),
-            f"{prefix}data_toggle": Out(1), f"{prefix}taken": Out(range(depth + 1))}
-
-
-def _connect_bridge(m: Module, harness, bridge: DmaBridge, prefix: str) -> None:
-    """Join a bridge's Python-facing ports to the harness's ``prefix``-named ones."""
-    for name in ("req_toggle", "addr", "count", "write", "data_toggle", "taken"):
-        m.d.comb += getattr(harness, prefix + name).eq(getattr(bridge, name))
-    for name in ("mem_cycles", "fault"):
-        m.d.comb += getattr(bridge, name).eq(getattr(harness, prefix + name))
 
 
 class DiskHarness(wiring.Component):
@@ -103,8 +87,8 @@ class DiskHarness(wiring.Component):
             "bus": In(HostBus(addr_width=ADDR_WIDTH, data_width=DATA_WIDTH)),
             "irq": Out(1),
             **STRAPS,
-            **_bridge_ports("dma_", 32, DMA_BURST_WORDS),
-            **_bridge_ports("media_", 32, BLOCK_WORDS),
+            **bridge_ports("dma_", 32, DMA_BURST_WORDS),
+            **bridge_ports("media_", 32, BLOCK_WORDS),
             "media_op": Out(port["op"].shape), "media_cmd_write": Out(1),
             "media_blocks": Out(port["count"].shape),
             "media_time_ps": Out(port["time_ps"].shape),
@@ -127,7 +111,7 @@ class DiskHarness(wiring.Component):
         m.d.comb += [self.irq.eq(ctrl.irq), *(getattr(ctrl, name).eq(getattr(self, name))
                                                for name in STRAPS)]
         wiring.connect(m, ctrl.dma, dma.dma)
-        _connect_bridge(m, self, dma, "dma_")
+        connect_bridge(m, self, dma, "dma_")
 
         # The media port as a word bus: Read and Write move a block, the others one word; a
         # Write gives words to the server (as a device-to-memory DMA burst does).
@@ -140,5 +124,5 @@ class DiskHarness(wiring.Component):
                      self.media_blocks.eq(p.count),
                      self.media_time_ps.eq(p.time_ps)]
         m.d.comb += [getattr(p, name).eq(getattr(self, f"media_{name}")) for name in MEDIA_REPLY]
-        _connect_bridge(m, self, media, "media_")
+        connect_bridge(m, self, media, "media_")
         return m
