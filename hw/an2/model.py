@@ -235,6 +235,10 @@ class An2Model(RegisterTarget):
         self.reference = REFERENCE if reference is None else reference
         self._p = clock.period
         self._tx_kick = kernel.event("an2.tx.kick")
+        #: The edge of the last doorbell rung while the transmit engine was busy (None: none):
+        #: the card remembers it and takes it when the engine is idle again, as the gateware
+        #: does (hw/an2/tx_engine.py), so a doorbell rung as the engine stops is not lost.
+        self._tx_rang: int | None = None
         self._cq_space = kernel.event("an2.cq.space")
         self._rx_cells = kernel.queue("an2.rx.cells")
         self._tx_next_slot = 0      # mirror of the link's next free slot
@@ -351,7 +355,7 @@ class An2Model(RegisterTarget):
                 st |= (Status.TxOn if value & Control.TxEnable else 0)
                 st |= (Status.RxOn if value & Control.RxEnable else 0)
             self._set(Reg.Status, st)
-            self._tx_kick.pulse(e)
+            self._ring(e)
         elif offset == Reg.IrqCause:
             self._set(Reg.IrqCause, self._reg(Reg.IrqCause) & ~value)
             self._irq_at(e)
@@ -389,7 +393,7 @@ class An2Model(RegisterTarget):
         elif role == 2 and base != Reg.CqBase:
             self.regs[offset] = value % size
             if base == Reg.TxBase:
-                self._tx_kick.pulse(e)
+                self._ring(e)
         elif role == 3 and base == Reg.CqBase:
             self.regs[offset] = value % size
             self._cq_full(e)
@@ -535,38 +539,52 @@ class An2Model(RegisterTarget):
         self._cause(Irq.Completion, edge)
 
     # -- transmit ----------------------------------------------------------------------------------
+    def _ring(self, e: int) -> None:
+        """A doorbell at edge ``e``: wakes an idle engine, and is remembered by a busy one."""
+        self._tx_rang = e
+        self._tx_kick.pulse(e)
+
     async def _tx_engine(self) -> None:
         while True:
             start = await self._tx_kick
             start = self._edge(self.kernel.now) if start is None else start
-            try:
-                await self._tx_run(start + TX_DOORBELL_CYCLES * self._p)
-            except (RingFault, _Abandoned):
-                pass
+            while True:
+                self._tx_rang = None
+                try:
+                    idle = await self._tx_run(start + TX_DOORBELL_CYCLES * self._p)
+                except (RingFault, _Abandoned):
+                    break
+                if self._tx_rang is None:
+                    break
+                # A doorbell rang while the engine worked: taken once it is idle again.
+                start = max(self._tx_rang, idle)
 
     async def _fetch(self, start: int, base: int, index: int, cls):
         end, raw = await self._ring_dma(start, base + ENTRY_BYTES * index, ENTRY_BYTES, write=False)
         return end, self._unpack(cls, raw)
 
-    async def _tx_run(self, t: int) -> None:
+    async def _tx_run(self, t: int) -> int:
+        """Send PDUs from edge ``t`` until the ring is empty or not handed over; returns the
+        edge at which the engine is idle."""
         while self._on(Status.TxOn):
             size = self._reg(Reg.TxSize)
             cons = self._reg(Reg.TxConsumer)
             if cons == self._reg(Reg.TxProducer):
-                return
+                return t
             # Gather the PDU's descriptors First .. Last.
             descs, idx = [], cons
             while True:
                 t, d = await self._fetch(t, self._reg(Reg.TxBase), idx, TxDescriptor)
                 if not d.own:
-                    return      # the host has not handed it over: wait for the next doorbell
+                    return t    # the host has not handed it over: wait for the next doorbell
                 descs.append((idx, d))
                 if d.last:
                     break
                 idx = (idx + 1) % size
                 if idx == self._reg(Reg.TxProducer):
-                    return      # the PDU's Last is not posted yet: wait for the next doorbell
+                    return t    # the PDU's Last is not posted yet: wait for the next doorbell
             t = await self._tx_pdu(t, descs)
+        return t
 
     async def _tx_pdu(self, t: int, descs: list) -> int:
         vci = descs[0][1].vci
