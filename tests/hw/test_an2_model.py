@@ -729,3 +729,28 @@ def test_the_fast_path_gives_the_reference_paths_results_over_many_seeds(first):
         for scenario in (_scenario, _loopback_scenario):
             assert scenario(seed, reference=False) == scenario(seed, reference=True), \
                 (scenario.__name__, seed)
+
+
+@pytest.mark.parametrize("delay", range(0, 40, 1))
+def test_a_doorbell_rung_while_the_engine_stops_is_not_lost(delay) -> None:
+    """The host rings for a descriptor it has not handed over yet (Own = 0), then hands it
+    over and rings again ``delay`` cycles later: whenever the second doorbell lands (engine
+    idle, fetching, or deciding to stop), the PDU goes out (the card remembers a doorbell rung
+    while it is busy, as the gateware does)."""
+    k, a, b = pair()
+
+    async def go():
+        await a.setup({5: 0})
+        await b.setup({5: 0})
+        a.queue_pdu(5, b"doorbell")
+        raw = bytearray(a.mem.read(TXR, 16))
+        raw[11] &= 0x7F                               # Own = 0 (word 2, bit 31)
+        a.mem.write(TXR, bytes(raw))
+        await a.doorbell()
+        await k.sleep(delay * P)
+        raw[11] |= 0x80
+        a.mem.write(TXR, bytes(raw))
+        await a.doorbell()
+    run(k, go())
+    got = [data for c, data, _ in b.received() if not c.errors]
+    assert got == [b"doorbell"], delay
