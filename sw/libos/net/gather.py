@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Union
 
-__all__ = ["PhysRef", "Gather", "Piece", "as_bytes", "length_of"]
+__all__ = ["PhysRef", "Gather", "Piece"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,23 +149,3 @@ class Gather:
 
     def __repr__(self) -> str:
         return f"<Gather {self.length} bytes: {len(self.pieces)} pieces, {self.ref_bytes} in memory>"
-
-
-def length_of(packet: "bytes | Gather") -> int:
-    """Bytes of a packet given as bytes or as a :class:`Gather`."""
-    return len(packet)
-
-
-def as_bytes(packet: "bytes | Gather", read: Callable[[int, int], bytes] | None) -> bytes:
-    """``packet``'s bytes: itself, or a :class:`Gather` flattened with ``read``.
-
-    Raises
-    ------
-    ValueError
-        For a gather list with references and no ``read``.
-    """
-    if isinstance(packet, Gather):
-        if read is None and packet.refs:
-            raise ValueError("a gather list with memory references needs a memory to read")
-        return packet.flatten(read or (lambda a, n: b""))
-    return bytes(packet)

@@ -791,12 +791,6 @@ def _join(bufs: list[bytes | Gather]) -> bytes | Gather:
     return Gather(pieces)
 
 
-#: Whether the IP layer under TCP takes a :class:`Gather` packet (``ip_output``: it does,
-#: and the link layers, Aegis's transmit and the interfaces do); if not,
-#: :meth:`Tcp._ip_packet` hands it the segment's bytes, counted as touched.
-IP_TAKES_GATHER = True
-
-
 class FixedDelayTimers:
     """PCBs each due a fixed ``delay`` after it was added, served by one kernel timer.
 
@@ -1202,9 +1196,9 @@ class Tcp:
             raise ValueError(f"page_size must be a positive int, not {page_size!r}")
         self._read, self._doc_touch, self._page_size = read, doc_touch, page_size
 
-    def _read_refs(self, g: Gather, *, mapping: bool = True) -> bytes:
-        """``g``'s bytes, read by the CPU (recorded on the host's DocTouch; with ``mapping``,
-        the pages too: the library maps them to read, a kernel driver reads them unmapped)."""
+    def _read_refs(self, g: Gather) -> bytes:
+        """``g``'s bytes, read by the CPU (recorded on the host's DocTouch, the pages too: the
+        library maps them to read)."""
         read = self._read
         if read is None:
             raise ValueError(f"{self.stack.name}: a segment carries data by reference and the "
@@ -1213,9 +1207,8 @@ class Tcp:
         if dt is not None and g.doc_bytes:
             ps = self._page_size
             dt.touched(g.doc_bytes)
-            if mapping:
-                dt.mapped(sum((r.addr + r.length - 1) // ps - r.addr // ps + 1
-                              for r in g.refs if r.doc))
+            dt.mapped(sum((r.addr + r.length - 1) // ps - r.addr // ps + 1
+                          for r in g.refs if r.doc))
         return g.flatten(read)
 
     def _sum_in_memory(self, parts) -> tuple[list, int]:
@@ -1228,14 +1221,6 @@ class Tcp:
                 n += len(b)
             out.append((b, s))
         return out, n
-
-    def _ip_packet(self, seg: bytes | Gather) -> bytes | Gather:
-        """What ``ip_output`` is given: the segment as built, or, while the IP layer takes
-        only bytes (:data:`IP_TAKES_GATHER`), its bytes: the layers below copy them (the
-        driver's copy into the card, charged there), so the CPU touches them."""
-        if isinstance(seg, bytes) or IP_TAKES_GATHER:
-            return seg
-        return self._read_refs(seg, mapping=False)
 
     def _our_mss(self) -> int:
         return mss_for(self.config, self.stack.mtu)
@@ -1252,7 +1237,7 @@ class Tcp:
             self.stats.segments_out += 1
             await st.charge_protocol("tcp")
             await st.charge_checksum(summed)
-            await st.ip_output(ip, PROTO_TCP, self._ip_packet(seg))
+            await st.ip_output(ip, PROTO_TCP, seg)
 
     async def _dispatch(self, events: list) -> None:
         for fn, args in events:
