@@ -80,7 +80,7 @@ import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from ..simulation import RTL_BACKENDS
 from . import figure_c
@@ -89,7 +89,7 @@ __all__ = ["FIGURES", "KNOWN_FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_
            "FIGURE_B_DOC", "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
            "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
-           "paper_machines", "point_waves", "server_rtl", "run_networks", "resolve_backend",
+           "paper_machines", "point_waves", "server_rtl", "server_rtl_instances", "run_networks", "resolve_backend",
            "rtl_setup",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
            "rows_without_wall", "parse_servers", "parse_names", "parse_figures", "sustained_rate",
@@ -452,6 +452,17 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
     return points
 
 
+def server_rtl_instances(specs: Sequence, rtl: Iterable[str]) -> list[str]:
+    """The RTL instance names (``server_an0``) of the devices of the server machine
+    (``specs[0]``) whose kind is in ``rtl``. ``--rtl`` names device kinds of the server: the
+    clients' cards (on ATM, AN2 cards of their own) stay models, so a run measures the one
+    server card's RTL."""
+    from ..simulation import Simulation
+
+    kinds = set(rtl)
+    return [Simulation.instance(specs[0], d) for d in specs[0].devices if d.kind in kinds]
+
+
 def server_rtl(servers: Iterable[str], rtl: str | Iterable[str],
                networks: Iterable[str] = (figure_c.DEFAULT_NETWORK,)) -> tuple[str, ...]:
     """``rtl`` (``"lance,disk"`` or a list of device kinds) as a tuple in the device kinds'
@@ -637,7 +648,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
         specs = paper_machines(point.server, point.clients, point.client, image_path, pseed,
                                point.network)
         net = figure_c.network_media(k, specs, point.network, seed=pseed, pcap=writer)
-        sim = Simulation(k, specs, media=net.media, rtl=point.rtl,
+        sim = Simulation(k, specs, media=net.media, rtl=server_rtl_instances(specs, point.rtl),
                          backend=point.backend if point.rtl else RTL_BACKENDS[0],
                          waves_dir=point_waves(point, waves_dir) if waves_dir else None)
     except BaseException:

@@ -152,6 +152,17 @@ def test_rtl_kinds_go_to_the_points_whose_server_has_them():
     assert paper.run_networks(("c",), ("an2",)) == ("an2",)
 
 
+def test_rtl_kinds_name_the_server_machines_cards_only():
+    """``--rtl an2`` puts the server's AN2 card on the HDL simulator; the clients' AN2 cards
+    stay models (the CLI's "device kinds of the server machine")."""
+    specs = paper.paper_machines("cheetah", 2, "pentium", None, 1, "an2")
+    assert [d.kind for s in specs for d in s.devices].count("an2") == 3
+    assert paper.server_rtl_instances(specs, ("an2",)) == [f"{specs[0].name}_an0"]
+    assert paper.server_rtl_instances(specs, ("an2", "disk")) == [
+        f"{specs[0].name}_{d.name}" for d in specs[0].devices if d.kind in ("an2", "disk")]
+    assert paper.server_rtl_instances(specs, ()) == []
+
+
 def test_results_meta_names_the_networks(tmp_path, monkeypatch):
     """The command passes figure c's networks to the results' meta (without simulating)."""
     seen = {}
