@@ -1,0 +1,15 @@
+"""Hardware ILP pipes: pipe lists compiled to an Amaranth streaming datapath (issue 17).
+
+Modules
+-------
+registers
+    The pipe language (instruction set, :class:`~hw.ilp.registers.Pipe`, the verifier and the
+    vectorised meaning of each instruction): the contract that the software pipes
+    (:mod:`sw.libos.ilp`) and the hardware generator both import.
+
+Importing this package imports only :mod:`.registers` so that software can use the language
+without pulling in gateware.
+"""
+from . import registers
+
+__all__ = ["registers"]
