@@ -290,11 +290,14 @@ class MemorySystem:
         return Stall(whole_issue, total - whole_issue, misses, writes)
 
     # -- streams -------------------------------------------------------------------------------
-    def copy(self, now: int, nbytes: int, src: Address, dst: Address, call_cycles: float = 0) -> Stall:
+    def copy(self, now: int, nbytes: int, src: Address, dst: Address, call_cycles: float = 0,
+             issue_per_word: float | None = None) -> Stall:
         """A bcopy of ``nbytes`` from ``src`` to ``dst`` starting at ``now`` (ps).
 
         The source's lines are read through the data cache, then the destination's are written
-        (through the write buffer, and into the cache).
+        (through the write buffer, and into the cache). ``issue_per_word`` is the loop's own
+        cycles per word (default the profile's bcopy, ``copy_issue_cycles_per_word``); a loop
+        that does more per word than move it (a fused copy and checksum) gives its own.
         """
         words = -(-nbytes // 4)
         if words == 0:
@@ -303,7 +306,8 @@ class MemorySystem:
         start = now + int(round(call_cycles * self.cycle_ps))
         misses = self.dcache.read(s, nbytes)
         self.dcache.fill(t, nbytes)
-        st = self._stream(start, words * self.copy_issue, misses, words)
+        per = self.copy_issue if issue_per_word is None else issue_per_word
+        st = self._stream(start, words * per, misses, words)
         call = ceil_cycles(call_cycles)
         return Stall(st.issue + call, st.stall, st.misses, st.writes)
 
