@@ -181,6 +181,77 @@ class _Vc:
     filled: list = field(default_factory=list)   # (index, descriptor) written back, not last
 
 
+#: The masters of the card's one DMA port in its arbiter's priority order: hw/an2/gateware.py
+#: wires the receive engine to the arbiter's m0, the completion writer to m1 and the transmit
+#: engine to m2 (hw/an2/dma_arbiter.py: the lowest numbered wins).
+_RX, _CQ, _TX = 0, 1, 2
+
+
+def _words(addr: int, n: int) -> tuple[int, int]:
+    """The aligned first byte and byte count of the words that bytes ``[addr, addr + n)``
+    touch: what the RTL's DMA reads (hw/an2/tx_engine.py reads whole words and realigns)."""
+    lo = addr & ~3
+    return lo, (addr + n - lo + 3) & ~3
+
+
+class _DmaPort:
+    """The card's one DMA port (hw/an2/dma_arbiter.py): whole bursts, one at a time.
+
+    A burst asked for at edge ``s`` starts at the first edge at or after ``s`` at which the
+    port is free (:attr:`free`, set by :meth:`release`: a burst's end edge, or the edge after
+    the one that sampled a refusal, as :class:`hw.bus.DmaBus` wants ``req`` low for a cycle
+    after either). Bursts that could start on the same edge go in the arbiter's order (lowest
+    master number first). The decision for edge ``s`` is taken one picosecond after it, when
+    every request for ``s`` is in (all requests are made at edges, in the model's tasks); the
+    receive engine, the highest priority, asking at ``s`` itself for a free port is granted at
+    once (nobody can take ``s`` from it).
+    """
+
+    __slots__ = ("kernel", "free", "busy", "waiting", "_seq")
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.free = 0           # the first edge (ps) at which a new burst may start
+        self.busy = False       # a burst holds the port
+        self.waiting: list = []     # [master, seq, edge, event]
+        self._seq = 0
+
+    async def acquire(self, s: int, master: int) -> int:
+        """Wait for the port from edge ``s``; returns the edge the burst starts at."""
+        k = self.kernel
+        if k.now == s and master == _RX and not self.busy and self.free <= s:
+            self.busy = True
+            return s
+        ev = k.event("an2.dma.port")
+        self.waiting.append((master, self._seq, s, ev))
+        self._seq += 1
+        if not self.busy:
+            self._arm(max(s, self.free))
+        return await ev
+
+    def _arm(self, edge: int) -> None:
+        self.kernel.post(edge + 1, self._arbitrate, edge)
+
+    def _arbitrate(self, edge: int) -> None:
+        if self.busy or edge < self.free:
+            return
+        best = None
+        for w in self.waiting:
+            if w[2] <= edge and (best is None or w[:2] < best[:2]):
+                best = w
+        if best is not None:
+            self.waiting.remove(best)
+            self.busy = True
+            best[3].set(edge)
+
+    def release(self, free: int) -> None:
+        """The burst holding the port is over: a new one may start at edge ``free``."""
+        self.busy = False
+        self.free = free
+        if self.waiting:
+            self._arm(max(free, min(w[2] for w in self.waiting)))
+
+
 class An2Model(RegisterTarget):
     """Transaction-level model of the AN2-style card; a :class:`sim.bus.BusTarget`.
 
@@ -247,6 +318,7 @@ class An2Model(RegisterTarget):
         self._tx_sent = 0           # cells of the PDU in progress issued
         self._tx_sent_bytes = 0
         self._reset_until = 0
+        self._port = _DmaPort(kernel)   # the card's one DMA port
         self._cq_busy = False       # one completion is written at a time
         self._cq_turns: list = []
         self._reset_state()
@@ -415,53 +487,79 @@ class An2Model(RegisterTarget):
     def _edge(self, t: int) -> int:
         return self.clock.edge_at_or_after(t)
 
-    async def _dma(self, start: int, addr: int, data_or_n, owner: int, *, write: bool):
-        """A burst requested at edge ``start``; returns (end edge, bytes read or None).
+    async def _dma(self, start: int, addr: int, data_or_n, owner: int, *, write: bool,
+                   master: int):
+        """A burst that ``master`` asks the card's DMA port for at edge ``start``; returns (end
+        edge, bytes read or None). A read takes every word its bytes touch (the RTL's bursts
+        are of whole aligned words).
 
-        Raises the memory's error at ``start + DMA_ERR_CYCLES``."""
+        Raises the memory's error ``DMA_ERR_CYCLES`` after the burst's start."""
         requester = owner or None
         gen = self._gen
+        port = self._port
+        start = await port.acquire(start, master)
         try:
             if write:
                 self.memory.check(addr, len(data_or_n), requester, write=True)
             else:
-                self.memory.check(addr, data_or_n, requester, write=False)
+                lo, nb = _words(addr, data_or_n)
+                self.memory.check(lo, nb, requester, write=False)
         except _DMA_ERRORS:
             await self.kernel.sleep_until(start + DMA_ERR_CYCLES * self._p)
+            port.release(start + (DMA_ERR_CYCLES + 1) * self._p)
             raise
         await self.kernel.sleep_until(start + DMA_SETUP_CYCLES * self._p)
-        if write:
-            await self.memory.dma_write(addr, data_or_n, requester=requester)
-            got = None
-        else:
-            got = await self.memory.dma_read(addr, data_or_n, requester=requester)
+        try:
+            if write:
+                await self.memory.dma_write(addr, data_or_n, requester=requester)
+                got = None
+            else:
+                got = await self.memory.dma_read(lo, nb, requester=requester)
+                got = got[addr - lo:addr - lo + data_or_n]
+        except _DMA_ERRORS:         # the owner changed since the request: refused now
+            port.release(start + (DMA_ERR_CYCLES + 1) * self._p)
+            raise
+        end = self._edge(self.kernel.now)
+        port.release(end)
         if gen != self._gen:
             raise _Abandoned
-        return self._edge(self.kernel.now), got
+        return end, got
 
-    async def _burst(self, start: int, addr: int, data_or_n, requester, *, write: bool):
+    async def _burst(self, start: int, addr: int, data_or_n, requester, *, write: bool,
+                     master: int):
         """The fast path's :meth:`_dma` without its abandonment check (the caller makes it):
-        the same memory calls and sleeps with :meth:`Memory.dma_claim`, in one frame. Returns
-        the bytes read (None for a write); raises the memory's error, at ``start +
-        DMA_ERR_CYCLES`` for a burst refused when requested."""
-        k, mem = self.kernel, self.memory
-        n = len(data_or_n) if write else data_or_n
+        the same port, memory calls and sleeps with :meth:`Memory.dma_claim`, in one frame.
+        Returns the bytes read (None for a write); raises the memory's error,
+        ``DMA_ERR_CYCLES`` after the burst's start, for a burst refused."""
+        k, mem, port, p = self.kernel, self.memory, self._port, self._p
+        start = await port.acquire(start, master)
+        if write:
+            lo, nb = addr, len(data_or_n)
+        else:
+            lo, nb = _words(addr, data_or_n)
         try:
-            mem.check(addr, n, requester, write=write)
+            mem.check(lo, nb, requester, write=write)
         except _DMA_ERRORS:
-            await k.sleep_until(start + DMA_ERR_CYCLES * self._p)
+            await k.sleep_until(start + DMA_ERR_CYCLES * p)
+            port.release(start + (DMA_ERR_CYCLES + 1) * p)
             raise
-        await k.sleep_until(start + DMA_SETUP_CYCLES * self._p)
-        mem.check(addr, n, requester, write=write)      # as Memory.dma_read / dma_write do
-        await k.sleep_until(mem.dma_claim(n, write=write))
+        await k.sleep_until(start + DMA_SETUP_CYCLES * p)
+        try:
+            mem.check(lo, nb, requester, write=write)      # as Memory.dma_read / dma_write do
+        except _DMA_ERRORS:
+            port.release(start + (DMA_ERR_CYCLES + 1) * p)
+            raise
+        done = mem.dma_claim(nb, write=write)
+        await k.sleep_until(done)
+        port.release(-(-done // p) * p)
         if write:
             mem.dma_write_now(addr, data_or_n)
             return None
-        return mem.dma_read_now(addr, n)
+        return mem.dma_read_now(lo, nb)[addr - lo:addr - lo + data_or_n]
 
-    async def _ring_dma(self, start: int, addr: int, data_or_n, *, write: bool):
+    async def _ring_dma(self, start: int, addr: int, data_or_n, *, write: bool, master: int):
         try:
-            return await self._dma(start, addr, data_or_n, 0, write=write)
+            return await self._dma(start, addr, data_or_n, 0, write=write, master=master)
         except _DMA_ERRORS as exc:
             edge = self._edge(self.kernel.now)
             self._set(Reg.Status, (self._status() & ~(Status.TxOn | Status.RxOn)) | Status.Fault)
@@ -498,7 +596,7 @@ class An2Model(RegisterTarget):
                           index=c.index, length=c.length, vci=c.vci, errors=c.errors,
                           cells=c.cells, tag=c.tag)
         addr = self._reg(Reg.CqBase) + ENTRY_BYTES * prod
-        end, _ = await self._ring_dma(start, addr, self._pack(entry), write=True)
+        end, _ = await self._ring_dma(start, addr, self._pack(entry), write=True, master=_CQ)
         edge = end + CQ_UPDATE_CYCLES * self._p
         await self.kernel.sleep_until(edge)
         if prod + 1 == size:
@@ -559,8 +657,9 @@ class An2Model(RegisterTarget):
                 # A doorbell rang while the engine worked: taken once it is idle again.
                 start = max(self._tx_rang, idle)
 
-    async def _fetch(self, start: int, base: int, index: int, cls):
-        end, raw = await self._ring_dma(start, base + ENTRY_BYTES * index, ENTRY_BYTES, write=False)
+    async def _fetch(self, start: int, base: int, index: int, cls, master: int):
+        end, raw = await self._ring_dma(start, base + ENTRY_BYTES * index, ENTRY_BYTES,
+                                        write=False, master=master)
         return end, self._unpack(cls, raw)
 
     async def _tx_run(self, t: int) -> int:
@@ -574,7 +673,7 @@ class An2Model(RegisterTarget):
             # Gather the PDU's descriptors First .. Last.
             descs, idx = [], cons
             while True:
-                t, d = await self._fetch(t, self._reg(Reg.TxBase), idx, TxDescriptor)
+                t, d = await self._fetch(t, self._reg(Reg.TxBase), idx, TxDescriptor, _TX)
                 if not d.own:
                     return t    # the host has not handed it over: wait for the next doorbell
                 descs.append((idx, d))
@@ -619,7 +718,7 @@ class An2Model(RegisterTarget):
                              dma_fault=int(bool(errors & CqError.DmaFault)),
                              bad_vc=int(bool(errors & CqError.BadVc)), own=0, tag=d.tag)
             t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i,
-                                        self._pack(back), write=True)
+                                        self._pack(back), write=True, master=_TX)
         last_i, last = descs[-1]
         self._set(Reg.TxConsumer, (last_i + 1) % self._reg(Reg.TxSize))
         if not errors:
@@ -637,7 +736,7 @@ class An2Model(RegisterTarget):
             room = CELL_PAYLOAD_BYTES - len(payload) % CELL_PAYLOAD_BYTES
             n = min(room, d.length - pos)
             t = await self._fifo_room(t)
-            t, got = await self._dma(t, d.addr + pos, n, owner, write=False)
+            t, got = await self._dma(t, d.addr + pos, n, owner, write=False, master=_TX)
             payload += got
             pos += n
             if len(payload) % CELL_PAYLOAD_BYTES == 0 and not (d.last and pos == d.length):
@@ -677,7 +776,7 @@ class An2Model(RegisterTarget):
                 t = -(-dep[0] // p) * p
                 await k.sleep_until(t)
             gen = self._gen
-            payload += await self._burst(t, addr + pos, n, requester, write=False)
+            payload += await self._burst(t, addr + pos, n, requester, write=False, master=_TX)
             if gen != self._gen:
                 raise _Abandoned
             t = -(-k.now // p) * p
@@ -777,7 +876,7 @@ class An2Model(RegisterTarget):
                 gen = self._gen
                 try:
                     await self._burst(t, vc.buf.addr + vc.buf_used, payload, vc.owner or None,
-                                      write=True)
+                                      write=True, master=_RX)
                 except _DMA_ERRORS:
                     t = self._edge(k.now)
                     self._count(Counter.DmaFaults, t)
@@ -878,7 +977,7 @@ class An2Model(RegisterTarget):
         cons = self._reg(Reg.PoolConsumer, p)
         if cons == self._reg(Reg.PoolProducer, p):
             return t, False
-        t, d = await self._fetch(t, self._reg(Reg.PoolBase, p), cons, RxDescriptor)
+        t, d = await self._fetch(t, self._reg(Reg.PoolBase, p), cons, RxDescriptor, _RX)
         if not d.own:
             return t, False
         self._set(Reg.PoolConsumer, (cons + 1) % self._reg(Reg.PoolSize, p), p)
@@ -901,7 +1000,8 @@ class An2Model(RegisterTarget):
                     return self._edge(self.kernel.now)
                 continue
             n = min(room, len(data))
-            t, _ = await self._dma(t, vc.buf.addr + vc.buf_used, data[:n], vc.owner, write=True)
+            t, _ = await self._dma(t, vc.buf.addr + vc.buf_used, data[:n], vc.owner, write=True,
+                                   master=_RX)
             vc.buf_used += n
             vc.delivered += n
             data = data[n:]
@@ -917,7 +1017,7 @@ class An2Model(RegisterTarget):
             lost_cell=int(bool(errors & CqError.LostCell)),
             dma_fault=int(bool(errors & CqError.DmaFault)), own=0, tag=d.tag)
         addr = self._reg(Reg.PoolBase, vc.pool) + ENTRY_BYTES * vc.buf_index
-        t, _ = await self._ring_dma(t, addr, self._pack(back), write=True)
+        t, _ = await self._ring_dma(t, addr, self._pack(back), write=True, master=_RX)
         vc.first = False
         vc.filled.append((vc.buf_index, back))
         return t
