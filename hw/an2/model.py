@@ -41,7 +41,9 @@ Simplifications of this first version (see also the report of issue 16):
 * A raw-cell VC (aal5 = 0) sends a PDU whose length is not a multiple of 48 with its last cell
   zero-padded (the doc leaves this open).
 * Control.Reset takes effect at once (engines abandon their work; a DMA in flight still lands);
-  Control reads Reset for RESET_CYCLES and ignores writes meanwhile. IrqCause.Link is never set.
+  Control reads Reset for RESET_CYCLES + 1 edges and ignores writes meanwhile, as the RTL's
+  sweep counter does. Cells already handed to the link still reach it (the RTL drops the
+  cells in its transmit FIFO). IrqCause.Link is never set.
 * IrqCause: a cause set on the same edge as a clearing write is kept or cleared depending on the
   order the kernel runs the two events (the RTL keeps it).
 * Link status is constant (all of Signal, FrameLock, CellLock when a link or Loopback is there).
@@ -415,7 +417,9 @@ class An2Model(RegisterTarget):
         if offset == Reg.Control:
             if value & Control.Reset:
                 self._reset_state()
-                self._reset_until = e + RESET_CYCLES * self._p
+                # The RTL's sweep counter is loaded at e and Reset reads until it is zero,
+                # and a Control write is refused while it is not: RESET_CYCLES + 1 edges.
+                self._reset_until = e + (RESET_CYCLES + 1) * self._p
                 self.irq.drive(0)
                 self._cq_space.pulse()
                 return
