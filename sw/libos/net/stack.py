@@ -336,6 +336,12 @@ class NetStack:
                   len(dropped))
 
     # -- IP -------------------------------------------------------------------------------------
+    def next_ident(self) -> int:
+        """The IP identification of the next datagram this host sends (taken: a frame built
+        outside :meth:`ip_output`, e.g. a reply an ASH sends from the kernel, uses it)."""
+        self._ident = (self._ident + 1) & 0xFFFF
+        return self._ident
+
     async def ip_output(self, dst: bytes, proto: int, payload: "bytes | Gather") -> None:
         """Send ``payload`` (bytes or a :class:`~sw.libos.net.gather.Gather`) to ``dst`` in
         one datagram (on Ethernet resolving the MAC with ARP; over ATM on the PVC that
@@ -349,8 +355,7 @@ class NetStack:
         if ipv4.HEADER_LEN + len(payload) > self.mtu:
             raise ValueError(f"datagram of {ipv4.HEADER_LEN + len(payload)} bytes exceeds the "
                              f"MTU {self.mtu}; the library does not fragment")
-        self._ident = (self._ident + 1) & 0xFFFF
-        hdr = ipv4.build_header(self.ip, dst, proto, len(payload), ident=self._ident)
+        hdr = ipv4.build_header(self.ip, dst, proto, len(payload), ident=self.next_ident())
         await self.charge_packet("ip", ipv4.HEADER_LEN)
         self.stats.ip_out += 1
         packet = payload.prepend(hdr) if isinstance(payload, Gather) else hdr + payload
