@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import inspect
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -888,6 +889,12 @@ class Tcp:
         self._read: Callable[[int, int], bytes] | None = None   # attach_memory
         self._doc_touch = None
         self._page_size = 4096
+        #: Set by an application with a handler in the kernel acting for some of its
+        #: connections (an ASH: Cheetah's closing handler, :mod:`sw.cheetah.ash_handlers`):
+        #: called with no argument whenever this TCP is about to act on its connections (a
+        #: segment arrived, one of its timers fired), so the application brings back what the
+        #: handler did (:meth:`handled_in_kernel`) first. It must not block.
+        self.pull: Callable[[], None] | None = None
 
     # -- application calls -----------------------------------------------------------------
     def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
@@ -975,6 +982,58 @@ class Tcp:
         closed = self._drop(pcb, "aborted")
         await self._transmit(frames)
         await self._dispatch(closed)
+
+    def handled_in_kernel(self, pcb: TcpPcb, *, fin_acked: bool, peer_fin: bool) -> None:
+        """A handler in the kernel (an ASH) took segments of ``pcb`` after our FIN was sent:
+        bring the connection to where they would have brought it.
+
+        ``fin_acked``: it absorbed a segment that acknowledged everything we sent, our FIN
+        included (FIN-WAIT-1 becomes FIN-WAIT-2 with its idle timer, as :meth:`_input_pcb`
+        arms it; LAST-ACK ends the connection). ``peer_fin``: it also answered the peer's FIN,
+        in sequence right after the data we received, with the ACK of it (FIN-WAIT-2 becomes
+        TIME-WAIT: the PCB goes back to the application and an entry stays in the table, timed
+        from now, which is no earlier than the handler's ACK, so TIME-WAIT lasts at least
+        2 MSL). The events (``on_peer_closed``, ``on_closed``) are called now, a coroutine
+        handler's rest in a task. Nothing is sent: the handler sent what was owed.
+
+        Raises
+        ------
+        ValueError
+            If ``pcb`` is not one of this TCP's connections with its FIN sent, or
+            ``peer_fin`` comes without ``fin_acked``.
+        """
+        self._check_pcb(pcb)
+        if self.conns.get(pcb.key) is not pcb or not pcb.fin_queued \
+                or pcb.state not in (TcpState.FinWait1, TcpState.FinWait2, TcpState.LastAck):
+            raise ValueError(f"handled_in_kernel: {pcb!r} is not a connection of this TCP "
+                             f"whose FIN was sent")
+        if peer_fin and not fin_acked:
+            raise ValueError("handled_in_kernel: the peer's FIN is taken in the kernel only "
+                             "with the ACK of ours")
+        events: list = []
+        if fin_acked and pcb.snd_una < pcb.snd_end + 1:
+            pcb.rtt_seq = None                  # when the ACK came is not known here: no sample
+            self._ack_advance(pcb, pcb.snd_end + 1, events)
+            if pcb.state is TcpState.FinWait1:
+                pcb.state = TcpState.FinWait2
+                self._arm_keep(pcb, self.config.max_idle, "fin_wait_2")
+            elif pcb.state is TcpState.LastAck:
+                events += self._drop(pcb, "closed")
+        if peer_fin and pcb.state is TcpState.FinWait2:
+            pcb.rcv_nxt += 1
+            pcb.ack_pending = pcb.delack = False
+            pcb.state = TcpState.TimeWait
+            events.append((pcb.on_peer_closed, ()))
+            events += self._enter_time_wait(pcb)
+        for fn, args in events:
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                self.stack.kernel.spawn(result, name=f"{self.stack.name}.tcp-kernel-handled",
+                                        daemon=True)
+
+    def _pull(self) -> None:
+        if self.pull is not None:
+            self.pull()
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
@@ -1277,6 +1336,7 @@ class Tcp:
         """4.3BSD ``tcp_fasttimo``: every connection with TF_DELACK gets TF_ACKNOW and
         ``tcp_output`` (which may send data as well)."""
         self._fasttimo = None
+        self._pull()
         pcbs, self._delacks = list(self._delacks), {}
         frames: list = []
         for pcb in pcbs:
@@ -1313,6 +1373,7 @@ class Tcp:
     def _timeout(self, pcb: TcpPcb) -> None:
         pcb._timer = None
         pcb._timer_at = None
+        self._pull()
         if pcb.state in (TcpState.Closed, TcpState.Listen, TcpState.TimeWait):
             return
         if pcb.snd_una >= pcb.snd_max:
@@ -1376,6 +1437,7 @@ class Tcp:
         """4.4BSD tcp_timer.c TCPT_PERSIST: restart the timer (backed off), then force
         output: a window probe into a zero window, else what the window takes."""
         pcb._persist = None
+        self._pull()
         if pcb.state not in _SENDING or self.conns.get(pcb.key) is not pcb:
             return
         self.stats.persist_timeouts += 1
@@ -1418,6 +1480,7 @@ class Tcp:
         kind = pcb._keep_kind
         pcb._keep = None
         pcb._keep_kind = None
+        self._pull()
         if self.conns.get(pcb.key) is not pcb:
             return
         cfg = self.config
@@ -1467,6 +1530,7 @@ class Tcp:
     async def input(self, src: bytes, dst: bytes, data: bytes) -> None:
         """Process one segment from ``src`` (the IP layer has checked the IP header)."""
         st = self.stack
+        self._pull()
         self.stats.segments_in += 1
         await st.charge_protocol("tcp")
         await st.charge_checksum(len(data) + 12)
