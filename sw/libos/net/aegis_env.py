@@ -67,22 +67,32 @@ class AegisNetwork:
         the environment."""
         await self.aegis.transmit(self.env, frame)
 
-    def serve(self, stack, *, port: int, ip: bytes) -> None:
-        """Upcall ``stack.process`` with the environment's frames, which are TCP to ``port``
-        at ``ip``, ARP (unless another environment owns it) and the frames nobody owns
-        (unless another environment took the default binding).
+    def serve(self, stack, *, port: int, ip: bytes, ash: list | None = None,
+              on_frame=None) -> None:
+        """Upcall ``stack.process`` (or ``on_frame``, which must pass them on) with the
+        environment's frames, which are TCP to ``port`` at ``ip``, ARP (unless another
+        environment owns it) and the frames nobody owns (unless another environment took the
+        default binding). ``ash``: an ASH program (:mod:`sw.exokernel.ash`) installed with
+        the TCP filter, run by the kernel on each of its frames before any upcall (Ethernet
+        only: over ATM the kernel demultiplexes by VC and runs no ASH, so it is not
+        installed; :attr:`ash_installed` says which).
 
         Raises
         ------
         FilterConflict
             If another environment owns TCP to ``port`` at ``ip`` (the message names it).
+        AshRefused
+            If the kernel's verifier refuses ``ash`` (nothing is installed).
         """
         aegis, env = self.aegis, self.env
-        env.on_frame = stack.process
+        env.on_frame = stack.process if on_frame is None else on_frame
+        #: Whether the ASH given to :meth:`serve` runs in the kernel.
+        self.ash_installed = False
         if self.link_layer is not None:
             self._bind_vcs()
             return
-        aegis.install_filter(env, tcp_filter(port, local_ip=ip))
+        aegis.install_filter(env, tcp_filter(port, local_ip=ip), ash=ash)
+        self.ash_installed = ash is not None
         try:
             aegis.install_filter(env, ethertype_filter(0x0806))
         except FilterConflict:
