@@ -16,7 +16,8 @@ from dataclasses import dataclass, fields, replace
 from sim.platforms.base import Cost
 from sw.libos.net.tcp import TCPTV_KEEP_INIT
 
-__all__ = ["CheetahConfig", "STAGES", "SPECIALIZATIONS", "stage", "APP_COSTS"]
+__all__ = ["CheetahConfig", "STAGES", "SPECIALIZATIONS", "LATER_SPECIALIZATIONS", "LATER_STAGES",
+           "ALL_STAGES", "stage", "APP_COSTS"]
 
 #: The specializations, in the order the stages switch them on.
 SPECIALIZATIONS: tuple[str, ...] = (
@@ -24,6 +25,9 @@ SPECIALIZATIONS: tuple[str, ...] = (
     "precomputed_checksums", "precomputed_headers", "inline_prefetch",
     "cache_as_retransmit_pool",
 )
+#: Specializations beyond the paper (issue 17), off in every paper stage, in the order
+#: :data:`LATER_STAGES` switch them on after ``cheetah``.
+LATER_SPECIALIZATIONS: tuple[str, ...] = ("ash",)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,13 @@ class CheetahConfig:
         The file cache is the retransmission pool: the document's cache blocks are pinned
         and the stack's ``resupply`` reads from them; no copy is made. Off: the document is
         copied out of the cache into a buffer the request keeps for retransmissions.
+    ash : bool
+        Beyond the paper (issue 17), off by default and in every paper stage: an ASH
+        installed with Cheetah's TCP filter takes the end of each connection in the kernel
+        (the ACK of Cheetah's FIN absorbed, the client's FIN answered with a prebuilt ACK:
+        :mod:`sw.cheetah.ash_handlers`), so Cheetah is not scheduled for them. Needs an
+        exokernel whose frames are demultiplexed by packet filters (Ethernet); over the AN2's
+        VCs no ASH runs and the switch has no effect (the server's stats say so).
 
     Parameters that are not specializations (the same in every stage):
 
@@ -94,6 +105,7 @@ class CheetahConfig:
     precomputed_headers: bool = True
     inline_prefetch: bool = True
     cache_as_retransmit_pool: bool = True
+    ash: bool = False
     idle_timeout_ps: int = TCPTV_KEEP_INIT
     backlog: int = 16
 
@@ -120,8 +132,12 @@ class CheetahConfig:
         return replace(self, **{name: False})
 
     def switches(self) -> dict[str, bool]:
-        """All switches by name (JSON-serialisable); the parameters are not switches."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _PARAMETERS}
+        """The switches by name (JSON-serialisable): the paper's always, one beyond the paper
+        (:data:`LATER_SPECIALIZATIONS`) only when it is on, so a paper stage reports what it
+        reported before they existed; the parameters are not switches."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in _PARAMETERS
+                and (f.name not in LATER_SPECIALIZATIONS or getattr(self, f.name))}
 
 
 #: The fields of :class:`CheetahConfig` that are parameters, not specialization switches.
@@ -148,8 +164,25 @@ _STAGE_CONFIGS = _stages()
 STAGES: tuple[str, ...] = tuple(_STAGE_CONFIGS)
 
 
+def _later_stages() -> dict[str, CheetahConfig]:
+    out, cfg = {}, CheetahConfig()
+    for name in LATER_SPECIALIZATIONS:
+        cfg = replace(cfg, **{name: True})
+        out[f"+{name}"] = cfg
+    return out
+
+
+_STAGE_CONFIGS.update(_later_stages())
+
+#: Stages beyond the paper, after ``cheetah``, each adding one of
+#: :data:`LATER_SPECIALIZATIONS` to the previous (``"+ash"``: ``cheetah`` with the ASH).
+LATER_STAGES: tuple[str, ...] = tuple(n for n in _STAGE_CONFIGS if n not in STAGES)
+#: Every stage: the paper's, then the later ones.
+ALL_STAGES: tuple[str, ...] = STAGES + LATER_STAGES
+
+
 def stage(name: str) -> CheetahConfig:
-    """The configuration of stage ``name`` (one of :data:`STAGES`).
+    """The configuration of stage ``name`` (one of :data:`ALL_STAGES`).
 
     Raises
     ------
@@ -159,7 +192,8 @@ def stage(name: str) -> CheetahConfig:
     try:
         return _STAGE_CONFIGS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown Cheetah stage {name!r} (one of {', '.join(STAGES)})") from None
+        raise ValueError(f"unknown Cheetah stage {name!r} (one of {', '.join(ALL_STAGES)})") \
+            from None
 
 
 def _est(n: float, unit: str, why: str) -> Cost:
@@ -191,6 +225,22 @@ APP_COSTS: dict[str, Cost] = {
         "each), build the TCP/IP header template (about 100) and clear the structure's "
         "512 bytes (128 word stores, about 130 instructions)")),
     "pool_get": _est(20, "instructions", "pop a preinitialized request off a free list"),
+    "ash_arm": _est(60, "instructions", (
+        "hand a closing connection to the ASH: take the remote address, ports and sequence "
+        "numbers from the PCB, patch them and the IP identification into the request's "
+        "prebuilt ACK template, store its 14 words and the slot's 5 in the table (the two "
+        "header checksums are charged as a checksum of their 52 bytes): about 60 "
+        "instructions")),
+    "ash_check": _est(4, "instructions", (
+        "each time the library runs: load the ASH's events word, compare it with the last "
+        "one seen, branch")),
+    "ash_scan_slot": _est(5, "instructions", (
+        "when the events word moved, per armed slot: load its state word, mask the new bits, "
+        "compare, branch, next")),
+    "ash_apply": _est(35, "instructions", (
+        "per connection the ASH changed: the TCP's bookkeeping the absorbed segments would "
+        "have caused: acknowledge to snd_max, cancel the retransmission timer, arm "
+        "FIN-WAIT-2's timer or insert the TIME-WAIT entry, free the PCB: about 35")),
     "thread_create": _est(200, "instructions", (
         "create a thread for a request: take a stack from a free list and set up its "
         "context (about 200 instructions); its switches are charged separately")),

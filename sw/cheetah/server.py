@@ -106,7 +106,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, SYSCALL
+from sim.cpu import APPLICATION, CONTEXT_SWITCH, CPU, PROTOCOL, SYSCALL
 from sim.kernel import Event, Kernel
 from sim.time import S
 from sw.host import HTTP_PORT, Host
@@ -120,6 +120,7 @@ from sw.libos.net.gather import Gather, PhysRef
 from sw.libos.net.ether import MTU as ETHER_MTU
 from sw.libos.net.tcp import DROP, TcpConfig, TcpState, mss_for
 
+from .ash_handlers import ACKED, ANSWERED, ClosingTable, closing_program
 from .config import APP_COSTS, CheetahConfig
 
 log = logging.getLogger(__name__)
@@ -391,6 +392,9 @@ class CheetahServer:
             raise TypeError(f"config must be a CheetahConfig, not {config!r}")
         if host.blockdev is None:
             raise ValueError(f"host {host.name!r} has no blockdev holding the documents")
+        if config.ash and host.extra.get("aegis") is None:
+            raise ValueError(f"host {host.name!r}: the ash switch needs an exokernel "
+                             f"(host.extra['aegis']): an ASH runs in Aegis")
         if host.cpu is not None and not isinstance(host.cpu, CPU):
             raise TypeError(f"host.cpu must be a sim.cpu.CPU or None, not {host.cpu!r}")
         for name, v, lo in (("cache_blocks", cache_blocks, 16), ("pool_size", pool_size, 1)):
@@ -432,6 +436,13 @@ class CheetahServer:
         #: ``(deadline, request, serial)``; one kernel timer serves them all.
         self._idle: deque[tuple[int, Request, int]] = deque()
         self._idle_timer = None
+        #: The closing ASH's table (``ash`` on, over Ethernet), and the instructions of its
+        #: read-backs made from a TCP timer, charged at the next upcall.
+        self._ash: ClosingTable | None = None
+        self._ash_owed = 0.0
+        if config.ash:
+            self.counters.update({"ash_armed": 0, "ash_not_armed": 0, "ash_fin_acks": 0,
+                                  "ash_fins": 0})
         self.started = False
 
     # -- costs -------------------------------------------------------------------------------
@@ -484,13 +495,71 @@ class CheetahServer:
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         if aegis is not None:
-            net.serve(self.stack, port=self.port, ip=h.ip)
+            ash = None
+            if self.config.ash and net.link_layer is None:
+                ash = self._ash_table(aegis)
+            net.serve(self.stack, port=self.port, ip=h.ip, ash=ash,
+                      on_frame=None if ash is None else self._frame_in)
+            if ash is None and self.config.ash:
+                log.warning("%s: no ASH over %s: the kernel runs ASHs on packet filters "
+                            "(Ethernet), not on VC demultiplexing", self.name,
+                            type(net.link_layer).__name__)
         else:
             h.netdev.attach(self.stack.input)
         if self.config.request_pool:
             self._pool = [Request(self) for _ in range(self.pool_size)]
         self.stack.listen(self.port, self._new_request)
         self.started = True
+
+    # -- the closing ASH (the ash switch; sw/cheetah/ash_handlers.py) ---------------------------
+    def _ash_table(self, aegis) -> list[tuple]:
+        """Give the ASH a page of the environment for its table; return its program."""
+        env = self.env
+        base = aegis.page_addr(aegis.alloc_pages(env, 1)[0])
+        self._ash = ClosingTable(lambda a, n: aegis.read(env, a, n),
+                                 lambda a, d: aegis.write(env, a, d), base, self.host.netdev.mac)
+        self.stack.tcp.pull = self._ash_pull
+        return closing_program(base)
+
+    async def _frame_in(self, frame: bytes) -> None:
+        """The environment's frame upcall with the ASH: bring back what it did, then the
+        stack's input."""
+        self._ash_pull()
+        owed, self._ash_owed = self._ash_owed, 0.0
+        if self.cpu is not None and owed:
+            await self.cpu.charge(self.cpu.profile.instructions(owed), PROTOCOL)
+        await self.stack.process(frame)
+
+    def _ash_pull(self) -> None:
+        """The TCP is about to act (:attr:`sw.libos.net.tcp.Tcp.pull`): apply what the ASH did
+        to the connections it holds (their cost is owed until the next upcall charges it)."""
+        t = self._ash
+        self._ash_owed += self._instr("ash_check")
+        if not t.changed():
+            return
+        self._ash_owed += self._instr("ash_scan_slot") * t.armed
+        for pcb, bits in t.collect():
+            if pcb.state not in (TcpState.FinWait1, TcpState.FinWait2, TcpState.LastAck):
+                log.info("%s: the ASH's record for %r comes after its end", self.name, pcb)
+                continue
+            self._ash_owed += self._instr("ash_apply")
+            self.counters["ash_fin_acks"] += bool(bits & ACKED)
+            self.counters["ash_fins"] += bool(bits & ANSWERED)
+            self.stack.tcp.handled_in_kernel(pcb, fin_acked=bool(bits & ACKED),
+                                             peer_fin=bool(bits & ANSWERED))
+
+    async def _ash_arm(self, r: Request) -> None:
+        """Hand the end of ``r``'s connection to the ASH (its FIN is queued)."""
+        t = self._ash
+        if t is None or r.state not in (TcpState.FinWait1, TcpState.LastAck):
+            return
+        if not t.arm(r, self.stack.next_ident):
+            self.counters["ash_not_armed"] += 1
+            return
+        self.counters["ash_armed"] += 1
+        await self._app(self._instr("ash_arm"))
+        if self.cpu is not None:
+            await self.cpu.checksum(52)     # the prebuilt ACK's IP header, TCP header + pseudo
 
     @property
     def piece_bytes(self) -> int:
@@ -683,6 +752,8 @@ class CheetahServer:
             self._idle_timer = self.kernel.call_at(q[0][0], self._idle_expire)
 
     def _release(self, r: Request, reason: str) -> None:
+        if self._ash is not None:
+            self._ash.disarm(r)
         if r.embryonic:                                # died in SYN-RECEIVED
             r.embryonic = False
             self._embryonic -= 1
@@ -827,6 +898,7 @@ class CheetahServer:
             if with_body:
                 self.host.doc_touch.touched(doc.size)
         await self._transmit(r, bufs, sums)
+        await self._ash_arm(r)
 
     def _parse(self, req: bytes) -> tuple[int, bytes, Any, int | None]:
         """``(code, method, path, if_modified_since)``: code 200 means well-formed."""
@@ -971,6 +1043,7 @@ class CheetahServer:
         r.stream = [(0, hdr + body, len(hdr) + len(body), None, None)]
         if r.state in (TcpState.Established, TcpState.CloseWait, TcpState.SynReceived):
             await self.stack.send(r, hdr + body, last=True)
+            await self._ash_arm(r)
 
     # -- reports -----------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -993,6 +1066,12 @@ class CheetahServer:
             c["tcp"] = dict(t.stats.__dict__)
             c["frames_in"] = self.stack.stats.frames_in
             c["frames_out"] = self.stack.stats.frames_out
+        if self.config.ash:
+            env = self.env
+            c["ash"] = {"installed": self._ash is not None,
+                        "armed_now": self._ash.armed if self._ash is not None else 0,
+                        "frames_by_ash": env.frames_by_ash if env is not None else 0,
+                        "aborts": env.ash_aborts if env is not None else 0}
         if self.fs is not None:
             cache = self.fs.cache
             c["cache"] = {"hits": cache.hits, "misses": cache.misses,

@@ -1,0 +1,265 @@
+"""Cheetah's ASH: the end of a connection handled in the kernel, at frame arrival.
+
+With the ``ash`` switch on (a stage beyond the paper, :mod:`sw.cheetah.config`), Cheetah
+installs, with its TCP filter, an application-specific safe handler (:mod:`sw.exokernel.ash`,
+verified by Aegis) that takes the last two segments of a connection Cheetah closed, the issue's
+first example: once the reply and its FIN are sent, the client's ACK of everything (our FIN
+included) and the client's FIN need no decision by the server. The handler
+
+* absorbs the pure ACK that acknowledges our FIN (FIN-WAIT-1 to FIN-WAIT-2; LAST-ACK to
+  CLOSED when the client had closed first);
+* answers the client's FIN, when it is in sequence and acknowledges our FIN, with the ACK
+  Cheetah prebuilt when it armed the connection (its destination MAC patched from the frame),
+  FIN-WAIT-2 to TIME-WAIT, as 4.3BSD does;
+* consumes both frames in the kernel: Cheetah is not scheduled for them.
+
+Everything else is ``accept``\\ ed and goes the ordinary way (an upcall to the library OS):
+a segment with data, options, a fragment, an IP header with options, other flags, a sequence
+or acknowledgement number other than the armed ones, a bad IP or TCP checksum (the handler
+checks both as the library's input would), a connection not armed (or armed in another slot).
+
+Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
+
+    +0    u32 events     the handler adds 1 each time it changes a slot
+    +64   SLOTS slots of SLOT_BYTES, slot i at +64 + 96 i:
+          +0  u32 remote IP        +4  u16 remote port, u16 local port (as on the wire)
+          +8  u32 the client's next sequence number (wire)
+          +12 u32 the acknowledgement number that covers our FIN (wire)
+          +16 u32 state: ARMED, PEER_FIN (the client's FIN came before we armed: LAST-ACK),
+              ACKED (the handler took the ACK of our FIN), ANSWERED (it answered the FIN)
+          +32 the prebuilt ACK frame (54 bytes: Ethernet, IP, TCP)
+
+A connection's slot is ``(remote port ^ low 16 bits of the remote IP) & (SLOTS - 1)``; a
+connection whose slot is taken is not armed (counted). The library learns what the handler did
+when it next runs (:meth:`sw.libos.net.tcp.Tcp.pull`: a segment upcalled, a TCP timer): it reads
+the events word, and if it moved, the state of each armed slot, and applies the new bits
+(:meth:`sw.libos.net.tcp.Tcp.handled_in_kernel`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sw.libos.net import checksum as ck
+from sw.libos.net import ipv4
+from sw.libos.net.ether import ETHERTYPE_IP
+from sw.libos.net.tcp import ACK, TcpState, build_segment
+
+__all__ = ["closing_program", "ClosingTable", "SLOTS", "SLOT_BYTES", "TABLE_BYTES",
+           "ARMED", "PEER_FIN", "ACKED", "ANSWERED", "REPLY_BYTES"]
+
+#: Slots of the table (a power of two: the slot is a masked hash).
+SLOTS = 32
+#: Bytes per slot: 32 of fields, the 54-byte reply, padding to a multiple of 32.
+SLOT_BYTES = 96
+_HEAD = 64
+#: The table's size in owner memory.
+TABLE_BYTES = _HEAD + SLOTS * SLOT_BYTES
+#: Ethernet (14) + IP (20) + TCP (20): the ACK the handler sends.
+REPLY_BYTES = 54
+_REPLY_OFF = 32
+ARMED, PEER_FIN, ACKED, ANSWERED = 1, 2, 4, 8
+
+# Offsets in the received Ethernet frame (IPv4 without options, TCP after it).
+_ETYPE, _SMAC, _IP = 12, 6, 14
+_IP_SRC, _TCP = 26, 34
+
+
+def _program(table: int) -> list:
+    """The handler, with branch targets as label names (resolved by :func:`closing_program`)."""
+    p: list = []
+
+    def need(off: int, size: int, value: int, rd: int = 1) -> None:
+        p.extend([("ld", rd, size, 0, off), ("li", 2, value), ("bne", rd, 2, "accept")])
+
+    def fold_and_check() -> None:
+        # r7 holds a sum of at most 14 halfwords (< 2^20): fold the carries twice and accept
+        # the frame unless the one's-complement sum is 0xFFFF (RFC 1071).
+        for _ in range(2):
+            p.extend([("li", 2, 16), ("shr", 1, 7, 2), ("li", 2, 0xFFFF), ("and", 7, 7, 2),
+                      ("add", 7, 7, 1)])
+        p.extend([("li", 2, 0xFFFF), ("bne", 7, 2, "accept")])
+
+    need(_ETYPE, 2, ETHERTYPE_IP)
+    need(_IP, 1, 0x45)                                  # IPv4, no options
+    need(_IP + 2, 2, ipv4.HEADER_LEN + 20)              # total length: a bare TCP header
+    p.extend([("ld", 1, 2, 0, _IP + 6), ("li", 2, 0x3FFF), ("and", 1, 1, 2),
+              ("bne", 1, 0, "accept")])                 # MF or a fragment offset
+    need(_IP + 9, 1, ipv4.PROTO_TCP)
+    need(_TCP + 12, 1, 0x50)                            # data offset 5: no options
+    # Flags, PSH ignored: ACK alone or FIN|ACK.
+    p.extend([("ld", 3, 1, 0, _TCP + 13), ("li", 2, 0xF7), ("and", 3, 3, 2),
+              ("li", 2, ACK), ("beq", 3, 2, "flags_ok"), ("li", 2, ACK | 1),
+              ("bne", 3, 2, "accept")])
+    p.append("flags_ok")
+    # The slot: (remote port ^ low half of the remote IP) & (SLOTS - 1), times SLOT_BYTES
+    # (96 = 64 + 32: two shifts and an add).
+    p.extend([("ld", 4, 2, 0, _TCP), ("ld", 5, 2, 0, _IP_SRC + 2), ("xor", 4, 4, 5),
+              ("li", 2, SLOTS - 1), ("and", 4, 4, 2),
+              ("li", 2, 6), ("shl", 5, 4, 2), ("li", 2, 5), ("shl", 4, 4, 2), ("add", 4, 4, 5),
+              ("addi", 4, 4, table + _HEAD)])
+    # Its key and state (register-computed addresses: checked by the sandbox).
+    p.extend([("ldm", 1, 4, 4, 0), ("ld", 2, 4, 0, _IP_SRC), ("bne", 1, 2, "accept"),
+              ("ldm", 1, 4, 4, 4), ("ld", 2, 4, 0, _TCP), ("bne", 1, 2, "accept"),
+              ("ldm", 6, 4, 4, 16), ("li", 2, ARMED), ("and", 1, 6, 2), ("beq", 1, 0, "accept"),
+              ("ldm", 1, 4, 4, 8), ("ld", 2, 4, 0, _TCP + 4), ("bne", 1, 2, "accept"),
+              ("ldm", 1, 4, 4, 12), ("ld", 2, 4, 0, _TCP + 8), ("bne", 1, 2, "accept")])
+    # The IP header's checksum, then TCP's over the pseudo-header and the 20-byte header.
+    p.append(("li", 7, 0))
+    for off in range(_IP, _IP + ipv4.HEADER_LEN, 2):
+        p.extend([("ld", 1, 2, 0, off), ("add", 7, 7, 1)])
+    fold_and_check()
+    p.append(("li", 7, ipv4.PROTO_TCP + 20))
+    for off in [*range(_IP_SRC, _TCP, 2), *range(_TCP, _TCP + 20, 2)]:
+        p.extend([("ld", 1, 2, 0, off), ("add", 7, 7, 1)])
+    fold_and_check()
+    p.extend([("li", 2, 1), ("and", 1, 3, 2), ("bne", 1, 0, "fin")])
+    # The ACK of our FIN: record it, consume the frame.
+    p.extend([("li", 2, ACKED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16), ("beq", 0, 0, "count")])
+    p.append("fin")
+    # The client's FIN (only after ours was sent and before the client had closed): patch the
+    # reply's destination MAC with the frame's source, record, send it.
+    p.extend([("li", 2, PEER_FIN), ("and", 1, 6, 2), ("bne", 1, 0, "accept"),
+              ("ld", 1, 4, 0, _SMAC), ("stm", 1, 4, 4, _REPLY_OFF),
+              ("ld", 1, 2, 0, _SMAC + 4), ("stm", 1, 2, 4, _REPLY_OFF + 4),
+              ("li", 2, ACKED | ANSWERED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16),
+              ("addi", 1, 4, _REPLY_OFF), ("li", 2, REPLY_BYTES), ("reply", 1, 2)])
+    p.append("count")
+    p.extend([("ldm", 1, 4, 0, table), ("addi", 1, 1, 1), ("stm", 1, 4, 0, table),
+              ("consume",)])
+    p.append("accept")
+    p.append(("accept",))
+    return p
+
+
+def closing_program(table: int) -> list[tuple]:
+    """The ASH for a :class:`ClosingTable` at physical address ``table`` (instruction tuples
+    of :mod:`sw.exokernel.ash`, branches resolved).
+
+    Raises
+    ------
+    ValueError
+        For an address that is not a non-negative int.
+    """
+    if isinstance(table, bool) or not isinstance(table, int) or table < 0:
+        raise ValueError(f"table must be a non-negative address, not {table!r}")
+    items = _program(table)
+    labels, prog = {}, []
+    for it in items:
+        if isinstance(it, str):
+            labels[it] = len(prog)
+        else:
+            prog.append(it)
+    return [(*ins[:3], labels[ins[3]]) if ins[0] in ("beq", "bne", "blt") else ins
+            for ins in prog]
+
+
+@dataclass
+class _Slot:
+    pcb: object
+    applied: int = 0                    # state bits already given to the TCP
+
+
+class ClosingTable:
+    """The handler's table in Cheetah's memory, seen from the library OS.
+
+    Parameters
+    ----------
+    read, write : callables
+        ``read(addr, n) -> bytes`` and ``write(addr, data)``: the environment's own loads and
+        stores (:meth:`sw.exokernel.aegis.Aegis.read` / ``write``, checked as a TLB refill
+        would be).
+    base : int
+        The table's physical address (in a page the environment owns).
+    mac : bytes
+        The server's MAC (the reply's source).
+    """
+
+    def __init__(self, read, write, base: int, mac: bytes):
+        if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+            raise ValueError(f"base must be a non-negative address, not {base!r}")
+        if not isinstance(mac, bytes) or len(mac) != 6:
+            raise TypeError(f"mac must be 6 bytes, not {mac!r}")
+        self._read, self._write = read, write
+        self.base = base
+        self.mac = mac
+        self._slots: dict[int, _Slot] = {}
+        self._events = 0
+        self._write(base, bytes(TABLE_BYTES))
+
+    @staticmethod
+    def slot_of(remote_ip: bytes, remote_port: int) -> int:
+        """The slot the handler computes for a connection (the module's hash)."""
+        return (remote_port ^ int.from_bytes(remote_ip[2:4], "big")) & (SLOTS - 1)
+
+    def _addr(self, slot: int) -> int:
+        return self.base + _HEAD + slot * SLOT_BYTES
+
+    def arm(self, pcb, ident: Callable[[], int]) -> bool:
+        """Hand ``pcb``'s close to the handler: its FIN is queued (FIN-WAIT-1, or LAST-ACK when
+        the client closed first) and nothing more is to be received. Writes the slot's key,
+        the expected sequence and acknowledgement numbers and the prebuilt ACK (its IP
+        identification taken from ``ident()``, the stack's counter). Returns False, arming
+        nothing (and taking no identification), if the slot is taken or the connection is
+        in another state.
+        """
+        if pcb.state not in (TcpState.FinWait1, TcpState.LastAck) or not pcb.fin_queued:
+            return False
+        slot = self.slot_of(pcb.remote_ip, pcb.remote_port)
+        if slot in self._slots:
+            return False
+        peer_fin = pcb.state is TcpState.LastAck
+        rcv = (pcb.irs + pcb.rcv_nxt) & 0xFFFFFFFF
+        fin_ack = (pcb.iss + pcb.snd_end + 1) & 0xFFFFFFFF
+        seg, _ = build_segment(pcb.local_ip, pcb.remote_ip, pcb.local_port, pcb.remote_port,
+                               fin_ack, (rcv + 1) & 0xFFFFFFFF, ACK, pcb.rcv_wnd)
+        ip = ipv4.build_header(pcb.local_ip, pcb.remote_ip, ipv4.PROTO_TCP, len(seg),
+                               ident=ident())
+        frame = bytes(6) + self.mac + ETHERTYPE_IP.to_bytes(2, "big") + ip + seg
+        fields = (pcb.remote_ip + pcb.remote_port.to_bytes(2, "big")
+                  + pcb.local_port.to_bytes(2, "big") + rcv.to_bytes(4, "big")
+                  + fin_ack.to_bytes(4, "big")
+                  + (ARMED | (PEER_FIN if peer_fin else 0)).to_bytes(4, "big") + bytes(12))
+        self._write(self._addr(slot), fields + frame)
+        self._slots[slot] = _Slot(pcb)
+        return True
+
+    def disarm(self, pcb) -> bool:
+        """Take ``pcb`` out of the table (its connection ended by any path); True if it was in."""
+        slot = self.slot_of(pcb.remote_ip, pcb.remote_port)
+        s = self._slots.get(slot)
+        if s is None or s.pcb is not pcb:
+            return False
+        del self._slots[slot]
+        self._write(self._addr(slot) + 16, bytes(4))
+        return True
+
+    @property
+    def armed(self) -> int:
+        """Connections armed now."""
+        return len(self._slots)
+
+    def changed(self) -> bool:
+        """Whether the handler changed a slot since the last :meth:`collect` (one load)."""
+        return int.from_bytes(self._read(self.base, 4), "big") != self._events
+
+    def collect(self) -> list[tuple]:
+        """``(pcb, new_bits)`` of every armed slot the handler changed (each bit once): read
+        its state word."""
+        self._events = int.from_bytes(self._read(self.base, 4), "big")
+        out = []
+        for slot, s in list(self._slots.items()):
+            st = int.from_bytes(self._read(self._addr(slot) + 16, 4), "big")
+            new = st & (ACKED | ANSWERED) & ~s.applied
+            if new:
+                s.applied |= new
+                out.append((s.pcb, new))
+        return out
+
+
+def reply_checksums_ok(frame: bytes) -> bool:
+    """Whether a prebuilt reply's IP and TCP checksums verify (for tests and checks)."""
+    ip = frame[14:34]
+    src, dst = ip[12:16], ip[16:20]
+    tcp = frame[34:54]
+    return ck.verify(ip) and ck.verify(tcp, ck.pseudo_header_sum(src, dst, ipv4.PROTO_TCP, 20))

@@ -1,0 +1,281 @@
+"""Cheetah's ``ash`` switch (issue 17): the end of a connection handled by an ASH in Aegis.
+
+In the kernel alone (no CPU): which frames the closing handler takes, what it sends, what it
+leaves to the library, and that Aegis refuses or stops it when it reaches for memory its owner
+does not hold. Then Cheetah on Aegis over Ethernet (tests/sw/test_cheetah.py's rig): the same
+replies with it on or off, fewer upcalls and less protocol work per request, the same TCP end
+states, and retransmissions (of the reply, of the handler's ACK) that still work.
+"""
+from __future__ import annotations
+
+import pytest
+
+from sim.cpu import CONTEXT_SWITCH, KERNEL, PROTOCOL
+from sim.kernel import Kernel
+from sim.memory import Memory
+from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as AEGIS
+from sim.time import S
+from sw.cheetah import ALL_STAGES, LATER_STAGES, STAGES, CheetahConfig, make_server, stage
+from sw.cheetah.ash_handlers import (ACKED, ANSWERED, ClosingTable, closing_program,
+                                     reply_checksums_ok)
+from sw.exokernel import Aegis, AshRefused, tcp_filter
+from sw.exokernel.ash import MAX_INSTRUCTIONS
+from sw.host import Host
+from sw.libos.net import TcpPcb, ether, ipv4
+from sw.libos.net.tcp import ACK, FIN, PSH, RST, TcpState, build_segment
+
+from test_cheetah import SERVER_IP, Rig, get, split
+
+SRV_IP, CLI_IP = ipv4.addr("10.0.1.1"), ipv4.addr("10.0.2.1")
+SRV_MAC, CLI_MAC = bytes.fromhex("020000000101"), bytes.fromhex("020000000201")
+ISS, IRS, SENT, GOT = 1000, 5000, 300, 48           # our ISS, theirs, bytes each way
+
+
+# -- stages ------------------------------------------------------------------------------------
+def test_ash_is_a_stage_beyond_the_paper():
+    assert LATER_STAGES == ("+ash",) and ALL_STAGES == STAGES + LATER_STAGES
+    assert stage("+ash") == CheetahConfig(ash=True)
+    assert not any(stage(s).ash for s in STAGES)
+    assert "ash" not in stage("cheetah").switches()             # paper rows unchanged
+    assert stage("+ash").switches()["ash"] is True
+
+
+def test_ash_needs_an_exokernel():
+    rig_host = Rig().host                                       # no Aegis
+    host = Host("bare", rig_host.kernel, rig_host.cpu, rig_host.netdev, rig_host.ip,
+                blockdev=rig_host.blockdev)
+    with pytest.raises(ValueError, match="ash switch needs an exokernel"):
+        make_server(host, CheetahConfig(ash=True))
+
+
+# -- the handler in the kernel -----------------------------------------------------------------
+class Kern:
+    """Aegis without a CPU, Cheetah's environment with the closing handler and a table."""
+
+    def __init__(self):
+        self.k = Kernel()
+        self.aegis = Aegis(Memory(self.k, 16 * 4096, profile=AEGIS))
+        self.upcalls = []
+
+        async def on_frame(frame):
+            self.upcalls.append(frame)
+        self.env = self.aegis.create_env("cheetah", on_frame=on_frame)
+        self.page = self.aegis.alloc_pages(self.env, 1)[0]
+        base = self.aegis.page_addr(self.page)
+        self.table = ClosingTable(lambda a, n: self.aegis.read(self.env, a, n),
+                                  lambda a, d: self.aegis.write(self.env, a, d), base, SRV_MAC)
+        self.program = closing_program(base)
+        self.aegis.install_filter(self.env, tcp_filter(80, local_ip=SRV_IP), ash=self.program)
+
+    def pcb(self, port=40000, state=TcpState.FinWait1):
+        p = TcpPcb()
+        p.state, p.fin_queued = state, True
+        p.local_ip, p.remote_ip, p.local_port, p.remote_port = SRV_IP, CLI_IP, 80, port
+        p.iss, p.irs, p.snd_end, p.rcv_nxt, p.rcv_wnd = ISS, IRS, 1 + SENT, 1 + GOT, 8760
+        p.rcv_nxt += state is TcpState.LastAck               # their FIN already came
+        return p
+
+    def deliver(self, frame):
+        t = self.k.spawn(self.aegis.deliver(frame))
+        self.k.run()
+        return t.result
+
+
+def segment(flags, *, port=40000, seq=IRS + 1 + GOT, ack=ISS + 2 + SENT, data=b"", mss=None,
+            bad_tcp=False, bad_ip=False):
+    """A frame from the client, as its TCP would send it (or spoiled)."""
+    seg, _ = build_segment(CLI_IP, SRV_IP, port, 80, seq, ack, flags, 8760,
+                           [(data, None)] if data else (), mss=mss)
+    if bad_tcp:
+        seg = seg[:16] + bytes([seg[16] ^ 1]) + seg[17:]
+    ip = ipv4.build_header(CLI_IP, SRV_IP, ipv4.PROTO_TCP, len(seg), ident=7)
+    if bad_ip:
+        ip = ip[:10] + bytes([ip[10] ^ 1]) + ip[11:]
+    return ether.build(SRV_MAC, CLI_MAC, ether.ETHERTYPE_IP, ip + seg) + bytes(4)   # FCS
+
+
+def test_handler_fits_the_verifier():
+    kern = Kern()
+    assert len(kern.program) <= MAX_INSTRUCTIONS
+    assert not any(op[0] in ("beq", "bne", "blt") and op[3] <= i
+                   for i, op in enumerate(kern.program))
+
+
+def test_ack_of_our_fin_is_absorbed_and_recorded():
+    kern = Kern()
+    pcb = kern.pcb()
+    assert kern.table.arm(pcb, lambda: 99)
+    d = kern.deliver(segment(ACK))
+    assert d.ash_consumed and not d.upcalled and not d.replies and not kern.upcalls
+    assert kern.table.changed() and kern.table.collect() == [(pcb, ACKED)]
+    assert kern.table.collect() == []                    # each bit given back once
+    d = kern.deliver(segment(ACK | FIN))                 # then their FIN: answered
+    assert d.ash_consumed and len(d.replies) == 1
+    assert kern.table.collect() == [(pcb, ANSWERED)]
+
+
+def test_fin_is_answered_with_the_prebuilt_ack():
+    kern = Kern()
+    pcb = kern.pcb()
+    kern.table.arm(pcb, lambda: 0x1234)
+    d = kern.deliver(segment(ACK | FIN | PSH))
+    assert d.ash_consumed and not kern.upcalls
+    (reply,) = d.replies
+    assert kern.aegis.outbox == [reply]
+    assert reply[:6] == CLI_MAC and reply[6:12] == SRV_MAC and reply_checksums_ok(reply)
+    ip = ipv4.parse(reply[14:])[0]
+    assert (ip.src, ip.dst, ip.ident) == (SRV_IP, CLI_IP, 0x1234)
+    tcp = reply[34:54]
+    assert int.from_bytes(tcp[4:8], "big") == ISS + 2 + SENT        # after our FIN
+    assert int.from_bytes(tcp[8:12], "big") == IRS + 1 + GOT + 1    # their FIN taken
+    assert tcp[13] == ACK
+    assert kern.table.collect() == [(pcb, ACKED | ANSWERED)]
+    d = kern.deliver(segment(ACK | FIN))                 # their FIN again (our ACK lost)
+    assert d.replies == (reply,)
+
+
+@pytest.mark.parametrize("frame", [
+    segment(ACK, ack=ISS + 1 + SENT),                    # acknowledges the data, not the FIN
+    segment(ACK, seq=IRS + GOT),                         # out of sequence
+    segment(ACK, data=b"more"),                          # data
+    segment(ACK | FIN, data=b"x"),
+    segment(ACK | RST),
+    segment(ACK, mss=1460),                              # options
+    segment(ACK, bad_tcp=True),                          # checksums
+    segment(ACK | FIN, bad_ip=True),
+    segment(ACK, port=40000 + 32),                       # another connection in the same slot
+    segment(ACK, port=40001),                            # a connection not armed
+], ids=["data-ack", "seq", "data", "fin-data", "rst", "options", "tcp-sum", "ip-sum",
+        "same-slot", "unarmed"])
+def test_other_frames_go_the_ordinary_way(frame):
+    kern = Kern()
+    kern.table.arm(kern.pcb(), lambda: 1)
+    d = kern.deliver(frame)
+    assert d.ash_ran and not d.ash_consumed and d.upcalled and not d.replies
+    assert kern.upcalls == [frame] and not kern.table.changed()
+
+
+def test_last_ack_and_disarm():
+    kern = Kern()
+    pcb = kern.pcb(state=TcpState.LastAck)               # the client closed first
+    kern.table.arm(pcb, lambda: 1)
+    d = kern.deliver(segment(ACK | FIN, seq=IRS + GOT + 1))   # its FIN again: ours to answer
+    assert d.upcalled and not d.replies
+    d = kern.deliver(segment(ACK, seq=IRS + GOT + 2))
+    assert d.ash_consumed and kern.table.collect() == [(pcb, ACKED)]
+    other = kern.pcb(port=40002)
+    kern.table.arm(other, lambda: 2)
+    assert kern.table.disarm(other) and not kern.table.disarm(other)
+    assert kern.deliver(segment(ACK, port=40002)).upcalled
+
+
+def test_a_slot_taken_is_not_armed():
+    kern = Kern()
+    assert kern.table.arm(kern.pcb(), lambda: 1)
+    taken = []
+    assert not kern.table.arm(kern.pcb(port=40000 + 32), lambda: taken.append(1) or 2)
+    assert not taken                                     # no identification used up
+    assert not kern.table.arm(kern.pcb(port=40003, state=TcpState.Established), lambda: 3)
+
+
+def test_handler_on_memory_its_owner_lacks_is_refused_or_stopped():
+    kern = Kern()
+    foreign = kern.aegis.alloc_pages(kern.aegis.create_env("other"), 1)[0]
+    with pytest.raises(AshRefused, match="outside its owner's memory"):
+        kern.aegis.install_filter(kern.env, tcp_filter(81, local_ip=SRV_IP),
+                                  ash=closing_program(kern.aegis.page_addr(foreign)))
+    kern.table.arm(kern.pcb(), lambda: 1)
+    kern.aegis.free_pages(kern.env, [kern.page])         # the table's page given back
+    frame = segment(ACK | FIN)
+    d = kern.deliver(frame)
+    assert d.ash_aborted and "outside its owner's memory" in d.ash_aborted
+    assert d.upcalled and not d.replies and kern.env.ash_aborts == 1
+    assert kern.upcalls == [frame] and not kern.aegis.outbox
+
+
+# -- Cheetah on Aegis --------------------------------------------------------------------------
+def _requests(rig: Rig, n: int) -> list:
+    clients = [rig.fetch(get("/doc1024")) for _ in range(n)]
+    rig.k.run(until=rig.k.now + 5 * S)                   # past the RTO: every timer has run
+    return clients
+
+
+def _run(config: CheetahConfig, n: int = 4) -> dict:
+    rig = Rig(config, aegis=True)
+    rig.cpu.reset_stats()
+    clients = _requests(rig, n)
+    by = {c: s.cycles / n for c, s in rig.cpu.report().by_category.items()}
+    tcp = rig.server.stack.tcp
+    return {"rig": rig, "clients": clients, "by": by, "stats": rig.server.stats(),
+            "tw": {k: (e.snd_nxt, e.rcv_nxt) for k, e in tcp.time_wait.entries().items()},
+            "env": rig.aegis.stats()["envs"][rig.server.env.id]}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return _run(CheetahConfig()), _run(stage("+ash"))
+
+
+def test_same_replies_and_tcp_end_states(runs):
+    off, on = runs
+    for a, b in zip(off["clients"], on["clients"]):
+        assert split(a.got)[2] == on["rig"].docs["/doc1024"]
+        assert bytes(a.got) == bytes(b.got)
+        assert a.closed == b.closed == "closed" and b.state is TcpState.Closed
+    assert on["tw"] == off["tw"] and len(on["tw"]) == 4   # the same TIME-WAIT entries
+    for r in (off, on):
+        assert r["stats"]["open_connections"] == 0 and r["stats"]["pool_free"] == 32
+    s = on["stats"]
+    assert s["ash_armed"] == s["ash_fin_acks"] == s["ash_fins"] == 4
+    assert s["ash"]["installed"] and s["ash"]["armed_now"] == 0 and s["ash"]["aborts"] == 0
+
+
+def test_fewer_upcalls_and_less_protocol_work(runs):
+    """Each connection's closing FIN|ACK (this client acknowledges our FIN with its own FIN)
+    is taken in the kernel: one upcall and the TCP input and output it caused are saved; the
+    handler's instructions are charged to the kernel."""
+    off, on = runs
+    assert on["env"]["frames_by_ash"] == 4 and off["env"]["frames_by_ash"] == 0
+    assert on["env"]["frames_upcalled"] == off["env"]["frames_upcalled"] - 4
+    assert on["env"]["frames_sent"] == off["env"]["frames_sent"] - 4
+    assert on["by"][CONTEXT_SWITCH] < off["by"][CONTEXT_SWITCH]
+    assert on["by"][PROTOCOL] < off["by"][PROTOCOL]
+    assert on["by"].get(KERNEL, 0) > off["by"].get(KERNEL, 0)
+    busy = {r: sum(c for k, c in r_["by"].items() if k != "idle")
+            for r, r_ in (("off", off), ("on", on))}
+    assert busy["on"] < busy["off"]
+
+
+def _lossy(rig: Rig, drop) -> list:
+    """Drop the first frame the server sends for which ``drop(frame)`` holds."""
+    sent, dropped = rig.aegis.send_frame, []
+
+    async def send(frame):
+        if not dropped and isinstance(frame, bytes) and drop(frame):
+            dropped.append(frame)
+            return
+        await sent(frame)
+    rig.aegis.send_frame = send
+    return dropped
+
+
+@pytest.mark.parametrize("what", ["reply", "handler-ack"])
+def test_losses_are_recovered(what):
+    """The reply with our FIN lost: the library retransmits it and the handler still takes
+    the end. The handler's ACK lost: the client sends its FIN again and is answered (by the
+    handler or the library's TIME-WAIT entry)."""
+    rig = Rig(stage("+ash"), aegis=True)
+    if what == "reply":
+        dropped = _lossy(rig, lambda f: len(f) > 200)
+    else:
+        dropped = _lossy(rig, lambda f: len(f) == 54 and f[47] == ACK)
+    c = rig.fetch(get("/doc1024"), wait=10 * S)
+    assert dropped
+    assert split(c.got)[2] == rig.docs["/doc1024"] and c.closed == "closed"
+    st = rig.server.stats()
+    assert st["open_connections"] == 0 and st["time_wait_entries"] == 1
+    assert st["ash_fins"] == 1
+    if what == "reply":
+        assert st["tcp"]["retransmit_timeouts"] >= 1
+    else:
+        assert rig.server.env.frames_by_ash + st["tcp"]["time_wait_hits"] >= 2
