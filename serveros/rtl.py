@@ -142,7 +142,13 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
         build_log = log_file.with_name(f"{log_file.stem}.build{log_file.suffix}")
     build_dir = Path(build_root) / (design or toplevel) / (sim + ("-waves" if waves else ""))
     test_dir = Path(test_dir).resolve()
-    build_args = ["-Wno-fatal"] if sim == "verilator" else []   # TOOLCHAIN.md #4
+    # TOOLCHAIN.md #4. Icarus: Verilog-2005 after the runner's -g2012. Under -g2012 Icarus 11
+    # runs a declaration's initializer before time 0 with no event, so the trigger Yosys puts
+    # in every `always @*` block (`reg init = 0;`, `if (init) begin end`) never fires, and a
+    # combinational process whose inputs keep their initial values stays X (an Array pick of
+    # registers never written, a constant-only driver). In Verilog-2005 mode the initializer
+    # is a time-0 event and every such block runs once, as Verilator and Amaranth do.
+    build_args = ["-Wno-fatal"] if sim == "verilator" else ["-g2005"]
     timescale = ("1ns", "1ps")                                  # TOOLCHAIN.md #5
     with locked(build_dir):
         src = to_verilog(component, toplevel, build_dir / f"{toplevel}.v")
@@ -154,7 +160,8 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
         current = binary.exists() and stamp_file.exists() and stamp_file.read_text() == stamp
         if not current:
             stamp_file.unlink(missing_ok=True)
-        # Icarus checks timestamps itself; Verilator would re-run verilator + make every time,
+        # Icarus checks the sources' timestamps itself (so a stale stamp, e.g. new build
+        # arguments, forces its rebuild); Verilator would re-run verilator + make every time,
         # so a current build skips build() (the runner's test() needs only the build dir).
         if not current or sim != "verilator":
             # The runner compiles Verilator's C++ with make: on every core (the same binary,
@@ -165,7 +172,7 @@ def run_cocotb(component: Any, *, toplevel: str, sim: str, test_module: str,
             try:
                 runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
                              build_args=build_args, timescale=timescale, waves=waves,
-                             always=False, log_file=build_log)
+                             always=sim == "icarus" and not current, log_file=build_log)
             finally:
                 if saved_flags is None:
                     os.environ.pop("MAKEFLAGS", None)
