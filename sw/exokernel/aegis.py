@@ -24,7 +24,8 @@ what and checks every use:
   environment (refused, naming the owner, if another has it) and writes the card's VC entry
   with the environment's *owner tag* (:meth:`Aegis.owner_tag`), so every DMA the card does for
   that VC names the environment to the memory; received PDUs are demultiplexed by their VC to
-  its owner (a table lookup, no filter), the default environment or nobody. A frame an
+  its owner (a table lookup, no filter), the default environment or nobody; an environment
+  may have an ASH run on its VCs' PDUs (:meth:`Aegis.install_vc_ash`). A frame an
   environment sends must name one of its VCs, and every piece of memory its gather list
   references (:class:`sw.libos.net.gather.PhysRef`, handed to the card by address) must be in
   its own pages: :meth:`Aegis.transmit` checks both before anything moves. The card checks
@@ -345,6 +346,7 @@ class Aegis:
         self.send_frame = send_frame
         self.outbox: list[bytes] = []
         self._ashes: dict[int, Ash] = {}
+        self._vc_ashes: dict[str, Ash] = {}      # by environment: run on its VCs' PDUs
         self._free = list(range(reserved_pages, memory.pages))
         self.default_handler: Callable[[bytes], Awaitable[None]] | None = None
         self.default_env: Environment | None = None
@@ -576,16 +578,35 @@ class Aegis:
         """
         self._env(env)
         self.filters.check(flt, env.id)
-        handler = None
-        if ash is not None:
-            handler = Ash(ash, env.id, lambda a, n: self.owns(env, a, n),
-                          lambda a, n: self.memory.read(a, n, env.id),
-                          lambda a, b: self.memory.write(a, b, env.id))
+        handler = None if ash is None else self._ash(env, ash)
         fid = self.filters.install(flt, env.id)
         env.filters.add(fid)
         if handler is not None:
             self._ashes[fid] = handler
         return fid
+
+    def _ash(self, env: Environment, program: list[tuple]) -> Ash:
+        """``program`` verified (:class:`AshRefused` otherwise) and bound to ``env``'s memory."""
+        return Ash(program, env.id, lambda a, n: self.owns(env, a, n),
+                   lambda a, n: self.memory.read(a, n, env.id),
+                   lambda a, b: self.memory.write(a, b, env.id))
+
+    def install_vc_ash(self, env: Environment, ash: list[tuple]) -> None:
+        """Run the ASH ``ash`` on every PDU the kernel demultiplexes to ``env`` by one of its
+        VCs (an ATM interface: there is no packet filter to attach it to), replacing one
+        installed before. Its replies must name a VC of ``env``'s, as its transmits must:
+        one that does not is dropped and counted in :attr:`transmits_refused`.
+
+        Raises
+        ------
+        AshRefused
+            If the ASH fails verification (nothing changes).
+        """
+        self._vc_ashes[self._env(env).id] = self._ash(env, ash)
+
+    def remove_vc_ash(self, env: Environment) -> None:
+        """Stop running ``env``'s VC ASH (if it has one)."""
+        self._vc_ashes.pop(self._env(env).id, None)
 
     def remove_filter(self, env: Environment, fid: int) -> None:
         """Remove one of ``env``'s filters (and its ASH)."""
@@ -729,10 +750,16 @@ class Aegis:
                 self.frames_dropped += 1
             return Delivery(None, None, res, dcy)
         env = self.envs[res.owner]
-        ash = self._ashes.get(res.filter_id)
+        return await self._to_env(env, self._ashes.get(res.filter_id), frame, res,
+                                  res.filter_id, dcy)
+
+    async def _to_env(self, env: Environment, ash: Ash | None, frame: bytes, res: DemuxResult,
+                      fid: int | None, dcy: int) -> Delivery:
+        """Run ``env``'s ASH on ``frame`` (if it has one), charged; upcall ``env`` unless the
+        ASH consumed the frame."""
         if ash is None:
             await self._upcall_frame(env, frame)
-            return Delivery(env.id, res.filter_id, res, dcy, upcalled=True)
+            return Delivery(env.id, fid, res, dcy, upcalled=True)
         out = ash.run(frame)
         acy = self.ash_cycles(out.instructions, out.sandbox_checks)
         await self._charge(acy, KERNEL)
@@ -742,17 +769,25 @@ class Aegis:
             env.ash_aborts += 1
             log.info("%s", out.aborted)
         for r in out.replies:
+            if self._atm():
+                try:
+                    self._check_transmit(env, r)
+                except BindingError as e:
+                    self.transmits_refused += 1
+                    log.info("ASH of %r: reply dropped: %s", env.id, e)
+                    continue
             await self._to_driver(r)
         if out.consumed:
             env.frames_by_ash += 1
         else:
             await self._upcall_frame(env, frame)
-        return Delivery(env.id, res.filter_id, res, dcy, ash_ran=True, ash_consumed=out.consumed,
+        return Delivery(env.id, fid, res, dcy, ash_ran=True, ash_consumed=out.consumed,
                         ash_aborted=out.aborted, ash_instructions=out.instructions,
                         ash_cycles=acy, replies=tuple(out.replies), upcalled=not out.consumed)
 
     async def _deliver_pdu(self, frame: bytes) -> Delivery:
-        """An ATM frame arrived: upcall the owner of its VC (or the default environment)."""
+        """An ATM frame arrived: run its VC owner's ASH (:meth:`install_vc_ash`), upcall the
+        owner unless the ASH consumed it (or upcall the default environment)."""
         vci = int.from_bytes(frame[2:4], "big") if len(frame) >= 4 else -1
         dcy = self.profile.instructions(VC_DEMUX_INSTRUCTIONS) if self.profile else 0
         await self._charge(dcy, DEMUX)
@@ -767,8 +802,8 @@ class Aegis:
                 else:
                     self.frames_dropped += 1
                 return Delivery(None, None, res, dcy)
-        await self._upcall_frame(env, frame)
-        return Delivery(env.id, None, res, dcy, upcalled=True)
+            return await self._to_env(env, None, frame, res, None, dcy)
+        return await self._to_env(env, self._vc_ashes.get(who), frame, res, None, dcy)
 
     async def transmit(self, env: Environment, frame: bytes) -> None:
         """``env`` sends ``frame``: a system call into the kernel, which hands the frame to the
