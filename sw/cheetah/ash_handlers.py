@@ -9,9 +9,13 @@ included) and the client's FIN need no decision by the server. The handler
 * absorbs the pure ACK that acknowledges our FIN (FIN-WAIT-1 to FIN-WAIT-2; LAST-ACK to
   CLOSED when the client had closed first);
 * answers the client's FIN, when it is in sequence and acknowledges our FIN, with the ACK
-  Cheetah prebuilt when it armed the connection (its destination MAC patched from the frame),
-  FIN-WAIT-2 to TIME-WAIT, as 4.3BSD does;
+  Cheetah prebuilt when it armed the connection (on Ethernet its destination MAC patched from
+  the frame; over ATM it goes on the peer's PVC), FIN-WAIT-2 to TIME-WAIT, as 4.3BSD does;
 * consumes both frames in the kernel: Cheetah is not scheduled for them.
+
+It runs on the frames of Cheetah's TCP filter on Ethernet, and on every PDU of Cheetah's VCs
+over the AN2 (Aegis demultiplexes those by VC, :meth:`sw.exokernel.aegis.Aegis.install_vc_ash`),
+so it checks the link header (EtherType, or LLC/SNAP of IPv4) and the IP protocol itself.
 
 Everything else is ``accept``\\ ed and goes the ordinary way (an upcall to the library OS):
 a segment with data, options, a fragment, an IP header with options, other flags, a sequence
@@ -27,7 +31,8 @@ Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
           +12 u32 the acknowledgement number that covers our FIN (wire)
           +16 u32 state: ARMED, PEER_FIN (the client's FIN came before we armed: LAST-ACK),
               ACKED (the handler took the ACK of our FIN), ANSWERED (it answered the FIN)
-          +32 the prebuilt ACK frame (54 bytes: Ethernet, IP, TCP)
+          +20 u32 local IP (over ATM no filter checked the destination)
+          +32 the prebuilt ACK frame (link header, IP, TCP: 54 bytes on Ethernet, 52 over ATM)
 
 A connection's slot is ``(remote port ^ low 16 bits of the remote IP) & (SLOTS - 1)``; a
 connection whose slot is taken is not armed (counted). The library learns what the handler did
@@ -40,34 +45,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from sw.libos.net import atm, ipv4
 from sw.libos.net import checksum as ck
-from sw.libos.net import ipv4
 from sw.libos.net.ether import ETHERTYPE_IP
 from sw.libos.net.tcp import ACK, TcpState, build_segment
 
-__all__ = ["closing_program", "ClosingTable", "SLOTS", "SLOT_BYTES", "TABLE_BYTES",
-           "ARMED", "PEER_FIN", "ACKED", "ANSWERED", "REPLY_BYTES"]
+__all__ = ["closing_program", "ClosingTable", "reply_bytes", "reply_checksums_ok", "LINK_HEADER",
+           "SLOTS", "SLOT_BYTES", "TABLE_BYTES", "ARMED", "PEER_FIN", "ACKED", "ANSWERED"]
 
 #: Slots of the table (a power of two: the slot is a masked hash).
 SLOTS = 32
-#: Bytes per slot: 32 of fields, the 54-byte reply, padding to a multiple of 32.
+#: Bytes per slot: 32 of fields, the reply (54 bytes on Ethernet, 52 over ATM), padding.
 SLOT_BYTES = 96
 _HEAD = 64
 #: The table's size in owner memory.
 TABLE_BYTES = _HEAD + SLOTS * SLOT_BYTES
-#: Ethernet (14) + IP (20) + TCP (20): the ACK the handler sends.
-REPLY_BYTES = 54
 _REPLY_OFF = 32
 ARMED, PEER_FIN, ACKED, ANSWERED = 1, 2, 4, 8
 
-# Offsets in the received Ethernet frame (IPv4 without options, TCP after it).
-_ETYPE, _SMAC, _IP = 12, 6, 14
-_IP_SRC, _TCP = 26, 34
+#: The links the handler knows: bytes in front of the IP datagram in a frame (an Ethernet II
+#: header; the SunATM pseudo-header and LLC/SNAP of classical IP over ATM, sw/libos/net/atm.py).
+LINK_HEADER = {"ethernet": 14, "atm": atm.HEADER_LEN}
+_ETYPE, _SMAC = 12, 6                   # Ethernet: the EtherType and the source MAC
 
 
-def _program(table: int) -> list:
+def _program(table: int, link: str) -> list:
     """The handler, with branch targets as label names (resolved by :func:`closing_program`)."""
     p: list = []
+    ip = LINK_HEADER[link]                              # offsets in the frame: IP header,
+    ip_src, tcp = ip + 12, ip + 20                      # its source address, TCP header
 
     def need(off: int, size: int, value: int, rd: int = 1) -> None:
         p.extend([("ld", rd, size, 0, off), ("li", 2, value), ("bne", rd, 2, "accept")])
@@ -80,50 +86,58 @@ def _program(table: int) -> list:
                       ("add", 7, 7, 1)])
         p.extend([("li", 2, 0xFFFF), ("bne", 7, 2, "accept")])
 
-    need(_ETYPE, 2, ETHERTYPE_IP)
-    need(_IP, 1, 0x45)                                  # IPv4, no options
-    need(_IP + 2, 2, ipv4.HEADER_LEN + 20)              # total length: a bare TCP header
-    p.extend([("ld", 1, 2, 0, _IP + 6), ("li", 2, 0x3FFF), ("and", 1, 1, 2),
+    if link == "ethernet":
+        need(_ETYPE, 2, ETHERTYPE_IP)
+    else:                                               # LLC/SNAP of IPv4 after the VC header
+        llc = atm.LLC_SNAP_IP
+        need(atm.FRAME_HEADER_LEN, 4, int.from_bytes(llc[:4], "big"))
+        need(atm.FRAME_HEADER_LEN + 4, 4, int.from_bytes(llc[4:], "big"))
+    need(ip, 1, 0x45)                                  # IPv4, no options
+    need(ip + 2, 2, ipv4.HEADER_LEN + 20)              # total length: a bare TCP header
+    p.extend([("ld", 1, 2, 0, ip + 6), ("li", 2, 0x3FFF), ("and", 1, 1, 2),
               ("bne", 1, 0, "accept")])                 # MF or a fragment offset
-    need(_IP + 9, 1, ipv4.PROTO_TCP)
-    need(_TCP + 12, 1, 0x50)                            # data offset 5: no options
+    need(ip + 9, 1, ipv4.PROTO_TCP)
+    need(tcp + 12, 1, 0x50)                            # data offset 5: no options
     # Flags, PSH ignored: ACK alone or FIN|ACK.
-    p.extend([("ld", 3, 1, 0, _TCP + 13), ("li", 2, 0xF7), ("and", 3, 3, 2),
+    p.extend([("ld", 3, 1, 0, tcp + 13), ("li", 2, 0xF7), ("and", 3, 3, 2),
               ("li", 2, ACK), ("beq", 3, 2, "flags_ok"), ("li", 2, ACK | 1),
               ("bne", 3, 2, "accept")])
     p.append("flags_ok")
     # The slot: (remote port ^ low half of the remote IP) & (SLOTS - 1), times SLOT_BYTES
     # (96 = 64 + 32: two shifts and an add).
-    p.extend([("ld", 4, 2, 0, _TCP), ("ld", 5, 2, 0, _IP_SRC + 2), ("xor", 4, 4, 5),
+    p.extend([("ld", 4, 2, 0, tcp), ("ld", 5, 2, 0, ip_src + 2), ("xor", 4, 4, 5),
               ("li", 2, SLOTS - 1), ("and", 4, 4, 2),
               ("li", 2, 6), ("shl", 5, 4, 2), ("li", 2, 5), ("shl", 4, 4, 2), ("add", 4, 4, 5),
               ("addi", 4, 4, table + _HEAD)])
     # Its key and state (register-computed addresses: checked by the sandbox).
-    p.extend([("ldm", 1, 4, 4, 0), ("ld", 2, 4, 0, _IP_SRC), ("bne", 1, 2, "accept"),
-              ("ldm", 1, 4, 4, 4), ("ld", 2, 4, 0, _TCP), ("bne", 1, 2, "accept"),
+    p.extend([("ldm", 1, 4, 4, 0), ("ld", 2, 4, 0, ip_src), ("bne", 1, 2, "accept"),
+              ("ldm", 1, 4, 4, 4), ("ld", 2, 4, 0, tcp), ("bne", 1, 2, "accept"),
+              ("ldm", 1, 4, 4, 20), ("ld", 2, 4, 0, ip + 16), ("bne", 1, 2, "accept"),
               ("ldm", 6, 4, 4, 16), ("li", 2, ARMED), ("and", 1, 6, 2), ("beq", 1, 0, "accept"),
-              ("ldm", 1, 4, 4, 8), ("ld", 2, 4, 0, _TCP + 4), ("bne", 1, 2, "accept"),
-              ("ldm", 1, 4, 4, 12), ("ld", 2, 4, 0, _TCP + 8), ("bne", 1, 2, "accept")])
+              ("ldm", 1, 4, 4, 8), ("ld", 2, 4, 0, tcp + 4), ("bne", 1, 2, "accept"),
+              ("ldm", 1, 4, 4, 12), ("ld", 2, 4, 0, tcp + 8), ("bne", 1, 2, "accept")])
     # The IP header's checksum, then TCP's over the pseudo-header and the 20-byte header.
     p.append(("li", 7, 0))
-    for off in range(_IP, _IP + ipv4.HEADER_LEN, 2):
+    for off in range(ip, ip + ipv4.HEADER_LEN, 2):
         p.extend([("ld", 1, 2, 0, off), ("add", 7, 7, 1)])
     fold_and_check()
     p.append(("li", 7, ipv4.PROTO_TCP + 20))
-    for off in [*range(_IP_SRC, _TCP, 2), *range(_TCP, _TCP + 20, 2)]:
+    for off in [*range(ip_src, tcp, 2), *range(tcp, tcp + 20, 2)]:
         p.extend([("ld", 1, 2, 0, off), ("add", 7, 7, 1)])
     fold_and_check()
     p.extend([("li", 2, 1), ("and", 1, 3, 2), ("bne", 1, 0, "fin")])
     # The ACK of our FIN: record it, consume the frame.
     p.extend([("li", 2, ACKED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16), ("beq", 0, 0, "count")])
     p.append("fin")
-    # The client's FIN (only after ours was sent and before the client had closed): patch the
-    # reply's destination MAC with the frame's source, record, send it.
-    p.extend([("li", 2, PEER_FIN), ("and", 1, 6, 2), ("bne", 1, 0, "accept"),
-              ("ld", 1, 4, 0, _SMAC), ("stm", 1, 4, 4, _REPLY_OFF),
-              ("ld", 1, 2, 0, _SMAC + 4), ("stm", 1, 2, 4, _REPLY_OFF + 4),
-              ("li", 2, ACKED | ANSWERED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16),
-              ("addi", 1, 4, _REPLY_OFF), ("li", 2, REPLY_BYTES), ("reply", 1, 2)])
+    # The client's FIN (only after ours was sent and before the client had closed): on
+    # Ethernet patch the reply's destination MAC with the frame's source (over ATM the reply
+    # goes on the peer's PVC, prebuilt); record; send it.
+    p.extend([("li", 2, PEER_FIN), ("and", 1, 6, 2), ("bne", 1, 0, "accept")])
+    if link == "ethernet":
+        p.extend([("ld", 1, 4, 0, _SMAC), ("stm", 1, 4, 4, _REPLY_OFF),
+                  ("ld", 1, 2, 0, _SMAC + 4), ("stm", 1, 2, 4, _REPLY_OFF + 4)])
+    p.extend([("li", 2, ACKED | ANSWERED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16),
+              ("addi", 1, 4, _REPLY_OFF), ("li", 2, reply_bytes(link)), ("reply", 1, 2)])
     p.append("count")
     p.extend([("ldm", 1, 4, 0, table), ("addi", 1, 1, 1), ("stm", 1, 4, 0, table),
               ("consume",)])
@@ -132,18 +146,30 @@ def _program(table: int) -> list:
     return p
 
 
-def closing_program(table: int) -> list[tuple]:
-    """The ASH for a :class:`ClosingTable` at physical address ``table`` (instruction tuples
-    of :mod:`sw.exokernel.ash`, branches resolved).
+def reply_bytes(link: str) -> int:
+    """The size of the handler's ACK frame on ``link``: its link header, IP and TCP."""
+    return LINK_HEADER[link] + ipv4.HEADER_LEN + 20
+
+
+def _check_link(link) -> None:
+    if link not in LINK_HEADER:
+        raise ValueError(f"link must be one of {', '.join(LINK_HEADER)}, not {link!r}")
+
+
+def closing_program(table: int, link: str = "ethernet") -> list[tuple]:
+    """The ASH for a :class:`ClosingTable` at physical address ``table``, for frames of
+    ``link`` (:data:`LINK_HEADER`): instruction tuples of :mod:`sw.exokernel.ash`, branches
+    resolved.
 
     Raises
     ------
     ValueError
-        For an address that is not a non-negative int.
+        For an address that is not a non-negative int, or an unknown link.
     """
     if isinstance(table, bool) or not isinstance(table, int) or table < 0:
         raise ValueError(f"table must be a non-negative address, not {table!r}")
-    items = _program(table)
+    _check_link(link)
+    items = _program(table, link)
     labels, prog = {}, []
     for it in items:
         if isinstance(it, str):
@@ -172,10 +198,12 @@ class ClosingTable:
     base : int
         The table's physical address (in a page the environment owns).
     mac : bytes
-        The server's MAC (the reply's source).
+        The server's MAC (the source of the reply on Ethernet).
+    link_layer : sw.libos.net.atm.AtmLinkLayer, optional
+        Classical IP over ATM: the reply goes on the PVC of the peer (None: Ethernet).
     """
 
-    def __init__(self, read, write, base: int, mac: bytes):
+    def __init__(self, read, write, base: int, mac: bytes, link_layer=None):
         if isinstance(base, bool) or not isinstance(base, int) or base < 0:
             raise ValueError(f"base must be a non-negative address, not {base!r}")
         if not isinstance(mac, bytes) or len(mac) != 6:
@@ -183,6 +211,9 @@ class ClosingTable:
         self._read, self._write = read, write
         self.base = base
         self.mac = mac
+        self.link_layer = link_layer
+        #: The link whose frames the handler reads (:func:`closing_program`'s ``link``).
+        self.link = "ethernet" if link_layer is None else "atm"
         self._slots: dict[int, _Slot] = {}
         self._events = 0
         self._write(base, bytes(TABLE_BYTES))
@@ -215,11 +246,16 @@ class ClosingTable:
                                fin_ack, (rcv + 1) & 0xFFFFFFFF, ACK, pcb.rcv_wnd)
         ip = ipv4.build_header(pcb.local_ip, pcb.remote_ip, ipv4.PROTO_TCP, len(seg),
                                ident=ident())
-        frame = bytes(6) + self.mac + ETHERTYPE_IP.to_bytes(2, "big") + ip + seg
+        if self.link_layer is None:
+            frame = bytes(6) + self.mac + ETHERTYPE_IP.to_bytes(2, "big") + ip + seg
+        else:
+            frame = atm.build_frame(self.link_layer.vci_of(pcb.remote_ip),
+                                    atm.LLC_SNAP_IP + ip + seg)
         fields = (pcb.remote_ip + pcb.remote_port.to_bytes(2, "big")
                   + pcb.local_port.to_bytes(2, "big") + rcv.to_bytes(4, "big")
                   + fin_ack.to_bytes(4, "big")
-                  + (ARMED | (PEER_FIN if peer_fin else 0)).to_bytes(4, "big") + bytes(12))
+                  + (ARMED | (PEER_FIN if peer_fin else 0)).to_bytes(4, "big")
+                  + pcb.local_ip + bytes(8))
         self._write(self._addr(slot), fields + frame)
         self._slots[slot] = _Slot(pcb)
         return True
@@ -257,9 +293,11 @@ class ClosingTable:
         return out
 
 
-def reply_checksums_ok(frame: bytes) -> bool:
-    """Whether a prebuilt reply's IP and TCP checksums verify (for tests and checks)."""
-    ip = frame[14:34]
+def reply_checksums_ok(frame: bytes, link: str = "ethernet") -> bool:
+    """Whether a reply's IP and TCP checksums verify (for tests and checks)."""
+    _check_link(link)
+    o = LINK_HEADER[link]
+    ip = frame[o:o + 20]
     src, dst = ip[12:16], ip[16:20]
-    tcp = frame[34:54]
+    tcp = frame[o + 20:o + 40]
     return ck.verify(ip) and ck.verify(tcp, ck.pseudo_header_sum(src, dst, ipv4.PROTO_TCP, 20))

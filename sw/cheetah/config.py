@@ -76,8 +76,8 @@ class CheetahConfig:
         installed with Cheetah's TCP filter takes the end of each connection in the kernel
         (the ACK of Cheetah's FIN absorbed, the client's FIN answered with a prebuilt ACK:
         :mod:`sw.cheetah.ash_handlers`), so Cheetah is not scheduled for them. Needs an
-        exokernel whose frames are demultiplexed by packet filters (Ethernet); over the AN2's
-        VCs no ASH runs and the switch has no effect (the server's stats say so).
+        exokernel: the ASH runs on Cheetah's packet filter over Ethernet, on its VCs over
+        the AN2.
 
     Parameters that are not specializations (the same in every stage):
 

@@ -495,15 +495,9 @@ class CheetahServer:
         for ip, mac in h.arp.items():
             self.stack.add_arp(ip, mac)
         if aegis is not None:
-            ash = None
-            if self.config.ash and net.link_layer is None:
-                ash = self._ash_table(aegis)
+            ash = self._ash_table(aegis, net.link_layer) if self.config.ash else None
             net.serve(self.stack, port=self.port, ip=h.ip, ash=ash,
                       on_frame=None if ash is None else self._frame_in)
-            if ash is None and self.config.ash:
-                log.warning("%s: no ASH over %s: the kernel runs ASHs on packet filters "
-                            "(Ethernet), not on VC demultiplexing", self.name,
-                            type(net.link_layer).__name__)
         else:
             h.netdev.attach(self.stack.input)
         if self.config.request_pool:
@@ -512,14 +506,16 @@ class CheetahServer:
         self.started = True
 
     # -- the closing ASH (the ash switch; sw/cheetah/ash_handlers.py) ---------------------------
-    def _ash_table(self, aegis) -> list[tuple]:
-        """Give the ASH a page of the environment for its table; return its program."""
+    def _ash_table(self, aegis, link_layer) -> list[tuple]:
+        """Give the ASH a page of the environment for its table; return its program for the
+        interface's link (Ethernet, or classical IP over ATM: ``link_layer``)."""
         env = self.env
         base = aegis.page_addr(aegis.alloc_pages(env, 1)[0])
         self._ash = ClosingTable(lambda a, n: aegis.read(env, a, n),
-                                 lambda a, d: aegis.write(env, a, d), base, self.host.netdev.mac)
+                                 lambda a, d: aegis.write(env, a, d), base,
+                                 self.host.netdev.mac, link_layer)
         self.stack.tcp.pull = self._ash_pull
-        return closing_program(base)
+        return closing_program(base, self._ash.link)
 
     async def _frame_in(self, frame: bytes) -> None:
         """The environment's frame upcall with the ASH: bring back what it did, then the
@@ -1068,7 +1064,7 @@ class CheetahServer:
             c["frames_out"] = self.stack.stats.frames_out
         if self.config.ash:
             env = self.env
-            c["ash"] = {"installed": self._ash is not None,
+            c["ash"] = {"link": self._ash.link if self._ash is not None else None,
                         "armed_now": self._ash.armed if self._ash is not None else 0,
                         "frames_by_ash": env.frames_by_ash if env is not None else 0,
                         "aborts": env.ash_aborts if env is not None else 0}

@@ -21,7 +21,7 @@ from sw.cheetah.ash_handlers import (ACKED, ANSWERED, ClosingTable, closing_prog
 from sw.exokernel import Aegis, AshRefused, tcp_filter
 from sw.exokernel.ash import MAX_INSTRUCTIONS
 from sw.host import Host
-from sw.libos.net import TcpPcb, ether, ipv4
+from sw.libos.net import TcpPcb, atm, ether, ipv4
 from sw.libos.net.tcp import ACK, FIN, PSH, RST, TcpState, build_segment
 
 from test_cheetah import SERVER_IP, Rig, get, split
@@ -29,6 +29,7 @@ from test_cheetah import SERVER_IP, Rig, get, split
 SRV_IP, CLI_IP = ipv4.addr("10.0.1.1"), ipv4.addr("10.0.2.1")
 SRV_MAC, CLI_MAC = bytes.fromhex("020000000101"), bytes.fromhex("020000000201")
 ISS, IRS, SENT, GOT = 1000, 5000, 300, 48           # our ISS, theirs, bytes each way
+VC = 110                                            # over ATM: the server's VC to the client
 
 
 # -- stages ------------------------------------------------------------------------------------
@@ -49,10 +50,26 @@ def test_ash_needs_an_exokernel():
 
 
 # -- the handler in the kernel -----------------------------------------------------------------
-class Kern:
-    """Aegis without a CPU, Cheetah's environment with the closing handler and a table."""
+class AtmCard:
+    """An interface with classical IP over ATM's link layer (what Aegis needs of one)."""
 
-    def __init__(self):
+    def __init__(self, pvcs):
+        self.mac, self.mtu, self.receiver = SRV_MAC, atm.MTU, None
+        self.link_layer = atm.AtmLinkLayer(pvcs)
+        self.sent = []
+
+    def attach(self, fn):
+        self.receiver = fn
+
+    async def send(self, frame):
+        self.sent.append(frame)
+
+
+class Kern:
+    """Aegis without a CPU, Cheetah's environment with the closing handler and a table (over
+    ATM: on the environment's VC 110 to the client; ``pvc`` the one the reply names)."""
+
+    def __init__(self, link="ethernet", pvc=VC):
         self.k = Kernel()
         self.aegis = Aegis(Memory(self.k, 16 * 4096, profile=AEGIS))
         self.upcalls = []
@@ -62,10 +79,21 @@ class Kern:
         self.env = self.aegis.create_env("cheetah", on_frame=on_frame)
         self.page = self.aegis.alloc_pages(self.env, 1)[0]
         base = self.aegis.page_addr(self.page)
+        card = None
+        if link == "atm":
+            card = AtmCard({CLI_IP: pvc, ipv4.addr("10.0.3.1"): VC})
+            self.aegis.bind_netdev(card)
+            self.aegis.claim_vc(self.env, VC)
         self.table = ClosingTable(lambda a, n: self.aegis.read(self.env, a, n),
-                                  lambda a, d: self.aegis.write(self.env, a, d), base, SRV_MAC)
-        self.program = closing_program(base)
-        self.aegis.install_filter(self.env, tcp_filter(80, local_ip=SRV_IP), ash=self.program)
+                                  lambda a, d: self.aegis.write(self.env, a, d), base, SRV_MAC,
+                                  None if card is None else card.link_layer)
+        self.program = closing_program(base, link)
+        if card is None:
+            self.aegis.install_filter(self.env, tcp_filter(80, local_ip=SRV_IP),
+                                      ash=self.program)
+        else:
+            self.aegis.install_vc_ash(self.env, self.program)
+        self.card = card
 
     def pcb(self, port=40000, state=TcpState.FinWait1):
         p = TcpPcb()
@@ -82,15 +110,17 @@ class Kern:
 
 
 def segment(flags, *, port=40000, seq=IRS + 1 + GOT, ack=ISS + 2 + SENT, data=b"", mss=None,
-            bad_tcp=False, bad_ip=False):
+            bad_tcp=False, bad_ip=False, dst=SRV_IP, link="ethernet"):
     """A frame from the client, as its TCP would send it (or spoiled)."""
-    seg, _ = build_segment(CLI_IP, SRV_IP, port, 80, seq, ack, flags, 8760,
+    seg, _ = build_segment(CLI_IP, dst, port, 80, seq, ack, flags, 8760,
                            [(data, None)] if data else (), mss=mss)
     if bad_tcp:
         seg = seg[:16] + bytes([seg[16] ^ 1]) + seg[17:]
-    ip = ipv4.build_header(CLI_IP, SRV_IP, ipv4.PROTO_TCP, len(seg), ident=7)
+    ip = ipv4.build_header(CLI_IP, dst, ipv4.PROTO_TCP, len(seg), ident=7)
     if bad_ip:
         ip = ip[:10] + bytes([ip[10] ^ 1]) + ip[11:]
+    if link == "atm":
+        return atm.build_frame(VC, atm.LLC_SNAP_IP + ip + seg)
     return ether.build(SRV_MAC, CLI_MAC, ether.ETHERTYPE_IP, ip + seg) + bytes(4)   # FCS
 
 
@@ -193,6 +223,26 @@ def test_handler_on_memory_its_owner_lacks_is_refused_or_stopped():
     assert kern.upcalls == [frame] and not kern.aegis.outbox
 
 
+def test_over_atm_on_the_environments_vcs():
+    """Over the AN2 the handler runs on the PDUs of Cheetah's VCs: it answers the FIN on the
+    client's PVC, and leaves a datagram to another address (no filter checked it) to the
+    library; a reply on a VC that is not Cheetah's is dropped by the kernel."""
+    kern = Kern("atm")
+    pcb = kern.pcb()
+    kern.table.arm(pcb, lambda: 5)
+    assert kern.deliver(segment(ACK | FIN, dst=ipv4.addr("10.0.1.9"), link="atm")).upcalled
+    d = kern.deliver(segment(ACK | FIN, link="atm"))
+    assert d.ash_consumed and kern.card.sent == list(d.replies)
+    (reply,) = d.replies
+    assert atm.frame_vci(reply) == VC and reply[4:12] == atm.LLC_SNAP_IP
+    assert reply_checksums_ok(reply, "atm") and reply[atm.HEADER_LEN + 33] == ACK
+    other = Kern("atm", pvc=111)                         # the client's PVC is not Cheetah's
+    other.table.arm(other.pcb(), lambda: 5)
+    d = other.deliver(segment(ACK | FIN, link="atm"))
+    assert d.ash_consumed and d.replies and not other.card.sent
+    assert other.aegis.transmits_refused == 1
+
+
 # -- Cheetah on Aegis --------------------------------------------------------------------------
 def _requests(rig: Rig, n: int) -> list:
     clients = [rig.fetch(get("/doc1024")) for _ in range(n)]
@@ -227,7 +277,7 @@ def test_same_replies_and_tcp_end_states(runs):
         assert r["stats"]["open_connections"] == 0 and r["stats"]["pool_free"] == 32
     s = on["stats"]
     assert s["ash_armed"] == s["ash_fin_acks"] == s["ash_fins"] == 4
-    assert s["ash"]["installed"] and s["ash"]["armed_now"] == 0 and s["ash"]["aborts"] == 0
+    assert s["ash"]["link"] == "ethernet" and s["ash"]["armed_now"] == 0 and s["ash"]["aborts"] == 0
 
 
 def test_fewer_upcalls_and_less_protocol_work(runs):

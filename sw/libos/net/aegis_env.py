@@ -72,10 +72,10 @@ class AegisNetwork:
         """Upcall ``stack.process`` (or ``on_frame``, which must pass them on) with the
         environment's frames, which are TCP to ``port`` at ``ip``, ARP (unless another
         environment owns it) and the frames nobody owns (unless another environment took the
-        default binding). ``ash``: an ASH program (:mod:`sw.exokernel.ash`) installed with
-        the TCP filter, run by the kernel on each of its frames before any upcall (Ethernet
-        only: over ATM the kernel demultiplexes by VC and runs no ASH, so it is not
-        installed; :attr:`ash_installed` says which).
+        default binding). ``ash``: an ASH program (:mod:`sw.exokernel.ash`) the kernel runs
+        on each of the environment's frames before any upcall: installed with the TCP filter
+        on Ethernet, on the environment's VCs over ATM (:meth:`Aegis.install_vc_ash`; it sees
+        every PDU of them, so it must check what it takes).
 
         Raises
         ------
@@ -86,13 +86,12 @@ class AegisNetwork:
         """
         aegis, env = self.aegis, self.env
         env.on_frame = stack.process if on_frame is None else on_frame
-        #: Whether the ASH given to :meth:`serve` runs in the kernel.
-        self.ash_installed = False
         if self.link_layer is not None:
+            if ash is not None:
+                aegis.install_vc_ash(env, ash)
             self._bind_vcs()
             return
         aegis.install_filter(env, tcp_filter(port, local_ip=ip), ash=ash)
-        self.ash_installed = ash is not None
         try:
             aegis.install_filter(env, ethertype_filter(0x0806))
         except FilterConflict:
