@@ -17,7 +17,7 @@ from sim.platforms.base import Cost
 from sw.libos.net.tcp import TCPTV_KEEP_INIT
 
 __all__ = ["CheetahConfig", "STAGES", "SPECIALIZATIONS", "LATER_SPECIALIZATIONS", "LATER_STAGES",
-           "ALL_STAGES", "stage", "APP_COSTS"]
+           "ALL_STAGES", "stage", "variant", "APP_COSTS"]
 
 #: The specializations, in the order the stages switch them on.
 SPECIALIZATIONS: tuple[str, ...] = (
@@ -194,6 +194,34 @@ def stage(name: str) -> CheetahConfig:
     except (KeyError, TypeError):
         raise ValueError(f"unknown Cheetah stage {name!r} (one of {', '.join(ALL_STAGES)})") \
             from None
+
+
+def variant(spec: str) -> CheetahConfig:
+    """The configuration ``cheetah@SPEC`` names: a stage (one of :data:`ALL_STAGES`), or
+    ``no-SWITCH``, one switch off: a paper switch (``libos`` or one of
+    :data:`SPECIALIZATIONS`) off the paper's full Cheetah, as before; a later one (one of
+    :data:`LATER_SPECIALIZATIONS`) off the last stage, which has every switch on (so
+    ``no-ash`` is ``+ash`` without its ASH).
+
+    Raises
+    ------
+    ValueError
+        For an unknown stage or switch (the message lists them).
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"a Cheetah variant is a string, not {spec!r}")
+    if spec.startswith("no-"):
+        switch = spec[3:]
+        if switch in ("libos", *SPECIALIZATIONS):
+            return CheetahConfig().without(switch)
+        if switch in LATER_SPECIALIZATIONS:
+            return stage(ALL_STAGES[-1]).without(switch)
+        raise ValueError(f"unknown Cheetah switch {switch!r} in {spec!r}; switches: "
+                         f"{', '.join(('libos', *SPECIALIZATIONS, *LATER_SPECIALIZATIONS))}")
+    if spec not in _STAGE_CONFIGS:
+        raise ValueError(f"unknown Cheetah stage {spec!r}; stages: {', '.join(ALL_STAGES)} "
+                         f"(or no-SWITCH)")
+    return _STAGE_CONFIGS[spec]
 
 
 def _est(n: float, unit: str, why: str) -> Cost:

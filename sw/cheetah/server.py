@@ -60,6 +60,21 @@ invalidates or maps a byte of the document. What it does to them otherwise is co
   need not do when no CPU ever reads a document (the R3000's cache is write-through, so a DMA
   out of memory needs no flush).
 
+The closing ASH (issue 17, beyond the paper)
+--------------------------------------------
+With the ``ash`` switch (stage ``+ash``) Cheetah installs an ASH in Aegis with its TCP filter
+(over the AN2, on its VCs) and, after queueing a reply's FIN, arms the connection in the ASH's
+table in its own memory (:mod:`sw.cheetah.ash_handlers`; charged ``ash_arm`` and a checksum
+of the prebuilt ACK's 52 header bytes). The kernel then takes, without an upcall, the client's
+ACK of the FIN and the client's FIN (answered with the prebuilt ACK); their TCP input and the
+ACK's output are not done by the library. The library learns what the ASH did when it next
+runs (``Tcp.pull``: each segment upcalled, each TCP timer; ``ash_check`` each time,
+``ash_scan_slot`` per armed connection when the ASH changed one, ``ash_apply`` per connection
+brought forward), so FIN-WAIT-2, TIME-WAIT and the request structure's return happen then
+(TIME-WAIT is timed from that moment: it lasts at least 2 MSL after the ASH's ACK). A
+connection whose ASH slot is taken is not armed (``ash_not_armed``); any frame the ASH does
+not take goes the ordinary way, retransmissions included.
+
 Start-up (not part of any measurement: it is charged to no CPU) walks the file system and
 stores in every file's extra inode fields (when the image has them) the response header
 without its Date, the header's partial checksums and the checksums of the document's pieces
@@ -518,17 +533,18 @@ class CheetahServer:
         return closing_program(base, self._ash.link)
 
     async def _frame_in(self, frame: bytes) -> None:
-        """The environment's frame upcall with the ASH: bring back what it did, then the
+        """The environment's frame upcall with the ASH: charge the read-backs made since the
+        last upcall (the TCP's input makes this frame's, :meth:`_ash_pull`), then the
         stack's input."""
-        self._ash_pull()
         owed, self._ash_owed = self._ash_owed, 0.0
         if self.cpu is not None and owed:
             await self.cpu.charge(self.cpu.profile.instructions(owed), PROTOCOL)
         await self.stack.process(frame)
 
     def _ash_pull(self) -> None:
-        """The TCP is about to act (:attr:`sw.libos.net.tcp.Tcp.pull`): apply what the ASH did
-        to the connections it holds (their cost is owed until the next upcall charges it)."""
+        """The TCP is about to act (:attr:`sw.libos.net.tcp.Tcp.pull`: a segment arrived, a
+        timer fired): apply what the ASH did to the connections it holds. It runs where no
+        time can be charged, so its instructions are owed until the next upcall."""
         t = self._ash
         self._ash_owed += self._instr("ash_check")
         if not t.changed():

@@ -15,7 +15,8 @@ from sim.kernel import Kernel
 from sim.memory import Memory
 from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as AEGIS
 from sim.time import S
-from sw.cheetah import ALL_STAGES, LATER_STAGES, STAGES, CheetahConfig, make_server, stage
+from sw.cheetah import (ALL_STAGES, LATER_STAGES, STAGES, CheetahConfig, make_server, stage,
+                        variant)
 from sw.cheetah.ash_handlers import (ACKED, ANSWERED, ClosingTable, closing_program,
                                      reply_checksums_ok)
 from sw.exokernel import Aegis, AshRefused, tcp_filter
@@ -39,6 +40,16 @@ def test_ash_is_a_stage_beyond_the_paper():
     assert not any(stage(s).ash for s in STAGES)
     assert "ash" not in stage("cheetah").switches()             # paper rows unchanged
     assert stage("+ash").switches()["ash"] is True
+
+
+def test_variants_name_stages_and_switches_off():
+    assert variant("+ash") == stage("+ash") and variant("cheetah") == CheetahConfig()
+    assert variant("no-ash") == CheetahConfig()                 # the last stage, ash off
+    assert variant("no-event_loop") == CheetahConfig(event_loop=False)    # as before
+    with pytest.raises(ValueError, match="unknown Cheetah switch 'turbo'.*ash"):
+        variant("no-turbo")
+    with pytest.raises(ValueError, match=r"unknown Cheetah stage '\+turbo'.*\+ash"):
+        variant("+turbo")
 
 
 def test_ash_needs_an_exokernel():
