@@ -106,19 +106,22 @@ from hw.ilp.registers import Pipe, verify  # noqa: E402
 
 _ACC = ["add", "addc", "xor", "or", "and"]
 _ALU = ["add", "sub", "and", "or", "xor", "addc"]
-_KINDS = ["ldw", "ldw", "stw", "li", "mov", "alu", "alu", "shift", "bswap", "branch", "acc", "acc"]
+_KINDS = ["ldw", "ldw", "stw", "stw", "li", "mov", "alu", "alu", "shift", "bswap", "branch",
+          "lowbit", "lowbit", "acc", "acc", "acc"]
 
 
 @st.composite
 def random_pipe(draw, name: str = "rand", observe_only: bool = False) -> Pipe:
-    """A random pipe the verifier accepts: temporaries, forward branches, accumulations into
-    r6/r7 (one op each), a straight-line fini, some results."""
-    n = draw(st.integers(1, 12))
+    """A random pipe the verifier accepts: temporaries, forward branches (some on the word's
+    low bit, so words go different ways), accumulations into r6/r7 (one op each), a
+    straight-line fini, some results."""
+    n = draw(st.integers(1, 16))
     acc_op = {6: draw(st.sampled_from(_ACC)), 7: draw(st.sampled_from(_ACC))}
     dst, src = st.integers(1, 5), st.integers(0, 5)
-    body = []
+    body, jumps = [], []             # jumps: (index of a branch, how far forward)
     for i in range(n):
-        kind = draw(st.sampled_from(_KINDS))
+        # Start with the word in a register often, so branches and stores depend on the data.
+        kind = "ldw" if i == 0 and draw(st.booleans()) else draw(st.sampled_from(_KINDS))
         if kind == "stw" and observe_only:
             kind = "mov"
         if kind == "ldw":
@@ -134,13 +137,22 @@ def random_pipe(draw, name: str = "rand", observe_only: bool = False) -> Pipe:
         elif kind == "shift":
             body.append((draw(st.sampled_from(["shl", "shr"])), draw(dst), draw(src),
                          draw(st.integers(0, 31))))
-        elif kind == "branch":
-            body.append((draw(st.sampled_from(["beq", "bne"])), draw(src), draw(src),
-                         draw(st.integers(i + 1, n))))
+        elif kind in ("branch", "lowbit"):
+            if kind == "lowbit":             # test the low bit of a register (the word's)
+                t = draw(dst)
+                body.append(("shl", t, draw(src), 31))
+                a, b = t, 0
+            else:
+                a, b = draw(src), draw(src)
+            jumps.append((len(body), draw(st.integers(1, 6))))
+            body.append((draw(st.sampled_from(["beq", "bne"])), a, b, None))
         else:
             r = draw(st.sampled_from([6, 7]))
             x = draw(src)
             body.append((acc_op[r], r, r, x) if draw(st.booleans()) else (acc_op[r], r, x, r))
+    for at, ahead in jumps:
+        op, a, b, _ = body[at]
+        body[at] = (op, a, b, min(at + ahead, len(body)))
     fini = []
     for _ in range(draw(st.integers(0, 4))):
         op = draw(st.sampled_from(_ALU + ["shr", "bswap"]))

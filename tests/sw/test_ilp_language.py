@@ -151,3 +151,13 @@ def test_random_pipe_vectorised_equals_word_by_word(pipe, values):
     want_out, want_res = interpret(pipe, values)
     assert [int(x) for x in out] == want_out
     assert res == want_res
+
+
+def test_a_skipped_accumulation_contributes_nothing():
+    # add the odd words, and-accumulate the even ones: skipped words give each op's identity
+    p = verify(Pipe("odd", body=[
+        ("ldw", 1), ("shl", 2, 1, 31), ("beq", 2, 0, 4), ("add", 6, 6, 1), ("bne", 2, 0, 6),
+        ("and", 7, 7, 1)], init={7: MASK}, results=[6, 7]))
+    values = [3, 4, 5, 6, 0xFFFF_FFFF]
+    _, res = R.run(p, np.array(values, dtype=np.uint32))
+    assert res == ((3 + 5 + 0xFFFF_FFFF) & MASK, 4 & 6) == interpret(p, values)[1]
