@@ -97,7 +97,11 @@ class PipeDatapath(wiring.Component):
     """
 
     def __init__(self, *, pipes: Sequence[Pipe]):
-        self._pipes = check_pipes(pipes)
+        try:
+            self._pipes = check_pipes(pipes)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True      # refused: no "created but never used" warning
+            raise
         self._result_names = tuple((k, p.name, r) for k, p in enumerate(self._pipes)
                                    for r in p.results)
         super().__init__({
@@ -140,7 +144,7 @@ class PipeDatapath(wiring.Component):
             out, acc_next = body_logic(m, pipe, word=in_word, acc=acc_in, prefix=prefix)
             mine = fini_logic(m, pipe, acc=acc_next, prefix=prefix)
             parts = ([in_results] if in_results is not None else []) + mine
-            res = Signal(32 * len(parts), name=f"s{k}_results") if parts else None
+            res = Signal(len(Cat(*parts)), name=f"s{k}_results") if parts else None
             m.d.comb += ready[k].eq(~valid[k] | ready[k + 1])
             take = in_valid & ready[k]
             with m.If(ready[k]):
