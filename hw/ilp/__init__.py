@@ -6,6 +6,12 @@ registers
     The pipe language (instruction set, :class:`~hw.ilp.registers.Pipe`, the verifier and the
     vectorised meaning of each instruction): the contract that the software pipes
     (:mod:`sw.libos.ilp`) and the hardware generator both import.
+stage
+    One pipe's arithmetic as combinational Amaranth logic (its body on a word, its ``fini``).
+gateware
+    A pipe list compiled to a streaming datapath, one word per cycle, one stage per pipe.
+model
+    The datapath's transaction-level twin (same words, results and cycles).
 
 Importing this package imports only :mod:`.registers` so that software can use the language
 without pulling in gateware.
