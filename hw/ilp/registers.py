@@ -18,7 +18,9 @@ The stream
 A message is a stream of 32-bit words in network order (bytes ``b0 b1 b2 b3`` are the word
 ``b0 << 24 | b1 << 16 | b2 << 8 | b3``). A byte length that is not a multiple of 4 pads the last
 word with zero bytes (the Internet checksum is unchanged by zero padding); the output keeps the
-input's byte length (:func:`words_of`, :func:`bytes_of`).
+input's byte length (:func:`words_of`, :func:`bytes_of`). Between the pipes of a list the
+stream stays words: a pipe that moves bytes within a word (``bswap``) moves the last word's pad
+bytes along, and only the final store keeps the input's byte length.
 
 Registers
 ---------
@@ -33,17 +35,17 @@ accumulations use one ``op``, and it is read only as that accumulation's own ope
 
 Instructions (tuples)
 ---------------------
-=============================  ========================================================
-``("ldw", rd)``                ``rd`` = the word as it enters this pipe
-``("stw", rs[, 0])``           the word leaving this pipe = ``rs`` (no ``stw``: unchanged)
-``("li", rd, imm)``            ``rd = imm``, ``imm`` in 0 .. 2**32 - 1
-``("mov", rd, ra)``            ``rd = ra``
-``("add"|"sub"|"and"|"or"|"xor", rd, ra, rb)``   32-bit wrap-around
-``("addc", rd, ra, rb)``       ones' complement add: ``s = ra + rb; rd = (s + (s >> 32)) & M``
-``("shl"|"shr", rd, ra, imm)`` logical shift, ``imm`` in 0 .. 31
-``("bswap", rd, ra)``          reverse the 4 bytes
-``("beq"|"bne", ra, rb, t)``   branch forward to body index ``t`` (``index < t <= len(body)``)
-=============================  ========================================================
+* ``("ldw", rd)``: ``rd`` = the word as it enters this pipe.
+* ``("stw", rs[, 0])``: the word leaving this pipe = ``rs`` (no ``stw``: the word leaves
+  unchanged; an offset other than 0 would write outside the pipe's output and is refused).
+* ``("li", rd, imm)``: ``rd = imm``, ``imm`` in 0 .. 2**32 - 1.
+* ``("mov", rd, ra)``: ``rd = ra``.
+* ``("add"|"sub"|"and"|"or"|"xor", rd, ra, rb)``: 32-bit wrap-around.
+* ``("addc", rd, ra, rb)``: ones' complement add, ``s = ra + rb; rd = (s + (s >> 32)) & M``.
+* ``("shl"|"shr", rd, ra, imm)``: logical shift, ``imm`` in 0 .. 31.
+* ``("bswap", rd, ra)``: reverse the 4 bytes.
+* ``("beq"|"bne", ra, rb, t)``: branch forward to body index ``t``
+  (``index < t <= len(body)``; ``len(body)`` ends the word); a loop is refused.
 """
 from __future__ import annotations
 
