@@ -179,8 +179,10 @@ def server_factory(name: str) -> Callable:
 
 
 def _cheetah_stage_factory(name: str, base: str, stage_name: str) -> Callable:
-    """``cheetah@STAGE``: Cheetah built at one of the paper's stages (``sw.cheetah.STAGES``);
-    ``cheetah@no-SWITCH``: the full Cheetah with one specialization switched off."""
+    """``cheetah@STAGE``: Cheetah built at one of its stages (the paper's,
+    ``sw.cheetah.STAGES``, or one beyond it, ``sw.cheetah.LATER_STAGES``: ``cheetah@+ash``);
+    ``cheetah@no-SWITCH``: the full Cheetah with one specialization switched off
+    (``sw.cheetah.variant``)."""
     if base != "cheetah":
         raise ValueError(f"only cheetah has stages ({name!r}): use cheetah@STAGE")
     try:
@@ -188,17 +190,11 @@ def _cheetah_stage_factory(name: str, base: str, stage_name: str) -> Callable:
     except ImportError as e:
         raise ServerUnavailable(f"server {name!r} is not available: cannot import sw.cheetah "
                                 f"({e})") from e
-    if stage_name.startswith("no-"):
-        switch = stage_name[3:]
-        switches = ("libos", *cheetah.SPECIALIZATIONS)
-        if switch not in switches:
-            raise ValueError(f"unknown Cheetah switch {switch!r} in {name!r}; switches: "
-                             f"{', '.join(switches)}")
-        return functools.partial(cheetah.make_server, config=cheetah.CheetahConfig().without(switch))
-    if stage_name not in cheetah.STAGES:
-        raise ValueError(f"unknown Cheetah stage {stage_name!r} in {name!r}; stages: "
-                         f"{', '.join(cheetah.STAGES)} (or no-SWITCH)")
-    return functools.partial(cheetah.make_server, config=cheetah.stage(stage_name))
+    try:
+        config = cheetah.variant(stage_name)
+    except ValueError as e:
+        raise ValueError(f"{e} (in {name!r})") from None
+    return functools.partial(cheetah.make_server, config=config)
 
 
 def base_server(name: str) -> str:
