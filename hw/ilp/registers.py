@@ -186,7 +186,7 @@ class Pipe:
         return any(ins[0] == "stw" for ins in self.body)
 
     def __hash__(self):
-        return hash((self.name, self.body, tuple(sorted(self.init.items())), self.fini,
+        return hash((self.name, self.body, frozenset(self.init.items()), self.fini,
                      self.results))
 
     def __eq__(self, other):

@@ -91,6 +91,9 @@ def test_verify_returns_int_registers_and_accepts_legal_forms():
                     results=["r6", "r1"]))
     assert p.body[1] == ("addc", 6, 1, 6) and p.body[3] == ("beq", 1, 0, 5)
     assert dict(p.init) == {6: 5} and p.results == (6, 1) and p.stores
+    mixed = Pipe("m", init={"r6": 1, 7: 2})
+    same = Pipe("m", init={7: 2, "r6": 1})
+    assert hash(mixed) == hash(same) and mixed == same
 
 
 # --- meaning ---------------------------------------------------------------------------------
