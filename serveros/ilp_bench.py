@@ -1,5 +1,7 @@
 """The ILP microbenchmark: simulated cycles per byte of copying and checksumming, as separate
-passes and as one fused loop, cold and warm, on the 3MIN's memory system (issue 17).
+passes and as one fused loop, cold and warm, on the 3MIN's memory system, into memory and by
+programmed I/O into a LANCE's buffer (16 bits in 32, and the PMAD-AA's contiguous SRAM that
+``hw/lance`` models) (issue 17).
 
 Every row is one or two loops of :mod:`sw.libos.ilp` compiled from the standard pipes and timed
 by :func:`sw.libos.ilp.cost.loop_cost` on a fresh :class:`sim.cache.MemorySystem` of the profile
@@ -30,7 +32,7 @@ class IlpRow:
     work : str
         What is done to the message (``copy``, ``checksum``, ``copy+checksum``).
     rule : str
-        The data-movement rule (``memory``, ``lance-pio``, ``an2-dma``).
+        The data-movement rule (``memory``, ``lance-pio``, ``pmad-pio``, ``an2-dma``).
     how : str
         ``one loop``, ``separate passes``, ``fused`` or ``calibrated routine``.
     warm : bool
@@ -100,6 +102,7 @@ class _Machine:
 
 def _cases():
     C, K, M, P, D = pipes.COPY, pipes.CKSUM, movement.MEMORY, movement.LANCE_PIO, movement.AN2_DMA
+    A = movement.PMAD_PIO
     return [
         ("copy", "memory", "one loop", [([C], M, False)]),
         ("copy", "memory", "calibrated routine", "copy"),
@@ -110,6 +113,9 @@ def _cases():
         ("copy", "lance-pio", "one loop", [([C], P, False)]),
         ("copy+checksum", "lance-pio", "separate passes", [([K], D, False), ([C], P, False)]),
         ("copy+checksum", "lance-pio", "fused", [([K], P, False)]),
+        ("copy", "pmad-pio", "one loop", [([C], A, False)]),
+        ("copy+checksum", "pmad-pio", "separate passes", [([K], D, False), ([C], A, False)]),
+        ("copy+checksum", "pmad-pio", "fused", [([K], A, False)]),
     ]
 
 

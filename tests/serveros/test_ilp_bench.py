@@ -16,8 +16,8 @@ def by(rows, work, rule, how, warm):
 
 def test_rows_cover_the_cases_and_fusion_pays():
     rows = ilp_benchmarks(nbytes=1460)
-    assert len(rows) == 18 and all(r.nbytes == 1460 and r.cycles > 0 for r in rows)
-    for rule in ("memory", "lance-pio"):
+    assert len(rows) == 24 and all(r.nbytes == 1460 and r.cycles > 0 for r in rows)
+    for rule in ("memory", "lance-pio", "pmad-pio"):
         for warm in (False, True):
             sep = by(rows, "copy+checksum", rule, "separate passes", warm)
             fused = by(rows, "copy+checksum", rule, "fused", warm)

@@ -119,6 +119,19 @@ def test_lance_pio_rule_costs_two_io_writes_per_word():
     assert cost.loop_cost(ms3, 0, copy, n, src=src3).cycles == c.cycles
 
 
+def test_pmad_pio_rule_costs_one_io_write_per_word():
+    n = 1500
+    w = -(-n // 4)
+    io = MIN3.io_pio_write_ps.value / MIN3.cycle_ps
+    ms, src, _ = machine(n)
+    ms.dcache.read(src.base, n)
+    c = cost.loop_cost(ms, 0, compiler.build([pipes.CKSUM], movement.PMAD_PIO), n, src=src)
+    assert (c.io_writes, c.misses) == (w, 0)
+    # 1 lw + 3 for addc + 1 sw + 3/8 loop overhead = 5.375 < the 8-cycle I/O write
+    assert cost.issue_per_word(compiler.build([pipes.CKSUM], movement.PMAD_PIO)) < io
+    assert c.cycles == math.ceil(w * io)
+
+
 def test_memory_rule_needs_dst_and_lengths_are_checked():
     ms, src, _ = machine(64)
     with pytest.raises(ValueError, match="memory rule stores to memory: name its dst"):

@@ -16,7 +16,7 @@ from sw.libos.ilp.execute import execute, separate
 from sw.libos.net.checksum import ones_sum
 
 STANDARD = list(pipes.STANDARD.values())
-RULES = [movement.MEMORY, movement.LANCE_PIO, movement.AN2_DMA]
+RULES = [movement.MEMORY, movement.LANCE_PIO, movement.PMAD_PIO, movement.AN2_DMA]
 
 
 def reference(pipe_list, data):
@@ -44,7 +44,8 @@ def reference(pipe_list, data):
 
 
 def expected_image(rule, final):
-    return {"memory": final, "lance-pio": gap2(final), "an2-dma": None}[rule.name]
+    return {"memory": final, "lance-pio": gap2(final), "pmad-pio": final,
+            "an2-dma": None}[rule.name]
 
 
 @st.composite

@@ -15,6 +15,10 @@ movement of the network card present, so the data crosses the memory system once
     LANCE uses 16 bytes in 32). On the little-endian DECstation a word holding message bytes
     ``b0 b1 b2 b3`` is stored as two halfword stores (``sh`` of the low half, a shift, ``sh``
     of the high half): slot ``2i`` gets ``b0 b1`` and slot ``2i + 1`` gets ``b2 b3``.
+:data:`PMAD_PIO`
+    Programmed I/O into the buffer SRAM of the PMAD-AA option that ``hw/lance`` models, which
+    the CPU sees contiguous (``hw.lance.registers.RAM_OFFSET``; buffer word ``i`` holds bytes
+    ``4i .. 4i + 3``, as ``sw/drivers/lance.py`` copies): one ``sw`` and one I/O write per word.
 :data:`AN2_DMA`
     The AN2 moves the data by DMA: nothing to copy. The loop has no store; its pipes only
     observe the words (a checksum), so a pipe that changes words cannot run with this rule.
@@ -31,7 +35,7 @@ import numpy as np
 
 from hw.ilp.registers import bytes_of
 
-__all__ = ["Movement", "MEMORY", "LANCE_PIO", "AN2_DMA", "RULES", "by_name", "place",
+__all__ = ["Movement", "MEMORY", "LANCE_PIO", "PMAD_PIO", "AN2_DMA", "RULES", "by_name", "place",
            "image_length"]
 
 
@@ -42,7 +46,7 @@ class Movement:
     Attributes
     ----------
     name : str
-        ``"memory"``, ``"lance-pio"`` or ``"an2-dma"``.
+        ``"memory"``, ``"lance-pio"``, ``"pmad-pio"`` or ``"an2-dma"``.
     stores : bool
         Whether the loop stores words (False: the pipes only observe).
     layout : str
@@ -72,8 +76,9 @@ class Movement:
 
 MEMORY = Movement("memory", True, "contiguous", 1, 1, 0)
 LANCE_PIO = Movement("lance-pio", True, "16-in-32", 3, 0, 2)
+PMAD_PIO = Movement("pmad-pio", True, "contiguous", 1, 0, 1)
 AN2_DMA = Movement("an2-dma", False, "none", 0, 0, 0)
-RULES = {m.name: m for m in (MEMORY, LANCE_PIO, AN2_DMA)}
+RULES = {m.name: m for m in (MEMORY, LANCE_PIO, PMAD_PIO, AN2_DMA)}
 
 
 def by_name(name: str) -> Movement:
