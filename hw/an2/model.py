@@ -44,8 +44,7 @@ Simplifications of this first version (see also the report of issue 16):
   Control reads Reset for RESET_CYCLES + 1 edges and ignores writes meanwhile, as the RTL's
   sweep counter does. Cells already handed to the link still reach it (the RTL drops the
   cells in its transmit FIFO). IrqCause.Link is never set.
-* IrqCause: a cause set on the same edge as a clearing write is kept or cleared depending on the
-  order the kernel runs the two events (the RTL keeps it).
+* IrqCause: a cause set on the same edge as a clearing write is kept, as the RTL keeps it.
 * Link status is constant (all of Signal, FrameLock, CellLock when a link or Loopback is there).
 
 Fast path and reference path
@@ -108,6 +107,16 @@ _LOOPBACK = int(Control.Loopback)
 _RX_ON, _FAULT = int(Status.RxOn), int(Status.Fault)
 _CELLS_TX, _CELLS_RX = int(Counter.CellsTx), int(Counter.CellsRx)
 _CELL = CELL_PAYLOAD_BYTES
+
+
+class _Kill:
+    """A VC disabled while it reassembled (a VcEntry write): the receive engine returns its
+    buffers. ``done`` once taken (it may be taken before the cells queued ahead of it)."""
+
+    __slots__ = ("vci", "done")
+
+    def __init__(self, vci: int) -> None:
+        self.vci, self.done = vci, False
 
 
 class RingFault(Exception):
@@ -314,6 +323,7 @@ class An2Model(RegisterTarget):
         self._tx_rang: int | None = None
         self._cq_space = kernel.event("an2.cq.space")
         self._rx_cells = kernel.queue("an2.rx.cells")
+        self._kills = 0             # _Kill entries in _rx_cells not taken yet
         self._tx_next_slot = 0      # mirror of the link's next free slot
         self._loop_next_slot = 0
         self._tx_departures: deque[int] = deque(maxlen=TX_FIFO_CELLS)  # slot starts, last cells
@@ -338,6 +348,8 @@ class An2Model(RegisterTarget):
         self.counters = [0] * len(Counter)
         self.vc_table = [0] * NUM_VCS
         self.vcs: dict[int, _Vc] = {}
+        self._rx_cvci = None        # the VC whose state the receive engine holds (none yet)
+        self._cause_edge: dict[int, int] = {}     # IrqCause bits -> the last edge they were set
         self._cq_phase = 1
         self._pending = 0           # completions since IrqCause.Completion was last set
         self._coalesce_cancel = None
@@ -367,7 +379,10 @@ class An2Model(RegisterTarget):
             self._cause(Irq.Error, edge)
 
     def _cause(self, bits: Irq, edge: int) -> None:
-        self._set(Reg.IrqCause, self._reg(Reg.IrqCause) | int(bits))
+        bits = int(bits)
+        self._set(Reg.IrqCause, self._reg(Reg.IrqCause) | bits)
+        if edge > self._cause_edge.get(bits, -1):
+            self._cause_edge[bits] = edge
         self._irq_at(edge)
 
     def _irq_at(self, edge: int) -> None:
@@ -433,7 +448,13 @@ class An2Model(RegisterTarget):
             self._set(Reg.Status, st)
             self._ring(e)
         elif offset == Reg.IrqCause:
-            self._set(Reg.IrqCause, self._reg(Reg.IrqCause) & ~value)
+            # A cause set at the write's edge (or one after: the engines set some ahead) is
+            # kept, as the RTL's irq_cause <= (irq_cause & ~clear) | set does.
+            keep = 0
+            for bits, edge in self._cause_edge.items():
+                if edge >= e:
+                    keep |= bits
+            self._set(Reg.IrqCause, self._reg(Reg.IrqCause) & (~value | keep))
             self._irq_at(e)
         elif offset == Reg.IrqEnable:
             self._set(Reg.IrqEnable, value & 0xF)
@@ -449,7 +470,8 @@ class An2Model(RegisterTarget):
             self.vc_table[vci] = value & 0xFF0F
             vc = self.vcs.get(vci)
             if not value & 1 and vc is not None and vc.state == VcState.Reassembling:
-                self._rx_cells.put_nowait((e, vci))     # the receive engine returns its buffers
+                self._kills += 1                        # the receive engine returns its buffers
+                self._rx_cells.put_nowait((e, _Kill(vci)))
         elif Reg.TxBase <= offset < COUNTERS_OFFSET:
             self._poke_ring(offset, value, e, tx_off, rx_off)
 
@@ -859,40 +881,79 @@ class An2Model(RegisterTarget):
         free = 0
         k, q, p = self.kernel, self._rx_cells, self._p
         start = RX_DMA_START_CYCLES * p
+        idle = None     # (edge, VC looked up) after work that needed no DMA
         while True:
             at, cell = await q.get()
-            t = max(at + start, free)
-            if t > k.now:
-                await k.sleep_until(t)
+            if type(cell) is _Kill:
+                if cell.done:
+                    continue            # taken before the cells queued ahead of it
+                cell.done = True
+                self._kills -= 1
+            t = max(at + start, self._rx_ready(free, idle, cell))
+            if self._kills and type(cell) is not _Kill:
+                # A VC disabled at an edge before t: the RTL's engine looks that VC up instead
+                # of the head cell, and returns its buffers first (hw/an2/rx_engine.py).
+                for e, kill in list(q):
+                    if type(kill) is _Kill and not kill.done and e < t:
+                        kill.done = True
+                        self._kills -= 1
+                        tk = max(e + start, self._rx_ready(free, idle, kill))
+                        free, idle = await self._rx_take(tk, kill)
+                        t = max(at + start, self._rx_ready(free, idle, cell))
+            free, idle = await self._rx_take(t, cell)
+
+    def _rx_ready(self, free: int, idle, item) -> int:
+        """The first edge at which the receive engine can take ``item``: ``free``, or after
+        work that needed no DMA (taken at edge ``T``, its VC ``look``) the edge after ``T``;
+        the edge after that for a cell whose VC the engine's SRAMs do not show yet (neither
+        the one just looked up, compared on the table's 10 address bits, nor the VC in hand,
+        compared whole: hw/an2/rx_engine.py's ``h_known``)."""
+        if idle is None:
+            return free
+        edge, look = idle
+        if (type(item) is Cell and item.vci != self._rx_cvci
+                and item.vci % NUM_VCS != look):
+            return edge + 2 * self._p
+        return edge + self._p
+
+    async def _rx_take(self, t: int, cell) -> tuple:
+        """Take ``cell`` (a Cell or a :class:`_Kill`) at edge ``t``; returns the engine's free
+        edge and, when it needed no DMA, (t, the VC it looked up), else None."""
+        k, p = self.kernel, self._p
+        if t > k.now:
+            await k.sleep_until(t)
+        try:
+            vc = None if self.reference or type(cell) is not Cell else self._rx_fast_vc(cell)
+            if vc is None:
+                item = cell.vci if type(cell) is _Kill else cell
+                free = await self._rx_cell(t, item)
+                if free == t:
+                    return t, (t, cell.vci % NUM_VCS)
+                return free, None
+            # The fast path: _rx_cell for a cell that continues a PDU in the same buffer,
+            # with the same count, sleeps and memory calls (one _rx_write burst).
+            counters = self.counters        # (a new list after Control.Reset)
+            if counters[_CELLS_RX] < _MASK:
+                counters[_CELLS_RX] += 1
+            self._rx_cvci = cell.vci
+            payload = cell.payload
+            vc.cells += 1
+            vc.pdu += payload
+            gen = self._gen
             try:
-                vc = None if self.reference else self._rx_fast_vc(cell)
-                if vc is None:
-                    free = await self._rx_cell(t, cell)
-                    continue
-                # The fast path: _rx_cell for a cell that continues a PDU in the same buffer,
-                # with the same count, sleeps and memory calls (one _rx_write burst).
-                counters = self.counters        # (a new list after Control.Reset)
-                if counters[_CELLS_RX] < _MASK:
-                    counters[_CELLS_RX] += 1
-                payload = cell.payload
-                vc.cells += 1
-                vc.pdu += payload
-                gen = self._gen
-                try:
-                    await self._burst(t, vc.buf.addr + vc.buf_used, payload, vc.owner or None,
-                                      write=True, master=_RX)
-                except _DMA_ERRORS:
-                    t = self._edge(k.now)
-                    self._count(Counter.DmaFaults, t)
-                    free = await self._rx_done(t, cell.vci, vc, CqError.DmaFault, discard=True)
-                    continue
-                if gen != self._gen:
-                    raise _Abandoned
-                vc.buf_used += _CELL
-                vc.delivered += _CELL
-                free = -(-k.now // p) * p
-            except (RingFault, _Abandoned):
-                free = self._edge(k.now)
+                await self._burst(t, vc.buf.addr + vc.buf_used, payload, vc.owner or None,
+                                  write=True, master=_RX)
+            except _DMA_ERRORS:
+                t = self._edge(k.now)
+                self._count(Counter.DmaFaults, t)
+                return await self._rx_done(t, cell.vci, vc, CqError.DmaFault, discard=True), None
+            if gen != self._gen:
+                raise _Abandoned
+            vc.buf_used += _CELL
+            vc.delivered += _CELL
+            return -(-k.now // p) * p, None
+        except (RingFault, _Abandoned):
+            return self._edge(k.now), None
 
     def _rx_fast_vc(self, cell: Cell | int) -> _Vc | None:
         """The VC whose reassembly ``cell`` continues, if the fast path of :meth:`_rx_engine`
@@ -915,6 +976,7 @@ class An2Model(RegisterTarget):
             vc = self.vcs.get(cell)
             if vc is None or vc.state != VcState.Reassembling:
                 return t
+            self._rx_cvci = cell
             self._count(Counter.LostCells, t)
             return await self._rx_done(t, cell, vc, CqError.LostCell, discard=False)
         if not self._on(Status.RxOn):
@@ -924,6 +986,7 @@ class An2Model(RegisterTarget):
             self._count(Counter.UnknownVc, t)
             return t
         self._count(Counter.CellsRx, t)
+        self._rx_cvci = vci
         entry = self._entry(vci)
         vc = self.vcs.setdefault(vci, _Vc())
         end = cell.end_of_sdu or not entry.aal5     # a raw VC: every cell is a "PDU"
