@@ -19,8 +19,12 @@ Conventions
   is the card's cycle. Other DMA masters (the disk) queue on the same memory and add waiting.
   The burst *ends* at edge ``s + dma_burst_cycles(w)``: the card samples its last ``ack`` one
   edge before and may raise the next burst's ``req`` at the end edge (:class:`hw.bus.DmaBus`
-  wants ``req`` low for the cycle after a last ``ack``). The card has one DMA port: a burst
-  asked for while another is on it starts at that one's end.
+  wants ``req`` low for the cycle after a last ``ack``). The card has one DMA port
+  (:mod:`hw.an2.dma_arbiter`): a burst asked for while another is on it starts at that one's
+  end; after a refusal (``err`` sampled at ``s + DMA_ERR_CYCLES``) the port is free at ``s +
+  DMA_ERR_CYCLES + 1``; bursts that could start on the same edge go receive engine first,
+  then the completion writer, then the transmit engine. A read of ``n`` bytes at ``addr``
+  moves every word they touch, ``ceil((addr % 4 + n) / 4)``.
 * The link side is a separate timing domain: the cell slots of a continuous OC-3c stream fall
   at exact rational multiples of the clock (:data:`CELL_SLOT_CYCLES`); the card sees a slot at
   the first edge at or after it (:func:`cell_slot_edge`).
@@ -159,7 +163,9 @@ CQ_UPDATE_CYCLES = 2
 #: ``irq`` is registered: it follows (IrqCause & IrqEnable) one edge later.
 IRQ_LATENCY_CYCLES = 1
 #: Control.Reset holds the engines in reset this long, then clears itself; it also clears the
-#: VC table, one entry per cycle (NUM_VCS words of SRAM).
+#: VC table, one entry per cycle (NUM_VCS words of SRAM). Control reads Reset, and refuses
+#: writes, until ``RESET_CYCLES + 1`` edges after the write (the sweep counter is loaded at the
+#: write's edge and counts down to zero).
 RESET_CYCLES = NUM_VCS
 
 
