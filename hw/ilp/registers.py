@@ -434,7 +434,8 @@ def bytes_of(words, length: int) -> bytes:
 # --- A straight-line-with-forward-branches body over all words at once ------------------------
 
 def run_body(body: Sequence[tuple], words: np.ndarray, *, registers: int,
-             accumulate: Mapping[int, str], acc: dict) -> np.ndarray:
+             accumulate: Mapping[int, str], acc: dict,
+             executed: list | None = None) -> np.ndarray:
     """Run ``body`` on every word at once; return the words it stores; update ``acc``.
 
     This is the whole-stream meaning of a body: each word starts with its temporaries at 0,
@@ -444,6 +445,8 @@ def run_body(body: Sequence[tuple], words: np.ndarray, *, registers: int,
     word's operand where the word executes it and the identity elsewhere, reduced over all
     words. ``registers`` is the register-file size (8 for one pipe; a fused program renames
     many pipes into one larger file). ``body`` must be verified (or built from verified pipes).
+    With ``executed`` (a list), the number of words that ran each instruction is appended to
+    it, one int per instruction (what a cost model charges for code with branches).
     """
     words = _u32(words)
     n = words.size
@@ -454,9 +457,12 @@ def run_body(body: Sequence[tuple], words: np.ndarray, *, registers: int,
     for i, ins in enumerate(body):
         if i in arrivals:
             active = active | arrivals.pop(i)
-        if not active.any():
+        ran = int(np.count_nonzero(active))
+        if executed is not None:
+            executed.append(ran)
+        if not ran:
             continue
-        full = bool(active.all())
+        full = ran == n
         op = ins[0]
         if op in BRANCH_OPS:
             taken = active & branch_taken(op, regs[ins[1]], regs[ins[2]])

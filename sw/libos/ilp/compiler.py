@@ -55,6 +55,9 @@ class Program:
         Global persistent register -> its accumulation op.
     init : Mapping[int, int]
         Start values of the global persistent registers.
+    origin : tuple
+        For each fused instruction, the opcode of the pipe instruction it comes from, or None
+        for the program's own load, store and word-register moves (what the cost model counts).
     """
 
     pipes: tuple
@@ -63,6 +66,7 @@ class Program:
     registers: int
     accumulate: Mapping
     init: Mapping
+    origin: tuple
 
     def base(self, k: int) -> int:
         """Global register of pipe ``k``'s ``r0`` offset (its ``rN`` is ``base + N``)."""
@@ -136,17 +140,20 @@ def fuse(pipes: Sequence[Pipe], movement: Movement) -> Program:
     n = len(verified)
     word = [NUM_REGISTERS * n + k for k in range(n + 1)]
     body: list[tuple] = [("ldw", word[0])]
+    origin: list = [None]
     accumulate, init = {}, {}
     for k, pipe in enumerate(verified):
         body += _section(k, pipe, len(body), word[k], word[k + 1])
+        origin += [None] + [ins[0] for ins in pipe.body]
         for r, op in accumulations(pipe.body).items():
             accumulate[_rename(k, r)] = op
         for r in PERSISTENT:
             init[_rename(k, r)] = pipe.init.get(r, 0)
     if movement.stores:
         body.append(("stw", word[n]))
+        origin.append(None)
     return Program(verified, movement, tuple(body), word[n] + 1,
-                   MappingProxyType(accumulate), MappingProxyType(init))
+                   MappingProxyType(accumulate), MappingProxyType(init), tuple(origin))
 
 
 @lru_cache(maxsize=256)

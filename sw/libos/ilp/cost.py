@@ -11,8 +11,10 @@ stalls are the memory system's, :mod:`sim.cache`):
   (:attr:`~sw.libos.ilp.movement.Movement.store_instructions`: ``sw``; or ``sh``, ``srl``,
   ``sh`` for the LANCE's 16-in-32 slots; none under DMA);
 * each pipe's instructions by :data:`MACHINE_INSTRUCTIONS` (a pipe's own ``ldw``/``stw`` are
-  renamings of the word register and cost nothing; every instruction counts as executed, so a
-  pipe with branches is charged as if it ran both ways: an upper bound);
+  renamings of the word register and cost nothing); :func:`run_on` counts what the words ran
+  (a branch skips instructions for some words), :func:`loop_cost` without the counts every
+  instruction once per word (an upper bound for pipes with branches; the standard pipes have
+  none);
 * loop overhead: the loop is unrolled :data:`UNROLL` (8) words deep, as the OSF/1 bcopy's
   32-byte loop, and each iteration advances each pointer (source; destination when the rule
   stores) and branches: ``(pointers + 1) / 8`` per word.
@@ -40,6 +42,7 @@ same pipes run as separate passes differ only by what they do: instructions and 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -69,11 +72,25 @@ MACHINE_INSTRUCTIONS = MappingProxyType({
 UNROLL = 8
 
 
-def issue_per_word(program: Program) -> float:
-    """The fused loop's own cycles per word (see the module docstring)."""
+def issue_per_word(program: Program, executed: Sequence[int] = ()) -> float:
+    """The fused loop's own cycles per word (see the module docstring).
+
+    Without ``executed`` every pipe instruction counts once per word (an upper bound for code
+    with branches). With ``executed`` (:attr:`~sw.libos.ilp.execute.Outcome.executed` of a run:
+    how many words ran each fused instruction) the pipes' part is what the words really ran.
+    """
     if not isinstance(program, Program):
         raise TypeError(f"issue_per_word takes a Program, not {program!r}")
-    pipes = sum(MACHINE_INSTRUCTIONS[ins[0]] for p in program.pipes for ins in p.body)
+    if executed:
+        if len(executed) != len(program.body):
+            raise ValueError(f"executed has {len(executed)} counts for a body of "
+                             f"{len(program.body)} instructions")
+        words = executed[0]          # the program's one load runs for every word
+        ran = sum(c * MACHINE_INSTRUCTIONS[op]
+                  for c, op in zip(executed, program.origin) if op is not None)
+        pipes = ran / words if words else 0.0
+    else:
+        pipes = sum(MACHINE_INSTRUCTIONS[ins[0]] for p in program.pipes for ins in p.body)
     pointers = 2 if program.stores else 1
     return 1 + pipes + program.movement.store_instructions + (pointers + 1) / UNROLL
 
@@ -114,10 +131,10 @@ class LoopCost:
 
 
 def loop_cost(ms: MemorySystem, now: int, program: Program, nbytes: int, *, src: Address,
-              dst: Address | None = None) -> LoopCost:
+              dst: Address | None = None, executed: Sequence[int] = ()) -> LoopCost:
     """The cost of running ``program`` over ``nbytes`` at ``src`` (and storing at ``dst`` under
     the memory rule) starting at ``now`` (ps); the caches and write buffer move on as they
-    would.
+    would. ``executed`` as :func:`issue_per_word`.
 
     Raises
     ------
@@ -128,7 +145,7 @@ def loop_cost(ms: MemorySystem, now: int, program: Program, nbytes: int, *, src:
         raise ValueError(f"nbytes must be an int >= 0, not {nbytes!r}")
     if nbytes == 0:
         return LoopCost(0, 0, 0, 0, 0, 0)
-    per = issue_per_word(program)
+    per = issue_per_word(program, executed)
     call = call_cycles(program, ms.profile)
     words = -(-nbytes // 4)
     rule = program.movement
@@ -175,10 +192,12 @@ async def run_on(cpu: CPU, program: Program, data, *, src: Address, dst: Address
     if ms is None:
         words = -(-nbytes // 4)
         io = words * program.movement.io_writes * cpu.profile.io_pio_write_ps.value / cpu.period
-        own = words * issue_per_word(program) + call_cycles(program, cpu.profile) if nbytes else 0
+        own = (words * issue_per_word(program, outcome.executed)
+               + call_cycles(program, cpu.profile)) if nbytes else 0
         await cpu.charges([(own, cat), (max(0.0, io - own), IO_WAIT)])
         return outcome
-    cost = loop_cost(ms, cpu.kernel.now, program, nbytes, src=src, dst=dst)
+    cost = loop_cost(ms, cpu.kernel.now, program, nbytes, src=src, dst=dst,
+                     executed=outcome.executed)
     await cpu.charges([(cost.issue, cat), (cost.memory_stall, MEMORY_STALL),
                        (cost.io_wait, IO_WAIT)])
     return outcome

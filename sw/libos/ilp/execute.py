@@ -9,7 +9,7 @@ loop must equal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,11 +34,15 @@ class Outcome:
         Each pipe's results (its ``results`` registers after ``fini``), in pipe order.
     names : tuple[str, ...]
         The pipes' names, in order.
+    executed : tuple[int, ...]
+        How many words ran each instruction of the fused body (empty for :func:`separate`);
+        not compared: the same work done another way is equal.
     """
 
     data: bytes | None
     results: tuple
     names: tuple
+    executed: tuple = field(default=(), compare=False)
 
     def result(self, name: str) -> tuple[int, ...]:
         """The results of the one pipe called ``name``.
@@ -75,8 +79,9 @@ def execute(program: Program, data) -> Outcome:
     raw = _check_data(data)
     words = words_of(raw)
     acc = dict(program.init)
+    executed: list[int] = []
     out = run_body(program.body, words, registers=program.registers,
-                   accumulate=program.accumulate, acc=acc)
+                   accumulate=program.accumulate, acc=acc, executed=executed)
     results = []
     for k, pipe in enumerate(program.pipes):
         regs = [0] * NUM_REGISTERS
@@ -85,7 +90,7 @@ def execute(program: Program, data) -> Outcome:
         run_fini(pipe.fini, regs)
         results.append(tuple(regs[r] for r in pipe.results))
     return Outcome(place(program.movement, out, len(raw)), tuple(results),
-                   tuple(p.name for p in program.pipes))
+                   tuple(p.name for p in program.pipes), tuple(executed))
 
 
 def separate(pipes: Sequence[Pipe], movement: Movement, data) -> Outcome:
