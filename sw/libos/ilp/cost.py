@@ -33,9 +33,11 @@ Memory
 The loop is one stream through :class:`sim.cache.MemorySystem`: the source's words are read
 through the data cache; under :data:`~sw.libos.ilp.movement.MEMORY` the destination's words are
 stored through the write buffer (``MemorySystem.copy`` with the loop's own issue rate); under
-:data:`~sw.libos.ilp.movement.AN2_DMA` nothing is stored (``MemorySystem.read``); under
-:data:`~sw.libos.ilp.movement.LANCE_PIO` each word is two I/O writes of the platform's
-``io_pio_write_ps`` (the write buffer posts them, so the loop's instructions run while they
+:data:`~sw.libos.ilp.movement.AN2_DMA` nothing is stored (``MemorySystem.read``); under the
+PIO rules each word is I/O writes of the platform's ``io_pio_write_ps`` (two under
+:data:`~sw.libos.ilp.movement.LANCE_PIO`, one under :data:`~sw.libos.ilp.movement.PMAD_PIO`;
+320 ns, also what ``hw/lance``'s card takes per write: 4 of its 80 ns cycles) (the write
+buffer posts them, so the loop's instructions run while they
 drain and the stream goes at the slower of the two) and a source word that misses the cache is a
 full read that waits for the posted writes (``MemorySystem.pio_out``). So a fused loop and the
 same pipes run as separate passes differ only by what they do: instructions and memory traffic.
