@@ -378,6 +378,25 @@ def _check_simulator(option: str, backend: str) -> None:
             raise UsageError(f"argument {option}: {reason}")
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from hw.ilp.synth import yosys_missing
+
+    from .synth import DEFAULT_LISTS, parse_pipe_list, synth_figures, synth_table
+    lists = args.pipes or list(DEFAULT_LISTS)
+    for text in lists:
+        try:
+            parse_pipe_list(text)
+        except ValueError as e:
+            raise UsageError(f"argument --pipes: {e}") from None
+    reason = yosys_missing()
+    if reason:
+        raise RuntimeError(reason)
+    with console.status(f"synthesizing {len(lists)} pipe lists with Yosys ..."):
+        figures = synth_figures(lists, cache=not args.no_cache)
+    console.print(synth_table(figures))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import resource
     import time
@@ -705,6 +724,15 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--out", default="results", help="output folder (default results/)")
     ru.add_argument("--jobs", type=positive, default=2, help="worker processes (default 2)")
     ru.set_defaults(func=_cmd_run)
+    sy = sub.add_parser("synth", help="Yosys synthesis figures (cells, flip-flops, iCE40 LUTs, "
+                                      "logic depth) of hardware ILP pipe lists")
+    sy.add_argument("--pipes", action="append", default=None, metavar="LIST",
+                    help="a comma-separated list of standard pipes (copy, cksum, bswap, hswap16, "
+                         "scramble); repeat for more lists (default: copy,cksum; bswap,cksum; "
+                         "cksum; copy; hswap16,scramble,cksum)")
+    sy.add_argument("--no-cache", action="store_true",
+                    help="synthesize again instead of reusing build/synth/ilp/")
+    sy.set_defaults(func=_cmd_synth)
     return p
 
 
