@@ -12,6 +12,8 @@ gateware
     A pipe list compiled to a streaming datapath, one word per cycle, one stage per pipe.
 model
     The datapath's transaction-level twin (same words, results and cycles).
+synth
+    Synthesis figures of a datapath (Yosys generic cells, flip-flops, iCE40 LUTs, depth).
 
 Importing this package imports only :mod:`.registers` so that software can use the language
 without pulling in gateware.
