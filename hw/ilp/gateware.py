@@ -41,35 +41,17 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .registers import PERSISTENT, Pipe, verify
+from .pipelist import PipeList
+from .registers import PERSISTENT, Pipe
 from .stage import body_logic, fini_logic
 
-__all__ = ["WORD_LAYOUT", "PipeDatapath", "check_pipes"]
+__all__ = ["WORD_LAYOUT", "PipeDatapath"]
 
 #: One stream word: 32 data bits (network order) and the packet's ``last`` flag.
 WORD_LAYOUT = data.StructLayout({"data": 32, "last": 1})
 
 
-def check_pipes(pipes: Sequence[Pipe]) -> tuple[Pipe, ...]:
-    """``pipes`` verified, as a tuple.
-
-    Raises
-    ------
-    TypeError
-        If ``pipes`` is not a sequence of :class:`~hw.ilp.registers.Pipe`.
-    ValueError
-        If it is empty.
-    hw.ilp.registers.PipeError
-        If a pipe does not verify (the message names it).
-    """
-    if isinstance(pipes, (str, bytes)) or not isinstance(pipes, Sequence):
-        raise TypeError(f"pipes must be a sequence of Pipe, not {pipes!r}")
-    if not pipes:
-        raise ValueError("pipes must name at least one pipe, not an empty list")
-    return tuple(verify(p) for p in pipes)
-
-
-class PipeDatapath(wiring.Component):
+class PipeDatapath(PipeList, wiring.Component):
     """A pipe list as a pipelined streaming datapath (see the module docstring).
 
     Parameters
@@ -84,7 +66,7 @@ class PipeDatapath(wiring.Component):
     o_stream : Out(stream.Signature(WORD_LAYOUT))
         Words leaving, in order, ``N = len(pipes)`` cycles after they are taken at the least.
     results : Out(data.ArrayLayout(32, n))
-        Every pipe's result registers after its ``fini``, in :attr:`result_names` order; they
+        Every pipe's result registers after its ``fini``, in ``result_names`` order; they
         hold the last finished packet's values.
     done : Out(1)
         High for one cycle, the cycle after a ``last`` word's output transfer: ``results``
@@ -93,38 +75,21 @@ class PipeDatapath(wiring.Component):
     Raises
     ------
     TypeError, ValueError, PipeError
-        From :func:`check_pipes`.
+        From :func:`hw.ilp.pipelist.check_pipes`.
     """
 
     def __init__(self, *, pipes: Sequence[Pipe]):
         try:
-            self._pipes = check_pipes(pipes)
+            PipeList.__init__(self, pipes=pipes)
         except (TypeError, ValueError):
             self._MustUse__silence = True      # refused: no "created but never used" warning
             raise
-        self._result_names = tuple((k, p.name, r) for k, p in enumerate(self._pipes)
-                                   for r in p.results)
-        super().__init__({
+        wiring.Component.__init__(self, {
             "i_stream": In(stream.Signature(WORD_LAYOUT)),
             "o_stream": Out(stream.Signature(WORD_LAYOUT)),
-            "results": Out(data.ArrayLayout(32, max(1, len(self._result_names)))),
+            "results": Out(data.ArrayLayout(32, max(1, len(self.result_names)))),
             "done": Out(1),
         })
-
-    @property
-    def pipes(self) -> tuple[Pipe, ...]:
-        """The verified pipes, in stream order."""
-        return self._pipes
-
-    @property
-    def stages(self) -> int:
-        """Pipeline stages (one per pipe): a word's least latency in cycles."""
-        return len(self._pipes)
-
-    @property
-    def result_names(self) -> tuple[tuple[int, str, int], ...]:
-        """``(pipe index, pipe name, register)`` of each element of ``results``."""
-        return self._result_names
 
     def elaborate(self, platform):
         m = Module()

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gateware import check_pipes
-from .registers import Pipe, run
+from .pipelist import PipeList
+from .registers import run
 
 __all__ = ["StreamRun", "PipeDatapathModel", "handshake_cycles"]
 
@@ -113,27 +113,14 @@ def handshake_cycles(words: int, *, stages: int, in_valid: Sequence[bool] | None
     return a, d
 
 
-class PipeDatapathModel:
+class PipeDatapathModel(PipeList):
     """The transaction-level twin of :class:`hw.ilp.gateware.PipeDatapath` (same parameters).
 
     Raises
     ------
     TypeError, ValueError, PipeError
-        As :func:`hw.ilp.gateware.check_pipes`.
+        As :func:`hw.ilp.pipelist.check_pipes`.
     """
-
-    def __init__(self, *, pipes: Sequence[Pipe]):
-        self._pipes = check_pipes(pipes)
-
-    @property
-    def pipes(self) -> tuple[Pipe, ...]:
-        """The verified pipes, in stream order."""
-        return self._pipes
-
-    @property
-    def stages(self) -> int:
-        """Pipeline stages (one per pipe)."""
-        return len(self._pipes)
 
     def compute(self, words) -> tuple[np.ndarray, tuple[int, ...]]:
         """One packet's words leaving and its results (every pipe's, in list order)."""

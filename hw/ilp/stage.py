@@ -20,13 +20,16 @@ its gateware twin, checked against it by tests/hw/test_ilp_gateware.py.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Mapping
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 
 from .registers import BRANCH_OPS, NUM_REGISTERS, PERSISTENT, Pipe
 
 __all__ = ["alu_logic", "body_logic", "fini_logic"]
+
+_BITWISE = {"and": operator.and_, "or": operator.or_, "xor": operator.xor}
 
 
 def alu_logic(op: str, a: Value, b: Value | int | None = None) -> Value:
@@ -49,12 +52,8 @@ def alu_logic(op: str, a: Value, b: Value | int | None = None) -> Value:
         return (a + b)[:32]
     if op == "sub":
         return (a - b)[:32]
-    if op == "and":
-        return a & b
-    if op == "or":
-        return a | b
-    if op == "xor":
-        return a ^ b
+    if op in _BITWISE:
+        return _BITWISE[op](a, b)
     if op == "addc":
         # s = a + b (33 bits); (s + (s >> 32)) & M == (s[:32] + carry) & M.
         s = a + b

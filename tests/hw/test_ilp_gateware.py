@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.ilp.gateware import PipeDatapath, check_pipes
+from hw.ilp.gateware import PipeDatapath
+from hw.ilp.pipelist import check_pipes
 from hw.ilp.model import PipeDatapathModel, handshake_cycles
 from hw.ilp.registers import ACCUMULATORS, MASK, Pipe, PipeError, run, words_of
 
