@@ -989,27 +989,28 @@ class Tcp:
 
         ``fin_acked``: it absorbed a segment that acknowledged everything we sent, our FIN
         included (FIN-WAIT-1 becomes FIN-WAIT-2 with its idle timer, as :meth:`_input_pcb`
-        arms it; LAST-ACK ends the connection). ``peer_fin``: it also answered the peer's FIN,
-        in sequence right after the data we received, with the ACK of it (FIN-WAIT-2 becomes
-        TIME-WAIT: the PCB goes back to the application and an entry stays in the table, timed
-        from now, which is no earlier than the handler's ACK, so TIME-WAIT lasts at least
-        2 MSL). The events (``on_peer_closed``, ``on_closed``) are called now, a coroutine
-        handler's rest in a task. Nothing is sent: the handler sent what was owed.
+        arms it; LAST-ACK ends the connection; already applied: nothing more). ``peer_fin``:
+        it answered the peer's FIN, in sequence right after the data we received and
+        acknowledging our FIN, with the ACK of it (FIN-WAIT-2 becomes TIME-WAIT: the PCB goes
+        back to the application and an entry stays in the table, timed from now, which is no
+        earlier than the handler's ACK, so TIME-WAIT lasts at least 2 MSL). The two may come
+        in one call or in two. The events (``on_peer_closed``, ``on_closed``) are called now,
+        a coroutine handler's rest in a task. Nothing is sent: the handler sent what was owed.
 
         Raises
         ------
         ValueError
             If ``pcb`` is not one of this TCP's connections with its FIN sent, or
-            ``peer_fin`` comes without ``fin_acked``.
+            ``peer_fin`` comes while our FIN is not acknowledged (here or before).
         """
         self._check_pcb(pcb)
         if self.conns.get(pcb.key) is not pcb or not pcb.fin_queued \
                 or pcb.state not in (TcpState.FinWait1, TcpState.FinWait2, TcpState.LastAck):
             raise ValueError(f"handled_in_kernel: {pcb!r} is not a connection of this TCP "
                              f"whose FIN was sent")
-        if peer_fin and not fin_acked:
+        if peer_fin and not fin_acked and pcb.snd_una < pcb.snd_end + 1:
             raise ValueError("handled_in_kernel: the peer's FIN is taken in the kernel only "
-                             "with the ACK of ours")
+                             "once ours is acknowledged")
         events: list = []
         if fin_acked and pcb.snd_una < pcb.snd_end + 1:
             pcb.rtt_seq = None                  # when the ACK came is not known here: no sample
