@@ -25,7 +25,7 @@ checks both as the library's input would), a connection not armed (or armed in a
 Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
 
     +0    u32 events     the handler adds 1 each time it changes a slot
-    +64   SLOTS slots of SLOT_BYTES, slot i at +64 + 96 i:
+    +64   SLOTS = 2 BUCKETS slots of SLOT_BYTES, slot i at +64 + 96 i:
           +0  u32 remote IP        +4  u16 remote port, u16 local port (as on the wire)
           +8  u32 the client's next sequence number (wire)
           +12 u32 the acknowledgement number that covers our FIN (wire)
@@ -34,8 +34,10 @@ Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
           +20 u32 local IP (over ATM no filter checked the destination)
           +32 the prebuilt ACK frame (link header, IP, TCP: 54 bytes on Ethernet, 52 over ATM)
 
-A connection's slot is ``(remote port ^ low 16 bits of the remote IP) & (SLOTS - 1)``; a
-connection whose slot is taken is not armed (counted). The library learns what the handler did
+A connection's bucket is ``(remote port ^ low 16 bits of the remote IP) & (BUCKETS - 1)``,
+two slots (2 b and 2 b + 1, tried in that order: sequential ports of clients on one subnet
+collide in a one-way table); a connection whose two slots are taken is not armed (counted).
+A free slot's key is zero, which no client's address is. The library learns what the handler did
 when it next runs (:meth:`sw.libos.net.tcp.Tcp.pull`: a segment upcalled, a TCP timer): it reads
 the events word, and if it moved, the state of each armed slot, and applies the new bits
 (:meth:`sw.libos.net.tcp.Tcp.handled_in_kernel`).
@@ -51,10 +53,11 @@ from sw.libos.net.ether import ETHERTYPE_IP
 from sw.libos.net.tcp import ACK, TcpState, build_segment
 
 __all__ = ["closing_program", "ClosingTable", "reply_bytes", "reply_checksums_ok", "LINK_HEADER",
-           "SLOTS", "SLOT_BYTES", "TABLE_BYTES", "ARMED", "PEER_FIN", "ACKED", "ANSWERED"]
+           "BUCKETS", "SLOTS", "SLOT_BYTES", "TABLE_BYTES", "ARMED", "PEER_FIN", "ACKED", "ANSWERED"]
 
-#: Slots of the table (a power of two: the slot is a masked hash).
-SLOTS = 32
+#: Buckets of the table (a power of two: the bucket is a masked hash), two slots each.
+BUCKETS = 16
+SLOTS = 2 * BUCKETS
 #: Bytes per slot: 32 of fields, the reply (54 bytes on Ethernet, 52 over ATM), padding.
 SLOT_BYTES = 96
 _HEAD = 64
@@ -103,16 +106,25 @@ def _program(table: int, link: str) -> list:
               ("li", 2, ACK), ("beq", 3, 2, "flags_ok"), ("li", 2, ACK | 1),
               ("bne", 3, 2, "accept")])
     p.append("flags_ok")
-    # The slot: (remote port ^ low half of the remote IP) & (SLOTS - 1), times SLOT_BYTES
-    # (96 = 64 + 32: two shifts and an add).
+    # The bucket: (remote port ^ low half of the remote IP) & (BUCKETS - 1), times two slots
+    # (192 = 128 + 64: two shifts and an add).
     p.extend([("ld", 4, 2, 0, tcp), ("ld", 5, 2, 0, ip_src + 2), ("xor", 4, 4, 5),
-              ("li", 2, SLOTS - 1), ("and", 4, 4, 2),
-              ("li", 2, 6), ("shl", 5, 4, 2), ("li", 2, 5), ("shl", 4, 4, 2), ("add", 4, 4, 5),
+              ("li", 2, BUCKETS - 1), ("and", 4, 4, 2),
+              ("li", 2, 7), ("shl", 5, 4, 2), ("li", 2, 6), ("shl", 4, 4, 2), ("add", 4, 4, 5),
               ("addi", 4, 4, table + _HEAD)])
-    # Its key and state (register-computed addresses: checked by the sandbox).
-    p.extend([("ldm", 1, 4, 4, 0), ("ld", 2, 4, 0, ip_src), ("bne", 1, 2, "accept"),
-              ("ldm", 1, 4, 4, 4), ("ld", 2, 4, 0, tcp), ("bne", 1, 2, "accept"),
-              ("ldm", 1, 4, 4, 20), ("ld", 2, 4, 0, ip + 16), ("bne", 1, 2, "accept"),
+    # The slot whose key is the frame's, the first or the second (register-computed
+    # addresses: checked by the sandbox).
+    p.extend([("ld", 5, 4, 0, ip_src), ("ld", 3, 4, 0, tcp),
+              ("ldm", 1, 4, 4, 0), ("bne", 1, 5, "second"),
+              ("ldm", 1, 4, 4, 4), ("beq", 1, 3, "found")])
+    p.append("second")
+    p.extend([("addi", 4, 4, SLOT_BYTES),
+              ("ldm", 1, 4, 4, 0), ("bne", 1, 5, "accept"),
+              ("ldm", 1, 4, 4, 4), ("bne", 1, 3, "accept")])
+    p.append("found")
+    p.extend([("ld", 3, 1, 0, tcp + 13), ("li", 2, 0xF7), ("and", 3, 3, 2)])   # flags again
+    # Its destination (no filter checked it over ATM) and state.
+    p.extend([("ldm", 1, 4, 4, 20), ("ld", 2, 4, 0, ip + 16), ("bne", 1, 2, "accept"),
               ("ldm", 6, 4, 4, 16), ("li", 2, ARMED), ("and", 1, 6, 2), ("beq", 1, 0, "accept"),
               ("ldm", 1, 4, 4, 8), ("ld", 2, 4, 0, tcp + 4), ("bne", 1, 2, "accept"),
               ("ldm", 1, 4, 4, 12), ("ld", 2, 4, 0, tcp + 8), ("bne", 1, 2, "accept")])
@@ -219,9 +231,18 @@ class ClosingTable:
         self._write(base, bytes(TABLE_BYTES))
 
     @staticmethod
-    def slot_of(remote_ip: bytes, remote_port: int) -> int:
-        """The slot the handler computes for a connection (the module's hash)."""
-        return (remote_port ^ int.from_bytes(remote_ip[2:4], "big")) & (SLOTS - 1)
+    def bucket_of(remote_ip: bytes, remote_port: int) -> int:
+        """The bucket the handler computes for a connection (the module's hash)."""
+        return (remote_port ^ int.from_bytes(remote_ip[2:4], "big")) & (BUCKETS - 1)
+
+    def _slot(self, pcb) -> int | None:
+        """The slot ``pcb`` is armed in, or None."""
+        b = 2 * self.bucket_of(pcb.remote_ip, pcb.remote_port)
+        for slot in (b, b + 1):
+            s = self._slots.get(slot)
+            if s is not None and s.pcb is pcb:
+                return slot
+        return None
 
     def _addr(self, slot: int) -> int:
         return self.base + _HEAD + slot * SLOT_BYTES
@@ -236,9 +257,11 @@ class ClosingTable:
         """
         if pcb.state not in (TcpState.FinWait1, TcpState.LastAck) or not pcb.fin_queued:
             return False
-        slot = self.slot_of(pcb.remote_ip, pcb.remote_port)
-        if slot in self._slots:
+        b = 2 * self.bucket_of(pcb.remote_ip, pcb.remote_port)
+        free = [slot for slot in (b, b + 1) if slot not in self._slots]
+        if not free or self._slot(pcb) is not None:
             return False
+        slot = free[0]
         peer_fin = pcb.state is TcpState.LastAck
         rcv = (pcb.irs + pcb.rcv_nxt) & 0xFFFFFFFF
         fin_ack = (pcb.iss + pcb.snd_end + 1) & 0xFFFFFFFF
@@ -262,12 +285,11 @@ class ClosingTable:
 
     def disarm(self, pcb) -> bool:
         """Take ``pcb`` out of the table (its connection ended by any path); True if it was in."""
-        slot = self.slot_of(pcb.remote_ip, pcb.remote_port)
-        s = self._slots.get(slot)
-        if s is None or s.pcb is not pcb:
+        slot = self._slot(pcb)
+        if slot is None:
             return False
         del self._slots[slot]
-        self._write(self._addr(slot) + 16, bytes(4))
+        self._write(self._addr(slot), bytes(20))          # key and state: free
         return True
 
     @property

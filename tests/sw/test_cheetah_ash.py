@@ -23,7 +23,7 @@ from sw.exokernel import Aegis, AshRefused, tcp_filter
 from sw.exokernel.ash import MAX_INSTRUCTIONS
 from sw.host import Host
 from sw.libos.net import TcpPcb, atm, ether, ipv4
-from sw.libos.net.tcp import ACK, FIN, PSH, RST, TcpState, build_segment
+from sw.libos.net.tcp import ACK, FIN, PSH, RST, Tcp, TcpConfig, TcpState, build_segment
 
 from test_cheetah import SERVER_IP, Rig, get, split
 
@@ -184,10 +184,10 @@ def test_fin_is_answered_with_the_prebuilt_ack():
     segment(ACK, mss=1460),                              # options
     segment(ACK, bad_tcp=True),                          # checksums
     segment(ACK | FIN, bad_ip=True),
-    segment(ACK, port=40000 + 32),                       # another connection in the same slot
+    segment(ACK, port=40000 + 32),                       # another connection in the bucket
     segment(ACK, port=40001),                            # a connection not armed
 ], ids=["data-ack", "seq", "data", "fin-data", "rst", "options", "tcp-sum", "ip-sum",
-        "same-slot", "unarmed"])
+        "same-bucket", "unarmed"])
 def test_other_frames_go_the_ordinary_way(frame):
     kern = Kern()
     kern.table.arm(kern.pcb(), lambda: 1)
@@ -210,13 +210,71 @@ def test_last_ack_and_disarm():
     assert kern.deliver(segment(ACK, port=40002)).upcalled
 
 
-def test_a_slot_taken_is_not_armed():
+def test_two_slots_a_bucket():
+    """Connections of one bucket take its two slots; a third is not armed; each is found in
+    its slot; a slot freed is taken again."""
     kern = Kern()
-    assert kern.table.arm(kern.pcb(), lambda: 1)
+    first, second = kern.pcb(), kern.pcb(port=40000 + 16)
+    assert kern.table.arm(first, lambda: 1) and kern.table.arm(second, lambda: 2)
     taken = []
-    assert not kern.table.arm(kern.pcb(port=40000 + 32), lambda: taken.append(1) or 2)
+    assert not kern.table.arm(kern.pcb(port=40000 + 32), lambda: taken.append(1) or 3)
     assert not taken                                     # no identification used up
-    assert not kern.table.arm(kern.pcb(port=40003, state=TcpState.Established), lambda: 3)
+    assert not kern.table.arm(first, lambda: 4)          # armed already
+    assert not kern.table.arm(kern.pcb(port=40003, state=TcpState.Established), lambda: 5)
+    assert kern.deliver(segment(ACK, port=40000 + 16)).ash_consumed
+    assert kern.table.collect() == [(second, ACKED)]
+    assert kern.table.disarm(first)
+    third = kern.pcb(port=40000 + 32)
+    assert kern.table.arm(third, lambda: 6)
+    assert kern.deliver(segment(ACK, port=40000)).upcalled         # freed: no key matches
+    assert kern.deliver(segment(ACK, port=40000 + 32)).ash_consumed
+    assert kern.table.collect() == [(third, ACKED)]
+
+
+class _Ip:
+    """The IP layer under a bare Tcp (tcp.IpLayer): frames kept, nothing charged."""
+
+    def __init__(self):
+        self.kernel, self.ip, self.mtu, self.name, self.out = Kernel(), SRV_IP, 1500, "ip", []
+
+    async def charge_protocol(self, layer):
+        pass
+
+    async def charge_checksum(self, n):
+        pass
+
+    async def charge_copy(self, n):
+        pass
+
+    async def charge_demux(self, n):
+        pass
+
+    async def ip_output(self, dst, proto, payload):
+        self.out.append(payload)
+
+
+@pytest.mark.parametrize("steps", [[(True, False), (False, True)], [(True, True)]],
+                         ids=["ack-then-fin", "together"])
+def test_tcp_takes_what_the_handler_did(steps):
+    """FIN-WAIT-1 to FIN-WAIT-2 to TIME-WAIT, in one read-back or two; the TIME-WAIT entry
+    is the one the library's own input would have made; nothing is sent."""
+    ip = _Ip()
+    tcp = Tcp(ip, TcpConfig())
+    pcb = Kern().pcb()
+    pcb.stack, closed = ip, []
+    pcb.on_closed = closed.append
+    tcp.conns[pcb.key] = pcb
+    with pytest.raises(ValueError, match="once ours is acknowledged"):
+        tcp.handled_in_kernel(pcb, fin_acked=False, peer_fin=True)
+    for fin_acked, peer_fin in steps:
+        tcp.handled_in_kernel(pcb, fin_acked=fin_acked, peer_fin=peer_fin)
+        if not peer_fin:
+            assert pcb.state is TcpState.FinWait2 and pcb.snd_una == pcb.snd_end + 1
+    assert pcb.state is TcpState.Closed and closed == ["closed"] and not tcp.conns
+    e = tcp.time_wait.get(pcb.key)
+    assert (e.snd_nxt, e.rcv_nxt) == (ISS + 2 + SENT, IRS + 1 + GOT + 1) and not ip.out
+    with pytest.raises(ValueError, match="not a connection of this TCP"):
+        tcp.handled_in_kernel(pcb, fin_acked=True, peer_fin=True)
 
 
 def test_handler_on_memory_its_owner_lacks_is_refused_or_stopped():
