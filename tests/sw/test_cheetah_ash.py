@@ -398,3 +398,19 @@ def test_losses_are_recovered(what):
         assert st["tcp"]["retransmit_timeouts"] >= 1
     else:
         assert rig.server.env.frames_by_ash + st["tcp"]["time_wait_hits"] >= 2
+
+
+def test_a_failed_read_back_is_counted_and_the_segment_goes_on(monkeypatch):
+    """A bug in taking back the ASH's work must not cost the segment being input (it did:
+    the client sent its SYN again 3 s later): it is an internal error, counted and logged."""
+    rig = Rig(stage("+ash"), aegis=True)
+    tcp = rig.server.stack.tcp
+
+    def broken(pcb, **kw):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(tcp, "handled_in_kernel", broken)
+    first, second = rig.fetch(get("/doc10")), rig.fetch(get("/doc10"))
+    for c in (first, second):
+        assert split(c.got)[2] == rig.docs["/doc10"] and c.closed == "closed"
+    st = rig.server.stats()
+    assert st["internal_errors"] >= 1 and st["tcp"]["connections_accepted"] == 2
