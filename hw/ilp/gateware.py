@@ -22,10 +22,13 @@ Structure
   ``o_stream.ready`` (not on ``i_stream.valid``); ``o_stream.valid`` is a register.
 * **Accumulators.** Each pipe's persistent registers (r6, r7) are updated by the stage when
   it takes a word; when the word is a packet's ``last``, they return to their ``init`` values
-  for the next packet, and the pipe's ``fini`` (combinational, on the values after that last
-  word) is captured in the stage's result register, which travels down the stages with the
-  last word (each stage adds its pipe's results). A packet that follows directly behind can
-  thus not disturb the results of the one before.
+  for the next packet, and their values after that last word are captured in the stage's
+  *final* registers. While the last word sits in the stage, the pipe's ``fini``
+  (combinational) runs on the final registers, so its logic is a register-to-register path
+  of its own rather than an extension of the accumulation's. The next stage (or the output)
+  takes the results with the word: each stage holds the results of the pipes before it in a
+  register loaded with the last word, so a packet that follows directly behind cannot
+  disturb the results of the one before.
 * **Results.** When the output hands over a ``last`` word, the results it carries are copied
   into the persistent ``results`` register and ``done`` is high for the next cycle: the
   results are valid from that cycle until the next packet's ``done``.
@@ -100,16 +103,21 @@ class PipeDatapath(PipeList, wiring.Component):
         ready = [Signal(name=f"s{k}_ready") for k in range(n)] + [self.o_stream.ready]
         in_valid, in_word, in_last = (self.i_stream.valid, self.i_stream.payload.data,
                                       self.i_stream.payload.last)
-        in_results = None
+        in_results = None       # the results riding with the word entering stage k
         for k, pipe in enumerate(self._pipes):
             prefix = f"p{k}"
             acc = {r: Signal(32, name=f"{prefix}_acc_r{r}", init=pipe.init.get(r, 0))
                    for r in sorted(PERSISTENT) if _accumulates(pipe, r)}
             acc_in = {r: acc.get(r, Const(pipe.init.get(r, 0), 32)) for r in PERSISTENT}
             out, acc_next = body_logic(m, pipe, word=in_word, acc=acc_in, prefix=prefix)
-            mine = fini_logic(m, pipe, acc=acc_next, prefix=prefix)
-            parts = ([in_results] if in_results is not None else []) + mine
-            res = Signal(len(Cat(*parts)), name=f"s{k}_results") if parts else None
+            # A last word's accumulators are captured with it; fini runs on the captured
+            # values while the word sits in this stage, so its logic is a path of its own
+            # (register to register), not added to the accumulation's.
+            final = {r: Signal(32, name=f"{prefix}_final_r{r}") for r in acc}
+            final_in = {r: final.get(r, acc_in[r]) for r in PERSISTENT}
+            mine = fini_logic(m, pipe, acc=final_in, prefix=prefix) if pipe.results else []
+            held = (Signal(len(in_results), name=f"s{k}_results_in")
+                    if in_results is not None else None)
             m.d.comb += ready[k].eq(~valid[k] | ready[k + 1])
             take = in_valid & ready[k]
             with m.If(ready[k]):
@@ -120,10 +128,12 @@ class PipeDatapath(PipeList, wiring.Component):
                     m.d.sync += sig.eq(acc_next[r])
                 with m.If(in_last):
                     for r, sig in acc.items():
-                        m.d.sync += sig.eq(pipe.init.get(r, 0))
-                    if res is not None:
-                        m.d.sync += res.eq(Cat(*parts))
-            in_valid, in_word, in_last, in_results = valid[k], word[k], last[k], res
+                        m.d.sync += [sig.eq(pipe.init.get(r, 0)), final[r].eq(acc_next[r])]
+                    if held is not None:
+                        m.d.sync += held.eq(in_results)
+            parts = ([held] if held is not None else []) + mine
+            in_results = Cat(*parts) if parts else None
+            in_valid, in_word, in_last = valid[k], word[k], last[k]
         m.d.comb += [
             self.i_stream.ready.eq(ready[0]),
             self.o_stream.valid.eq(valid[-1]),

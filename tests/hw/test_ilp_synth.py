@@ -1,9 +1,10 @@
 """Synthesis figures of pipe datapaths (hw/ilp/synth.py) and ``serveros synth``.
 
 The flip-flop counts follow from the datapath's structure (docs/ilp_pipes.md): a stage holds
-its word, ``last`` and valid (34 bits), ``done`` is one more, an accumulator 32, and a pipe's
-results ride in a register per later stage and the output register (bits Yosys proves
-constant, such as the checksum's upper 16 result bits, get none).
+its word, ``last`` and valid (34 bits), ``done`` is one more, an accumulator 32 and its copy
+captured for ``fini`` 32, and a pipe's results ride in a register per later stage and the
+output register (bits Yosys proves constant, such as most of the checksum's upper 16 result
+bits, get none).
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ def test_copy_is_one_stage_of_registers_and_wires():
 
 def test_checksum_adds_an_accumulator_and_a_carry_chain():
     copy, both = synthesize([COPY]), synthesize([COPY, CKSUM])
-    # A second stage, the 32-bit accumulator, and the 16-bit folded result twice (the stage's
-    # register riding with the last word, and the persistent results register).
-    assert both.flip_flops == copy.flip_flops + 34 + 32 + 16 + 16
+    # A second stage (34), the 32-bit accumulator, its 32-bit copy captured with the last
+    # word for fini, and the folded result (16 bits of value; a bit or so more where Yosys
+    # cannot prove the fold's sum stays below 0x10000, at most 32).
+    extra = both.flip_flops - copy.flip_flops
+    assert 34 + 32 + 32 + 16 <= extra <= 34 + 32 + 32 + 32
     assert both.ice40_carries >= 64                          # the end-around-carry adders
     assert both.ice40_path_carries >= 32 and both.depth > 32
     assert synthesize([COPY, CKSUM]) == both                 # the cache gives the same
