@@ -230,6 +230,17 @@ def test_full_rate_latency_and_throughput():
     assert got["done_cycles"] == (6, 7, 11)
 
 
+def test_back_to_back_one_word_packets_keep_their_own_results():
+    """Every word its own packet at full rate: each stage finishes a packet every cycle, and
+    each ``done`` must still show its own packet's results."""
+    words = [[0xFFFF_0000 + k] for k in range(10)]
+    got = check_against_model([CKSUM, COPY, CKSUM], words, [], [])
+    assert got["done_cycles"] == tuple(range(4, 14))
+    assert [r[0] for r in got["results"]] == [_internet_checksum(struct.pack(">I", w[0]))
+                                            for w in words]
+    assert len(set(got["results"])) == 10
+
+
 def test_stalled_sink_fills_then_blocks_the_source():
     """A sink that is never ready until cycle 20: N words go in, then the input waits."""
     pipes = random_pipes(2, count=2)
