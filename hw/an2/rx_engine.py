@@ -200,6 +200,10 @@ class RxEngine(wiring.Component):
             m.d.comb += [entry.kind.eq(CqKind.Rx), entry.pool.eq(V.cc.pool),
                          entry.index.eq(index), entry.length.eq(length), entry.vci.eq(V.vci),
                          entry.errors.eq(kind_errors), entry.cells.eq(cells), entry.tag.eq(tag),
+                         # The writer's phase and the reserved fields, 0 here: a field no
+                         # statement drives becomes a constant-only `always @*` in the Verilog,
+                         # which an event-driven simulator never runs (X on Icarus).
+                         entry.phase.eq(0), entry.res0.eq(0), entry.res1.eq(0),
                          cq.entry.eq(entry), cq.req.eq(1)]
             m.d.sync += rcq.eq(entry)
             m.next = "WaitCq"

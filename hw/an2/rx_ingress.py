@@ -123,10 +123,12 @@ class RxIngress(wiring.Component):
             with m.If(count == 11):
                 m.d.sync += [w11.eq(d), crc11.eq(nxt)]
             with m.If(count == 12):
-                side = Signal(rx_cell_layout)
-                m.d.comb += [side.w11.eq(w11), side.crc11.eq(crc11), side.w12.eq(d),
-                             side.crc12.eq(nxt), self._side_w.addr.eq(wp),
-                             self._side_w.data.eq(side.as_value()[32:]), self._side_w.en.eq(1)]
+                # rx_cell_layout's fields after the header, in its order, as one value (a
+                # layout signal whose header no statement drives would be a constant-only
+                # `always @*` in the Verilog, never run by an event-driven simulator).
+                side = Cat(w11, d, nxt, crc11)
+                m.d.comb += [self._side_w.addr.eq(wp), self._side_w.data.eq(side),
+                             self._side_w.en.eq(1)]
                 m.d.sync += [count.eq(0), used[wp].eq(1), wp.eq(wp + 1)]
                 with m.If(self.loopback):
                     m.d.sync += pend[wp].eq(1)

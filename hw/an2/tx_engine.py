@@ -212,6 +212,10 @@ class TxEngine(wiring.Component):
             trailer_alone = cbv + 8 > _CELL
             fin_cells = Mux(aal5c, Mux(trailer_alone, 2, 1), cbv != 0)
             m.d.comb += [iss.meta.length.eq(totv), iss.meta2.length.eq(totv)]
+            # meta2's other fields, which the issuer does not read, get values here too: a
+            # field no statement drives becomes a constant-only `always @*` in the Verilog,
+            # which an event-driven simulator never runs (X on Icarus; docs/an2_card.md).
+            m.d.comb += [iss.meta2.end.eq(1), iss.meta2.first.eq(0), iss.meta2.words.eq(0)]
             with m.If(fin_cells == 0):
                 start_write_back(0)
                 m.next = "WriteBack"
