@@ -199,3 +199,16 @@ async def dma_memory_against_a_reference(dut) -> None:
     dut.m_req.value = 0
     await ClockCycles(dut.clk, 4)
     assert any("changed mid-burst" in v for v in dmem.violations), dmem.violations
+
+
+@cocotb.test()
+async def comb_logic_of_held_registers_is_not_x(dut) -> None:
+    """Combinational outputs of registers that never change after time 0 are their values, not
+    X: the simulator ran every ``always @*`` block Yosys wrote at time 0 (Icarus under -g2012
+    does not; serveros.rtl.run_cocotb builds Icarus as Verilog-2005)."""
+    from test_an2_cocotb import MIXED, QUIET
+    await start(dut)
+    await ReadOnly()
+    for name, want in (("quiet", QUIET), ("mixed", MIXED)):
+        got = getattr(dut, name).value
+        assert got.is_resolvable and int(got) == want, f"{name} is {got}, not {want:#04x}"

@@ -24,10 +24,14 @@ from bfm.dma_memory import HostMemory
 from bfm.pauses import wait_edges
 from hw.an2.registers import (ENTRY_BYTES, NO_INDEX, NUM_POOLS, RING_ALIGN, Completion, Control,
                               Counter, CqKind, Reg, RxDescriptor, TxDescriptor, VcEntry,
-                              pool_reg, ring_entries_valid)
+                              completion_layout, pool_reg, ring_entries_valid)
 from hw.an2.timing import RESET_CYCLES
 
 __all__ = ["An2Host", "HostLayout", "RxPdu"]
+
+#: The reserved bits of a completion's word 0 (the card writes them 0).
+_CQ_W0_RESERVED = sum(((1 << completion_layout[f].width) - 1) << completion_layout[f].offset
+                      for f in ("res0", "res1"))
 
 
 @dataclass
@@ -339,21 +343,21 @@ class An2Host:
         CqProducer, not the phase bit alone, says which entries are whole: the card writes an
         entry word 0 first (kind, phase) in a burst the memory may stretch with wait states,
         so an entry found by its phase bit alone may still lack words 1-3. Each entry's phase
-        bit is checked against the pass over the queue.
+        bit is checked against the pass over the queue, and word 0's reserved bits are 0.
 
         Raises
         ------
         AssertionError
-            If an entry before CqProducer has no kind or the wrong phase.
+            If an entry before CqProducer has no kind, the wrong phase or a reserved bit set.
         """
         lay, out = self.layout, []
         producer = await self.read(Reg.CqProducer)
         while self.cq_next != producer:
             raw = self.memory.read(lay.cq_base + ENTRY_BYTES * self.cq_next, ENTRY_BYTES)
             w0 = int.from_bytes(raw[:4], "little")
-            assert w0 & 3 and (w0 >> 7) & 1 == self.cq_phase, \
+            assert w0 & 3 and (w0 >> 7) & 1 == self.cq_phase and not w0 & _CQ_W0_RESERVED, \
                 f"completion {self.cq_next} before CqProducer {producer}: word 0 {w0:#010x}, " \
-                f"phase {self.cq_phase} expected"
+                f"phase {self.cq_phase} and reserved bits 0 expected"
             out.append(Completion.unpack(raw))
             self.cq_next = (self.cq_next + 1) % lay.cq_size
             if self.cq_next == 0:

@@ -273,6 +273,11 @@ class DmaMemory:
         while True:
             await RisingEdge(b.req)
             await ReadOnly()
+            if not int(b.req.value):
+                # A pulse within the time step (Icarus shows the delta cycles of the card's
+                # combinational logic as its registers change): the bus is synchronous, and
+                # only the settled value at an edge is a request.
+                continue
             start = _now_edge(self.period)
             req = self._request()
             write, addr, count, owner = req
