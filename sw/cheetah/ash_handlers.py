@@ -20,7 +20,7 @@ so it checks the link header (EtherType, or LLC/SNAP of IPv4) and the IP protoco
 Everything else is ``accept``\\ ed and goes the ordinary way (an upcall to the library OS):
 a segment with data, options, a fragment, an IP header with options, other flags, a sequence
 or acknowledgement number other than the armed ones, a bad IP or TCP checksum (the handler
-checks both as the library's input would), a connection not armed (or armed in another slot).
+checks both as the library's input would), a connection not armed.
 
 Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
 
@@ -37,10 +37,10 @@ Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
 A connection's bucket is ``(remote port ^ low 16 bits of the remote IP) & (BUCKETS - 1)``,
 two slots (2 b and 2 b + 1, tried in that order: sequential ports of clients on one subnet
 collide in a one-way table); a connection whose two slots are taken is not armed (counted).
-A free slot's key is zero, which no client's address is. The library learns what the handler did
-when it next runs (:meth:`sw.libos.net.tcp.Tcp.pull`: a segment upcalled, a TCP timer): it reads
-the events word, and if it moved, the state of each armed slot, and applies the new bits
-(:meth:`sw.libos.net.tcp.Tcp.handled_in_kernel`).
+A free slot's key is zero, which no client's address is. The library learns what the
+handler did when it next runs (:attr:`sw.libos.net.tcp.Tcp.pull`: a segment upcalled, a TCP
+timer): it reads the events word, and if it moved, the state of each armed slot, and applies
+the new bits (:meth:`sw.libos.net.tcp.Tcp.handled_in_kernel`).
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ from sw.libos.net.ether import ETHERTYPE_IP
 from sw.libos.net.tcp import ACK, TcpState, build_segment
 
 __all__ = ["closing_program", "ClosingTable", "reply_bytes", "reply_checksums_ok", "LINK_HEADER",
-           "BUCKETS", "SLOTS", "SLOT_BYTES", "TABLE_BYTES", "ARMED", "PEER_FIN", "ACKED", "ANSWERED"]
+           "BUCKETS", "SLOTS", "SLOT_BYTES", "TABLE_BYTES", "ARMED", "PEER_FIN", "ACKED",
+           "ANSWERED"]
 
 #: Buckets of the table (a power of two: the bucket is a masked hash), two slots each.
 BUCKETS = 16
@@ -252,8 +253,8 @@ class ClosingTable:
         the client closed first) and nothing more is to be received. Writes the slot's key,
         the expected sequence and acknowledgement numbers and the prebuilt ACK (its IP
         identification taken from ``ident()``, the stack's counter). Returns False, arming
-        nothing (and taking no identification), if the slot is taken or the connection is
-        in another state.
+        nothing (and taking no identification), if its bucket's two slots are taken, the
+        connection is in another state, or (over ATM) no PVC reaches the peer.
         """
         if pcb.state not in (TcpState.FinWait1, TcpState.LastAck) or not pcb.fin_queued:
             return False
@@ -262,6 +263,12 @@ class ClosingTable:
         if not free or self._slot(pcb) is not None:
             return False
         slot = free[0]
+        vci = None
+        if self.link_layer is not None:
+            try:
+                vci = self.link_layer.vci_of(pcb.remote_ip)
+            except atm.NoPvc:
+                return False                # no PVC for the reply: the library answers
         peer_fin = pcb.state is TcpState.LastAck
         rcv = (pcb.irs + pcb.rcv_nxt) & 0xFFFFFFFF
         fin_ack = (pcb.iss + pcb.snd_end + 1) & 0xFFFFFFFF
@@ -272,8 +279,7 @@ class ClosingTable:
         if self.link_layer is None:
             frame = bytes(6) + self.mac + ETHERTYPE_IP.to_bytes(2, "big") + ip + seg
         else:
-            frame = atm.build_frame(self.link_layer.vci_of(pcb.remote_ip),
-                                    atm.LLC_SNAP_IP + ip + seg)
+            frame = atm.build_frame(vci, atm.LLC_SNAP_IP + ip + seg)
         fields = (pcb.remote_ip + pcb.remote_port.to_bytes(2, "big")
                   + pcb.local_port.to_bytes(2, "big") + rcv.to_bytes(4, "big")
                   + fin_ack.to_bytes(4, "big")

@@ -305,6 +305,10 @@ def test_over_atm_on_the_environments_vcs():
     (reply,) = d.replies
     assert atm.frame_vci(reply) == VC and reply[4:12] == atm.LLC_SNAP_IP
     assert reply_checksums_ok(reply, "atm") and reply[atm.HEADER_LEN + 33] == ACK
+    stranger = kern.pcb(port=40005)
+    stranger.remote_ip = ipv4.addr("10.0.9.9")           # no PVC reaches it: not armed
+    taken = []
+    assert not kern.table.arm(stranger, lambda: taken.append(1) or 6) and not taken
     other = Kern("atm", pvc=111)                         # the client's PVC is not Cheetah's
     other.table.arm(other.pcb(), lambda: 5)
     d = other.deliver(segment(ACK | FIN, link="atm"))
