@@ -22,7 +22,7 @@ from sim.devices import DeviceSpec
 from sim.kernel import Kernel
 from sim.media.atm import AtmLink, LinkEnd
 from sim.media.atm_net import AtmNetwork
-from sim.media.pcap import PcapNgWriter
+from sim.media.pcap import PcapNgWriter, read_pcapng
 from sim.time import US
 from sw.drivers.an2 import An2Driver
 
@@ -69,12 +69,20 @@ class Exchange:
     counters: dict                  # machine -> the card's counters, read at the end
     memory: dict                    # machine -> sha1 of its whole memory at the end
     cpu: dict                       # machine -> {category: cycles}
-    pcap: bytes                     # every PDU on every link, with its arrival time
-    end_ps: int
-    cells: int = field(compare=False)
-    pdus: int = field(compare=False)
-    wall_seconds: float = field(compare=False)
-    python_wakes: int = field(compare=False)
+    #: The capture as written: every PDU on every link, with its arrival time. Records of the
+    #: same nanosecond on different links are in the order the kernel ran their arrivals,
+    #: which an RTL card's binding (handing a cell to its link after the cell crossed the
+    #: pins) and the model (at its issue edge) may schedule differently: compared as
+    #: :attr:`captured`.
+    pcap: bytes = field(compare=False)
+    #: The capture's records (time ns, interface, bytes), sorted: in time order, ties between
+    #: links in a canonical order.
+    captured: tuple = ()
+    end_ps: int = 0
+    cells: int = field(default=0, compare=False)
+    pdus: int = field(default=0, compare=False)
+    wall_seconds: float = field(default=0.0, compare=False)
+    python_wakes: int = field(default=0, compare=False)
 
 
 def workload(seed: int, pdus: int, sizes=SIZES) -> list[list[bytes | list[int]]]:
@@ -167,8 +175,10 @@ def run_exchange(rtl: str = "", *, pdus: int = 8, seed: int = 16, switched: bool
         cpu = {m.name: {c: s.cycles for c, s in sim.hosts[m.name].cpu.breakdown().items()}
                for m in machines}
     cells = sum(ch.stats.cells for link in net.links.values() for ch in link.channels)
-    return Exchange(rx, irq, counters, memory, cpu, buf.getvalue(), k.now, cells,
-                    sum(len(x) for x in loads), wall, wakes)
+    pcap = buf.getvalue()
+    captured = tuple(sorted((p.t_ns, p.interface, p.data) for p in read_pcapng(pcap)[1]))
+    return Exchange(rx, irq, counters, memory, cpu, pcap, captured, k.now, cells=cells,
+                    pdus=sum(len(x) for x in loads), wall_seconds=wall, python_wakes=wakes)
 
 
 def differences(a: Exchange, b: Exchange) -> list[str]:
@@ -190,9 +200,14 @@ def differences(a: Exchange, b: Exchange) -> list[str]:
                            f"{len(ys)})")
             else:
                 out.append(f"{f}[{m}]: {xs} vs {ys}")
-    if a.pcap != b.pcap:
-        out.append(f"pcap: {len(a.pcap)} vs {len(b.pcap)} bytes, first difference at byte "
-                   f"{next(i for i, (p, q) in enumerate(zip(a.pcap, b.pcap + bytes(1))) if p != q)}")
+    if a.captured != b.captured:
+        i = next((i for i, (p, q) in enumerate(zip(a.captured, b.captured)) if p != q),
+                 min(len(a.captured), len(b.captured)))
+        show = (lambda r: (r[0], r[1], len(r[2])))     # noqa: E731
+        out.append(f"capture #{i}: "
+                   f"{show(a.captured[i]) if i < len(a.captured) else '-'} vs "
+                   f"{show(b.captured[i]) if i < len(b.captured) else '-'} (records "
+                   f"{len(a.captured)}, {len(b.captured)})")
     if a.end_ps != b.end_ps:
         out.append(f"end: {a.end_ps} vs {b.end_ps} ps")
     return out
