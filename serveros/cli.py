@@ -67,6 +67,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     with console.status("AN2: PDUs both ways through the model and the RTL on Verilator ..."):
         arows = bench.an2_benchmarks()
     console.print(_figure_table("AN2 ATM card (figures, not tests)", arows))
+    from .ilp_bench import ilp_benchmarks, ilp_table
+    # A 1460-byte segment (the second pass finds it in the cache: the fused loop saves that
+    # pass's instructions) and a message twice the 3MIN's 128 KB D-cache (the second pass
+    # misses again: the fused loop also saves its memory traffic).
+    for nbytes in (1460, 256 * 1024):
+        console.print(ilp_table(ilp_benchmarks(nbytes=nbytes)))
     with console.status("web server: one Cheetah point on the model and with the card's RTL "
                         "on Verilator ..."):
         wrows = bench.web_benchmarks()
