@@ -6,6 +6,8 @@ registers
     The pipe language (instruction set, :class:`~hw.ilp.registers.Pipe`, the verifier and the
     vectorised meaning of each instruction): the contract that the software pipes
     (:mod:`sw.libos.ilp`) and the hardware generator both import.
+pipelist
+    A checked pipe list (its stages and result names), shared by the datapath and the model.
 stage
     One pipe's arithmetic as combinational Amaranth logic (its body on a word, its ``fini``).
 gateware
