@@ -9,6 +9,8 @@ states, and retransmissions (of the reply, of the handler's ACK) that still work
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.cpu import CONTEXT_SWITCH, KERNEL, PROTOCOL
 from sim.kernel import Kernel
@@ -418,3 +420,20 @@ def test_a_failed_read_back_is_counted_and_the_segment_goes_on(monkeypatch):
         assert split(c.got)[2] == rig.docs["/doc10"] and c.closed == "closed"
     st = rig.server.stats()
     assert st["internal_errors"] >= 1 and st["tcp"]["connections_accepted"] == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=12, max_value=53), st.integers(min_value=1, max_value=255),
+       st.sampled_from([ACK, ACK | FIN]))
+def test_a_frame_changed_anywhere_it_checks_is_left_to_the_library(at, mask, flags):
+    """One byte of a frame the handler would take, changed anywhere from the EtherType to
+    the end of TCP's header: a field it compares, or one under a checksum it verifies (a
+    single byte changes a one's-complement sum), so the frame goes the ordinary way (or, if
+    Cheetah's filter no longer accepts it, nowhere near the handler)."""
+    kern = Kern()
+    kern.table.arm(kern.pcb(), lambda: 1)
+    frame = bytearray(segment(flags))
+    frame[at] ^= mask
+    d = kern.deliver(bytes(frame))
+    assert not d.ash_consumed and not d.replies and not kern.table.changed()
+    assert d.upcalled or d.owner is None
