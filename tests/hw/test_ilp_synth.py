@@ -21,7 +21,9 @@ def test_copy_is_one_stage_of_registers_and_wires():
     assert isinstance(f, SynthFigures) and f.pipes == ("copy",) and f.stages == 1
     assert f.flip_flops == 34 + 1 == f.ice40_ffs           # word, last, valid; done
     assert f.ice40_carries == 0 and f.depth <= 4            # no arithmetic: the ready logic
-    assert f.clock_mhz is None
+    # Placed and routed: a register-to-register datapath with no arithmetic runs far faster
+    # than the checksum's 64-carry end-around adder (below).
+    assert f.clock_mhz is not None and f.clock_mhz > 0
 
 
 def test_checksum_adds_an_accumulator_and_a_carry_chain():
@@ -33,6 +35,7 @@ def test_checksum_adds_an_accumulator_and_a_carry_chain():
     assert 34 + 32 + 32 + 16 <= extra <= 34 + 32 + 32 + 32
     assert both.ice40_carries >= 64                          # the end-around-carry adders
     assert both.ice40_path_carries >= 32 and both.depth > 32
+    assert both.clock_mhz < copy.clock_mhz                  # the carry chain sets the clock
     assert synthesize([COPY, CKSUM]) == both                 # the cache gives the same
 
 
@@ -40,7 +43,7 @@ def test_serveros_synth_prints_a_row_per_list(capsys):
     from serveros.cli import main
     assert main(["synth", "--pipes", "copy", "--pipes", "copy,cksum"]) == 0
     out = capsys.readouterr().out
-    assert "copy, cksum" in out and "LUT4" in out and "No clock ceiling" in out
+    assert "copy, cksum" in out and "LUT4" in out and "MHz" in out
 
 
 def test_serveros_synth_refuses_an_unknown_pipe(capsys):
