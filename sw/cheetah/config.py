@@ -27,7 +27,9 @@ SPECIALIZATIONS: tuple[str, ...] = (
 )
 #: Specializations beyond the paper (issue 17), off in every paper stage, in the order
 #: :data:`LATER_STAGES` switch them on after ``cheetah``.
-LATER_SPECIALIZATIONS: tuple[str, ...] = ("ash",)
+#: ``ash`` first, then ``ilp`` (``+ilp`` is full Cheetah with both; the hardware pipes,
+#: ``hwilp``, would follow ``+ilp``: the card's pipes replace the CPU's where the card has them).
+LATER_SPECIALIZATIONS: tuple[str, ...] = ("ash", "ilp")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ class CheetahConfig:
         :mod:`sw.cheetah.ash_handlers`), so Cheetah is not scheduled for them. Needs an
         exokernel: the ASH runs on Cheetah's packet filter over Ethernet, on its VCs over
         the AN2.
+    ilp : bool
+        Beyond the paper (issue 17), off by default and in every paper stage: software ILP
+        pipes (:mod:`sw.libos.ilp`) fused with the data movements that remain. Cheetah hands
+        its receive pipe list (the Internet checksum, ``cksum``) to the kernel
+        (:meth:`sw.exokernel.aegis.Aegis.install_rx_pipes`), which compiles it with the
+        bound card's data-movement rule: over the LANCE the driver's programmed-I/O copy of
+        each received frame sums it as it copies, and the stack checks the TCP checksum with
+        that sum instead of a second pass (:mod:`sw.libos.ilp.inloop`). A card that moves
+        the data by DMA (the AN2) leaves no copy to fuse with: nothing changes there.
 
     Parameters that are not specializations (the same in every stage):
 
@@ -106,6 +117,7 @@ class CheetahConfig:
     inline_prefetch: bool = True
     cache_as_retransmit_pool: bool = True
     ash: bool = False
+    ilp: bool = False
     idle_timeout_ps: int = TCPTV_KEEP_INIT
     backlog: int = 16
 

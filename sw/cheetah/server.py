@@ -128,6 +128,7 @@ from sw.host import HTTP_PORT, Host
 from sw.libos.fs import FileSystem, FsError, PhysicalStore
 from sw.libos.fs.cache import read_miss
 from sw.libos.fs.layout import FT_DIR, FT_REG
+from sw.libos.ilp.pipes import CKSUM
 from sw.libos.net import NetStack, TcpPcb
 from sw.libos.net import checksum as ck
 from sw.libos.net.aegis_env import AegisNetwork
@@ -154,6 +155,9 @@ PRECOMPUTE_MSS = 1460
 #: The largest precomputed piece: a page (4 KB on the R3000), so a full segment of any MSS
 #: from a page up carries whole pieces (the TCP ends it at a piece boundary).
 PIECE_MAX = 4096
+#: The pipes the ``ilp`` switch fuses with the receive copy: the Internet checksum, whose sum
+#: of each frame the stack checks the TCP checksum with.
+RX_PIPES = (CKSUM,)
 
 _CONTENT_TYPES = {".html": "text/html", ".htm": "text/html", ".gif": "image/gif",
                   ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
@@ -515,10 +519,26 @@ class CheetahServer:
                       on_frame=None if ash is None else self._frame_in)
         else:
             h.netdev.attach(self.stack.input)
+        if self.config.ilp:
+            self._install_pipes(aegis)
         if self.config.request_pool:
             self._pool = [Request(self) for _ in range(self.pool_size)]
         self.stack.listen(self.port, self._new_request)
         self.started = True
+
+    # -- software ILP (the ilp switch) -------------------------------------------------------
+    def _install_pipes(self, aegis) -> None:
+        """Hand the receive pipe list (:data:`RX_PIPES`) to the kernel (or, without one, to
+        the interface), which fuses it with the card's receive copy; counted in
+        ``ilp_rx_fused`` (0: the card leaves no copy to fuse with, as the AN2's DMA)."""
+        if aegis is not None:
+            fused = aegis.install_rx_pipes(self.env, RX_PIPES)
+        else:
+            install = getattr(self.host.netdev, "install_rx_pipes", None)
+            fused = install is not None
+            if fused:
+                install(RX_PIPES)
+        self.counters["ilp_rx_fused"] = int(fused)
 
     # -- the closing ASH (the ash switch; sw/cheetah/ash_handlers.py) ---------------------------
     def _ash_table(self, aegis, link_layer) -> list[tuple]:

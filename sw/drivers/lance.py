@@ -49,8 +49,10 @@ from hw.lance.registers import (BUFFER_RAM_SIZE_DEFAULT, BUFFER_SIZE, COUNTERS_O
                                 RMD1, RxDescriptor, TxDescriptor, csr1_csr2, plain_bits)
 from sim.bus import Bus, IrqLine
 from sim.cache import Address
-from sim.cpu import CPU
+from sim.cpu import CHECKSUM, CPU
 from sim.kernel import Event, Queue
+from sw.libos.ilp.compiler import build
+from sw.libos.ilp.inloop import PMAD_PIO_IN, check_observers, run_in_copy
 from sw.libos.net.gather import Gather
 
 log = logging.getLogger(__name__)
@@ -192,6 +194,10 @@ class LanceDriver:
         self.on_frame = on_frame
         self.irq_level = irq_level
         self.name = name
+        #: A fused ILP program (:mod:`sw.libos.ilp.inloop`, rule ``PMAD_PIO_IN``) the receive
+        #: copy runs over every frame it copies out (None: a plain copy). The kernel installs
+        #: it (:meth:`sw.exokernel.aegis.Aegis.install_rx_pipes`).
+        self.rx_program = None
         self.stats = LanceStats()
         k = cpu.kernel
         self.kernel = k
@@ -468,6 +474,10 @@ class LanceDriver:
                 log.debug("%s: receive error %r", self.name, [RMD1(d[1]) for d in descs])
             else:
                 frame = await self._copy_out(descs)
+                if self.rx_program is not None:
+                    # The pipes ran in the copy loop: their instructions join its cost.
+                    frame, cycles = run_in_copy(self.rx_program, frame)
+                    await cpu.charge(cycles, CHECKSUM)
             for idx, _, _ in descs:
                 await self._give_rx(idx)
             self._rx_next = (descs[-1][0] + 1) % nrx
@@ -545,6 +555,9 @@ class LanceNetDevice:
     #: The CPU copies every frame into the card (programmed I/O): data a frame sends must be
     #: current in the CPU's view (a file cache invalidates its DMA-read blocks for it).
     cpu_copies = True
+    #: The data-movement rule of the receive copy, which ILP pipes can be fused with
+    #: (:meth:`install_rx_pipes`).
+    ilp_rx_rule = PMAD_PIO_IN
 
     def __init__(self, driver: LanceDriver, *, read: Callable[[int, int], bytes] | None = None,
                  doc_touch=None):
@@ -580,6 +593,20 @@ class LanceNetDevice:
     def attach(self, fn: Callable[[bytes], Any]) -> None:
         """Pass every received frame (no FCS) to ``fn`` (plain or async)."""
         self.driver.on_frame = fn
+
+    def install_rx_pipes(self, pipes) -> None:
+        """Fuse ``pipes`` (ILP pipes that only observe) with the receive copy: compiled with
+        :attr:`ilp_rx_rule` (:func:`sw.libos.ilp.compiler.build`) and run over every frame the
+        driver copies out of the card, which is then an :class:`sw.libos.ilp.inloop.IlpFrame`.
+
+        Raises
+        ------
+        PipeError
+            For a pipe that does not verify or changes words.
+        """
+        program = build(pipes, self.ilp_rx_rule)
+        check_observers(program)
+        self.driver.rx_program = program
 
     @property
     def receiver(self) -> Callable[[bytes], Any] | None:

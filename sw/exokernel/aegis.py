@@ -32,6 +32,9 @@ what and checks every use:
   again: the memory's access check, which the kernel installs, lets a DMA with an owner tag
   reach the tag's environment's pages and the kernel's own (its rings and buffers), never
   another environment's, so a descriptor that bypassed the kernel completes with DmaFault;
+* **dynamic ILP** (issue 17): an environment may hand the kernel ILP pipes that observe the
+  words (a checksum) to fuse with the driver's copy of every received frame
+  (:meth:`Aegis.install_rx_pipes`), verified; their results reach it with the frame;
 * **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
   the pages of its DMA buffer (:meth:`Aegis.disk_request`);
 * **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
@@ -73,6 +76,7 @@ from typing import Any, Awaitable, Callable
 
 from sim.cpu import CONTEXT_SWITCH, COPY, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL
 from sim.kernel import Queue
+from hw.ilp.registers import PipeError, verify
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 
 from .ash import SANDBOX_CHECK_INSTRUCTIONS, Ash
@@ -367,6 +371,8 @@ class Aegis:
         self._tag_env: dict[int, str] = {}
         #: Frames refused by :meth:`transmit` (not the sender's VC or memory).
         self.transmits_refused = 0
+        #: The environment whose ILP pipes the receive copy runs (:meth:`install_rx_pipes`).
+        self._rx_pipes_env: str | None = None
         memory.access_check = self._access_check
 
     # -- environments ------------------------------------------------------------------------
@@ -604,6 +610,44 @@ class Aegis:
         """
         self._vc_ashes[self._env(env).id] = self._ash(env, ash)
 
+    def install_rx_pipes(self, env: Environment, pipes) -> bool:
+        """Dynamic ILP on the receive path: fuse ``env``'s ILP pipes (:mod:`hw.ilp.registers`)
+        with the copy the kernel's driver makes of every received frame, where that copy is
+        (the interface's ``install_rx_pipes`` compiles them with its card's data-movement
+        rule). Returns False when the bound interface makes no CPU copy to fuse with (a DMA
+        card such as the AN2: the data is already in memory; nothing is installed).
+
+        The copy runs before demultiplexing, for every frame, so the kernel accepts only pipes
+        that observe the words (a checksum), and one environment's: its results reach the
+        owner with the frame (:class:`sw.libos.ilp.inloop.IlpFrame`), and other environments'
+        frames are copied unchanged.
+
+        Raises
+        ------
+        PipeError
+            For a pipe that does not verify or that changes words (the message names it).
+        BindingError
+            If no interface is bound, or another environment's pipes are installed.
+        """
+        self._env(env)
+        if self.netdev is None:
+            raise BindingError(f"{self.name}: no network interface is bound to fuse pipes with")
+        if self._rx_pipes_env not in (None, env.id):
+            raise BindingError(f"{self.name}: the receive copy already runs the pipes of "
+                               f"{self._rx_pipes_env!r}")
+        checked = [verify(p) for p in pipes]
+        for p in checked:
+            if p.stores:
+                raise PipeError(f"pipe {p.name!r} of {env.id!r} changes words (it has stw): "
+                                f"the receive copy runs before demultiplexing, on every "
+                                f"environment's frames, so it takes only pipes that observe")
+        install = getattr(self.netdev, "install_rx_pipes", None)
+        if install is None:
+            return False
+        install(checked)
+        self._rx_pipes_env = env.id
+        return True
+
     def remove_vc_ash(self, env: Environment) -> None:
         """Stop running ``env``'s VC ASH (if it has one)."""
         self._vc_ashes.pop(self._env(env).id, None)
@@ -696,7 +740,8 @@ class Aegis:
     def _frame_in(self, frame: bytes) -> None:
         """The bound interface's receive slot: queue the frame for the receive task."""
         self.frames_received += 1
-        self._rxq.put_nowait(bytes(frame))
+        # A bytes frame goes as it is (an ILP frame keeps its pipes' results).
+        self._rxq.put_nowait(frame if isinstance(frame, bytes) else bytes(frame))
 
     async def _rx_loop(self) -> None:
         """The kernel's receive task: demultiplex queued frames one at a time."""
@@ -732,7 +777,8 @@ class Aegis:
         """
         if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise TypeError(f"deliver needs a frame of bytes, not {type(frame).__name__}")
-        frame = bytes(frame)
+        if not isinstance(frame, bytes):
+            frame = bytes(frame)
         if self._atm():
             return await self._deliver_pdu(frame)
         res = self.filters.demux(frame)

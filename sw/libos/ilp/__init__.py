@@ -15,6 +15,9 @@ compiler
     Fusion: :func:`~sw.libos.ilp.compiler.build` (cached per pipe list and rule).
 execute
     NumPy execution of a fused program, and the one-pass-per-pipe reference.
+inloop
+    Pipes run inside a driver's copy loop (the LANCE's receive copy): the rule, the frame that
+    carries the pipes' results, the TCP segment's sum taken from the frame's (Cheetah's ``ilp``).
 cost
     The simulated cost of a fused loop through the memory system, and
     :func:`~sw.libos.ilp.cost.run_on`, which runs a program and charges a CPU.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["ones_sum", "add", "combine", "swap", "finish", "checksum", "verify",
+__all__ = ["ones_sum", "add", "combine", "swap", "finish", "checksum", "verify", "verify_sum",
            "incremental_update", "pseudo_header_sum"]
 
 _M = 0xFFFF
@@ -111,6 +111,23 @@ def checksum(data, initial: int = 0) -> int:
 def verify(data, initial: int = 0) -> bool:
     """True if ``data`` (which contains its checksum field) sums to 0xffff with ``initial``."""
     return ones_sum(data, initial) == _M
+
+
+def verify_sum(data_sum: int, initial: int) -> bool:
+    """:func:`verify` from the data's sum computed elsewhere (an ILP pipe in the copy that
+    brought the data in): ``data_sum`` (0..0xffff, taken mod 0xffff as RFC 1071's arithmetic
+    is) plus ``initial`` is one's-complement zero. ``initial`` must not be 0 (a pseudo-header's
+    sum never is: the protocol is in it), so the total is never the all-zero +0.
+
+    Raises
+    ------
+    ValueError
+        If either is not a 16-bit value or ``initial`` is 0.
+    """
+    _check_sum(data_sum, "data sum")
+    if not _check_sum(initial, "initial sum"):
+        raise ValueError("verify_sum needs a nonzero initial sum (a pseudo-header's)")
+    return (data_sum + initial) % _M == 0
 
 
 def incremental_update(old_checksum: int, old_word: int, new_word: int) -> int:

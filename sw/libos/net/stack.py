@@ -42,6 +42,7 @@ from sim.media.ethernet import Segment
 from sim.platforms.base import Cost, Platform
 from sim.time import S
 
+from ..ilp import inloop   # attributes used at run time (inloop imports this package)
 from . import arp as arpmod
 from . import ether, icmp, ipv4
 from .atm import NoPvc
@@ -266,6 +267,10 @@ class NetStack:
             return
         dst, src, etype, payload = ether.parse(frame)
         if etype == ether.ETHERTYPE_IP:
+            total = inloop.frame_sum(frame)
+            if total is not None:             # the copy loop's ILP pipes summed the frame
+                await self._ip_input(src, payload, frame=frame, frame_sum=total)
+                return
             await self._ip_input(src, payload)
         elif etype == ether.ETHERTYPE_ARP:
             await self._arp_input(payload)
@@ -378,7 +383,14 @@ class NetStack:
             self._arp_resolved[dst] = Event(self.kernel, f"{self.name}.arp")
             self.kernel.spawn(self._arp_resolve(dst), name=f"{self.name}.arp", daemon=True)
 
-    async def _ip_input(self, src_mac: bytes, data: bytes) -> None:
+    async def _ip_input(self, src_mac: bytes, data: bytes, *, frame: bytes | None = None,
+                        frame_sum: int | None = None) -> None:
+        """IP input of ``data`` (a datagram and any link padding). ``frame_sum``: the
+        one's-complement sum of the whole Ethernet ``frame`` (``data`` from byte 14) that the
+        receive copy's ILP pipes computed (:mod:`sw.libos.ilp.inloop`): the TCP segment's sum
+        is then taken from it, not summed again (the verified IP header sums to 0; the
+        Ethernet header, any link padding and the pseudo-header are summed in line,
+        :func:`~sw.libos.ilp.inloop.adjust_cycles`)."""
         self.stats.ip_in += 1
         await self.charge_packet("ip", min(len(data), ipv4.HEADER_LEN))
         try:
@@ -390,7 +402,15 @@ class NetStack:
         if hdr.dst != self.ip:
             self.stats.ip_not_for_us += 1
             return
-        if hdr.proto == ipv4.PROTO_TCP:
+        if hdr.proto == ipv4.PROTO_TCP and frame_sum is not None:
+            start = ether.HEADER_LEN + hdr.header_length
+            seg, outside = inloop.segment_sum(frame_sum, frame, start, start + len(payload),
+                                              zero=(ether.HEADER_LEN, start))
+            if self.cpu is not None:
+                await self.cpu.charge(inloop.adjust_cycles(outside + 12, self.cpu.profile),
+                                      CHECKSUM)
+            await self.tcp.input(hdr.src, hdr.dst, payload, segment_sum=seg)
+        elif hdr.proto == ipv4.PROTO_TCP:
             await self.tcp.input(hdr.src, hdr.dst, payload)
         elif hdr.proto == ipv4.PROTO_ICMP:
             await self._icmp_input(hdr.src, payload)

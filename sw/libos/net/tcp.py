@@ -513,8 +513,13 @@ def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack:
     return bytes(h) + b"".join(bytes(b) for b, _ in payload_parts), summed
 
 
-def parse_segment(src: bytes, dst: bytes, data: bytes) -> TcpSegment:
+def parse_segment(src: bytes, dst: bytes, data: bytes, *,
+                  segment_sum: int | None = None) -> TcpSegment:
     """Check the checksum (with the pseudo-header) and parse a segment.
+
+    ``segment_sum``: the one's-complement sum of ``data`` (0..0xffff, taken mod 0xffff: RFC
+    1071) computed elsewhere (an ILP pipe in the copy that brought the segment in); the check
+    then uses it instead of summing ``data``.
 
     Raises
     ------
@@ -527,7 +532,11 @@ def parse_segment(src: bytes, dst: bytes, data: bytes) -> TcpSegment:
     hl = (data[12] >> 4) * 4
     if hl < HEADER_LEN or hl > n:
         raise ValueError(f"TCP data offset {hl} is invalid for {n} bytes")
-    if not ck.verify(data, ck.pseudo_header_sum(src, dst, PROTO_TCP, n)):
+    pseudo = ck.pseudo_header_sum(src, dst, PROTO_TCP, n)
+    if segment_sum is None:
+        if not ck.verify(data, pseudo):
+            raise ValueError("TCP checksum is wrong")
+    elif not ck.verify_sum(segment_sum, pseudo):
         raise ValueError("TCP checksum is wrong")
     mss = None
     opts = data[HEADER_LEN:hl]
@@ -1528,15 +1537,21 @@ class Tcp:
                       cfg.max_rto_ps)
 
     # -- input -----------------------------------------------------------------------------------
-    async def input(self, src: bytes, dst: bytes, data: bytes) -> None:
-        """Process one segment from ``src`` (the IP layer has checked the IP header)."""
+    async def input(self, src: bytes, dst: bytes, data: bytes, *,
+                    segment_sum: int | None = None) -> None:
+        """Process one segment from ``src`` (the IP layer has checked the IP header).
+
+        ``segment_sum``: the one's-complement sum of ``data`` as an ILP pipe computed it while
+        the segment was copied (the caller charged what it took); the checksum is checked
+        with it and not summed or charged here."""
         st = self.stack
         self._pull()
         self.stats.segments_in += 1
         await st.charge_protocol("tcp")
-        await st.charge_checksum(len(data) + 12)
+        if segment_sum is None:
+            await st.charge_checksum(len(data) + 12)
         try:
-            seg = parse_segment(src, dst, data)
+            seg = parse_segment(src, dst, data, segment_sum=segment_sum)
         except ValueError as e:
             if "checksum" in str(e):
                 self.stats.bad_checksum += 1
