@@ -10,7 +10,11 @@ Timing rules (all times are card clock edges, ``p`` = :data:`~hw.an2.timing.CLOC
 * Bus: as :class:`hw.bus.HostBus` with :data:`~hw.an2.timing.BUS_WAIT_CYCLES` wait states: a
   request at ``t`` is sampled at the edge ``e0`` strictly after ``t``, takes effect at
   ``e = e0 + BUS_WAIT_CYCLES`` and completes at ``e + p``; accesses are served one at a time.
-* DMA: a burst requested at edge ``s`` reaches the memory at ``s + DMA_SETUP_CYCLES p``; it
+* DMA: the card's one port (:class:`_DmaPort`, the RTL's hw/an2/dma_arbiter.py) carries one
+  burst at a time: a burst asked for at edge ``s`` starts at ``s`` or when the port is free
+  (the end edge of the burst on it, or the edge after a refusal was seen), the receive engine
+  first, then the completion writer, then the transmit engine on the same edge. A burst that
+  starts at edge ``s`` reaches the memory at ``s + DMA_SETUP_CYCLES p``; it
   then takes :meth:`sim.memory.Memory.dma_write` / ``dma_read`` (the memory's time, queued
   behind other masters) and ends at the first edge at or after the memory is done. A refusal
   (:class:`~sim.memory.MemoryAccessError`) is seen at ``s + DMA_ERR_CYCLES p`` and moves no
@@ -24,7 +28,9 @@ Timing rules (all times are card clock edges, ``p`` = :data:`~hw.an2.timing.CLOC
   sending. After the Last descriptor the descriptors are written back (one 4-word burst each)
   and the completion is written.
 * Receive: a cell's last word is at the card at the first edge at or after its arrival; its
-  payload burst is requested ``RX_DMA_START_CYCLES`` later (or when the engine is free).
+  payload burst is requested ``RX_DMA_START_CYCLES`` later (or when the engine is free: one or
+  two edges after a cell that needed no DMA, :meth:`_rx_ready`). A VC disabled while it
+  reassembles is taken before the cells the engine would take after the write's edge.
 * Completion: written at CqProducer; CqProducer advances ``CQ_UPDATE_CYCLES`` after the burst,
   and the coalescing decision is taken then; ``irq`` follows ``IRQ_LATENCY_CYCLES`` later.
 
@@ -32,7 +38,8 @@ Simplifications of this first version (see also the report of issue 16):
 
 * Register reads return the value at the access edge after the kernel's events of that time
   (the disk model's "value just before ``e``" rule is not reproduced).
-* The receive FIFO is unbounded (the card never drops a cell for lack of FIFO room), and the
+* The receive FIFO is unbounded (the card never drops a cell for lack of FIFO room; the RTL's
+  holds RX_FIFO_CELLS cells and drops a cell that finds it full), and the
   receive engine fetches a pool's descriptor when it needs it (no prefetch: each new PDU pays a
   descriptor fetch).
 * A receive PDU that runs out of buffers in mid-PDU completes with NoBuffer (the buffers
