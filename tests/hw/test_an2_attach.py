@@ -174,3 +174,21 @@ def test_bench_rows_on_a_tiny_exchange() -> None:
                          "an2 verilator: PDUs", "an2 verilator: RTL cycles",
                          "an2 bare Verilator loop"}
     assert all(r.value > 0 for r in rows.values())
+
+
+@pytest.mark.hdl
+def test_a_server_run_gives_the_same_row_with_the_rtl_card(tmp_path) -> None:
+    """Figure c's point (Cheetah, 1 KiB, one client, 5 requests over AN2) with the server's
+    card as the model and as RTL on Verilator: the same row to the last digit but for the
+    wall time and the backend's name (the clients' cards stay models)."""
+    _need_verilator()
+    from serveros.experiments import paper
+    image = paper.build_documents_image(tmp_path / "docs.img")
+    model, rtl = (paper.run_point(paper.Point(("c",), "cheetah", 1024, 1, 5, backend, 1,
+                                              rtl=kinds, network="an2"), image)[0]
+                  for backend, kinds in (("model", ()), ("verilator", ("an2",))))
+    assert (model["rtl"], rtl["rtl"], rtl["backend"]) == ("", "an2", "verilator")
+    assert model["ok"] == 5 and model["goodput_bytes_per_s"] > 0
+    same = {"rtl", "backend", "wall_seconds"}
+    assert {k: v for k, v in rtl.items() if k not in same} == \
+        {k: v for k, v in model.items() if k not in same}
