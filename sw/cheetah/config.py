@@ -87,8 +87,12 @@ class CheetahConfig:
         (:meth:`sw.exokernel.aegis.Aegis.install_rx_pipes`), which compiles it with the
         bound card's data-movement rule: over the LANCE the driver's programmed-I/O copy of
         each received frame sums it as it copies, and the stack checks the TCP checksum with
-        that sum instead of a second pass (:mod:`sw.libos.ilp.inloop`). A card that moves
-        the data by DMA (the AN2) leaves no copy to fuse with: nothing changes there.
+        that sum instead of a second pass (:mod:`sw.libos.ilp.inloop`); the transmit copy
+        into the card sums each frame as it copies it and completes the TCP checksum (the
+        segment leaves the stack with the pseudo-header's sum in the field, as Linux's
+        ``CHECKSUM_PARTIAL``), so no segment is summed by the stack and the precomputed
+        checksums go unused over this card. A card that moves the data by DMA (the AN2)
+        leaves no copy to fuse with: nothing changes there.
 
     Parameters that are not specializations (the same in every stage):
 
@@ -213,7 +217,9 @@ def variant(spec: str) -> CheetahConfig:
     ``no-SWITCH``, one switch off: a paper switch (``libos`` or one of
     :data:`SPECIALIZATIONS`) off the paper's full Cheetah, as before; a later one (one of
     :data:`LATER_SPECIALIZATIONS`) off the last stage, which has every switch on (so
-    ``no-ash`` is ``+ash`` without its ASH).
+    ``no-ilp`` is ``+ash``, and ``no-ash`` is ``+ilp`` without the ASH); and either followed
+    by ``.no-SWITCH`` parts, each switching one more off (``+ilp.no-precomputed_checksums``:
+    the last stage without the precomputed checksums).
 
     Raises
     ------
@@ -222,6 +228,15 @@ def variant(spec: str) -> CheetahConfig:
     """
     if not isinstance(spec, str):
         raise TypeError(f"a Cheetah variant is a string, not {spec!r}")
+    if "." in spec:
+        first, *offs = spec.split(".")
+        cfg = variant(first)
+        for off in offs:
+            if not off.startswith("no-"):
+                raise ValueError(f"after the first part of {spec!r} each part is no-SWITCH, "
+                                 f"not {off!r}")
+            cfg = cfg.without(off[3:])
+        return cfg
     if spec.startswith("no-"):
         switch = spec[3:]
         if switch in ("libos", *SPECIALIZATIONS):

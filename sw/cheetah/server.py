@@ -75,6 +75,19 @@ brought forward), so FIN-WAIT-2, TIME-WAIT and the request structure's return ha
 connection whose ASH slot is taken is not armed (``ash_not_armed``); any frame the ASH does
 not take goes the ordinary way, retransmissions included.
 
+Software ILP (issue 17, beyond the paper)
+-----------------------------------------
+With the ``ilp`` switch (stage ``+ilp``, after ``+ash``) Cheetah hands the kernel its pipe
+list (:data:`ILP_PIPES`: the Internet checksum) for the card's receive and transmit copies
+(:meth:`~sw.exokernel.aegis.Aegis.install_rx_pipes`, ``install_tx_pipes``), which compile it
+with the bound card's data-movement rule (dynamic ILP, :mod:`sw.libos.ilp.inloop`). Over the
+LANCE (programmed I/O) the received frame is summed as the driver copies it out of the card
+and the TCP checksum is checked with that sum; every segment sent leaves the stack unsummed
+and the driver's copy into the card completes its checksum (the card's posted writes hide the
+adds). Over the AN2 the data moves by DMA: no copy to fuse with (``ilp_rx_fused`` and
+``ilp_tx_fused`` are 0) and nothing changes; the one pass left is the checksum itself, which
+only the card's own pipes (``hwilp``) could take off the CPU.
+
 Start-up (not part of any measurement: it is charged to no CPU) walks the file system and
 stores in every file's extra inode fields (when the image has them) the response header
 without its Date, the header's partial checksums and the checksums of the document's pieces
@@ -155,9 +168,10 @@ PRECOMPUTE_MSS = 1460
 #: The largest precomputed piece: a page (4 KB on the R3000), so a full segment of any MSS
 #: from a page up carries whole pieces (the TCP ends it at a piece boundary).
 PIECE_MAX = 4096
-#: The pipes the ``ilp`` switch fuses with the receive copy: the Internet checksum, whose sum
-#: of each frame the stack checks the TCP checksum with.
-RX_PIPES = (CKSUM,)
+#: The pipes the ``ilp`` switch fuses with the card's copies: the Internet checksum (on
+#: receive the stack checks the TCP checksum with its sum of the frame; on transmit it
+#: completes the segment's checksum).
+ILP_PIPES = (CKSUM,)
 
 _CONTENT_TYPES = {".html": "text/html", ".htm": "text/html", ".gif": "image/gif",
                   ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
@@ -528,17 +542,22 @@ class CheetahServer:
 
     # -- software ILP (the ilp switch) -------------------------------------------------------
     def _install_pipes(self, aegis) -> None:
-        """Hand the receive pipe list (:data:`RX_PIPES`) to the kernel (or, without one, to
-        the interface), which fuses it with the card's receive copy; counted in
-        ``ilp_rx_fused`` (0: the card leaves no copy to fuse with, as the AN2's DMA)."""
-        if aegis is not None:
-            fused = aegis.install_rx_pipes(self.env, RX_PIPES)
-        else:
-            install = getattr(self.host.netdev, "install_rx_pipes", None)
-            fused = install is not None
-            if fused:
-                install(RX_PIPES)
-        self.counters["ilp_rx_fused"] = int(fused)
+        """Hand the pipe list (:data:`ILP_PIPES`) to the kernel (or, without one, to the
+        interface), which fuses it with the card's receive and transmit copies; counted in
+        ``ilp_rx_fused`` and ``ilp_tx_fused`` (0: the card leaves no copy to fuse with, as the
+        AN2's DMA). With the transmit copy fused the TCP leaves every segment's checksum to it
+        (``Tcp.sum_in_copy``): the precomputed sums are not needed there."""
+        fused = {}
+        for way in ("rx", "tx"):
+            if aegis is not None:
+                fused[way] = getattr(aegis, f"install_{way}_pipes")(self.env, ILP_PIPES)
+            else:
+                install = getattr(self.host.netdev, f"install_{way}_pipes", None)
+                fused[way] = install is not None
+                if install is not None:
+                    install(ILP_PIPES)
+            self.counters[f"ilp_{way}_fused"] = int(fused[way])
+        self.stack.tcp.sum_in_copy = fused["tx"]
 
     # -- the closing ASH (the ash switch; sw/cheetah/ash_handlers.py) ---------------------------
     def _ash_table(self, aegis, link_layer) -> list[tuple]:
@@ -908,7 +927,8 @@ class CheetahServer:
         await self._app(instr)
         if not cfg.precomputed_checksums:
             hsum = dsum = None
-        if fresh and cfg.precomputed_headers and cfg.precomputed_checksums and self.cpu:
+        if fresh and cfg.precomputed_headers and cfg.precomputed_checksums and self.cpu \
+                and not self.stack.tcp.sum_in_copy:     # (ilp: the card's copy sums it all)
             await self.cpu.checksum(len(date))          # the new Date line's sum, once a second
         with_body = code == 200 and method == b"GET" and doc.size > 0
         if with_body:

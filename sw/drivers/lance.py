@@ -52,7 +52,11 @@ from sim.cache import Address
 from sim.cpu import CHECKSUM, CPU
 from sim.kernel import Event, Queue
 from sw.libos.ilp.compiler import build
-from sw.libos.ilp.inloop import PMAD_PIO_IN, check_observers, run_in_copy
+from sw.libos.ilp.cost import issue_per_word
+from sw.libos.ilp.inloop import (PMAD_PIO_IN, adjust_cycles, check_observers, fill_checksum,
+                                 fini_cycles, overlapped_cycles, run_in_copy, sum_request)
+from sw.libos.ilp.movement import PMAD_PIO
+from sw.libos.ilp.pipes import COPY
 from sw.libos.net.gather import Gather
 
 log = logging.getLogger(__name__)
@@ -198,6 +202,9 @@ class LanceDriver:
         #: copy runs over every frame it copies out (None: a plain copy). The kernel installs
         #: it (:meth:`sw.exokernel.aegis.Aegis.install_rx_pipes`).
         self.rx_program = None
+        #: Likewise for the transmit copy (rule ``PMAD_PIO``): it completes the checksum of
+        #: the frames that ask (:meth:`send`'s ``sum_at``).
+        self.tx_program = None
         self.stats = LanceStats()
         k = cpu.kernel
         self.kernel = k
@@ -291,7 +298,8 @@ class LanceDriver:
         self.started = True
 
     # -- transmit ---------------------------------------------------------------------------
-    async def send(self, frame: bytes, *, src: Address | None = None) -> None:
+    async def send(self, frame: bytes, *, src: Address | None = None,
+                   sum_at: tuple[int, int, int] | None = None) -> None:
         """Queue ``frame`` (destination, source, type, data; no FCS) for transmission.
 
         Waits for a free transmit buffer if the ring is full, copies the frame into it word by
@@ -299,13 +307,17 @@ class LanceDriver:
         the card owns the frame, not when it has left (see :meth:`flush`). ``src`` is where
         the frame lies in host memory (an address or a :class:`sim.cache.Region`), for the
         memory side of the copy; by default the driver's host buffer for the descriptor.
+        ``sum_at``: the frame asks the copy loop to complete its Internet checksum
+        (:func:`sw.libos.ilp.inloop.sum_request`): the fused program :attr:`tx_program` sums
+        the words as they are copied, and the field's word is written again with the checksum.
 
         Raises
         ------
         TypeError
             If ``frame`` is not bytes-like.
         ValueError
-            If ``frame`` is shorter than 14 or longer than 1514 bytes.
+            If ``frame`` is shorter than 14 or longer than 1514 bytes, or asks for its
+            checksum with no pipes in the transmit copy.
         RuntimeError
             If the driver has not been started.
         """
@@ -317,6 +329,9 @@ class LanceDriver:
                              f"{MIN_SEND}..{MAX_SEND} bytes")
         if not self.started:
             raise RuntimeError(f"{self.name}: send() before start()")
+        if sum_at is not None and self.tx_program is None:
+            raise ValueError(f"{self.name}: a frame asks for its checksum to be completed and "
+                             f"no pipes run in the transmit copy")
         ntx = self.rings.tx
         while self._tx_pending >= ntx:
             self.stats.tx_ring_full += 1
@@ -335,7 +350,11 @@ class LanceDriver:
             src = self._tx_host.at(i * BUFFER_SIZE)
             if self.cpu.memory is not None:
                 self.cpu.memory.dcache.fill(src, len(frame))
-        await self.cpu.store_words(self.bus, self._ram(lay.tx_buffers[i]), _words(frame), src=src)
+        if sum_at is None:
+            await self.cpu.store_words(self.bus, self._ram(lay.tx_buffers[i]), _words(frame),
+                                       src=src)
+        else:
+            await self._store_summed(self._ram(lay.tx_buffers[i]), frame, sum_at, src)
         tmd = TxDescriptor(addr=lay.tx_buffers[i], flags=TMD1.OWN | TMD1.STP | TMD1.ENP,
                            size=len(frame)).encode()
         addr = self._ram(lay.tmd(i))
@@ -344,6 +363,24 @@ class LanceDriver:
         await self.cpu.store(self.bus, addr, tmd[0] | tmd[1] << 16)
         self._tx_handed[i] = True          # no await since the store: atomic for the handler
         await self.cpu.store(self.bus, self.base + RDP_OFFSET, int(CSR0.TDMD | CSR0.INEA))
+
+    async def _store_summed(self, addr: int, frame: bytes, sum_at, src) -> None:
+        """The transmit copy with :attr:`tx_program` fused: the words go to the card as the
+        pipes sum them, then the checksum field's word is stored again, completed. The pipes'
+        instructions run while the card's posted writes drain (charged only beyond them, as
+        the plain copy's own are), the bytes outside the summed piece are subtracted in line,
+        the second store is a bus access of its own."""
+        cpu, prog = self.cpu, self.tx_program
+        filled, out, outside = fill_checksum(prog, frame, sum_at)
+        await cpu.store_words(self.bus, addr, _words(out.data), src=src)
+        words = -(-len(frame) // 4)
+        io = words * cpu.profile.io_pio_write_ps.value / cpu.period
+        fused = words * issue_per_word(prog, out.executed) + fini_cycles(prog)
+        plain = words * issue_per_word(build([COPY], prog.movement))
+        await cpu.charge(overlapped_cycles(fused, io) - overlapped_cycles(plain, io)
+                         + adjust_cycles(outside, cpu.profile), CHECKSUM)
+        at = sum_at[1] & ~3
+        await cpu.store(self.bus, addr + at, _words(filled[at:at + 4])[0])
 
     async def flush(self) -> None:
         """Wait until every queued frame has been reclaimed (sent or failed)."""
@@ -558,6 +595,8 @@ class LanceNetDevice:
     #: The data-movement rule of the receive copy, which ILP pipes can be fused with
     #: (:meth:`install_rx_pipes`).
     ilp_rx_rule = PMAD_PIO_IN
+    #: The data-movement rule of the transmit copy (:meth:`install_tx_pipes`).
+    ilp_tx_rule = PMAD_PIO
 
     def __init__(self, driver: LanceDriver, *, read: Callable[[int, int], bytes] | None = None,
                  doc_touch=None):
@@ -578,6 +617,7 @@ class LanceNetDevice:
         ValueError
             For a gather list with references and no memory to read them from.
         """
+        sum_at = sum_request(frame)
         if isinstance(frame, Gather):
             if frame.refs and self.read is None:
                 raise ValueError(f"{self.driver.name}: a frame with memory references and no "
@@ -588,7 +628,10 @@ class LanceNetDevice:
             frame = data
         if len(frame) < 60:
             frame = bytes(frame) + bytes(60 - len(frame))
-        await self.driver.send(frame)
+        if sum_at is None:
+            await self.driver.send(frame)
+        else:
+            await self.driver.send(frame, sum_at=sum_at)
 
     def attach(self, fn: Callable[[bytes], Any]) -> None:
         """Pass every received frame (no FCS) to ``fn`` (plain or async)."""
@@ -607,6 +650,20 @@ class LanceNetDevice:
         program = build(pipes, self.ilp_rx_rule)
         check_observers(program)
         self.driver.rx_program = program
+
+    def install_tx_pipes(self, pipes) -> None:
+        """Fuse ``pipes`` (observers, with ``cksum``) with the transmit copy (rule
+        :attr:`ilp_tx_rule`): a frame marked by :func:`sw.libos.ilp.inloop.mark_sum_at` has its
+        checksum completed as the driver copies it into the card.
+
+        Raises
+        ------
+        PipeError
+            For a pipe that does not verify or changes words.
+        """
+        program = build(pipes, self.ilp_tx_rule)
+        check_observers(program)
+        self.driver.tx_program = program
 
     @property
     def receiver(self) -> Callable[[bytes], Any] | None:

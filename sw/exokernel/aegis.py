@@ -34,7 +34,8 @@ what and checks every use:
   another environment's, so a descriptor that bypassed the kernel completes with DmaFault;
 * **dynamic ILP** (issue 17): an environment may hand the kernel ILP pipes that observe the
   words (a checksum) to fuse with the driver's copy of every received frame
-  (:meth:`Aegis.install_rx_pipes`), verified; their results reach it with the frame;
+  (:meth:`Aegis.install_rx_pipes`; their results reach it with the frame) or sent one
+  (:meth:`Aegis.install_tx_pipes`; a frame may ask for its checksum to be completed), verified;
 * **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
   the pages of its DMA buffer (:meth:`Aegis.disk_request`);
 * **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
@@ -610,6 +611,41 @@ class Aegis:
         """
         self._vc_ashes[self._env(env).id] = self._ash(env, ash)
 
+    def install_tx_pipes(self, env: Environment, pipes) -> bool:
+        """Dynamic ILP on the transmit path: fuse ILP pipes that observe the words (the
+        Internet checksum) with the copy the kernel's driver makes of every frame sent (the
+        interface's ``install_tx_pipes``), so a frame that asks for it
+        (:func:`sw.libos.ilp.inloop.mark_sum_at`) has its checksum completed as it is copied.
+        Returns False when the interface makes no CPU copy (nothing is installed). The pipes
+        only observe and complete a field of the sender's own frame, so any environment may
+        ask; the last list installed is the one run.
+
+        Raises
+        ------
+        PipeError
+            For a pipe that does not verify or that changes words.
+        BindingError
+            If no interface is bound.
+        """
+        checked = self._observers(env, pipes, "transmit copy")
+        install = getattr(self.netdev, "install_tx_pipes", None)
+        if install is None:
+            return False
+        install(checked)
+        return True
+
+    def _observers(self, env: Environment, pipes, where: str) -> list:
+        """``pipes`` verified, each only observing the words (PipeError otherwise)."""
+        self._env(env)
+        if self.netdev is None:
+            raise BindingError(f"{self.name}: no network interface is bound to fuse pipes with")
+        checked = [verify(p) for p in pipes]
+        for p in checked:
+            if p.stores:
+                raise PipeError(f"pipe {p.name!r} of {env.id!r} changes words (it has stw): "
+                                f"the {where} takes only pipes that observe")
+        return checked
+
     def install_rx_pipes(self, env: Environment, pipes) -> bool:
         """Dynamic ILP on the receive path: fuse ``env``'s ILP pipes (:mod:`hw.ilp.registers`)
         with the copy the kernel's driver makes of every received frame, where that copy is
@@ -630,17 +666,11 @@ class Aegis:
             If no interface is bound, or another environment's pipes are installed.
         """
         self._env(env)
-        if self.netdev is None:
-            raise BindingError(f"{self.name}: no network interface is bound to fuse pipes with")
         if self._rx_pipes_env not in (None, env.id):
             raise BindingError(f"{self.name}: the receive copy already runs the pipes of "
                                f"{self._rx_pipes_env!r}")
-        checked = [verify(p) for p in pipes]
-        for p in checked:
-            if p.stores:
-                raise PipeError(f"pipe {p.name!r} of {env.id!r} changes words (it has stw): "
-                                f"the receive copy runs before demultiplexing, on every "
-                                f"environment's frames, so it takes only pipes that observe")
+        checked = self._observers(env, pipes, "receive copy (it runs before demultiplexing, "
+                                              "on every environment's frames)")
         install = getattr(self.netdev, "install_rx_pipes", None)
         if install is None:
             return False
@@ -889,7 +919,8 @@ class Aegis:
             self.transmits_refused += 1
             raise
         env.frames_sent += 1
-        await self._to_driver(frame if gather else bytes(frame))
+        # A bytes frame goes as it is (one asking the copy loop for its checksum keeps asking).
+        await self._to_driver(frame if gather or isinstance(frame, bytes) else bytes(frame))
 
     async def _to_driver(self, frame: bytes) -> None:
         """Hand ``frame`` to the network driver (:attr:`send_frame`), or keep it in

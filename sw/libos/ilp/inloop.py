@@ -29,13 +29,15 @@ import math
 from hw.ilp.registers import PipeError
 
 from ..net import checksum as ck
+from ..net.gather import Gather
 from .compiler import Program
 from .cost import MACHINE_INSTRUCTIONS
 from .execute import Outcome, execute
 from .movement import Movement
 
-__all__ = ["PMAD_PIO_IN", "IlpFrame", "check_observers", "run_in_copy", "pipe_cycles", "overlapped_cycles",
-           "frame_sum", "segment_sum", "adjust_cycles"]
+__all__ = ["PMAD_PIO_IN", "IlpFrame", "check_observers", "run_in_copy", "pipe_cycles",
+           "overlapped_cycles", "fini_cycles", "frame_sum", "segment_sum", "adjust_cycles", "TxFrame",
+           "TxGather", "mark_sum_at", "sum_request", "shift_request", "fill_checksum"]
 
 #: Programmed I/O out of the PMAD-AA's buffer SRAM into a host buffer: one ``lw`` from I/O
 #: space and one ``sw`` to memory per word (``sw/drivers/lance.py``'s receive copy).
@@ -71,8 +73,13 @@ def pipe_cycles(program: Program, outcome: Outcome, nbytes: int) -> float:
         return 0.0
     ran = sum(c * MACHINE_INSTRUCTIONS[op]
               for c, op in zip(outcome.executed, program.origin) if op is not None)
-    fini = sum(MACHINE_INSTRUCTIONS[i[0]] or 1 for p in program.pipes for i in p.fini)
-    return float(ran + fini)
+    return float(ran + fini_cycles(program))
+
+
+def fini_cycles(program: Program) -> int:
+    """Every pipe's ``fini`` instructions, a cycle each (as
+    :func:`~sw.libos.ilp.cost.call_cycles` counts them)."""
+    return sum(MACHINE_INSTRUCTIONS[i[0]] or 1 for p in program.pipes for i in p.fini)
 
 
 def overlapped_cycles(own: float, io: float) -> float:
@@ -165,3 +172,80 @@ def adjust_cycles(nbytes: int, profile) -> int:
     if nbytes <= 0:
         return 0
     return math.ceil(profile.checksum_cached_cycles_per_word.value * -(-nbytes // 4))
+
+
+# -- transmit: the checksum left to the copy loop ---------------------------------------------
+class TxFrame(bytes):
+    """Bytes to send whose Internet checksum the copy loop completes (:attr:`sum_at`)."""
+
+    sum_at: tuple[int, int]
+
+
+class TxGather(Gather):
+    """A gather list to send whose Internet checksum the copy loop completes (:attr:`sum_at`)."""
+
+    __slots__ = ("sum_at",)
+
+
+def mark_sum_at(data, start: int, field: int, zero_from: int | None = None):
+    """``data`` (bytes or a Gather) marked: the one's-complement sum of its bytes from
+    ``start`` to the end is to be completed by the copy loop and stored (complemented) in the
+    16-bit field at ``field``, which holds the sum of what is not in those bytes (a TCP
+    segment's pseudo-header sum), as Linux's ``CHECKSUM_PARTIAL`` asks a card to. The bytes
+    from ``zero_from`` to ``start`` (if given) sum to 0 mod 0xffff (an IPv4 header with its
+    checksum) and need not be taken out of the frame's sum.
+
+    Raises
+    ------
+    ValueError
+        For an odd or out-of-order offset or a field not inside the summed bytes.
+    """
+    z = start if zero_from is None else zero_from
+    cuts = (0, z, start, field, field + 2, len(data))
+    if not all(isinstance(c, int) and not isinstance(c, bool) for c in cuts) \
+            or any(x > y for x, y in zip(cuts, cuts[1:])) or (z | start | field) & 1:
+        raise ValueError(f"a checksum to complete from byte {start!r} (zero from "
+                         f"{zero_from!r}) into the field at {field!r} of {len(data)} bytes: "
+                         f"even offsets in order, the field inside")
+    out = TxGather(data.pieces) if isinstance(data, Gather) else TxFrame(bytes(data))
+    out.sum_at = (start, field, z)
+    return out
+
+
+def sum_request(data) -> tuple[int, int, int] | None:
+    """``(start, field, zero_from)`` of data marked by :func:`mark_sum_at`, or None."""
+    return getattr(data, "sum_at", None)
+
+
+def prepend_request(payload, framed, header_len: int, *, header_sums_to_zero: bool = False):
+    """``framed`` (a header of ``header_len`` bytes, then ``payload``) marked as ``payload``
+    was, its request moved past the header (which sums to 0 if ``header_sums_to_zero``: an IP
+    header with its checksum); ``framed`` as it is if ``payload`` was not marked."""
+    at = sum_request(payload)
+    if at is None:
+        return framed
+    start, field, z = (a + header_len for a in at)
+    return mark_sum_at(framed, start, field, 0 if header_sums_to_zero and z == header_len
+                       else z)
+
+
+def fill_checksum(program: Program, frame: bytes, request: tuple[int, int, int]
+                  ) -> tuple[bytes, Outcome, int]:
+    """Run ``program`` (with the ``cksum`` pipe) over ``frame`` as the transmit copy does and
+    complete the checksum :func:`sum_request` asks for: ``(frame with the field filled,
+    outcome, bytes summed in line)`` (the bytes before the request's zero range, taken out of
+    the frame's sum).
+
+    Raises
+    ------
+    ValueError
+        If the program has no ``cksum`` pipe.
+    """
+    start, field, z = request
+    out = execute(program, frame)
+    total = frame_sum(IlpFrame(frame, out))
+    if total is None:
+        raise ValueError(f"a checksum to complete needs the cksum pipe, not {list(out.names)}")
+    seg, outside = segment_sum(total, frame, start, len(frame), zero=(z, start))
+    value = ck.finish(seg or 0xFFFF)       # ones_sum's form: a nonzero total 0 is 0xffff
+    return frame[:field] + value.to_bytes(2, "big") + frame[field + 2:], out, outside

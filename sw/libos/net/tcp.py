@@ -97,6 +97,7 @@ from sim.kernel import Kernel
 from sim.time import MS, S
 
 from ..events import Handlers, invoke
+from ..ilp import inloop   # attributes used at run time (inloop imports this package)
 from . import checksum as ck
 from .gather import Gather, PhysRef
 from .ipv4 import PROTO_TCP
@@ -463,12 +464,19 @@ class TcpSegment:
 
 def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int,
                   flags: int, wnd: int, payload_parts: Sequence[tuple[bytes, int | None]] = (),
-                  *, mss: int | None = None) -> tuple[bytes | Gather, int]:
+                  *, mss: int | None = None,
+                  sum_in_copy: bool = False) -> tuple[bytes | Gather, int]:
     """A TCP segment with its checksum; returns ``(segment, bytes the CPU summed)``.
 
     ``payload_parts`` are ``(bytes, sum or None)`` pieces; a piece with a known sum is not
     summed again (the caller vouches for it). A piece may be a :class:`Gather` (with its
     sum): the segment is then a :class:`Gather` too, the header then the pieces.
+
+    ``sum_in_copy``: nothing is summed here; the checksum field holds the pseudo-header's sum
+    and the segment is marked for the interface's copy loop to complete the checksum over the
+    whole segment (:func:`sw.libos.ilp.inloop.mark_sum_at`; Cheetah's ``ilp`` switch); a
+    :class:`Gather` piece then needs no sum. The bytes summed are 0 (the pseudo-header's 12 are
+    summed in line by the IP layer that completes the request's offsets).
 
     Raises
     ------
@@ -494,6 +502,12 @@ def build_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack:
     h[14:16] = wnd.to_bytes(2, "big")
     h[20:] = opts
     plen = sum(len(b) for b, _ in payload_parts)
+    if sum_in_copy:
+        h[16:18] = ck.pseudo_header_sum(src, dst, PROTO_TCP, hl + plen).to_bytes(2, "big")
+        parts = [bytes(h), *(b for b, _ in payload_parts)]
+        seg = _join(parts) if any(isinstance(b, Gather) for b, _ in payload_parts) \
+            else b"".join(bytes(b) for b in parts)
+        return inloop.mark_sum_at(seg, 0, 16), 0
     summed = hl + 12
     pieces = []
     for b, s in payload_parts:
@@ -904,6 +918,10 @@ class Tcp:
         #: segment arrived, one of its timers fired), so the application brings back what the
         #: handler did (:meth:`handled_in_kernel`) first. It must not block.
         self.pull: Callable[[], None] | None = None
+        #: Set when the interface's copy loop completes the checksums of the segments sent
+        #: (Cheetah's ``ilp`` switch over the LANCE): segments are built with the
+        #: pseudo-header's sum in the field and marked (``build_segment(sum_in_copy=True)``).
+        self.sum_in_copy = False
 
     # -- application calls -----------------------------------------------------------------
     def listen(self, port: int, factory: Callable[[], TcpPcb | None]) -> None:
@@ -1130,11 +1148,11 @@ class Tcp:
     def _segment(self, pcb: TcpPcb, off: int, flags: int, parts=(), mss: int | None = None):
         saved = sum(len(b) for b, s in parts if s is not None)
         read = 0
-        if any(s is None and isinstance(b, Gather) for b, s in parts):
+        if not self.sum_in_copy and any(s is None and isinstance(b, Gather) for b, s in parts):
             parts, read = self._sum_in_memory(parts)
         seg, summed = build_segment(pcb.local_ip, pcb.remote_ip, pcb.local_port, pcb.remote_port,
                                     pcb.iss + off, pcb.irs + pcb.rcv_nxt, flags, pcb.rcv_wnd,
-                                    parts, mss=mss)
+                                    parts, mss=mss, sum_in_copy=self.sum_in_copy)
         summed += read
         self.stats.checksum_bytes_saved += saved
         pcb.ack_pending = pcb.delack = False
