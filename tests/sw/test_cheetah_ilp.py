@@ -1,9 +1,11 @@
-"""Cheetah's ``ilp`` switch (issue 17): the receive copy's ILP pipes and the checksum they give.
+"""Cheetah's ``ilp`` switch (issue 17): the card copies' ILP pipes and the checksums they give.
 
-The stage and its variants; the kernel's checks of the pipes a library hands it; and, on
-random frames, that the TCP checksum the stack checks with the fused pipe's sum of the frame
-is the stack's reference (``checksum.verify`` over the segment): the same segments accepted,
-a segment with one byte changed dropped as a bad checksum.
+The stage and its variants; the kernel's checks of the pipes a library hands it; on random
+frames, that the TCP checksum the stack checks with the fused pipe's sum of the frame is the
+stack's reference (``checksum.verify`` over the segment): the same segments accepted, a
+segment with one bit changed dropped as a bad checksum; and that a segment sent unsummed,
+its checksum completed by the transmit copy's pipe, is byte for byte the one the stack
+builds when it sums it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as AEGIS
 from sw.cheetah import ALL_STAGES, STAGES, CheetahConfig, stage, variant
 from sw.exokernel import Aegis, BindingError
 from sw.libos.ilp.compiler import build
-from sw.libos.ilp.inloop import (PMAD_PIO_IN, IlpFrame, frame_sum, run_in_copy, segment_sum)
+from sw.libos.ilp.inloop import (PMAD_PIO_IN, IlpFrame, fill_checksum, frame_sum, mark_sum_at,
+                                 prepend_request, run_in_copy, segment_sum, sum_request)
+from sw.libos.ilp.movement import PMAD_PIO
+from sw.libos.net.gather import Gather, PhysRef
 from sw.libos.ilp.pipes import BSWAP, CKSUM, COPY
 from sw.libos.net import checksum as ck
 from sw.libos.net import ether, ipv4
@@ -38,6 +43,12 @@ def test_ilp_is_the_stage_after_ash():
     assert stage("+ilp").switches()["ilp"] is True
     assert variant("no-ilp") == stage("+ash")                    # the last stage, ilp off
     assert variant("no-precomputed_checksums").ilp is False       # paper variants as before
+    assert variant("+ilp.no-precomputed_checksums") == \
+        CheetahConfig(ash=True, ilp=True, precomputed_checksums=False)
+    with pytest.raises(ValueError, match="no-SWITCH, not 'ash'"):
+        variant("+ilp.ash")
+    with pytest.raises(ValueError, match="unknown Cheetah switch 'turbo'"):
+        variant("+ilp.no-turbo")
 
 
 # -- the kernel's checks -------------------------------------------------------------------------
@@ -171,3 +182,52 @@ def test_the_stack_uses_the_pipes_sum_and_drops_a_bad_segment():
     k.run(until=10**9)
     assert t.done and t.exception is None
     assert stack.tcp.stats.bad_checksum == 1 and stack.tcp.stats.segments_in == 3
+
+
+# -- transmit: the checksum completed in the copy ------------------------------------------------
+def _sent(payload: bytes, seq: int, *, in_copy: bool, pad: bool):
+    """The frame the driver ends with for ``payload``: built summed by the stack, or unsummed
+    and completed by the transmit copy's pipe (the LANCE interface pads to 60 bytes)."""
+    seg, summed = build_segment(SRV, CLI, 80, 40000, seq, 77, ACK | PSH, 8192,
+                                [(payload, None)], sum_in_copy=in_copy)
+    assert summed == (0 if in_copy else 20 + 12 + len(payload))
+    ip = ipv4.build_header(SRV, CLI, ipv4.PROTO_TCP, len(seg), ident=seq & 0xFFFF)
+    packet = prepend_request(seg, ip + seg, ipv4.HEADER_LEN, header_sums_to_zero=True)
+    frame = prepend_request(packet, ether.build(CLI_MAC, SRV_MAC, ether.ETHERTYPE_IP, packet),
+                            ether.HEADER_LEN)
+    request = sum_request(frame)
+    assert (request is not None) == in_copy
+    frame = bytes(frame) + (bytes(60 - len(frame)) if pad and len(frame) < 60 else b"")
+    if not in_copy:
+        return frame, 0
+    assert request == (34, 50, 14)               # the IP header sums to 0: only 14 subtracted
+    filled, out, outside = fill_checksum(build([CKSUM], PMAD_PIO), frame, request)
+    assert out.data == frame and outside == 14
+    return filled, outside
+
+
+@settings(max_examples=150, deadline=None)
+@given(payload=st.binary(max_size=1460), seq=st.integers(0, 2**32 - 1), pad=st.booleans())
+def test_checksum_completed_in_the_copy_is_the_stacks(payload, seq, pad):
+    ref, _ = _sent(payload, seq, in_copy=False, pad=pad)
+    got, _ = _sent(payload, seq, in_copy=True, pad=pad)
+    assert got == ref
+    assert _reference_check_from(got, SRV, CLI)
+
+
+def _reference_check_from(frame: bytes, src: bytes, dst: bytes) -> bool:
+    hdr, payload = ipv4.parse(frame[ether.HEADER_LEN:])
+    return ck.verify(payload, ck.pseudo_header_sum(src, dst, ipv4.PROTO_TCP, len(payload)))
+
+
+def test_a_gather_segment_is_marked_too():
+    seg, _ = build_segment(SRV, CLI, 80, 40000, 1, 2, ACK, 8192,
+                           [(b"HTTP/1.0 200 OK\r\n", None), (Gather([PhysRef(4096, 100)]), None)],
+                           sum_in_copy=True)
+    assert isinstance(seg, Gather) and sum_request(seg) == (0, 16, 0) and len(seg) == 20 + 117
+
+
+def test_mark_sum_at_refuses_odd_or_outside_offsets():
+    for start, field in ((1, 16), (0, 17), (0, 40), (20, 16)):
+        with pytest.raises(ValueError, match="even offsets in order"):
+            mark_sum_at(bytes(40), start, field)
