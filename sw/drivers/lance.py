@@ -53,8 +53,8 @@ from sim.cpu import CHECKSUM, CPU
 from sim.kernel import Event, Queue
 from sw.libos.ilp.compiler import build
 from sw.libos.ilp.cost import issue_per_word
-from sw.libos.ilp.inloop import (PMAD_PIO_IN, adjust_cycles, check_observers, fill_checksum,
-                                 fini_cycles, overlapped_cycles, run_in_copy, sum_request)
+from sw.libos.ilp.inloop import (PMAD_PIO_IN, adjust_cycles, fill_checksum, fini_cycles,
+                                 observing_program, overlapped_cycles, run_in_copy, sum_request)
 from sw.libos.ilp.movement import PMAD_PIO
 from sw.libos.ilp.pipes import COPY
 from sw.libos.net.gather import Gather
@@ -638,32 +638,18 @@ class LanceNetDevice:
         self.driver.on_frame = fn
 
     def install_rx_pipes(self, pipes) -> None:
-        """Fuse ``pipes`` (ILP pipes that only observe) with the receive copy: compiled with
-        :attr:`ilp_rx_rule` (:func:`sw.libos.ilp.compiler.build`) and run over every frame the
-        driver copies out of the card, which is then an :class:`sw.libos.ilp.inloop.IlpFrame`.
-
-        Raises
-        ------
-        PipeError
-            For a pipe that does not verify or changes words.
-        """
-        program = build(pipes, self.ilp_rx_rule)
-        check_observers(program)
-        self.driver.rx_program = program
+        """Fuse ``pipes`` (ILP pipes that only observe; PipeError otherwise) with the receive
+        copy: compiled with :attr:`ilp_rx_rule` (:func:`sw.libos.ilp.inloop.observing_program`)
+        and run over every frame the driver copies out of the card, which is then an
+        :class:`sw.libos.ilp.inloop.IlpFrame`."""
+        self.driver.rx_program = observing_program(pipes, self.ilp_rx_rule)
 
     def install_tx_pipes(self, pipes) -> None:
-        """Fuse ``pipes`` (observers, with ``cksum``) with the transmit copy (rule
-        :attr:`ilp_tx_rule`): a frame marked by :func:`sw.libos.ilp.inloop.mark_sum_at` has its
-        checksum completed as the driver copies it into the card.
-
-        Raises
-        ------
-        PipeError
-            For a pipe that does not verify or changes words.
-        """
-        program = build(pipes, self.ilp_tx_rule)
-        check_observers(program)
-        self.driver.tx_program = program
+        """Fuse ``pipes`` (observers, with ``cksum``; PipeError otherwise) with the transmit
+        copy (rule :attr:`ilp_tx_rule`): a frame marked by
+        :func:`sw.libos.ilp.inloop.mark_sum_at` has its checksum completed as the driver copies
+        it into the card."""
+        self.driver.tx_program = observing_program(pipes, self.ilp_tx_rule)
 
     @property
     def receiver(self) -> Callable[[bytes], Any] | None:

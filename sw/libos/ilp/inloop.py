@@ -16,11 +16,19 @@ stack takes the TCP segment's sum from it by subtracting the bytes outside the s
 Ethernet header and any link padding; the IP header, once its checksum is verified, sums to
 0 mod 0xffff and needs nothing), as Linux's ``CHECKSUM_COMPLETE`` does (:func:`segment_sum`).
 
+Transmit: the rule ``PMAD_PIO`` (:mod:`sw.libos.ilp.movement`). The TCP leaves the segment's
+checksum to the copy (:func:`mark_sum_at`: the field holds the pseudo-header's sum, as Linux's
+``CHECKSUM_PARTIAL`` asks a card to complete it); each layer that prepends a header moves the
+request past it (:func:`prepend_request`), and the driver's fused copy completes it
+(:func:`fill_checksum`) and stores the field's word again.
+
 Costs (the fused loop's own instructions, :mod:`sw.libos.ilp.cost`): the copy loop is charged
-by the driver as before (its bus reads or writes and the host side); the pipes add their own
-machine instructions (:func:`pipe_cycles`: what the words ran, and each pipe's ``fini``). Over the PIO-out rule the card's writes are posted, so
-the loop's instructions run while they drain (:mod:`sw.libos.ilp.cost`); only cycles beyond the
-I/O time would show (:func:`overlapped_cycles`).
+by the driver as before (its bus reads or writes and the host side). On receive the card's
+reads stall the CPU, so the pipes add their own machine instructions (:func:`pipe_cycles`:
+what the words ran, and each pipe's ``fini``). On transmit the card's writes are posted, so
+the loop's instructions run while they drain (:mod:`sw.libos.ilp.cost`); only cycles beyond
+the I/O time show (:func:`overlapped_cycles`). The bytes outside the summed piece, and the
+pseudo-header, are summed in line (:func:`adjust_cycles`).
 """
 from __future__ import annotations
 
@@ -30,14 +38,15 @@ from hw.ilp.registers import PipeError
 
 from ..net import checksum as ck
 from ..net.gather import Gather
-from .compiler import Program
+from .compiler import Program, build
 from .cost import MACHINE_INSTRUCTIONS
 from .execute import Outcome, execute
 from .movement import Movement
 
-__all__ = ["PMAD_PIO_IN", "IlpFrame", "check_observers", "run_in_copy", "pipe_cycles",
-           "overlapped_cycles", "fini_cycles", "frame_sum", "segment_sum", "adjust_cycles", "TxFrame",
-           "TxGather", "mark_sum_at", "sum_request", "shift_request", "fill_checksum"]
+__all__ = ["PMAD_PIO_IN", "IlpFrame", "check_observers", "observing_program", "run_in_copy", "pipe_cycles",
+           "fini_cycles", "overlapped_cycles", "frame_sum", "segment_sum", "adjust_cycles",
+           "TxFrame", "TxGather", "mark_sum_at", "sum_request", "prepend_request",
+           "fill_checksum"]
 
 #: Programmed I/O out of the PMAD-AA's buffer SRAM into a host buffer: one ``lw`` from I/O
 #: space and one ``sw`` to memory per word (``sw/drivers/lance.py``'s receive copy).
@@ -102,6 +111,20 @@ def check_observers(program: Program) -> None:
     if any(p.stores for p in program.pipes):
         raise PipeError(f"pipes {[p.name for p in program.pipes if p.stores]} change words: "
                         f"a driver's copy loop runs only pipes that observe")
+
+
+def observing_program(pipes, movement: Movement) -> Program:
+    """``pipes`` fused with ``movement`` (:func:`~sw.libos.ilp.compiler.build`), refused if a
+    pipe changes words (:func:`check_observers`).
+
+    Raises
+    ------
+    PipeError
+        For a pipe that does not verify or changes words.
+    """
+    program = build(pipes, movement)
+    check_observers(program)
+    return program
 
 
 def run_in_copy(program: Program, data: bytes) -> tuple[IlpFrame, float]:
@@ -178,7 +201,7 @@ def adjust_cycles(nbytes: int, profile) -> int:
 class TxFrame(bytes):
     """Bytes to send whose Internet checksum the copy loop completes (:attr:`sum_at`)."""
 
-    sum_at: tuple[int, int]
+    sum_at: tuple[int, int, int]
 
 
 class TxGather(Gather):
