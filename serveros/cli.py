@@ -710,8 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--servers", default="cheetah,harvest,ncsa",
                     help="comma-separated servers (default cheetah,harvest,ncsa); "
                          "cheetah@STAGE runs Cheetah at one of the paper's stages "
-                         "(posix, libos, ... see README) or one beyond them (+ash); "
-                         "cheetah@no-SWITCH has one specialization off")
+                         "(posix, libos, ... see README) or one beyond them (+ash, +ilp); "
+                         "cheetah@no-SWITCH has one specialization off, "
+                         "cheetah@STAGE.no-SWITCH one off a stage")
     ru.add_argument("--rtl", default="", metavar="KINDS",
                     help="comma-separated device kinds of the server machine that run as RTL "
                          "(lance, disk, an2: e.g. --rtl lance,disk); the other devices run as their "
