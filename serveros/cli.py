@@ -465,11 +465,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     for fig in figures:
         mine = [r for r in rows if r["figure"] == fig]
-        if fig == "c":
-            console.print(_figure_c_table(mine, f"{args.requests} requests per client, "
-                                                f"{args.client} clients, "
-                                                f"{_devices_label(rtl, backend)}, seed "
-                                                f"{args.seed}"))
+        if fig in ("c", "d"):
+            table = _figure_c_table if fig == "c" else _figure_d_table
+            console.print(table(mine, f"{args.requests} requests per client, "
+                                      f"{args.client} clients, "
+                                      f"{_devices_label(rtl, backend)}, seed {args.seed}"))
             continue
         xkey, xname = ("doc_bytes", "document bytes") if fig == "a" else ("clients", "clients")
         xs = sorted({r[xkey] for r in mine})
@@ -487,7 +487,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         console.print(t)
     _report_sustained(rows)
     files = paper.write_results(rows, out, meta={"figures": list(figures),
-                                                 "servers": list(servers),
+                                                 # figure d runs its own variants
+                                                 "servers": list(dict.fromkeys(
+                                                     p.server for p in points)),
                                                  "networks": list(networks),
                                                  "requests_per_client": args.requests,
                                                  "rtl": ",".join(rtl), "backend": backend,
@@ -511,7 +513,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   "every device ran as its model (choose RTL devices with --rtl)")
     if bad:
         for r in bad:
-            net = f" {r['network']}" if r["figure"] == "c" else ""
+            net = f" {r['network']}" if r["figure"] in ("c", "d") else ""
             print(f"serveros run: error: point {r['server']} {r['doc_bytes']} B "
                   f"x{r['clients']}{net} (seed {r['point_seed']}) failed: "
                   f"{one_line(r['error'])}", file=sys.stderr)
@@ -562,11 +564,50 @@ def _figure_c_table(rows: list[dict], what: str) -> Table:
     return t
 
 
+def _figure_d_table(rows: list[dict], what: str) -> Table:
+    """Figure d's rows as a table: one line per point, throughput, server CPU cycles per
+    request and its change against the paper's Cheetah on the same network and document,
+    then the change of each CPU category some variant moves
+    (:func:`figure_d.moving_categories`); the planned variants are named below."""
+    from .experiments import figure_d
+
+    moving = figure_d.moving_categories(rows)
+    planned = ", ".join(v.label for v in figure_d.planned_variants())
+    t = Table(title=f"figure d: Cheetah with ASHs and ILP ({what})", box=box.SIMPLE_HEAD,
+              caption="cyc/req: server CPU busy cycles per request; the other columns: cycles "
+                      "per request against the paper's Cheetah (same network and document)"
+                      + (f"; planned, not measured: {planned}" if planned else ""))
+    cols = ("variant", "net", "bytes", "req/s", "cyc/req", "change", *moving)
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("variant", "net") else "right",
+                     no_wrap=True)
+    base = {(r["network"], r["doc_bytes"]): r for r in rows
+            if r["server"] == "cheetah" and r.get("cpu_cycles_per_request")}
+    names = {v.spec: v.label for v in figure_d.VARIANTS}
+    for r in rows:
+        head = [names.get(r["server"], r["server"]), r["network"], f"{r['doc_bytes']:,}"]
+        if "throughput_rps" not in r or r.get("cpu_cycles_per_request") is None:
+            t.add_row(*head, "FAILED" if "throughput_rps" not in r else _run_cell(r),
+                      *[""] * (len(cols) - 4))
+            continue
+        b = base.get((r["network"], r["doc_bytes"]))
+        cyc = r["cpu_cycles_per_request"]
+        if b is None or b is r:
+            deltas = ["" for _ in range(1 + len(moving))]
+        else:
+            mine, theirs = (r["cpu_cycles_per_request_breakdown"],
+                            b["cpu_cycles_per_request_breakdown"])
+            deltas = [f"{(cyc / b['cpu_cycles_per_request'] - 1) * 100:+.1f}%"]
+            deltas += [f"{mine.get(c, 0.0) - theirs.get(c, 0.0):+,.0f}" for c in moving]
+        t.add_row(*head, _run_cell(r), f"{cyc:,.0f}", *deltas)
+    return t
+
+
 def _point_key(row: dict) -> tuple:
     """What tells apart the points of a run's rows (figure a's and b's shared point is one;
-    figure c's points are never the paper's)."""
+    figure c's and d's points are never another figure's)."""
     return (row["server"], row.get("network"), row["doc_bytes"], row["clients"],
-            row["figure"] == "c")
+            row["figure"] if row["figure"] in ("c", "d") else "")
 
 
 def _report_sustained(rows: list[dict]) -> None:
@@ -698,14 +739,17 @@ def build_parser() -> argparse.ArgumentParser:
     va.set_defaults(func=_cmd_validate)
     ru = sub.add_parser("run", help="the paper's experiment: HTTP throughput of cheetah, harvest "
                         "and ncsa against document size (figure a) and clients (figure b); "
-                        "figure c: over Ethernet and over the AN2 ATM card")
+                        "figure c: over Ethernet and over the AN2 ATM card; figure d: Cheetah "
+                        "with ASHs and ILP")
     ru.add_argument("--figure", default="all",
-                    help="a, b, c or a list of them (a,c); all is the paper's a and b "
+                    help="a, b, c, d or a list of them (a,c); all is the paper's a and b "
                          "(default all). c, beyond the paper: Ethernet against the AN2 card, "
-                         "0 B to 1 MiB documents, 1 to 16 clients")
+                         "0 B to 1 MiB documents, 1 to 16 clients. d, beyond the paper: "
+                         "Cheetah with ASHs and ILP added one at a time (its own variants, "
+                         "whatever --servers says), 1 KiB and 100 KiB documents, 8 clients")
     ru.add_argument("--network", default="ethernet,an2",
-                    help="figure c's networks: ethernet, an2 or both (default ethernet,an2); "
-                         "figures a and b always run on Ethernet")
+                    help="figure c's and d's networks: ethernet, an2 or both (default "
+                         "ethernet,an2); figures a and b always run on Ethernet")
     ru.add_argument("--requests", type=positive, default=1000, help="requests per client (default 1000)")
     ru.add_argument("--servers", default="cheetah,harvest,ncsa",
                     help="comma-separated servers (default cheetah,harvest,ncsa); "

@@ -3,14 +3,17 @@
 - figure a: throughput (requests/s) against document size, log x axis, one line per server;
 - figure b: throughput against the number of clients, one line per server;
 - figure c (beyond the paper; :func:`plot_figure_c`): six panels, one line per server and
-  network (colour the server, solid AN2, dashed Ethernet).
+  network (colour the server, solid AN2, dashed Ethernet);
+- figure d (beyond the paper; :func:`plot_figure_d`): per network and document, bars per
+  Cheetah variant: throughput, and cycles per request stacked by the CPU categories the
+  mechanisms move.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["plot_figure", "plot_figure_c", "SERVER_STYLES", "NETWORK_STYLES"]
+__all__ = ["plot_figure", "plot_figure_c", "plot_figure_d", "SERVER_STYLES", "NETWORK_STYLES"]
 
 #: Line style per server (the paper's servers first; others get matplotlib's defaults).
 SERVER_STYLES = {
@@ -37,8 +40,10 @@ def plot_figure(rows: list[dict], figure: str, path: str | os.PathLike) -> Path:
 
     if figure == "c":
         return plot_figure_c(rows, path)
+    if figure == "d":
+        return plot_figure_d(rows, path)
     if figure not in ("a", "b"):
-        raise ValueError(f"figure must be 'a', 'b' or 'c', not {figure!r}")
+        raise ValueError(f"figure must be 'a', 'b', 'c' or 'd', not {figure!r}")
     # A failed point's row has no measurement: its point is missing from the line.
     mine = [r for r in rows if r.get("figure") == figure and "throughput_rps" in r]
     if not mine:
@@ -163,6 +168,100 @@ def plot_figure_c(rows: list[dict], path: str | os.PathLike) -> Path:
                    title="server / network (solid: AN2, dashed: Ethernet)")
         fig.suptitle("Figure c: Ethernet against the AN2 ATM card (beyond the paper)")
         fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+        out = Path(path)
+        fig.savefig(out, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return out
+
+
+#: The cycles of the categories no mechanism moves, at the bottom of figure d's stacks.
+_UNMOVED = "other categories"
+
+
+def plot_figure_d(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Draw figure d from ``rows`` into the PNG file ``path``: a row of two panels per network
+    and document size, the x axis Cheetah's variants (:data:`figure_d.VARIANTS`, planned ones
+    marked "planned" and left empty).
+
+    Left: requests per second. Right: server CPU cycles per request, stacked by the CPU
+    categories some variant moves (:func:`figure_d.moving_categories`) on top of the sum of
+    the others (grey), each bar labelled with its total and its change against the paper's
+    Cheetah.
+
+    Raises
+    ------
+    ValueError
+        For no measured rows of figure d.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .experiments import figure_c, figure_d
+
+    mine = [r for r in rows if r.get("figure") == "d" and "throughput_rps" in r
+            and r.get("cpu_cycles_per_request") is not None]
+    if not mine:
+        raise ValueError("no measured rows of figure 'd' to plot")
+    variants = [v for v in figure_d.VARIANTS
+                if v.spec in {r["server"] for r in mine} or not figure_d.variant_available(v)]
+    panels = sorted({(r["network"], r["doc_bytes"]) for r in mine},
+                    key=lambda p: (figure_c.NETWORKS.index(p[0]), p[1]))
+    moving = figure_d.moving_categories(mine)
+    colours = dict(zip(moving, plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.3 * len(panels) + 1.2), dpi=100,
+                             squeeze=False)
+    xs = range(len(variants))
+    labels = [v.label if figure_d.variant_available(v) else f"{v.label}\n(planned)"
+              for v in variants]
+    try:
+        for (network, size), (a_rps, a_cyc) in zip(panels, axes):
+            by = {r["server"]: r for r in mine if (r["network"], r["doc_bytes"]) == (network, size)}
+            base = by.get("cheetah")
+            clients = sorted({r["clients"] for r in by.values()})
+            where = (f"{_NETWORK_NAMES.get(network, network)}, {size:,}-byte document, "
+                     f"{', '.join(map(str, clients))} clients")
+            for x, v in zip(xs, variants):
+                r = by.get(v.spec)
+                if r is None:
+                    for ax in (a_rps, a_cyc):
+                        ax.text(x, 0, "planned" if not figure_d.variant_available(v) else "-",
+                                ha="center", va="bottom", rotation=90, color="grey",
+                                transform=ax.get_xaxis_transform())
+                    continue
+                a_rps.bar(x, r["throughput_rps"], color=SERVER_STYLES["cheetah"]["color"],
+                          alpha=0.35 + 0.65 * (v.spec == "cheetah"))
+                br = r["cpu_cycles_per_request_breakdown"]
+                stack = [(_UNMOVED, sum(n for c, n in br.items() if c not in moving))]
+                stack += [(c, br.get(c, 0.0)) for c in moving]
+                bottom = 0.0
+                for c, n in stack:
+                    a_cyc.bar(x, n, bottom=bottom, color=colours.get(c, "lightgrey"),
+                              label=c if x == 0 else None)
+                    bottom += n
+                total = r["cpu_cycles_per_request"]
+                note = f"{total:,.0f}"
+                if base is not None and r is not base:
+                    note += f"\n{(total / base['cpu_cycles_per_request'] - 1) * 100:+.1f} %"
+                a_cyc.text(x, bottom, note, ha="center", va="bottom", fontsize=7)
+            for ax in (a_rps, a_cyc):
+                ax.set_xticks(list(xs), labels, fontsize=8)
+                ax.grid(True, axis="y", alpha=0.3)
+                ax.set_xlim(-0.6, len(variants) - 0.4)
+            a_rps.set_ylabel("requests per second")
+            a_rps.set_title(f"throughput: {where}", fontsize=9)
+            a_cyc.set_ylabel("server CPU cycles per request")
+            a_cyc.set_ylim(0, a_cyc.get_ylim()[1] * 1.12)       # room for the labels
+            a_cyc.set_title(f"cycles per request by category: {where}", fontsize=9)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colours.get(c, "lightgrey"))
+                   for c in [_UNMOVED, *moving]]
+        fig.legend(handles, [f"{_UNMOVED} (moved by < {figure_d.MOVING_FRACTION:.0%})",
+                             *moving], loc="lower center", ncol=min(len(moving) + 1, 5),
+                   title="CPU category (stacked bottom to top)")
+        fig.suptitle("Figure d: Cheetah with ASHs and ILP added one at a time (beyond the "
+                     "paper)")
+        fig.tight_layout(rect=(0, 0.9 / (3.3 * len(panels) + 1.2) + 0.03, 1, 0.98))
         out = Path(path)
         fig.savefig(out, format="png", metadata={"Software": None})
     finally:

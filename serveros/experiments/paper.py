@@ -9,7 +9,11 @@ connection per request:
 
 Beyond the paper, **figure c** (:mod:`serveros.experiments.figure_c`) runs the same servers
 over Ethernet and over the AN2 ATM card, documents of 0 B to 1 MiB and 1 to 16 clients. Its
-points carry a ``network``; the paper's figures run on Ethernet.
+points carry a ``network``; the paper's figures run on Ethernet. **Figure d**
+(:mod:`serveros.experiments.figure_d`) runs Cheetah with ASHs and ILP added one at a time, over
+both networks; its points' servers are its own variants, whatever ``servers`` a run names, and
+its rows add ``mechanisms``, ``cpu_cycles_per_request`` and
+``cpu_cycles_per_request_breakdown``.
 
 Every ``(server, document size, clients)`` combination is a *point*: an independent simulation
 (fresh kernel, segment and machines, seeded from the run's seed and the point itself), so points
@@ -83,7 +87,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..simulation import RTL_BACKENDS
-from . import figure_c
+from . import figure_c, figure_d
 
 __all__ = ["FIGURES", "KNOWN_FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS",
            "FIGURE_B_DOC", "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
@@ -97,9 +101,10 @@ __all__ = ["FIGURES", "KNOWN_FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_
            "TIME_WAIT_EQUILIBRIUM_PS"]
 
 #: The paper's figures (``--figure all``, ``make run``), and every figure the experiment knows
-#: (figure c is beyond the paper: :mod:`serveros.experiments.figure_c`).
+#: (figures c and d are beyond the paper: :mod:`serveros.experiments.figure_c`,
+#: :mod:`serveros.experiments.figure_d`).
 FIGURES = ("a", "b")
-KNOWN_FIGURES = (*FIGURES, figure_c.FIGURE)
+KNOWN_FIGURES = (*FIGURES, figure_c.FIGURE, figure_d.FIGURE)
 #: Figure a's document sizes (bytes) and clients.
 DOC_SIZES = (0, 10, 100, 1024, 10240)
 FIGURE_A_CLIENTS = 4
@@ -241,7 +246,7 @@ def parse_names(text: str | Iterable[str], what: str, check: Callable[[str], Non
 
 
 def parse_figures(text: str) -> tuple[str, ...]:
-    """``"a"``, ``"b"``, ``"c"``, a comma-separated list of them (``"a,c"``) or ``"all"`` (the
+    """``"a"``, ``"b"``, ``"c"``, ``"d"``, a comma-separated list of them (``"a,c"``) or ``"all"`` (the
     paper's figures a and b) as a tuple of figure names in :data:`KNOWN_FIGURES`' order.
 
     Raises
@@ -347,26 +352,34 @@ class Point:
 
     @property
     def point_seed(self) -> int:
-        """The simulation's seed: the run's seed mixed with what the point is."""
-        key = f"{self.server}/{self.doc_bytes}/{self.clients}/{self.requests}".encode()
+        """The simulation's seed: the run's seed mixed with what the point is. Figure d's
+        variants draw the paper Cheetah's numbers (the server's base name enters the key), so
+        they differ from each other by their mechanisms, not by their random draws, and the
+        baseline's seed is figure c's Cheetah point's."""
+        server = base_server(self.server) if self.figures == (figure_d.FIGURE,) else self.server
+        key = f"{server}/{self.doc_bytes}/{self.clients}/{self.requests}".encode()
         return (self.seed * 1_000_003 + zlib.crc32(key)) % (1 << 31)
 
     @property
     def _names_network(self) -> bool:
-        """Whether the point's names say its network (figure c's points and any not on
-        Ethernet: a figure-c point may equal a paper one but for its network)."""
-        return figure_c.FIGURE in self.figures or self.network != figure_c.DEFAULT_NETWORK
+        """Whether the point's names say its network (figure c's and d's points and any not
+        on Ethernet: a figure-c point may equal a paper one but for its network)."""
+        return (bool({figure_c.FIGURE, figure_d.FIGURE} & set(self.figures))
+                or self.network != figure_c.DEFAULT_NETWORK)
 
     @property
     def label(self) -> str:
         net = f" {self.network}" if self._names_network else ""
-        return f"{self.server} {self.doc_bytes} B x{self.clients}{net}"
+        fig = f" (figure {figure_d.FIGURE})" if self.figures == (figure_d.FIGURE,) else ""
+        return f"{self.server} {self.doc_bytes} B x{self.clients}{net}{fig}"
 
     @property
     def file_stem(self) -> str:
-        """The point as a file name: ``cheetah@posix_100B_x4`` (``..._x4_an2`` in figure c)."""
+        """The point as a file name: ``cheetah@posix_100B_x4`` (``..._x4_an2`` in figure c,
+        ``..._x8_an2_d`` in figure d, whose baseline may equal a figure-c point)."""
         net = f"_{self.network}" if self._names_network else ""
-        return f"{self.server}_{self.doc_bytes}B_x{self.clients}{net}"
+        fig = f"_{figure_d.FIGURE}" if self.figures == (figure_d.FIGURE,) else ""
+        return f"{self.server}_{self.doc_bytes}B_x{self.clients}{net}{fig}"
 
 
 def _check_int(name: str, v, lo: int) -> None:
@@ -380,15 +393,19 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
                 clients: Iterable[int] = FIGURE_B_CLIENTS,
                 client: str = "pentium", rtl: str | Iterable[str] = (),
                 networks: str | Iterable[str] = figure_c.NETWORKS,
-                combos_c: Iterable[tuple[int, int]] | None = None) -> list[Point]:
+                combos_c: Iterable[tuple[int, int]] | None = None,
+                combos_d: Iterable[tuple[int, int]] | None = None) -> list[Point]:
     """Every point of ``figures`` for ``servers``, each simulated once (figure a's 100-byte
     4-client point is also figure b's). Ordered by server, then figure a, then figure b, then
-    figure c by network.
+    figure c by network; figure d's points last, by variant, network and pair.
 
     Figure c's points are its ``(document bytes, clients)`` pairs ``combos_c`` (default
     :func:`figure_c.figure_c_combos`) on each of ``networks``; ``doc_sizes`` and ``clients``
     are figures a's and b's. Figure c's points are never shared with the paper's (they name
-    their network and read another documents' image).
+    their network and read another documents' image). Figure d's points are every measured
+    variant of :data:`figure_d.VARIANTS` (:func:`figure_d.measured_variants`, whatever
+    ``servers`` says) at its pairs ``combos_d`` (default :func:`figure_d.figure_d_combos`) on
+    each of ``networks``; they are never shared with another figure's.
 
     ``rtl`` names the device kinds of the server machine that run as RTL (``"lance,disk"``),
     on the HDL simulator ``backend`` (``verilator``, the default with RTL, or ``amaranth``);
@@ -409,10 +426,12 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
             raise ValueError(f"figure must be one of {', '.join(KNOWN_FIGURES)}, not {f!r}")
     networks = figure_c.parse_networks(networks)
     combos_c = list(figure_c.figure_c_combos() if combos_c is None else combos_c)
-    for pair in combos_c:
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise ValueError(f"a figure-c point is a (document bytes, clients) pair, not "
-                             f"{pair!r}")
+    combos_d = list(figure_d.figure_d_combos() if combos_d is None else combos_d)
+    for fig, pairs in (("c", combos_c), ("d", combos_d)):
+        for pair in pairs:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise ValueError(f"a figure-{fig} point is a (document bytes, clients) pair, "
+                                 f"not {pair!r}")
     servers = parse_servers(list(servers))
     _check_int("requests", requests, 1)
     _check_int("seed", seed, 0)
@@ -420,9 +439,9 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
     if client not in CLIENT_KINDS:
         raise ValueError(f"client must be one of {', '.join(CLIENT_KINDS)}, not {client!r}")
     doc_sizes, clients = tuple(doc_sizes), tuple(clients)
-    for n in (*doc_sizes, *(n for n, _ in combos_c)):
+    for n in (*doc_sizes, *(n for n, _ in (*combos_c, *combos_d))):
         _check_int("document size", n, 0)
-    for c in (*clients, *(c for _, c in combos_c)):
+    for c in (*clients, *(c for _, c in (*combos_c, *combos_d))):
         _check_int("client count", c, 1)
         if c > 200:
             raise ValueError(f"client count must be at most 200, not {c!r}")
@@ -444,6 +463,13 @@ def plan_points(figures: Iterable[str] = FIGURES, servers: Iterable[str] = tuple
                 prtl, pbackend = _point_rtl(server, network, rtl, backend)
                 for n, c in combos_c:
                     points.append(Point((figure_c.FIGURE,), server, n, c, requests, pbackend,
+                                        seed, client, prtl, network))
+    if figure_d.FIGURE in figures:
+        for v in figure_d.measured_variants():
+            for network in networks:
+                prtl, pbackend = _point_rtl(v.spec, network, rtl, backend)
+                for n, c in combos_d:
+                    points.append(Point((figure_d.FIGURE,), v.spec, n, c, requests, pbackend,
                                         seed, client, prtl, network))
     return points
 
@@ -483,11 +509,11 @@ def _server_machine(server: str, network: str):
 
 
 def run_networks(figures: Iterable[str], networks: Iterable[str]) -> tuple[str, ...]:
-    """The networks a run of ``figures`` uses: Ethernet for the paper's figures, figure c's
-    ``networks`` for figure c."""
+    """The networks a run of ``figures`` uses: Ethernet for the paper's figures, ``networks``
+    for figures c and d."""
     figures = tuple(figures)
     used = {figure_c.DEFAULT_NETWORK} if set(figures) & set(FIGURES) else set()
-    if figure_c.FIGURE in figures:
+    if {figure_c.FIGURE, figure_d.FIGURE} & set(figures):
         used |= set(networks)
     return tuple(n for n in figure_c.NETWORKS if n in used)
 
@@ -655,10 +681,11 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     net.connect([host, *clients])
     path = document_path(point.doc_bytes)
     # Figure c's documents reach 1 MiB over a shared link: the clients' watchdog grows with
-    # the transfer (figure_c.request_timeout_ps); the paper's figures keep the client's default.
+    # the transfer (figure_c.request_timeout_ps), figure d's as figure c's; the paper's
+    # figures keep the client's default.
     timeout = ({"timeout_ps": figure_c.request_timeout_ps(point.network, point.doc_bytes,
                                                            point.clients)}
-               if figure_c.FIGURE in point.figures else {})
+               if {figure_c.FIGURE, figure_d.FIGURE} & set(point.figures) else {})
     marks: dict = {}
 
     async def main() -> None:
@@ -754,6 +781,10 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
                                    busy_cycles=busy, touch=marks["touch"]),
         **net.row_extras(net0, net1),
     }
+    if figure_d.FIGURE in point.figures:
+        row.update(figure_d.figure_d_fields(
+            server=point.server, ok_requests=len(ok), idle=IDLE,
+            cycles_by_category={c: s.cycles for c, s in cpu.by_category.items()}))
     internal = marks["stats"].get("internal_errors", 0)
     if isinstance(internal, int) and not isinstance(internal, bool) and internal > 0:
         row.update(status=FAILED, internal_errors=internal, traceback="\n".join(errors.tracebacks),
@@ -852,8 +883,8 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     image_path : path-like, optional
         The documents' disk image of every point; default: built in a temporary folder, one
         holding :data:`DOC_SIZES` for the paper's points and one holding figure c's
-        documents too (:func:`figure_c.image_sizes`) for figure c's, so the paper's points
-        read the image they always read.
+        documents too (:func:`figure_c.image_sizes`) for figure c's and d's, so the paper's
+        points read the image they always read (and figure d's baseline figure c's).
     progress : callable, optional
         ``progress(point, rows)`` as each point finishes (in completion order).
     waves_dir : path-like, optional
@@ -880,9 +911,10 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
         def image_of(p: Point) -> str:
             if image_path:
                 return str(image_path)
+            beyond = {figure_c.FIGURE, figure_d.FIGURE}
             sizes = (figure_c.image_sizes(DOC_SIZES, [q.doc_bytes for q in points
-                                                      if figure_c.FIGURE in q.figures])
-                     if figure_c.FIGURE in p.figures else DOC_SIZES)
+                                                      if beyond & set(q.figures)])
+                     if beyond & set(p.figures) else DOC_SIZES)
             if sizes not in images:
                 images[sizes] = str(build_documents_image(Path(tmp) / f"docs{len(images)}.img",
                                                           sizes))
@@ -913,8 +945,9 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
                     if progress:
                         progress(points[i], results[i])
     rows = [r for rs in results for r in rs]
-    rows.sort(key=lambda r: (r["figure"], list(SERVERS).index(r["server"])
-                             if r["server"] in SERVERS else 99,
+    rows.sort(key=lambda r: (r["figure"], figure_d.variant_index(r["server"])
+                             if r["figure"] == figure_d.FIGURE else
+                             list(SERVERS).index(r["server"]) if r["server"] in SERVERS else 99,
                              figure_c.NETWORKS.index(r.get("network", figure_c.DEFAULT_NETWORK)),
                              r["doc_bytes"], r["clients"]))
     return rows
@@ -950,9 +983,11 @@ def write_results(rows: list[dict], out_dir: str | os.PathLike, *, plots: bool =
                   meta: dict | None = None) -> dict[str, Path]:
     """Write ``results.json`` (``{"rows": [...]}`` plus ``meta``), ``results.csv``
     (``cpu_breakdown`` as ``cpu_<category>`` columns, server stats as ``server_<name>``, and
-    when a point failed the :data:`FAILED_FIELDS` last, ``status`` ``ok`` on the other rows)
-    and, with ``plots``, ``figure_a.png``/``figure_b.png`` for the figures with a measured
-    point. Returns the files written by name."""
+    when a point failed the :data:`FAILED_FIELDS` last, ``status`` ``ok`` on the other rows;
+    with figure d's rows, before those, ``mechanisms`` (``ash+ilp``), ``cpu_cycles_per_request``
+    and ``cpu_per_request_<category>`` columns, empty on other figures' rows) and, with
+    ``plots``, ``figure_<x>.png`` for the figures with a measured point. Returns the files
+    written by name."""
     import csv
 
     out = Path(out_dir)
@@ -969,14 +1004,28 @@ def write_results(rows: list[dict], out_dir: str | os.PathLike, *, plots: bool =
     stats = sorted({s for r in rows for s, v in r.get("server_stats", {}).items()
                     if isinstance(v, (int, float, str, bool)) or v is None})
     extra = FAILED_FIELDS if any(failed(r) for r in rows) else ()
+    dcats = sorted({c for r in rows for c in r.get("cpu_cycles_per_request_breakdown", {})})
+    dcols = (["mechanisms", "cpu_cycles_per_request"] + [f"cpu_per_request_{c}" for c in dcats]
+             if any("mechanisms" in r for r in rows) else [])
+
+    def per_request(r: dict) -> list:
+        if not dcols:
+            return []
+        if "mechanisms" not in r:
+            return [None] * len(dcols)
+        by = r.get("cpu_cycles_per_request_breakdown", {})
+        return ["+".join(r["mechanisms"]), r.get("cpu_cycles_per_request"),
+                *(by.get(c) for c in dcats)]
     p = out / "results.csv"
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([f for f in ROW_FIELDS if f not in _DICT_FIELDS]
                    + [f"cpu_{c}" for c in cats] + [f"client_cpu_{c}" for c in ccats]
-                   + [f"server_{s}" for s in stats] + list(extra))
+                   + [f"server_{s}" for s in stats] + dcols + list(extra))
         for r in rows:
-            w.writerow(_flat(r, cats, stats, extra, ccats))
+            line = _flat(r, cats, stats, extra, ccats)
+            cut = len(line) - len(extra)
+            w.writerow(line[:cut] + per_request(r) + line[cut:])
     files["csv"] = p
     if plots:
         from .. import plots as plotmod
