@@ -141,7 +141,7 @@ BAD_OPTIONS = [
     (["run", "--requests", "0"], "--requests"),
     (["run", "--jobs", "0"], "--jobs"),
     (["run", "--seed", "-1"], "--seed"),
-    (["run", "--figure", "d"], "--figure"),
+    (["run", "--figure", "e"], "--figure"),
     (["run", "--network", "atm"], "--network"),
     (["run", "--servers", "apache"], "--servers"),
     (["run", "--backend", "fpga"], "--backend"),

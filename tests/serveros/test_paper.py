@@ -217,7 +217,7 @@ def test_rows_are_deterministic_for_a_seed(image):
 @pytest.mark.parametrize("argv, what", [
     (["--servers", "apache"], "apache"),
     (["--servers", ""], "no server"),
-    (["--figure", "d"], "'d'"),
+    (["--figure", "e"], "'e'"),
     (["--figure", "a,a"], "'a,a'"),
     (["--network", "atm"], "unknown network 'atm'"),
     (["--requests", "0"], "requests"),
