@@ -23,11 +23,18 @@ Timing rules (all times are card clock edges, ``p`` = :data:`~hw.an2.timing.CLOC
   completion queue are the kernel's.
 * Transmit: the doorbell (a TxProducer write at ``e``) starts a descriptor fetch at
   ``e + TX_DOORBELL_CYCLES``; each cell's payload is read by DMA (one burst per buffer piece),
-  issued ``TX_CELL_ISSUE_CYCLES`` later to :meth:`LinkEnd.send`, which places it in the first
-  free cell slot; the card reads at most ``TX_FIFO_CELLS`` cells ahead of the slot the link is
-  sending. After the Last descriptor the descriptors are written back (one 4-word burst each)
-  and the completion is written.
-* Receive: a cell's last word is at the card at the first edge at or after its arrival; its
+  issued ``TX_CELL_ISSUE_CYCLES`` later into the first free cell slot ``k`` after it; the card
+  reads at most ``TX_FIFO_CELLS`` cells ahead of the slot the link is sending. The RTL puts
+  the cell's header on the pins at edge ``cell_slot_edge(k) - 1`` and its last word at
+  ``cell_slot_edge(k) + 11``; the model hands the cell to :meth:`LinkEnd.send` (as given at
+  the slot's start) at the edge after, where the RTL's binding does, unless Control.Reset cut
+  it (:meth:`_to_link`). After the Last descriptor the descriptors are written back (one
+  4-word burst each) and the completion is written.
+* Receive: a cell's last word is at the card at the first edge at or after its arrival, its
+  first word ``CELL_WORDS - 1`` edges before (a looped cell's: the edge before its slot's
+  first). The receive FIFO holds ``RX_FIFO_CELLS``: a cell whose first word comes at an edge
+  at or before the one the engine is done with the cell ``RX_FIFO_CELLS`` cells before it
+  (or not yet) is dropped, uncounted (:meth:`_rx_full`, hw/an2/rx_ingress.py). Its
   payload burst is requested ``RX_DMA_START_CYCLES`` later (or when the engine is free: one or
   two edges after a cell that needed no DMA, :meth:`_rx_ready`). A VC disabled while it
   reassembles is taken before the cells the engine would take after the write's edge.
@@ -38,19 +45,20 @@ Simplifications of this first version (see also the report of issue 16):
 
 * Register reads return the value at the access edge after the kernel's events of that time
   (the disk model's "value just before ``e``" rule is not reproduced).
-* The receive FIFO is unbounded (the card never drops a cell for lack of FIFO room; the RTL's
-  holds RX_FIFO_CELLS cells and drops a cell that finds it full), and the
-  receive engine fetches a pool's descriptor when it needs it (no prefetch: each new PDU pays a
-  descriptor fetch).
+* The receive engine fetches a pool's descriptor when it needs it (no prefetch: each new PDU
+  pays a descriptor fetch).
 * A receive PDU that runs out of buffers in mid-PDU completes with NoBuffer (the buffers
   already filled are handed back), and a PDU whose completion finds the queue full waits for
   the host; a PDU that *starts* while the queue is full is dropped as NoBuffer.
 * A raw-cell VC (aal5 = 0) sends a PDU whose length is not a multiple of 48 with its last cell
   zero-padded (the doc leaves this open).
-* Control.Reset takes effect at once (engines abandon their work; a DMA in flight still lands);
-  Control reads Reset for RESET_CYCLES + 1 edges and ignores writes meanwhile, as the RTL's
-  sweep counter does. Cells already handed to the link still reach it (the RTL drops the
-  cells in its transmit FIFO). IrqCause.Link is never set.
+* Control.Reset takes effect at once (engines abandon their work); Control reads Reset for
+  RESET_CYCLES + 1 edges and ignores writes meanwhile, as the RTL's sweep counter does. The
+  cells in the transmit FIFO whose last word is not on the pins by the Reset edge never reach
+  the link, and the receive FIFO is emptied and takes no cell whose first word comes before
+  the end of Reset, as in the RTL. A DMA burst in flight at the Reset edge still completes
+  (the RTL cuts it at the next edge, after the words moved so far). IrqCause.Link is never
+  set.
 * IrqCause: a cause set on the same edge as a clearing write is kept, as the RTL keeps it.
 * Link status is constant (all of Signal, FrameLock, CellLock when a link or Loopback is there).
 
@@ -89,10 +97,10 @@ from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, COALESCE_TIME_BI
                         Completion, Control, Counter, CqError, CqKind, Irq, Link, Reg,
                         RxDescriptor, Status, TxDescriptor, VcEntry, VcState, aal5_cells,
                         ring_entries_valid)
-from .timing import (BUS_WAIT_CYCLES, CQ_UPDATE_CYCLES, DMA_ERR_CYCLES,
-                     DMA_SETUP_CYCLES, IRQ_LATENCY_CYCLES, RESET_CYCLES, RX_DMA_START_CYCLES,
-                     RX_TRAILER_CHECK_CYCLES, TX_CELL_ISSUE_CYCLES, TX_DOORBELL_CYCLES,
-                     TX_FIFO_CELLS)
+from .timing import (BUS_WAIT_CYCLES, CELL_SLOT_CYCLES, CELL_WORDS, CQ_UPDATE_CYCLES,
+                     DMA_ERR_CYCLES, DMA_SETUP_CYCLES, IRQ_LATENCY_CYCLES, RESET_CYCLES,
+                     RX_DMA_START_CYCLES, RX_FIFO_CELLS, RX_TRAILER_CHECK_CYCLES,
+                     TX_CELL_ISSUE_CYCLES, TX_DOORBELL_CYCLES, TX_FIFO_CELLS, cell_slot_edge)
 
 __all__ = ["An2Model", "RingFault", "REFERENCE"]
 
@@ -114,6 +122,9 @@ _LOOPBACK = int(Control.Loopback)
 _RX_ON, _FAULT = int(Status.RxOn), int(Status.Fault)
 _CELLS_TX, _CELLS_RX = int(Counter.CellsTx), int(Counter.CellsRx)
 _CELL = CELL_PAYLOAD_BYTES
+#: A cell slot in card cycles, as a fraction (slot ``k`` begins at edge ``ceil(k N / D)``:
+#: :func:`~hw.an2.timing.cell_slot_edge`, inline where it runs per cell).
+_SLOT_N, _SLOT_D = CELL_SLOT_CYCLES.numerator, CELL_SLOT_CYCLES.denominator
 
 
 class _Kill:
@@ -331,12 +342,19 @@ class An2Model(RegisterTarget):
         self._cq_space = kernel.event("an2.cq.space")
         self._rx_cells = kernel.queue("an2.rx.cells")
         self._kills = 0             # _Kill entries in _rx_cells not taken yet
+        # The receive FIFO's entries (RX_FIFO_CELLS, used from a cell's last word until the
+        # engine is done with it): cells taken in since Control.Reset, cells the engine is done
+        # with, and the edges it was done with the last RX_FIFO_CELLS of them (_rx_full).
+        self._rx_in = 0
+        self._rx_out = 0
+        self._rx_done_at: deque[int] = deque(maxlen=RX_FIFO_CELLS)
         self._tx_next_slot = 0      # mirror of the link's next free slot
         self._loop_next_slot = 0
         self._tx_departures: deque[int] = deque(maxlen=TX_FIFO_CELLS)  # slot starts, last cells
         self._tx_sent = 0           # cells of the PDU in progress issued
         self._tx_sent_bytes = 0
         self._reset_until = 0
+        self._reset_edge = -1       # the edge of the last Control.Reset
         self._port = _DmaPort(kernel)   # the card's one DMA port
         self._cq_busy = False       # one completion is written at a time
         self._cq_turns: list = []
@@ -442,6 +460,8 @@ class An2Model(RegisterTarget):
                 # The RTL's sweep counter is loaded at e and Reset reads until it is zero,
                 # and a Control write is refused while it is not: RESET_CYCLES + 1 edges.
                 self._reset_until = e + (RESET_CYCLES + 1) * self._p
+                self._reset_edge = e
+                self._rx_flush()
                 self.irq.drive(0)
                 self._cq_space.pulse()
                 return
@@ -805,10 +825,12 @@ class An2Model(RegisterTarget):
             n = _CELL - len(payload) % _CELL
             if n > length - pos:
                 n = length - pos
+            gen = self._gen
             if len(dep) == TX_FIFO_CELLS and dep[0] > t:       # _fifo_room
                 t = -(-dep[0] // p) * p
                 await k.sleep_until(t)
-            gen = self._gen
+                if gen != self._gen:
+                    raise _Abandoned
             payload += await self._burst(t, addr + pos, n, requester, write=False, master=_TX)
             if gen != self._gen:
                 raise _Abandoned
@@ -822,10 +844,13 @@ class An2Model(RegisterTarget):
         """The cell loop of :meth:`_tx_finish`, fast."""
         k, p, dep = self.kernel, self._p, self._tx_departures
         end = len(pdu)
+        gen = self._gen
         for off in range(self._tx_sent_bytes, end, _CELL):
             if len(dep) == TX_FIFO_CELLS and dep[0] > t:
                 t = -(-dep[0] // p) * p
                 await k.sleep_until(t)
+                if gen != self._gen:
+                    raise _Abandoned
             self._send_fast(t, vci, pdu[off:off + _CELL], 1 if aal5 and off + _CELL == end else 0)
         return t
 
@@ -838,13 +863,14 @@ class An2Model(RegisterTarget):
             if slot < self._loop_next_slot:
                 slot = self._loop_next_slot
             self._loop_next_slot = slot + 1
-            self.kernel.post(slot_start(slot + 1), self._on_cell, cell)
+            self.kernel.post(slot_start(slot + 1), self._on_looped, (cell, slot))
         else:
             if slot < self._tx_next_slot:
                 slot = self._tx_next_slot
             self._tx_next_slot = slot + 1
             if self.link is not None:
-                self.kernel.post(issue, self.link.send, cell)
+                self.kernel.post((-(-slot * _SLOT_N // _SLOT_D) + CELL_WORDS - 1) * self._p,
+                                 self._to_link, (cell, slot, self._gen))
         self._tx_departures.append(slot * SLOT_NUM_PS // SLOT_DEN)
         self._tx_sent += 1
         self._tx_sent_bytes += _CELL
@@ -852,28 +878,48 @@ class An2Model(RegisterTarget):
         if c[_CELLS_TX] < _MASK:
             c[_CELLS_TX] += 1
 
+    def _to_link(self, cell_slot_gen: tuple) -> None:
+        """Hand a transmitted cell (``(cell, slot, generation)``) to the link at the edge
+        that samples its last word on the pins (``cell_slot_edge(slot) + CELL_WORDS - 1``,
+        where the RTL's binding hands it over), named as given at its slot's start; unless
+        Control.Reset, written since it was issued, cut it: the RTL's issuer puts the header on
+        the pins at the edge before the slot's first and a word at each edge after, and Reset
+        at edge ``e`` holds it from ``e + 1``, so a cell goes out whole only if its last word
+        was put out at ``e`` or before (a cell cut short is no cell: hw/an2/link_bridge.py
+        drops it)."""
+        cell, slot, gen = cell_slot_gen
+        last_word = (-(-slot * _SLOT_N // _SLOT_D) + CELL_WORDS - 2) * self._p    # put out at
+        if gen != self._gen and self._reset_edge < last_word:
+            return
+        self.link.send(cell, at=slot_start(slot))
+
     async def _fifo_room(self, t: int) -> int:
         """Wait (from edge ``t``) until the FIFO holds fewer than TX_FIFO_CELLS cells."""
         if len(self._tx_departures) == TX_FIFO_CELLS:
             leave = self._tx_departures[0]
             if leave > t:
+                gen = self._gen
                 t = self._edge(leave)
                 await self.kernel.sleep_until(t)
+                if gen != self._gen:        # Control.Reset while it waited
+                    raise _Abandoned
         return t
 
     def _send(self, t: int, vci: int, payload: bytes, *, end: bool) -> int:
         """Issue a cell whose payload is in the FIFO at edge ``t``; returns ``t``."""
         issue = t + TX_CELL_ISSUE_CYCLES * self._p
         cell = Cell(vpi=0, vci=vci, payload=payload, pt=1 if end else 0)
+        gen = self._gen
         loop = bool(self._reg(Reg.Control) & Control.Loopback)
         slot = max(self._loop_next_slot if loop else self._tx_next_slot, first_slot_at(issue))
         if loop:
             self._loop_next_slot = slot + 1
-            self.kernel.call_at(slot_start(slot + 1), lambda: self._on_cell(cell))
+            self.kernel.call_at(slot_start(slot + 1), lambda: self._on_looped((cell, slot)))
         else:
             self._tx_next_slot = slot + 1
             if self.link is not None:
-                self.kernel.call_at(issue, lambda: self.link.send(cell))
+                self.kernel.call_at((cell_slot_edge(slot) + CELL_WORDS - 1) * self._p,
+                                    lambda: self._to_link((cell, slot, gen)))
         self._tx_departures.append(slot_start(slot))
         self._tx_sent += 1
         self._tx_sent_bytes += CELL_PAYLOAD_BYTES
@@ -882,7 +928,51 @@ class An2Model(RegisterTarget):
 
     # -- receive -----------------------------------------------------------------------------------
     def _on_cell(self, cell: Cell) -> None:
-        self._rx_cells.put_nowait((self._edge(self.kernel.now), cell))
+        """A cell from the link: its last word is at the card at the first edge at or after
+        now, its first ``CELL_WORDS - 1`` edges before."""
+        edge = self._edge(self.kernel.now)
+        if not self._rx_full(edge - (CELL_WORDS - 1) * self._p):
+            self._rx_cells.put_nowait((edge, cell))
+
+    def _on_looped(self, cell_slot: tuple) -> None:
+        """A looped cell (``(cell, slot)``), at the end of its slot: its first word went to the
+        receive FIFO at the edge before the slot's first (the RTL's tx_soc, hw/an2/
+        cell_issue.py)."""
+        cell, slot = cell_slot
+        if not self._rx_full((cell_slot_edge(slot) - 1) * self._p):
+            self._rx_cells.put_nowait((self._edge(self.kernel.now), cell))
+
+    def _rx_full(self, soc: int) -> bool:
+        """Whether a cell whose first word is at the card at edge ``soc`` is dropped: the
+        receive FIFO's next entry is still in use (the engine is done with the cell that held
+        it RX_FIFO_CELLS cells ago at that edge or later, or not yet; hw/an2/rx_ingress.py
+        tests ``used`` at the first word), or the card is in Control.Reset. Counts the cell in
+        otherwise."""
+        if soc < self._reset_until:
+            return True
+        older = self._rx_in - RX_FIFO_CELLS      # the cell that held the entry
+        done = self._rx_done_at
+        if older >= 0 and (older >= self._rx_out
+                           or done[older - self._rx_out + len(done)] >= soc):
+            return True
+        self._rx_in += 1
+        return False
+
+    def _rx_freed(self, edge: int) -> None:
+        """The receive engine is done with the FIFO's oldest cell at ``edge``."""
+        self._rx_done_at.append(edge)
+        self._rx_out += 1
+
+    def _rx_flush(self) -> None:
+        """Control.Reset: the receive FIFO and the VC kills waiting are cleared."""
+        q = self._rx_cells
+        while len(q):
+            _, item = q.get_nowait()
+            if type(item) is _Kill:
+                item.done = True
+        self._kills = 0
+        self._rx_in = self._rx_out = 0
+        self._rx_done_at.clear()
 
     async def _rx_engine(self) -> None:
         free = 0
@@ -907,7 +997,10 @@ class An2Model(RegisterTarget):
                         tk = max(e + start, self._rx_ready(free, idle, kill))
                         free, idle = await self._rx_take(tk, kill)
                         t = max(at + start, self._rx_ready(free, idle, cell))
+            gen = self._gen
             free, idle = await self._rx_take(t, cell)
+            if type(cell) is not _Kill and gen == self._gen:
+                self._rx_freed(free)
 
     def _rx_ready(self, free: int, idle, item) -> int:
         """The first edge at which the receive engine can take ``item``: ``free``, or after

@@ -44,7 +44,8 @@ __all__ = [
     "LINE_RATE_BPS", "PAYLOAD_RATE_BPS", "CELL_BITS", "CELL_WORDS", "CELL_PAYLOAD_WORDS",
     "CELL_SLOT_CYCLES", "cell_slot_edge",
     "VC_LOOKUP_CYCLES", "RX_DMA_START_CYCLES", "RX_TRAILER_CHECK_CYCLES", "TX_DOORBELL_CYCLES",
-    "TX_FIFO_CELLS", "TX_CELL_ISSUE_CYCLES", "CQ_UPDATE_CYCLES", "IRQ_LATENCY_CYCLES",
+    "TX_FIFO_CELLS", "RX_FIFO_CELLS", "TX_CELL_ISSUE_CYCLES", "CQ_UPDATE_CYCLES",
+    "IRQ_LATENCY_CYCLES",
     "RESET_CYCLES", "rx_cell_dma_cycles", "tx_cell_dma_cycles", "entry_dma_cycles",
 ]
 
@@ -154,6 +155,11 @@ TX_DOORBELL_CYCLES = 1
 #: Cells of payload the transmit FIFO holds ahead of the link: enough to cover a descriptor
 #: fetch plus a payload burst with margin (an estimate; a real SAR keeps a few cells).
 TX_FIFO_CELLS = 4
+#: Cells the receive FIFO holds (hw/an2/rx_ingress.py's ``RX_FIFO_CELLS``, 2 KiB of payload
+#: SRAM; an estimate of ours, its reasoning there). A cell whose first word finds every entry
+#: still in use (committed, or the engine not yet done with it) is dropped, with no counter:
+#: the PDU it belonged to shows it as a lost cell (LostCells) or a CRC error.
+RX_FIFO_CELLS = 32
 #: From a cell's payload complete in the FIFO to its first word on the cell interface, when a
 #: slot is free: header assembly from the descriptor's VC (one edge) and the FIFO read (one).
 TX_CELL_ISSUE_CYCLES = 2

@@ -23,7 +23,7 @@ import pytest
 
 from hw.an2.model import An2Model
 from hw.an2.registers import Counter, CqError
-from hw.an2.timing import RESET_CYCLES, cell_slot_edge
+from hw.an2.timing import BUS_WAIT_CYCLES, RESET_CYCLES, cell_slot_edge
 from sim.bus import IrqLine
 from sim.kernel import Kernel
 from sim.media.aal5 import segment
@@ -135,16 +135,22 @@ def run_both(script, rx_cells=(), *, send_slot=20, end_edge=3000, owners=None):
     return model, mhost, mcount, out_model, rtl, rhost, rcount
 
 
-def compare(model, mhost, mcount, out_model, rtl, rhost, rcount, *, rx_bufs=(), timing=True):
+def compare(model, mhost, mcount, out_model, rtl, rhost, rcount, *, rx_bufs=(), timing=True,
+            reset_at=None):
     """Require the same counters, completions and memory, and with ``timing`` the same DMA
-    bursts (start and end edges) and irq edges."""
+    bursts (start and end edges) and irq edges. With ``reset_at`` (the edge of a
+    Control.Reset), a burst in flight at that edge is left out: the RTL cuts it at the next
+    edge (the harness logs no end), the model completes it (docs/an2_card.md, "Where the RTL
+    differs from the model")."""
     assert rcount == mcount
     assert rhost.completions() == mhost.completions()
     for base, size in ((CQ, 16 * RING), (TXR, 16 * RING), (POOL0, 16 * RING), *rx_bufs):
         assert bytes(rtl.mem[base:base + size]) == bytes(model.mem[base:base + size]), hex(base)
     if timing:
         rb = [(s, w, a, e) for s, w, a, _, _, e in rtl.bursts if e is not None]
-        assert rb == model.memory.log
+        mb = [(s, w, a, e) for s, w, a, e in model.memory.log
+              if reset_at is None or not s <= reset_at < e]
+        assert rb == mb
         assert rtl.irq_edges == model.irq_edges
 
 
@@ -418,3 +424,122 @@ def test_raw_cell_vcs():
     assert [c.pt for _, c in out_model] == [0, 0, 0]
     assert b"".join(c.payload for _, c in out_model) == tx.ljust(144, b"\0")
     assert [d for _, d in rhost.received()] == [c.payload for c in rx]
+
+
+@pytest.mark.parametrize("release", [1700, 1991, 2264, 2450] + [
+    pytest.param(r, marks=pytest.mark.slow)
+    for r in sorted({*range(1900, 2800, 13), 2600, 2747} - {1991, 2264})])
+def test_a_receive_backlog_beyond_the_fifo_drops_cells(release):
+    """The engine waits with a PDU's completion for a full queue while cells keep arriving at
+    line rate: the receive FIFO holds RX_FIFO_CELLS of them (the one in hand included) and
+    drops, uncounted, each cell whose first word finds it full; the host makes room at edge
+    ``release``, the engine drains the FIFO, and the PDU whose last cells were dropped runs
+    into the next one on its VC (LostCell). Released early, nothing is dropped. (At 1991 and
+    2264 a cell's first word comes at the edge the engine is done with the entry's cell: still
+    full; a model testing "done after the first word" gives other results there.)"""
+    rnd = random.Random(21)
+    b = _cells(3, bytes(rnd.randrange(256) for _ in range(60)))             # 2 cells
+    a = [_cells(2, bytes(rnd.randrange(256) for _ in range(10))) for _ in range(3)]
+    c = _cells(2, bytes(rnd.randrange(256) for _ in range(45 * 48 - 8)))   # 45 cells
+    d = _cells(2, bytes(rnd.randrange(256) for _ in range(100)))
+    e = _cells(4, bytes(rnd.randrange(256) for _ in range(50)))
+    rx = [b[0], *a[0], *a[1], *a[2], b[1], *c, *d, *e]
+
+    async def script(card, host):
+        await host.setup({2: 0, 3: 0, 4: 0}, buffers=8)
+        await card.write(0x00, 0)
+        await card.write(0x44, 4)               # CqSize 4: three entries fit
+        await card.write(0x00, 0x6)             # TxEnable | RxEnable
+        while card.edge < release:
+            await card.wait(10)
+        while card.edge < release + 1500:
+            await card.write(0x4C, await card.read(0x48))     # CqConsumer = CqProducer
+            await card.wait(40)
+
+    res = run_both(script, rx, end_edge=release + 1600)
+    compare(*res, rx_bufs=((0x60000, 8 * 2048),))
+    mcount = res[2]
+    assert mcount[Counter.CellsRx] + mcount[Counter.UnknownVc] <= len(rx)
+    if release < 1900:
+        assert mcount[Counter.CellsRx] == len(rx)
+    else:
+        assert mcount[Counter.CellsRx] < len(rx)
+    if 2000 < release < 2700:
+        assert mcount[Counter.LostCells] == 1
+
+
+@pytest.mark.parametrize("release", [2950] + [pytest.param(r, marks=pytest.mark.slow)
+                                              for r in (1500, 3300)])
+def test_a_looped_backlog_beyond_the_fifo_drops_cells(release):
+    """Loopback: the receive engine waits with a completion for the full queue while the
+    transmit engine loops a long PDU's cells into its FIFO: the cells beyond RX_FIFO_CELLS are
+    dropped (their first word goes to the FIFO the edge before their slot)."""
+    rnd = random.Random(22)
+    payloads = [bytes(rnd.randrange(256) for _ in range(n)) for n in (8 * 48 - 8, 60 * 48 - 8, 30)]
+
+    async def script(card, host):
+        await host.setup({5: 0}, buffers=8, control=0x8)                # Loopback
+        await card.write(0x00, 0)
+        await card.write(0x44, 2)               # CqSize 2: one entry fits
+        await card.write(0x00, 0xE)             # TxEnable | RxEnable | Loopback
+        for i, p in enumerate(payloads):
+            host.queue(5, p, tag=i, align=0)
+        await host.doorbell()
+        while card.edge < release:
+            await card.wait(10)
+        while card.edge < release + 1500:
+            await card.write(0x4C, await card.read(0x48))     # CqConsumer = CqProducer
+            await card.wait(40)
+
+    res = run_both(script, end_edge=release + 1600)
+    compare(*res, rx_bufs=((0x60000, 8 * 2048),))
+    mcount = res[2]
+    if release > 2000:
+        assert mcount[Counter.CellsRx] <= mcount[Counter.CellsTx] - 20
+
+
+def _reset_while_sending(reset_at):
+    """A 40-cell PDU going out, Control.Reset written to take effect at edge ``reset_at``, the
+    card set up again after and a PDU sent: returns both runs."""
+    rnd = random.Random(23)
+    first = bytes(rnd.randrange(256) for _ in range(40 * 48 - 8))
+    second = bytes(rnd.randrange(256) for _ in range(100))
+
+    async def script(card, host):
+        await host.setup({5: 0}, buffers=4)
+        host.queue(5, first, tag=1, align=0)
+        await host.doorbell()
+        while card.edge < reset_at - BUS_WAIT_CYCLES - 1:
+            await card.wait(1)
+        await card.write(0x00, 0x1)             # Control.Reset at reset_at
+        while card.edge < reset_at + RESET_CYCLES + 4:
+            await card.wait(1)
+        host.rx_posted, host.tx_next = 0, 0
+        await host.setup({5: 0}, buffers=4)
+        host.queue(5, second, tag=2, align=0)
+        await host.doorbell()
+
+    return run_both(script, end_edge=reset_at + RESET_CYCLES + 900)
+
+
+@pytest.mark.parametrize("offset", [-1, 10, 11] + [
+    pytest.param(o, marks=pytest.mark.slow) for o in (-3, -2, *range(0, 10), 12, 13)])
+def test_reset_drops_the_cells_in_the_transmit_fifo(offset):
+    """Control.Reset with cells in the transmit FIFO, at edges around a cell's: the cells whose
+    last word was not on the pins at the Reset edge never reach the link (the RTL's issuer
+    stops at the next edge; a cell cut short is no cell), the rest do, and the card sends
+    again after its setup."""
+    slot = 30
+    e = cell_slot_edge(slot) + offset
+    res = _reset_while_sending(e)
+    compare(*res, reset_at=e)
+    _, _, _, out_model, rtl, _, _ = res
+    assert [(_slot_of(s), c) for s, c in rtl.cells_out] == out_model
+    sent_before = [k for k, c in out_model if k < slot + 20]
+    assert (slot in sent_before) == (offset >= 11)
+
+
+def test_the_model_and_the_rtl_have_one_receive_fifo_depth():
+    from hw.an2.rx_ingress import RX_FIFO_CELLS as RTL_CELLS
+    from hw.an2.timing import RX_FIFO_CELLS
+    assert RX_FIFO_CELLS == RTL_CELLS == 32
