@@ -543,3 +543,29 @@ def test_the_model_and_the_rtl_have_one_receive_fifo_depth():
     from hw.an2.rx_ingress import RX_FIFO_CELLS as RTL_CELLS
     from hw.an2.timing import RX_FIFO_CELLS
     assert RX_FIFO_CELLS == RTL_CELLS == 32
+
+
+@pytest.mark.parametrize("reset_at", [640, 653])
+def test_reset_empties_the_receive_fifo_and_takes_no_cell_meanwhile(reset_at):
+    """Control.Reset with received cells queued behind a stalled engine and cells arriving all
+    through it: they are lost, the card set up again right after receives the rest."""
+    rnd = random.Random(24)
+    rx = [c for n in (10, 10, 10, 40 * 48 - 8, 400, 400)
+          for c in _cells(2, bytes(rnd.randrange(256) for _ in range(n)))]
+
+    async def script(card, host):
+        await host.setup({2: 0}, buffers=8)
+        await card.write(0x00, 0)
+        await card.write(0x44, 2)               # CqSize 2: the engine soon waits
+        await card.write(0x00, 0x6)
+        while card.edge < reset_at - BUS_WAIT_CYCLES - 1:
+            await card.wait(1)
+        await card.write(0x00, 0x1)             # Control.Reset at reset_at
+        while card.edge < reset_at + RESET_CYCLES + 1:
+            await card.wait(1)
+        host.rx_posted = 0
+        await host.setup({2: 0}, buffers=8)
+
+    res = run_both(script, rx, send_slot=10, end_edge=reset_at + RESET_CYCLES + 1200)
+    compare(*res, rx_bufs=((0x60000, 8 * 2048),), reset_at=reset_at)
+    assert 0 < res[2][Counter.CellsRx] < len(rx)
