@@ -564,21 +564,22 @@ def _figure_c_table(rows: list[dict], what: str) -> Table:
     return t
 
 
-def _figure_d_table(rows: list[dict], what: str) -> Table:
-    """Figure d's rows as a table: one line per point, throughput, server CPU cycles per
-    request and its change against the paper's Cheetah on the same network and document,
-    then the change of each CPU category some variant moves
-    (:func:`figure_d.moving_categories`); the planned variants are named below."""
+def _figure_d_table(rows: list[dict], what: str):
+    """Figure d's rows as two tables (a :class:`rich.console.Group`): per point, throughput,
+    server CPU cycles per request and its change against the paper's Cheetah on the same
+    network and document; then, per network, document and CPU category some variant moves
+    (:func:`figure_d.moving_categories`), each variant's change of that category's cycles per
+    request. The planned variants are named below the first."""
+    from rich.console import Group
+
     from .experiments import figure_d
 
-    moving = figure_d.moving_categories(rows)
     planned = ", ".join(v.label for v in figure_d.planned_variants())
     t = Table(title=f"figure d: Cheetah with ASHs and ILP ({what})", box=box.SIMPLE_HEAD,
-              caption="cyc/req: server CPU busy cycles per request; the other columns: cycles "
-                      "per request against the paper's Cheetah (same network and document)"
+              caption="cyc/req: server CPU busy cycles per request; change: against the "
+                      "paper's Cheetah on the same network and document"
                       + (f"; planned, not measured: {planned}" if planned else ""))
-    cols = ("variant", "net", "bytes", "req/s", "cyc/req", "change", *moving)
-    for col in cols:
+    for col in ("variant", "net", "bytes", "req/s", "cyc/req", "change"):
         t.add_column(col, justify="left" if col in ("variant", "net") else "right",
                      no_wrap=True)
     base = {(r["network"], r["doc_bytes"]): r for r in rows
@@ -587,20 +588,33 @@ def _figure_d_table(rows: list[dict], what: str) -> Table:
     for r in rows:
         head = [names.get(r["server"], r["server"]), r["network"], f"{r['doc_bytes']:,}"]
         if "throughput_rps" not in r or r.get("cpu_cycles_per_request") is None:
-            t.add_row(*head, "FAILED" if "throughput_rps" not in r else _run_cell(r),
-                      *[""] * (len(cols) - 4))
+            t.add_row(*head, "FAILED" if "throughput_rps" not in r else _run_cell(r), "", "")
             continue
-        b = base.get((r["network"], r["doc_bytes"]))
-        cyc = r["cpu_cycles_per_request"]
-        if b is None or b is r:
-            deltas = ["" for _ in range(1 + len(moving))]
-        else:
-            mine, theirs = (r["cpu_cycles_per_request_breakdown"],
-                            b["cpu_cycles_per_request_breakdown"])
-            deltas = [f"{(cyc / b['cpu_cycles_per_request'] - 1) * 100:+.1f}%"]
-            deltas += [f"{mine.get(c, 0.0) - theirs.get(c, 0.0):+,.0f}" for c in moving]
-        t.add_row(*head, _run_cell(r), f"{cyc:,.0f}", *deltas)
-    return t
+        b, cyc = base.get((r["network"], r["doc_bytes"])), r["cpu_cycles_per_request"]
+        change = ("" if b is None or b is r
+                  else f"{(cyc / b['cpu_cycles_per_request'] - 1) * 100:+.1f}%")
+        t.add_row(*head, _run_cell(r), f"{cyc:,.0f}", change)
+    moving = figure_d.moving_categories(rows)
+    others = [v for v in figure_d.VARIANTS if v.spec != "cheetah"
+              and any(r["server"] == v.spec for r in rows)]
+    m = Table(title="figure d: cycles per request each variant moves, by CPU category",
+              box=box.SIMPLE_HEAD,
+              caption=f"against the paper's Cheetah; categories some variant moves by more "
+                      f"than {figure_d.MOVING_FRACTION:.0%} of its cycles per request")
+    for col in ("net", "bytes", "category", *(v.label for v in others)):
+        m.add_column(col, justify="left" if col in ("net", "category") else "right",
+                     no_wrap=True)
+    for (network, size), b in base.items():
+        by = {r["server"]: r for r in rows
+              if (r.get("network"), r["doc_bytes"]) == (network, size)
+              and r.get("cpu_cycles_per_request") is not None}
+        theirs = b["cpu_cycles_per_request_breakdown"]
+        for c in moving:
+            moved = [by[v.spec]["cpu_cycles_per_request_breakdown"].get(c, 0.0) - theirs.get(c, 0.0)
+                     if v.spec in by else None for v in others]
+            m.add_row(network, f"{size:,}", c, *("-" if d is None else f"{d:+,.0f}"
+                                                  for d in moved))
+    return Group(t, m) if moving and others else t
 
 
 def _point_key(row: dict) -> tuple:

@@ -246,8 +246,9 @@ def parse_names(text: str | Iterable[str], what: str, check: Callable[[str], Non
 
 
 def parse_figures(text: str) -> tuple[str, ...]:
-    """``"a"``, ``"b"``, ``"c"``, ``"d"``, a comma-separated list of them (``"a,c"``) or ``"all"`` (the
-    paper's figures a and b) as a tuple of figure names in :data:`KNOWN_FIGURES`' order.
+    """``"a"``, ``"b"``, ``"c"``, ``"d"``, a comma-separated list of them (``"a,c"``) or
+    ``"all"`` (the paper's figures a and b) as a tuple of figure names in
+    :data:`KNOWN_FIGURES`' order.
 
     Raises
     ------

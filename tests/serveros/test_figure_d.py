@@ -77,7 +77,7 @@ def test_fields_are_busy_cycles_per_request():
 
 def _row(server, network, size, rps, breakdown, clients=8):
     return {"figure": "d", "server": server, "network": network, "doc_bytes": size,
-            "clients": clients, "throughput_rps": rps,
+            "clients": clients, "throughput_rps": rps, "failed": 0,
             "mechanisms": figure_d.mechanisms_of(server),
             "cpu_cycles_per_request": sum(breakdown.values()),
             "cpu_cycles_per_request_breakdown": breakdown}
@@ -198,3 +198,16 @@ def test_two_real_points_the_baseline_is_figure_cs_and_ilp_moves_the_checksum(tm
             < base["cpu_cycles_per_request_breakdown"]["checksum"])
     files = paper.write_results(rows, tmp_path)
     assert files["figure_d"].read_bytes()[:8] == PNG
+
+
+def test_command_tables_fit_80_columns_and_name_the_planned_variants():
+    from rich.console import Console
+
+    from serveros.cli import _figure_d_table
+    out = Console(width=80, record=True, file=open("/dev/null", "w"))
+    out.print(_figure_d_table(_synthetic_rows(), "synthetic"))
+    text = out.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "-15.0%" in text and "+800" in text and "-600" in text       # +ash+ilp, kernel, ilp
+    for v in figure_d.planned_variants():
+        assert v.label in text
