@@ -22,17 +22,25 @@ a segment with data, options, a fragment, an IP header with options, other flags
 or acknowledgement number other than the armed ones, a bad IP or TCP checksum (the handler
 checks both as the library's input would), a connection not armed.
 
+Most frames it sees are of that kind (at 100 KiB over Ethernet some 40 data ACKs of the
+reply for the two it takes), so it looks first for a slot whose expected acknowledgement
+number, the one that covers our FIN, is the frame's: a hash of the ports and the remote
+address, then two compares (:func:`passing_instructions`: 13 instructions, two of them
+sandboxed loads). Only a frame that acknowledges an armed connection's FIN meets the header
+checks, the other fields and the checksums.
+
 Owner memory (one page of Cheetah's environment, :class:`ClosingTable`)::
 
     +0    u32 events     the handler adds 1 each time it changes a slot
-    +64   SLOTS = 2 BUCKETS slots of SLOT_BYTES, slot i at +64 + 96 i:
-          +0  u32 remote IP        +4  u16 remote port, u16 local port (as on the wire)
-          +8  u32 the client's next sequence number (wire)
-          +12 u32 the acknowledgement number that covers our FIN (wire)
-          +16 u32 state: ARMED, PEER_FIN (the client's FIN came before we armed: LAST-ACK),
+    +64   SLOTS = 2 BUCKETS fast-path entries of 16 bytes, slot i's at +64 + 16 i:
+          +0  u32 the acknowledgement number that covers our FIN (wire)
+          +4  u32 remote IP        +8  u16 remote port, u16 local port (as on the wire)
+          +12 u32 the client's next sequence number (wire)
+    +576  SLOTS other entries of 64 bytes, slot i's at +576 + 64 i:
+          +0  u32 state: ARMED, PEER_FIN (the client's FIN came before we armed: LAST-ACK),
               ACKED (the handler took the ACK of our FIN), ANSWERED (it answered the FIN)
-          +20 u32 local IP (over ATM no filter checked the destination)
-          +32 the prebuilt ACK frame (link header, IP, TCP: 54 bytes on Ethernet, 52 over ATM)
+          +4  u32 local IP (over ATM no filter checked the destination)
+          +8  the prebuilt ACK frame (link header, IP, TCP: 54 bytes on Ethernet, 52 over ATM)
 
 A connection's bucket is ``(remote port ^ low 16 bits of the remote IP) & (BUCKETS - 1)``,
 two slots (2 b and 2 b + 1, tried in that order: sequential ports of clients on one subnet
@@ -52,19 +60,25 @@ from sw.libos.net import checksum as ck
 from sw.libos.net.ether import ETHERTYPE_IP
 from sw.libos.net.tcp import ACK, TcpState, build_segment
 
-__all__ = ["closing_program", "ClosingTable", "reply_bytes", "reply_checksums_ok", "LINK_HEADER",
+__all__ = ["closing_program", "passing_instructions", "ClosingTable", "reply_bytes", "reply_checksums_ok", "LINK_HEADER",
            "BUCKETS", "SLOTS", "SLOT_BYTES", "TABLE_BYTES", "ARMED", "PEER_FIN", "ACKED",
            "ANSWERED"]
 
 #: Buckets of the table (a power of two: the bucket is a masked hash), two slots each.
 BUCKETS = 16
 SLOTS = 2 * BUCKETS
-#: Bytes per slot: 32 of fields, the reply (54 bytes on Ethernet, 52 over ATM), padding.
-SLOT_BYTES = 96
 _HEAD = 64
+#: A slot's fast-path entry (what every frame's lookup reads) and its other entry (the state,
+#: the local address and the reply: 54 bytes on Ethernet, 52 over ATM); powers of two, so an
+#: entry's offset is the bucket shifted.
+_HOT_BYTES, _COLD_BYTES = 16, 64
+_HOT = _HEAD
+_COLD = _HOT + SLOTS * _HOT_BYTES
+_REPLY_OFF = 8
+#: Bytes per slot (its two entries).
+SLOT_BYTES = _HOT_BYTES + _COLD_BYTES
 #: The table's size in owner memory.
-TABLE_BYTES = _HEAD + SLOTS * SLOT_BYTES
-_REPLY_OFF = 32
+TABLE_BYTES = _COLD + SLOTS * _COLD_BYTES
 ARMED, PEER_FIN, ACKED, ANSWERED = 1, 2, 4, 8
 
 #: The links the handler knows: bytes in front of the IP datagram in a frame (an Ethernet II
@@ -74,10 +88,21 @@ _ETYPE, _SMAC = 12, 6                   # Ethernet: the EtherType and the source
 
 
 def _program(table: int, link: str) -> list:
-    """The handler, with branch targets as label names (resolved by :func:`closing_program`)."""
+    """The handler, with branch targets as label names (resolved by :func:`_resolve`).
+
+    Its first part (the fast path) is only the lookup: every frame runs it, and the many that
+    are none of a connection's closing two (the client's ACKs of the reply's data, its
+    request, its SYN) leave it at the second compare of the acknowledgement number. Only a
+    frame that acknowledges an armed connection's FIN goes on to the header checks, the
+    slot's other fields and the two checksums. The fast path reads the frame at the offsets
+    of a bare IP header (a frame with IP options is looked up with the wrong bytes, and if
+    that finds a slot, the header checks refuse it); a frame too short for the fields it
+    reads ends the run at the load (Aegis counts an abort and upcalls it).
+    """
     p: list = []
     ip = LINK_HEADER[link]                              # offsets in the frame: IP header,
     ip_src, tcp = ip + 12, ip + 20                      # its source address, TCP header
+    hot, cold = table + _HOT, table + _COLD
 
     def need(off: int, size: int, value: int, rd: int = 1) -> None:
         p.extend([("ld", rd, size, 0, off), ("li", 2, value), ("bne", rd, 2, "accept")])
@@ -90,6 +115,32 @@ def _program(table: int, link: str) -> list:
                       ("add", 7, 7, 1)])
         p.extend([("li", 2, 0xFFFF), ("bne", 7, 2, "accept")])
 
+    def key(miss: str) -> None:
+        # The slot at r4 (its fast-path entry) is the frame's connection: remote address,
+        # then both ports (register-computed addresses: checked by the sandbox).
+        p.extend([("ld", 5, 4, 0, ip_src), ("ldm", 1, 4, 4, hot + 4), ("bne", 1, 5, miss),
+                  ("ld", 5, 4, 0, tcp), ("ldm", 1, 4, 4, hot + 8)])
+
+    # The fast path. r4 = the bucket's offset in the fast-path entries:
+    # ((remote port ^ low half of the remote IP) & (BUCKETS - 1)) * 2 * _HOT_BYTES.
+    p.extend([("ld", 4, 2, 0, tcp), ("ld", 5, 2, 0, ip_src + 2), ("xor", 4, 4, 5),
+              ("li", 2, BUCKETS - 1), ("and", 4, 4, 2),
+              ("li", 2, (2 * _HOT_BYTES).bit_length() - 1), ("shl", 4, 4, 2)])
+    # r3 = the acknowledgement number; does it cover the FIN of the bucket's first slot?
+    p.extend([("ld", 3, 4, 0, tcp + 8), ("ldm", 1, 4, 4, hot), ("bne", 1, 3, "second")])
+    p.append("first_missed")                            # (a marker: no code)
+    key("second")
+    p.append(("beq", 1, 5, "found"))
+    p.append("second")                                  # the second slot, the same way
+    p.extend([("ldm", 1, 4, 4, hot + _HOT_BYTES), ("bne", 1, 3, "accept")])
+    p.append("second_missed")
+    p.append(("addi", 4, 4, _HOT_BYTES))
+    key("accept")
+    p.append(("bne", 1, 5, "accept"))
+    p.append("found")
+    # A frame that acknowledges an armed connection's FIN. In sequence?
+    p.extend([("ldm", 1, 4, 4, hot + 12), ("ld", 2, 4, 0, tcp + 4), ("bne", 1, 2, "accept")])
+    # Its headers: the link's, IPv4 without options, a bare TCP header, no fragment.
     if link == "ethernet":
         need(_ETYPE, 2, ETHERTYPE_IP)
     else:                                               # LLC/SNAP of IPv4 after the VC header
@@ -102,33 +153,17 @@ def _program(table: int, link: str) -> list:
               ("bne", 1, 0, "accept")])                 # MF or a fragment offset
     need(ip + 9, 1, ipv4.PROTO_TCP)
     need(tcp + 12, 1, 0x50)                            # data offset 5: no options
-    # Flags, PSH ignored: ACK alone or FIN|ACK.
+    # Flags, PSH ignored: ACK alone or FIN|ACK (r3 keeps them).
     p.extend([("ld", 3, 1, 0, tcp + 13), ("li", 2, 0xF7), ("and", 3, 3, 2),
               ("li", 2, ACK), ("beq", 3, 2, "flags_ok"), ("li", 2, ACK | 1),
               ("bne", 3, 2, "accept")])
     p.append("flags_ok")
-    # The bucket: (remote port ^ low half of the remote IP) & (BUCKETS - 1), times two slots
-    # (192 = 128 + 64: two shifts and an add).
-    p.extend([("ld", 4, 2, 0, tcp), ("ld", 5, 2, 0, ip_src + 2), ("xor", 4, 4, 5),
-              ("li", 2, BUCKETS - 1), ("and", 4, 4, 2),
-              ("li", 2, 7), ("shl", 5, 4, 2), ("li", 2, 6), ("shl", 4, 4, 2), ("add", 4, 4, 5),
-              ("addi", 4, 4, table + _HEAD)])
-    # The slot whose key is the frame's, the first or the second (register-computed
-    # addresses: checked by the sandbox).
-    p.extend([("ld", 5, 4, 0, ip_src), ("ld", 3, 4, 0, tcp),
-              ("ldm", 1, 4, 4, 0), ("bne", 1, 5, "second"),
-              ("ldm", 1, 4, 4, 4), ("beq", 1, 3, "found")])
-    p.append("second")
-    p.extend([("addi", 4, 4, SLOT_BYTES),
-              ("ldm", 1, 4, 4, 0), ("bne", 1, 5, "accept"),
-              ("ldm", 1, 4, 4, 4), ("bne", 1, 3, "accept")])
-    p.append("found")
-    p.extend([("ld", 3, 1, 0, tcp + 13), ("li", 2, 0xF7), ("and", 3, 3, 2)])   # flags again
-    # Its destination (no filter checked it over ATM) and state.
-    p.extend([("ldm", 1, 4, 4, 20), ("ld", 2, 4, 0, ip + 16), ("bne", 1, 2, "accept"),
-              ("ldm", 6, 4, 4, 16), ("li", 2, ARMED), ("and", 1, 6, 2), ("beq", 1, 0, "accept"),
-              ("ldm", 1, 4, 4, 8), ("ld", 2, 4, 0, tcp + 4), ("bne", 1, 2, "accept"),
-              ("ldm", 1, 4, 4, 12), ("ld", 2, 4, 0, tcp + 8), ("bne", 1, 2, "accept")])
+    # The slot's other entry (r4 = its offset there: four times the fast-path one): its
+    # destination (no filter checked it over ATM) and state.
+    p.extend([("li", 2, (_COLD_BYTES // _HOT_BYTES).bit_length() - 1), ("shl", 4, 4, 2),
+              ("ldm", 1, 4, 4, cold + 4), ("ld", 2, 4, 0, ip + 16), ("bne", 1, 2, "accept"),
+              ("ldm", 6, 4, 4, cold), ("li", 2, ARMED), ("and", 1, 6, 2),
+              ("beq", 1, 0, "accept")])
     # The IP header's checksum, then TCP's over the pseudo-header and the 20-byte header.
     p.append(("li", 7, 0))
     for off in range(ip, ip + ipv4.HEADER_LEN, 2):
@@ -140,17 +175,19 @@ def _program(table: int, link: str) -> list:
     fold_and_check()
     p.extend([("li", 2, 1), ("and", 1, 3, 2), ("bne", 1, 0, "fin")])
     # The ACK of our FIN: record it, consume the frame.
-    p.extend([("li", 2, ACKED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16), ("beq", 0, 0, "count")])
+    p.extend([("li", 2, ACKED), ("or", 6, 6, 2), ("stm", 6, 4, 4, cold),
+              ("beq", 0, 0, "count")])
     p.append("fin")
     # The client's FIN (only after ours was sent and before the client had closed): on
     # Ethernet patch the reply's destination MAC with the frame's source (over ATM the reply
     # goes on the peer's PVC, prebuilt); record; send it.
+    reply = cold + _REPLY_OFF
     p.extend([("li", 2, PEER_FIN), ("and", 1, 6, 2), ("bne", 1, 0, "accept")])
     if link == "ethernet":
-        p.extend([("ld", 1, 4, 0, _SMAC), ("stm", 1, 4, 4, _REPLY_OFF),
-                  ("ld", 1, 2, 0, _SMAC + 4), ("stm", 1, 2, 4, _REPLY_OFF + 4)])
-    p.extend([("li", 2, ACKED | ANSWERED), ("or", 6, 6, 2), ("stm", 6, 4, 4, 16),
-              ("addi", 1, 4, _REPLY_OFF), ("li", 2, reply_bytes(link)), ("reply", 1, 2)])
+        p.extend([("ld", 1, 4, 0, _SMAC), ("stm", 1, 4, 4, reply),
+                  ("ld", 1, 2, 0, _SMAC + 4), ("stm", 1, 2, 4, reply + 4)])
+    p.extend([("li", 2, ACKED | ANSWERED), ("or", 6, 6, 2), ("stm", 6, 4, 4, cold),
+              ("addi", 1, 4, reply), ("li", 2, reply_bytes(link)), ("reply", 1, 2)])
     p.append("count")
     p.extend([("ldm", 1, 4, 0, table), ("addi", 1, 1, 1), ("stm", 1, 4, 0, table),
               ("consume",)])
@@ -182,15 +219,36 @@ def closing_program(table: int, link: str = "ethernet") -> list[tuple]:
     if isinstance(table, bool) or not isinstance(table, int) or table < 0:
         raise ValueError(f"table must be a non-negative address, not {table!r}")
     _check_link(link)
-    items = _program(table, link)
+    prog, _ = _resolve(_program(table, link))
+    return prog
+
+
+def _resolve(items: list) -> tuple[list[tuple], dict[str, int]]:
+    """Instructions with branch targets resolved, and each label's index."""
     labels, prog = {}, []
     for it in items:
         if isinstance(it, str):
             labels[it] = len(prog)
         else:
             prog.append(it)
-    return [(*ins[:3], labels[ins[3]]) if ins[0] in ("beq", "bne", "blt") else ins
-            for ins in prog]
+    return ([(*ins[:3], labels[ins[3]]) if ins[0] in ("beq", "bne", "blt") else ins
+             for ins in prog], labels)
+
+
+def passing_instructions(link: str = "ethernet") -> int:
+    """Instructions the handler runs on a frame whose acknowledgement number covers the FIN
+    of neither slot of its bucket (every frame of a connection not armed, and the data ACKs
+    of one that is): the fast path up to the first slot's compare, the second slot's compare,
+    and ``accept``. Two of them are sandboxed loads (the slots' numbers).
+
+    Raises
+    ------
+    ValueError
+        For an unknown link.
+    """
+    _check_link(link)
+    _, labels = _resolve(_program(0, link))
+    return labels["first_missed"] + labels["second_missed"] - labels["second"] + 1
 
 
 @dataclass
@@ -245,8 +303,11 @@ class ClosingTable:
                 return slot
         return None
 
-    def _addr(self, slot: int) -> int:
-        return self.base + _HEAD + slot * SLOT_BYTES
+    def _hot(self, slot: int) -> int:
+        return self.base + _HOT + slot * _HOT_BYTES
+
+    def _cold(self, slot: int) -> int:
+        return self.base + _COLD + slot * _COLD_BYTES
 
     def arm(self, pcb, ident: Callable[[], int]) -> bool:
         """Hand ``pcb``'s close to the handler: its FIN is queued (FIN-WAIT-1, or LAST-ACK when
@@ -280,12 +341,11 @@ class ClosingTable:
             frame = bytes(6) + self.mac + ETHERTYPE_IP.to_bytes(2, "big") + ip + seg
         else:
             frame = atm.build_frame(vci, atm.LLC_SNAP_IP + ip + seg)
-        fields = (pcb.remote_ip + pcb.remote_port.to_bytes(2, "big")
-                  + pcb.local_port.to_bytes(2, "big") + rcv.to_bytes(4, "big")
-                  + fin_ack.to_bytes(4, "big")
-                  + (ARMED | (PEER_FIN if peer_fin else 0)).to_bytes(4, "big")
-                  + pcb.local_ip + bytes(8))
-        self._write(self._addr(slot), fields + frame)
+        self._write(self._hot(slot), fin_ack.to_bytes(4, "big") + pcb.remote_ip
+                    + pcb.remote_port.to_bytes(2, "big") + pcb.local_port.to_bytes(2, "big")
+                    + rcv.to_bytes(4, "big"))
+        self._write(self._cold(slot), (ARMED | (PEER_FIN if peer_fin else 0)).to_bytes(4, "big")
+                    + pcb.local_ip + frame)
         self._slots[slot] = _Slot(pcb)
         return True
 
@@ -295,7 +355,8 @@ class ClosingTable:
         if slot is None:
             return False
         del self._slots[slot]
-        self._write(self._addr(slot), bytes(20))          # key and state: free
+        self._write(self._hot(slot), bytes(_HOT_BYTES))   # key and numbers: free
+        self._write(self._cold(slot), bytes(4))            # state
         return True
 
     @property
@@ -313,7 +374,7 @@ class ClosingTable:
         self._events = int.from_bytes(self._read(self.base, 4), "big")
         out = []
         for slot, s in list(self._slots.items()):
-            st = int.from_bytes(self._read(self._addr(slot) + 16, 4), "big")
+            st = int.from_bytes(self._read(self._cold(slot), 4), "big")
             new = st & (ACKED | ANSWERED) & ~s.applied
             if new:
                 s.applied |= new
