@@ -20,7 +20,7 @@ from sim.time import S
 from sw.cheetah import (ALL_STAGES, LATER_STAGES, STAGES, CheetahConfig, make_server, stage,
                         variant)
 from sw.cheetah.ash_handlers import (ACKED, ANSWERED, ClosingTable, closing_program,
-                                     reply_checksums_ok)
+                                     passing_instructions, reply_checksums_ok)
 from sw.exokernel import Aegis, AshRefused, tcp_filter
 from sw.exokernel.ash import MAX_INSTRUCTIONS
 from sw.host import Host
@@ -196,6 +196,54 @@ def test_other_frames_go_the_ordinary_way(frame):
     d = kern.deliver(frame)
     assert d.ash_ran and not d.ash_consumed and d.upcalled and not d.replies
     assert kern.upcalls == [frame] and not kern.table.changed()
+
+
+@pytest.mark.parametrize("link", ["ethernet", "atm"])
+def test_frames_it_passes_on_leave_after_the_lookup(link):
+    """A frame that does not acknowledge an armed FIN (the data ACKs of the reply, armed or
+    not, a request) leaves at the word of the armed numbers' bits: the acknowledgement
+    number, its bit (two), the word, shift, mask (two), branch, accept. One whose bit is set
+    (another connection's number) looks up its bucket: the bucket (two loads, xor, mask),
+    its offset (two), each slot's number and a compare, accept."""
+    n, m = passing_instructions(link), passing_instructions(link, looked_up=True)
+    assert (n, m) == (9, 8 + 5 + 2 + 2 * 2 + 1)
+    kern = Kern(link)
+    kern.table.arm(kern.pcb(), lambda: 1)                 # its FIN is acknowledged by
+    fin_ack = ISS + 2 + SENT                              # this number, bit 22
+    kern.table.arm(kern.pcb(port=40000 + 16), lambda: 2)  # both slots of the bucket taken
+    frames = [(segment(ACK, ack=fin_ack - 1, link=link), n),          # the data, not our FIN
+              (segment(ACK, ack=ISS + 1, link=link), n),              # an earlier data ACK
+              (segment(ACK, ack=fin_ack - 32, link=link), m),         # bit 22 too
+              (segment(ACK, port=40001, link=link), m),               # a connection not armed
+              (segment(ACK | PSH, ack=ISS + 1, data=b"GET / HTTP/1.0\r\n\r\n", link=link), n)]
+    for frame, count in frames:
+        d = kern.deliver(frame)
+        assert d.ash_ran and d.upcalled and not d.ash_consumed and d.ash_aborted is None
+        assert d.ash_instructions == count
+    assert kern.upcalls == [f for f, _ in frames] and not kern.table.changed()
+
+
+def test_the_word_of_armed_numbers_follows_arming():
+    """A number's bit stays set while some armed connection has it, so a frame that
+    acknowledges the FIN of the one left armed is still taken."""
+    kern = Kern()
+    a, b = kern.pcb(), kern.pcb(port=40001)               # the same number (and bit)
+    kern.table.arm(a, lambda: 1)
+    kern.table.arm(b, lambda: 2)
+    kern.table.disarm(a)
+    assert kern.deliver(segment(ACK, port=40001)).ash_consumed
+    kern.table.disarm(b)
+    d = kern.deliver(segment(ACK, port=40001))
+    assert d.upcalled and d.ash_instructions == passing_instructions()
+
+
+def test_a_frame_too_short_for_the_lookup_goes_the_ordinary_way():
+    kern = Kern()
+    kern.table.arm(kern.pcb(), lambda: 1)
+    frame = segment(ACK)[:44]                            # cut inside the acknowledgement number
+    d = kern.deliver(frame)
+    assert d.ash_aborted and "past its end" in d.ash_aborted
+    assert d.upcalled and not d.ash_consumed and kern.upcalls == [frame]
 
 
 def test_last_ack_and_disarm():
