@@ -5,7 +5,7 @@ One of the parts of :class:`~hw.an2.gateware.An2Card` (docs/an2_card.md, "Pins")
 *committed* (visible to the receive engine) at the edge that samples its last word, or, from
 the loopback, at the first slot edge after it (where the model's looped cell arrives: the end
 of its slot). A cell whose entry is still in use is dropped (the FIFO holds
-:data:`RX_FIFO_CELLS`; the model's is unbounded). Each entry keeps, beside the 12 payload words
+:data:`RX_FIFO_CELLS`; the model has the same rule). Each entry keeps, beside the 12 payload words
 (network order), the header, the trailer words (11 and 12) and the CRC-32 of the payload from a
 zero register over all 12 words and over the first 11 (:mod:`hw.an2.crc32`), so that the engine
 adds the VC's running CRC in one cycle.
@@ -22,8 +22,8 @@ __all__ = ["RxIngress", "RX_FIFO_CELLS", "rx_cell_layout"]
 #: needs up to about 45 cycles for a cell that ends a PDU (payload, write-back, completion, the
 #: next PDU's buffer fetch) against a slot of 35.4, so a run of one-cell PDUs at line rate
 #: gains about a cell in four; 32 cells ride out a run of 100 such PDUs, or the disk's DMA
-#: holding the memory for a 64-word burst now and then. The model's FIFO is unbounded (its
-#: docstring); a real SAR keeps a few KiB of cell buffer on or beside the chip.
+#: holding the memory for a 64-word burst now and then. The model holds the same number
+#: (hw.an2.timing.RX_FIFO_CELLS, checked equal by a test); a real SAR keeps a few KiB of cell buffer on or beside the chip.
 RX_FIFO_CELLS = 32
 
 #: What the engine sees of a committed cell besides its payload words.
