@@ -252,9 +252,11 @@ def passing_instructions(link: str = "ethernet", *, looked_up: bool = False) -> 
     """Instructions the handler runs on a frame whose acknowledgement number covers no armed
     connection's FIN (every frame of a connection not armed, and the data ACKs of one that
     is). Most leave at the word of the armed numbers' bits (``accept`` included; no
-    sandboxed load); one whose number's bit is set (``looked_up``) goes on to the slots of
-    its bucket: up to the first slot's compare, the second slot's compare, and ``accept``
-    (two sandboxed loads: the slots' numbers).
+    sandboxed load). One whose number's bit is set (``looked_up``) goes on to the slots of
+    its bucket; the most it runs there is when both slots hold its number but another
+    connection (address equal, ports not): the hash, each slot's number, address and ports
+    compared, ``accept`` (six sandboxed loads). When neither slot holds its number it runs
+    20 (two sandboxed).
 
     Raises
     ------
@@ -267,7 +269,7 @@ def passing_instructions(link: str = "ethernet", *, looked_up: bool = False) -> 
     _, labels = _resolve(_program(0, link))
     if not looked_up:
         return labels["not_filtered"] + 1
-    return labels["first_missed"] + labels["second_missed"] - labels["second"] + 1
+    return labels["found"] + 1
 
 
 @dataclass

@@ -204,17 +204,21 @@ def test_frames_it_passes_on_leave_after_the_lookup(link):
     not, a request) leaves at the word of the armed numbers' bits: the acknowledgement
     number, its bit (two), the word, shift, mask (two), branch, accept. One whose bit is set
     (another connection's number) looks up its bucket: the bucket (two loads, xor, mask),
-    its offset (two), each slot's number and a compare, accept."""
+    its offset (two), each slot's number and a compare, accept; the most when both slots
+    hold its number but not its ports (address and ports compared too, and the offset moved
+    to the second slot)."""
     n, m = passing_instructions(link), passing_instructions(link, looked_up=True)
-    assert (n, m) == (9, 8 + 5 + 2 + 2 * 2 + 1)
+    lookup = 8 + 5 + 2 + 2 * 2 + 1
+    assert (n, m) == (9, lookup + 2 * 6 + 1)
     kern = Kern(link)
     kern.table.arm(kern.pcb(), lambda: 1)                 # its FIN is acknowledged by
     fin_ack = ISS + 2 + SENT                              # this number, bit 22
     kern.table.arm(kern.pcb(port=40000 + 16), lambda: 2)  # both slots of the bucket taken
     frames = [(segment(ACK, ack=fin_ack - 1, link=link), n),          # the data, not our FIN
               (segment(ACK, ack=ISS + 1, link=link), n),              # an earlier data ACK
-              (segment(ACK, ack=fin_ack - 32, link=link), m),         # bit 22 too
-              (segment(ACK, port=40001, link=link), m),               # a connection not armed
+              (segment(ACK, ack=fin_ack - 32, link=link), lookup),    # bit 22 too
+              (segment(ACK, port=40001, link=link), lookup),          # a connection not armed
+              (segment(ACK, port=40000 + 32, link=link), m),          # in the bucket, too
               (segment(ACK | PSH, ack=ISS + 1, data=b"GET / HTTP/1.0\r\n\r\n", link=link), n)]
     for frame, count in frames:
         d = kern.deliver(frame)
