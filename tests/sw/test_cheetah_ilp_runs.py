@@ -18,6 +18,9 @@ from __future__ import annotations
 import pytest
 
 from serveros.experiments import paper
+from sim.platforms.decstation import DECSTATION_5000_125_AEGIS as AEGIS
+from sw.cheetah.ash_handlers import passing_instructions
+from sw.exokernel.ash import SANDBOX_CHECK_INSTRUCTIONS
 
 REQUESTS = 8
 #: Categories the fusion does not touch.
@@ -57,8 +60,15 @@ def test_ethernet_checksums_ride_in_the_copies(image, size):
     assert s["tcp"]["bad_checksum"] == off["server_stats"]["tcp"]["bad_checksum"] == 0
     assert s["tcp"]["retransmit_timeouts"] == 0
     assert on_t["checksum"] < 0.8 * off_t["checksum"]
+    # The closing ASH's runs (kernel): a frame whose acknowledgement number's bit an armed
+    # connection shares is looked up in its bucket, and which connections are still armed
+    # when it arrives depends on when the library last ran, which ILP's timing moves
+    # (sw/cheetah/ash_handlers.py): at most one such lookup a request apart.
+    lookup = AEGIS.instructions(passing_instructions(looked_up=True) - passing_instructions()
+                                + 6 * SANDBOX_CHECK_INSTRUCTIONS)
     for cat in UNTOUCHED:                      # the same work, at most a cycle's rounding apart
-        assert on_t.get(cat, 0) == pytest.approx(off_t.get(cat, 0), abs=2), cat
+        tol = 2 + (lookup if cat == "kernel" else 0)
+        assert on_t.get(cat, 0) == pytest.approx(off_t.get(cat, 0), abs=tol), cat
     # One more I/O write per frame sent (the completed checksum's word).
     assert 0 < on_t["io_wait"] - off_t["io_wait"] < 0.01 * off_t["io_wait"]
     assert _busy(on_t) < _busy(off_t)
