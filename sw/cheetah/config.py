@@ -283,9 +283,10 @@ APP_COSTS: dict[str, Cost] = {
     "ash_arm": _est(60, "instructions", (
         "hand a closing connection to the ASH: take the remote address, ports and sequence "
         "numbers from the PCB, patch them and the IP identification into the request's "
-        "prebuilt ACK template, store its 14 words and the slot's 5 in the table (the two "
-        "header checksums are charged as a checksum of their 52 bytes): about 60 "
-        "instructions")),
+        "prebuilt ACK template, store its 14 words, the slot's 6 (the fast path's 4: "
+        "expected acknowledgement, address, ports, sequence; state and local address) and "
+        "the word of armed numbers (load, or the bit, store) in the table (the two header "
+        "checksums are charged as a checksum of their 52 bytes): about 60 instructions")),
     "ash_check": _est(4, "instructions", (
         "each time the library runs: load the ASH's events word, compare it with the last "
         "one seen, branch")),
