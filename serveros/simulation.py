@@ -291,9 +291,13 @@ class Simulation:
         return self.rtl.waves if self.rtl is not None else {}
 
     def close(self) -> None:
-        """Free the RTL simulation (idempotent)."""
+        """Free the RTL simulation and what the devices' attachments opened, such as a disk
+        image opened from its path (idempotent)."""
         if self.rtl is not None:
             self.rtl.close()
+        for host in self.hosts.values():
+            for attached in host.extra.get("devices", {}).values():
+                attached.close()
 
     def __enter__(self) -> "Simulation":
         return self

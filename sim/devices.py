@@ -101,6 +101,9 @@ class Attached:
         station, wire statistics, the DMA server's counters, ...), and what the operating
         system's driver needs of the spec, checked by the kind (the AN2's ``"params"``: the
         software floor may not import a device's ``attach.py``).
+    cleanup : list of callables
+        What to call when the simulation ends (:meth:`close`): resources the attachment opened
+        itself, such as a disk image it opened from a path.
     """
 
     spec: DeviceSpec
@@ -108,6 +111,12 @@ class Attached:
     target: BusTarget
     irq: IrqLine
     parts: dict = field(default_factory=dict)
+    cleanup: list = field(default_factory=list)
+
+    def close(self) -> None:
+        """Run and forget :attr:`cleanup`, last first (idempotent)."""
+        while self.cleanup:
+            self.cleanup.pop()()
 
 
 class DeviceKind:

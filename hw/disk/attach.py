@@ -60,12 +60,14 @@ __all__ = ["DiskKind", "DISK", "PARAMS"]
 PARAMS = ("image", "params", "mem_size")
 
 
-def _image(spec: DeviceSpec) -> DiskImage:
-    """The spec's image, opening a path copy-on-write."""
+def _image(spec: DeviceSpec) -> tuple[DiskImage, list]:
+    """The spec's image, opening a path copy-on-write, and what closes what was opened here
+    (:attr:`sim.devices.Attached.cleanup`: an image the caller opened stays open)."""
     image = spec.params["image"]
     if isinstance(image, DiskImage):
-        return image
-    return DiskImage.open(image, persist=False)
+        return image, []
+    image = DiskImage.open(image, persist=False)
+    return image, [image.close]
 
 
 class DiskKind(DeviceKind):
@@ -118,12 +120,12 @@ class DiskKind(DeviceKind):
         """
         self.check(spec)
         memory = self._memory(machine, spec)
-        image = _image(spec)
+        image, cleanup = _image(spec)
         irq = self._irq(machine, spec)
         controller = DiskControllerModel(machine.kernel, self.clock, memory=memory, image=image,
                                          irq=irq, params=spec.params.get("params"))
         return Attached(spec, "model", controller, irq,
-                        parts={"controller": controller, "image": image})
+                        parts={"controller": controller, "image": image}, cleanup=cleanup)
 
     # -- RTL ------------------------------------------------------------------------------------
     def harness(self, spec: DeviceSpec) -> Any:
@@ -177,9 +179,11 @@ class DiskKind(DeviceKind):
             raise ValueError(f"disk {spec.name}: the controller addresses at most 2**32 bytes, "
                              f"but {machine.name!r} has {memory.size:#x}")
         mechanism = DiskMechanism(spec.params.get("params"))
-        image = _image(spec)
+        image, cleanup = _image(spec)
         blocks = mechanism.params.geometry.blocks
         if not 1 <= image.block_count <= blocks:
+            for close in cleanup:
+                close()
             raise ValueError(f"disk {spec.name}: the image has {image.block_count} blocks, the "
                              f"drive 1 .. {blocks}")
         name = f"{machine.name}.{spec.name}"
@@ -190,7 +194,8 @@ class DiskKind(DeviceKind):
         firmware = DriveFirmware(mechanism, image)
         media = MediaServer(access, driver, firmware, name=f"{name}.media")
         return Attached(spec, "rtl", bus, irq, parts={"image": image, "firmware": firmware,
-                                                      "dma": dma, "media": media})
+                                                      "dma": dma, "media": media},
+                        cleanup=cleanup)
 
     @staticmethod
     def _strap(access: Any, driver: Any, capacity: int, mem_size: int) -> None:

@@ -297,3 +297,25 @@ def test_two_machines_each_with_its_card_in_rtl_give_the_model_run(image):
     assert rtl.pop("instances") == ["server_le0", "server2_le0"] and not model.pop("instances")
     assert all(s == 200 for rs in model["records"] for *_, s, _ in rs)
     assert rtl == model
+
+
+def test_closing_a_simulation_closes_the_disk_image_it_opened_but_not_one_it_was_given(image):
+    """A disk image named by its path is opened by the attachment and closed with the
+    simulation (a sweep runs hundreds of points in one worker: one file descriptor each would
+    run out); an image the caller opened is the caller's to close."""
+    from hw.disk.image import DiskImage
+
+    k = Kernel()
+    sim = Simulation(k, [server_spec("ncsa", image)], media={"ethernet": Segment(k, seed=1)})
+    opened = sim.hosts["server"].extra["devices"]["rz0"].parts["image"]
+    assert opened._fd is not None
+    sim.close()
+    assert opened._fd is None
+    sim.close()                                     # idempotent
+    with DiskImage.open(image) as mine:
+        k = Kernel()
+        spec = server_spec("ncsa", mine)
+        sim = Simulation(k, [spec], media={"ethernet": Segment(k, seed=1)})
+        sim.close()
+        assert mine._fd is not None
+        assert len(mine.read(0)) == mine.block_size
