@@ -27,9 +27,9 @@ SPECIALIZATIONS: tuple[str, ...] = (
 )
 #: Specializations beyond the paper (issue 17), off in every paper stage, in the order
 #: :data:`LATER_STAGES` switch them on after ``cheetah``.
-#: ``ash`` first, then ``ilp`` (``+ilp`` is full Cheetah with both; the hardware pipes,
-#: ``hwilp``, would follow ``+ilp``: the card's pipes replace the CPU's where the card has them).
-LATER_SPECIALIZATIONS: tuple[str, ...] = ("ash", "ilp")
+#: ``ash`` first, then ``ilp``, then ``hwilp`` (``+hwilp`` is full Cheetah with all three: the
+#: card's pipes replace the CPU's where the card has them).
+LATER_SPECIALIZATIONS: tuple[str, ...] = ("ash", "ilp", "hwilp")
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,20 @@ class CheetahConfig:
         ``CHECKSUM_PARTIAL``), so no segment is summed by the stack and the precomputed
         checksums go unused over this card. A card that moves the data by DMA (the AN2)
         leaves no copy to fuse with: nothing changes there.
+    hwilp : bool
+        Beyond the paper (issue 17), off by default and in every paper stage: the card's own
+        ILP pipes (the AN2's hardware checksum, ``hw/an2``), bound by the kernel
+        (:meth:`sw.exokernel.aegis.Aegis.install_card_rx_pipes`, ``install_card_tx_pipes``).
+        Transmit: every TCP segment leaves the stack with the pseudo-header's sum in its
+        checksum field and the driver asks the card to complete it (``Csum`` on the PDU's
+        First descriptor); no segment, header or document byte is summed by the CPU, so the
+        precomputed checksums go unused (``precomputed_checksums`` then changes nothing but
+        what start-up stores). Receive: the kernel programs Cheetah's VCs to sum each PDU
+        from its IP header on (VcEntry ``rx_csum``), and the stack checks the TCP checksum
+        with the completion's sum and the pseudo-header (a few adds) instead of summing the
+        segment. A card without pipes (the LANCE) binds none (``hwilp_rx_bound`` and
+        ``hwilp_tx_bound`` are 0): Cheetah then does what ``ilp`` does, or, without it,
+        what the paper's Cheetah does.
 
     Parameters that are not specializations (the same in every stage):
 
@@ -122,6 +136,7 @@ class CheetahConfig:
     cache_as_retransmit_pool: bool = True
     ash: bool = False
     ilp: bool = False
+    hwilp: bool = False
     idle_timeout_ps: int = TCPTV_KEEP_INIT
     backlog: int = 16
 

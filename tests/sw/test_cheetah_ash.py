@@ -46,7 +46,7 @@ def test_ash_is_a_stage_beyond_the_paper():
 
 def test_variants_name_stages_and_switches_off():
     assert variant("+ash") == stage("+ash") and variant("cheetah") == CheetahConfig()
-    assert variant("no-ash") == CheetahConfig(ilp=True)         # the last stage, ash off
+    assert variant("no-ash") == CheetahConfig(ilp=True, hwilp=True)  # the last stage, ash off
     assert variant("no-event_loop") == CheetahConfig(event_loop=False)    # as before
     with pytest.raises(ValueError, match="unknown Cheetah switch 'turbo'.*ash"):
         variant("no-turbo")

@@ -36,12 +36,13 @@ SRV_MAC, CLI_MAC = bytes.fromhex("020000000101"), bytes.fromhex("020000000201")
 
 # -- the stage -----------------------------------------------------------------------------------
 def test_ilp_is_the_stage_after_ash():
-    assert ALL_STAGES[-2:] == ("+ash", "+ilp")
+    assert ALL_STAGES[-3:] == ("+ash", "+ilp", "+hwilp")
     assert stage("+ilp") == CheetahConfig(ash=True, ilp=True)
     assert not any(stage(s).ilp for s in STAGES + ("+ash",))
     assert "ilp" not in stage("cheetah").switches() and "ilp" not in stage("+ash").switches()
     assert stage("+ilp").switches()["ilp"] is True
-    assert variant("no-ilp") == stage("+ash")                    # the last stage, ilp off
+    assert variant("no-ilp") == CheetahConfig(ash=True, hwilp=True)  # the last stage, ilp off
+    assert variant("+ilp") == stage("+ilp") == variant("no-hwilp")
     assert variant("no-precomputed_checksums").ilp is False       # paper variants as before
     assert variant("+ilp.no-precomputed_checksums") == \
         CheetahConfig(ash=True, ilp=True, precomputed_checksums=False)
