@@ -67,8 +67,9 @@ __all__ = [
     "CELL_BYTES", "CELL_HEADER_BYTES", "CELL_PAYLOAD_BYTES", "AAL5_TRAILER_BYTES",
     "MAX_PDU", "MAX_PDU_CELLS", "COUNTERS_OFFSET", "COALESCE_TIME_BITS",
     "Reg", "pool_reg", "Control", "Status", "Irq", "Link", "VcState", "Counter",
-    "TxFlag", "RxFlag", "CqKind", "CqError", "RESET", "ACCESS", "RING_REGS",
-    "ring_entries_valid", "aal5_cells",
+    "TxFlag", "RxFlag", "CqKind", "CqError", "RxSwap", "RESET", "ACCESS", "RING_REGS",
+    "ring_entries_valid", "aal5_cells", "csum_field_offset", "csum_field_fits",
+    "tx_csum_result",
     "VcEntry", "TxDescriptor", "RxDescriptor", "Completion",
     "control_layout", "status_layout", "irq_layout", "link_layout", "vc_entry_layout",
     "tx_descriptor_layout", "rx_descriptor_layout", "completion_layout",
@@ -277,8 +278,10 @@ class TxFlag(enum.IntFlag):
 
     First = 1 << 0      #: the PDU's first buffer
     Last = 1 << 1       #: the PDU's last buffer: the card appends pad and trailer after it
+    Csum = 1 << 2       #: (First only) the card fills in the PDU's Internet checksum field
     DmaFault = 1 << 8   #: reading the buffer was refused: the PDU was not sent
     BadVc = 1 << 9      #: the VC is disabled: the PDU was not sent
+    PipeError = 1 << 10  #: Csum's field does not lie wholly inside the PDU: it was not sent
     Own = 1 << 31       #: the card owns the descriptor
 
 
@@ -303,7 +306,7 @@ class CqKind(enum.IntEnum):
 
 
 class CqError(enum.IntFlag):
-    """Completion entry ``errors`` (bits 15:0 of word 2); 0 = the PDU is good."""
+    """Completion entry ``errors`` (bits 15:8 of word 0); 0 = the PDU is good."""
 
     CrcError = 1 << 0
     Oversize = 1 << 1
@@ -311,6 +314,46 @@ class CqError(enum.IntFlag):
     NoBuffer = 1 << 3
     DmaFault = 1 << 4
     BadVc = 1 << 5
+    PipeError = 1 << 6  #: a Tx PDU's checksum field lies outside it (:attr:`TxFlag.PipeError`)
+
+
+class RxSwap(enum.IntEnum):
+    """A VC's receive swap (VcEntry ``rx_swap``): how the card reorders the payload bytes from
+    ``2 * pipe_start`` on as they go into memory. A write of the reserved value 3 stores
+    :attr:`NoSwap` (the card reads back what it will do)."""
+
+    NoSwap = 0    #: bytes as received
+    Halfword = 1  #: swap the two bytes of each 16-bit unit
+    Word = 2      #: reverse the four bytes of each 32-bit unit
+
+
+def csum_field_offset(csum_start: int, csum_field: int) -> int:
+    """Byte offset in the PDU payload of the transmit checksum field, ``2 * (start + field)``."""
+    return 2 * (csum_start + csum_field)
+
+
+def csum_field_fits(length: int, csum_start: int, csum_field: int) -> bool:
+    """True when the 16-bit checksum field lies wholly inside a PDU of ``length`` bytes (else
+    the card refuses the PDU with :attr:`TxFlag.PipeError`)."""
+    return csum_field_offset(csum_start, csum_field) + 2 <= length
+
+
+def tx_csum_result(folded: int) -> int:
+    """The field the card sends for a folded 16-bit ones'-complement sum ``folded``.
+
+    The complement ``~folded & 0xFFFF``, except that a complement of 0 is sent as 0xFFFF: UDP
+    reserves 0 for "no checksum" and sends a computed 0 as all ones (RFC 768); TCP receivers
+    accept either, since 0 and 0xFFFF are the two zeros of ones'-complement arithmetic
+    (RFC 1624 section 3). A sum folds to 0xFFFF only when the bytes are not all zero, so
+    0xFFFF is what a receiver computes for this field whatever the sum was.
+
+    Raises
+    ------
+    ValueError
+        If ``folded`` is not 0 .. 0xFFFF.
+    """
+    _check_u("folded", folded, 16)
+    return (~folded & 0xFFFF) or 0xFFFF
 
 
 # --- Amaranth data layouts (fields listed LSB first) ------------------------------------------
@@ -326,13 +369,15 @@ irq_layout = data.StructLayout({"completion": 1, "cq_full": 1, "error": 1, "link
 link_layout = data.StructLayout({"signal": 1, "frame_lock": 1, "cell_lock": 1, "res": 29})
 #: A VC table entry as VcEntry reads it (:class:`VcEntry`).
 vc_entry_layout = data.StructLayout({
-    "enable": 1, "aal5": 1, "pool": 2, "state": 2, "res0": 2, "owner": 8, "res1": 16,
+    "enable": 1, "aal5": 1, "pool": 2, "state": 2, "res0": 2, "owner": 8,
+    "rx_csum": 1, "rx_swap": 2, "pipe_start": 8, "res1": 5,
 })
 #: A transmit descriptor (:class:`TxDescriptor`); word 2 is :class:`TxFlag`.
 tx_descriptor_layout = data.StructLayout({
     "addr": 32,
     "length": 16, "vci": 16,
-    "first": 1, "last": 1, "res0": 6, "dma_fault": 1, "bad_vc": 1, "res1": 21, "own": 1,
+    "first": 1, "last": 1, "csum": 1, "res0": 5, "dma_fault": 1, "bad_vc": 1, "pipe_error": 1,
+    "csum_start": 8, "csum_field": 8, "res1": 4, "own": 1,
     "tag": 32,
 })
 #: A receive (free-buffer) descriptor (:class:`RxDescriptor`); word 2 is VCI and :class:`RxFlag`.
@@ -345,9 +390,9 @@ rx_descriptor_layout = data.StructLayout({
 })
 #: A completion queue entry (:class:`Completion`).
 completion_layout = data.StructLayout({
-    "kind": 2, "pool": 2, "res0": 3, "phase": 1, "res1": 8, "index": 16,
+    "kind": 2, "pool": 2, "res0": 3, "phase": 1, "errors": 8, "index": 16,
     "length": 16, "vci": 16,
-    "errors": 16, "cells": 16,
+    "csum": 16, "cells": 16,
     "tag": 32,
 })
 
@@ -437,16 +482,31 @@ class VcEntry(_Entry):
         :class:`VcState` (the card's; writes of the field are ignored).
     owner
         The principal the card names to host memory for every DMA of this VC (0: the kernel).
+    rx_csum
+        (AAL5) 1: the card sums the received payload bytes ``[2 * pipe_start, length)`` (RFC
+        1071, folded, not complemented) into the completion's ``csum``.
+    rx_swap
+        :class:`RxSwap` of the payload from ``2 * pipe_start`` on, on its way into memory.
+    pipe_start
+        Where the receive pipes start, in 16-bit units of the payload (0 .. 255).
+
+    Raises
+    ------
+    ValueError
+        If ``rx_swap`` is the reserved 3.
     """
 
     _layout = vc_entry_layout
-    _enums = {"state": VcState}
+    _enums = {"state": VcState, "rx_swap": RxSwap}
 
     enable: int = 0
     aal5: int = 1
     pool: int = 0
     state: VcState = VcState.Idle
     owner: int = 0
+    rx_csum: int = 0
+    rx_swap: RxSwap = RxSwap.NoSwap
+    pipe_start: int = 0
 
 
 @dataclass(frozen=True)
@@ -461,7 +521,12 @@ class TxDescriptor(_Entry):
         The VC (every descriptor of a PDU names the same one).
     first, last, own
         :class:`TxFlag` bits; ``own`` = 1 hands the descriptor to the card.
-    dma_fault, bad_vc
+    csum, csum_start, csum_field
+        (Read from the PDU's First descriptor only.) ``csum`` = 1: the card sends the Internet
+        checksum of payload bytes ``[2 * csum_start, length)`` in the 16-bit field at byte
+        ``2 * (csum_start + csum_field)``, which holds the host's seed (the pseudo-header sum,
+        not complemented): :func:`tx_csum_result` of the folded sum.
+    dma_fault, bad_vc, pipe_error
         Written back by the card.
     tag
         The host's cookie, echoed in the completion entry.
@@ -474,8 +539,12 @@ class TxDescriptor(_Entry):
     vci: int = 0
     first: int = 0
     last: int = 0
+    csum: int = 0
     dma_fault: int = 0
     bad_vc: int = 0
+    pipe_error: int = 0
+    csum_start: int = 0
+    csum_field: int = 0
     own: int = 0
     tag: int = 0
 
@@ -546,6 +615,10 @@ class Completion(_Entry):
         The VC.
     errors
         :class:`CqError` bits; 0 = good.
+    csum
+        Rx on a VC with ``rx_csum``: the folded 16-bit ones'-complement sum of the payload
+        bytes ``[2 * pipe_start, length)`` as received (not complemented: with the
+        pseudo-header added, a good TCP/UDP packet gives 0xFFFF); otherwise 0.
     cells
         Cells the PDU took on the link.
     tag
@@ -562,6 +635,7 @@ class Completion(_Entry):
     length: int = 0
     vci: int = 0
     errors: CqError = CqError(0)
+    csum: int = 0
     cells: int = 0
     tag: int = 0
 

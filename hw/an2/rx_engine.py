@@ -203,7 +203,7 @@ class RxEngine(wiring.Component):
                          # The writer's phase and the reserved fields, 0 here: a field no
                          # statement drives becomes a constant-only `always @*` in the Verilog,
                          # which an event-driven simulator never runs (X on Icarus).
-                         entry.phase.eq(0), entry.res0.eq(0), entry.res1.eq(0),
+                         entry.phase.eq(0), entry.res0.eq(0), entry.csum.eq(0),
                          cq.entry.eq(entry), cq.req.eq(1)]
             m.d.sync += rcq.eq(entry)
             m.next = "WaitCq"

@@ -90,8 +90,11 @@ def test_register_flags_match_their_layouts(flags, layout, names):
 
 
 def test_descriptor_flags_match_the_layouts():
+    assert {m.name for m in r.TxFlag} == {"First", "Last", "Csum", "DmaFault", "BadVc",
+                                         "PipeError", "Own"}
     for member, name in ((r.TxFlag.First, "first"), (r.TxFlag.Last, "last"),
-                         (r.TxFlag.DmaFault, "dma_fault"), (r.TxFlag.BadVc, "bad_vc"),
+                         (r.TxFlag.Csum, "csum"), (r.TxFlag.DmaFault, "dma_fault"),
+                         (r.TxFlag.BadVc, "bad_vc"), (r.TxFlag.PipeError, "pipe_error"),
                          (r.TxFlag.Own, "own")):
         assert r.tx_descriptor_layout[name].offset == 64 + int(member).bit_length() - 1
     for member, name in ((r.RxFlag.First, "first"), (r.RxFlag.Last, "last"),
@@ -103,7 +106,7 @@ def test_descriptor_flags_match_the_layouts():
 
 
 @pytest.mark.parametrize("cls", [r.Control, r.Status, r.Irq, r.Link, r.VcState, r.Counter,
-                                 r.TxFlag, r.RxFlag, r.CqKind, r.CqError],
+                                 r.TxFlag, r.RxFlag, r.CqKind, r.CqError, r.RxSwap],
                          ids=lambda c: c.__name__)
 def test_enum_values_distinct_and_camel_case(cls):
     values = [int(m) for m in cls]
@@ -117,6 +120,8 @@ def test_enum_fields_fit_their_layout_fields():
     assert max(r.VcState) < 1 << r.vc_entry_layout["state"].width
     assert max(r.CqKind) < 1 << r.completion_layout["kind"].width
     assert max(r.CqError) < 1 << r.completion_layout["errors"].width
+    assert max(r.RxSwap) < 1 << r.vc_entry_layout["rx_swap"].width
+    assert r.CqError.PipeError == 1 << 6 and r.TxFlag.PipeError == 1 << 10
     assert r.NUM_POOLS <= 1 << r.vc_entry_layout["pool"].width
     assert r.NUM_POOLS <= 1 << r.completion_layout["pool"].width
     assert r.NUM_OWNERS == 1 << r.vc_entry_layout["owner"].width
@@ -129,15 +134,20 @@ def test_enum_fields_fit_their_layout_fields():
 # --- memory formats ---------------------------------------------------------------------------
 _EXPECTED = {  # (layout, total bits, {field: (offset, width)}): the documented wire format
     "tx": (r.tx_descriptor_layout, 128, {"addr": (0, 32), "length": (32, 16), "vci": (48, 16),
-                                         "first": (64, 1), "last": (65, 1), "own": (95, 1),
+                                         "first": (64, 1), "last": (65, 1), "csum": (66, 1),
+                                         "dma_fault": (72, 1), "bad_vc": (73, 1),
+                                         "pipe_error": (74, 1), "csum_start": (75, 8),
+                                         "csum_field": (83, 8), "own": (95, 1),
                                          "tag": (96, 32)}),
     "rx": (r.rx_descriptor_layout, 128, {"addr": (0, 32), "size": (32, 16), "length": (48, 16),
                                          "vci": (64, 16), "own": (95, 1), "tag": (96, 32)}),
     "cq": (r.completion_layout, 128, {"kind": (0, 2), "pool": (2, 2), "phase": (7, 1),
-                                      "index": (16, 16), "length": (32, 16), "vci": (48, 16),
-                                      "errors": (64, 16), "cells": (80, 16), "tag": (96, 32)}),
+                                      "errors": (8, 8), "index": (16, 16), "length": (32, 16),
+                                      "vci": (48, 16), "csum": (64, 16), "cells": (80, 16),
+                                      "tag": (96, 32)}),
     "vc": (r.vc_entry_layout, 32, {"enable": (0, 1), "aal5": (1, 1), "pool": (2, 2),
-                                   "state": (4, 2), "owner": (8, 8)}),
+                                   "state": (4, 2), "owner": (8, 8), "rx_csum": (16, 1),
+                                   "rx_swap": (17, 2), "pipe_start": (19, 8)}),
 }
 
 
@@ -168,6 +178,7 @@ def _random(cls, rng):
         kw["kind"] = rng.choice(list(r.CqKind))
     if cls is r.VcEntry:
         kw["state"] = rng.choice(list(r.VcState))
+        kw["rx_swap"] = rng.choice(list(r.RxSwap))
     return cls(**kw)
 
 
@@ -190,6 +201,42 @@ def test_tx_descriptor_words_are_little_endian_and_documented():
     assert d.pack()[:4] == bytes([0x57, 0x34, 0x12, 0x00])
 
 
+def test_tx_descriptor_checksum_word():
+    d = r.TxDescriptor(length=60, first=1, last=1, csum=1, csum_start=10, csum_field=8, own=1)
+    assert d.words()[2] == int(r.TxFlag.First | r.TxFlag.Last | r.TxFlag.Csum | r.TxFlag.Own) \
+        | 10 << 11 | 8 << 19
+    back = r.TxDescriptor.from_words(d.words()[:2] + (d.words()[2] | r.TxFlag.PipeError, 0))
+    assert back.pipe_error == 1 and back.csum_start == 10 and back.csum_field == 8
+
+
+def test_completion_errors_in_word_0_and_csum_in_word_2():
+    c = r.Completion(kind=r.CqKind.Rx, phase=1, errors=r.CqError.CrcError | r.CqError.PipeError,
+                     index=5, csum=0xBEEF, cells=3)
+    w = c.words()
+    assert w[0] == int(r.CqKind.Rx) | 1 << 7 | 0x41 << 8 | 5 << 16
+    assert w[2] == 0xBEEF | 3 << 16
+    assert r.Completion.from_words(w).errors == r.CqError.CrcError | r.CqError.PipeError
+
+
+def test_checksum_field_helpers():
+    assert r.csum_field_offset(10, 8) == 36
+    assert r.csum_field_fits(38, 10, 8) and not r.csum_field_fits(37, 10, 8)
+    assert not r.csum_field_fits(0, 0, 0) and r.csum_field_fits(2, 0, 0)
+    assert r.tx_csum_result(0x1234) == 0xEDCB
+    assert r.tx_csum_result(0xFFFF) == 0xFFFF  # a computed 0 goes out as all ones (RFC 768)
+    assert r.tx_csum_result(0) == 0xFFFF
+    with pytest.raises(ValueError, match="folded"):
+        r.tx_csum_result(0x10000)
+
+
+def test_vc_entry_pipe_fields():
+    e = r.VcEntry(enable=1, rx_csum=1, rx_swap=r.RxSwap.Word, pipe_start=17)
+    assert e.to_int() == 1 | 1 << 1 | 1 << 16 | 2 << 17 | 17 << 19
+    assert r.VcEntry.from_int(e.to_int()) == e
+    with pytest.raises(ValueError, match="RxSwap"):
+        r.VcEntry(rx_swap=3)
+
+
 def test_rx_descriptor_status_word():
     d = r.RxDescriptor(addr=0x1000, size=4096, length=100, vci=7, first=1, last=1, crc_error=1)
     assert d.words()[2] == 7 | int(r.RxFlag.First | r.RxFlag.Last | r.RxFlag.CrcError)
@@ -199,7 +246,7 @@ def test_rx_descriptor_status_word():
 def test_reserved_bits_are_ignored_on_unpack():
     d = r.TxDescriptor(addr=4, length=8, own=1)
     words = list(d.words())
-    words[2] |= 0x3F << 2  # res0
+    words[2] |= 0x1F << 3 | 0xF << 27  # res0, res1
     assert r.TxDescriptor.from_words(words) == d
 
 

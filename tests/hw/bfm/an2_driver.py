@@ -31,7 +31,7 @@ __all__ = ["An2Host", "HostLayout", "RxPdu"]
 
 #: The reserved bits of a completion's word 0 (the card writes them 0).
 _CQ_W0_RESERVED = sum(((1 << completion_layout[f].width) - 1) << completion_layout[f].offset
-                      for f in ("res0", "res1"))
+                      for f in ("res0",))
 
 
 @dataclass
