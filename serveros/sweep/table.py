@@ -4,7 +4,7 @@
 and ``results.csv`` from the rows of a sweep: the dicts :func:`serveros.experiments.paper.
 run_point` returns (or :func:`~serveros.experiments.paper.failed_rows` for a point that
 failed), plus whatever columns the sweep adds (one per sweep parameter, ``key``,
-``code_version``, the area columns of :mod:`serveros.sweep.synth_figures`, ...). Any column is
+``code_version``, ...) and the area columns of :mod:`serveros.sweep.area`. Any column is
 kept; none is required but those a plot asks for.
 
 Flattening
@@ -134,10 +134,15 @@ def _csv_cell(v) -> str:
     return str(v)
 
 
-def write_tables(rows: list[dict], out_dir: str | os.PathLike) -> dict[str, Path]:
+def write_tables(rows: list[dict], out_dir: str | os.PathLike, *, area: bool = True
+                 ) -> dict[str, Path]:
     """Write ``out_dir/results.parquet`` and ``out_dir/results.csv``: one row per entry of
     ``rows``, flattened (see the module's docstring). Returns the files by name
     (:data:`TABLE_FILES`'s keys).
+
+    With ``area`` (keyword-only), rows without ``area_luts`` get the area columns of
+    :func:`serveros.sweep.area.add_area` (a hardware variant's pipes synthesized once per
+    device, here in the client; software-only rows 0).
 
     Raises
     ------
@@ -153,6 +158,14 @@ def write_tables(rows: list[dict], out_dir: str | os.PathLike) -> dict[str, Path
         raise TypeError(f"rows must be a list of dicts, not {type(rows).__name__}")
     if not rows:
         raise ValueError("no rows to write")
+    bad = next((r for r in rows if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise TypeError(f"a row is a dict, not {type(bad).__name__}")
+    if not isinstance(area, bool):
+        raise TypeError(f"area must be a bool, not {area!r}")
+    if area:
+        from .area import add_area
+        rows = add_area(rows)
     cols, flat = flatten_rows(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
