@@ -63,6 +63,7 @@ from sim.media.atm_net import AtmNetwork
 from sim.media.ethernet import Segment
 from sim.media.pcap import PcapNgWriter
 from sim.platforms import PROFILES
+from sim.platforms.derived import by_name, is_derived_name
 from sw.boot import DMA_BUFFER, DMA_BUFFER_BYTES, OSES, boot
 from sw.host import Host
 
@@ -180,7 +181,8 @@ class MachineSpec:
         The machine's name (``"server"``, ``"client0"``): its CPU, bus, devices' RTL instances
         (``f"{name}_{device}"``) and segment stations are named after it.
     profile : str
-        The CPU's platform profile (a key of :data:`sim.platforms.PROFILES`).
+        The CPU's platform profile (a key of :data:`sim.platforms.PROFILES`, or the name of a
+        derived profile: :mod:`sim.platforms.derived`, :mod:`serveros.hardware`).
     os : str
         The operating system it boots (:data:`sw.boot.OSES`: ``"aegis"``, ``"ultrix"``,
         ``"bsd-client"``), which binds the drivers to the devices, or ``"none"`` (a bare
@@ -219,6 +221,11 @@ class MachineSpec:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f"machine name must be an identifier, not {self.name!r}")
         if self.profile not in PROFILES:
+            if is_derived_name(self.profile):
+                try:
+                    by_name(self.profile)
+                except ValueError as e:
+                    raise ValueError(f"{self.name}: profile: {e}") from None
             raise ValueError(f"{self.name}: unknown profile {self.profile!r}; known: "
                              f"{', '.join(PROFILES)}")
         if self.os not in OSES:

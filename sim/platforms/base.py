@@ -293,13 +293,45 @@ class Platform:
         return int(round(mem_cycles * self.mem_cycle_ps.value))
 
 
-#: Every built-in profile by name (filled by the modules that define them).
-PROFILES: dict[str, Platform] = {}
+class Profiles(dict):
+    """The registered profiles by name, which also answer for derived names.
+
+    Iterating, ``len`` and the views give the registered (built-in) profiles only; a lookup
+    or an ``in`` test of a derived profile's name (``base@...``, :mod:`sim.platforms.derived`)
+    derives it from the name alone, so every process that names it gets the same profile and
+    nothing is registered.
+    """
+
+    def __missing__(self, name: str) -> Platform:
+        from .derived import by_name, is_derived_name
+        if not is_derived_name(name):
+            raise KeyError(name)
+        try:
+            return by_name(name)
+        except ValueError as e:
+            raise KeyError(f"{name}: {e}") from None
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        try:
+            self[name]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+#: Every built-in profile by name (filled by the modules that define them); derived profiles'
+#: names look up too (:class:`Profiles`).
+PROFILES: Profiles = Profiles()
 
 
 def register(p: Platform) -> Platform:
     """Add ``p`` to :data:`PROFILES` (names must be unique)."""
-    if p.name in PROFILES:
+    if dict.__contains__(PROFILES, p.name):
         raise ValueError(f"a profile named {p.name!r} already exists")
     PROFILES[p.name] = p
     return p
