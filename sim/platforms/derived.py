@@ -213,6 +213,8 @@ def scales(base: Platform, cpu_hz: int, mem_cycle_ps: int) -> dict[str, float]:
 def _row(base: Platform, field: str, parts: Mapping[str, float], k: Mapping[str, float],
          what: str) -> Cost:
     old = getattr(base, field)
+    if set(parts) == {"cycle"}:                  # the CPU's own cycles: the row as it is
+        return old
     value = sum(cycles * k[unit] for unit, cycles in parts.items())
     split = " + ".join(f"{cycles:g} {unit}" for unit, cycles in parts.items())
     return Cost(value, old.unit, (
@@ -252,17 +254,20 @@ def derive(base: str, *, cpu_hz: int | None = None, mem_cycle_ps: int | None = N
         f"plus the 3MIN's {cpi0 - 1:.4f} stall cycles per instruction taken as memory stalls "
         f"(load-delay slots folded in), scaled by the memory's time in CPU cycles "
         f"({k['mem']:.4f}x). Base row: {p.kernel_cpi.source}"))
-    rows["cpu_hz"] = Cost(hz, "Hz", f"estimate (derived): a {_mhz(hz)} MHz R3000-class CPU "
-                                    f"in the 5000/125's place. Base row: {p.cpu_hz.source}")
-    rows["mem_cycle_ps"] = Cost(mem, "ps", (
-        f"estimate (derived): a {mem // 1000} ns main-memory cycle in the 3MIN's 80 ns place. "
-        f"Base row: {p.mem_cycle_ps.source}"))
-    for field in ("word_read_miss_ps", "word_write_ps"):
-        old = getattr(p, field)
-        cycles = int(old.value) // int(p.mem_cycle_ps.value)         # 5 and 3 memory cycles
-        rows[field] = Cost(cycles * mem, "ps", (
-            f"estimate (derived): {cycles} memory cycles of {mem // 1000} ns. "
-            f"Base row: {old.source}"))
+    if hz != p.cpu_hz.value:
+        rows["cpu_hz"] = Cost(hz, "Hz", (
+            f"estimate (derived): a {_mhz(hz)} MHz R3000-class CPU in the 5000/125's place. "
+            f"Base row: {p.cpu_hz.source}"))
+    if mem != p.mem_cycle_ps.value:
+        rows["mem_cycle_ps"] = Cost(mem, "ps", (
+            f"estimate (derived): a {mem // 1000} ns main-memory cycle in the 3MIN's 80 ns "
+            f"place. Base row: {p.mem_cycle_ps.source}"))
+        for field in ("word_read_miss_ps", "word_write_ps"):
+            old = getattr(p, field)
+            cycles = int(old.value) // int(p.mem_cycle_ps.value)     # 5 and 3 memory cycles
+            rows[field] = Cost(cycles * mem, "ps", (
+                f"estimate (derived): {cycles} memory cycles of {mem // 1000} ns. "
+                f"Base row: {old.source}"))
     return replace(p, name=name, description=(
         f"{p.machine} derived: {_mhz(hz)} MHz R3000-class CPU, {mem // 1000} ns memory, "
         f"otherwise as {p.name}"), **rows)
