@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, Awaitable, Callable
 
 from sim.cache import Region
@@ -42,7 +42,7 @@ from sw.libos.fs.errors import IsADirectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UltrixCosts", "ULTRIX_COSTS_CPI", "WaitChannel", "Mutex", "Process", "UltrixKernel",
+__all__ = ["UltrixCosts", "ULTRIX_COSTS_CPI", "costs_at", "WaitChannel", "Mutex", "Process", "UltrixKernel",
            "OpenFile", "Alarm"]
 
 #: The R3000's kernel CPI on the 3MIN (profile ``kernel_cpi``: 37.5 cycles / 18 instr.), the
@@ -168,6 +168,19 @@ READ_BLOCK_DATA_BYTES = 256
 def _components(path: str) -> int:
     """Components ``namei`` walks for ``path`` (at least one: "/" looks up the root)."""
     return max(1, sum(1 for part in str(path).split("/") if part))
+
+
+def costs_at(profile) -> UltrixCosts:
+    """:class:`UltrixCosts` on ``profile``: the defaults where its ``kernel_cpi`` is the 3MIN's
+    (the DECstation 5000/125's, on which they were counted), otherwise every cycle count
+    re-priced at its CPI (a derived profile with another clock or memory,
+    :mod:`sim.platforms.derived`); instruction counts (``*_instructions``) stay as they are."""
+    scale = float(profile.kernel_cpi) / ULTRIX_COSTS_CPI
+    base = UltrixCosts()
+    if scale == 1.0:
+        return base
+    return replace(base, **{f.name: getattr(base, f.name) * scale for f in fields(UltrixCosts)
+                            if not f.name.endswith("_instructions")})
 
 
 class WaitChannel:
@@ -386,7 +399,7 @@ class UltrixKernel:
         self.kernel = kernel
         self.cpu = cpu
         self.profile = cpu.profile
-        self.costs = costs or UltrixCosts()
+        self.costs = costs or costs_at(cpu.profile)
         self.name = name
         self.current: Process | None = None
         self.processes: list[Process] = []
