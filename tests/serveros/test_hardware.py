@@ -207,3 +207,13 @@ def test_a_40mhz_server_runs_end_to_end(image):
     assert today["ok"] == fast["ok"] == 6
     assert fast["busy_cycles"] > today["busy_cycles"]      # memory costs more cycles
     assert fast["busy_ps"] < today["busy_ps"]              # the work takes less time
+
+
+def test_ultrix_kernel_costs_follow_the_cpi_of_a_derived_profile():
+    from sw.ultrix.kernel import UltrixCosts, costs_at
+    assert costs_at(PROFILES[ULTRIX]) == UltrixCosts()
+    fast = PROFILES[f"{ULTRIX}@cpu40MHz"]
+    c = costs_at(fast)
+    ratio = fast.kernel_cpi.value / PROFILES[ULTRIX].kernel_cpi.value
+    assert c.mbuf == pytest.approx(UltrixCosts().mbuf * ratio) and c.mbuf > UltrixCosts().mbuf
+    assert c.read_block_instructions == UltrixCosts().read_block_instructions
