@@ -1,0 +1,124 @@
+"""The sweep benchmark (issue 18, Must show 3): figures printed, never asserted.
+
+:func:`sweep_benchmarks` runs one small sweep (:func:`bench_points`: Cheetah and Harvest, 100
+and 1024-byte documents, 2 and 4 clients: 8 points) three ways and returns
+:class:`serveros.bench.BenchResult` rows:
+
+1. **bare**: :func:`serveros.experiments.paper.run_point` of each point in this process, one
+   after the other, the documents' image built beforehand (not timed): the simulation alone.
+2. **1 worker** and **2 workers**: the engine (:func:`serveros.sweep.engine.run_tasks`, no
+   store) on a Dask ``LocalCluster`` of that many single-threaded worker processes, given to
+   the engine by address as ``--scheduler`` gives one, timed from submission to the last
+   result (the cluster's start-up is timed apart: it is paid once per sweep). Each worker
+   builds the documents' image itself, as on a remote machine.
+
+Printed: each wall time, the scaling ``1 worker / 2 workers`` (2.0 would be perfect on this
+2-core machine), the cluster start-up, and the engine's per-point overhead:
+``(1 worker - bare) / points``: scheduling, pickling the task and its rows, the worker's
+image build and imports, spread over the points. The figures vary with the machine's load:
+the scaling's note gives the load average at the start (other processes on the two cores take
+a second worker's core).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ..bench import BenchResult
+
+__all__ = ["bench_points", "sweep_benchmarks", "BENCH_REQUESTS"]
+
+#: Requests per client of each benchmark point (short points: the overhead shows).
+BENCH_REQUESTS = 50
+
+
+def bench_points(*, requests: int = BENCH_REQUESTS, seed: int = 1) -> list:
+    """The benchmark's sweep: Cheetah and Harvest x 100 and 1024 bytes x 2 and 4 clients over
+    Ethernet, ``requests`` requests per client (:class:`serveros.experiments.paper.Point`).
+
+    Raises
+    ------
+    ValueError
+        For ``requests`` or ``seed`` not an integer >= 1.
+    """
+    from ..experiments import paper
+    for name, v in (("requests", requests), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, not {v!r}")
+    return [paper.Point(figures=("a",), server=s, doc_bytes=d, clients=c, requests=requests,
+                        backend="model", seed=seed)
+            for s in ("cheetah", "harvest") for d in (100, 1024) for c in (2, 4)]
+
+
+def _bare(points: Sequence, sizes: tuple[int, ...]) -> float:
+    import tempfile
+    from pathlib import Path
+
+    from ..experiments import paper
+    with tempfile.TemporaryDirectory(prefix="serveros-bench-") as tmp:
+        image = paper.build_documents_image(Path(tmp) / "docs.img", sizes)
+        t0 = time.perf_counter()
+        for p in points:
+            paper.run_point(p, image)
+        return time.perf_counter() - t0
+
+
+def _on_cluster(tasks: Sequence, workers: int) -> tuple[float, float, list[str]]:
+    """(start-up s, sweep s, the failed points' errors) of ``tasks`` on a LocalCluster of
+    ``workers``."""
+    import logging
+
+    from dask.distributed import LocalCluster
+
+    from .engine import run_tasks
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        up = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        outs = run_tasks(tasks, scheduler=cluster.scheduler_address)
+        wall = time.perf_counter() - t1
+    bad = [r.get("error", "") for o in outs for r in o.rows[:1] if r.get("status") == "failed"]
+    return up, wall, bad
+
+
+def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
+    """The sweep benchmark's figures (see the module docstring).
+
+    Raises
+    ------
+    RuntimeError
+        If a point failed (the figures would not be of the same work).
+    """
+    from .tasks import Task
+    points = bench_points(requests=requests)
+    sizes = tuple(sorted({p.doc_bytes for p in points}))
+    tasks = [Task(point=p, image=sizes) for p in points]
+    n = len(points)
+    import os
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    bare = _bare(points, sizes)
+    up1, one, bad1 = _on_cluster(tasks, 1)
+    up2, two, bad2 = _on_cluster(tasks, 2)
+    if bad1 or bad2:
+        raise RuntimeError(f"{len(bad1 + bad2)} benchmark point(s) failed, so the times are "
+                           f"not of the same work; the first: {(bad1 + bad2)[0]}")
+    what = f"{n} points x {requests} requests/client"
+    return [
+        BenchResult("sweep: bare run_point, in process", bare, "s", what),
+        BenchResult("sweep: engine, 1 local worker", one, "s", f"{what}; cluster start-up "
+                                                               f"{up1:.1f} s apart"),
+        BenchResult("sweep: engine, 2 local workers", two, "s", f"{what}; cluster start-up "
+                                                                f"{up2:.1f} s apart"),
+        BenchResult("sweep: scaling, 1 worker / 2 workers", one / two, "x",
+                    f"2.0 = perfect on 2 idle cores; load average {load:.1f} at the start "
+                    f"(other processes share the cores)"),
+        BenchResult("sweep: engine overhead per point", (one - bare) / n * 1000, "ms",
+                    "(1 worker - bare) / points: scheduling, pickling, the worker's image "
+                    "build and imports"),
+    ]
+
+
+if __name__ == "__main__":          # python -m serveros.sweep.bench
+    for r in sweep_benchmarks():
+        print(f"{r.name:45s} {r.value:10.3f} {r.unit:3s} {r.note}")
