@@ -93,9 +93,11 @@ def hardware_device(row: dict) -> str | None:
         For a ``pipes`` value other than ``sw`` and ``hw``, or a network with no card known.
     """
     pipes = row.get("pipes")
-    if pipes not in (None, "sw", "hw"):
-        raise ValueError(f"pipes must be 'sw' or 'hw', not {pipes!r}")
-    if pipes != "hw" and not _hw_server(row.get("server")):
+    if pipes not in (None, "none", "sw", "hw"):
+        raise ValueError(f"pipes must be 'none', 'sw' or 'hw', not {pipes!r}")
+    # A sweep's pipes set Cheetah's ilp and hwilp switches (paper.PIPES): only "hw" is the
+    # card's; without pipes the server's name says.
+    if pipes in ("none", "sw") or (pipes is None and not _hw_server(row.get("server"))):
         return None
     network = row.get("network") or "ethernet"
     if network not in NETWORK_DEVICES:
