@@ -28,7 +28,10 @@ def test_which_points_use_hardware_pipes():
     # The LANCE binds no pipes: none unless its buffer-port block is fitted.
     assert hardware_device({"pipes": "hw", "network": "ethernet"}) is None
     assert hardware_device({"pipes": "hw", "network": "ethernet", "lance_block": True}) == "lance"
-    with pytest.raises(ValueError, match="pipes must be 'sw' or 'hw'"):
+    assert hardware_device({"pipes": "none", "server": "harvest", "network": "an2"}) is None
+    # A sweep's pipes set the switches whatever the stage says.
+    assert hardware_device({"pipes": "sw", "server": "cheetah@+hwilp", "network": "an2"}) is None
+    with pytest.raises(ValueError, match="pipes must be 'none', 'sw' or 'hw'"):
         hardware_device({"pipes": "fpga"})
     with pytest.raises(ValueError, match="no card known for network 'fddi'"):
         hardware_device({"pipes": "hw", "network": "fddi"})
