@@ -195,6 +195,7 @@ def _serve(image, hw: Hardware, requests: int = 6) -> dict:
         await k.spawn(http.run(), name="client")
         report = host.cpu.report()
         out.update(profile=host.cpu.profile.name, ok=sum(r.ok for r in http.records),
+                   rings=host.extra["drivers"]["le0"].layout.rings,
                    busy_ps=report.busy_ps, busy_cycles=report.busy_ps / report.cycle_ps)
     k.spawn(main(), name="experiment")
     k.run()
@@ -205,8 +206,15 @@ def test_a_40mhz_server_runs_end_to_end(image):
     today, fast = _serve(image, Hardware()), _serve(image, Hardware(cpu_mhz=40))
     assert today["profile"] == AEGIS and fast["profile"] == f"{AEGIS}@cpu40MHz"
     assert today["ok"] == fast["ok"] == 6
+    assert (today["rings"].rx, today["rings"].tx) == (64, 16)
     assert fast["busy_cycles"] > today["busy_cycles"]      # memory costs more cycles
     assert fast["busy_ps"] < today["busy_ps"]              # the work takes less time
+
+
+def test_a_64kib_lance_buffer_reaches_the_driver(image):
+    small = _serve(image, Hardware(lance_buffer_kib=64), requests=3)
+    assert small["ok"] == 3 and (small["rings"].rx, small["rings"].tx) == (32, 8)
+    assert small["profile"] == AEGIS
 
 
 def test_ultrix_kernel_costs_follow_the_cpi_of_a_derived_profile():
