@@ -88,6 +88,21 @@ adds). Over the AN2 the data moves by DMA: no copy to fuse with (``ilp_rx_fused`
 ``ilp_tx_fused`` are 0) and nothing changes; the one pass left is the checksum itself, which
 only the card's own pipes (``hwilp``) could take off the CPU.
 
+The card's pipes (issue 17, beyond the paper)
+---------------------------------------------
+With the ``hwilp`` switch (stage ``+hwilp``, after ``+ilp``) Cheetah asks the kernel to bind
+the card's own pipes (:data:`ILP_PIPES`;
+:meth:`~sw.exokernel.aegis.Aegis.install_card_rx_pipes`, ``install_card_tx_pipes``), counted
+in ``hwilp_rx_bound`` and ``hwilp_tx_bound``. Over the AN2 the kernel writes Cheetah's VC
+entries to sum every PDU from its IP header on, and the stack checks each TCP checksum with
+the completion's sum and the pseudo-header (a few adds in line) instead of its in_cksum pass;
+every segment sent leaves the stack with the pseudo-header's sum in its checksum field and
+the card completes it (Csum on the PDU's First descriptor): the CPU sums no header or
+document byte, so the precomputed checksums go unused (the Date line's sum is not taken
+either). The LANCE has no pipes: both counters are 0 and Cheetah does what ``ilp`` does (or,
+without it, what the paper's Cheetah does). Without an exokernel nothing binds the card's
+pipes (both 0).
+
 Start-up (not part of any measurement: it is charged to no CPU) walks the file system and
 stores in every file's extra inode fields (when the image has them) the response header
 without its Date, the header's partial checksums and the checksums of the document's pieces
@@ -535,6 +550,8 @@ class CheetahServer:
             h.netdev.attach(self.stack.input)
         if self.config.ilp:
             self._install_pipes(aegis)
+        if self.config.hwilp:
+            await self._bind_card_pipes(aegis)
         if self.config.request_pool:
             self._pool = [Request(self) for _ in range(self.pool_size)]
         self.stack.listen(self.port, self._new_request)
@@ -558,6 +575,20 @@ class CheetahServer:
                     install(ILP_PIPES)
             self.counters[f"ilp_{way}_fused"] = int(fused[way])
         self.stack.tcp.sum_in_copy = fused["tx"]
+
+    # -- the card's pipes (the hwilp switch) ----------------------------------------------------
+    async def _bind_card_pipes(self, aegis) -> None:
+        """Ask the kernel to bind the card's receive and transmit pipes (:data:`ILP_PIPES`)
+        for this environment; counted in ``hwilp_rx_bound`` and ``hwilp_tx_bound`` (0: a card
+        without pipes, or no kernel to bind them). With the transmit pipes bound the TCP
+        leaves every segment's checksum to the card (``Tcp.sum_in_copy``)."""
+        bound = {}
+        for way in ("rx", "tx"):
+            bound[way] = aegis is not None and \
+                await getattr(aegis, f"install_card_{way}_pipes")(self.env, ILP_PIPES)
+            self.counters[f"hwilp_{way}_bound"] = int(bound[way])
+        if bound["tx"]:
+            self.stack.tcp.sum_in_copy = True
 
     # -- the closing ASH (the ash switch; sw/cheetah/ash_handlers.py) ---------------------------
     def _ash_table(self, aegis, link_layer) -> list[tuple]:

@@ -15,6 +15,12 @@ payload through the card's registers: it
   mbufs, filled by the socket layer's copy, which that layer charged) and are given to the card
   where they lie, with no copy (the simulation stores them in the driver's transmit buffers,
   which stand for those mbufs);
+* asks the card's transmit checksum pipe (docs/an2_card.md "Hardware pipes") to complete a
+  PDU's Internet checksum (``send(..., csum=(start, field))``: Csum, csum_start and csum_field
+  on the PDU's First descriptor; the caller has put the pseudo-header's sum in the field), and
+  programs a VC's receive pipes (``open_vc(..., rx_csum=True, pipe_start=...)``): a good PDU of
+  such a VC is handed up as a :class:`SummedPdu`, whose ``csum`` is the completion's sum of its
+  bytes from ``csum_from`` on;
 * takes the interrupt: acknowledges IrqCause, drains the completion queue by phase bit, frees
   transmit descriptors, delivers good received PDUs (to ``on_pdu`` or :meth:`An2Driver.recv`),
   counts flagged ones in :class:`An2Stats` without delivering them, reposts the receive buffers
@@ -41,7 +47,8 @@ from typing import Any, Callable, Sequence
 
 from hw.an2.registers import (ENTRY_BYTES, MAX_PDU, NO_INDEX, NUM_OWNERS, NUM_VCS, RING_ALIGN,
                               Completion, Control, CqError, CqKind, Irq, Reg, RxDescriptor, Status,
-                              TxDescriptor, VcEntry, pool_reg, ring_entries_valid)
+                              TxDescriptor, VcEntry, csum_field_fits, csum_field_offset, pool_reg,
+                              ring_entries_valid)
 from sim.bus import Bus, IrqLine
 from sim.cpu import CPU, INTERRUPT, KERNEL
 from sim.kernel import Event, Queue
@@ -49,13 +56,18 @@ from sim.memory import Memory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["An2Driver", "An2Stats", "An2Error"]
+__all__ = ["An2Driver", "An2Stats", "An2Error", "SummedPdu"]
 
 #: Instructions of the driver's work per completion entry (read and check the entry, find and
 #: free its descriptors, repost): an estimate (about 60 instructions, as a BSD ring service).
 _COMPLETION_INSTRUCTIONS = 60
 #: Instructions per PDU sent plus per descriptor filled: an estimate.
 _SEND_INSTRUCTIONS, _DESC_INSTRUCTIONS = 40, 12
+#: Instructions the card's checksum pipes add to the driver (an estimate): on send, shift the
+#: two offsets into place and or them with Csum into the First descriptor's word 2 (which is
+#: stored anyway): 3; per receive completion of a VC with ``rx_csum``, take the entry's csum
+#: halfword and store it with the PDU for the stack: 2.
+_TX_CSUM_INSTRUCTIONS, _RX_CSUM_INSTRUCTIONS = 3, 2
 #: Code footprint of each of those two paths (an estimate: about 250 MIPS instructions of 4
 #: bytes, the routine with its branches and error handling, of which one call runs the ~60).
 _CODE_BYTES = 1024
@@ -64,11 +76,26 @@ _CODE_BYTES = 1024
 _RESET_POLLS = 2000
 _ERRORS = ((CqError.CrcError, "crc_errors"), (CqError.Oversize, "oversize"),
            (CqError.LostCell, "lost_cells"), (CqError.NoBuffer, "no_buffer"),
-           (CqError.DmaFault, "dma_faults"), (CqError.BadVc, "bad_vc"))
+           (CqError.DmaFault, "dma_faults"), (CqError.BadVc, "bad_vc"),
+           (CqError.PipeError, "pipe_errors"))
 
 
 class An2Error(RuntimeError):
     """The card did not behave as the driver requires (e.g. its reset never finished)."""
+
+
+class SummedPdu(bytes):
+    """A received PDU's bytes (a ``bytes``) with the card's receive checksum: ``csum``, the
+    folded, uncomplemented RFC 1071 sum of bytes ``[csum_from, len)`` as they came off the
+    link (the completion's ``csum``; its VC has ``rx_csum``)."""
+
+    csum: int
+    csum_from: int
+
+    def __new__(cls, data: bytes, *, csum: int, csum_from: int) -> "SummedPdu":
+        obj = super().__new__(cls, data)
+        obj.csum, obj.csum_from = csum, csum_from
+        return obj
 
 
 @dataclass
@@ -87,6 +114,12 @@ class An2Stats:
     no_buffer: int = 0
     dma_faults: int = 0
     bad_vc: int = 0
+    #: transmit PDUs refused because Csum's field lay outside them (CqError.PipeError)
+    pipe_errors: int = 0
+    #: PDUs sent with Csum (the card completed their checksum) and good PDUs received with
+    #: the card's sum (their VC has rx_csum)
+    tx_csum_pdus: int = 0
+    rx_csum_pdus: int = 0
     interrupts: int = 0
     #: Interrupts that found Status.Fault (a refused ring DMA: the engines halted until reset)
     faults: int = 0
@@ -211,6 +244,7 @@ class An2Driver:
         self._rx_done = [False] * self.rx_ring
         self._rx_free = deque(self.rx_bufs + self.buffer_size * i
                               for i in range(self.rx_ring - 1))
+        self._rx_sums: dict[int, int] = {}          # VCI with rx_csum -> its pipe_start
 
     # -- registers --------------------------------------------------------------------------
     async def _rd(self, off: int) -> int:
@@ -260,24 +294,37 @@ class An2Driver:
         self.started = True
 
     async def open_vc(self, vci: int, *, pool: int = 0, owner: int = 0,
-                      aal5: bool = True) -> None:
-        """Enable VC ``vci`` (receive into ``pool``, DMA as ``owner``).
+                      aal5: bool = True, rx_csum: bool = False, pipe_start: int = 0) -> None:
+        """Enable VC ``vci`` (receive into ``pool``, DMA as ``owner``); written again, the
+        entry changes. ``rx_csum`` (AAL5 only): the card sums each PDU's payload from byte
+        ``2 * pipe_start`` on into its completion, and good PDUs come as :class:`SummedPdu`.
 
         Raises
         ------
         ValueError
-            For a VCI, pool or owner out of range (only pool 0 is laid out by this version).
+            For a VCI, pool, owner or pipe_start out of range (only pool 0 is laid out by
+            this version), or ``rx_csum`` on a VC that is not AAL5.
         """
         _check_int("vci", vci, 0, NUM_VCS - 1)
         _check_int("pool", pool, 0, 0)
         _check_int("owner", owner, 0, NUM_OWNERS - 1)
+        _check_int("pipe_start", pipe_start, 0, 255)
+        if not isinstance(rx_csum, bool):
+            raise ValueError(f"rx_csum must be a bool, not {rx_csum!r}")
+        if rx_csum and not aal5:
+            raise ValueError(f"{self.name}: VC {vci}: rx_csum needs an AAL5 VC")
         await self._wr(Reg.VcIndex, vci)
         await self._wr(Reg.VcEntry, VcEntry(enable=1, aal5=int(bool(aal5)), pool=pool,
-                                            owner=owner).to_int())
+                                            owner=owner, rx_csum=int(rx_csum),
+                                            pipe_start=pipe_start).to_int())
+        if rx_csum:
+            self._rx_sums[vci] = pipe_start
+        else:
+            self._rx_sums.pop(vci, None)
 
     # -- transmit ---------------------------------------------------------------------------
     async def send(self, vci: int, buffers: bytes | Sequence[bytes | tuple[int, int]], *,
-                   in_place: bool = False) -> None:
+                   in_place: bool = False, csum: tuple[int, int] | None = None) -> None:
         """Queue one PDU on ``vci``; returns when the card owns it (see :meth:`flush`).
 
         ``buffers`` is ``bytes`` or a list of pieces, each either ``(addr, length)``, bytes
@@ -287,11 +334,17 @@ class An2Driver:
         buffers the card reaches (mbufs) and nothing is copied (the module docstring). Each
         piece is one descriptor. Waits for free descriptors if the ring is full.
 
+        ``csum``: ``(csum_start, csum_field)`` in 16-bit units: the card completes the PDU's
+        Internet checksum over bytes ``[2 * csum_start, length)`` into the field at byte
+        ``2 * (csum_start + csum_field)``, which must hold the pseudo-header's sum (Csum on
+        the First descriptor).
+
         Raises
         ------
         ValueError
             For a bad VCI, a PDU over 65535 bytes, a piece outside memory or of neither form,
-            or more pieces than the ring can ever hold.
+            more pieces than the ring can ever hold, or a ``csum`` whose offsets are not
+            0 .. 255 or whose field does not lie wholly inside the PDU.
         RuntimeError
             If the driver has not been started.
         """
@@ -323,6 +376,17 @@ class An2Driver:
         total = sum(n for _, _, n in pieces)
         if total > MAX_PDU:
             raise ValueError(f"{self.name}: a PDU of {total} bytes exceeds {MAX_PDU}")
+        csum_bits = {}
+        if csum is not None:
+            if not (isinstance(csum, tuple) and len(csum) == 2):
+                raise ValueError(f"{self.name}: csum is (csum_start, csum_field), not {csum!r}")
+            start, fld = (_check_int(w, v, 0, 255) for w, v in zip(("csum_start", "csum_field"),
+                                                                   csum))
+            if not csum_field_fits(total, start, fld):
+                raise ValueError(f"{self.name}: the checksum field at byte "
+                                 f"{csum_field_offset(start, fld)} does not lie inside a PDU "
+                                 f"of {total} bytes")
+            csum_bits = {"csum": 1, "csum_start": start, "csum_field": fld}
         if len(pieces) > self.tx_ring - 1:
             raise ValueError(f"{self.name}: {len(pieces)} pieces exceed the transmit ring "
                              f"({self.tx_ring - 1} descriptors)")
@@ -336,8 +400,11 @@ class An2Driver:
         self._tx_idle.clear()
         last_i = (first + len(pieces) - 1) % self.tx_ring
         self._tx_len[last_i] = total
-        await self.cpu.path("an2.send", _SEND_INSTRUCTIONS + _DESC_INSTRUCTIONS * len(pieces),
+        await self.cpu.path("an2.send", _SEND_INSTRUCTIONS + _DESC_INSTRUCTIONS * len(pieces)
+                            + (_TX_CSUM_INSTRUCTIONS if csum_bits else 0),
                             _CODE_BYTES, category=KERNEL)
+        if csum_bits:
+            self.stats.tx_csum_pdus += 1
         for j, (copied, what, n) in enumerate(pieces):
             i = (first + j) % self.tx_ring
             if copied is None:                       # in kernel buffers already: no copy
@@ -352,7 +419,8 @@ class An2Driver:
             else:
                 addr = what
             d = TxDescriptor(addr=addr, length=n, vci=vci, first=int(j == 0),
-                             last=int(j == len(pieces) - 1), own=1, tag=i)
+                             last=int(j == len(pieces) - 1), own=1, tag=i,
+                             **(csum_bits if j == 0 else {}))
             self.memory.write(self.tx_base + ENTRY_BYTES * i, d.pack())
         await self._wr(Reg.TxProducer, self._tx_next)
 
@@ -408,7 +476,9 @@ class An2Driver:
             if not raw[0] & 3 or (raw[0] >> 7) & 1 != self._cq_phase:
                 break
             c = Completion.unpack(raw)
-            await self.cpu.path("an2.completion", _COMPLETION_INSTRUCTIONS, _CODE_BYTES,
+            summed = c.kind != CqKind.Tx and c.vci in self._rx_sums
+            await self.cpu.path("an2.completion", _COMPLETION_INSTRUCTIONS
+                                + (_RX_CSUM_INSTRUCTIONS if summed else 0), _CODE_BYTES,
                                 category=INTERRUPT)
             if c.kind == CqKind.Tx:
                 self._reclaim_tx(c)
@@ -476,6 +546,10 @@ class An2Driver:
             data = b"".join(self.memory.read(d.addr, d.length) for _, d in descs)
             st.rx_pdus += 1
             st.rx_bytes += len(data)
+            start = self._rx_sums.get(c.vci)
+            if start is not None:
+                st.rx_csum_pdus += 1
+                data = SummedPdu(data, csum=c.csum, csum_from=2 * start)
         for i, d in descs:
             self._rx_done[i] = True
             self._rx_free.append(d.addr)

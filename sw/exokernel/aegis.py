@@ -36,6 +36,12 @@ what and checks every use:
   words (a checksum) to fuse with the driver's copy of every received frame
   (:meth:`Aegis.install_rx_pipes`; their results reach it with the frame) or sent one
   (:meth:`Aegis.install_tx_pipes`; a frame may ask for its checksum to be completed), verified;
+  and the pipes of a card that has them in its DMA path (the AN2's checksum: Cheetah's
+  ``hwilp``), which the kernel binds, not the application: :meth:`Aegis.install_card_rx_pipes`
+  writes the card's entries of the environment's VCs to sum each PDU (a privileged VC-table
+  write, charged as :meth:`Aegis.program_vc`'s), :meth:`Aegis.install_card_tx_pipes` lets
+  frames ask the card to complete their checksum; a card without pipes (the LANCE) binds none
+  and says so (False);
 * **disk**: extents of blocks (:class:`ExtentTable`), checked on every request together with
   the pages of its DMA buffer (:meth:`Aegis.disk_request`);
 * **CPU**: a vector of time slices that environments claim (:meth:`Aegis.alloc_slices`) and
@@ -58,6 +64,7 @@ frame transmit         ``syscall_cycles`` (the kernel call that hands a frame  `
                        to the driver; the driver's copy to the card is its own)
 VC demultiplex         ``kernel_cpi`` x :data:`VC_DEMUX_INSTRUCTIONS`          ``demux``
 VC bind                ``syscall_cycles``                                      ``syscall``
+card pipes bind        ``syscall_cycles``, and the driver's VC-entry writes    ``syscall``
 interrupt upcall       ``interrupt_dispatch_cycles``                           ``interrupt``
 disk request           ``syscall_cycles`` (the kernel call that checks it)     ``syscall``
 slice switch           ``context_switch_cycles`` when the environment changes  ``context_switch``
@@ -76,7 +83,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from sim.cpu import CONTEXT_SWITCH, COPY, CPU, DEMUX, EXCEPTION, INTERRUPT, KERNEL, SYSCALL
-from sim.kernel import Queue
+from sim.kernel import Event, Queue
 from hw.ilp.registers import PipeError, verify
 from sim.memory import Memory, MemoryAccessError, MemoryBoundsError
 
@@ -374,6 +381,13 @@ class Aegis:
         self.transmits_refused = 0
         #: The environment whose ILP pipes the receive copy runs (:meth:`install_rx_pipes`).
         self._rx_pipes_env: str | None = None
+        #: Environments whose VCs run the card's receive pipes -> the pipes
+        #: (:meth:`install_card_rx_pipes`).
+        self._card_rx: dict[str, tuple] = {}
+        #: VCI -> the entry fields last written to the card (:meth:`_write_vc`).
+        self._vc_written: dict[int, dict] = {}
+        self._vc_busy = False
+        self._vc_free = Event(memory.kernel, f"{name}.vctable")
         memory.access_check = self._access_check
 
     # -- environments ------------------------------------------------------------------------
@@ -520,10 +534,35 @@ class Aegis:
         return who is None
 
     async def program_vc(self, vci: int) -> None:
-        """Write the card's entry of claimed VC ``vci`` with its owner's tag (through the
-        driver): the system call's work (``syscall_cycles``) and the driver's."""
+        """Write the card's entry of claimed VC ``vci`` with its owner's tag, and the card's
+        receive pipes if its owner has them bound (:meth:`install_card_rx_pipes`), through
+        the driver: the system call's work (``syscall_cycles``) and the driver's."""
         await self._charge(self._cycles("syscall_cycles"), SYSCALL)
-        await self.netdev.driver.open_vc(vci, owner=self._tags[self.vcs[vci]])
+        await self._write_vc(vci)
+
+    def _vc_fields(self, vci: int) -> dict:
+        """The entry fields VC ``vci`` should have: its owner's tag and pipes."""
+        who = self.vcs[vci]
+        pipes = self._card_rx.get(who)
+        fields = {"owner": self._tags[who]}
+        if pipes is not None:
+            fields.update(self.netdev.rx_pipe_fields(pipes))
+        return fields
+
+    async def _write_vc(self, vci: int) -> None:
+        """Write VC ``vci``'s entry (the driver's VcIndex and VcEntry stores, charged as bus
+        accesses), one entry at a time: two writers would interleave the register pair."""
+        while self._vc_busy:
+            await self._vc_free
+        self._vc_busy = True
+        self._vc_free.clear()
+        try:
+            fields = self._vc_fields(vci)
+            self._vc_written[vci] = fields
+            await self.netdev.driver.open_vc(vci, **fields)
+        finally:
+            self._vc_busy = False
+            self._vc_free.set()
 
     async def bind_vc(self, env: Environment, vci: int) -> int:
         """Give VC ``vci`` to ``env`` (:meth:`claim_vc`, same errors, raised before anything
@@ -632,6 +671,62 @@ class Aegis:
         if install is None:
             return False
         install(checked)
+        return True
+
+    # -- the card's own pipes (Cheetah's hwilp) --------------------------------------------------
+    def _card_pipes(self, env: Environment, pipes, way: str) -> list | None:
+        """``pipes`` verified as observers, or None when the bound card has no ``way`` pipes
+        (an interface without ``card_pipes``: the LANCE)."""
+        checked = self._observers(env, pipes, f"card's {way} path")
+        offered = getattr(self.netdev, "card_pipes", None)
+        if not offered or not offered.get(way):
+            return None
+        for p in checked:
+            if p not in offered[way]:
+                raise PipeError(f"{self.name}: the card has no {way} pipe {p.name!r} (it has "
+                                f"{[q.name for q in offered[way]]}); {env.id!r} may not bind it")
+        return checked
+
+    async def install_card_rx_pipes(self, env: Environment, pipes) -> bool:
+        """Bind the card's receive ``pipes`` (the Internet checksum) on ``env``'s VCs: the
+        kernel writes the card's entry of each VC ``env`` owns (now, and of those it binds
+        later) so that the card sums each PDU on its way into memory and the driver hands the
+        sum up with it (:mod:`sw.libos.net.atm`). A system call (``syscall_cycles``) and the
+        driver's register writes for each VC written. Only ``env``'s VCs change. Returns
+        False, binding nothing, when the card has no receive pipes (the LANCE).
+
+        Raises
+        ------
+        PipeError
+            For a pipe that does not verify, changes words or is not the card's.
+        BindingError
+            If no interface is bound.
+        """
+        env = self._env(env)
+        checked = self._card_pipes(env, pipes, "rx")
+        if checked is None:
+            return False
+        self._card_rx[env.id] = tuple(checked)
+        await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        for vci in sorted(v for v, who in self.vcs.items() if who == env.id):
+            written = self._vc_written.get(vci)
+            # A VC not written yet gets the pipes when it is (program_vc reads them then).
+            if written is not None and written != self._vc_fields(vci):
+                await self._write_vc(vci)
+        return True
+
+    async def install_card_tx_pipes(self, env: Environment, pipes) -> bool:
+        """Bind the card's transmit ``pipes`` (the Internet checksum): frames that ask
+        (:func:`sw.libos.ilp.inloop.mark_sum_at`) go to the card with their checksum left to
+        it. The card only completes a field of the sender's own frame, so any environment
+        may ask. A system call (``syscall_cycles``). Returns False, binding nothing, when the
+        card has no transmit pipes (the LANCE). Raises as :meth:`install_card_rx_pipes`.
+        """
+        checked = self._card_pipes(self._env(env), pipes, "tx")
+        if checked is None:
+            return False
+        await self._charge(self._cycles("syscall_cycles"), SYSCALL)
+        self.netdev.install_card_tx_pipes(checked)
         return True
 
     def _observers(self, env: Environment, pipes, where: str) -> list:

@@ -30,17 +30,39 @@ handed up as frames, frames sent as scatter/gather descriptors: each
 touches none of it) and each ``bytes`` piece (a header the CPU built, or a whole packet of a
 sender that has no gather list) copied by the CPU into the driver's transmit buffer in kernel
 memory, charged as a copy (:meth:`sim.cpu.CPU.copy`).
+
+The card's pipes (Cheetah's ``hwilp``)
+--------------------------------------
+The AN2 card computes Internet checksums in its DMA path (docs/an2_card.md "Hardware pipes");
+the interface offers them (:data:`CARD_PIPES`) and the kernel binds them for the library that
+asks (:meth:`sw.exokernel.aegis.Aegis.install_card_rx_pipes`, ``install_card_tx_pipes``):
+
+* transmit (:meth:`An2Interface.install_card_tx_pipes`): a frame whose checksum is left to
+  the interface (:func:`sw.libos.ilp.inloop.mark_sum_at`: a TCP segment with the pseudo-header's
+  sum in its field, as Linux's ``CHECKSUM_PARTIAL``) goes with Csum on its First descriptor,
+  ``csum_start`` at the summed bytes' start and ``csum_field`` at the field, in 16-bit units of
+  the CPCS-SDU (the IP header of 20 bytes puts the TCP header at byte 28 = unit 14 and its
+  checksum field 8 units further); the card sums and fills it in. The link layer then lets
+  such frames through (:attr:`AtmLinkLayer.card_completes_sums`);
+* receive (:meth:`An2Interface.rx_pipe_fields`): the VC entries the kernel writes get
+  ``rx_csum`` with ``pipe_start`` at the IP header (:data:`IP_PIPE_START`, after LLC/SNAP);
+  each good PDU then comes with the card's sum of its IP datagram (the driver's
+  :class:`~sw.drivers.an2.SummedPdu`), handed up as a :class:`CardSumFrame`; the stack checks
+  the TCP checksum with it (the verified IP header sums to 0 and needs nothing taken out).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..ilp import inloop   # attributes used at run time (inloop imports this package)
+from ..ilp.pipes import CKSUM
 from .ether import ReceiverSlot
 from .gather import Gather, PhysRef
 
 __all__ = ["LLC_SNAP_IP", "MTU", "FRAME_HEADER_LEN", "HEADER_LEN", "SUNATM_LLC", "NoPvc",
-           "build_frame", "frame_vci", "AtmLinkLayer", "AtmLinkStats", "An2Interface"]
+           "build_frame", "frame_vci", "AtmLinkLayer", "AtmLinkStats", "An2Interface",
+           "CARD_PIPES", "IP_PIPE_START", "CardSumFrame", "card_sum"]
 
 #: RFC 2684 / RFC 1483 section 5.1: LLC AA-AA-03, SNAP OUI 00-00-00, EtherType 0x0800 (IPv4).
 LLC_SNAP_IP = bytes.fromhex("aaaa030000000800")
@@ -52,6 +74,33 @@ FRAME_HEADER_LEN = 4
 HEADER_LEN = FRAME_HEADER_LEN + len(LLC_SNAP_IP)
 #: SunATM flags byte: traffic type 2, "RFC 1483 LLC-multiplexed" (direction bit 0).
 SUNATM_LLC = 0x02
+#: The pipes the AN2 card has in its DMA path, by direction (docs/an2_card.md "Hardware
+#: pipes"): the Internet checksum both ways (its receive byte swaps are not offered: no
+#: protocol here needs them).
+CARD_PIPES = {"rx": (CKSUM,), "tx": (CKSUM,)}
+#: Where the card's receive pipes start, in 16-bit units of the CPCS-SDU: the IP header, after
+#: the 8 bytes of LLC/SNAP (so the sum covers the whole datagram; a verified IP header sums to
+#: 0 mod 0xffff, so the sum is the TCP segment's whatever the header's length).
+IP_PIPE_START = len(LLC_SNAP_IP) // 2
+
+
+class CardSumFrame(bytes):
+    """A received frame (a ``bytes``) with the card's receive checksum: ``card_sum``, the
+    folded, uncomplemented RFC 1071 sum of bytes ``[sum_from, len)``."""
+
+    card_sum: int
+    sum_from: int
+
+    def __new__(cls, data: bytes, card_sum: int, sum_from: int) -> "CardSumFrame":
+        obj = super().__new__(cls, data)
+        obj.card_sum, obj.sum_from = card_sum, sum_from
+        return obj
+
+
+def card_sum(frame) -> tuple[int, int] | None:
+    """``(sum, from)`` of a frame the card summed (:class:`CardSumFrame`), else None."""
+    s = getattr(frame, "card_sum", None)
+    return None if s is None else (s, frame.sum_from)
 
 
 class NoPvc(LookupError):
@@ -133,6 +182,10 @@ class AtmLinkLayer:
         self.peers = {vci: ip for ip, vci in table.items()}
         self.mtu = mtu
         self.stats = AtmLinkStats()
+        #: Set when the interface's card completes the checksums of the frames that ask
+        #: (:meth:`An2Interface.install_card_tx_pipes`): the stack may then leave a segment's
+        #: checksum to it.
+        self.card_completes_sums = False
 
     def vci_of(self, ip: bytes) -> int:
         """The VCI that reaches ``ip`` (:class:`NoPvc` if none does)."""
@@ -151,8 +204,11 @@ class AtmLinkLayer:
             raise
         self.stats.tx_pdus += 1
         if isinstance(packet, Gather):
-            return build_frame(vci, packet.prepend(LLC_SNAP_IP))
-        return build_frame(vci, LLC_SNAP_IP + bytes(packet))
+            framed = build_frame(vci, packet.prepend(LLC_SNAP_IP))
+        else:
+            framed = build_frame(vci, LLC_SNAP_IP + bytes(packet))
+        # A checksum left to the card is still asked for, past the headers put in front.
+        return inloop.prepend_request(packet, framed, HEADER_LEN)
 
     def parse(self, frame: bytes) -> tuple[int, bytes] | None:
         """``(vci, IP datagram)`` of a received frame, or None for a PDU that is not LLC/SNAP
@@ -233,6 +289,10 @@ class An2Interface(ReceiverSlot):
         self.mtu = mtu
         self.tx_frames = 0
         self.rx_frames = 0
+        #: The card's pipes this interface offers (:data:`CARD_PIPES`).
+        self.card_pipes = CARD_PIPES
+        #: Frames sent with the card completing their checksum.
+        self.tx_card_sums = 0
 
     async def start(self, *, owner: int = 0) -> None:
         """Start the driver and open every PVC's VC (DMA owner tag ``owner``: 0, the kernel)."""
@@ -242,17 +302,79 @@ class An2Interface(ReceiverSlot):
             await self.driver.open_vc(vci, owner=owner)
 
     async def send(self, frame: "bytes | Gather") -> None:
-        """Send ``frame`` as one AAL5 PDU on the VC it names (see the module docstring)."""
+        """Send ``frame`` as one AAL5 PDU on the VC it names (see the module docstring); a
+        frame whose checksum is left to the interface goes with Csum (the card completes it).
+
+        Raises
+        ------
+        ValueError
+            For a frame asking for its checksum when the card's transmit pipes are not bound
+            (:meth:`install_card_tx_pipes`), or asking for it inside the pseudo-header.
+        """
         vci = frame_vci(frame)
+        at = inloop.sum_request(frame)
+        csum = None
+        if at is not None:
+            start, fld, _zero = at
+            if not self.link_layer.card_completes_sums:
+                raise ValueError(f"{self!r}: a frame asks for its checksum to be completed and "
+                                 f"the card's transmit pipes are not bound")
+            if start < FRAME_HEADER_LEN:
+                raise ValueError(f"{self!r}: the summed bytes start at {start}, inside the "
+                                 f"{FRAME_HEADER_LEN}-byte pseudo-header")
+            # mark_sum_at keeps every offset even: whole 16-bit units of the SDU.
+            csum = ((start - FRAME_HEADER_LEN) // 2, (fld - start) // 2)
+            self.tx_card_sums += 1
         sdu = frame.slice(FRAME_HEADER_LEN, len(frame)) if isinstance(frame, Gather) \
             else bytes(frame[FRAME_HEADER_LEN:])
         self.tx_frames += 1
-        await self.driver.send(vci, _pieces(sdu), in_place=not self.driver_copies)
+        if csum is None:
+            await self.driver.send(vci, _pieces(sdu), in_place=not self.driver_copies)
+        else:
+            await self.driver.send(vci, _pieces(sdu), in_place=not self.driver_copies,
+                                   csum=csum)
+
+    # -- the card's pipes (Cheetah's hwilp) ---------------------------------------------------
+    def install_card_tx_pipes(self, pipes) -> None:
+        """Let frames ask the card to complete their checksum (the kernel calls this when it
+        binds the card's transmit pipes; the pipes must be the card's, :data:`CARD_PIPES`).
+
+        Raises
+        ------
+        ValueError
+            For a pipe the card does not have.
+        """
+        self._check_card_pipes(pipes, "tx")
+        self.link_layer.card_completes_sums = True
+
+    def rx_pipe_fields(self, pipes) -> dict:
+        """The VC-entry fields that run the card's receive ``pipes`` on a VC (for
+        :meth:`sw.drivers.an2.An2Driver.open_vc`): its checksum from the IP header on.
+
+        Raises
+        ------
+        ValueError
+            For a pipe the card does not have.
+        """
+        self._check_card_pipes(pipes, "rx")
+        return {"rx_csum": True, "pipe_start": IP_PIPE_START}
+
+    def _check_card_pipes(self, pipes, way: str) -> None:
+        have = self.card_pipes[way]
+        for p in pipes:
+            if p not in have:
+                raise ValueError(f"{self!r}: the card has no {way} pipe "
+                                 f"{getattr(p, 'name', p)!r} (it has "
+                                 f"{[q.name for q in have]})")
 
     def _on_pdu(self, vci: int, data: bytes) -> None:
         self.rx_frames += 1
         if self._receiver is not None:
-            self._receiver(build_frame(vci, data))
+            frame = build_frame(vci, data)
+            summed = getattr(data, "csum", None)
+            if summed is not None:           # the card summed it (its VC has rx_csum)
+                frame = CardSumFrame(frame, summed, FRAME_HEADER_LEN + data.csum_from)
+            self._receiver(frame)
 
     def __repr__(self) -> str:
         return f"<An2Interface {self.driver.name} {len(self.link_layer.pvcs)} PVCs>"

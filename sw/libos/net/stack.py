@@ -45,7 +45,7 @@ from sim.time import S
 from ..ilp import inloop   # attributes used at run time (inloop imports this package)
 from . import arp as arpmod
 from . import ether, icmp, ipv4
-from .atm import NoPvc
+from .atm import NoPvc, card_sum
 from .gather import Gather
 from .tcp import Tcp, TcpConfig, TcpPcb
 
@@ -259,8 +259,16 @@ class NetStack:
         self.stats.frames_in += 1
         if self.link_layer is not None:
             got = self.link_layer.parse(frame)        # a PDU that is not LLC/SNAP IP: counted there
-            if got is not None:
-                await self._ip_input(None, got[1])
+            if got is None:
+                return
+            summed = card_sum(frame)
+            if summed is not None and summed[1] == self.link_layer.header_len:
+                # The card summed the datagram (Cheetah's hwilp): the TCP checksum is checked
+                # with that sum.
+                await self._ip_input(None, got[1], frame=got[1], frame_sum=summed[0],
+                                     link_len=0)
+                return
+            await self._ip_input(None, got[1])
             return
         if len(frame) < ether.HEADER_LEN:
             self.stats.runts += 1
@@ -374,7 +382,8 @@ class NetStack:
             # The interface's copy loop completes the checksum (Cheetah's ilp switch): the
             # pseudo-header's sum in the field was a few adds in line; the request moves past
             # the IP header, which sums to 0 with its checksum.
-            if self.link_layer is not None:
+            if self.link_layer is not None \
+                    and not getattr(self.link_layer, "card_completes_sums", False):
                 raise ValueError(f"{self.name}: a segment whose checksum the copy loop "
                                  f"completes, over a link without one")
             if self.cpu is not None:
@@ -401,12 +410,14 @@ class NetStack:
             self.kernel.spawn(self._arp_resolve(dst), name=f"{self.name}.arp", daemon=True)
 
     async def _ip_input(self, src_mac: bytes, data: bytes, *, frame: bytes | None = None,
-                        frame_sum: int | None = None) -> None:
+                        frame_sum: int | None = None, link_len: int = ether.HEADER_LEN) -> None:
         """IP input of ``data`` (a datagram and any link padding). ``frame_sum``: the
-        one's-complement sum of the whole Ethernet ``frame`` (``data`` from byte 14) that the
-        receive copy's ILP pipes computed (:mod:`sw.libos.ilp.inloop`): the TCP segment's sum
-        is then taken from it, not summed again (the verified IP header sums to 0; the
-        Ethernet header, any link padding and the pseudo-header are summed in line,
+        one's-complement sum of the whole Ethernet ``frame`` (``data`` from byte ``link_len``,
+        14) that the receive copy's ILP pipes computed (:mod:`sw.libos.ilp.inloop`), or of
+        the datagram itself (``frame`` is ``data``, ``link_len`` 0) that the card's pipes
+        computed (Cheetah's ``hwilp`` over the AN2): the TCP segment's sum is then taken from
+        it, not summed again (the verified IP header sums to 0; the bytes outside it
+        (Ethernet header, any link padding) and the pseudo-header are summed in line,
         :func:`~sw.libos.ilp.inloop.adjust_cycles`)."""
         self.stats.ip_in += 1
         await self.charge_packet("ip", min(len(data), ipv4.HEADER_LEN))
@@ -420,9 +431,9 @@ class NetStack:
             self.stats.ip_not_for_us += 1
             return
         if hdr.proto == ipv4.PROTO_TCP and frame_sum is not None:
-            start = ether.HEADER_LEN + hdr.header_length
+            start = link_len + hdr.header_length
             seg, outside = inloop.segment_sum(frame_sum, frame, start, start + len(payload),
-                                              zero=(ether.HEADER_LEN, start))
+                                              zero=(link_len, start))
             if self.cpu is not None:
                 await self.cpu.charge(inloop.adjust_cycles(outside + 12, self.cpu.profile),
                                       CHECKSUM)
