@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Mapping, Sequence
 
 from hw.lance.registers import BUFFER_RAM_SIZE_DEFAULT, ring_sizes
@@ -116,7 +117,7 @@ def _cpu_choices() -> tuple[int | float, ...]:
 
 
 #: Every hardware parameter by name (see the module docstring's table).
-HARDWARE_PARAMS: Mapping[str, ParamSpec] = {p.name: p for p in (
+HARDWARE_PARAMS: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in (
     ParamSpec("cpu_mhz", "number", "MHz", _number(DECSTATION_5000_125_AEGIS.cpu_hz.value / 1e6),
               "the server's CPU clock (an R3000-class CPU in the DECstation 5000/125's place): "
               "its profile is re-derived (sim.platforms.derived) so memory and bus times stay "
@@ -131,19 +132,19 @@ HARDWARE_PARAMS: Mapping[str, ParamSpec] = {p.name: p for p in (
               "(hw.lance.registers.ring_sizes: 64 KiB holds 32 rx + 8 tx buffers, 128 KiB "
               "64 + 16); Ethernet only",
               choices=(64, 128)),
-)}
+)})
 for _p in HARDWARE_PARAMS.values():            # the defaults are today's machine, and allowed
     _p.check(_p.default)
 for _kib in HARDWARE_PARAMS["lance_buffer_kib"].choices:
     ring_sizes(_kib * 1024)                    # the driver defines rings for each size
 
 #: Parameters the issue asks for that are not yet parameters, and why.
-PLANNED_PARAMS: Mapping[str, str] = {
+PLANNED_PARAMS: Mapping[str, str] = MappingProxyType({
     "dma_burst_words": (
         "the AN2 card's DMA burst (hw/an2/timing.py DMA_MAX_BURST_WORDS, one constant shared "
         "by its RTL and its model, which must stay equal edge for edge): planned once the card "
         "takes it as a parameter of its DeviceSpec"),
-}
+})
 #: Point parameters that are hardware but carried elsewhere (sweep files may name them).
 _ELSEWHERE = {
     "network": "the point's network (ethernet or an2)",

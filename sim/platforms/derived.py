@@ -32,6 +32,15 @@ period)``):
 
 :mod:`sim.cache` prices software that names its buffers from the ps rows and the cycle, so it
 needs nothing here: a faster CPU pays more cycles for each miss of its own.
+
+Limits
+------
+Only rows of the profile follow the clock. Software that charges its own cycle counts
+follows where it prices them at the profile's CPI (:meth:`Platform.instructions`, the Ultrix
+kernel's ``costs_at``, the BSD clients' ``client_costs``); two do not yet: NCSA's and Harvest's
+per-request ``request_cycles`` (instructions at the 3MIN's CPI, a small part of a request), and
+Aegis' time slice (``slice_cycles``: a count of cycles, so a shorter time at a faster clock).
+The 5000/200's profile is not a base: its Ultrix rows hold the 3MIN's stalls.
 """
 from __future__ import annotations
 
@@ -52,9 +61,10 @@ __all__ = ["BASES", "CPU_HZ_RANGE", "MEM_CYCLE_PS_RANGE", "DECOMPOSITION", "deri
 #: (the machines the paper's servers run on; CALIBRATION.md's rows are this machine's).
 BASES: dict[str, Platform] = {p.name: p for p in (DECSTATION_5000_125_AEGIS,
                                                    DECSTATION_5000_125_ULTRIX43)}
-#: CPU clocks a derived profile may have (Hz, inclusive): the R3000 family shipped from 12.5
-#: to 40 MHz (the R3000A of the 5000/125 at 25 MHz, the R3400 of the 5000/240 at 40 MHz).
-#: The period must also be a whole number of picoseconds (12.5, 16, 20, 25, 31.25, 40 MHz).
+#: CPU clocks a derived profile may have (Hz, inclusive): DECstations ran the MIPS R2000/R3000
+#: family from 12.5 MHz (the 2100's R2000) to 40 MHz (the 5000/240's R3400), the 5000/1xx at
+#: 20, 25 and 33 MHz. The period must also be a whole number of picoseconds (12.5, 16, 20, 25,
+#: 31.25, 40 MHz: 33.33 MHz has none, 31.25 is the nearest).
 CPU_HZ_RANGE = (12_500_000, 40_000_000)
 #: Main-memory cycles a derived profile may have (ps, inclusive, whole ns): the 5000/200's
 #: 40 ns (its memory on the 25 MHz system clock, an estimate in decstation.py) to 120 ns, the
