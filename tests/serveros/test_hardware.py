@@ -225,3 +225,20 @@ def test_ultrix_kernel_costs_follow_the_cpi_of_a_derived_profile():
     ratio = fast.kernel_cpi.value / PROFILES[ULTRIX].kernel_cpi.value
     assert c.mbuf == pytest.approx(UltrixCosts().mbuf * ratio) and c.mbuf > UltrixCosts().mbuf
     assert c.read_block_instructions == UltrixCosts().read_block_instructions
+
+
+def test_a_worker_process_builds_the_same_server_from_the_spec_alone():
+    """A sweep's point runs in another process: the pickled spec is all it gets."""
+    import pickle
+    import subprocess
+    import sys
+
+    from sim.platforms import profile_table
+    spec = apply_hardware([server_spec("ncsa", None)], Hardware(cpu_mhz=20, mem_cycle_ns=100))[0]
+    code = ("import pickle, sys; from sim.platforms import PROFILES, profile_table; "
+            "spec = pickle.loads(sys.stdin.buffer.read()); "
+            "sys.stdout.write(repr(profile_table(PROFILES[spec.profile])))")
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(spec),
+                         capture_output=True, check=True).stdout.decode()
+    assert out == repr(profile_table(PROFILES[spec.profile]))
+    assert spec.profile == f"{ULTRIX}@cpu20MHz,mem100ns"
