@@ -200,13 +200,16 @@ def plot_pareto(rows: Sequence[dict], path: str | os.PathLike, *, cost: str,
         ax.plot(fx, fy, color="tab:red", drawstyle="steps-post", linewidth=1)
         ax.scatter(fx, fy, color="tab:red", s=40, zorder=3,
                    label=f"Pareto front ({len(front)})")
+        xmid = (min(p[0] for p in pts) + max(p[0] for p in pts)) / 2
         for n, i in enumerate(front):
             if names:
+                right = pts[i][0] > xmid        # labels run inwards, away from the edges
                 ax.annotate(_label(mine[i], names), (pts[i][0], pts[i][1]), fontsize=7,
-                            xytext=(4, 4 + 9 * (n % 2)), textcoords="offset points")
+                            xytext=(-5 if right else 5, -11 - 9 * (n % 2)),
+                            textcoords="offset points", ha="right" if right else "left")
         ax.set_xlabel(_axis(col) + " (lower is better)")
         ax.set_ylabel(_axis(y))
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, max(p[1] for p in pts) * 1.08 or 1)
         ax.set_title(f"{y} against {cost}: Pareto front", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
