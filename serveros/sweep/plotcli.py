@@ -3,7 +3,7 @@
 ``DIR`` is a ``serveros sweep`` output folder (``results.parquet``) or a ``serveros run`` one
 (``results.json``). Without ``--pareto`` it draws ``--y`` (default ``throughput_rps``)
 against ``--x`` (default ``doc_bytes``), one line per value of ``--by``, into
-``DIR/plot_<y>_vs_<x>[_by_<by>].png``; with ``--pareto area`` or ``--pareto cycles`` the
+``DIR/plot_<y>_vs_<x>[_by_<by>].png`` (``--by a,b``: one line per combination); with ``--pareto area`` or ``--pareto cycles`` the
 Pareto front of ``--y`` against hardware area or CPU cycles per request into
 ``DIR/pareto_<cost>.png`` (``--out`` names another file). It prints the file written.
 """
@@ -35,7 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--y", default=DEFAULT_Y, metavar="METRIC",
                    help=f"the column on the y axis (default: {DEFAULT_Y})")
     p.add_argument("--by", default=None, metavar="PARAM",
-                   help="one line per value of this column")
+                   help="one line per value of this column (or comma-separated columns: "
+                        "one line per combination)")
     p.add_argument("--pareto", choices=sorted(COSTS), default=None,
                    help="draw the Pareto front of METRIC against hardware area (iCE40 LUTs "
                         "of the hardware pipes) or CPU busy cycles per request")
@@ -48,11 +49,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def default_png(args: argparse.Namespace) -> str:
     """The file name of the plot ``args`` ask for (in DIR)."""
     if args.pareto:
         return f"pareto_{args.pareto}.png"
-    by = f"_by_{args.by}" if args.by else ""
+    by = f"_by_{'_'.join(_columns(args.by))}" if args.by else ""
     return f"plot_{args.y}_vs_{args.x or DEFAULT_X}{by}.png"
 
 
@@ -77,11 +82,11 @@ def main(args: argparse.Namespace) -> int:
     png = output_file("--out", args.out or Path(args.dir) / default_png(args))
     try:
         if args.pareto:
-            labels = ([c.strip() for c in args.label.split(",") if c.strip()]
-                      if args.label else None)
+            labels = _columns(args.label) if args.label else None
             out = plot_pareto(rows, png, cost=args.pareto, y=args.y, labels=labels)
         else:
-            out = plot_metric(rows, png, x=args.x or DEFAULT_X, y=args.y, by=args.by)
+            out = plot_metric(rows, png, x=args.x or DEFAULT_X, y=args.y,
+                              by=_columns(args.by) if args.by else None)
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(out)

@@ -1,7 +1,7 @@
 """Plots of a sweep's results table (matplotlib, Agg backend: no display needed).
 
 * :func:`plot_metric`: a metric (default ``throughput_rps``) against any column, one line per
-  value of another (``by``). Where several rows share a line's x (other parameters vary too),
+  value of another (``by``; or of several together). Where several rows share a line's x (other parameters vary too),
   the line goes through their mean and a bar spans their minimum to maximum; the title says
   how many rows the points hold at most.
 * :func:`plot_pareto`: throughput against a cost, hardware area (:data:`COSTS` ``area``: the
@@ -100,9 +100,10 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 
 def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
-                y: str = DEFAULT_Y, by: str | None = None) -> Path:
-    """Draw ``y`` against ``x``, one line per value of ``by`` (one line without), into the PNG
-    file ``path``. A numeric ``x`` is drawn to scale (logarithmic when its positive values span
+                y: str = DEFAULT_Y, by: str | Sequence[str] | None = None) -> Path:
+    """Draw ``y`` against ``x``, one line per value of ``by`` (a column, or several: one line
+    per combination of their values; one line without), into the PNG file ``path``. The
+    title names the :data:`LABEL_COLUMNS` that vary within a line's points (averaged over). A numeric ``x`` is drawn to scale (logarithmic when its positive values span
     a factor of 100 or more; symmetric-log if 0 is one of them), any other as categories in
     sorted order.
 
@@ -111,7 +112,8 @@ def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
     ValueError
         Naming a column the rows do not have, or when no row has a number in ``y``.
     """
-    _check_columns(rows, x=x, y=y, by=by)
+    bys = [by] if isinstance(by, str) else list(by or ())
+    _check_columns(rows, x=x, y=y, **{f"by {b}": b for b in bys})
     mine = [r for r in measured(rows, y) if r.get(x) is not None]
     if not mine:
         raise ValueError(f"no measured row has a number in {y!r} and a value of {x!r}")
@@ -121,7 +123,7 @@ def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
     pos = {v: (v if numeric else i) for i, v in enumerate(xs_all)}
     lines: dict[str, list[dict]] = {}
     for r in mine:
-        lines.setdefault("" if by is None else str(r.get(by)), []).append(r)
+        lines.setdefault(", ".join(f"{b}={r.get(b)}" for b in bys), []).append(r)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 4.8), dpi=100)
     most = 1
@@ -137,7 +139,7 @@ def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
             most = max(most, *(len(at[v]) for v in keys))
             ax.errorbar([pos[v] for v in keys], mean,
                         yerr=[lo, hi] if any(lo) or any(hi) else None, marker="o",
-                        capsize=3, label=f"{by}={name}" if by is not None else None)
+                        capsize=3, label=name or None)
         if numeric:
             positive = [v for v in xs_all if v > 0]
             if positive and max(positive) / min(positive) >= 100:
@@ -150,12 +152,14 @@ def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
         ax.set_xlabel(_axis(x))
         ax.set_ylabel(_axis(y))
         ax.set_ylim(bottom=0)
-        title = f"{y} against {x}" + (f", by {by}" if by else "")
+        title = f"{y} against {x}" + (f", by {', '.join(bys)}" if bys else "")
         if most > 1:
-            title += f"\n(mean of up to {most} rows a point; bars: their min to max)"
+            over = [c for c in varying(mine) if c != x and c not in bys]
+            title += (f"\n(mean of up to {most} rows a point"
+                      + (f", over {', '.join(over)}" if over else "") + "; bars: min to max)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        if by is not None:
+        if bys:
             ax.legend(fontsize=8)
         return _save(fig, path)
     finally:
