@@ -802,6 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--no-cache", action="store_true",
                     help="synthesize again instead of reusing build/synth/ilp/")
     sy.set_defaults(func=_cmd_synth)
+    from .sweep import plotcli, sweepcli
+    sweepcli.add_parser(sub)
+    plotcli.add_parser(sub)
     return p
 
 

@@ -91,9 +91,11 @@ from . import figure_c, figure_d
 
 __all__ = ["FIGURES", "KNOWN_FIGURES", "DOC_SIZES", "FIGURE_A_CLIENTS", "FIGURE_B_CLIENTS",
            "FIGURE_B_DOC", "SERVERS", "TEST_SERVERS", "DEFAULT_REQUESTS", "ROW_FIELDS", "BACKENDS", "Point",
-           "FAILED", "FAILED_FIELDS", "ServerUnavailable", "server_factory", "document_path",
+           "FAILED", "FAILED_FIELDS", "SWEEP_FIGURE", "PIPES", "ServerUnavailable",
+           "server_factory", "point_server_factory", "document_path",
            "document_content", "write_documents", "build_documents_image", "plan_points",
-           "paper_machines", "point_waves", "server_rtl", "server_rtl_instances", "run_networks", "resolve_backend",
+           "paper_machines", "point_waves", "server_rtl", "run_point_or_failed",
+           "image_sizes_of", "server_rtl_instances", "run_networks", "resolve_backend",
            "rtl_setup",
            "run_point", "failed_rows", "failed", "run_paper", "write_results",
            "rows_without_wall", "parse_servers", "parse_names", "parse_figures", "sustained_rate",
@@ -146,6 +148,14 @@ FAILED_FIELDS = ("status", "error", "internal_errors", "traceback")
 TIME_WAIT_EQUILIBRIUM_PS = 60 * 10**12
 #: Tracebacks of a server's internal errors kept in a row (the count is always whole).
 MAX_TRACEBACKS = 3
+#: ``figure`` of the points of a sweep (:mod:`serveros.sweep`): like figure c's, their
+#: clients' watchdog grows with the document's transfer (:func:`figure_c.request_timeout_ps`).
+SWEEP_FIGURE = "sweep"
+#: Cheetah's ILP pipes (``Point.pipes``): the ``ilp`` (software: the CPU's fused loops) and
+#: ``hwilp`` (the card's hardware pipes) switches of :class:`sw.cheetah.CheetahConfig` each
+#: value sets.
+PIPES = {"none": {"ilp": False, "hwilp": False}, "sw": {"ilp": True, "hwilp": False},
+         "hw": {"ilp": False, "hwilp": True}}
 
 
 log = logging.getLogger(__name__)
@@ -199,6 +209,40 @@ def _cheetah_stage_factory(name: str, base: str, stage_name: str) -> Callable:
         config = cheetah.variant(stage_name)
     except ValueError as e:
         raise ValueError(f"{e} (in {name!r})") from None
+    return functools.partial(cheetah.make_server, config=config)
+
+
+def point_server_factory(server: str, pipes: str | None = None) -> Callable:
+    """The constructor of ``server`` (:func:`server_factory`) with Cheetah's ``ilp`` and
+    ``hwilp`` switches set as ``pipes`` says (:data:`PIPES`; ``None``: as ``server`` says).
+
+    Raises
+    ------
+    ValueError
+        For an unknown server or pipes value, pipes on a server other than Cheetah, or
+        ``"hw"`` while :class:`sw.cheetah.CheetahConfig` has no ``hwilp`` switch.
+    ServerUnavailable
+        If the server's module is missing.
+    """
+    factory = server_factory(server)
+    if pipes is None:
+        return factory
+    if pipes not in PIPES:
+        raise ValueError(f"pipes must be one of {', '.join(PIPES)}, not {pipes!r}")
+    if base_server(server) != "cheetah":
+        raise ValueError(f"pipes apply to Cheetah only, not to {server!r}")
+    import dataclasses
+
+    cheetah = importlib.import_module("sw.cheetah")
+    _, _, stage_name = server.partition("@")
+    config = cheetah.variant(stage_name) if stage_name else cheetah.CheetahConfig()
+    have = {f.name for f in dataclasses.fields(config)}
+    switches = PIPES[pipes]
+    missing = [k for k, on in switches.items() if on and k not in have]
+    if missing:
+        raise ValueError(f"pipes {pipes!r} needs Cheetah's {', '.join(missing)} switch, which "
+                         f"sw.cheetah does not have yet")
+    config = dataclasses.replace(config, **{k: v for k, v in switches.items() if k in have})
     return functools.partial(cheetah.make_server, config=config)
 
 
@@ -338,11 +382,28 @@ class Point:
     rtl: tuple[str, ...] = ()
     #: The network the machines share (:data:`figure_c.NETWORKS`).
     network: str = figure_c.DEFAULT_NETWORK
+    #: The server machine's hardware parameters that differ from today's machine, as sorted
+    #: ``(name, value)`` pairs (:func:`serveros.hardware.Hardware.as_params`); ``()`` is
+    #: today's machine.
+    hardware: tuple[tuple[str, object], ...] = ()
+    #: Cheetah's ILP pipes (:data:`PIPES`): ``None`` leaves the server's switches as its
+    #: name says; ``"none"``, ``"sw"`` or ``"hw"`` sets the ``ilp`` and ``hwilp`` switches.
+    pipes: str | None = None
 
     def __post_init__(self) -> None:
         if self.network not in figure_c.NETWORKS:
             raise ValueError(f"network must be one of {', '.join(figure_c.NETWORKS)}, not "
                              f"{self.network!r}")
+        if self.pipes is not None:
+            if self.pipes not in PIPES:
+                raise ValueError(f"pipes must be one of {', '.join(PIPES)}, not {self.pipes!r}")
+            if base_server(self.server) != "cheetah":
+                raise ValueError(f"pipes apply to Cheetah only, not to {self.server!r}")
+        hw = tuple(self.hardware)
+        if any(not isinstance(p, tuple) or len(p) != 2 or not isinstance(p[0], str)
+               for p in hw) or list(hw) != sorted(hw, key=lambda p: p[0]):
+            raise ValueError(f"hardware must be sorted (name, value) pairs, not {self.hardware!r}")
+        object.__setattr__(self, "hardware", hw)
         rtl = tuple(self.rtl)
         if not rtl and self.backend != "model":
             rtl = ("lance",)
@@ -369,10 +430,17 @@ class Point:
                 or self.network != figure_c.DEFAULT_NETWORK)
 
     @property
+    def _variation(self) -> list[str]:
+        """``name=value`` of the point's pipes and hardware parameters (none: today's)."""
+        pipes = [f"pipes={self.pipes}"] if self.pipes is not None else []
+        return pipes + [f"{k}={v}" for k, v in self.hardware]
+
+    @property
     def label(self) -> str:
         net = f" {self.network}" if self._names_network else ""
         fig = f" (figure {figure_d.FIGURE})" if self.figures == (figure_d.FIGURE,) else ""
-        return f"{self.server} {self.doc_bytes} B x{self.clients}{net}{fig}"
+        var = f" [{' '.join(self._variation)}]" if self._variation else ""
+        return f"{self.server} {self.doc_bytes} B x{self.clients}{net}{var}{fig}"
 
     @property
     def file_stem(self) -> str:
@@ -380,7 +448,8 @@ class Point:
         ``..._x8_an2_d`` in figure d, whose baseline may equal a figure-c point)."""
         net = f"_{self.network}" if self._names_network else ""
         fig = f"_{figure_d.FIGURE}" if self.figures == (figure_d.FIGURE,) else ""
-        return f"{self.server}_{self.doc_bytes}B_x{self.clients}{net}{fig}"
+        var = "".join(f"_{v}" for v in self._variation)
+        return f"{self.server}_{self.doc_bytes}B_x{self.clients}{net}{var}{fig}"
 
 
 def _check_int(name: str, v, lo: int) -> None:
@@ -662,7 +731,7 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     from ..machines import boot, server_ip
     from ..simulation import Simulation
 
-    factory = server_factory(point.server)
+    factory = point_server_factory(point.server, point.pipes)
     wall0 = time.perf_counter()
     pseed = point.point_seed
     k = Kernel()
@@ -670,6 +739,9 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     try:
         specs = paper_machines(point.server, point.clients, point.client, image_path, pseed,
                                point.network)
+        if point.hardware:
+            from ..hardware import Hardware, apply_hardware
+            specs = apply_hardware(specs, Hardware.from_params(dict(point.hardware)))
         net = figure_c.network_media(k, specs, point.network, seed=pseed, pcap=writer)
         sim = Simulation(k, specs, media=net.media, rtl=server_rtl_instances(specs, point.rtl),
                          backend=point.backend if point.rtl else RTL_BACKENDS[0],
@@ -686,7 +758,8 @@ def run_point(point: Point, image_path: str | os.PathLike, *,
     # figures keep the client's default.
     timeout = ({"timeout_ps": figure_c.request_timeout_ps(point.network, point.doc_bytes,
                                                            point.clients)}
-               if {figure_c.FIGURE, figure_d.FIGURE} & set(point.figures) else {})
+               if {figure_c.FIGURE, figure_d.FIGURE, SWEEP_FIGURE} & set(point.figures)
+               else {})
     marks: dict = {}
 
     async def main() -> None:
@@ -852,40 +925,59 @@ _SERVER_COST = {"cheetah": 1.0, "harvest": 1.6, "ncsa": 2.8}
 _NETWORK_BYTE_COST = {"ethernet": 1.0, "an2": 4.0}
 
 
-def _cost(p: Point) -> float:
+def point_cost(p: Point) -> float:
     """A point's expected wall time, relative (for scheduling only)."""
     return (p.clients * p.requests * _SERVER_COST.get(p.server, 1.0)
             * (1 + _NETWORK_BYTE_COST[p.network] * p.doc_bytes / 1460))
 
 
-def _run_point_job(args) -> list[dict]:
+def run_point_or_failed(point: Point, image_path: str | os.PathLike, *,
+                        pcap_path: str | os.PathLike | None = None,
+                        waves_dir: str | os.PathLike | None = None) -> list[dict]:
     """:func:`run_point`, or the point's :func:`failed_rows` if it raised (in a worker too:
     the rows are picklable, an exception's traceback is not)."""
-    point, image, pcap, waves_dir = args
     wall0 = time.perf_counter()
     try:
-        return run_point(point, image, pcap_path=pcap, waves_dir=waves_dir)
+        return run_point(point, image_path, pcap_path=pcap_path, waves_dir=waves_dir)
     except Exception as e:                  # noqa: BLE001 - a failed point must not end the run
         log.info("point %s (seed %d) failed: %r", point.label, point.point_seed, e)
         return failed_rows(point, e, traceback.format_exc(), time.perf_counter() - wall0)
+
+
+def image_sizes_of(point: Point, points: Iterable[Point] = ()) -> tuple[int, ...]:
+    """The documents the image of ``point`` holds: :data:`DOC_SIZES` for the paper's
+    points (the image they always read); for figure c's and d's, figure c's image with the
+    documents of every such point of ``points`` (:func:`figure_c.image_sizes`), so figure d's
+    baseline reads figure c's; for a sweep's point, the paper's image when its document is
+    one of the paper's, else figure c's image with its own document (whatever the other
+    points are, so its result does not depend on them)."""
+    beyond = {figure_c.FIGURE, figure_d.FIGURE}
+    if SWEEP_FIGURE in point.figures:
+        return (DOC_SIZES if point.doc_bytes in DOC_SIZES
+                else figure_c.image_sizes(DOC_SIZES, [point.doc_bytes]))
+    if beyond & set(point.figures):
+        return figure_c.image_sizes(DOC_SIZES, [q.doc_bytes for q in points
+                                                if beyond & set(q.figures)])
+    return DOC_SIZES
 
 
 def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLike | None = None,
               image_path: str | os.PathLike | None = None,
               progress: Callable[[Point, list[dict]], None] | None = None,
               waves_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Run every point (in ``jobs`` worker processes; 1 runs them here) and return the rows in
-    the order of ``points``. A point that fails gives :func:`failed_rows` and the others go on.
+    """Run every point (on ``jobs`` Dask worker processes, :func:`serveros.sweep.engine.
+    run_tasks`; 1 runs them here) and return the rows sorted by figure, server, network,
+    document size and clients. A point that fails gives :func:`failed_rows` and the others
+    go on. Nothing is stored: ``serveros run`` is a sweep that runs every point afresh.
 
     Parameters
     ----------
     pcap_path : path-like, optional
         Write the FIRST point's frames to this pcapng file (the other points are not captured).
     image_path : path-like, optional
-        The documents' disk image of every point; default: built in a temporary folder, one
-        holding :data:`DOC_SIZES` for the paper's points and one holding figure c's
-        documents too (:func:`figure_c.image_sizes`) for figure c's and d's, so the paper's
-        points read the image they always read (and figure d's baseline figure c's).
+        The documents' disk image of every point; default: built by each worker
+        (:func:`image_sizes_of`: the paper's documents for the paper's points, figure c's
+        for figure c's and d's), so the paper's points read the image they always read.
     progress : callable, optional
         ``progress(point, rows)`` as each point finishes (in completion order).
     waves_dir : path-like, optional
@@ -899,6 +991,9 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     ServerUnavailable
         If a server's package is missing (checked before anything runs).
     """
+    from ..sweep.engine import run_tasks
+    from ..sweep.tasks import Task
+
     _check_int("jobs", jobs, 1)
     if not points:
         raise ValueError("no points to run")
@@ -906,45 +1001,13 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
         server_factory(name)
     if pcap_path:
         Path(pcap_path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="serveros-paper-") as tmp:
-        images: dict[tuple[int, ...], str] = {}
-
-        def image_of(p: Point) -> str:
-            if image_path:
-                return str(image_path)
-            beyond = {figure_c.FIGURE, figure_d.FIGURE}
-            sizes = (figure_c.image_sizes(DOC_SIZES, [q.doc_bytes for q in points
-                                                      if beyond & set(q.figures)])
-                     if beyond & set(p.figures) else DOC_SIZES)
-            if sizes not in images:
-                images[sizes] = str(build_documents_image(Path(tmp) / f"docs{len(images)}.img",
-                                                          sizes))
-            return images[sizes]
-        work = [(p, image_of(p), str(pcap_path) if (pcap_path and i == 0) else None,
-                 str(waves_dir) if waves_dir else None) for i, p in enumerate(points)]
-        results: list[list[dict] | None] = [None] * len(points)
-        if jobs == 1 or len(points) == 1:
-            for i, w in enumerate(work):
-                results[i] = _run_point_job(w)
-                if progress:
-                    progress(points[i], results[i])
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(max_workers=min(jobs, len(points)), mp_context=ctx) as ex:
-                # Longest first, so the two workers finish together.
-                order = sorted(range(len(work)), key=lambda i: -_cost(points[i]))
-                futs = {ex.submit(_run_point_job, work[i]): i for i in order}
-                for f in as_completed(futs):
-                    i = futs[f]
-                    try:
-                        results[i] = f.result()
-                    except Exception as e:  # noqa: BLE001 - the worker itself died
-                        results[i] = failed_rows(points[i], e, traceback.format_exc())
-                    if progress:
-                        progress(points[i], results[i])
+    tasks = [Task(p, str(image_path) if image_path else image_sizes_of(p, points),
+                  str(pcap_path) if (pcap_path and i == 0) else None,
+                  str(waves_dir) if waves_dir else None) for i, p in enumerate(points)]
+    outcomes = run_tasks(tasks, workers=jobs, cost=lambda t: point_cost(t.point),
+                         progress=(lambda o: progress(o.task.point, o.rows)) if progress
+                         else None)
+    results = [o.rows for o in outcomes]
     rows = [r for rs in results for r in rs]
     rows.sort(key=lambda r: (r["figure"], figure_d.variant_index(r["server"])
                              if r["figure"] == figure_d.FIGURE else
