@@ -1,23 +1,27 @@
 """Hardware area of a sweep's points: the Yosys figures of the hardware ILP pipes a point uses.
 
-A point uses hardware pipes when its ``pipes`` parameter is ``hw`` or its server is a Cheetah
-with the ``hwilp`` switch (``cheetah@+hwilp``, ``cheetah@no-ash``, ...), over a card that has pipes: the AN2 card over
-``an2`` (its DMA path's pipes, issue 17). Over ``ethernet`` the LANCE card binds no pipes
+A point uses hardware pipes when its ``pipes`` parameter is ``hw`` (a sweep's ``pipes``,
+:data:`serveros.experiments.paper.PIPES`, sets Cheetah's switches whatever its stage says) or,
+without one, its server is a Cheetah with the ``hwilp`` switch (``cheetah@+hwilp``,
+``cheetah@no-ash``, ...), over a card that has pipes: the AN2 card over ``an2`` (its DMA
+path's pipes, issue 17). Over ``ethernet`` the LANCE card binds no pipes
 (``sw.cheetah.config``: Cheetah then does what ``ilp`` does), so such a point adds no area,
 unless its row says the LANCE card's buffer-port block is fitted (a true ``lance_block``
-column). Each device holds one pipe datapath per direction
-(:data:`DEVICE_PIPE_LISTS`, or the device package's own ``HW_PIPE_LISTS`` in
-``hw/<device>/registers.py`` when it declares one), each synthesized by
-:func:`hw.ilp.synth.synthesize` (cached by design under ``build/synth/ilp/``; the first
-synthesis of a list takes seconds, later ones are a file read), once per sweep, in the
-client.
+column).
+
+The datapaths (:func:`device_pipe_lists`): the AN2 card's transmit and receive checksum pipes
+(``TX_PIPES`` and ``RX_PIPES`` of :mod:`hw.an2.pipes`; its receive byte swaps are wiring and a
+select, not a datapath, and are not counted), the LANCE block's one datapath (it serves the
+open window's direction: the checksum). Each is synthesized by :func:`hw.ilp.synth.synthesize`
+(cached by design under ``build/synth/ilp/``; the first synthesis of a list takes seconds,
+later ones are a file read), once per sweep, in the client.
 
 Columns (:data:`AREA_COLUMNS`), the device's datapaths together:
 
 ``area_device``
     The device whose pipes are counted (``an2``, ``lance``), empty for software-only points.
 ``area_pipe_lists``
-    Its datapaths' pipe lists, ``;``-separated (``cksum;cksum,bswap``).
+    Its datapaths' pipe lists, ``;``-separated, pipes by name (``cksum;cksum``).
 ``area_cells``, ``area_ffs``
     Yosys's generic cells (flip-flops included) and flip-flops, summed over the datapaths.
 ``area_luts``
@@ -31,47 +35,45 @@ with no pipes: no area beyond the paper's hardware) and an empty ``fmax_mhz``.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 
 __all__ = ["AREA_COLUMNS", "DEVICE_PIPE_LISTS", "NETWORK_DEVICES", "device_pipe_lists",
-           "hardware_device", "area_of", "add_area"]
+           "hardware_device", "synthesize_lists", "area_of", "add_area"]
 
 AREA_COLUMNS = ("area_device", "area_pipe_lists", "area_cells", "area_ffs", "area_luts",
                 "fmax_mhz")
-#: The pipe lists of each device's hardware datapaths (one per direction), as
-#: :func:`serveros.synth.parse_pipe_list` reads them. AN2: transmit sums the PDU as it is
-#: fetched (``cksum``); receive sums it and swaps its bytes on the way into memory
-#: (``cksum,bswap``: a VC's swap is one of none, halfword or word; the word swap is the
-#: datapath's widest, and a swap is wiring plus a select). LANCE buffer-port block: the words
-#: the CPU writes into or reads from the card's buffer are summed as they pass (``cksum``
-#: each way).
-DEVICE_PIPE_LISTS = {"an2": ("cksum", "cksum,bswap"), "lance": ("cksum", "cksum")}
+#: The pipe lists (standard pipe names, :func:`serveros.synth.parse_pipe_list`) of a device's
+#: datapaths where the device package does not list them itself (:func:`device_pipe_lists`):
+#: the LANCE buffer-port block runs one pipe list, the checksum Cheetah's pipes need.
+DEVICE_PIPE_LISTS = {"lance": ("cksum",)}
 #: The card of each network that has hardware pipes (None: the card binds none).
 NETWORK_DEVICES = {"an2": "an2", "ethernet": None}
 _ZERO = {"area_device": "", "area_pipe_lists": "", "area_cells": 0, "area_ffs": 0,
          "area_luts": 0, "fmax_mhz": None}
 
 
-def device_pipe_lists(device: str) -> tuple[str, ...]:
-    """The pipe lists of ``device``'s hardware datapaths: ``HW_PIPE_LISTS`` of
-    ``hw.<device>.registers`` if it declares one, else :data:`DEVICE_PIPE_LISTS`.
+def device_pipe_lists(device: str) -> tuple[tuple, ...]:
+    """The pipe lists (tuples of :class:`hw.ilp.registers.Pipe`) of ``device``'s hardware
+    datapaths: the AN2 card's ``TX_PIPES`` and ``RX_PIPES`` (:mod:`hw.an2.pipes`), else
+    :data:`DEVICE_PIPE_LISTS`.
 
     Raises
     ------
     ValueError
         For a device with no hardware pipes known.
     """
-    try:
-        own = getattr(importlib.import_module(f"hw.{device}.registers"), "HW_PIPE_LISTS", None)
-    except ImportError:
-        own = None
-    if own is not None:
-        return tuple(own)
+    if device == "an2":
+        try:
+            from hw.an2.pipes import RX_PIPES, TX_PIPES
+        except ImportError:             # before the card's pipes module: its checksum pipes
+            from sw.libos.ilp.pipes import CKSUM
+            TX_PIPES = RX_PIPES = (CKSUM,)
+        return (tuple(TX_PIPES), tuple(RX_PIPES))
     if device not in DEVICE_PIPE_LISTS:
-        raise ValueError(f"no hardware pipes known for device {device!r} (known: "
+        raise ValueError(f"no hardware pipes known for device {device!r} (known: an2, "
                          f"{', '.join(DEVICE_PIPE_LISTS)})")
-    return DEVICE_PIPE_LISTS[device]
+    from ..synth import parse_pipe_list
+    return tuple(tuple(parse_pipe_list(text)) for text in DEVICE_PIPE_LISTS[device])
 
 
 def _hw_server(server) -> bool:
@@ -108,20 +110,26 @@ def hardware_device(row: dict) -> str | None:
     return NETWORK_DEVICES[network]
 
 
-def area_of(lists: Sequence[str], *, figures: Callable[[Sequence[str]], list]) -> dict:
-    """The area columns of the datapaths ``lists`` (pipe-list strings), from ``figures``
-    (:func:`serveros.synth.synth_figures` or a stand-in returning objects with ``cells``,
+def synthesize_lists(lists: Sequence[Sequence]) -> list:
+    """:func:`hw.ilp.synth.synthesize` of each pipe list (cached under build/synth/ilp/)."""
+    from hw.ilp.synth import synthesize
+    return [synthesize(list(pl)) for pl in lists]
+
+
+def area_of(lists: Sequence[Sequence], *, figures: Callable[[list], list]) -> dict:
+    """The area columns of the datapaths ``lists`` (sequences of pipes), from ``figures``
+    (:func:`synthesize_lists` or a stand-in returning, per list, an object with ``cells``,
     ``flip_flops``, ``ice40_luts`` and ``clock_mhz``)."""
     got = figures(list(lists))
     clocks = [f.clock_mhz for f in got]
-    return {"area_pipe_lists": ";".join(lists),
+    return {"area_pipe_lists": ";".join(",".join(p.name for p in pl) for pl in lists),
             "area_cells": sum(f.cells for f in got),
             "area_ffs": sum(f.flip_flops for f in got),
             "area_luts": sum(f.ice40_luts for f in got),
             "fmax_mhz": None if None in clocks else min(clocks)}
 
 
-def add_area(rows: Sequence[dict], *, figures: Callable[[Sequence[str]], list] | None = None
+def add_area(rows: Sequence[dict], *, figures: Callable[[list], list] | None = None
              ) -> list[dict]:
     """``rows`` with the :data:`AREA_COLUMNS` added (new dicts; each device synthesized once);
     a row that has ``area_luts`` already is kept as it is.
@@ -129,8 +137,8 @@ def add_area(rows: Sequence[dict], *, figures: Callable[[Sequence[str]], list] |
     Parameters
     ----------
     figures : callable, optional
-        Pipe lists to synthesis figures (keyword-only; default
-        :func:`serveros.synth.synth_figures`, which needs the pyosys wheel).
+        Pipe lists to synthesis figures (keyword-only; default :func:`synthesize_lists`,
+        which needs the pyosys wheel).
 
     Raises
     ------
@@ -149,7 +157,7 @@ def add_area(rows: Sequence[dict], *, figures: Callable[[Sequence[str]], list] |
             continue
         if device not in by_device:
             if figures is None:
-                from ..synth import synth_figures as figures
+                figures = synthesize_lists
             by_device[device] = {"area_device": device,
                                  **area_of(device_pipe_lists(device), figures=figures)}
         out.append({**r, **by_device[device]})

@@ -1,9 +1,9 @@
 """Plots of a sweep's results table (matplotlib, Agg backend: no display needed).
 
 * :func:`plot_metric`: a metric (default ``throughput_rps``) against any column, one line per
-  value of another (``by``; or of several together). Where several rows share a line's x (other parameters vary too),
-  the line goes through their mean and a bar spans their minimum to maximum; the title says
-  how many rows the points hold at most.
+  value of another (``by``; or of several together). Where several rows share a line's x
+  (other parameters vary too), the line goes through their mean and a bar spans their minimum
+  to maximum; the title says how many rows a point holds at most and which parameters vary.
 * :func:`plot_pareto`: throughput against a cost, hardware area (:data:`COSTS` ``area``: the
   iCE40 LUTs of the devices' hardware pipes, :mod:`serveros.sweep.synth_figures`; 0 for
   software-only points) or the server CPU's busy cycles per request (``cycles``); every
@@ -103,9 +103,9 @@ def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
                 y: str = DEFAULT_Y, by: str | Sequence[str] | None = None) -> Path:
     """Draw ``y`` against ``x``, one line per value of ``by`` (a column, or several: one line
     per combination of their values; one line without), into the PNG file ``path``. The
-    title names the :data:`LABEL_COLUMNS` that vary within a line's points (averaged over). A numeric ``x`` is drawn to scale (logarithmic when its positive values span
-    a factor of 100 or more; symmetric-log if 0 is one of them), any other as categories in
-    sorted order.
+    title names the :data:`LABEL_COLUMNS` that vary within a line's points (averaged over). A
+    numeric ``x`` is drawn to scale (logarithmic when its positive values span a factor of 100
+    or more; symmetric-log if 0 is one of them), any other as categories in sorted order.
 
     Raises
     ------

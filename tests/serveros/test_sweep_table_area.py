@@ -13,9 +13,9 @@ from serveros.sweep.table import write_tables
 
 def fake_figures(calls):
     def figures(lists):
-        calls.append(tuple(lists))
-        return [SimpleNamespace(cells=100 * len(t), flip_flops=10, ice40_luts=7 * len(t),
-                                clock_mhz=50.0 + len(t)) for t in lists]
+        calls.append(tuple(tuple(pl) for pl in lists))
+        return [SimpleNamespace(cells=100 * (k + 1), flip_flops=10, ice40_luts=7 * (k + 1),
+                                clock_mhz=50.0 + k) for k, _ in enumerate(lists)]
     return figures
 
 
@@ -39,18 +39,25 @@ def test_which_points_use_hardware_pipes():
         device_pipe_lists("disk")
 
 
+def test_the_devices_datapaths_are_their_checksum_pipes():
+    from sw.libos.ilp.pipes import CKSUM
+    an2 = device_pipe_lists("an2")                      # transmit, receive
+    assert len(an2) == 2 and all([p.name for p in pl] == ["cksum"] for pl in an2)
+    assert all(pl[0].body == CKSUM.body and pl[0].fini == CKSUM.fini for pl in an2)
+    assert [[p.name for p in pl] for pl in device_pipe_lists("lance")] == [["cksum"]]
+
+
 def test_area_sums_a_devices_datapaths_once_per_sweep():
     calls = []
     rows = [{"pipes": "hw", "network": "an2", "k": i} for i in range(3)]
     rows.append({"pipes": "sw", "network": "an2", "k": 3})
     out = add_area(rows, figures=fake_figures(calls))
     assert calls == [device_pipe_lists("an2")]              # one synthesis for the sweep
-    lists = device_pipe_lists("an2")
     hw = out[0]
-    assert hw["area_device"] == "an2" and hw["area_pipe_lists"] == ";".join(lists)
-    assert hw["area_cells"] == sum(100 * len(t) for t in lists)
-    assert hw["area_luts"] == sum(7 * len(t) for t in lists)
-    assert hw["fmax_mhz"] == min(50.0 + len(t) for t in lists)   # the slowest datapath
+    assert hw["area_device"] == "an2" and hw["area_pipe_lists"] == "cksum;cksum"
+    assert hw["area_cells"] == 100 + 200 and hw["area_luts"] == 7 + 14
+    assert hw["area_ffs"] == 20
+    assert hw["fmax_mhz"] == 50.0                           # the slowest datapath
     assert out[3]["area_cells"] == out[3]["area_luts"] == 0 and out[3]["fmax_mhz"] is None
     assert [r["k"] for r in out] == [0, 1, 2, 3] and "area_cells" not in rows[0]
 
@@ -65,9 +72,9 @@ def test_tables_carry_the_area_columns(tmp_path):
 
 @pytest.mark.skipif(yosys_missing() is not None, reason=str(yosys_missing()))
 def test_real_figures_of_the_an2_cards_pipes():
-    from serveros.synth import synth_figures
+    from serveros.sweep.area import synthesize_lists
     out = add_area([{"pipes": "hw", "network": "an2"}])[0]
-    figs = synth_figures(device_pipe_lists("an2"))
+    figs = synthesize_lists(device_pipe_lists("an2"))
     assert out["area_luts"] == sum(f.ice40_luts for f in figs) > 0
     assert out["area_ffs"] == sum(f.flip_flops for f in figs) > 0
     assert out["area_cells"] > out["area_ffs"]
