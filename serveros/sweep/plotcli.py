@@ -4,8 +4,8 @@
 (``results.json``). Without ``--pareto`` it draws ``--y`` (default ``throughput_rps``)
 against ``--x`` (default ``doc_bytes``), one line per value of ``--by`` (``--by a,b``: one
 line per combination), into ``DIR/plot_<y>_vs_<x>[_by_<by>].png``; with ``--pareto area`` or
-``--pareto cycles`` the Pareto front of ``--y`` against hardware area or CPU cycles per request into
-``DIR/pareto_<cost>.png`` (``--out`` names another file). It prints the file written.
+``--pareto cycles`` the Pareto front of ``--y`` against hardware area or CPU cycles per
+request into ``DIR/pareto_<cost>.png`` (``--out`` names another file). It prints the file written.
 """
 from __future__ import annotations
 
