@@ -671,7 +671,8 @@ class CheetahServer:
         into them by DMA on the environment's behalf. The CPU reads the documents' data blocks
         (so their stale data-cache lines must be invalidated after each DMA-in, see
         :mod:`sw.libos.fs.physical`) unless they only ever go to a DMA card by reference:
-        every one of ``cache_as_retransmit_pool`` and ``precomputed_checksums`` on, and an
+        ``cache_as_retransmit_pool`` on, ``precomputed_checksums`` on or the card's transmit
+        pipes asked for (``hwilp`` on a card that has them: it sums what it sends), and an
         interface whose driver does not copy frames with the CPU (``netdev.cpu_copies``,
         True for the LANCE card's programmed I/O).
         """
@@ -681,7 +682,9 @@ class CheetahServer:
             return None
         env = self.env
         cfg = self.config
-        zero_copy = cfg.cache_as_retransmit_pool and cfg.precomputed_checksums \
+        card_sums = cfg.hwilp and bool(getattr(h.netdev, "card_pipes", {}).get("tx"))
+        zero_copy = cfg.cache_as_retransmit_pool \
+            and (cfg.precomputed_checksums or card_sums) \
             and not getattr(h.netdev, "cpu_copies", False)
         mem_sys = getattr(self.cpu.profile, "memory", None) if self.cpu is not None else None
         line = int(mem_sys.line_bytes.value) if mem_sys is not None else 4
