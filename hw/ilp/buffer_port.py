@@ -12,8 +12,9 @@ Structure
 * **Tap.** In the cycle the card acknowledges an access of the open window's direction (writes
   for transmit, reads for receive) at the block's *cursor* (the next bus word of the window),
   the block takes the access's data bytes (:class:`~hw.ilp.buffer_port_regs.Layout`: four
-  per word, or two in 16-in-32), drops those before the window's start and after its end,
-  and appends them to a *packer* of up to 7 bytes; the cursor moves to the next word.
+  per word, or two in 16-in-32; a write's as the request held them the cycle before, since
+  the host may drop its request while ``ack`` is high), drops those before the window's start
+  and after its end, and appends them to a *packer* of up to 7 bytes; the cursor moves on.
 * **Packer.** Whenever it holds 4 bytes, or the window's last bytes (zero padded), it offers
   them as one network-order word to a :class:`~hw.ilp.gateware.PipeDatapath` of the pipe
   list, whose output is discarded (always ready): the datapath takes a word every cycle, and
@@ -135,13 +136,18 @@ class BufferPort(PipeList, wiring.Component):
                         m.d.sync += rdata_mine.eq(path.results[k])
 
         # --- The tap: an access of the window's direction at the cursor ------------------------
-        fed_kind = Mux(rx, card.r_en, card.w_en)
-        seen = armed & card.ack & fed_kind
+        # The host may drop (or change) its request in the cycle ``ack`` is high (HostBus), so
+        # the request is taken from the cycle before, when the card was still seeing it.
+        req_addr, req_data, req_write = Signal(aw), Signal(32), Signal()
+        with m.If(card.r_en | card.w_en):
+            m.d.sync += [req_addr.eq(card.addr), req_data.eq(card.w_data),
+                         req_write.eq(card.w_en)]
+        seen = armed & card.ack & (req_write != rx)
         feed = Signal()
-        m.d.comb += feed.eq(seen & (card.addr == cursor))
-        with m.If(seen & (card.addr != cursor) & (card.addr >= first) & (card.addr <= last)):
+        m.d.comb += feed.eq(seen & (req_addr == cursor))
+        with m.If(seen & (req_addr != cursor) & (req_addr >= first) & (req_addr <= last)):
             m.d.sync += order.eq(1)
-        lanes = Mux(rx, card.r_data, host.w_data)[:8 * b] >> (skip * 8)
+        lanes = Mux(rx, card.r_data, req_data)[:8 * b] >> (skip * 8)
         room = Signal(range(b + 1))
         m.d.comb += room.eq(b - skip)
         take_n = Signal(range(b + 1))

@@ -7,7 +7,8 @@ bench plays the host sessions of :data:`STREAMS_ENV` (seeds of
 :func:`buffer_port_stimulus.random_session`: random windows and lengths, both directions,
 random gaps, stray, out-of-order and abandoned accesses) back to back on the harness's host
 bus, as tests/hw/test_ilp_buffer_port.py's Amaranth bench does: access ``j`` is presented from
-cycle ``ack_{j-1} + 1 + gap`` and held until ``ack``. It records every ``ack`` cycle with the
+cycle ``ack_{j-1} + 1 + gap`` and held until ``ack`` (every third dropped in its ``ack`` cycle,
+junk on the address and data: :func:`test_ilp_buffer_port.dropped`). It records every ``ack`` cycle with the
 data read and every cycle ``done`` is high, and writes them with
 :func:`serveros.rtl.write_result`; tests/hw/test_ilp_buffer_port_cocotb.py compares them with
 :class:`hw.ilp.buffer_port_harness.HarnessModel`.
@@ -21,11 +22,12 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ReadOnly, ReadWrite, RisingEdge
 
 from serveros.rtl import write_result
-from buffer_port_stimulus import random_session
+from buffer_port_stimulus import REGS_ADDR, random_session
 from sw.libos.ilp.pipes import CKSUM, HSWAP16
+from test_ilp_buffer_port import dropped
 from test_ilp_gateware import random_pipes
 
 #: The cases the design holds, comma-separated: ``<pipes>/<layout>`` with pipes ``cksum``,
@@ -82,14 +84,19 @@ async def run_accesses(dut, p: Ports, accesses, *, tail: int = 40) -> dict:
     while end is None or c < end:
         assert c <= LIMIT, f"bus stuck after {c} cycles"
         await RisingEdge(dut.clk)                       # cycle c begins
+        await ReadWrite()                               # the registers' new values
         on = j < len(accesses) and c >= q
+        acked = on and bool(p.ack.value)
         if on:
             write, addr, data, _ = accesses[j]
-            p.addr.value, p.w_data.value = addr, data
+            junk = acked and dropped(j)
+            p.addr.value = REGS_ADDR if junk else addr
+            p.w_data.value = 0xFFFF_FFFF ^ data if junk else data
+            on = not junk
         p.w_en.value = int(on and write)
         p.r_en.value = int(on and not write)
         await ReadOnly()                                # the cycle's settled values
-        if on and p.ack.value:
+        if acked:
             got["acks"].append([c, 0 if write else p.r_data.value.to_unsigned()])
             j += 1
             if j < len(accesses):
