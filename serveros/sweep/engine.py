@@ -193,7 +193,10 @@ def _run_distributed(tasks, keys, pending, finish, workers, scheduler) -> None:
     quiet.setLevel(max(level, logging.WARNING))
     if scheduler is None:
         cluster = LocalCluster(n_workers=min(workers or default_workers(), len(pending)),
-                               threads_per_worker=1, processes=True, dashboard_address=None,
+                               threads_per_worker=1, processes=True,
+                               # no dashboard; the scheduler's HTTP routes on a free port
+                               # (default 8787: another cluster may have it)
+                               scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
                                silence_logs=logging.ERROR)
     try:
         try:

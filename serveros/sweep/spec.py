@@ -255,14 +255,15 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     return parse_sweep(text, str(path), default_name=p.stem)
 
 
-def _toml_line(e: tomllib.TOMLDecodeError) -> tuple[int, str]:
-    """tomllib's error as ``(line, message without its position)``."""
+def _toml_line(e: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
+    """tomllib's error in ``text`` as ``(line, message without its position)`` (its end
+    is the last line)."""
     msg = str(e)
     m = re.search(r"\s*\(at line (\d+), column \d+\)$", msg)
     if m:
         return int(m.group(1)), msg[:m.start()]
     m = re.search(r"\s*\(at end of document\)$", msg)
-    return (len(getattr(e, "doc", "").splitlines()) or 1, msg[:m.start()]) if m else (1, msg)
+    return (len(text.splitlines()) or 1, msg[:m.start()]) if m else (1, msg)
 
 
 def parse_sweep(text: str, path: str = "<sweep>", *, default_name: str = "sweep") -> Sweep:
@@ -277,7 +278,7 @@ def parse_sweep(text: str, path: str = "<sweep>", *, default_name: str = "sweep"
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        line, msg = _toml_line(e)
+        line, msg = _toml_line(e, text)
         raise SweepError(path, line, f"bad TOML: {msg}") from None
     lines = key_lines(text)
 
