@@ -78,6 +78,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         wrows = bench.web_benchmarks()
     console.print(_figure_table("paper experiment, one point (figures, not tests)", wrows,
                                 value="value", fmt=",.2f"))
+    from .sweep.bench import sweep_benchmarks
+    with console.status("sweep engine: the same short points bare, then on 1 and 2 local "
+                        "Dask workers ..."):
+        srows = sweep_benchmarks()
+    console.print(_figure_table("sweep engine on Dask (figures, not tests)", srows,
+                                value="value", fmt=",.2f"))
     console.print("the default run's own wall time and peak memory are printed by "
                   "`serveros run` at its end")
     return 0
@@ -791,7 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--pcap", default=None,
                     help="write the frames of the FIRST point run to this pcapng file")
     ru.add_argument("--out", default="results", help="output folder (default results/)")
-    ru.add_argument("--jobs", type=positive, default=2, help="worker processes (default 2)")
+    ru.add_argument("--jobs", type=positive, default=2,
+                    help="worker processes of a local Dask cluster (default 2; 1, or a "
+                         "single point, runs in this process)")
     ru.set_defaults(func=_cmd_run)
     sy = sub.add_parser("synth", help="Yosys synthesis figures (cells, flip-flops, iCE40 LUTs, "
                                       "logic depth) of hardware ILP pipe lists")
