@@ -14,7 +14,7 @@ def test_help_lists_only_working_subcommands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == {"bench", "profiles", "segment", "replay", "lance", "build-image", "run",
-                                  "validate", "synth"}
+                                  "validate", "synth", "sweep", "plot"}
     out = subprocess.run([sys.executable, "-m", "serveros.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "segment" in out.stdout and "bench" in out.stdout
 
