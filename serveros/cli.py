@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cliargs import (EXIT_FAILURE, EXIT_USAGE, Parser, UsageError, int_arg, log_traceback,
-                      one_line, output_dir, output_file)
+                      one_line, output_dir, output_file, points_progress)
 
 console = Console()
 
@@ -413,8 +413,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import resource
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .experiments import paper
     from .rtl import waves_requested
     from .simulation import parse_rtl
@@ -446,8 +444,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         output_file("--pcap", args.pcap)
     waves_dir = out / "waves" if waves_requested() and rtl else None
     wall0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as prog:
+    with points_progress(console) as prog:
         bar = prog.add_task(f"simulating {len(points)} points ({args.jobs} workers)",
                             total=len(points))
 

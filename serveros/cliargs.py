@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "UsageError", "Parser", "int_arg", "output_dir",
-           "output_file", "log_traceback", "one_line"]
+           "output_file", "log_traceback", "one_line", "points_progress"]
 
 #: Exit status of an unexpected failure (a simulation raised) and of a bad option.
 EXIT_FAILURE = 1
@@ -125,3 +125,12 @@ def log_traceback(command: str, argv: Sequence[str]) -> Path:
         fh.write(f"serveros {' '.join(argv)}\n")
         fh.write(traceback.format_exc())
     return Path(name)
+
+
+def points_progress(console):
+    """The progress bar of a command that simulates points (``serveros run``, ``serveros
+    sweep``): its description, the bar, points done of all, the time elapsed; kept on screen
+    at the end."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..cliargs import EXIT_FAILURE, UsageError, int_arg, one_line, output_dir
+from ..cliargs import EXIT_FAILURE, UsageError, int_arg, one_line, output_dir, points_progress
 
 __all__ = ["add_parser", "main", "DEFAULT_OUT"]
 
@@ -54,8 +54,6 @@ def main(args: argparse.Namespace) -> int:
         scheduler that cannot be reached, or a bad output folder.
     """
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
 
     from ..experiments import paper
     from .engine import task_key
@@ -84,8 +82,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     where = args.scheduler or f"{args.workers or 'one per core'} local workers"
     wall0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as prog:
+    with points_progress(console) as prog:
         bar = prog.add_task(f"{sweep.name}: {len(planned)} points ({where})",
                             total=len(planned))
 
