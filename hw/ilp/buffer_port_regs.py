@@ -20,6 +20,7 @@ Registers (32-bit words at ``regs_addr + offset``, word addresses of the host bu
     The pipe list's results (``PipeList.result_names`` order), read only: the last finished
     window's, 0 after a ``CTL`` write.
 
+The LANCE card built with the block places them at ``hw.lance.registers.ILP_OFFSET``.
 An access to any of them waits (bus wait states) while a finished window's last words are
 still in the pipes: a result read right after the window's last buffer access returns that
 window's results.
@@ -29,7 +30,7 @@ from __future__ import annotations
 import enum
 
 __all__ = ["Layout", "Ctl", "Status", "CTL", "WSTART", "LENGTH", "RESULT", "WINDOW_BITS",
-           "LANCE_REGS_OFFSET", "check_layout", "check_port", "data_bytes", "window_words",
+           "check_layout", "check_port", "data_bytes", "window_words",
            "register_count"]
 
 
@@ -76,10 +77,6 @@ class Status(enum.IntFlag):
 CTL, WSTART, LENGTH, RESULT = 0, 1, 2, 3
 #: Width of ``WSTART`` and ``LENGTH`` (16 MiB of buffer data: more than any card here has).
 WINDOW_BITS = 24
-#: Where the LANCE card would place the block's registers: a byte offset in the PMAD-AA's
-#: 2 MiB option window that nothing decodes (between the error counters at 0x100010 and the
-#: station-address ROM at 0x1c0000; ``hw.lance.registers``).
-LANCE_REGS_OFFSET = 0x180000
 
 
 def check_layout(layout) -> Layout:

@@ -27,18 +27,27 @@ Structure
   descriptors back, RINT; MISS when no buffer is owned.
 * **Loopback** (MODE.LOOP, INTL, COLL): internal loopback routes the transmitter's nibbles to
   the receiver instead of the pins; COLL forces a collision (docs/lance_card.md).
+* **Pipe block** (optional, ``ilp_pipes``): :class:`hw.ilp.buffer_port.BufferPort` on the
+  host bus in front of the register target, its registers at
+  :data:`~hw.lance.registers.ILP_OFFSET`: the pipes' results (a checksum) over a window of the
+  buffer as the host copies it in or out (docs/ilp_pipes.md, "A block at the LANCE buffer
+  port"). Without it (the default) the card is exactly the PMAD-AA.
 * **MII**: one clock domain; the MII engines run under an ``EnableInserter`` on the tick
   (one cycle in :data:`~hw.lance.timing.MII_DIVIDER`), and the card drives ``mii_clk``.
 """
+from collections.abc import Sequence
+
 from amaranth.hdl import Cat, EnableInserter, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..bus import HostBus
+from ..ilp.buffer_port import BufferPort
+from ..ilp.registers import Pipe
 from . import timing as T
 from .mii import MiiReceiver, MiiTransmitter
-from .registers import BUFFER_RAM_SIZE_DEFAULT, DEFAULT_MAC, LANCE_OFFSET
+from .registers import BUFFER_RAM_SIZE_DEFAULT, DEFAULT_MAC, ILP_OFFSET, LANCE_OFFSET
 from .regs_target import BUS_ADDR_WIDTH, RegisterTarget, check_mac
 from .rx_engine import RxEngine
 from .tx_engine import TxEngine
@@ -64,6 +73,9 @@ class LanceCard(wiring.Component):
         The station address in the ROM (6 bytes, default
         :data:`~hw.lance.registers.DEFAULT_MAC`). None: the ROM is socketed, as on a real
         PMAD-AA: its contents are the ``rom_mac`` input, so one design serves every address.
+    ilp_pipes : sequence of Pipe or None
+        None (the default): no pipe block. A pipe list: the buffer-port pipe block of that
+        list (contiguous layout), its registers at :data:`~hw.lance.registers.ILP_OFFSET`.
 
     Members
     -------
@@ -87,16 +99,21 @@ class LanceCard(wiring.Component):
     ------
     ValueError
         For a bad ``ram_bytes`` or ``mac``.
+    TypeError, ValueError, hw.ilp.registers.PipeError
+        For a bad ``ilp_pipes`` (:func:`hw.ilp.pipelist.check_pipes`).
     """
 
     def __init__(self, *, ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT,
-                 mac: bytes | None = DEFAULT_MAC):
+                 mac: bytes | None = DEFAULT_MAC, ilp_pipes: Sequence[Pipe] | None = None):
         if (not isinstance(ram_bytes, int) or ram_bytes < 4096 or ram_bytes > LANCE_OFFSET
                 or ram_bytes & (ram_bytes - 1)):
             raise ValueError(f"ram_bytes must be a power of two from 4 KiB to 1 MiB, "
                              f"not {ram_bytes!r}")
         self.ram_bytes = ram_bytes
         self.mac = None if mac is None else check_mac(mac)
+        self.ilp = (None if ilp_pipes is None else
+                    BufferPort(pipes=ilp_pipes, layout="contiguous", addr_width=BUS_ADDR_WIDTH,
+                               regs_addr=ILP_OFFSET // 4))
         self.ram = Memory(shape=32, depth=ram_bytes // 4, init=[])
         super().__init__({
             "bus": In(HostBus(addr_width=BUS_ADDR_WIDTH, data_width=32)),
@@ -126,7 +143,12 @@ class LanceCard(wiring.Component):
                            (ram.read_port(), txe.ram_rd), (ram.write_port(granularity=8), txe.ram_wr),
                            (ram.read_port(), rxe.ram_rd), (ram.write_port(granularity=8), rxe.ram_wr)):
             wiring.connect(m, port, user)
-        wiring.connect(m, wiring.flipped(self.bus), regs.bus)
+        if self.ilp is None:
+            wiring.connect(m, wiring.flipped(self.bus), regs.bus)
+        else:
+            m.submodules.ilp = self.ilp
+            wiring.connect(m, wiring.flipped(self.bus), self.ilp.host)
+            wiring.connect(m, self.ilp.card, regs.bus)
         wiring.connect(m, regs.control, txe.control, rxe.control)
         wiring.connect(m, txe.events, regs.tx)
         wiring.connect(m, rxe.events, regs.rx)

@@ -81,8 +81,8 @@ from . import timing as T
 from .mii_model import LanceWire, MiiTxModel, TxAttempt
 from .registers import (
     BUFFER_RAM_SIZE_DEFAULT, CSR0, COUNTERS_OFFSET, DEFAULT_MAC, DESCRIPTOR_BYTES, FCS_BYTES,
-    INIT_BLOCK_BYTES, MAX_FRAME, MIN_FRAME, RAP_OFFSET, RDP_OFFSET, RMD1, ROM_ESAR_OFFSET,
-    ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Counter, Mode, plain_bits,
+    ILP_OFFSET, INIT_BLOCK_BYTES, MAX_FRAME, MIN_FRAME, RAP_OFFSET, RDP_OFFSET, RMD1,
+    ROM_ESAR_OFFSET, ROM_ESAR_STRIDE, ROM_OFFSET, TMD1, TMD3, WINDOW_SIZE, Counter, Mode, plain_bits,
 )
 
 __all__ = ["LanceModel", "LanceWire", "COUNTER_NAMES"]
@@ -144,6 +144,9 @@ class LanceModel:
         The transceiver ``tx_en`` drives (:mod:`hw.lance.mii_model`); its binding drives
         :meth:`set_crs` and :meth:`set_col` back. None is a free wire (``crs = col = 0``), with
         frames kept in :attr:`transmitted`.
+    ilp_pipes : sequence of Pipe or None
+        As :class:`hw.lance.gateware.LanceCard`'s: None (the default), no pipe block; a pipe
+        list, the buffer-port pipe block's twin (:attr:`ilp`) on the host bus.
 
     Attributes
     ----------
@@ -153,6 +156,8 @@ class LanceModel:
         The saturating counters, by :data:`COUNTER_NAMES`.
     transmitted : list[tuple[int, bytes]]
         With no wire: (cycle of the rising ``tx_en`` edge, frame with FCS) per frame sent.
+    ilp : hw.ilp.buffer_port_model.BufferPortModel or None
+        The pipe block's twin (its windows' ``done`` cycles and results).
 
     Raises
     ------
@@ -164,7 +169,7 @@ class LanceModel:
 
     def __init__(self, kernel: Kernel, clock: Clock, *, irq: IrqLine,
                  ram_bytes: int = BUFFER_RAM_SIZE_DEFAULT, mac: bytes = DEFAULT_MAC,
-                 wire: LanceWire | None = None):
+                 wire: LanceWire | None = None, ilp_pipes=None):
         if not isinstance(clock, Clock):
             raise TypeError(f"clock must be a sim.time.Clock, not {clock!r}")
         if not isinstance(irq, IrqLine):
@@ -175,6 +180,11 @@ class LanceModel:
             raise ValueError(f"mac must be 6 bytes, not {mac!r}")
         if wire is not None and not isinstance(wire, LanceWire):
             raise TypeError(f"wire must implement LanceWire (tx_start, tx_stop), not {wire!r}")
+        self.ilp = None
+        if ilp_pipes is not None:
+            from ..ilp.buffer_port_model import BufferPortModel
+            self.ilp = BufferPortModel(pipes=ilp_pipes, layout="contiguous", addr_width=19,
+                                       regs_addr=ILP_OFFSET // 4)
         self.kernel = kernel
         self.clock = clock
         self.irq = irq
@@ -261,6 +271,8 @@ class LanceModel:
         await self._acquire()
         k, p = self.kernel, self._p
         e0 = self.clock.edge_after(k.now) // p
+        if self.ilp is not None and self.ilp.claims(offset // 4):
+            return await self._ilp_access(e0, offset, None)
         ack = e0 + T.BUS_READ_WAIT
         # Sample in the middle of a cycle: after every change at the edge before, before any
         # at the edge after.
@@ -272,6 +284,8 @@ class LanceModel:
         else:
             await k.sleep_until((ack - 1) * p + p // 2)
             value = self._peek(offset)
+        if self.ilp is not None:
+            self.ilp.observe(write=False, addr=offset // 4, data=value, ack_cycle=ack)
         self.reads += 1
         await k.sleep_until((ack + 1) * p, late=True)
         self._release()
@@ -285,7 +299,12 @@ class LanceModel:
         await self._acquire()
         k, p = self.kernel, self._p
         e0 = self.clock.edge_after(k.now) // p
+        if self.ilp is not None and self.ilp.claims(offset // 4):
+            await self._ilp_access(e0, offset, value)
+            return
         ack = e0 + T.BUS_WRITE_WAIT
+        if self.ilp is not None:
+            self.ilp.observe(write=True, addr=offset // 4, data=value, ack_cycle=ack)
         if offset < RDP_OFFSET:
             # A buffer RAM word changes nothing but the RAM: it goes in as a one-word host
             # run (as write_block's), landed when something looks at memory (a bus read, an
@@ -321,6 +340,10 @@ class LanceModel:
         await k.sleep_until((ack - 2) * p + p // 2)
         self._commit(ack - 2)
         raw = self._read_ram(offset, 4 * n)
+        if self.ilp is not None:
+            for i, w in enumerate(struct.unpack(f"<{n}I", raw)):
+                self.ilp.observe(write=False, addr=offset // 4 + i, data=w,
+                                 ack_cycle=e0 + i * (T.BUS_READ_WAIT + 2) + T.BUS_READ_WAIT)
         self.reads += n
         await k.sleep_until((ack + 1) * p, late=True)
         self._release()
@@ -358,6 +381,10 @@ class LanceModel:
         last = first + (n - 1) * stride
         self._commit(first - 1)
         self._host_runs.append(_Pending(first, stride, offset % self.ram_bytes, data, unit=4))
+        if self.ilp is not None:
+            for i, w in enumerate(words):
+                self.ilp.observe(write=True, addr=offset // 4 + i, data=w,
+                                 ack_cycle=first + i * stride)
         self.writes += n
         await k.sleep_until((last + 1) * p, late=True)
         self._release()
@@ -405,6 +432,19 @@ class LanceModel:
 
 
     # -- bus internals ------------------------------------------------------------------------
+    async def _ilp_access(self, e0: int, offset: int, value: int | None) -> int:
+        """An access (a read if ``value`` is None) to the pipe block's registers, first
+        sampled at edge ``e0`` (presented in cycle ``e0 - 1``), the bus held: its value."""
+        ack, got = self.ilp.register_access(write=value is not None, addr=offset // 4,
+                                            data=value or 0, cycle=e0 - 1)
+        if value is None:
+            self.reads += 1
+        else:
+            self.writes += 1
+        await self.kernel.sleep_until((ack + 1) * self._p, late=True)
+        self._release()
+        return got
+
     def _check(self, offset: int) -> None:
         if (not isinstance(offset, int) or isinstance(offset, bool)
                 or not 0 <= offset < WINDOW_SIZE or offset & 3):

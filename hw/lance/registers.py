@@ -42,7 +42,8 @@ from ..fields import check_unsigned as _check_u
 
 __all__ = [
     "RAM_OFFSET", "LANCE_OFFSET", "ROM_OFFSET", "RDP_OFFSET", "RAP_OFFSET", "WINDOW_SIZE",
-    "ROM_ESAR_OFFSET", "ROM_ESAR_STRIDE", "COUNTERS_OFFSET", "Counter", "DEFAULT_MAC",
+    "ROM_ESAR_OFFSET", "ROM_ESAR_STRIDE", "COUNTERS_OFFSET", "ILP_OFFSET", "Counter",
+    "DEFAULT_MAC",
     "BUFFER_RAM_SIZE_DEFAULT", "BUFFER_SIZE", "MAX_FRAME", "MIN_FRAME", "FCS_BYTES",
     "MAX_RING_LOG2", "DESCRIPTOR_BYTES", "INIT_BLOCK_BYTES",
     "Csr", "CSR0", "CSR3", "Mode", "RMD1", "TMD1", "TMD3",
@@ -69,6 +70,11 @@ WINDOW_SIZE = 0x200000
 #: read-only 16-bit saturating counter per word from here, in :class:`Counter` order. Writing a
 #: counter's word clears it. They make "dropped and counted" visible to tests and drivers.
 COUNTERS_OFFSET = LANCE_OFFSET + 0x10
+#: The registers of the optional pipe block at the buffer port (ours, not the PMAD-AA's: a
+#: card built with ``ilp_pipes``; :mod:`hw.ilp.buffer_port_regs`, docs/ilp_pipes.md "A block
+#: at the LANCE buffer port"): ``CTL``, ``WSTART``, ``LENGTH``, ``RESULT``... one per word from
+#: here. Nothing else in the window decodes these words; without the block they read 0.
+ILP_OFFSET = 0x180000
 #: The Ethernet address sits one byte per 32-bit word starting two bytes into the ROM
 #: (NetBSD ``dev/tc/if_le_dec.c``: ``enaddr = rom + 2``, stepping by 4).
 ROM_ESAR_OFFSET = 2

@@ -7,9 +7,9 @@ bench plays the host sessions of :data:`STREAMS_ENV` (seeds of
 :func:`buffer_port_stimulus.random_session`: random windows and lengths, both directions,
 random gaps, stray, out-of-order and abandoned accesses) back to back on the harness's host
 bus, as tests/hw/test_ilp_buffer_port.py's Amaranth bench does: access ``j`` is presented from
-cycle ``ack_{j-1} + 1 + gap`` and held until ``ack`` (every third dropped in its ``ack`` cycle,
-junk on the address and data: :func:`test_ilp_buffer_port.dropped`). It records every ``ack`` cycle with the
-data read and every cycle ``done`` is high, and writes them with
+cycle ``ack_{j-1} + 1 + gap`` and held until ``ack`` (every third dropped in its ``ack``
+cycle, junk on the address and data: :func:`test_ilp_buffer_port.dropped`). It records every
+``ack`` cycle with the data read and every cycle ``done`` is high, and writes them with
 :func:`serveros.rtl.write_result`; tests/hw/test_ilp_buffer_port_cocotb.py compares them with
 :class:`hw.ilp.buffer_port_harness.HarnessModel`.
 

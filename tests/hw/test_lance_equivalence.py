@@ -556,14 +556,14 @@ def drawn_program(d: Drawn, k: Kernel, bus: BusTarget, irq: IrqLine, receive,
 Program = Callable[..., Run]
 
 
-def run_model(sc: Scenario | Program, seed: int = 0, *,
-              image: bytes | None = None) -> tuple[Run, LanceModel]:
+def run_model(sc: Scenario | Program, seed: int = 0, *, image: bytes | None = None,
+              ilp_pipes=None) -> tuple[Run, LanceModel]:
     """The program (the scripted one for scenario ``sc``, or ``sc`` itself if it is a
     program) on the own kernel with the transaction-level model; ``image`` is the buffer
-    memory at reset."""
+    memory at reset; ``ilp_pipes`` the card's pipe block (none by default)."""
     k = Kernel()
     irq = IrqLine(k, "lance.irq")
-    card = LanceModel(k, CLOCK, irq=irq, ram_bytes=RAM_BYTES, mac=MAC)
+    card = LanceModel(k, CLOCK, irq=irq, ram_bytes=RAM_BYTES, mac=MAC, ilp_pipes=ilp_pipes)
     if image is not None:
         card.ram[:] = image
     prog = sc if callable(sc) else functools.partial(program, sc=sc, seed=seed)
@@ -574,7 +574,8 @@ def run_model(sc: Scenario | Program, seed: int = 0, *,
     return run, card
 
 
-def run_rtl(sc: Scenario | Program, seed: int = 0, *, image: bytes | None = None) -> Run:
+def run_rtl(sc: Scenario | Program, seed: int = 0, *, image: bytes | None = None,
+            ilp_pipes=None) -> Run:
     """The program on Amaranth's simulator with the RTL, bound through sim.bindings
     (arguments as for :func:`run_model`)."""
     from amaranth.sim import Simulator
@@ -583,7 +584,7 @@ def run_rtl(sc: Scenario | Program, seed: int = 0, *, image: bytes | None = None
     from sim.bindings.amaranth import AmaranthAccess, AmaranthDriver, add_clock
     from sim.bindings.binder import bind_host_bus, bind_irq
 
-    dut = LanceCard(ram_bytes=RAM_BYTES, mac=MAC)
+    dut = LanceCard(ram_bytes=RAM_BYTES, mac=MAC, ilp_pipes=ilp_pipes)
     if image is not None:
         dut.ram.init = struct.unpack(f"<{RAM_BYTES // 4}I", image)
     sim = Simulator(dut)
