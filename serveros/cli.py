@@ -445,8 +445,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     waves_dir = out / "waves" if waves_requested() and rtl else None
     wall0 = time.perf_counter()
     with points_progress(console) as prog:
-        bar = prog.add_task(f"simulating {len(points)} points ({args.jobs} workers)",
-                            total=len(points))
+        where = args.scheduler or f"{args.jobs} workers"
+        bar = prog.add_task(f"simulating {len(points)} points ({where})", total=len(points))
 
         def done(point, rows) -> None:
             r = rows[0]
@@ -460,8 +460,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                    + (f"; FAILED: {one_line(r['error'])}" if paper.failed(r)
                                       else ""), markup=False, highlight=False)
             prog.advance(bar)
-        rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap, progress=done,
-                               waves_dir=waves_dir)
+        try:
+            rows = paper.run_paper(points, jobs=args.jobs, pcap_path=args.pcap,
+                                   progress=done, waves_dir=waves_dir,
+                                   scheduler=args.scheduler)
+        except ConnectionError as exc:
+            raise UsageError(f"argument --scheduler: {exc}") from None
     wall = time.perf_counter() - wall0
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = max(me.ru_maxrss, kids.ru_maxrss)
@@ -797,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--jobs", type=positive, default=2,
                     help="worker processes of a local Dask cluster (default 2; 1, or a "
                          "single point, runs in this process)")
+    ru.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the points on an existing Dask cluster (tcp://host:8786) "
+                         "instead of --jobs local workers")
     ru.set_defaults(func=_cmd_run)
     sy = sub.add_parser("synth", help="Yosys synthesis figures (cells, flip-flops, iCE40 LUTs, "
                                       "logic depth) of hardware ILP pipe lists")

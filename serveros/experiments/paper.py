@@ -964,7 +964,8 @@ def image_sizes_of(point: Point, points: Iterable[Point] = ()) -> tuple[int, ...
 def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLike | None = None,
               image_path: str | os.PathLike | None = None,
               progress: Callable[[Point, list[dict]], None] | None = None,
-              waves_dir: str | os.PathLike | None = None) -> list[dict]:
+              waves_dir: str | os.PathLike | None = None,
+              scheduler: str | None = None) -> list[dict]:
     """Run every point (on ``jobs`` Dask worker processes, :func:`serveros.sweep.engine.
     run_tasks`; 1 runs them here) and return the rows sorted by figure, server, network,
     document size and clients. A point that fails gives :func:`failed_rows` and the others
@@ -972,6 +973,9 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
 
     Parameters
     ----------
+    scheduler : str, optional
+        The address of an existing Dask cluster whose workers run the points (``jobs`` is
+        then not used); ``pcap_path`` and ``waves_dir`` are written on the workers' machines.
     pcap_path : path-like, optional
         Write the FIRST point's frames to this pcapng file (the other points are not captured).
     image_path : path-like, optional
@@ -1004,7 +1008,8 @@ def run_paper(points: list[Point], *, jobs: int = 2, pcap_path: str | os.PathLik
     tasks = [Task(p, str(image_path) if image_path else image_sizes_of(p, points),
                   str(pcap_path) if (pcap_path and i == 0) else None,
                   str(waves_dir) if waves_dir else None) for i, p in enumerate(points)]
-    outcomes = run_tasks(tasks, workers=jobs, cost=lambda t: point_cost(t.point),
+    outcomes = run_tasks(tasks, workers=None if scheduler else jobs, scheduler=scheduler,
+                         cost=lambda t: point_cost(t.point),
                          progress=(lambda o: progress(o.task.point, o.rows)) if progress
                          else None)
     results = [o.rows for o in outcomes]

@@ -200,7 +200,7 @@ def _run_distributed(tasks, keys, pending, finish, workers, scheduler) -> None:
                                silence_logs=logging.ERROR)
     try:
         try:
-            client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+            client = Client(cluster if cluster is not None else scheduler, timeout="10s")
         except (OSError, TimeoutError) as e:
             raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler}: "
                                   f"{e}") from e

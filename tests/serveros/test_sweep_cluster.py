@@ -128,3 +128,7 @@ def test_a_worker_killed_mid_sweep_loses_no_point_and_stores_none_twice(cluster,
     again = run_sweep(sweep, tmp_path / "out", scheduler=address)
     assert (again.ran, again.reused) == (0, 6)
     assert paper.rows_without_wall(again.rows) == paper.rows_without_wall(res.rows)
+    # serveros run on the same cluster (the worker left): the rows of a run in this process
+    pts = paper.plan_points(("b",), ["static"], requests=2, clients=(1, 2, 3))
+    there = paper.run_paper(pts, scheduler=address)
+    assert paper.rows_without_wall(there) == paper.rows_without_wall(paper.run_paper(pts, jobs=1))
