@@ -242,3 +242,14 @@ def test_a_worker_process_builds_the_same_server_from_the_spec_alone():
                          capture_output=True, check=True).stdout.decode()
     assert out == repr(profile_table(PROFILES[spec.profile]))
     assert spec.profile == f"{ULTRIX}@cpu20MHz,mem100ns"
+
+
+def test_a_40mhz_point_runs_through_run_point(image):
+    """The sweep's way in: a Point with hardware (sorted pairs, as Hardware.as_params)."""
+    fast_hw = tuple(sorted(Hardware(cpu_mhz=40).as_params().items()))
+    today, fast = (paper.run_point(paper.Point(("b",), "cheetah", 1024, 1, 5, "model", 1,
+                                               hardware=hw), image)[0]
+                   for hw in ((), fast_hw))
+    assert today["ok"] == fast["ok"] == 5 and today["failed"] == fast["failed"] == 0
+    assert fast["cpu_cycles_per_doc_byte"] > today["cpu_cycles_per_doc_byte"]
+    assert fast["throughput_rps"] > today["throughput_rps"]
