@@ -21,13 +21,12 @@ its linear PCB list), run on the client's own platform profile, with:
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from sim.cpu import COPY, INTERRUPT, KERNEL
 from sim.platforms.clients import CLIENT_NICS, ClientNic
 from sw.ultrix import Process, SocketLayer, UltrixCosts, UltrixKernel, UltrixNetStack
-from sw.ultrix.kernel import ULTRIX_COSTS_CPI
+from sw.ultrix.kernel import ULTRIX_COSTS_CPI, costs_at
 from sw.ultrix.sockets import Socket, tcp_mss, ultrix_tcp_config
 
 log = logging.getLogger(__name__)
@@ -48,11 +47,7 @@ def client_costs(profile) -> UltrixCosts:
     (its defaults / :data:`ULTRIX_COSTS_CPI`) at the profile's ``kernel_cpi``. Fields that
     are instruction counts already (``*_instructions``, run by :meth:`sim.cpu.CPU.path` at
     the profile's own CPI) are kept as they are."""
-    scale = float(profile.kernel_cpi) / ULTRIX_COSTS_CPI
-    base = UltrixCosts()
-    return dataclasses.replace(base, **{f.name: getattr(base, f.name) * scale
-                                        for f in dataclasses.fields(UltrixCosts)
-                                        if not f.name.endswith("_instructions")})
+    return costs_at(profile)
 
 
 class ClientInterface:

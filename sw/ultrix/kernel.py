@@ -42,7 +42,7 @@ from sw.libos.fs.errors import IsADirectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UltrixCosts", "ULTRIX_COSTS_CPI", "costs_at", "WaitChannel", "Mutex", "Process", "UltrixKernel",
+__all__ = ["UltrixCosts", "ULTRIX_COSTS_CPI", "cpi_scale", "costs_at", "WaitChannel", "Mutex", "Process", "UltrixKernel",
            "OpenFile", "Alarm"]
 
 #: The R3000's kernel CPI on the 3MIN (profile ``kernel_cpi``: 37.5 cycles / 18 instr.), the
@@ -170,12 +170,18 @@ def _components(path: str) -> int:
     return max(1, sum(1 for part in str(path).split("/") if part))
 
 
+def cpi_scale(profile) -> float:
+    """How much a cycle count made at the 3MIN's kernel CPI (:data:`ULTRIX_COSTS_CPI`) grows
+    on ``profile``: 1.0 on the 3MIN's profiles, the CPI ratio on a derived one."""
+    return float(profile.kernel_cpi) / ULTRIX_COSTS_CPI
+
+
 def costs_at(profile) -> UltrixCosts:
     """:class:`UltrixCosts` on ``profile``: the defaults where its ``kernel_cpi`` is the 3MIN's
     (the DECstation 5000/125's, on which they were counted), otherwise every cycle count
     re-priced at its CPI (a derived profile with another clock or memory,
     :mod:`sim.platforms.derived`); instruction counts (``*_instructions``) stay as they are."""
-    scale = float(profile.kernel_cpi) / ULTRIX_COSTS_CPI
+    scale = cpi_scale(profile)
     base = UltrixCosts()
     if scale == 1.0:
         return base

@@ -68,7 +68,7 @@ from sim.kernel import Event
 from sim.time import S
 from sw.libos.fs.errors import FsError
 
-from .kernel import Alarm, Process
+from .kernel import Alarm, Process, cpi_scale
 from .sockets import SocketError, SocketLayer, UltrixMachine, doc_passes
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,9 @@ class NcsaServer:
         self.options = options or NcsaOptions()
         self.name = name
         self.uk = machine.uk
+        # The estimate counts instructions at the 3MIN's CPI: re-priced on a derived profile
+        # (another clock or memory, issue 18), unchanged (x 1.0) on the paper's.
+        self._request_cycles = self.options.request_cycles * cpi_scale(self.uk.profile)
         self.sockets: SocketLayer = machine.sockets
         self.children: list[_Child] = []
         self.parent: Process | None = None
@@ -440,7 +443,7 @@ class NcsaServer:
         await proc.syscall("getpeername")
         await proc.syscall("sigvec")
         raw = await self._read_request(proc, conn)
-        await proc.compute(opt.request_cycles)
+        await proc.compute(self._request_cycles)
         req = parse_request(raw)
         if req.version is not None:
             await self._log_request_headers(proc, raw)

@@ -7,7 +7,7 @@ import pytest
 
 from serveros.experiments import figure_c, paper
 from serveros.hardware import HARDWARE_PARAMS, PLANNED_PARAMS, Hardware, apply_hardware
-from serveros.machines import MachineSpec, client_spec, server_spec
+from serveros.machines import MachineSpec, boot, client_spec, server_spec
 from sim.cpu import CPU, MEMORY_STALL
 from sim.kernel import Kernel
 from sim.platforms import DECSTATION_5000_125_AEGIS, DECSTATION_5000_125_ULTRIX43, PROFILES
@@ -253,3 +253,30 @@ def test_a_40mhz_point_runs_through_run_point(image):
     assert today["ok"] == fast["ok"] == 5 and today["failed"] == fast["failed"] == 0
     assert fast["cpu_cycles_per_doc_byte"] > today["cpu_cycles_per_doc_byte"]
     assert fast["throughput_rps"] > today["throughput_rps"]
+
+
+@pytest.mark.parametrize("server", ["ncsa", "harvest"])
+def test_an_ultrix_servers_own_work_per_request_follows_the_cpi_of_a_derived_profile(image,
+                                                                                      server):
+    """NCSA's and Harvest's user-level work per request is an estimate in instructions at the
+    3MIN's CPI: the same on the paper's machine, re-priced at a derived profile's CPI."""
+    from serveros.simulation import Simulation
+    from sw.ultrix.kernel import cpi_scale
+
+    got = {}
+    for hw in (Hardware(), Hardware(cpu_mhz=40)):
+        k = Kernel()
+        specs = apply_hardware(paper.paper_machines(server, 1, "pentium", image, 5), hw)
+        net = figure_c.network_media(k, specs, "ethernet", seed=5)
+        host = next(iter(Simulation(k, specs, media=net.media).hosts.values()))
+
+        async def main():
+            await boot(host)
+            got[hw] = paper.server_factory(server)(host)
+        k.spawn(main(), name="boot")
+        k.run()
+    today, fast = got[Hardware()], got[Hardware(cpu_mhz=40)]
+    assert today._request_cycles == today.options.request_cycles
+    scale = cpi_scale(fast.uk.profile)
+    assert scale > 1 and fast._request_cycles == pytest.approx(fast.options.request_cycles
+                                                               * scale)
