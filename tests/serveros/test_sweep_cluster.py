@@ -75,15 +75,17 @@ def cluster(tmp_path):
             procs.append(workers[name])
         yield address, workers
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        # the workers first (each says goodbye to the scheduler), then the scheduler
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in group:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 def test_a_worker_killed_mid_sweep_loses_no_point_and_stores_none_twice(cluster, tmp_path,
@@ -114,7 +116,15 @@ def test_a_worker_killed_mid_sweep_loses_no_point_and_stores_none_twice(cluster,
             victim.wait(timeout=20)
 
         res = run_sweep(sweep, tmp_path / "out", scheduler=address, progress=progress)
+        def times_sent(keys, dask_scheduler=None) -> dict:
+            """On the scheduler (a nested function: cloudpickle sends it by value): how
+            many times each of ``keys`` went to a worker."""
+            return {k: sum(1 for t in dask_scheduler.transition_log
+                           if t.key == k and t.finish == "processing") for k in keys}
+        # how often the scheduler sent each point wa held to a worker
+        sent = watch.run_on_scheduler(times_sent, killed["keys"])
     assert killed and victim.returncode == -signal.SIGKILL
+    assert max(sent.values()) == 2, sent            # run again after wa died
     store = PointStore(tmp_path / "out")
     log = [e["key"] for e in store.log()]
     assert (res.points, res.ran, res.failed) == (6, 6, 0)
