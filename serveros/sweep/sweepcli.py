@@ -56,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..experiments import paper
-    from .engine import task_key
+    from .engine import default_workers, task_key
     from .plan import plan_sweep
     from .runner import run_sweep
     from .spec import SweepError, load_sweep
@@ -80,7 +80,8 @@ def main(args: argparse.Namespace) -> int:
                           highlight=False)
         console.print(f"{sweep.name}: {len(planned)} points ({sweep.mode})")
         return 0
-    where = args.scheduler or f"{args.workers or 'one per core'} local workers"
+    n = args.workers or default_workers()
+    where = args.scheduler or (f"{n} local workers" if n > 1 else "in this process")
     wall0 = time.perf_counter()
     with points_progress(console) as prog:
         bar = prog.add_task(f"{sweep.name}: {len(planned)} points ({where})",
