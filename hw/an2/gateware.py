@@ -9,9 +9,9 @@ Structure
 ---------
 * :class:`~hw.an2.regs_target.RegsTarget`: the host bus (2 wait states), Control, Status,
   IrqCause/IrqEnable and the line, the rings' host registers, the counters, Control.Reset.
-* The **VC table**: 1024 x 12 bits of SRAM (enable, aal5, pool, owner), a write port for the
-  host (VcEntry) and the reset sweep, a read port each for the host, the transmit engine and
-  the receive engine.
+* The **VC table**: 1024 x 23 bits of SRAM (enable, aal5, pool, owner, rx_csum, rx_swap,
+  pipe_start), a write port for the host (VcEntry) and the reset sweep, a read port each for
+  the host, the transmit engine and the receive engine.
 * :class:`~hw.an2.tx_engine.TxEngine` with the :class:`~hw.an2.cell_issue.CellIssuer` (the
   transmit FIFO, slot pacing, trailer and CRC) and the :class:`~hw.an2.cell_issue.SlotClock`.
 * :class:`~hw.an2.rx_ingress.RxIngress` (receive FIFO, per-cell CRC) and
@@ -26,7 +26,7 @@ Structure
   ``rx_*`` pins are ignored.
 """
 # No `from __future__ import annotations`: wiring.Component reads the member annotations.
-from amaranth.hdl import Cat, Const, Module, ResetInserter
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -104,7 +104,9 @@ class An2Card(wiring.Component):
         v_tx = vct.read_port(transparent_for=(vw,))
         v_rx = vct.read_port(transparent_for=(vw,))
         wd = regs.vc_wdata
-        m.d.comb += [vw.addr.eq(regs.vc_index), vw.data.eq(Cat(wd[0], wd[1], wd[2:4], wd[8:16])),
+        swap = Mux(wd[17:19] == 3, 0, wd[17:19])        # the reserved rx_swap: NoSwap
+        m.d.comb += [vw.addr.eq(regs.vc_index),
+                     vw.data.eq(Cat(wd[0], wd[1], wd[2:4], wd[8:16], wd[16], swap, wd[19:27])),
                      vw.en.eq(regs.vc_we)]
         with m.If(rst):
             m.d.comb += [vw.addr.eq(regs.reset_index), vw.data.eq(0), vw.en.eq(1)]
@@ -115,7 +117,9 @@ class An2Card(wiring.Component):
                      rxe.kill.eq(regs.vc_we & ~wd[0] & (rxe.host_state == VcState.Reassembling)),
                      rxe.kill_index.eq(regs.vc_index)]
         m.d.comb += regs.vc_rdata.eq(Cat(v_host.data.enable, v_host.data.aal5, v_host.data.pool,
-                                         rxe.host_state, Const(0, 2), v_host.data.owner))
+                                         rxe.host_state, Const(0, 2), v_host.data.owner,
+                                         v_host.data.rx_csum, v_host.data.rx_swap,
+                                         v_host.data.pipe_start))
 
         # --- transmit ---------------------------------------------------------------------------
         m.d.comb += [txe.tx_on.eq(regs.tx_on), txe.base.eq(regs.tx.base),

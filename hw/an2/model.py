@@ -95,8 +95,10 @@ from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, COALESCE_TIME_BI
                         COUNTERS_OFFSET, ENTRY_BYTES,
                         MAX_PDU, MAX_PDU_CELLS, NO_INDEX, NUM_POOLS, NUM_VCS, RESET, WINDOW_SIZE,
                         Completion, Control, Counter, CqError, CqKind, Irq, Link, Reg,
-                        RxDescriptor, Status, TxDescriptor, VcEntry, VcState, aal5_cells,
-                        ring_entries_valid)
+                        RxDescriptor, RxSwap, Status, TxDescriptor, VcEntry, VcState,
+                        aal5_cells, csum_field_fits, csum_field_offset, ring_entries_valid,
+                        tx_csum_result)
+from .pipes import masked_words, ones_sum, swap_payload
 from .timing import (BUS_WAIT_CYCLES, CELL_SLOT_CYCLES, CELL_WORDS, CQ_UPDATE_CYCLES,
                      DMA_ERR_CYCLES, DMA_SETUP_CYCLES, IRQ_LATENCY_CYCLES, RESET_CYCLES,
                      RX_DMA_START_CYCLES, RX_FIFO_CELLS, RX_TRAILER_CHECK_CYCLES,
@@ -122,6 +124,9 @@ _LOOPBACK = int(Control.Loopback)
 _RX_ON, _FAULT = int(Status.RxOn), int(Status.Fault)
 _CELLS_TX, _CELLS_RX = int(Counter.CellsTx), int(Counter.CellsRx)
 _CELL = CELL_PAYLOAD_BYTES
+#: The VcEntry bits the table stores (all but state and the reserved ones), and rx_swap's place.
+_VC_ENTRY_BITS = 0x07FF_FF0F
+_RX_SWAP_SHIFT = 17
 #: A cell slot in card cycles, as a fraction (slot ``k`` begins at edge ``ceil(k N / D)``:
 #: :func:`~hw.an2.timing.cell_slot_edge`, inline where it runs per cell).
 _SLOT_N, _SLOT_D = CELL_SLOT_CYCLES.numerator, CELL_SLOT_CYCLES.denominator
@@ -208,6 +213,10 @@ class _Vc:
     first: bool = True
     delivered: int = 0
     filled: list = field(default_factory=list)   # (index, descriptor) written back, not last
+    csum: bool = False          # the PDU's VC sums its payload (AAL5 with rx_csum)
+    swap: RxSwap = RxSwap.NoSwap    # its rx_swap
+    pipe_start: int = 0         # the pipes' first byte (2 * pipe_start)
+    written: int = 0            # payload bytes written (before a trailer-only cell's trim)
 
 
 #: The masters of the card's one DMA port in its arbiter's priority order: hw/an2/gateware.py
@@ -353,6 +362,7 @@ class An2Model(RegisterTarget):
         self._tx_departures: deque[int] = deque(maxlen=TX_FIFO_CELLS)  # slot starts, last cells
         self._tx_sent = 0           # cells of the PDU in progress issued
         self._tx_sent_bytes = 0
+        self._tx_field = None       # a Csum PDU's (field offset, its two bytes) for the send
         self._reset_until = 0
         self._reset_edge = -1       # the edge of the last Control.Reset
         self._port = _DmaPort(kernel)   # the card's one DMA port
@@ -494,7 +504,10 @@ class An2Model(RegisterTarget):
             self._set(Reg.VcIndex, value % NUM_VCS)
         elif offset == Reg.VcEntry:
             vci = self._reg(Reg.VcIndex)
-            self.vc_table[vci] = value & 0xFF0F
+            entry = value & _VC_ENTRY_BITS
+            if (entry >> _RX_SWAP_SHIFT) & 3 == 3:        # reserved: stored as NoSwap
+                entry &= ~(3 << _RX_SWAP_SHIFT)
+            self.vc_table[vci] = entry
             vc = self.vcs.get(vci)
             if not value & 1 and vc is not None and vc.state == VcState.Reassembling:
                 self._kills += 1                        # the receive engine returns its buffers
@@ -647,7 +660,7 @@ class An2Model(RegisterTarget):
         size, prod = self._reg(Reg.CqSize), self._reg(Reg.CqProducer)
         entry = self._new(Completion, kind=c.kind, pool=c.pool, phase=self._cq_phase,
                           index=c.index, length=c.length, vci=c.vci, errors=c.errors,
-                          cells=c.cells, tag=c.tag)
+                          csum=c.csum, cells=c.cells, tag=c.tag)
         addr = self._reg(Reg.CqBase) + ENTRY_BYTES * prod
         end, _ = await self._ring_dma(start, addr, self._pack(entry), write=True, master=_CQ)
         edge = end + CQ_UPDATE_CYCLES * self._p
@@ -743,15 +756,21 @@ class An2Model(RegisterTarget):
         self._tx_sent = self._tx_sent_bytes = 0
         entry = self._entry(vci) if vci < NUM_VCS else VcEntry()
         errors, sent_cells, length = CqError(0), 0, sum(d.length for _, d in descs)
+        first = descs[0][1]
+        self._tx_field = None
         if not entry.enable:
             errors = CqError.BadVc
         elif length > MAX_PDU:          # the host posted more than a PDU can carry
             errors = CqError.Oversize
             self._count(Counter.OversizePdus, t)
+        elif first.csum and not csum_field_fits(length, first.csum_start, first.csum_field):
+            errors = CqError.PipeError
         else:
             payload = bytearray()
             gather = self._tx_gather if self.reference else self._tx_gather_fast
             try:
+                if first.csum:
+                    t = await self._tx_sum_pass(t, descs, entry.owner, payload, length)
                 for _, d in descs:
                     if d.length:
                         t = await gather(t, d, entry.owner, payload, vci)
@@ -769,7 +788,8 @@ class An2Model(RegisterTarget):
             back = self._new(TxDescriptor, addr=d.addr, length=d.length, vci=d.vci,
                              first=d.first, last=d.last,
                              dma_fault=int(bool(errors & CqError.DmaFault)),
-                             bad_vc=int(bool(errors & CqError.BadVc)), own=0, tag=d.tag)
+                             bad_vc=int(bool(errors & CqError.BadVc)),
+                             pipe_error=int(bool(errors & CqError.PipeError)), own=0, tag=d.tag)
             t, _ = await self._ring_dma(t, self._reg(Reg.TxBase) + ENTRY_BYTES * i,
                                         self._pack(back), write=True, master=_TX)
         last_i, last = descs[-1]
@@ -778,8 +798,38 @@ class An2Model(RegisterTarget):
             self._count(Counter.PdusTx, t)
         return await self._complete(t, self._new(Completion,
             kind=CqKind.Tx, index=last_i,
-            length=0 if errors & (CqError.BadVc | CqError.Oversize) else length, vci=vci,
+            length=0 if errors & (CqError.BadVc | CqError.Oversize | CqError.PipeError) else length,
+            vci=vci,
             errors=errors, cells=sent_cells, tag=last.tag))
+
+    async def _tx_sum_pass(self, t: int, descs: list, owner: int, payload: bytearray,
+                           length: int) -> int:
+        """A Csum PDU's first pass (docs/an2_card.md, "Hardware pipes"): read every buffer by
+        DMA in the pieces the send reads, back to back and sending nothing, into ``payload``;
+        sum payload bytes ``[2 * csum_start, length)`` with the checksum pipe and keep the
+        field's offset and value (``_tx_field``) for the send; ``payload`` is emptied for it.
+        A refused read raises with ``payload`` holding the bytes read."""
+        first = descs[0][1]
+        for _, d in descs:
+            pos = 0
+            while pos < d.length:
+                n = min(_CELL - len(payload) % _CELL, d.length - pos)
+                t, got = await self._dma(t, d.addr + pos, n, owner, write=False, master=_TX)
+                payload += got
+                pos += n
+        total = ones_sum(masked_words(payload, offset=0, start=2 * first.csum_start, end=length))
+        field = csum_field_offset(first.csum_start, first.csum_field)
+        self._tx_field = (field, tx_csum_result(total).to_bytes(2, "big"))
+        del payload[:]
+        return t
+
+    def _tx_patch(self, payload: bytearray, n: int) -> None:
+        """Put the checksum field's bytes that the last ``n`` bytes of ``payload`` hold."""
+        field, value = self._tx_field
+        lo = len(payload) - n
+        for i in (0, 1):
+            if lo <= field + i < len(payload):
+                payload[field + i] = value[i]
 
     async def _tx_gather(self, t: int, d: TxDescriptor, owner: int, payload: bytearray,
                          vci: int) -> int:
@@ -791,6 +841,8 @@ class An2Model(RegisterTarget):
             t = await self._fifo_room(t)
             t, got = await self._dma(t, d.addr + pos, n, owner, write=False, master=_TX)
             payload += got
+            if self._tx_field is not None:
+                self._tx_patch(payload, n)
             pos += n
             if len(payload) % CELL_PAYLOAD_BYTES == 0 and not (d.last and pos == d.length):
                 t = self._send(t, vci, bytes(payload[-CELL_PAYLOAD_BYTES:]), end=False)
@@ -834,6 +886,8 @@ class An2Model(RegisterTarget):
             payload += await self._burst(t, addr + pos, n, requester, write=False, master=_TX)
             if gen != self._gen:
                 raise _Abandoned
+            if self._tx_field is not None:
+                self._tx_patch(payload, n)
             t = -(-k.now // p) * p
             pos += n
             if len(payload) % _CELL == 0 and not (last and pos == length):
@@ -1039,6 +1093,9 @@ class An2Model(RegisterTarget):
             payload = cell.payload
             vc.cells += 1
             vc.pdu += payload
+            if vc.swap:
+                payload = swap_payload(payload, offset=vc.delivered, start=vc.pipe_start,
+                                       mode=vc.swap)
             gen = self._gen
             try:
                 await self._burst(t, vc.buf.addr + vc.buf_used, payload, vc.owner or None,
@@ -1096,6 +1153,8 @@ class An2Model(RegisterTarget):
             return t
         if vc.state == VcState.Idle:
             vc.owner, vc.pool = entry.owner, entry.pool
+            vc.csum = bool(entry.rx_csum and entry.aal5)
+            vc.swap, vc.pipe_start = entry.rx_swap, 2 * entry.pipe_start
             if self._cq_full(t):
                 self._count(Counter.NoBuffer, t)      # queue full: dropped, no completion
                 vc.state = VcState.Discarding if not end else VcState.Idle
@@ -1122,6 +1181,10 @@ class An2Model(RegisterTarget):
                               length - (len(vc.pdu) - CELL_PAYLOAD_BYTES)))
             data = data[:keep]
         data = data[:max(0, MAX_PDU - vc.delivered)]      # a PDU never exceeds 65535 bytes
+        if vc.swap and data:
+            # The card writes whole words: the swap takes in the cell's bytes up to the next.
+            data = swap_payload(cell.payload[:-(-len(data) // 4) * 4], offset=vc.delivered,
+                                start=vc.pipe_start, mode=vc.swap)[:len(data)]
         try:
             t = await self._rx_write(t, vc, vci, data)
         except _DMA_ERRORS:
@@ -1204,6 +1267,7 @@ class An2Model(RegisterTarget):
             self._count(Counter.PdusRx, t)
         if t > self.kernel.now:
             await self.kernel.sleep_until(t)
+        vc.written = vc.delivered
         if not errors and vc.delivered > length:
             # The pad of the cell before a trailer-only cell was written: not in the length.
             trim = min(vc.delivered - length, vc.buf_used)
@@ -1218,7 +1282,13 @@ class An2Model(RegisterTarget):
         index, back = vc.filled[-1]
         good = not errors and length is not None
         cells = vc.cells
+        csum = 0
+        if good and vc.csum:
+            # The bytes written from 2 * pipe_start (a trailer-only cell's pad before it too).
+            csum = ones_sum(masked_words(vc.pdu[:vc.written], offset=0, start=vc.pipe_start,
+                                         end=vc.written))
         self.vcs[vci] = _Vc(state=VcState.Discarding if discard else VcState.Idle)
         return await self._complete(t, self._new(Completion,
             kind=CqKind.Rx, pool=vc.pool, index=index, vci=vci,
-            length=length if good else vc.delivered, errors=errors, cells=cells, tag=back.tag))
+            length=length if good else vc.delivered, errors=errors, csum=csum, cells=cells,
+            tag=back.tag))

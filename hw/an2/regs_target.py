@@ -90,8 +90,8 @@ class RegsTarget(wiring.Component):
         self.reset_index = Signal(range(NUM_VCS))
         self.vc_we = Signal()
         self.vc_index = Signal(range(NUM_VCS))
-        self.vc_wdata = Signal(16)
-        self.vc_rdata = Signal(16)
+        self.vc_wdata = Signal(27)
+        self.vc_rdata = Signal(27)
         self.link_status = Signal(3)
         self.count = Signal(len(Counter))
         self.cells_tx = Signal(2)
@@ -203,7 +203,7 @@ class RegsTarget(wiring.Component):
             m.d.sync += self.coalesce_time.eq(wd[:COALESCE_TIME_BITS])
         with m.If(we & (word == Reg.VcIndex.word)):
             m.d.sync += self.vc_index.eq(wd[:10])
-        m.d.comb += [self.vc_we.eq(we & (word == Reg.VcEntry.word)), self.vc_wdata.eq(wd[:16])]
+        m.d.comb += [self.vc_we.eq(we & (word == Reg.VcEntry.word)), self.vc_wdata.eq(wd[:27])]
 
         # --- counters: engines count, a host write clears ---------------------------------------
         for c in Counter:

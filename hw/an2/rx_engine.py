@@ -23,10 +23,13 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
+from ..ilp.gateware import PipeDatapath
 from . import timing as T
 from .cq_writer import CqRequest
 from .crc32 import CRC_INIT, crc32_advance
 from .dma_arbiter import MASTER_BUS
+from .pipe_logic import masked, swap_wiring
+from .pipes import RX_PIPES
 from .registers import (AAL5_TRAILER_BYTES, CELL_PAYLOAD_BYTES, ENTRY_WORDS, MAX_PDU,
                         MAX_PDU_CELLS, NO_INDEX, NUM_POOLS, NUM_VCS, CqError, CqKind, VcState)
 from .rx_ingress import RxIngress, rx_cell_layout
@@ -36,8 +39,9 @@ __all__ = ["RxEngine", "vc_state_layout", "vc_table_layout"]
 
 _CELL = CELL_PAYLOAD_BYTES
 
-#: A VC table entry as the card stores it (12 bits of SRAM): VcEntry without the state.
-vc_table_layout = data.StructLayout({"enable": 1, "aal5": 1, "pool": 2, "owner": 8})
+#: A VC table entry as the card stores it (23 bits of SRAM): VcEntry without the state.
+vc_table_layout = data.StructLayout({"enable": 1, "aal5": 1, "pool": 2, "owner": 8,
+                                     "rx_csum": 1, "rx_swap": 2, "pipe_start": 8})
 
 #: A VC's reassembly state (on-card SRAM, one word per VC; all zero is Idle, nothing received).
 vc_state_layout = data.StructLayout({
@@ -48,6 +52,10 @@ vc_state_layout = data.StructLayout({
     "used": 16,         # bytes in it
     "delivered": 17,    # bytes of the PDU written
     "later": 1,         # not the PDU's first buffer
+    "csum_on": 1,       # the PDU's VC sums its payload (rx_csum, AAL5)
+    "swap": 2,          # its rx_swap
+    "pstart": 8,        # its pipe_start
+    "csum": 16,         # the payload's sum so far (the checksum pipe's last result)
 })
 
 
@@ -110,7 +118,16 @@ class RxEngine(wiring.Component):
         cur = Signal(vc_state_layout)        # the state of VC ``cvci``, ahead of state_mem
         cvci = Signal(16)
         cur_ok = Signal()
-        m.d.comb += [swr.addr.eq(cvci[:10]), swr.data.eq(cur), swr.en.eq(cur_ok)]
+        # ``cur`` as it is this cycle: with the checksum pipe's result in the cycle it is taken
+        # (the SRAM and a next cell of the same VC see it at once).
+        cur_w = Signal(vc_state_layout)
+        csum_take = Signal()
+        m.submodules.csum_pipe = pipe = PipeDatapath(pipes=RX_PIPES)
+        m.d.comb += [pipe.o_stream.ready.eq(1), cur_w.eq(cur)]
+        with m.If(csum_take):
+            m.d.comb += cur_w.csum.eq(pipe.results[0][:16])
+            m.d.sync += cur.csum.eq(pipe.results[0][:16])
+        m.d.comb += [swr.addr.eq(cvci[:10]), swr.data.eq(cur_w), swr.en.eq(cur_ok)]
         with m.If(self.rst):
             m.d.comb += [swr.addr.eq(self.reset_index), swr.data.eq(0), swr.en.eq(1)]
 
@@ -187,6 +204,41 @@ class RxEngine(wiring.Component):
         # Payload words from the FIFO: the read address runs one word ahead on an ack.
         m.d.comb += frd.addr.eq(Cat(((off >> 2) + word + dma.ack)[:4], a))
 
+        # The checksum pipe's feed (docs/an2_card.md, "Hardware pipes"): from a payload burst's
+        # start, one word a cycle from its own FIFO read port, independent of the DMA: the
+        # VC's sum so far (the seed), then the burst's words, bytes outside [2 * pipe_start,
+        # the burst's end) zero, the last one closing the packet. Its result is ready before
+        # the burst ends, and taken in the cycle after it (``csum_take``).
+        f_on = Signal()
+        f_seed = Signal()
+        f_w = Signal(range(16))
+        f_n = Signal(range(16))
+        f_base = Signal(4)
+        f_o = Signal(17)
+        f_end = Signal(17)
+        f_start = Signal(9)
+        frd2 = ing.mem_rd2
+        m.d.comb += frd2.addr.eq(Cat((f_base + f_w + ~f_seed)[:4], a))
+        with m.If(f_on & f_seed):
+            m.d.comb += [pipe.i_stream.valid.eq(1), pipe.i_stream.payload.data.eq(cur.csum)]
+            m.d.sync += f_seed.eq(0)
+        with m.Elif(f_on):
+            m.d.comb += [pipe.i_stream.valid.eq(1),
+                         pipe.i_stream.payload.last.eq(f_w == f_n - 1),
+                         pipe.i_stream.payload.data.eq(
+                             masked(m, frd2.data, f_o + (f_w << 2), f_start, f_end,
+                                    name="rx_sum_in"))]
+            m.d.sync += f_w.eq(f_w + 1)
+            with m.If(f_w == f_n - 1):
+                m.d.sync += f_on.eq(0)
+
+        def feed(V, offset, nb):
+            """Start the pipe's feed for a payload burst of ``nb`` bytes from cell byte
+            ``offset`` (a VC that sums only)."""
+            m.d.sync += [f_on.eq(V.cc.csum_on), f_seed.eq(1), f_w.eq(0),
+                         f_n.eq((nb + 3) >> 2), f_base.eq(offset >> 2), f_o.eq(V.cc.delivered),
+                         f_end.eq(V.cc.delivered + nb), f_start.eq(V.cc.pstart << 1)]
+
         def free_cell(V):
             # A cell being started (and dropped) is the FIFO's, on the second port: the cell in
             # hand may end in the same cycle. The work in hand may be a disabled VC's (none).
@@ -195,15 +247,16 @@ class RxEngine(wiring.Component):
             else:
                 m.d.comb += [ing.free.eq(~no_entry), ing.free_entry.eq(V.entry)]
 
-        def request_cq(V, kind_errors, index, length, cells, tag):
+        def request_cq(V, kind_errors, index, length, cells, tag, csum=0):
             entry = Signal.like(rcq)
             m.d.comb += [entry.kind.eq(CqKind.Rx), entry.pool.eq(V.cc.pool),
                          entry.index.eq(index), entry.length.eq(length), entry.vci.eq(V.vci),
                          entry.errors.eq(kind_errors), entry.cells.eq(cells), entry.tag.eq(tag),
+                         entry.csum.eq(csum),
                          # The writer's phase and the reserved fields, 0 here: a field no
                          # statement drives becomes a constant-only `always @*` in the Verilog,
                          # which an event-driven simulator never runs (X on Icarus).
-                         entry.phase.eq(0), entry.res0.eq(0), entry.csum.eq(0),
+                         entry.phase.eq(0), entry.res0.eq(0),
                          cq.entry.eq(entry), cq.req.eq(1)]
             m.d.sync += rcq.eq(entry)
             m.next = "WaitCq"
@@ -252,6 +305,7 @@ class RxEngine(wiring.Component):
                 nb = Mux(room < left, room, left)
                 m.d.sync += [n.eq(nb), rem.eq(left), off.eq(offset)]
                 burst(addr + used, (nb + 3) >> 2, 1, owner)
+                feed(V, offset, nb)
                 m.next = "Write"
 
         def after_write(V, chain):
@@ -293,12 +347,14 @@ class RxEngine(wiring.Component):
         vs = Signal(vc_state_layout)
         te = self.vt_data
         h_end = Signal()
-        m.d.comb += [vs.eq(Mux(fwd, cur, srd.data)), h_end.eq(h_pti0 | ~te.aal5)]
+        m.d.comb += [vs.eq(Mux(fwd, cur_w, srd.data)), h_end.eq(h_pti0 | ~te.aal5)]
         fresh = Signal(vc_state_layout)
-        m.d.comb += [fresh.pool.eq(te.pool), fresh.owner.eq(te.owner), fresh.crc.eq(CRC_INIT)]
+        m.d.comb += [fresh.pool.eq(te.pool), fresh.owner.eq(te.owner), fresh.crc.eq(CRC_INIT),
+                     fresh.csum_on.eq(te.rx_csum & te.aal5), fresh.swap.eq(te.rx_swap),
+                     fresh.pstart.eq(te.pipe_start)]
         S = View(vs, h_vci, h_end, te.aal5, ing.rd)
         ks = Signal(vc_state_layout)
-        m.d.comb += ks.eq(Mux(k_fwd, cur, srd.data))
+        m.d.comb += ks.eq(Mux(k_fwd, cur_w, srd.data))
         K = View(ks, kill_vci, Const(0, 1), Const(1, 1), a)
         F = View(fresh, h_vci, h_end, te.aal5, ing.rd)
 
@@ -400,7 +456,9 @@ class RxEngine(wiring.Component):
                         write_step(V, v.addr, v.size, 0, cur.owner, rem, off)
 
             with m.State("Write"):
-                m.d.comb += dma.w_data.eq(bswap32(frd.data))
+                stored = swap_wiring(m, frd.data, cur.delivered + (word << 2), cur.pstart << 1,
+                                     cur.swap, prefix="rx_swap")
+                m.d.comb += dma.w_data.eq(bswap32(stored))
                 with m.If(dma.err):
                     m.d.sync += dma.req.eq(0)
                     m.d.comb += cnt["DmaFaults"].eq(1)
@@ -414,6 +472,7 @@ class RxEngine(wiring.Component):
                         m.next = "Written"
 
             with m.State("Written"):
+                m.d.comb += csum_take.eq(cur.csum_on)
                 write_step(R, cur.addr, cur.size, cur.used, cur.owner, rem, off)
 
             with m.State("Faulted"):
@@ -458,7 +517,7 @@ class RxEngine(wiring.Component):
                 m.d.sync += cur.eq(0)
                 m.d.sync += cur.state.eq(Mux(discard, VcState.Discarding, VcState.Idle))
                 request_cq(R, errors, cur.index, Mux(good, good_len, cur.delivered), cur.cells,
-                           cur.tag)
+                           cur.tag, Mux(good & (errors == 0) & cur.csum_on, cur.csum, 0))
 
             with m.State("WaitCq"):
                 with m.If(cq.done):

@@ -45,7 +45,8 @@ class RxIngress(wiring.Component):
     lb_valid, lb_soc, lb_data : inputs, the transmit side's words (loopback)
     loopback : input, take the loopback's words (the pins are ignored)
     slot : input, the coming edge begins a cell slot
-    mem, mem_rd : the payload words (RX_FIFO_CELLS x 16), the engine's read port
+    mem, mem_rd, mem_rd2 : the payload words (RX_FIFO_CELLS x 16), the engine's read ports
+        (the second feeds its checksum pipe)
     head : the cell at ``rd`` (``rx_cell_layout``); ``ready`` when committed and old enough
         that the engine may start on it at the coming edge (committed at least
         ``RX_DMA_START_CYCLES`` - 1 edges ago)
@@ -69,6 +70,7 @@ class RxIngress(wiring.Component):
         self.mem = Memory(shape=32, depth=RX_FIFO_CELLS * 16, init=[])
         self._mem_w = self.mem.write_port()
         self.mem_rd = self.mem.read_port()      # the engine's
+        self.mem_rd2 = self.mem.read_port()     # the engine's checksum pipe's
         # Each entry's trailer words and CRC parts (the header is in registers).
         self._side = Memory(shape=128, depth=RX_FIFO_CELLS, init=[])
         self._side_w = self._side.write_port()

@@ -29,7 +29,10 @@ from . import timing as T
 from .array_set import array_set
 from .cq_writer import CqRequest
 from .cell_issue import CELL_STRIDE, CellIssuer
+from ..ilp.gateware import PipeDatapath
 from .dma_arbiter import MASTER_BUS
+from .pipe_logic import masked, tx_field_value
+from .pipes import TX_PIPES
 from .registers import (CELL_PAYLOAD_BYTES, ENTRY_WORDS, MAX_PDU, NUM_VCS, CqError, CqKind,
                         TxFlag)
 
@@ -73,7 +76,7 @@ class TxEngine(wiring.Component):
         self.kick = Signal()
         self.cons = Signal(12)
         self.vc_addr = Signal(16)
-        self.vc_data = Signal(12)
+        self.vc_data = Signal(23)
         self.cq = CqRequest("tx")
         self.cells_tx = Signal(2)
         self.pdus_tx = Signal()
@@ -99,7 +102,7 @@ class TxEngine(wiring.Component):
         total_len = Signal(21)                        # their lengths summed
         word = Signal(range(64))
         kick = Signal()
-        errors = Signal(6)
+        errors = Signal(7)
         vci = Signal(16)
         m.d.comb += self.vc_addr.eq(d_w1[0][16:32])
         aal5 = Signal()
@@ -119,6 +122,36 @@ class TxEngine(wiring.Component):
         wword = Signal(range(CELL_STRIDE))            # FIFO word of the current cell
         inflight = Signal(range(T.TX_FIFO_CELLS + 3))
         wb = Signal(range(MAX_DESCRIPTORS))           # descriptor being written back
+
+        # --- the checksum pass (TxFlag.Csum; docs/an2_card.md, "Hardware pipes") ------------
+        m.submodules.csum_pipe = pipe = PipeDatapath(pipes=TX_PIPES)
+        m.d.comb += pipe.o_stream.ready.eq(1)
+        p1 = Signal()                                 # pass 1: summing, sending nothing
+        csum_on = Signal()                            # the PDU has Csum (pass 2: the field)
+        pw = Signal(15)                               # PDU word of the next packed word
+        w2_0 = d_w2[0]
+        c_start = Signal(9)
+        c_field = Signal(16)                          # the field's byte offset
+        m.d.comb += [c_start.eq(w2_0[11:19] << 1),
+                     c_field.eq((w2_0[11:19] + w2_0[19:27]) << 1)]
+        field = tx_field_value(m, pipe.results[0])
+
+        def sum_word(value, last):
+            """Feed the packed word ``value`` (PDU word ``pw``) to the pipe, masked."""
+            m.d.comb += [pipe.i_stream.valid.eq(1), pipe.i_stream.payload.last.eq(last),
+                         pipe.i_stream.payload.data.eq(
+                             masked(m, value, pw << 2, c_start, total_len, name="tx_sum_in"))]
+
+        def with_field(value):
+            """``value`` (PDU word ``pw``) with the checksum field put in, in pass 2."""
+            out = Signal(32, name="tx_word_out")
+            m.d.comb += out.eq(value)
+            with m.If(csum_on & ~p1 & (pw == c_field[2:])):
+                with m.If(c_field[1]):
+                    m.d.comb += out[:16].eq(field)
+                with m.Else():
+                    m.d.comb += out[16:].eq(field)
+            return out
 
         # --- the FIFO's count: cells handed over that have not begun their slot ---------------
         pushes = Signal(2)
@@ -174,7 +207,7 @@ class TxEngine(wiring.Component):
             with m.If(self.tx_on & (self.cons != self.prod)):
                 m.d.sync += [nd.eq(0), total_len.eq(0), errors.eq(0), total.eq(0), sent.eq(0),
                              cb.eq(0), acc.eq(0), acc_n.eq(0), wword.eq(0),
-                             first_idx.eq(self.cons)]
+                             first_idx.eq(self.cons), p1.eq(0), csum_on.eq(0), pw.eq(0)]
                 start_fetch(self.cons)
                 m.next = "Fetch"
 
@@ -221,8 +254,8 @@ class TxEngine(wiring.Component):
                 m.next = "WriteBack"
             with m.Elif(room(0)):
                 with m.If(acc_n != 0):
-                    m.d.comb += [wport.en.eq(1), wport.data.eq(flush_word)]
-                    m.d.sync += [acc_n.eq(0), acc.eq(0)]
+                    m.d.comb += [wport.en.eq(1), wport.data.eq(with_field(flush_word))]
+                    m.d.sync += [acc_n.eq(0), acc.eq(0), pw.eq(pw + 1)]
                 m.d.comb += [iss.push.eq(1), iss.meta.words.eq(fin_words),
                              iss.meta.end.eq(aal5c & ~trailer_alone)]
                 m.d.sync += [sent.eq(sent + 1), wword.eq(0)]
@@ -255,18 +288,25 @@ class TxEngine(wiring.Component):
         merged = Signal(64)
         m.d.comb += merged.eq(acc | (shifted << (acc_n << 3)))
         packing = Signal()
-        m.d.comb += [wport.addr.eq(Cat(wword, iss.wr)), wport.data.eq(bswap32(merged[:32]))]
+        packed = Signal(32)
+        m.d.comb += packed.eq(bswap32(merged[:32]))
+        m.d.comb += [wport.addr.eq(Cat(wword, iss.wr)), wport.data.eq(with_field(packed))]
         with m.If(packing & dma.ack):
             with m.If(acc_n + nbytes >= 4):
+                # Pass 1 writes the entry being filled too (no cell is handed over: pass 2
+                # writes it again) and feeds the checksum pipe.
                 m.d.comb += wport.en.eq(1)
+                with m.If(p1):
+                    sum_word(packed, 0)
                 m.d.sync += [acc.eq(merged >> 32), acc_n.eq(acc_n + nbytes - 4),
-                             wword.eq(wword + 1)]
+                             wword.eq(wword + 1), pw.eq(pw + 1)]
             with m.Else():
                 m.d.sync += [acc.eq(merged), acc_n.eq(acc_n + nbytes)]
 
         cq = self.cq
         m.d.comb += [cq.entry.kind.eq(CqKind.Tx), cq.entry.index.eq((first_idx + nd - 1) & mask),
-                     cq.entry.length.eq(Mux((errors & (CqError.BadVc | CqError.Oversize)) != 0,
+                     cq.entry.length.eq(Mux((errors & (CqError.BadVc | CqError.Oversize
+                                                     | CqError.PipeError)) != 0,
                                             0, total)),
                      cq.entry.vci.eq(vci), cq.entry.errors.eq(errors), cq.entry.cells.eq(sent),
                      cq.entry.tag.eq(d_tag[nd - 1])]
@@ -311,6 +351,10 @@ class TxEngine(wiring.Component):
                         m.d.comb += self.oversize.eq(1)
                         start_write_back(0)
                         m.next = "WriteBack"
+                    with m.Elif(w2_0[2] & (c_field + 2 > length)):
+                        m.d.sync += errors.eq(CqError.PipeError)      # the field is not inside
+                        start_write_back(0)
+                        m.next = "WriteBack"
                     with m.Else():
                         # nd is not yet advanced here: look from descriptor 0 with nd + 1.
                         found = Signal()
@@ -318,10 +362,11 @@ class TxEngine(wiring.Component):
                         for i in reversed(range(MAX_DESCRIPTORS)):
                             with m.If((i <= nd) & (d_w1[i][:16] != 0)):
                                 m.d.comb += [found.eq(1), j.eq(i)]
-                        m.d.sync += owner.eq(self.vc_data[4:12])
+                        m.d.sync += [owner.eq(self.vc_data[4:12]), csum_on.eq(w2_0[2]),
+                                     p1.eq(w2_0[2])]
                         with m.If(~found):
                             finish(cb, total)
-                        with m.Elif(room(0)):
+                        with m.Elif(room(0) | w2_0[2]):       # pass 1 sends nothing
                             start_burst(j, 0, 0)
                             m.d.sync += dma.owner.eq(self.vc_data[4:12])
                             m.next = "Gather"
@@ -365,20 +410,35 @@ class TxEngine(wiring.Component):
                 d_last = (gd == nd - 1)
                 whole = (cb2 == _CELL) & ~(d_last & (p2 == d_w1[gd][:16]))
                 with m.If(whole):
-                    m.d.comb += [iss.push.eq(1), iss.meta.end.eq(0),
-                                 iss.meta.words.eq(_CELL // 4)]
-                    m.d.sync += [sent.eq(sent + 1), cb.eq(0), wword.eq(0)]
+                    with m.If(~p1):
+                        m.d.comb += [iss.push.eq(1), iss.meta.end.eq(0),
+                                     iss.meta.words.eq(_CELL // 4)]
+                        m.d.sync += sent.eq(sent + 1)
+                    m.d.sync += [cb.eq(0), wword.eq(0)]
                 cb_next = Mux(whole, 0, cb2)
                 more_here = p2 < d_w1[gd][:16]
                 found, j = next_nonempty(gd + 1)
                 with m.If(more_here | found):
                     jj = Mux(more_here, gd, j)
                     pp = Mux(more_here, p2, 0)
-                    with m.If(room(whole)):
+                    with m.If(room(whole & ~p1) | p1):
                         start_burst(jj, pp, cb_next)
                         m.next = "Gather"
                     with m.Else():
                         m.d.sync += [gd.eq(jj), pos.eq(pp)]
+                        m.next = "WaitRoom"
+                with m.Elif(p1):
+                    # The end of pass 1: the last (partial) word closes the sum; pass 2
+                    # rewinds to the first buffer with bytes and sends.
+                    sum_word(flush_word, 1)
+                    m.d.sync += [p1.eq(0), total.eq(0), cb.eq(0), acc.eq(0), acc_n.eq(0),
+                                 wword.eq(0), pw.eq(0)]
+                    _, j0 = next_nonempty(0)
+                    with m.If(room(0)):
+                        start_burst(j0, 0, 0)
+                        m.next = "Gather"
+                    with m.Else():
+                        m.d.sync += [gd.eq(j0), pos.eq(0)]
                         m.next = "WaitRoom"
                 with m.Else():
                     finish(cb2, total + n)
@@ -399,7 +459,8 @@ class TxEngine(wiring.Component):
             with m.State("WriteBack"):
                 w2 = (d_w2[wb] & (TxFlag.First | TxFlag.Last)) \
                     | Mux((errors & CqError.DmaFault) != 0, int(TxFlag.DmaFault), 0) \
-                    | Mux((errors & CqError.BadVc) != 0, int(TxFlag.BadVc), 0)
+                    | Mux((errors & CqError.BadVc) != 0, int(TxFlag.BadVc), 0) \
+                    | Mux((errors & CqError.PipeError) != 0, int(TxFlag.PipeError), 0)
                 m.d.comb += dma.w_data.eq(Array([d_addr[wb], d_w1[wb], w2, d_tag[wb]])[word[:2]])
                 ring_burst("WrittenBack")
 

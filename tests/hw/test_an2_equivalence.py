@@ -22,7 +22,7 @@ import random
 import pytest
 
 from hw.an2.model import An2Model
-from hw.an2.registers import Counter, CqError
+from hw.an2.registers import Counter, CqError, VcEntry
 from hw.an2.timing import BUS_WAIT_CYCLES, RESET_CYCLES, cell_slot_edge
 from sim.bus import IrqLine
 from sim.kernel import Kernel
@@ -569,3 +569,146 @@ def test_reset_empties_the_receive_fifo_and_takes_no_cell_meanwhile(reset_at):
     res = run_both(script, rx, send_slot=10, end_edge=reset_at + RESET_CYCLES + 1200)
     compare(*res, rx_bufs=((0x60000, 8 * 2048),), reset_at=reset_at)
     assert 0 < res[2][Counter.CellsRx] < len(rx)
+
+
+# --- hardware pipes (issue 17): a Csum transmit, receive sums and swaps ---------------------
+def _rfc1071(data: bytes) -> int:
+    """The folded 16-bit ones'-complement sum of ``data`` (RFC 1071), written out plainly: the
+    oracle the card's pipes are checked against."""
+    data = bytes(data) + bytes(len(data) % 2)
+    s = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def _swapped(payload: bytes, start: int, mode: int) -> bytes:
+    """What the card stores for ``payload`` with rx_swap ``mode`` from byte ``start``, written
+    out plainly (the bytes after the payload are the AAL5 pad: zeros)."""
+    b = bytearray(payload + bytes(-len(payload) % 4))
+    unit = {1: 2, 2: 4}.get(mode)
+    if unit:
+        for o in range(0, len(b), unit):
+            if o >= start:
+                b[o:o + unit] = b[o:o + unit][::-1]
+    return bytes(b[:len(payload)])
+
+
+def _pdus_sent(out_model) -> dict[int, list[bytes]]:
+    """The AAL5 PDUs' payloads in the cells a run sent, per VC."""
+    from sim.media.aal5 import reassemble
+    cells, out = {}, {}
+    for _, c in out_model:
+        cells.setdefault(c.vci, []).append(c.payload)
+        if c.pt & 1:
+            out.setdefault(c.vci, []).append(reassemble(cells.pop(c.vci)).payload)
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 4] + [pytest.param(s, marks=pytest.mark.slow)
+                                         for s in range(40, 60)])
+def test_transmit_with_checksum(seed):
+    rnd = random.Random(seed)
+    sizes = [rnd.choice((2, 3, 41, 47, 48, 95, 101, 200, 333)) for _ in range(4)]
+    payloads = [bytes(rnd.randrange(256) for _ in range(n)) for n in sizes]
+    cuts = [sorted({rnd.randrange(n + 1) for _ in range(rnd.randrange(3))}) for n in sizes]
+    aligns = [rnd.randrange(4) for _ in sizes]
+    fields = []
+    for n in sizes:
+        s = rnd.randrange(min(256, n // 2))
+        fields.append((s, rnd.randrange(min(256, (n - 2) // 2 - s + 1))))
+    bad = len(payloads)                 # a field past the PDU's end: not sent, PipeError
+    payloads.append(b"x" * 30)
+    fields.append((10, 5))
+    cuts.append([7])
+    aligns.append(1)
+    plain = bytes(rnd.randrange(256) for _ in range(77))    # no Csum, between them
+
+    async def script(card, host):
+        await host.setup({5: 0}, buffers=4)
+        for i, p in enumerate(payloads):
+            host.queue(5, p, cuts=cuts[i], tag=i, align=aligns[i], csum=fields[i])
+            if i == 1:
+                host.queue(5, plain, cuts=(5,), tag=99, align=2)
+        await host.doorbell()
+
+    cells = sum(-(-(n + 8) // 48) for n in sizes) + 2
+    res = run_both(script, end_edge=900 + 120 * cells)
+    compare(*res)
+    _, _, _, out_model, rtl, _, _ = res
+    assert [(_slot_of(e), c) for e, c in rtl.cells_out] == out_model
+    comps = res[5].completions()
+    assert [c.tag for c in comps] == [0, 1, 99, 2, 3, 4]
+    assert comps[-1].errors == CqError.PipeError and comps[-1].length == 0
+    sent = _pdus_sent(out_model)[5]
+    assert len(sent) == 5 and sent[2] == plain
+    for p, (s, f), got in zip(payloads[:bad], fields, sent[:2] + sent[3:]):
+        at = 2 * (s + f)
+        seed16 = int.from_bytes(p[at:at + 2], "big")      # the host's seed, in the field
+        assert got[:at] == p[:at] and got[at + 2:] == p[at + 2:]
+        want = (~_rfc1071(p[2 * s:]) & 0xFFFF) or 0xFFFF
+        assert int.from_bytes(got[at:at + 2], "big") == want
+        # The receiver's check: the sum with the seed (its pseudo-header) added is 0xFFFF.
+        assert _rfc1071(got[2 * s:] + bytes(len(got[2 * s:]) % 2) + seed16.to_bytes(2, "big")) \
+            == 0xFFFF
+
+
+def _pipe_vcs(rnd: random.Random, swap: int) -> dict[int, VcEntry]:
+    return {1: VcEntry(enable=1, rx_csum=1, rx_swap=swap, pipe_start=rnd.randrange(30)),
+            2: VcEntry(enable=1, rx_csum=1, rx_swap=(swap + 1) % 3,
+                       pipe_start=2 * rnd.randrange(15) + 1),
+            3: VcEntry(enable=1, rx_swap=(swap + 2) % 3, pipe_start=rnd.randrange(4))}
+
+
+def _rx_script(entries, bufsize):
+    async def script(card, host):
+        await host.setup({v: 0 for v in entries}, buffers=40, bufsize=bufsize)
+        for v, e in entries.items():
+            await card.write(0x1C, v)
+            await card.write(0x20, e.to_int())
+        while card.edge < 2000:
+            await card.wait(97)
+            await card.write(0x08, 0xF)
+    return script
+
+
+@pytest.mark.parametrize("swap,seed", [(0, 1), (1, 2), (2, 3)]
+                         + [pytest.param(w, s, marks=pytest.mark.slow)
+                            for w in range(3) for s in range(20, 26)])
+def test_receive_with_checksum_and_swap(swap, seed):
+    rnd = random.Random(seed)
+    entries = _pipe_vcs(rnd, swap)
+    pdus = [(rnd.choice(list(entries)), bytes(rnd.randrange(256) for _ in range(rnd.choice(
+        (1, 6, 37, 41, 46, 47, 48, 90, 130, 150))))) for _ in range(7)]
+    queues = {v: [c for vv, p in pdus if vv == v for c in _cells(v, p)] for v in entries}
+    rx = []
+    while any(queues.values()):
+        v = rnd.choice([v for v, q in queues.items() if q])
+        rx.append(queues[v].pop(0))
+    bufsize = rnd.choice((48, 64, 256))
+
+    res = run_both(_rx_script(entries, bufsize), rx, end_edge=2000 + 40 * len(rx))
+    model, mhost, _, _, rtl, rhost, _ = res
+    # The bytes after a buffer's length are undefined (the RTL writes whole words, swapped).
+    compare(*res)
+    assert rhost.received() == mhost.received()
+    got = {v: [(c, data) for c, data in mhost.received() if c.vci == v] for v in entries}
+    for v, e in entries.items():
+        mine = [p for vv, p in pdus if vv == v]
+        assert len(got[v]) == len(mine)
+        for (c, data), p in zip(got[v], mine):
+            assert c.errors == 0 and data == _swapped(p, 2 * e.pipe_start, e.rx_swap)
+            assert c.csum == (_rfc1071(p[2 * e.pipe_start:]) if e.rx_csum else 0)
+
+
+@pytest.mark.parametrize("seed", [5] + [pytest.param(s, marks=pytest.mark.slow)
+                                      for s in range(30, 40)])
+def test_random_receive_with_pipes(seed):
+    """Lost cells, CRC errors and unknown VCs on summing, swapping VCs: the same everything."""
+    rnd = random.Random(seed)
+    entries = _pipe_vcs(rnd, rnd.randrange(3))
+    rx = _random_rx(rnd, list(entries), 8)
+    res = run_both(_rx_script(entries, rnd.choice((48, 64, 256))), rx,
+                   end_edge=2000 + 40 * len(rx))
+    compare(*res)
+    assert res[5].received() == res[1].received()

@@ -242,16 +242,20 @@ class Host:
                 addr=RXBUF + BUFSIZE * i, size=bufsize, own=1, tag=1000 + i).pack()
             self.rx_posted += 1
 
-    def queue(self, vci: int, payload: bytes, cuts=(), tag: int = 0, align: int = 3) -> None:
-        """``payload`` in descriptors split at ``cuts``, buffers at byte offset ``align``."""
+    def queue(self, vci: int, payload: bytes, cuts=(), tag: int = 0, align: int = 3,
+              csum: tuple[int, int] | None = None) -> None:
+        """``payload`` in descriptors split at ``cuts``, buffers at byte offset ``align``; with
+        ``csum`` = (csum_start, csum_field) the first descriptor asks for the checksum."""
         edges = [0, *sorted(cuts), len(payload)]
         for j in range(len(edges) - 1):
             part = payload[edges[j]:edges[j + 1]]
             a = self.tx_buf + align
             self.mem[a:a + len(part)] = part
             self.tx_buf += (len(part) + 16) & ~7
+            pipe = {} if csum is None or j else dict(csum=1, csum_start=csum[0],
+                                                     csum_field=csum[1])
             d = TxDescriptor(addr=a, length=len(part), vci=vci, first=int(j == 0),
-                             last=int(j == len(edges) - 2), own=1, tag=tag)
+                             last=int(j == len(edges) - 2), own=1, tag=tag, **pipe)
             self.mem[TXR + 16 * self.tx_next:TXR + 16 * self.tx_next + 16] = d.pack()
             self.tx_next = (self.tx_next + 1) % RING
 
@@ -364,7 +368,8 @@ def test_register_reset_values_and_access():
     assert seen["prod"] == 70 % 64
     assert seen["link_lb"] == Link.Signal | Link.FrameLock | Link.CellLock
     assert seen["vcindex"] == 1030 % 1024
-    assert seen["vcentry"] == 0xFF0F               # state (5:4) reads Idle, reserved bits 0
+    # state (5:4) reads Idle, the reserved rx_swap 3 was stored as NoSwap, reserved bits 0
+    assert seen["vcentry"] == 0xFF0F | 1 << 16 | 0xFF << 19 == 0x07F9_FF0F
     assert seen["ccount"] == 0xFF
     assert seen["undecoded"] == 0
     assert seen["during_reset"] == Control.Reset

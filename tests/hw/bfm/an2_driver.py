@@ -215,11 +215,14 @@ class An2Host:
         await self.write(Reg.Control, value)
 
     async def open_vc(self, vci: int, *, pool: int = 0, owner: int = 0, aal5: bool = True,
-                      enable: bool = True) -> None:
-        """Write VC ``vci``'s table entry."""
+                      enable: bool = True, rx_csum: bool = False, rx_swap: int = 0,
+                      pipe_start: int = 0) -> None:
+        """Write VC ``vci``'s table entry (the receive pipes: ``rx_csum``, ``rx_swap``,
+        ``pipe_start``)."""
         await self.write(Reg.VcIndex, vci)
         await self.write(Reg.VcEntry, VcEntry(enable=int(enable), aal5=int(aal5), pool=pool,
-                                              owner=owner).to_int())
+                                              owner=owner, rx_csum=int(rx_csum), rx_swap=rx_swap,
+                                              pipe_start=pipe_start).to_int())
 
     async def vc(self, vci: int) -> VcEntry:
         await self.write(Reg.VcIndex, vci)
@@ -303,9 +306,10 @@ class An2Host:
         return TxDescriptor.unpack(self.memory.read(self._tx_entry(i), ENTRY_BYTES))
 
     async def send(self, vci: int, pieces: list[tuple[int, int]], *, tag: int,
-                   doorbell: bool = True) -> list[int]:
+                   doorbell: bool = True, csum: tuple[int, int] | None = None) -> list[int]:
         """Queue one PDU of buffers ``[(addr, length), ...]`` (at least one) on VC ``vci``,
-        ``tag`` on every descriptor, and ring the doorbell (unless ``doorbell`` is False).
+        ``tag`` on every descriptor, and ring the doorbell (unless ``doorbell`` is False);
+        ``csum`` = (csum_start, csum_field): the card fills in the Internet checksum.
 
         Returns
         -------
@@ -323,9 +327,11 @@ class An2Host:
         used = []
         for k, (addr, length) in enumerate(pieces):
             i = self.tx_next
+            pipe = {} if csum is None or k else dict(csum=1, csum_start=csum[0],
+                                                     csum_field=csum[1])
             self.memory.write(self._tx_entry(i), TxDescriptor(
                 addr=addr, length=length, vci=vci, first=int(k == 0),
-                last=int(k == len(pieces) - 1), own=1, tag=tag).pack())
+                last=int(k == len(pieces) - 1), own=1, tag=tag, **pipe).pack())
             used.append(i)
             self.tx_next = (i + 1) % n
         if doorbell:
