@@ -16,6 +16,7 @@ the same point for every pipes value, kept once).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -89,8 +90,24 @@ def combinations(sweep: Sweep) -> list[tuple[int, ...]]:
     return sorted(combos)
 
 
+def _part_sweeps(sweep: Sweep) -> list[Sweep]:
+    """``sweep`` as one grid per ``[[part]]`` (the part's axes in place of the sections'),
+    or itself when it has none."""
+    if not sweep.parts:
+        return [sweep]
+    from .spec import axis_order, hardware_api
+    rank = {k: i for i, k in enumerate(axis_order(tuple(hardware_api()[0] or ())))}
+    out = []
+    for part in sweep.parts:
+        merged = {a.qualname: a for a in sweep.axes}
+        merged.update({a.qualname: a for a in part})
+        axes = sorted(merged.values(), key=lambda a: rank[a.section, a.name])
+        out.append(dataclasses.replace(sweep, axes=tuple(axes), parts=()))
+    return out
+
+
 def plan_sweep(sweep: Sweep) -> list[SweepPoint]:
-    """The points of ``sweep``, in grid order, each once.
+    """The points of ``sweep``, in grid order (part after part), each once.
 
     Raises
     ------
@@ -104,9 +121,9 @@ def plan_sweep(sweep: Sweep) -> list[SweepPoint]:
     hw_params, hardware_cls = hardware_api()
     hw_names = set(hw_params or ())
     points: dict = {}
-    for combo in combinations(sweep):
-        params = {a.qualname: a.values[i] for a, i in zip(sweep.axes, combo)}
-        hw = {a.name: params[a.qualname] for a in sweep.axes
+    for sub, combo in ((p, c) for p in _part_sweeps(sweep) for c in combinations(p)):
+        params = {a.qualname: a.values[i] for a, i in zip(sub.axes, combo)}
+        hw = {a.name: params[a.qualname] for a in sub.axes
               if a.section == "hardware" and a.name in hw_names}
         try:
             hardware = (tuple(sorted(hardware_cls.from_params(hw).as_params().items()))

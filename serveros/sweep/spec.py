@@ -27,6 +27,22 @@ Every parameter takes one value or a list of them; a parameter not given takes i
 (:data:`PARAMETERS`: ``serveros run``'s, and for the hardware today's machine). ``pipes``
 applies to Cheetah only: another server runs once, without pipes, whatever ``pipes`` lists.
 
+A sweep that is not one product (the paper's figures a and b: five documents at 4 clients,
+then 1 to 6 clients at 100 bytes) is a union of grids: each ``[[part]]`` table sets some
+parameters by their bare names, in place of the sections' values, and the sweep's points are
+every part's grid, a point in two parts run once (``mode = "grid"`` only)::
+
+    [software]
+    server = ["cheetah", "harvest", "ncsa"]
+
+    [[part]]                  # figure a
+    doc_bytes = [0, 10, 100, 1024, 10240]
+    clients = 4
+
+    [[part]]                  # figure b
+    doc_bytes = 100
+    clients = [1, 2, 3, 4, 5, 6]
+
 A bad file is refused with :class:`SweepError`, whose message starts ``FILE:LINE:``: bad TOML
 (tomllib's position), an unknown section or parameter, a value of the wrong type or out of
 range, a list naming a value twice, an empty list (an empty product), ``samples`` with
@@ -44,8 +60,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["SweepError", "Axis", "Sweep", "Param", "PARAMETERS", "MODES", "AXIS_ORDER",
-           "MAX_DOC_BYTES", "load_sweep", "parse_sweep", "key_lines", "hardware_api"]
+__all__ = ["SweepError", "Axis", "Sweep", "Param", "PARAMETERS", "MODES", "AXIS_ORDER", "PART",
+           "MAX_DOC_BYTES", "load_sweep", "parse_sweep", "key_lines", "hardware_api",
+           "axis_order"]
 
 #: How the values combine: every combination, a seeded random sample of them, or a seeded
 #: Latin-hypercube sample (each parameter's values evenly covered).
@@ -146,6 +163,8 @@ PARAMETERS: dict[tuple[str, str], Param] = {(p.section, p.name): p for p in (
 #: The sections with parameters, and the order of a sweep's axes (the grid's nesting,
 #: outermost first; the hardware's own parameters follow ``pipes``).
 SECTIONS = ("sweep", "hardware", "software", "workload")
+#: The array of tables whose each entry is a grid of its own (see the module's docstring).
+PART = "part"
 AXIS_ORDER = (("software", "server"), ("hardware", "network"), ("hardware", "pipes"),
               ("workload", "doc_bytes"), ("workload", "clients"), ("workload", "requests"),
               ("workload", "seed"), ("workload", "client"))
@@ -193,6 +212,8 @@ class Sweep:
         ``pipes`` and the hardware's parameters only when named.
     lines : dict
         ``(section, key)`` and ``(section,)`` to their line (for messages).
+    parts : tuple of tuple of Axis
+        The ``[[part]]`` tables' axes (none: the sweep is one grid or sample of ``axes``).
     """
 
     path: str
@@ -202,6 +223,7 @@ class Sweep:
     seed: int
     axes: tuple[Axis, ...]
     lines: dict
+    parts: tuple[tuple[Axis, ...], ...] = ()
 
     def error(self, message: str, *keys: tuple[str, ...]) -> SweepError:
         """A :class:`SweepError` at the first of ``keys`` the file has (else line 1)."""
@@ -213,27 +235,35 @@ class Sweep:
 
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
+_ARRAY = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*=")
 
 
-def key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple, int]:
     """The line (1-based) of each ``[section]`` header as ``(section,)`` and of each
-    ``key = ...`` as ``(section, key)`` (a top-level ``section.key = ...`` too). Lines inside
-    a multi-line array are not keys: they never start with ``bare_key =``."""
-    out: dict[tuple[str, ...], int] = {}
-    section: str | None = None
+    ``key = ...`` as ``(section, key)`` (a top-level ``section.key = ...`` too); the ``i``-th
+    ``[[name]]`` table is ``(name, i)`` and its keys ``(name, i, key)``. Lines inside a
+    multi-line array are not keys: they never start with ``bare_key =``."""
+    out: dict[tuple, int] = {}
+    section: tuple | None = None
+    arrays: dict[str, int] = {}
     for n, line in enumerate(text.splitlines(), 1):
-        m = _HEADER.match(line)
+        m = _ARRAY.match(line) or _HEADER.match(line)
         if m:
-            section = m.group(1)
-            out.setdefault((section,), n)
+            name = m.group(1)
+            if m.re is _ARRAY:
+                section = (name, arrays.get(name, 0))
+                arrays[name] = section[1] + 1
+            else:
+                section = (name,)
+            out.setdefault(section, n)
             continue
         m = _KEY.match(line)
         if m:
             parts = tuple(p.strip() for p in m.group(1).split("."))
-            key = (section, *parts) if section is not None else parts
+            key = (*section, *parts) if section is not None else parts
             out.setdefault(key, n)
-            if len(key) >= 2:
+            if section is None and len(key) >= 2:
                 out.setdefault(key[:1], n)
     return out
 
@@ -293,10 +323,22 @@ def parse_sweep(text: str, path: str = "<sweep>", *, default_name: str = "sweep"
     if not doc:
         raise fail("the sweep file names no parameter (sections: "
                    f"{', '.join(f'[{s}]' for s in SECTIONS)})")
+    params_by_name = {n: sec for sec in SECTIONS[1:] for n in known[sec]}
+    parts = doc.pop(PART, [])
+    if not isinstance(parts, list) or not all(isinstance(t, dict) for t in parts):
+        raise fail(f"{PART} must be [[{PART}]] tables, not {parts!r}", (PART, 0), (PART,))
+    for i, table in enumerate(parts):
+        if not table:
+            raise fail(f"[[{PART}]] number {i + 1} names no parameter", (PART, i))
+        for key in table:
+            if key not in params_by_name:
+                raise fail(f"unknown parameter {key} in [[{PART}]]; a part sets any of: "
+                           f"{', '.join(params_by_name)}", (PART, i, key), (PART, i))
     for section, table in doc.items():
         if section not in SECTIONS:
             raise fail(f"unknown section [{section}]; sections: "
-                       f"{', '.join(f'[{s}]' for s in SECTIONS)}", (section,))
+                       f"{', '.join(f'[{s}]' for s in SECTIONS)} and [[{PART}]]",
+                       (section,))
         if not isinstance(table, dict):
             raise fail(f"{section} must be a [{section}] table of parameters, not "
                        f"{table!r}", (section,))
@@ -307,12 +349,14 @@ def parse_sweep(text: str, path: str = "<sweep>", *, default_name: str = "sweep"
                 raise fail(f"unknown parameter {section}.{key}{why}; [{section}] has: "
                            f"{', '.join(known[section])}", (section, key), (section,))
 
-    def values(section: str, key: str) -> tuple | None:
-        """The checked values of ``section.key`` (None when not given)."""
-        table = doc.get(section, {})
+    def values(section: str, key: str, part: int | None = None) -> tuple | None:
+        """The checked values of ``section.key``, in the ``[[part]]`` number ``part`` when
+        given (None when not there)."""
+        table = doc.get(section, {}) if part is None else parts[part]
         if key not in table:
             return None
-        raw, where = table[key], (section, key)
+        raw = table[key]
+        where = (section, key) if part is None else (PART, part, key)
         vals = raw if isinstance(raw, list) else [raw]
         if not vals:
             raise fail(f"{section}.{key} is an empty list: the sweep would have no point",
@@ -349,15 +393,29 @@ def parse_sweep(text: str, path: str = "<sweep>", *, default_name: str = "sweep"
     if mode != "grid" and samples is None:
         raise fail(f'mode = "{mode}" needs sweep.samples (how many points)',
                    ("sweep", "mode"), ("sweep",))
+    if parts and mode != "grid":
+        raise fail(f'[[{PART}]] tables are grids of their own: mode = "{mode}" cannot take '
+                   f'them', (PART, 0))
     axes: list[Axis] = []
-    order = list(AXIS_ORDER)
-    at = order.index(("hardware", "pipes")) + 1
-    order[at:at] = [("hardware", n) for n in hw_names]
+    order = axis_order(hw_names)
     for section, key in order:
         vals = values(section, key)
         if vals is not None:
             axes.append(Axis(section, key, vals, lines.get((section, key), 1)))
         elif (section, key) in PARAMETERS and PARAMETERS[section, key].default is not None:
             axes.append(Axis(section, key, (PARAMETERS[section, key].default,), 0))
+    part_axes = tuple(tuple(Axis(sec, key, values(sec, key, i), lines.get((PART, i, key), 1))
+                            for sec, key in order if key in table and
+                            params_by_name[key] == sec)
+                      for i, table in enumerate(parts))
     return Sweep(path, settings["name"] or default_name, mode, samples, settings["seed"],
-                 tuple(axes), lines)
+                 tuple(axes), lines, part_axes)
+
+
+def axis_order(hw_names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Every axis ``(section, name)`` in grid order: :data:`AXIS_ORDER` with the hardware's
+    parameters ``hw_names`` after ``pipes``."""
+    order = list(AXIS_ORDER)
+    at = order.index(("hardware", "pipes")) + 1
+    order[at:at] = [("hardware", n) for n in hw_names]
+    return order

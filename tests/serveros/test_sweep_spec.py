@@ -132,3 +132,46 @@ def test_lhs_uses_every_value_of_every_axis_once_with_as_many_samples():
     for name in ("workload.clients", "workload.doc_bytes"):
         i = axes.index(name)
         assert sorted(c[i] for c in combos) == [0, 1, 2, 3]
+
+
+PAPER = """\
+[software]
+server = ["cheetah", "ncsa"]
+
+[workload]
+requests = 7
+
+[[part]]                  # figure a
+doc_bytes = [0, 10, 100, 1024, 10240]
+clients = 4
+
+[[part]]                  # figure b
+doc_bytes = 100
+clients = [1, 2, 3, 4, 5, 6]
+"""
+
+
+def test_parts_are_a_union_of_grids_each_point_once():
+    """The paper's figures a and b as two parts: 5 + 6 points per server, the 100-byte
+    4-client point shared: serveros run's points, in a sweep."""
+    s = parse_sweep(PAPER, "p.toml")
+    assert [a.qualname for a in s.parts[1]] == ["workload.doc_bytes", "workload.clients"]
+    assert s.parts[1][1].line == 13
+    got = [(p.point.server, p.point.doc_bytes, p.point.clients) for p in plan_sweep(s)]
+    assert len(got) == len(set(got)) == 20
+    run = paper.plan_points(("a", "b"), ["cheetah", "ncsa"], requests=7)
+    assert sorted(got) == sorted((p.server, p.doc_bytes, p.clients) for p in run)
+    assert all(p.point.requests == 7 for p in plan_sweep(s))
+
+
+@pytest.mark.parametrize("text, line, words", [
+    (PAPER + "\n[[part]]\nclient_count = 2\n", 16, "unknown parameter client_count in [[part]]"),
+    (PAPER + "\n[[part]]\nclients = 0\n", 16, "workload.clients: must be 1..200, not 0"),
+    (PAPER.replace("[workload]", "[sweep]\nmode = \"lhs\"\nsamples = 3\n[workload]"), 10,
+     "grids of their own"),
+    ("[[part]]\n", 1, "names no parameter"),
+    ("part = 3\n", 1, "must be [[part]] tables"),
+])
+def test_a_bad_part_is_refused_naming_its_line(text, line, words):
+    e = _error(text)
+    assert e.line == line and words in str(e), str(e)
