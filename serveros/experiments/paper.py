@@ -17,9 +17,12 @@ its rows add ``mechanisms``, ``cpu_cycles_per_request`` and
 
 Every ``(server, document size, clients)`` combination is a *point*: an independent simulation
 (fresh kernel, segment and machines, seeded from the run's seed and the point itself), so points
-run in parallel worker processes and the same seed gives the same rows whatever the number of
-workers. The point shared by both figures (100 bytes, 4 clients) is simulated once and reported
-in both.
+run in parallel worker processes (each a task on Dask's distributed scheduler,
+:mod:`serveros.sweep.engine`: ``serveros run`` is a sweep whose points are the figures') and the
+same seed gives the same rows whatever the number of workers. The point shared by both figures
+(100 bytes, 4 clients) is simulated once and reported in both. A point may also carry hardware
+parameters (``Point.hardware``: :mod:`serveros.hardware`) and Cheetah's ILP pipes
+(``Point.pipes``); neither enters its seed, so variants of one point draw the same numbers.
 
 Measurement
 -----------
