@@ -130,9 +130,11 @@ def run_tasks(tasks: Sequence[Task], *, workers: int | None = None,
     _check(tasks, workers, scheduler)
     version = code_version()
     keys = [task_key(t, version) for t in tasks]
-    if len(set(keys)) != len(keys):
-        dup = next(t for t, k in zip(tasks, keys) if keys.count(k) > 1)
-        raise ValueError(f"point {dup.point.label} is given twice")
+    seen: set[str] = set()
+    for t, k in zip(tasks, keys):
+        if k in seen:
+            raise ValueError(f"point {t.point.label} is given twice")
+        seen.add(k)
     out: list[Outcome | None] = [None] * len(tasks)
     pending: list[int] = []
     for i, (t, k) in enumerate(zip(tasks, keys)):
