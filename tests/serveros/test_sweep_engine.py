@@ -116,3 +116,26 @@ def test_cli_sweep_writes_its_tables_and_refuses_a_bad_file_naming_the_line(tmp_
     err = capsys.readouterr().err
     assert f"{f}:7: workload.doc_bytes: must be" in err and "Traceback" not in err
     assert main(["sweep", str(f), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"]) == 2
+
+
+def test_the_engine_refuses_a_point_twice_and_workers_with_a_scheduler():
+    from serveros.sweep.engine import run_tasks
+    from serveros.sweep.tasks import Task
+    p = paper.Point(("b",), "static", 100, 1, 1, "model", 1)
+    with pytest.raises(ValueError, match="given twice"):
+        run_tasks([Task(p, (100,)), Task(p, (100,))])
+    with pytest.raises(ValueError, match="one of workers and scheduler"):
+        run_tasks([Task(p, (100,))], workers=2, scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ValueError, match="workers must be"):
+        run_tasks([Task(p, (100,))], workers=0)
+
+
+def test_a_stored_file_cut_short_counts_as_absent_and_is_run_again(tmp_path):
+    first = run_sweep(parse_sweep(STATIC), tmp_path, workers=1)
+    store = PointStore(tmp_path)
+    path = store.path(first.rows[0]["key"])
+    path.write_text(path.read_text()[:40])
+    again = run_sweep(parse_sweep(STATIC), tmp_path, workers=1)
+    assert _ran(again) == (2, 1, 1, 0)
+    assert paper.rows_without_wall(again.rows) == paper.rows_without_wall(first.rows)
+    assert not list((tmp_path / "points").glob(".*.tmp"))      # no temporary file left
