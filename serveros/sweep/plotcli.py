@@ -3,7 +3,8 @@
 ``DIR`` is a ``serveros sweep`` output folder (``results.parquet``) or a ``serveros run`` one
 (``results.json``). Without ``--pareto`` it draws ``--y`` (default ``throughput_rps``)
 against ``--x`` (default ``doc_bytes``), one line per value of ``--by`` (``--by a,b``: one
-line per combination), into ``DIR/plot_<y>_vs_<x>[_by_<by>].png``; with ``--pareto area`` or
+line per combination; ``--panels c``: a panel per value of ``c``), into
+``DIR/plot_<y>_vs_<x>[_by_<by>][_per_<c>].png``; with ``--pareto area`` or
 ``--pareto cycles`` the Pareto front of ``--y`` against hardware area or CPU cycles per
 request into ``DIR/pareto_<cost>.png`` (``--out`` names another file). It prints the file written.
 """
@@ -37,6 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--by", default=None, metavar="PARAM",
                    help="one line per value of this column (or comma-separated columns: "
                         "one line per combination)")
+    p.add_argument("--panels", default=None, metavar="PARAM",
+                   help="one panel per value of this column, side by side")
     p.add_argument("--pareto", choices=sorted(COSTS), default=None,
                    help="draw the Pareto front of METRIC against hardware area (iCE40 LUTs "
                         "of the hardware pipes) or CPU busy cycles per request")
@@ -58,7 +61,8 @@ def default_png(args: argparse.Namespace) -> str:
     if args.pareto:
         return f"pareto_{args.pareto}.png"
     by = f"_by_{'_'.join(_columns(args.by))}" if args.by else ""
-    return f"plot_{args.y}_vs_{args.x or DEFAULT_X}{by}.png"
+    panels = f"_per_{args.panels}" if args.panels else ""
+    return f"plot_{args.y}_vs_{args.x or DEFAULT_X}{by}{panels}.png"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -70,9 +74,9 @@ def main(args: argparse.Namespace) -> int:
         For a folder with no results, a column the results do not have, or options that do
         not go together.
     """
-    if args.pareto and (args.x or args.by):
-        raise UsageError("argument --pareto: its x axis is the cost; --x and --by do not "
-                         "apply")
+    if args.pareto and (args.x or args.by or args.panels):
+        raise UsageError("argument --pareto: its x axis is the cost; --x, --by and --panels "
+                         "do not apply")
     if args.label and not args.pareto:
         raise UsageError("argument --label: only with --pareto")
     try:
@@ -86,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
             out = plot_pareto(rows, png, cost=args.pareto, y=args.y, labels=labels)
         else:
             out = plot_metric(rows, png, x=args.x or DEFAULT_X, y=args.y,
-                              by=_columns(args.by) if args.by else None)
+                              by=_columns(args.by) if args.by else None, panels=args.panels)
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(out)

@@ -99,13 +99,54 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return out
 
 
+def _sort_values(values) -> list:
+    return sorted(values, key=lambda v: (not _number(v), v if _number(v) else str(v)))
+
+
+def _draw_lines(ax, rows: list[dict], *, x: str, y: str, bys: list[str], pos: dict,
+                xs_all: list) -> int:
+    """One line per combination of ``bys`` on ``ax``; the most rows a point averages."""
+    lines: dict[str, list[dict]] = {}
+    for r in rows:
+        lines.setdefault(", ".join(f"{b}={r.get(b)}" for b in bys), []).append(r)
+    most = 1
+    for name in sorted(lines, key=_natural):
+        at: dict = {}
+        for r in lines[name]:
+            at.setdefault(r[x], []).append(r[y])
+        keys = [v for v in xs_all if v in at]
+        mean = [sum(at[v]) / len(at[v]) for v in keys]
+        lo = [m - min(at[v]) for m, v in zip(mean, keys)]
+        hi = [max(at[v]) - m for m, v in zip(mean, keys)]
+        most = max(most, *(len(at[v]) for v in keys))
+        ax.errorbar([pos[v] for v in keys], mean, yerr=[lo, hi] if any(lo) or any(hi) else None,
+                    marker="o", capsize=3, label=name or None)
+    return most
+
+
+def _x_axis(ax, x: str, xs_all: list, numeric: bool) -> None:
+    if numeric:
+        positive = [v for v in xs_all if v > 0]
+        if positive and max(positive) / min(positive) >= 100:
+            if 0 in xs_all:
+                ax.set_xscale("symlog", linthresh=min(positive))
+            else:
+                ax.set_xscale("log")
+    else:
+        ax.set_xticks(range(len(xs_all)), [str(v) for v in xs_all])
+    ax.set_xlabel(_axis(x))
+
+
 def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
-                y: str = DEFAULT_Y, by: str | Sequence[str] | None = None) -> Path:
+                y: str = DEFAULT_Y, by: str | Sequence[str] | None = None,
+                panels: str | None = None) -> Path:
     """Draw ``y`` against ``x``, one line per value of ``by`` (a column, or several: one line
-    per combination of their values; one line without), into the PNG file ``path``. The
-    title names the :data:`LABEL_COLUMNS` that vary within a line's points (averaged over). A
-    numeric ``x`` is drawn to scale (logarithmic when its positive values span a factor of 100
-    or more; symmetric-log if 0 is one of them), any other as categories in sorted order.
+    per combination of their values; one line without), into the PNG file ``path``; with
+    ``panels``, one panel per value of that column, side by side, each with its own y axis.
+    The title names the :data:`LABEL_COLUMNS` that vary within a line's points (averaged
+    over). A numeric ``x`` is drawn to scale (logarithmic when its positive values span a
+    factor of 100 or more; symmetric-log if 0 is one of them), any other as categories in
+    sorted order.
 
     Raises
     ------
@@ -113,54 +154,40 @@ def plot_metric(rows: Sequence[dict], path: str | os.PathLike, *, x: str,
         Naming a column the rows do not have, or when no row has a number in ``y``.
     """
     bys = [by] if isinstance(by, str) else list(by or ())
-    _check_columns(rows, x=x, y=y, **{f"by {b}": b for b in bys})
+    _check_columns(rows, x=x, y=y, panels=panels, **{f"by {b}": b for b in bys})
     mine = [r for r in measured(rows, y) if r.get(x) is not None]
     if not mine:
         raise ValueError(f"no measured row has a number in {y!r} and a value of {x!r}")
-    xs_all = sorted({r[x] for r in mine}, key=lambda v: (not _number(v), v if _number(v)
-                                                         else str(v)))
+    xs_all = _sort_values({r[x] for r in mine})
     numeric = all(_number(v) for v in xs_all)
     pos = {v: (v if numeric else i) for i, v in enumerate(xs_all)}
-    lines: dict[str, list[dict]] = {}
-    for r in mine:
-        lines.setdefault(", ".join(f"{b}={r.get(b)}" for b in bys), []).append(r)
+    groups = ({None: mine} if panels is None else
+              {v: [r for r in mine if r.get(panels) == v]
+               for v in _sort_values({r.get(panels) for r in mine})})
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 4.8), dpi=100)
+    n = len(groups)
+    fig, axes = plt.subplots(1, n, figsize=(7.2 if n == 1 else 1.2 + 4.6 * n, 4.8), dpi=100,
+                             squeeze=False)
     most = 1
     try:
-        for name in sorted(lines, key=_natural):
-            at: dict = {}
-            for r in lines[name]:
-                at.setdefault(r[x], []).append(r[y])
-            keys = [v for v in xs_all if v in at]
-            mean = [sum(at[v]) / len(at[v]) for v in keys]
-            lo = [m - min(at[v]) for m, v in zip(mean, keys)]
-            hi = [max(at[v]) - m for m, v in zip(mean, keys)]
-            most = max(most, *(len(at[v]) for v in keys))
-            ax.errorbar([pos[v] for v in keys], mean,
-                        yerr=[lo, hi] if any(lo) or any(hi) else None, marker="o",
-                        capsize=3, label=name or None)
-        if numeric:
-            positive = [v for v in xs_all if v > 0]
-            if positive and max(positive) / min(positive) >= 100:
-                if 0 in xs_all:
-                    ax.set_xscale("symlog", linthresh=min(positive))
-                else:
-                    ax.set_xscale("log")
-        else:
-            ax.set_xticks(range(len(xs_all)), [str(v) for v in xs_all])
-        ax.set_xlabel(_axis(x))
-        ax.set_ylabel(_axis(y))
-        ax.set_ylim(bottom=0)
-        title = f"{y} against {x}" + (f", by {', '.join(bys)}" if bys else "")
+        for ax, (value, group) in zip(axes[0], groups.items()):
+            most = max(most, _draw_lines(ax, group, x=x, y=y, bys=bys, pos=pos,
+                                         xs_all=xs_all))
+            _x_axis(ax, x, xs_all, numeric)
+            ax.set_ylabel(_axis(y))
+            ax.set_ylim(bottom=0)
+            ax.grid(True, which="both", alpha=0.3)
+            if panels is not None:
+                ax.set_title(f"{panels} = {value}", fontsize=10)
+        if bys:
+            axes[0][0].legend(fontsize=7)
+        title = (f"{y} against {x}" + (f", by {', '.join(bys)}" if bys else "")
+                 + (f", a panel per {panels}" if panels else ""))
         if most > 1:
-            over = [c for c in varying(mine) if c != x and c not in bys]
+            over = [c for c in varying(mine) if c not in (x, panels, *bys)]
             title += (f"\n(mean of up to {most} rows a point"
                       + (f", over {', '.join(over)}" if over else "") + "; bars: min to max)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        if bys:
-            ax.legend(fontsize=8)
+        (fig.suptitle if panels else axes[0][0].set_title)(title, fontsize=10)
         return _save(fig, path)
     finally:
         plt.close(fig)

@@ -46,7 +46,8 @@ def test_plots_are_pngs(tmp_path):
     c = plot_pareto(r, tmp_path / "c.png", cost="cycles", labels=["server"])
     d = plot_metric(r, tmp_path / "cat.png", x="server", y="cpu_cycles_per_request")
     e = plot_metric(r, tmp_path / "two.png", x="cpu_mhz", by=["server", "pipes"])
-    for p in (a, b, c, d, e):
+    f = plot_metric(r, tmp_path / "panels.png", x="cpu_mhz", by="pipes", panels="server")
+    for p in (a, b, c, d, e, f):
         assert p.read_bytes().startswith(PNG)
 
 
@@ -55,6 +56,8 @@ def test_plot_errors_name_the_column():
         plot_metric(rows(), "/tmp/never.png", x="nope")
     with pytest.raises(ValueError, match="by nope: no column 'nope'"):
         plot_metric(rows(), "/tmp/never.png", x="server", by=["pipes", "nope"])
+    with pytest.raises(ValueError, match="panels: no column 'nope'"):
+        plot_metric(rows(), "/tmp/never.png", x="server", panels="nope")
     with pytest.raises(ValueError, match="cost must be one of"):
         plot_pareto(rows(), "/tmp/never.png", cost="power")
     with pytest.raises(ValueError, match="area_luts"):
@@ -77,6 +80,9 @@ def test_plot_command_writes_the_png_it_prints(tmp_path, capsys):
     assert plotcli.main(parse(["plot", str(tmp_path), "--x", "cpu_mhz", "--by",
                                "server,pipes"])) == 0
     assert (tmp_path / "plot_throughput_rps_vs_cpu_mhz_by_server_pipes.png").is_file()
+    assert plotcli.main(parse(["plot", str(tmp_path), "--x", "cpu_mhz", "--by", "pipes",
+                               "--panels", "server"])) == 0
+    assert (tmp_path / "plot_throughput_rps_vs_cpu_mhz_by_pipes_per_server.png").is_file()
     assert plotcli.main(parse(["plot", str(tmp_path), "--pareto", "area",
                                "--out", str(tmp_path / "f" / "front.png")])) == 0
     assert (tmp_path / "f" / "front.png").read_bytes().startswith(PNG)
