@@ -9,15 +9,15 @@ and 1024-byte documents, 2 and 4 clients: 8 points) three ways and returns
 2. **1 worker** and **2 workers**: the engine (:func:`serveros.sweep.engine.run_tasks`, no
    store) on a Dask ``LocalCluster`` of that many single-threaded worker processes, given to
    the engine by address as ``--scheduler`` gives one, timed from submission to the last
-   result (the cluster's start-up is timed apart: it is paid once per sweep). Each worker
-   builds the documents' image itself, as on a remote machine.
+   result. Timed apart, as a sweep pays them once: the cluster's start-up, and the workers'
+   warm-up (each builds the documents' image itself, as on a remote machine, and imports the
+   servers: :func:`_warm`).
 
 Printed: each wall time, the scaling ``1 worker / 2 workers`` (2.0 would be perfect on this
-2-core machine), the cluster start-up, and the engine's per-point overhead:
-``(1 worker - bare) / points``: scheduling, pickling the task and its rows, the worker's
-image build and imports, spread over the points. The figures vary with the machine's load:
-the scaling's note gives the load average at the start (other processes on the two cores take
-a second worker's core).
+2-core machine), the engine's per-point overhead ``(1 worker - bare) / points`` (scheduling,
+pickling each task and its rows, the client's bookkeeping), and a worker's warm-up. The
+figures vary with the machine's load: the scaling's note gives the load average at the start
+(other processes on the two cores take a second worker's core).
 """
 from __future__ import annotations
 
@@ -63,23 +63,40 @@ def _bare(points: Sequence, sizes: tuple[int, ...]) -> float:
         return time.perf_counter() - t0
 
 
-def _on_cluster(tasks: Sequence, workers: int) -> tuple[float, float, list[str]]:
-    """(start-up s, sweep s, the failed points' errors) of ``tasks`` on a LocalCluster of
-    ``workers``."""
+def _warm(sizes: tuple[int, ...], servers: tuple[str, ...]) -> None:
+    """A worker's one-time work before its first point: the documents' image and the
+    servers' modules (run on every worker by ``Client.run``)."""
+    from ..experiments import paper
+    from .tasks import documents_image
+    documents_image(sizes)
+    for s in servers:
+        paper.server_factory(s)
+
+
+def _on_cluster(tasks: Sequence, workers: int) -> tuple[float, float, float, list[str]]:
+    """(start-up s, warm-up s, sweep s, the failed points' errors) of ``tasks`` on a
+    LocalCluster of ``workers``: the warm-up builds each worker's documents' image and imports
+    the servers (:func:`_warm`), so the sweep's time is the points' and the engine's."""
     import logging
 
-    from dask.distributed import LocalCluster
+    from dask.distributed import Client, LocalCluster
 
     from .engine import run_tasks
+    sizes = tasks[0].image
+    servers = tuple(sorted({t.point.server for t in tasks}))
     t0 = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         up = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        with Client(cluster.scheduler_address) as client:
+            t1 = time.perf_counter()
+            client.run(_warm, sizes, servers)
+            warm = time.perf_counter() - t1
+        t2 = time.perf_counter()
         outs = run_tasks(tasks, scheduler=cluster.scheduler_address)
-        wall = time.perf_counter() - t1
+        wall = time.perf_counter() - t2
     bad = [r.get("error", "") for o in outs for r in o.rows[:1] if r.get("status") == "failed"]
-    return up, wall, bad
+    return up, warm, wall, bad
 
 
 def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
@@ -98,24 +115,26 @@ def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
     import os
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     bare = _bare(points, sizes)
-    up1, one, bad1 = _on_cluster(tasks, 1)
-    up2, two, bad2 = _on_cluster(tasks, 2)
+    up1, warm1, one, bad1 = _on_cluster(tasks, 1)
+    up2, warm2, two, bad2 = _on_cluster(tasks, 2)
     if bad1 or bad2:
         raise RuntimeError(f"{len(bad1 + bad2)} benchmark point(s) failed, so the times are "
                            f"not of the same work; the first: {(bad1 + bad2)[0]}")
     what = f"{n} points x {requests} requests/client"
+
+    def apart(up: float, warm: float) -> str:
+        return f"{what}; apart: cluster start-up {up:.1f} s, workers' warm-up {warm:.1f} s"
     return [
         BenchResult("sweep: bare run_point, in process", bare, "s", what),
-        BenchResult("sweep: engine, 1 local worker", one, "s", f"{what}; cluster start-up "
-                                                               f"{up1:.1f} s apart"),
-        BenchResult("sweep: engine, 2 local workers", two, "s", f"{what}; cluster start-up "
-                                                                f"{up2:.1f} s apart"),
+        BenchResult("sweep: engine, 1 local worker", one, "s", apart(up1, warm1)),
+        BenchResult("sweep: engine, 2 local workers", two, "s", apart(up2, warm2)),
         BenchResult("sweep: scaling, 1 worker / 2 workers", one / two, "x",
                     f"2.0 = perfect on 2 idle cores; load average {load:.1f} at the start "
                     f"(other processes share the cores)"),
         BenchResult("sweep: engine overhead per point", (one - bare) / n * 1000, "ms",
-                    "(1 worker - bare) / points: scheduling, pickling, the worker's image "
-                    "build and imports"),
+                    "(1 worker - bare) / points: scheduling, pickling the task and its rows"),
+        BenchResult("sweep: a worker's warm-up, once", warm1, "s",
+                    "its documents' image and the servers' imports, before its first point"),
     ]
 
 
