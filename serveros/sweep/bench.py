@@ -21,6 +21,7 @@ figures vary with the machine's load: the scaling's note gives the load average 
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 
@@ -112,11 +113,21 @@ def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
     sizes = tuple(sorted({p.doc_bytes for p in points}))
     tasks = [Task(point=p, image=sizes) for p in points]
     n = len(points)
-    import os
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     bare = _bare(points, sizes)
-    up1, warm1, one, bad1 = _on_cluster(tasks, 1)
-    up2, warm2, two, bad2 = _on_cluster(tasks, 2)
+    # The workers (started after this) inherit the client's version: the benchmark stores
+    # nothing, and a tree edited while it runs must not fail its points as another version.
+    from .version import VERSION_ENV, code_version
+    before = os.environ.get(VERSION_ENV)
+    os.environ[VERSION_ENV] = code_version()
+    try:
+        up1, warm1, one, bad1 = _on_cluster(tasks, 1)
+        up2, warm2, two, bad2 = _on_cluster(tasks, 2)
+    finally:
+        if before is None:
+            os.environ.pop(VERSION_ENV, None)
+        else:
+            os.environ[VERSION_ENV] = before
     if bad1 or bad2:
         raise RuntimeError(f"{len(bad1 + bad2)} benchmark point(s) failed, so the times are "
                            f"not of the same work; the first: {(bad1 + bad2)[0]}")
