@@ -14,8 +14,11 @@ and 1024-byte documents, 2 and 4 clients: 8 points) three ways and returns
    servers: :func:`_warm`).
 
 Printed: each wall time, the scaling ``1 worker / 2 workers`` (2.0 would be perfect on this
-2-core machine), the engine's per-point overhead ``(1 worker - bare) / points`` (scheduling,
-pickling each task and its rows, the client's bookkeeping), and a worker's warm-up. The
+2-core machine), the engine's per-point overhead ``(1 worker - bare) / points``, the same for
+the sweep's points at :data:`TINY_REQUESTS` requests (almost no simulation: the fixed part,
+scheduling and pickling each task and its rows; the rest of the first figure grows with the
+point's work, as a worker runs the same simulation a little slower than this process), and a
+worker's warm-up. The
 figures vary with the machine's load: the scaling's note gives the load average at the start
 (other processes on the two cores take a second worker's core).
 """
@@ -27,10 +30,12 @@ from collections.abc import Sequence
 
 from ..bench import BenchResult
 
-__all__ = ["bench_points", "sweep_benchmarks", "BENCH_REQUESTS"]
+__all__ = ["bench_points", "sweep_benchmarks", "BENCH_REQUESTS", "TINY_REQUESTS"]
 
-#: Requests per client of each benchmark point (short points: the overhead shows).
+#: Requests per client of each benchmark point (short points: the overhead shows), and of
+#: the tiny points whose overhead is the engine's fixed part.
 BENCH_REQUESTS = 50
+TINY_REQUESTS = 2
 
 
 def bench_points(*, requests: int = BENCH_REQUESTS, seed: int = 1) -> list:
@@ -110,11 +115,13 @@ def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
     """
     from .tasks import Task
     points = bench_points(requests=requests)
+    tiny = bench_points(requests=TINY_REQUESTS)
     sizes = tuple(sorted({p.doc_bytes for p in points}))
     tasks = [Task(point=p, image=sizes) for p in points]
     n = len(points)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     bare = _bare(points, sizes)
+    bare_tiny = _bare(tiny, sizes)
     # The workers (started after this) inherit the client's version: the benchmark stores
     # nothing, and a tree edited while it runs must not fail its points as another version.
     from .version import VERSION_ENV, code_version
@@ -123,14 +130,16 @@ def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
     try:
         up1, warm1, one, bad1 = _on_cluster(tasks, 1)
         up2, warm2, two, bad2 = _on_cluster(tasks, 2)
+        *_, one_tiny, bad3 = _on_cluster([Task(point=p, image=sizes) for p in tiny], 1)
     finally:
         if before is None:
             os.environ.pop(VERSION_ENV, None)
         else:
             os.environ[VERSION_ENV] = before
-    if bad1 or bad2:
-        raise RuntimeError(f"{len(bad1 + bad2)} benchmark point(s) failed, so the times are "
-                           f"not of the same work; the first: {(bad1 + bad2)[0]}")
+    bad = bad1 + bad2 + bad3
+    if bad:
+        raise RuntimeError(f"{len(bad)} benchmark point(s) failed, so the times are not of the "
+                           f"same work; the first: {bad[0]}")
     what = f"{n} points x {requests} requests/client"
 
     def apart(up: float, warm: float) -> str:
@@ -143,7 +152,11 @@ def sweep_benchmarks(*, requests: int = BENCH_REQUESTS) -> list[BenchResult]:
                     f"2.0 = perfect on 2 idle cores; load average {load:.1f} at the start "
                     f"(other processes share the cores)"),
         BenchResult("sweep: engine overhead per point", (one - bare) / n * 1000, "ms",
-                    "(1 worker - bare) / points: scheduling, pickling the task and its rows"),
+                    "(1 worker - bare) / points"),
+        BenchResult(f"sweep: the same, {TINY_REQUESTS}-request points",
+                    (one_tiny - bare_tiny) / n * 1000, "ms",
+                    "its fixed part: scheduling, pickling the task and its rows (the rest "
+                    "grows with the point's work)"),
         BenchResult("sweep: a worker's warm-up, once", warm1, "s",
                     "its documents' image and the servers' imports, before its first point"),
     ]
