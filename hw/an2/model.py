@@ -30,6 +30,11 @@ Timing rules (all times are card clock edges, ``p`` = :data:`~hw.an2.timing.CLOC
   the slot's start) at the edge after, where the RTL's binding does, unless Control.Reset cut
   it (:meth:`_to_link`). After the Last descriptor the descriptors are written back (one
   4-word burst each) and the completion is written.
+* Hardware pipes (docs/an2_card.md): a Csum PDU is first read piece by piece as the send reads
+  it, back to back, with no FIFO wait and no cell (:meth:`_tx_sum_pass`); the send follows
+  from the end of its last burst with the checksum field put in. The sums are
+  :func:`hw.ilp.registers.run` of :data:`hw.an2.pipes.CKSUM` on NumPy words; the receive sum
+  and swap cost no edge.
 * Receive: a cell's last word is at the card at the first edge at or after its arrival, its
   first word ``CELL_WORDS - 1`` edges before (a looped cell's: the edge before its slot's
   first). The receive FIFO holds ``RX_FIFO_CELLS``: a cell whose first word comes at an edge

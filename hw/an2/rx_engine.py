@@ -12,6 +12,9 @@ trailer's length and the CRC-32 at the end of a PDU, write the last descriptor b
 Timing: the engine starts on a cell ``RX_DMA_START_CYCLES`` after it is committed, or at the
 edge it finishes the cell before (its last burst's end, or the completion's); every burst of a
 cell starts at the end of the one before; the trailer check takes ``RX_TRAILER_CHECK_CYCLES``.
+A VC with rx_csum feeds each payload burst, seeded with the VC's sum so far, to a
+``PipeDatapath`` of :data:`hw.an2.pipes.RX_PIPES` from a second FIFO read port, and rx_swap
+reorders the words written (docs/an2_card.md, "Hardware pipes"); neither costs a cycle.
 The per-VC state lives in ``state_mem``; the engine works on a copy (``cur``) that it writes
 back every cycle, and takes it from the copy when the next cell is on the same VC, so that
 back-to-back cells of one VC see each other's state without a gap.
@@ -232,10 +235,19 @@ class RxEngine(wiring.Component):
             with m.If(f_w == f_n - 1):
                 m.d.sync += f_on.eq(0)
 
+        # The result is there from the pipe's ``done`` until the next feed starts (always by
+        # the cycle after the burst with a memory that keeps the timing contract; a faster
+        # one, whose first acknowledge comes before DMA_SETUP_CYCLES, makes the engine wait).
+        f_ready = Signal()
+        sum_ok = Signal()
+        with m.If(pipe.done):
+            m.d.sync += f_ready.eq(1)
+        m.d.comb += sum_ok.eq(f_ready | pipe.done)
+
         def feed(V, offset, nb):
             """Start the pipe's feed for a payload burst of ``nb`` bytes from cell byte
             ``offset`` (a VC that sums only)."""
-            m.d.sync += [f_on.eq(V.cc.csum_on), f_seed.eq(1), f_w.eq(0),
+            m.d.sync += [f_on.eq(V.cc.csum_on), f_seed.eq(1), f_w.eq(0), f_ready.eq(0),
                          f_n.eq((nb + 3) >> 2), f_base.eq(offset >> 2), f_o.eq(V.cc.delivered),
                          f_end.eq(V.cc.delivered + nb), f_start.eq(V.cc.pstart << 1)]
 
@@ -472,8 +484,9 @@ class RxEngine(wiring.Component):
                         m.next = "Written"
 
             with m.State("Written"):
-                m.d.comb += csum_take.eq(cur.csum_on)
-                write_step(R, cur.addr, cur.size, cur.used, cur.owner, rem, off)
+                with m.If(~cur.csum_on | sum_ok):
+                    m.d.comb += csum_take.eq(cur.csum_on)
+                    write_step(R, cur.addr, cur.size, cur.used, cur.owner, rem, off)
 
             with m.State("Faulted"):
                 rx_done(R, CqError.DmaFault, ~cend, 0, 0)

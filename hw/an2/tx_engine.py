@@ -18,6 +18,11 @@ of the one before, unless the FIFO holds TX_FIFO_CELLS cells that have not begun
 TX_CELL_ISSUE_CYCLES``, and the cells after the Last buffer are handed over at the end of its
 last burst. This is :class:`hw.an2.model.An2Model`'s transmit timing.
 
+A PDU with TxFlag.Csum is read twice (docs/an2_card.md, "Hardware pipes"): pass 1 runs the
+same bursts back to back through the packer into a ``PipeDatapath`` of
+:data:`hw.an2.pipes.TX_PIPES`, handing no cell over; pass 2 starts at the end of its last
+burst and sends, the packer putting the checksum field into its word.
+
 Limits (docs/an2_card.md): a PDU has at most :data:`MAX_DESCRIPTORS` descriptors (the card
 keeps them for the write-back).
 """

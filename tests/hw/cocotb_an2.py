@@ -24,7 +24,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import LLC, SNAP
 from scapy.packet import Raw
 
@@ -581,4 +581,85 @@ async def loopback_receives_what_it_sends(dut) -> None:
             tb.check_good(pdu, payload, 1 if v == 200 else 0)
     assert tb.sink.cells == [], "a looped-back cell left on the link"
     assert await tb.host.read(Reg.LinkStatus) == int(Link.Signal | Link.FrameLock | Link.CellLock)
+    tb.finish()
+
+
+# --- hardware pipes (issue 17) ---------------------------------------------------------------
+#: LLC/SNAP and a 20-byte IPv4 header: where the transport header starts in the PDU.
+_L4 = 28
+
+
+def _ones(data: bytes) -> int:
+    """RFC 1071's folded 16-bit ones'-complement sum, written out plainly."""
+    data = bytes(data) + bytes(len(data) % 2)
+    s = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def _pseudo(raw: bytes) -> int:
+    """The folded sum of an LLC/SNAP IPv4 packet's pseudo-header (RFC 768 / 793)."""
+    return _ones(raw[20:28] + bytes([0, raw[17]]) + (len(raw) - _L4).to_bytes(2, "big"))
+
+
+def tcp_udp_packets(rng: random.Random, n: int) -> list[bytes]:
+    """LLC/SNAP IPv4 packets, UDP and TCP by turns, with scapy's checksums."""
+    out = []
+    for i in range(n):
+        l4 = UDP(sport=rng.randrange(1, 65536), dport=53) if i % 2 else \
+            TCP(sport=80, dport=rng.randrange(1, 65536), seq=rng.getrandbits(32))
+        out.append(bytes(LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0, code=0x0800)
+                         / IP(src="10.16.0.1", dst="10.16.0.2") / l4
+                         / Raw(rng.randbytes(rng.randint(0, 700)))))
+    return out
+
+
+@cocotb.test()
+async def pipes_checksums_scapy_accepts(dut) -> None:
+    """The card's hardware pipes. Transmit: UDP and TCP packets whose checksum field holds the
+    pseudo-header's sum, sent with Csum from random gather pieces, leave with the checksums
+    scapy computes (byte for byte the packets scapy built). Receive on a VC with rx_csum from
+    the transport header and a halfword swap: each completion's sum plus the pseudo-header is
+    0xFFFF for the good packets, not for one with a flipped bit (a good AAL5 CRC), and the
+    buffers hold the bytes swapped from there on."""
+    tb = Bench(dut, seed=24, max_wait=2)
+    await tb.start()
+    rng = tb.rng
+    tx_vc, rx_vc = 40, 41
+    await tb.host.open_vc(tx_vc)
+    await tb.host.open_vc(rx_vc, rx_csum=True, rx_swap=1, pipe_start=_L4 // 2)
+    await tb.post_buffers(0, 40)
+    packets = tcp_udp_packets(rng, 6)
+    for k, raw in enumerate(packets):
+        field = 3 if raw[17] == 17 else 8       # UDP's or TCP's checksum, 16-bit units
+        at = _L4 + 2 * field
+        host_copy = raw[:at] + _pseudo(raw).to_bytes(2, "big") + raw[at + 2:]
+        await tb.host.send(tx_vc, tb.place(host_copy), tag=k, doorbell=False,
+                           csum=(_L4 // 2, field))
+    await tb.host.doorbell()
+    cells = sum(aal5_cells(len(p)) for p in packets)
+    await tb.collect(0, len(packets), timeout_cycles=2 * tb.cells_cycles(cells) + SETTLE_CYCLES)
+    assert all(c.errors == CqError(0) for c in tb.tx_done), tb.tx_done
+    sent = pdus_of(s.cell for s in tb.sink.cells)[tx_vc]
+    assert sent == packets, "the checksums scapy computes"
+    for p in sent:
+        if p[17] == 17:         # UDP: scapy re-parses it whole
+            check_ip(p)
+    bad = bytearray(packets[2])
+    bad[-1 if len(bad) > _L4 + 20 else _L4] ^= 0x04
+    rx = packets[:3] + [bytes(bad)]
+    for c in [c for p in rx for c in pdu_cells(rx_vc, p)]:
+        tb.source.send_nowait(c)
+    await tb.collect(len(rx), len(packets), timeout_cycles=tb.cells_cycles(cells) + SETTLE_CYCLES)
+    got = tb.received[rx_vc]
+    for pdu, p in zip(got, rx):
+        c = pdu.completion
+        assert c.errors == CqError(0) and c.length == len(p), c
+        ok = _ones(c.csum.to_bytes(2, "big") + _pseudo(p).to_bytes(2, "big")) == 0xFFFF
+        assert ok == (p is not rx[-1]), (c, ok)
+        swapped = bytearray(p + bytes(len(p) % 2))
+        for o in range(_L4, len(swapped), 2):
+            swapped[o:o + 2] = swapped[o:o + 2][::-1]
+        assert pdu.data == bytes(swapped[:len(p)]), "halfword swap from _L4 (pad: zeros)"
     tb.finish()
