@@ -182,7 +182,9 @@ def write_tables(rows: list[dict], out_dir: str | os.PathLike, *, area: bool = T
 
 def read_table(path: str | os.PathLike) -> list[dict]:
     """The flattened rows of a results folder or file: ``results.parquet`` (a sweep's), or
-    else ``results.json`` (``serveros run``'s, flattened here).
+    else ``results.json`` (``serveros run``'s, flattened here, with the area columns of
+    :func:`serveros.sweep.area.add_area`: figure d's ``cheetah@+hwilp`` rows over the AN2
+    get the card's pipes).
 
     Raises
     ------
@@ -206,5 +208,6 @@ def read_table(path: str | os.PathLike) -> list[dict]:
         rows = doc["rows"] if isinstance(doc, dict) and "rows" in doc else doc
         if not isinstance(rows, list):
             raise ValueError(f"{p}: expected a list of rows or {{\"rows\": [...]}}")
-        return flatten_rows(rows)[1]
+        from .area import add_area
+        return flatten_rows(add_area(rows))[1]
     return pq.read_table(p).to_pylist()

@@ -113,6 +113,8 @@ def test_read_table_reads_a_sweep_table_or_a_run_folder(tmp_path):
     assert read_table(tmp_path / "sweep")[0]["cpu_kernel"] == 0.5
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "results.json").write_text(json.dumps({"rows": [run_row()]}))
-    assert read_table(tmp_path / "run")[0]["cpu_cycles_per_request"] == pytest.approx(250.0)
+    got = read_table(tmp_path / "run")[0]
+    assert got["cpu_cycles_per_request"] == pytest.approx(250.0)
+    assert got["area_luts"] == 0                    # a software-only row of serveros run
     with pytest.raises(FileNotFoundError, match="results.parquet or results.json"):
         read_table(tmp_path)
