@@ -63,11 +63,7 @@ def device_pipe_lists(device: str) -> tuple[tuple, ...]:
         For a device with no hardware pipes known.
     """
     if device == "an2":
-        try:
-            from hw.an2.pipes import RX_PIPES, TX_PIPES
-        except ImportError:             # before the card's pipes module: its checksum pipes
-            from sw.libos.ilp.pipes import CKSUM
-            TX_PIPES = RX_PIPES = (CKSUM,)
+        from hw.an2.pipes import RX_PIPES, TX_PIPES
         return (tuple(TX_PIPES), tuple(RX_PIPES))
     if device not in DEVICE_PIPE_LISTS:
         raise ValueError(f"no hardware pipes known for device {device!r} (known: an2, "
