@@ -60,3 +60,6 @@ def test_the_benchmark_sweep_is_valid_and_refuses_bad_input():
     assert len(pts) == 8 and len(set(pts)) == 8 and {p.requests for p in pts} == {5}
     with pytest.raises(ValueError, match="requests must be an integer >= 1"):
         bench_points(requests=0)
+    from serveros.sweep.bench import sweep_benchmarks
+    with pytest.raises(ValueError, match="repeats must be an integer >= 1"):
+        sweep_benchmarks(repeats=0)                     # refused before anything runs
