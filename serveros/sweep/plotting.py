@@ -29,9 +29,10 @@ DEFAULT_Y = "throughput_rps"
 #: ``--pareto`` costs and their columns (lower is better).
 COSTS = {"area": "area_luts", "cycles": "cpu_cycles_per_request"}
 #: Columns that may name a point in a label, in this order (those that vary among the rows
-#: are used): the sweep's usual parameters and the paper's.
-LABEL_COLUMNS = ("server", "network", "pipes", "cpu_mhz", "doc_bytes", "clients",
-                 "requests_per_client", "card_buffer_kib", "dma_burst", "memory", "seed")
+#: are used): a sweep's parameters as its rows name them (the hardware's are
+#: :data:`serveros.hardware.HARDWARE_PARAMS`; a test keeps this list in step).
+LABEL_COLUMNS = ("server", "network", "pipes", "cpu_mhz", "mem_cycle_ns", "lance_buffer_kib",
+                 "doc_bytes", "clients", "requests_per_client", "seed", "client")
 _AXIS_NAMES = {"throughput_rps": "requests per second", "doc_bytes": "document size (bytes)",
                "cpu_cycles_per_request": "server CPU busy cycles per request",
                "area_luts": "hardware area (iCE40 LUT4 cells of the hardware pipes)",

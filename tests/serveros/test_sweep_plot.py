@@ -39,6 +39,16 @@ def test_failed_points_are_left_out_and_varying_columns_found():
     assert varying(measured(r, "throughput_rps")) == ["server", "pipes", "cpu_mhz"]
 
 
+def test_labels_know_every_sweep_parameter():
+    from serveros.hardware import HARDWARE_PARAMS
+    from serveros.sweep.plan import plan_sweep, row_columns
+    from serveros.sweep.plotting import LABEL_COLUMNS
+    from serveros.sweep.spec import parse_sweep
+    sp = plan_sweep(parse_sweep("[hardware]\npipes = 'sw'\n"))[0]
+    columns = {"server", "doc_bytes", "clients", "seed", *row_columns(sp), *HARDWARE_PARAMS}
+    assert columns <= set(LABEL_COLUMNS)
+
+
 def test_plots_are_pngs(tmp_path):
     r = rows()
     a = plot_metric(r, tmp_path / "m.png", x="cpu_mhz", by="pipes")
