@@ -1,5 +1,5 @@
 """The sweep files shipped in sweeps/: each parses and plans (so none rots as parameters
-change), smoke.toml stays small, paper.toml holds figures a's and b's points, and hwsw.toml
+change), smoke.toml stays small, paper.toml holds exactly figures a's and b's points, and hwsw.toml
 spans the hardware/software study's axes."""
 from pathlib import Path
 
@@ -40,7 +40,8 @@ def test_smoke_is_at_most_8_short_points():
 def test_paper_sweep_holds_figure_a_and_b_points():
     planned = paper.plan_points(("a", "b"), tuple(paper.SERVERS), requests=1000)
     got = {(s, d, c) for s, net, d, c in combos(SWEEPS / "paper.toml") if net == "ethernet"}
-    assert {(p.server, p.doc_bytes, p.clients) for p in planned} <= got
+    assert {(p.server, p.doc_bytes, p.clients) for p in planned} == got
+    assert len(plan_sweep(load_sweep(SWEEPS / "paper.toml"))) == len(planned) == 30
     assert {sp.point.requests for sp in plan_sweep(load_sweep(SWEEPS / "paper.toml"))} == {1000}
 
 
