@@ -97,11 +97,12 @@ class CheetahConfig:
         Beyond the paper (issue 17), off by default and in every paper stage: the card's own
         ILP pipes (the AN2's hardware checksum, ``hw/an2``), bound by the kernel
         (:meth:`sw.exokernel.aegis.Aegis.install_card_rx_pipes`, ``install_card_tx_pipes``).
-        Transmit: every TCP segment leaves the stack with the pseudo-header's sum in its
-        checksum field and the driver asks the card to complete it (``Csum`` on the PDU's
-        First descriptor); no segment, header or document byte is summed by the CPU, so the
-        precomputed checksums go unused (``precomputed_checksums`` then changes nothing but
-        what start-up stores). Receive: the kernel programs Cheetah's VCs to sum each PDU
+        Transmit, only without ``precomputed_checksums`` (the AN2 card's transmit pipe reads
+        each PDU twice, the link idle during the first read; with the stored sums the CPU's
+        share is a header and an add): every TCP segment leaves the stack with the
+        pseudo-header's sum in its checksum field and the driver asks the card to complete
+        it (``Csum`` on the PDU's First descriptor); no segment, header or document byte is
+        summed by the CPU. Receive: the kernel programs Cheetah's VCs to sum each PDU
         from its IP header on (VcEntry ``rx_csum``), and the stack checks the TCP checksum
         with the completion's sum and the pseudo-header (a few adds) instead of summing the
         segment. A card without pipes (the LANCE) binds none (``hwilp_rx_bound`` and

@@ -95,11 +95,13 @@ the card's own pipes (:data:`ILP_PIPES`;
 :meth:`~sw.exokernel.aegis.Aegis.install_card_rx_pipes`, ``install_card_tx_pipes``), counted
 in ``hwilp_rx_bound`` and ``hwilp_tx_bound``. Over the AN2 the kernel writes Cheetah's VC
 entries to sum every PDU from its IP header on, and the stack checks each TCP checksum with
-the completion's sum and the pseudo-header (a few adds in line) instead of its in_cksum pass;
+the completion's sum and the pseudo-header (a few adds in line) instead of its in_cksum pass.
+The card's transmit pipe reads each PDU twice (the link idles during the first read), so
+Cheetah binds it only without the precomputed checksums (``no-precomputed_checksums``): then
 every segment sent leaves the stack with the pseudo-header's sum in its checksum field and
-the card completes it (Csum on the PDU's First descriptor): the CPU sums no header or
-document byte, so the precomputed checksums go unused (the Date line's sum is not taken
-either). The LANCE has no pipes: both counters are 0 and Cheetah does what ``ilp`` does (or,
+the card completes it (Csum on the PDU's First descriptor), and the CPU sums no header or
+document byte. With them (the stage ``+hwilp``) the CPU sums each header and adds the
+document piece's stored sum, as before. The LANCE has no pipes: both counters are 0 and Cheetah does what ``ilp`` does (or,
 without it, what the paper's Cheetah does). Without an exokernel nothing binds the card's
 pipes (both 0).
 
@@ -580,12 +582,24 @@ class CheetahServer:
     async def _bind_card_pipes(self, aegis) -> None:
         """Ask the kernel to bind the card's receive and transmit pipes (:data:`ILP_PIPES`)
         for this environment; counted in ``hwilp_rx_bound`` and ``hwilp_tx_bound`` (0: a card
-        without pipes, or no kernel to bind them). With the transmit pipes bound the TCP
-        leaves every segment's checksum to the card (``Tcp.sum_in_copy``)."""
-        bound = {}
-        for way in ("rx", "tx"):
+        without pipes, no kernel to bind them, or a transmit pipe not worth its price, below).
+        With the transmit pipes bound the TCP leaves every segment's checksum to the card
+        (``Tcp.sum_in_copy``).
+
+        The AN2 card's transmit pipe reads each PDU twice, the link idle during the first
+        read (``netdev.card_tx_rereads``). With the precomputed checksums the CPU's share of a
+        segment's sum is its header and one add of the document piece's stored sum, so
+        Cheetah keeps transmit checksums on the CPU and binds only the receive pipe; without
+        them (``no-precomputed_checksums``) the card's pipe saves summing every byte sent and
+        is bound."""
+        netdev = self.host.netdev
+        ways = ("rx",) if (self.config.precomputed_checksums
+                           and getattr(netdev, "card_tx_rereads", False)) else ("rx", "tx")
+        bound = {"rx": False, "tx": False}
+        for way in ways:
             bound[way] = aegis is not None and \
                 await getattr(aegis, f"install_card_{way}_pipes")(self.env, ILP_PIPES)
+        for way in ("rx", "tx"):
             self.counters[f"hwilp_{way}_bound"] = int(bound[way])
         if bound["tx"]:
             self.stack.tcp.sum_in_copy = True
@@ -682,7 +696,8 @@ class CheetahServer:
             return None
         env = self.env
         cfg = self.config
-        card_sums = cfg.hwilp and bool(getattr(h.netdev, "card_pipes", {}).get("tx"))
+        card_sums = cfg.hwilp and bool(getattr(h.netdev, "card_pipes", {}).get("tx")) \
+            and not (cfg.precomputed_checksums and getattr(h.netdev, "card_tx_rereads", False))
         zero_copy = cfg.cache_as_retransmit_pool \
             and (cfg.precomputed_checksums or card_sums) \
             and not getattr(h.netdev, "cpu_copies", False)

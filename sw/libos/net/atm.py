@@ -62,7 +62,7 @@ from .gather import Gather, PhysRef
 
 __all__ = ["LLC_SNAP_IP", "MTU", "FRAME_HEADER_LEN", "HEADER_LEN", "SUNATM_LLC", "NoPvc",
            "build_frame", "frame_vci", "AtmLinkLayer", "AtmLinkStats", "An2Interface",
-           "CARD_PIPES", "IP_PIPE_START", "CardSumFrame", "card_sum"]
+           "CARD_PIPES", "CARD_TX_REREADS", "IP_PIPE_START", "CardSumFrame", "card_sum"]
 
 #: RFC 2684 / RFC 1483 section 5.1: LLC AA-AA-03, SNAP OUI 00-00-00, EtherType 0x0800 (IPv4).
 LLC_SNAP_IP = bytes.fromhex("aaaa030000000800")
@@ -82,6 +82,11 @@ CARD_PIPES = {"rx": (CKSUM,), "tx": (CKSUM,)}
 #: the 8 bytes of LLC/SNAP (so the sum covers the whole datagram; a verified IP header sums to
 #: 0 mod 0xffff, so the sum is the TCP segment's whatever the header's length).
 IP_PIPE_START = len(LLC_SNAP_IP) // 2
+#: The card's transmit pipe reads a Csum PDU twice over the TURBOchannel: its checksum field
+#: leaves in the first cell and the card has no PDU memory, so a first pass sums the PDU and
+#: sends nothing while the link idles (docs/an2_card.md "Hardware pipes"). A library weighs
+#: that against the CPU's sum (:attr:`An2Interface.card_tx_rereads`).
+CARD_TX_REREADS = True
 
 
 class CardSumFrame(bytes):
@@ -291,6 +296,9 @@ class An2Interface(ReceiverSlot):
         self.rx_frames = 0
         #: The card's pipes this interface offers (:data:`CARD_PIPES`).
         self.card_pipes = CARD_PIPES
+        #: Whether the card's transmit pipe costs a second read of each PDU
+        #: (:data:`CARD_TX_REREADS`).
+        self.card_tx_rereads = CARD_TX_REREADS
         #: Frames sent with the card completing their checksum.
         self.tx_card_sums = 0
 
