@@ -89,6 +89,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field, fields
 
+import numpy as np
+
 from sim.bus import IrqLine, RegisterPort, RegisterTarget
 from sim.kernel import Kernel
 from sim.media.aal5 import build_pdu, crc32_aal5
@@ -222,6 +224,7 @@ class _Vc:
     swap: RxSwap = RxSwap.NoSwap    # its rx_swap
     pipe_start: int = 0         # the pipes' first byte (2 * pipe_start)
     written: int = 0            # payload bytes written (before a trailer-only cell's trim)
+    sum: int = 0                # a good PDU's receive sum (with csum)
 
 
 #: The masters of the card's one DMA port in its arbiter's priority order: hw/an2/gateware.py
@@ -1273,12 +1276,31 @@ class An2Model(RegisterTarget):
         if t > self.kernel.now:
             await self.kernel.sleep_until(t)
         vc.written = vc.delivered
+        if not errors and vc.csum:
+            vc.sum = self._rx_sum(vc, length)
         if not errors and vc.delivered > length:
             # The pad of the cell before a trailer-only cell was written: not in the length.
             trim = min(vc.delivered - length, vc.buf_used)
             vc.buf_used -= trim
             vc.delivered -= trim
         return await self._rx_done(t, vci, vc, errors, discard=False, length=length)
+
+    @staticmethod
+    def _rx_sum(vc: _Vc, length: int) -> int:
+        """A good PDU's receive sum as the RTL forms it: the bytes written from 2 * pipe_start;
+        when its last cell held only pad and trailer, the pad bytes of the cell before (in
+        its last two words, written) are taken out again by adding their complement (a word
+        of zeros adds nothing). The result is the sum of bytes ``[2 pipe_start, length)``,
+        but for a zero sum of a range that is all zero while that pad is not: 0xFFFF, the
+        other ones'-complement zero, where the plain sum is 0."""
+        written = vc.written
+        total = ones_sum(masked_words(vc.pdu[:written], offset=0, start=vc.pipe_start,
+                                      end=written))
+        if written <= length:
+            return total
+        pad = masked_words(vc.pdu[written - 8:written], offset=written - 8,
+                           start=max(vc.pipe_start, length), end=written)
+        return ones_sum(np.array([total, *np.where(pad != 0, ~pad & _MASK, 0)], dtype=np.uint32))
 
     async def _rx_done(self, t: int, vci: int, vc: _Vc, errors: CqError, *, discard: bool,
                        length: int | None = None) -> int:
@@ -1287,11 +1309,7 @@ class An2Model(RegisterTarget):
         index, back = vc.filled[-1]
         good = not errors and length is not None
         cells = vc.cells
-        csum = 0
-        if good and vc.csum:
-            # The bytes written from 2 * pipe_start (a trailer-only cell's pad before it too).
-            csum = ones_sum(masked_words(vc.pdu[:vc.written], offset=0, start=vc.pipe_start,
-                                         end=vc.written))
+        csum = vc.sum if good and vc.csum else 0
         self.vcs[vci] = _Vc(state=VcState.Discarding if discard else VcState.Idle)
         return await self._complete(t, self._new(Completion,
             kind=CqKind.Rx, pool=vc.pool, index=index, vci=vci,

@@ -59,6 +59,7 @@ vc_state_layout = data.StructLayout({
     "swap": 2,          # its rx_swap
     "pstart": 8,        # its pipe_start
     "csum": 16,         # the payload's sum so far (the checksum pipe's last result)
+    "tail": 64,         # words 10 and 11 of the last cell summed, as received
 })
 
 
@@ -211,7 +212,11 @@ class RxEngine(wiring.Component):
         # start, one word a cycle from its own FIFO read port, independent of the DMA: the
         # VC's sum so far (the seed), then the burst's words, bytes outside [2 * pipe_start,
         # the burst's end) zero, the last one closing the packet. Its result is ready before
-        # the burst ends, and taken in the cycle after it (``csum_take``).
+        # the burst ends, and taken in the cycle after it (``csum_take``). A cell's words 10
+        # and 11 are kept (``tail``): when the next cell holds only pad and trailer, the pad
+        # bytes among them were summed, and a last feed (``f_fix``) takes them out again: the
+        # sum so far, then the two words, masked to those bytes and complemented unless zero
+        # (adding the complement subtracts, in ones'-complement arithmetic).
         f_on = Signal()
         f_seed = Signal()
         f_w = Signal(range(16))
@@ -219,18 +224,25 @@ class RxEngine(wiring.Component):
         f_base = Signal(4)
         f_o = Signal(17)
         f_end = Signal(17)
-        f_start = Signal(9)
+        f_start = Signal(17)
+        f_fix = Signal()
         frd2 = ing.mem_rd2
         m.d.comb += frd2.addr.eq(Cat((f_base + f_w + ~f_seed)[:4], a))
         with m.If(f_on & f_seed):
             m.d.comb += [pipe.i_stream.valid.eq(1), pipe.i_stream.payload.data.eq(cur.csum)]
             m.d.sync += f_seed.eq(0)
         with m.Elif(f_on):
+            raw = Signal(32)
+            m.d.comb += raw.eq(Mux(f_fix, Mux(f_w[0], cur.tail[32:], cur.tail[:32]), frd2.data))
+            word_in = masked(m, raw, f_o + (f_w << 2), f_start, f_end, name="rx_sum_in")
             m.d.comb += [pipe.i_stream.valid.eq(1),
                          pipe.i_stream.payload.last.eq(f_w == f_n - 1),
                          pipe.i_stream.payload.data.eq(
-                             masked(m, frd2.data, f_o + (f_w << 2), f_start, f_end,
-                                    name="rx_sum_in"))]
+                             Mux(f_fix & (word_in != 0), ~word_in, word_in))]
+            with m.If(~f_fix & (f_base + f_w == 10)):
+                m.d.sync += cur.tail[:32].eq(frd2.data)
+            with m.If(~f_fix & (f_base + f_w == 11)):
+                m.d.sync += cur.tail[32:].eq(frd2.data)
             m.d.sync += f_w.eq(f_w + 1)
             with m.If(f_w == f_n - 1):
                 m.d.sync += f_on.eq(0)
@@ -249,7 +261,8 @@ class RxEngine(wiring.Component):
             ``offset`` (a VC that sums only)."""
             m.d.sync += [f_on.eq(V.cc.csum_on), f_seed.eq(1), f_w.eq(0), f_ready.eq(0),
                          f_n.eq((nb + 3) >> 2), f_base.eq(offset >> 2), f_o.eq(V.cc.delivered),
-                         f_end.eq(V.cc.delivered + nb), f_start.eq(V.cc.pstart << 1)]
+                         f_end.eq(V.cc.delivered + nb), f_start.eq(V.cc.pstart << 1),
+                         f_fix.eq(0)]
 
         def free_cell(V):
             # A cell being started (and dropped) is the FIFO's, on the second port: the cell in
@@ -505,12 +518,20 @@ class RxEngine(wiring.Component):
                     rx_done(R, CqError.CrcError, 0, 0, 0)
                 with m.Else():
                     m.d.comb += cnt["PdusRx"].eq(1)
+                    m.d.sync += f_fix.eq(0)
                     # The pad of the cell before a trailer-only cell was written: not counted.
                     over = cur.delivered - length
                     trim = Mux(over > cur.used, cur.used, over)
                     with m.If(cur.delivered > length):
                         m.d.sync += [cur.used.eq(cur.used - trim),
                                      cur.delivered.eq(cur.delivered - trim)]
+                        # The summed pad bytes [max(2 pipe_start, length), delivered) are in
+                        # the tail: take them out of the sum.
+                        s2 = cur.pstart << 1
+                        m.d.sync += [f_on.eq(cur.csum_on), f_seed.eq(1), f_w.eq(0),
+                                     f_ready.eq(0), f_n.eq(2), f_fix.eq(1),
+                                     f_o.eq(cur.delivered - 8), f_end.eq(cur.delivered),
+                                     f_start.eq(Mux(s2 > length, s2, length))]
                     rx_done(R, 0, 0, 1, length)
 
             with m.State("WbMid"):
@@ -527,10 +548,14 @@ class RxEngine(wiring.Component):
                     pass
 
             with m.State("WbLastDone"):
-                m.d.sync += cur.eq(0)
-                m.d.sync += cur.state.eq(Mux(discard, VcState.Discarding, VcState.Idle))
-                request_cq(R, errors, cur.index, Mux(good, good_len, cur.delivered), cur.cells,
-                           cur.tag, Mux(good & (errors == 0) & cur.csum_on, cur.csum, 0))
+                # (the trailer's correction of the sum, if any, is ready: a write-back burst
+                # outlasts its 3 words under the timing contract; else wait for it)
+                with m.If(~(f_fix & cur.csum_on) | sum_ok):
+                    m.d.sync += cur.eq(0)
+                    m.d.sync += cur.state.eq(Mux(discard, VcState.Discarding, VcState.Idle))
+                    csum = Mux(f_fix, pipe.results[0][:16], cur.csum)
+                    request_cq(R, errors, cur.index, Mux(good, good_len, cur.delivered),
+                               cur.cells, cur.tag, Mux(good & (errors == 0) & cur.csum_on, csum, 0))
 
             with m.State("WaitCq"):
                 with m.If(cq.done):

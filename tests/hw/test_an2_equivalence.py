@@ -712,3 +712,44 @@ def test_random_receive_with_pipes(seed):
                    end_edge=2000 + 40 * len(rx))
     compare(*res)
     assert res[5].received() == res[1].received()
+
+
+def _cells_with_pad(vci: int, payload: bytes, rnd: random.Random) -> list[Cell]:
+    """``payload``'s AAL5 cells with a pad of random non-zero bytes (the CRC over them)."""
+    from sim.media.aal5 import crc32_aal5, pdu_len
+    n = pdu_len(len(payload))
+    body = (payload + bytes(rnd.randrange(1, 256) for _ in range(n - 8 - len(payload)))
+            + bytes(2) + len(payload).to_bytes(2, "big"))
+    pdu = body + crc32_aal5(body).to_bytes(4, "big")
+    k = len(pdu) // 48
+    return [Cell(vpi=0, vci=vci, payload=pdu[48 * i:48 * i + 48], pt=int(i == k - 1))
+            for i in range(k)]
+
+
+@pytest.mark.parametrize("seed", [6] + [pytest.param(s, marks=pytest.mark.slow)
+                                      for s in range(60, 66)])
+def test_receive_sum_takes_out_a_trailer_only_cells_pad(seed):
+    """PDUs whose last cell holds only pad and trailer (length mod 48 from 41 to 47) with
+    non-zero pad: the pad bytes written before the trailer-only cell are taken out of the sum
+    again, which is RFC 1071's over [2 pipe_start, length)."""
+    rnd = random.Random(seed)
+    entries = {4: VcEntry(enable=1, rx_csum=1, pipe_start=rnd.randrange(20)),
+               7: VcEntry(enable=1, rx_csum=1, rx_swap=rnd.randrange(3), pipe_start=1)}
+    pdus = [(rnd.choice(list(entries)), bytes(rnd.randrange(256) for _ in range(
+        48 * rnd.randrange(3) + rnd.randrange(41, 48)))) for _ in range(6)]
+    pdus.append((4, bytes(100)))        # a pad, then none: the last cell carries payload
+    queues = {v: [c for vv, p in pdus if vv == v for c in _cells_with_pad(v, p, rnd)]
+              for v in entries}
+    rx = []
+    while any(queues.values()):
+        v = rnd.choice([v for v, q in queues.items() if q])
+        rx.append(queues[v].pop(0))
+    res = run_both(_rx_script(entries, rnd.choice((48, 64, 256))), rx,
+                   end_edge=2000 + 40 * len(rx))
+    compare(*res)
+    got = res[1].received()
+    assert got == res[5].received()
+    for v, e in entries.items():
+        mine = [p for vv, p in pdus if vv == v]
+        sums = [c.csum for c, _ in got if c.vci == v]
+        assert sums == [_rfc1071(p[2 * e.pipe_start:]) for p in mine]
