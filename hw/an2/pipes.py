@@ -17,30 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ilp.registers import Pipe, bytes_of, run, verify, words_of
+from ..ilp.registers import BSWAP, BSWAP16, CKSUM, bytes_of, run, words_of
 from .registers import RxSwap
 
 __all__ = ["CKSUM", "BSWAP", "BSWAP16", "TX_PIPES", "RX_PIPES", "SWAP_PIPES",
            "masked_words", "ones_sum", "swap_words", "swap_payload"]
-
-#: The Internet checksum's ones'-complement sum (RFC 1071), folded to 16 bits, not
-#: complemented: sw.libos.ilp.pipes.CKSUM, instruction for instruction.
-CKSUM = verify(Pipe(
-    "cksum",
-    body=[("ldw", "r1"), ("addc", "r6", "r6", "r1")],
-    fini=[("li", "r3", 0xFFFF),
-          ("shr", "r1", "r6", 16), ("and", "r2", "r6", "r3"), ("add", "r6", "r1", "r2"),
-          ("shr", "r1", "r6", 16), ("and", "r2", "r6", "r3"), ("add", "r6", "r1", "r2")],
-    results=["r6"]))
-
-#: Reverse each word's four bytes (RxSwap.Word): sw.libos.ilp.pipes.BSWAP.
-BSWAP = verify(Pipe("bswap", body=[("ldw", "r1"), ("bswap", "r2", "r1"), ("stw", "r2")]))
-
-#: Swap the two bytes of each 16-bit half of a word (RxSwap.Halfword).
-BSWAP16 = verify(Pipe("bswap16", body=[
-    ("ldw", "r1"), ("shl", "r2", "r1", 8), ("li", "r3", 0xFF00FF00), ("and", "r2", "r2", "r3"),
-    ("shr", "r4", "r1", 8), ("li", "r3", 0x00FF00FF), ("and", "r4", "r4", "r3"),
-    ("or", "r5", "r2", "r4"), ("stw", "r5")]))
 
 #: The transmit checksum pass's pipe list.
 TX_PIPES = (CKSUM,)

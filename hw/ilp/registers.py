@@ -62,6 +62,7 @@ __all__ = [
     "PipeError", "Pipe", "verify", "register",
     "alu", "branch_taken", "reduce_accumulation", "combine", "addc_scalar",
     "words_of", "bytes_of", "accumulations", "run_body", "run_fini", "run",
+    "COPY", "CKSUM", "BSWAP", "BSWAP16", "HSWAP16", "scramble",
 ]
 
 #: All 32 bits.
@@ -531,3 +532,53 @@ def run(pipe: Pipe, words) -> tuple[np.ndarray, tuple[int, ...]]:
         regs[r] = acc[r]
     run_fini(pipe.fini, regs)
     return out, tuple(regs[r] for r in pipe.results)
+
+
+# --- The standard pipes -------------------------------------------------------------------------
+# Programs in the language that both floors use: the software's fused loops
+# (sw.libos.ilp.pipes, which names them for users) and the cards' hardware pipes (hw.an2.pipes),
+# so a card's checksum is the software's instruction for instruction.
+
+#: The word leaves unchanged (with a storing movement rule: a plain copy).
+COPY = verify(Pipe("copy", body=[("ldw", "r1"), ("stw", "r1")]))
+
+#: The Internet checksum's one's-complement sum (RFC 1071): the words added with end-around
+#: carry into r6, folded to 16 bits in ``fini`` (twice: the first fold can carry once more).
+#: The result ``r6`` is the sum, not complemented, so a stack can add a header's sum to it.
+CKSUM = verify(Pipe(
+    "cksum",
+    body=[("ldw", "r1"), ("addc", "r6", "r6", "r1")],
+    fini=[("li", "r3", 0xFFFF),
+          ("shr", "r1", "r6", 16), ("and", "r2", "r6", "r3"), ("add", "r6", "r1", "r2"),
+          ("shr", "r1", "r6", 16), ("and", "r2", "r6", "r3"), ("add", "r6", "r1", "r2")],
+    results=["r6"]))
+
+#: Reverse each word's four bytes (a big-endian/little-endian conversion of 32-bit fields).
+BSWAP = verify(Pipe("bswap", body=[("ldw", "r1"), ("bswap", "r2", "r1"), ("stw", "r2")]))
+
+#: Swap the two bytes of each 16-bit half of a word (16-bit fields' byte order).
+BSWAP16 = verify(Pipe("bswap16", body=[
+    ("ldw", "r1"), ("shl", "r2", "r1", 8), ("li", "r3", 0xFF00FF00), ("and", "r2", "r2", "r3"),
+    ("shr", "r4", "r1", 8), ("li", "r3", 0x00FF00FF), ("and", "r4", "r4", "r3"),
+    ("or", "r5", "r2", "r4"), ("stw", "r5")]))
+
+#: Swap each word's two 16-bit halves.
+HSWAP16 = verify(Pipe("hswap16", body=[
+    ("ldw", "r1"), ("shl", "r2", "r1", 16), ("shr", "r3", "r1", 16), ("or", "r4", "r2", "r3"),
+    ("stw", "r4")]))
+
+
+def scramble(key: int, *, name: str = "scramble") -> Pipe:
+    """A pipe that xors every word with ``key`` (its own inverse: run twice, it unscrambles).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``key`` is not a 32-bit unsigned int.
+    """
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise TypeError(f"scramble key must be an int, not {key!r}")
+    if not 0 <= key <= MASK:
+        raise ValueError(f"scramble key must fit in 32 unsigned bits, not {key!r}")
+    return verify(Pipe(name, body=[("ldw", "r1"), ("li", "r2", key), ("xor", "r3", "r1", "r2"),
+                                   ("stw", "r3")]))
