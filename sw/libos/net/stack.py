@@ -6,7 +6,11 @@ and a PVC table, no ARP, MTU 9180), else Ethernet II with ARP; the MTU defaults 
 and TCP's MSS follows it. A datagram to send may be a :class:`~sw.libos.net.gather.Gather`
 (pieces left in memory); every header is prepended to it. Received frames (without FCS)
 are given to :meth:`NetStack.input`, which queues them for the stack's receive task; frames to
-send are queued for its transmit task, which awaits ``device.send`` one frame at a time.
+send are queued for its transmit task, which awaits ``device.send`` one frame at a time. A
+device whose ``sends_in_caller`` is true (a library OS's interface on Aegis,
+:class:`~sw.libos.net.aegis_env.AegisNetwork`, where a send is the kernel's transmit system
+call) gets each datagram of :meth:`NetStack.ip_output` from the task that sent it, at once,
+unless an earlier frame still waits for the transmit task (the order stays the sending order).
 Timers (retransmission, TIME_WAIT, ARP retries) run on the simulation kernel.
 
 CPU costs
@@ -191,6 +195,13 @@ class NetStack:
         self.tcp = Tcp(self, config or TcpConfig(), seed)
         self._rxq: Queue = Queue(kernel, name=f"{name}.rx")
         self._txq: Queue = Queue(kernel, name=f"{name}.tx")
+        #: Frames queued for the transmit task and not yet handed to the device.
+        self._tx_backlog = 0
+        #: A ``device.send`` is in progress; ``_tx_free`` is set when it ends.
+        self._tx_busy = False
+        self._tx_free = Event(kernel, f"{name}.tx_free")
+        #: Datagrams go to the device from the sending task (see the module docstring).
+        self.sends_in_caller = getattr(device, "sends_in_caller", False) is True
         kernel.spawn(self._rx_loop(), name=f"{name}.rx", daemon=True)
         kernel.spawn(self._tx_loop(), name=f"{name}.tx", daemon=True)
 
@@ -293,17 +304,39 @@ class NetStack:
                                       ether.HEADER_LEN)
 
     def _queue_frame(self, frame: bytes) -> None:
+        self._tx_backlog += 1
         self._txq.put_nowait(frame)
+
+    async def _output(self, frame) -> None:
+        """Send ``frame`` from the calling task if the device takes sends there
+        (:attr:`sends_in_caller`) and no earlier frame waits, else queue it for the transmit
+        task."""
+        if not self.sends_in_caller or self._tx_backlog or self._tx_busy:
+            self._queue_frame(frame)
+            return
+        await self._send(frame)
+
+    async def _send(self, frame) -> None:
+        """Hand ``frame`` to the device (one send at a time)."""
+        self._tx_busy = True
+        try:
+            await self.device.send(frame)
+            self.stats.frames_out += 1
+        except Exception as e:              # e.g. excessive collisions: the frame is lost
+            self.stats.tx_errors += 1
+            log.debug("%s: transmit failed: %r", self.name, e)
+        finally:
+            self._tx_busy = False
+            self._tx_free.set()
 
     async def _tx_loop(self) -> None:
         while True:
             frame = await self._txq.get()
-            try:
-                await self.device.send(frame)
-                self.stats.frames_out += 1
-            except Exception as e:              # e.g. excessive collisions: the frame is lost
-                self.stats.tx_errors += 1
-                log.debug("%s: transmit failed: %r", self.name, e)
+            while self._tx_busy:                # a task's own send (sends_in_caller) first
+                self._tx_free.clear()
+                await self._tx_free
+            await self._send(frame)
+            self._tx_backlog -= 1
 
     # -- ARP ------------------------------------------------------------------------------------
     def add_arp(self, ip: str | bytes, hw: str | bytes) -> None:
@@ -392,13 +425,15 @@ class NetStack:
                                             header_sums_to_zero=True)
         if self.link_layer is not None:
             try:
-                self._queue_frame(self.link_layer.frame(dst, packet))
+                frame = self.link_layer.frame(dst, packet)
             except NoPvc as e:
                 log.debug("%s: %s: datagram dropped", self.name, e)
+                return
+            await self._output(frame)
             return
         hw = self.arp.lookup(dst, self.kernel.now)
         if hw is not None:
-            self._queue_frame(self._ether(hw, ether.ETHERTYPE_IP, packet))
+            await self._output(self._ether(hw, ether.ETHERTYPE_IP, packet))
             return
         q = self._arp_pending.setdefault(dst, [])
         if len(q) >= self.ARP_QUEUE:
