@@ -48,6 +48,13 @@ class AegisNetwork:
         :mod:`sw.boot`); no environment is created then.
     """
 
+    #: A send is the kernel's transmit system call, made by the library code that sends
+    #: (its TCP, in a frame's upcall or the application's thread), as ExOS does: the stack
+    #: hands each datagram over from the sending task (:class:`~sw.libos.net.NetStack`), not
+    #: through a thread of its own that would wait for the CPU behind the kernel's receive
+    #: task while frames are queued for it.
+    sends_in_caller = True
+
     def __init__(self, aegis, name: str, mac: bytes):
         if not isinstance(mac, bytes) or len(mac) != 6:
             raise TypeError(f"mac must be 6 bytes, not {mac!r}")
