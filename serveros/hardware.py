@@ -141,9 +141,10 @@ for _kib in HARDWARE_PARAMS["lance_buffer_kib"].choices:
 #: Parameters the issue asks for that are not yet parameters, and why.
 PLANNED_PARAMS: Mapping[str, str] = MappingProxyType({
     "dma_burst_words": (
-        "the AN2 card's DMA burst (hw/an2/timing.py DMA_MAX_BURST_WORDS, one constant shared "
-        "by its RTL and its model, which must stay equal edge for edge): planned once the card "
-        "takes it as a parameter of its DeviceSpec"),
+        "the AN2 card's DMA burst: the card moves one cell's or one descriptor's words per "
+        "burst (at most 12, far under hw/an2/timing.py DMA_MAX_BURST_WORDS = 64) by design, so "
+        "a burst length is no knob until the card can batch cells, in its RTL and its model "
+        "together (they must stay equal edge for edge): planned"),
 })
 #: Point parameters that are hardware but carried elsewhere (sweep files may name them).
 _ELSEWHERE = {
