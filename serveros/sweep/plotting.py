@@ -15,6 +15,8 @@ Rows are flattened table rows (:func:`serveros.sweep.table.read_table`). A faile
 """
 from __future__ import annotations
 
+import difflib
+
 import math
 import os
 from collections.abc import Sequence
@@ -59,8 +61,11 @@ def _check_columns(rows: Sequence[dict], **named: str | None) -> None:
     have = list(dict.fromkeys(c for r in rows for c in r))
     for option, col in named.items():
         if col is not None and col not in have:
-            raise ValueError(f"{option}: no column {col!r} in the results (columns: "
-                             f"{', '.join(have)})")
+            close = difflib.get_close_matches(col, have, n=5, cutoff=0.5)
+            hint = (f"did you mean {', '.join(close)}?" if close else
+                    f"e.g. {', '.join(have[:12])}")
+            raise ValueError(f"{option}: no column {col!r} among the results' {len(have)} "
+                             f"columns; {hint}")
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:

@@ -204,10 +204,16 @@ def read_table(path: str | os.PathLike) -> list[dict]:
     elif not p.is_file():
         raise FileNotFoundError(f"{p}: no such file or folder")
     if p.suffix == ".json":
-        doc = json.loads(p.read_text())
+        try:
+            doc = json.loads(p.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{p}: not JSON ({e})") from None
         rows = doc["rows"] if isinstance(doc, dict) and "rows" in doc else doc
-        if not isinstance(rows, list):
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ValueError(f"{p}: expected a list of rows or {{\"rows\": [...]}}")
         from .area import add_area
         return flatten_rows(add_area(rows))[1]
-    return pq.read_table(p).to_pylist()
+    try:
+        return pq.read_table(p).to_pylist()
+    except (OSError, ValueError) as e:          # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{p}: not a readable Parquet table ({e})") from None

@@ -118,3 +118,14 @@ def test_read_table_reads_a_sweep_table_or_a_run_folder(tmp_path):
     assert got["area_luts"] == 0                    # a software-only row of serveros run
     with pytest.raises(FileNotFoundError, match="results.parquet or results.json"):
         read_table(tmp_path)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("results.json", b"garbage", "results.json: not JSON"),
+    ("results.json", b"[1, 2]", "expected a list of rows"),
+    ("results.parquet", b"junk!", "results.parquet: not a readable Parquet table"),
+])
+def test_a_damaged_results_file_is_refused_naming_it(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_table(tmp_path)
