@@ -163,19 +163,9 @@ def test_rtl_kinds_name_the_server_machines_cards_only():
     assert paper.server_rtl_instances(specs, ()) == []
 
 
-def test_results_meta_names_the_networks(tmp_path, monkeypatch):
+def test_results_meta_names_the_networks(tmp_path, planned_run):
     """The command passes figure c's networks to the results' meta (without simulating)."""
-    seen = {}
-
-    def run_paper(points, **kw):
-        seen["points"] = points
-        return []
-
-    def write_results(rows, out, meta):
-        seen["meta"] = meta
-        return {}
-    monkeypatch.setattr(paper, "run_paper", run_paper)
-    monkeypatch.setattr(paper, "write_results", write_results)
+    seen = planned_run
     assert main(["run", "--figure", "c", "--network", "ethernet", "--servers", "cheetah",
                  "--requests", "1", "--out", str(tmp_path)]) == 0
     assert seen["meta"]["networks"] == ["ethernet"] and seen["meta"]["figures"] == ["c"]

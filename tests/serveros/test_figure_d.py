@@ -151,19 +151,9 @@ def test_bad_figure_is_a_usage_error(bad, tmp_path, capsys):
     assert "--figure" in err and "d" in err
 
 
-def test_command_plans_the_variants_and_names_them_in_the_meta(tmp_path, monkeypatch):
+def test_command_plans_the_variants_and_names_them_in_the_meta(tmp_path, planned_run):
     """``--figure d`` runs figure d's variants whatever ``--servers`` says (not simulated)."""
-    seen = {}
-
-    def run_paper(points, **kw):
-        seen["points"] = points
-        return []
-
-    def write_results(rows, out, meta):
-        seen["meta"] = meta
-        return {}
-    monkeypatch.setattr(paper, "run_paper", run_paper)
-    monkeypatch.setattr(paper, "write_results", write_results)
+    seen = planned_run
     assert main(["run", "--figure", "d", "--network", "an2", "--servers", "ncsa",
                  "--requests", "3", "--out", str(tmp_path)]) == 0
     specs = [v.spec for v in figure_d.measured_variants()]
