@@ -579,6 +579,15 @@ class CheetahServer:
         self.stack.tcp.sum_in_copy = fused["tx"]
 
     # -- the card's pipes (the hwilp switch) ----------------------------------------------------
+    def _card_tx_pipe_wanted(self) -> bool:
+        """Whether Cheetah asks for the card's transmit pipe (``hwilp`` on a card that has one,
+        unless it rereads each PDU while the precomputed checksums leave the CPU only a
+        header's sum: :meth:`_bind_card_pipes`)."""
+        cfg, netdev = self.config, self.host.netdev
+        return (cfg.hwilp and bool(getattr(netdev, "card_pipes", {}).get("tx"))
+                and not (cfg.precomputed_checksums
+                         and getattr(netdev, "card_tx_rereads", False)))
+
     async def _bind_card_pipes(self, aegis) -> None:
         """Ask the kernel to bind the card's receive and transmit pipes (:data:`ILP_PIPES`)
         for this environment; counted in ``hwilp_rx_bound`` and ``hwilp_tx_bound`` (0: a card
@@ -592,9 +601,7 @@ class CheetahServer:
         Cheetah keeps transmit checksums on the CPU and binds only the receive pipe; without
         them (``no-precomputed_checksums``) the card's pipe saves summing every byte sent and
         is bound."""
-        netdev = self.host.netdev
-        ways = ("rx",) if (self.config.precomputed_checksums
-                           and getattr(netdev, "card_tx_rereads", False)) else ("rx", "tx")
+        ways = ("rx", "tx") if self._card_tx_pipe_wanted() else ("rx",)
         bound = {"rx": False, "tx": False}
         for way in ways:
             bound[way] = aegis is not None and \
@@ -696,8 +703,7 @@ class CheetahServer:
             return None
         env = self.env
         cfg = self.config
-        card_sums = cfg.hwilp and bool(getattr(h.netdev, "card_pipes", {}).get("tx")) \
-            and not (cfg.precomputed_checksums and getattr(h.netdev, "card_tx_rereads", False))
+        card_sums = self._card_tx_pipe_wanted()
         zero_copy = cfg.cache_as_retransmit_pool \
             and (cfg.precomputed_checksums or card_sums) \
             and not getattr(h.netdev, "cpu_copies", False)
